@@ -1,0 +1,11 @@
+//! CMP's domain: what a certificate is to the platform, its status and findings, and roles.
+//! Pure types and rules; no database, HTTP or runtime in here. Time is always passed in.
+
+pub mod certificate;
+pub mod role;
+
+pub use certificate::{
+    CertificateFacts, CertificateStatus, Finding, KeyInfo, KeyType, LocationKind, San, SanType,
+    evaluate, static_findings, status_at, DEFAULT_EXPIRY_WINDOW_DAYS,
+};
+pub use role::Role;

@@ -1,0 +1,528 @@
+//! Certificates: import with de-duplication, filtered keyset listing, updates, deletion.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use cmp_domain::{
+    static_findings, CertificateStatus, Finding, KeyInfo, KeyType, LocationKind, San,
+};
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::audit;
+use crate::sql::{Arg, SqlBuilder};
+use crate::{
+    AuditContext, CertificateQuery, CertificateRecord, CertificateSort, CertificateSource,
+    CertificateStore, CertificateUpdate, Cursor, ImportOutcome, Location, NewAuditEvent,
+    NewCertificate, OwnerRef, Page, Scope, SqlStore, StoreError, StoreResult,
+};
+
+const SELECT_COLUMNS: &str = "SELECT c.id, c.fingerprint_sha256, c.serial_number, c.subject, \
+    c.issuer, c.common_name, c.not_before, c.not_after, c.sans, c.key_type, c.key_bits, \
+    c.key_curve, c.signature_algorithm, c.is_ca, c.self_signed, c.finding_flags, c.owner_id, \
+    o.name AS owner_name, c.labels, c.source, c.created_at, c.updated_at \
+    FROM certificates c LEFT JOIN owners o ON o.id = c.owner_id";
+
+/// Bit of a time-independent finding in `finding_flags`.
+fn finding_bit(f: Finding) -> i64 {
+    let index = Finding::ALL.iter().position(|x| *x == f).unwrap_or(0);
+    1 << index
+}
+
+fn flags_of(findings: &[Finding]) -> i64 {
+    findings.iter().fold(0, |acc, f| acc | finding_bit(*f))
+}
+
+fn findings_of(flags: i64) -> Vec<Finding> {
+    Finding::ALL.into_iter().filter(|f| flags & finding_bit(*f) != 0).collect()
+}
+
+/// Lowercased subject and SAN values: what `q` searches.
+fn search_text(subject: &str, sans: &[San]) -> String {
+    let mut text = subject.to_lowercase();
+    for san in sans {
+        text.push('\n');
+        text.push_str(&san.value.to_lowercase());
+    }
+    text
+}
+
+/// `LIKE` pattern for a substring, with the wildcards of the input escaped.
+fn like_pattern(q: &str) -> String {
+    let mut p = String::from("%");
+    for ch in q.to_lowercase().chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
+}
+
+/// Whether `id` is a fingerprint (64 hex digits, colons allowed) rather than a platform id.
+fn as_fingerprint(id: &str) -> Option<String> {
+    let hex: String = id.chars().filter(|c| *c != ':').collect();
+    (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())).then(|| hex.to_lowercase())
+}
+
+fn push_identity(b: &mut SqlBuilder, id: &str) {
+    match as_fingerprint(id) {
+        Some(fp) => b.push(" c.fingerprint_sha256 = ").bind(Arg::Text(fp)),
+        None => b.push(" c.id = ").bind(Arg::Text(id.to_string())),
+    };
+}
+
+fn push_scope(b: &mut SqlBuilder, scope: &Scope) {
+    if let Scope::Owners(ids) = scope {
+        if ids.is_empty() {
+            b.push(" AND 1 = 0");
+            return;
+        }
+        b.push(" AND c.owner_id IN (");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.bind(Arg::Text(id.clone()));
+        }
+        b.push(")");
+    }
+}
+
+fn push_status(b: &mut SqlBuilder, status: CertificateStatus, now: i64, window: i64) {
+    match status {
+        CertificateStatus::Expired => b.push(" AND c.not_after < ").bind(Arg::Int(now)),
+        CertificateStatus::NotYetValid => b.push(" AND c.not_before > ").bind(Arg::Int(now)),
+        CertificateStatus::Expiring => b
+            .push(" AND c.not_before <= ")
+            .bind(Arg::Int(now))
+            .push(" AND c.not_after >= ")
+            .bind(Arg::Int(now))
+            .push(" AND c.not_after <= ")
+            .bind(Arg::Int(now.saturating_add(window))),
+        CertificateStatus::Valid => b
+            .push(" AND c.not_before <= ")
+            .bind(Arg::Int(now))
+            .push(" AND c.not_after > ")
+            .bind(Arg::Int(now.saturating_add(window))),
+    };
+}
+
+fn record_from_row(row: &AnyRow) -> StoreResult<CertificateRecord> {
+    let sans: String = row.try_get("sans")?;
+    let labels: String = row.try_get("labels")?;
+    let key_type: String = row.try_get("key_type")?;
+    let source: String = row.try_get("source")?;
+    let owner_id: Option<String> = row.try_get("owner_id")?;
+    let owner_name: Option<String> = row.try_get("owner_name")?;
+    let key_bits: Option<i64> = row.try_get("key_bits")?;
+    Ok(CertificateRecord {
+        id: row.try_get("id")?,
+        fingerprint_sha256: row.try_get("fingerprint_sha256")?,
+        serial_number: row.try_get("serial_number")?,
+        subject: row.try_get("subject")?,
+        issuer: row.try_get("issuer")?,
+        common_name: row.try_get("common_name")?,
+        not_before: row.try_get("not_before")?,
+        not_after: row.try_get("not_after")?,
+        sans: serde_json::from_str(&sans).map_err(|e| StoreError::corrupt("sans", e))?,
+        key: KeyInfo {
+            kind: KeyType::parse(&key_type).ok_or_else(|| StoreError::corrupt("key type", &key_type))?,
+            bits: key_bits.and_then(|b| u32::try_from(b).ok()),
+            curve: row.try_get("key_curve")?,
+        },
+        signature_algorithm: row.try_get("signature_algorithm")?,
+        is_ca: row.try_get::<i64, _>("is_ca")? != 0,
+        self_signed: row.try_get::<i64, _>("self_signed")? != 0,
+        static_findings: findings_of(row.try_get("finding_flags")?),
+        owner: owner_id.zip(owner_name).map(|(id, name)| OwnerRef { id, name }),
+        labels: serde_json::from_str(&labels).map_err(|e| StoreError::corrupt("labels", e))?,
+        source: CertificateSource::parse(&source)
+            .ok_or_else(|| StoreError::corrupt("source", &source))?,
+        locations: Vec::new(),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl SqlStore {
+    /// Fills in the locations of the given records with one query.
+    async fn attach_locations(&self, records: &mut [CertificateRecord]) -> StoreResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut b = SqlBuilder::new(
+            "SELECT certificate_id, kind, address, first_seen, last_seen FROM locations \
+             WHERE certificate_id IN (",
+        );
+        for (i, r) in records.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.bind(Arg::Text(r.id.clone()));
+        }
+        b.push(") ORDER BY first_seen, address");
+        let mut by_cert: HashMap<String, Vec<Location>> = HashMap::new();
+        for row in b.query().fetch_all(&self.read).await? {
+            let kind: String = row.try_get("kind")?;
+            by_cert.entry(row.try_get("certificate_id")?).or_default().push(Location {
+                kind: LocationKind::parse(&kind)
+                    .ok_or_else(|| StoreError::corrupt("location kind", &kind))?,
+                address: row.try_get("address")?,
+                first_seen: row.try_get("first_seen")?,
+                last_seen: row.try_get("last_seen")?,
+            });
+        }
+        for r in records.iter_mut() {
+            r.locations = by_cert.remove(&r.id).unwrap_or_default();
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CertificateStore for SqlStore {
+    async fn import_certificates(
+        &self,
+        ctx: &AuditContext,
+        certificates: &[NewCertificate],
+    ) -> StoreResult<Vec<ImportOutcome>> {
+        let now = ctx.now();
+        let mut tx = self.begin().await?;
+        let mut outcomes = Vec::with_capacity(certificates.len());
+        for cert in certificates {
+            let f = &cert.facts;
+            let id = uuid::Uuid::now_v7().to_string();
+            let sans = serde_json::to_string(&f.sans).map_err(|e| StoreError::corrupt("sans", e))?;
+            let inserted = sqlx::query(
+                "INSERT INTO certificates (id, fingerprint_sha256, serial_number, subject, issuer, \
+                 common_name, not_before, not_after, sans, search_text, key_type, key_bits, \
+                 key_curve, signature_algorithm, is_ca, self_signed, finding_flags, owner_id, \
+                 labels, source, der, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+                 $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, '{}', $19, $20, $21, $21) \
+                 ON CONFLICT (fingerprint_sha256) DO NOTHING RETURNING id",
+            )
+            .bind(&id)
+            .bind(&f.fingerprint_sha256)
+            .bind(&f.serial_number)
+            .bind(&f.subject)
+            .bind(&f.issuer)
+            .bind(&f.common_name)
+            .bind(f.not_before.unix_timestamp())
+            .bind(f.not_after.unix_timestamp())
+            .bind(sans)
+            .bind(search_text(&f.subject, &f.sans))
+            .bind(f.key.kind.as_str())
+            .bind(f.key.bits.map(i64::from))
+            .bind(&f.key.curve)
+            .bind(&f.signature_algorithm)
+            .bind(i64::from(f.is_ca))
+            .bind(i64::from(f.self_signed))
+            .bind(flags_of(&static_findings(f)))
+            .bind(&cert.owner_id)
+            .bind(cert.source.as_str())
+            .bind(f.der.as_slice())
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let outcome = match inserted {
+                Some(_) => {
+                    let event = NewAuditEvent {
+                        action: "certificate.created".into(),
+                        entity_type: "certificate".into(),
+                        entity_id: id.clone(),
+                        details: json!({
+                            "fingerprint_sha256": f.fingerprint_sha256,
+                            "subject": f.subject,
+                            "serial_number": f.serial_number,
+                            "source": cert.source.as_str(),
+                        }),
+                    };
+                    audit::append(&mut tx, ctx, &event).await?;
+                    ImportOutcome { id, fingerprint_sha256: f.fingerprint_sha256.clone(), created: true }
+                }
+                None => {
+                    let existing: String =
+                        sqlx::query("SELECT id FROM certificates WHERE fingerprint_sha256 = $1")
+                            .bind(&f.fingerprint_sha256)
+                            .fetch_one(&mut *tx)
+                            .await?
+                            .try_get("id")?;
+                    ImportOutcome {
+                        id: existing,
+                        fingerprint_sha256: f.fingerprint_sha256.clone(),
+                        created: false,
+                    }
+                }
+            };
+            if let Some(location) = &cert.location {
+                sqlx::query(
+                    "INSERT INTO locations (id, certificate_id, kind, address, first_seen, last_seen) \
+                     VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (certificate_id, kind, address) \
+                     DO UPDATE SET last_seen = excluded.last_seen",
+                )
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(&outcome.id)
+                .bind(location.kind.as_str())
+                .bind(&location.address)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn list_certificates(
+        &self,
+        query: &CertificateQuery,
+    ) -> StoreResult<Page<CertificateRecord>> {
+        let sort_column = match query.sort {
+            CertificateSort::NotAfter => "c.not_after",
+            CertificateSort::CreatedAt => "c.created_at",
+        };
+        let mut b = SqlBuilder::new(SELECT_COLUMNS);
+        b.push(" WHERE 1 = 1");
+        push_scope(&mut b, &query.scope);
+        if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
+            b.push(" AND c.search_text LIKE ").bind(Arg::Text(like_pattern(q))).push(" ESCAPE '\\'");
+        }
+        if let Some(status) = query.status {
+            push_status(&mut b, status, query.now, query.window_secs);
+        }
+        if let Some(owner) = &query.owner_id {
+            b.push(" AND c.owner_id = ").bind(Arg::Text(owner.clone()));
+        }
+        if let Some(issuer) = &query.issuer {
+            b.push(" AND c.issuer = ").bind(Arg::Text(issuer.clone()));
+        }
+        if let Some(t) = query.expires_before {
+            b.push(" AND c.not_after < ").bind(Arg::Int(t));
+        }
+        if let Some(t) = query.expires_after {
+            b.push(" AND c.not_after > ").bind(Arg::Int(t));
+        }
+        if let Some(k) = query.key_type {
+            b.push(" AND c.key_type = ").bind(Arg::Text(k.as_str().to_string()));
+        }
+        if let Some(finding) = query.finding {
+            let time_status = match finding {
+                Finding::Expired => Some(CertificateStatus::Expired),
+                Finding::Expiring => Some(CertificateStatus::Expiring),
+                Finding::NotYetValid => Some(CertificateStatus::NotYetValid),
+                _ => None,
+            };
+            match time_status {
+                Some(status) => push_status(&mut b, status, query.now, query.window_secs),
+                None => {
+                    b.push(" AND (c.finding_flags & ").bind(Arg::Int(finding_bit(finding))).push(") <> 0");
+                }
+            }
+        }
+        if let Some(cursor) = &query.cursor {
+            b.push(&format!(" AND ({sort_column}, c.id) > ("))
+                .bind(Arg::Int(cursor.key))
+                .push(", ")
+                .bind(Arg::Text(cursor.id.clone()))
+                .push(")");
+        }
+        let limit = query.limit.clamp(1, 500);
+        b.push(&format!(" ORDER BY {sort_column}, c.id LIMIT "))
+            .bind(Arg::Int(i64::from(limit) + 1));
+        let rows = b.query().fetch_all(&self.read).await?;
+        let mut items = rows.iter().map(record_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|r| Cursor {
+                key: match query.sort {
+                    CertificateSort::NotAfter => r.not_after,
+                    CertificateSort::CreatedAt => r.created_at,
+                },
+                id: r.id.clone(),
+            })
+        } else {
+            None
+        };
+        self.attach_locations(&mut items).await?;
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn get_certificate(&self, id: &str, scope: &Scope) -> StoreResult<CertificateRecord> {
+        let mut b = SqlBuilder::new(SELECT_COLUMNS);
+        b.push(" WHERE");
+        push_identity(&mut b, id);
+        push_scope(&mut b, scope);
+        let row = b
+            .query()
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| StoreError::not_found("certificate", id))?;
+        let mut records = vec![record_from_row(&row)?];
+        self.attach_locations(&mut records).await?;
+        records.pop().ok_or_else(|| StoreError::not_found("certificate", id))
+    }
+
+    async fn get_certificate_der(&self, id: &str, scope: &Scope) -> StoreResult<Vec<u8>> {
+        let mut b = SqlBuilder::new("SELECT c.der FROM certificates c WHERE");
+        push_identity(&mut b, id);
+        push_scope(&mut b, scope);
+        let row = b
+            .query()
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| StoreError::not_found("certificate", id))?;
+        Ok(row.try_get("der")?)
+    }
+
+    async fn update_certificate(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        scope: &Scope,
+        update: &CertificateUpdate,
+    ) -> StoreResult<CertificateRecord> {
+        let current = self.get_certificate(id, scope).await?;
+        let mut tx = self.begin().await?;
+        let mut b = SqlBuilder::new("UPDATE certificates SET updated_at = ");
+        b.bind(Arg::Int(ctx.now()));
+        let mut details = serde_json::Map::new();
+        if let Some(owner) = &update.owner_id {
+            if let Some(owner_id) = owner {
+                let exists = sqlx::query("SELECT 1 FROM owners WHERE id = $1")
+                    .bind(owner_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if exists.is_none() {
+                    return Err(StoreError::not_found("owner", owner_id));
+                }
+                b.push(", owner_id = ").bind(Arg::Text(owner_id.clone()));
+            } else {
+                b.push(", owner_id = NULL");
+            }
+            details.insert("owner_id".into(), json!({
+                "from": current.owner.as_ref().map(|o| &o.id),
+                "to": owner,
+            }));
+        }
+        if let Some(labels) = &update.labels {
+            let encoded = serde_json::to_string(labels).map_err(|e| StoreError::corrupt("labels", e))?;
+            b.push(", labels = ").bind(Arg::Text(encoded));
+            details.insert("labels".into(), json!({ "from": current.labels, "to": labels }));
+        }
+        b.push(" WHERE id = ").bind(Arg::Text(current.id.clone()));
+        b.query().execute(&mut *tx).await?;
+        let event = NewAuditEvent {
+            action: "certificate.updated".into(),
+            entity_type: "certificate".into(),
+            entity_id: current.id.clone(),
+            details: serde_json::Value::Object(details),
+        };
+        audit::append(&mut tx, ctx, &event).await?;
+        tx.commit().await?;
+        self.get_certificate(&current.id, &Scope::All).await
+    }
+
+    async fn delete_certificate(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        scope: &Scope,
+    ) -> StoreResult<()> {
+        let current = self.get_certificate(id, scope).await?;
+        let mut tx = self.begin().await?;
+        let deleted = sqlx::query("DELETE FROM certificates WHERE id = $1")
+            .bind(&current.id)
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::not_found("certificate", id));
+        }
+        let event = NewAuditEvent {
+            action: "certificate.deleted".into(),
+            entity_type: "certificate".into(),
+            entity_id: current.id.clone(),
+            details: json!({
+                "fingerprint_sha256": current.fingerprint_sha256,
+                "subject": current.subject,
+                "serial_number": current.serial_number,
+            }),
+        };
+        audit::append(&mut tx, ctx, &event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn count_by_status(
+        &self,
+        now: i64,
+        window_secs: i64,
+    ) -> StoreResult<Vec<(CertificateStatus, i64)>> {
+        let row = sqlx::query(
+            "SELECT \
+             SUM(CASE WHEN not_after < $1 THEN 1 ELSE 0 END) AS expired, \
+             SUM(CASE WHEN not_before > $1 THEN 1 ELSE 0 END) AS not_yet_valid, \
+             SUM(CASE WHEN not_before <= $1 AND not_after >= $1 AND not_after <= $2 THEN 1 ELSE 0 END) AS expiring, \
+             SUM(CASE WHEN not_before <= $1 AND not_after > $2 THEN 1 ELSE 0 END) AS valid \
+             FROM certificates",
+        )
+        .bind(now)
+        .bind(now.saturating_add(window_secs))
+        .fetch_one(&self.read)
+        .await?;
+        CertificateStatus::ALL
+            .into_iter()
+            .map(|s| Ok((s, row.try_get::<Option<i64>, _>(s.as_str())?.unwrap_or(0))))
+            .collect()
+    }
+}
+
+/// Labels must be small: at most this many, each key and value bounded.
+pub const MAX_LABELS: usize = 64;
+
+/// Checks labels before they are stored.
+pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), String> {
+    if labels.len() > MAX_LABELS {
+        return Err(format!("at most {MAX_LABELS} labels"));
+    }
+    for (k, v) in labels {
+        let key_ok = !k.is_empty()
+            && k.len() <= 63
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+        if !key_ok {
+            return Err(format!("label key {k:?} must be 1-63 characters of [A-Za-z0-9-_./]"));
+        }
+        if v.len() > 256 {
+            return Err(format!("label {k:?} has a value over 256 bytes"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("A_b%"), "%a\\_b\\%%");
+    }
+
+    #[test]
+    fn fingerprints_are_recognised_with_or_without_colons() {
+        let hex = "AB".repeat(32);
+        assert_eq!(as_fingerprint(&hex), Some("ab".repeat(32)));
+        let colons = vec!["AB"; 32].join(":");
+        assert_eq!(as_fingerprint(&colons), Some("ab".repeat(32)));
+        assert_eq!(as_fingerprint("0190c3c2-0000-7000-8000-000000000000"), None);
+    }
+
+    #[test]
+    fn finding_flags_round_trip() {
+        let f = vec![Finding::WeakRsaKey, Finding::NoSan];
+        assert_eq!(findings_of(flags_of(&f)), f);
+    }
+}

@@ -1,0 +1,48 @@
+//! Storage errors.
+
+/// What can go wrong in storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such entity (or not visible in the caller's scope).
+    #[error("{entity} {id} not found")]
+    NotFound { entity: &'static str, id: String },
+    /// A uniqueness or reference rule would be broken.
+    #[error("{0}")]
+    Conflict(String),
+    /// A value read back from the database does not make sense.
+    #[error("corrupt {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    /// The database URL is not one we support.
+    #[error("unsupported database URL scheme (use sqlite:// or postgres://)")]
+    UnsupportedUrl,
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The database failed or could not be reached.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                return StoreError::Conflict("already exists".into());
+            }
+            if db.is_foreign_key_violation() {
+                return StoreError::Conflict("refers to something that does not exist".into());
+            }
+        }
+        StoreError::Database(e)
+    }
+}
+
+impl StoreError {
+    pub(crate) fn not_found(entity: &'static str, id: &str) -> Self {
+        StoreError::NotFound { entity, id: id.to_string() }
+    }
+
+    pub(crate) fn corrupt(what: &'static str, detail: impl ToString) -> Self {
+        StoreError::Corrupt { what, detail: detail.to_string() }
+    }
+}

@@ -1,0 +1,106 @@
+//! Storage for CMP: one set of traits, one SQL implementation that runs on SQLite (embedded
+//! default) and PostgreSQL, versioned migrations for each, and the audit hash chain.
+//!
+//! Every method that changes data takes an [`AuditContext`] and writes its audit event in the
+//! same transaction as the change.
+
+mod audit;
+mod certificates;
+mod error;
+mod owners;
+mod records;
+mod sql;
+mod tokens;
+
+pub use audit::{canonical_json, event_hash, ChainBreak, GENESIS_HASH};
+pub use certificates::{validate_labels, MAX_LABELS};
+pub use error::StoreError;
+pub use records::*;
+pub use sql::{Dialect, SqlStore};
+
+use async_trait::async_trait;
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Certificates, their owners and labels, and where they were seen.
+#[async_trait]
+pub trait CertificateStore: Send + Sync {
+    /// Inserts certificates not known yet (by SHA-256 fingerprint) and records their locations.
+    async fn import_certificates(
+        &self,
+        ctx: &AuditContext,
+        certificates: &[NewCertificate],
+    ) -> StoreResult<Vec<ImportOutcome>>;
+
+    /// One page of certificates matching the query.
+    async fn list_certificates(&self, query: &CertificateQuery)
+        -> StoreResult<Page<CertificateRecord>>;
+
+    /// A certificate by platform id or fingerprint, within the scope.
+    async fn get_certificate(&self, id: &str, scope: &Scope)
+        -> StoreResult<CertificateRecord>;
+
+    /// The DER of a certificate, within the scope.
+    async fn get_certificate_der(&self, id: &str, scope: &Scope) -> StoreResult<Vec<u8>>;
+
+    /// Sets the owner and/or labels.
+    async fn update_certificate(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        scope: &Scope,
+        update: &CertificateUpdate,
+    ) -> StoreResult<CertificateRecord>;
+
+    /// Deletes a certificate and its locations.
+    async fn delete_certificate(&self, ctx: &AuditContext, id: &str, scope: &Scope)
+        -> StoreResult<()>;
+
+    /// Counts of certificates by status at `now` (for metrics).
+    async fn count_by_status(&self, now: i64, window_secs: i64)
+        -> StoreResult<Vec<(cmp_domain::CertificateStatus, i64)>>;
+}
+
+/// Teams that own certificates.
+#[async_trait]
+pub trait OwnerStore: Send + Sync {
+    async fn create_owner(&self, ctx: &AuditContext, owner: &NewOwner) -> StoreResult<Owner>;
+    async fn list_owners(&self) -> StoreResult<Vec<Owner>>;
+    /// An owner by id or by name.
+    async fn get_owner(&self, id_or_name: &str) -> StoreResult<Owner>;
+    async fn update_owner(&self, ctx: &AuditContext, id: &str, update: &OwnerUpdate)
+        -> StoreResult<Owner>;
+    async fn delete_owner(&self, ctx: &AuditContext, id: &str) -> StoreResult<()>;
+}
+
+/// Hashed API tokens.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    async fn create_token(&self, ctx: &AuditContext, token: &NewApiToken) -> StoreResult<ApiToken>;
+    /// The live (not revoked, not expired at `now`) token with this hash.
+    async fn find_token_by_hash(&self, token_hash: &str, now: i64) -> StoreResult<Option<ApiToken>>;
+    async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>>;
+    async fn revoke_token(&self, ctx: &AuditContext, id: &str, now: i64) -> StoreResult<()>;
+    /// Number of tokens ever created (the bootstrap token is made when this is zero).
+    async fn count_tokens(&self) -> StoreResult<i64>;
+}
+
+/// The append-only, hash-chained audit trail.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent>>;
+    /// Recomputes every hash; returns the first broken link, if any, and the number checked.
+    async fn verify_audit_chain(&self) -> StoreResult<(u64, Option<ChainBreak>)>;
+    /// Appends a standalone event (for actions that change nothing else, e.g. a key download).
+    async fn append_audit(&self, ctx: &AuditContext, event: &NewAuditEvent) -> StoreResult<i64>;
+}
+
+/// Everything the server needs from storage.
+#[async_trait]
+pub trait Store: CertificateStore + OwnerStore + TokenStore + AuditStore {
+    /// Answers when the database is reachable.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Which database this is (for logs and health output only).
+    fn dialect(&self) -> Dialect;
+}

@@ -1,0 +1,281 @@
+//! Rows as the rest of the platform sees them, and the inputs and queries of the store.
+
+use std::collections::BTreeMap;
+
+use cmp_domain::{CertificateFacts, CertificateStatus, Finding, KeyType, LocationKind, Role};
+
+/// Who did a change, and under which request; written into the audit event.
+#[derive(Debug, Clone)]
+pub struct AuditContext {
+    /// `token:<id>`, `user:<subject>`, or `system`.
+    pub actor: String,
+    pub request_id: Option<String>,
+    /// Unix microseconds of the change.
+    pub now_us: i64,
+}
+
+impl AuditContext {
+    /// Seconds part of the change time.
+    pub fn now(&self) -> i64 {
+        self.now_us.div_euclid(1_000_000)
+    }
+}
+
+/// Which owners' certificates a caller may see: all of them, or only some.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Owners(Vec<String>),
+}
+
+/// How a certificate came to the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateSource {
+    Import,
+    Discovery,
+    Issued,
+}
+
+impl CertificateSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertificateSource::Import => "import",
+            CertificateSource::Discovery => "discovery",
+            CertificateSource::Issued => "issued",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Import, Self::Discovery, Self::Issued].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Where a certificate was seen, as reported with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLocation {
+    pub kind: LocationKind,
+    /// `host:port[/sni]`, `agent:path`, or `cluster/namespace/secret`.
+    pub address: String,
+}
+
+/// A certificate to add to the inventory.
+#[derive(Debug, Clone)]
+pub struct NewCertificate {
+    pub facts: CertificateFacts,
+    pub source: CertificateSource,
+    pub owner_id: Option<String>,
+    pub location: Option<NewLocation>,
+}
+
+/// What an import did with one certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportOutcome {
+    pub id: String,
+    pub fingerprint_sha256: String,
+    /// True when the certificate was new to the inventory.
+    pub created: bool,
+}
+
+/// A recorded location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub kind: LocationKind,
+    pub address: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// A certificate as stored (without its DER, which is fetched on its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateRecord {
+    pub id: String,
+    pub fingerprint_sha256: String,
+    pub serial_number: String,
+    pub subject: String,
+    pub issuer: String,
+    pub common_name: Option<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub sans: Vec<cmp_domain::San>,
+    pub key: cmp_domain::KeyInfo,
+    pub signature_algorithm: String,
+    pub is_ca: bool,
+    pub self_signed: bool,
+    /// Findings that do not depend on time (weak key, SHA-1, ...).
+    pub static_findings: Vec<Finding>,
+    pub owner: Option<OwnerRef>,
+    pub labels: BTreeMap<String, String>,
+    pub source: CertificateSource,
+    pub locations: Vec<Location>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// An owner's id and name, as shown beside a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// Changes to a certificate's mutable fields. `owner_id: Some(None)` clears the owner.
+#[derive(Debug, Clone, Default)]
+pub struct CertificateUpdate {
+    pub owner_id: Option<Option<String>>,
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// Sort keys for certificate listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CertificateSort {
+    #[default]
+    NotAfter,
+    CreatedAt,
+}
+
+/// Position after the last item of a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub key: i64,
+    pub id: String,
+}
+
+/// Filters, sort and page of a certificate listing.
+#[derive(Debug, Clone)]
+pub struct CertificateQuery {
+    pub scope: Scope,
+    /// Substring of the subject or any SAN, case-insensitive.
+    pub q: Option<String>,
+    pub status: Option<CertificateStatus>,
+    pub owner_id: Option<String>,
+    pub issuer: Option<String>,
+    pub expires_before: Option<i64>,
+    pub expires_after: Option<i64>,
+    pub key_type: Option<KeyType>,
+    pub finding: Option<Finding>,
+    pub sort: CertificateSort,
+    pub limit: u32,
+    pub cursor: Option<Cursor>,
+    /// Time of evaluation (Unix seconds) for status filters.
+    pub now: i64,
+    /// Expiring window in seconds.
+    pub window_secs: i64,
+}
+
+impl CertificateQuery {
+    /// A query for everything, first page, at `now`.
+    pub fn all(now: i64) -> Self {
+        CertificateQuery {
+            scope: Scope::All,
+            q: None,
+            status: None,
+            owner_id: None,
+            issuer: None,
+            expires_before: None,
+            expires_after: None,
+            key_type: None,
+            finding: None,
+            sort: CertificateSort::NotAfter,
+            limit: 100,
+            cursor: None,
+            now,
+            window_secs: cmp_domain::DEFAULT_EXPIRY_WINDOW_DAYS * 86_400,
+        }
+    }
+}
+
+/// One page of results.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<Cursor>,
+}
+
+/// A team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub description: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A team to create.
+#[derive(Debug, Clone)]
+pub struct NewOwner {
+    pub name: String,
+    pub email: Option<String>,
+    pub description: Option<String>,
+}
+
+/// Changes to a team. Inner `None` clears the field.
+#[derive(Debug, Clone, Default)]
+pub struct OwnerUpdate {
+    pub name: Option<String>,
+    pub email: Option<Option<String>>,
+    pub description: Option<Option<String>>,
+}
+
+/// An API token as stored: its hash, never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    /// Owners a developer token may act for; empty for other roles.
+    pub owner_ids: Vec<String>,
+    pub expires_at: Option<i64>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A token to create; the caller made the secret and passes only its hash.
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    pub name: String,
+    pub token_hash: String,
+    pub role: Role,
+    pub owner_ids: Vec<String>,
+    pub expires_at: Option<i64>,
+}
+
+/// An audit event to append.
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent {
+    pub action: String,
+    pub entity_type: String,
+    pub entity_id: String,
+    pub details: serde_json::Value,
+}
+
+/// One link of the audit chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub occurred_us: i64,
+    pub actor: String,
+    pub action: String,
+    pub entity_type: String,
+    pub entity_id: String,
+    pub request_id: Option<String>,
+    pub details: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Filters of an audit listing; newest first, paged by sequence number.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub entity_type: Option<String>,
+    pub entity_id: Option<String>,
+    pub since_us: Option<i64>,
+    pub until_us: Option<i64>,
+    pub limit: u32,
+    /// Return events with a sequence number below this.
+    pub before_seq: Option<i64>,
+}

@@ -1,0 +1,280 @@
+//! The SQL store: one implementation over sqlx's `Any` driver for SQLite and PostgreSQL.
+//!
+//! The queries are written once in the SQL both databases accept (`$n` parameters,
+//! `ON CONFLICT`, `RETURNING`, row-value comparison). What differs lives here: how pools are
+//! opened, which migrations apply, and SQLite's single writer.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+
+use crate::audit::{self, ChainBreak};
+use crate::{
+    AuditContext, AuditEvent, AuditQuery, AuditStore, Cursor, NewAuditEvent, Page, Store,
+    StoreError, StoreResult,
+};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Picks the dialect from a database URL.
+    pub fn from_url(url: &str) -> StoreResult<Dialect> {
+        if url.starts_with("sqlite:") {
+            Ok(Dialect::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Dialect::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+
+    /// The versioned migrations of this database.
+    pub fn migrator(self) -> &'static Migrator {
+        match self {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+}
+
+/// The store. `read` serves queries; `write` serves changes (one connection on SQLite, whose
+/// writers are serialized anyway, so transactions never fail on a lock upgrade).
+#[derive(Clone)]
+pub struct SqlStore {
+    pub(crate) read: AnyPool,
+    pub(crate) write: AnyPool,
+    dialect: Dialect,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: never print it.
+        f.debug_struct("SqlStore").field("dialect", &self.dialect).finish_non_exhaustive()
+    }
+}
+
+impl SqlStore {
+    /// Opens the database at `url` and applies pending migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::from_url(url)?;
+        let store = match dialect {
+            Dialect::Sqlite => {
+                ensure_sqlite_file(url)?;
+                let write = sqlite_pool(1).connect(url).await?;
+                sqlx::query("PRAGMA journal_mode = WAL").execute(&write).await?;
+                let read = sqlite_pool(max_connections.max(2)).connect(url).await?;
+                SqlStore { read, write, dialect }
+            }
+            Dialect::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await?;
+                SqlStore { read: pool.clone(), write: pool, dialect }
+            }
+        };
+        dialect.migrator().run(&store.write).await?;
+        Ok(store)
+    }
+
+    /// Runs raw SQL on the write pool. For tests and admin tools that must reach under the API
+    /// (e.g. to tamper with the audit trail and prove verification notices).
+    pub async fn execute_raw(&self, sql: &str) -> StoreResult<u64> {
+        Ok(self.write.execute(sql).await?.rows_affected())
+    }
+
+    pub(crate) async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {
+        Ok(self.write.begin().await?)
+    }
+}
+
+fn sqlite_pool(max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                Ok(())
+            })
+        })
+}
+
+/// sqlx opens SQLite files only if they exist unless `mode=rwc`; make sure the folder exists.
+fn ensure_sqlite_file(url: &str) -> StoreResult<()> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    let path = std::path::PathBuf::from_str(path).map_err(|_| StoreError::UnsupportedUrl)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+    }
+    if !path.exists() {
+        std::fs::File::create(&path).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+    }
+    Ok(())
+}
+
+/// A value bound to a `$n` parameter of a query built at run time.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+/// Builds SQL with numbered parameters, valid on both databases.
+#[derive(Debug, Default)]
+pub(crate) struct SqlBuilder {
+    pub sql: String,
+    pub args: Vec<Arg>,
+}
+
+impl SqlBuilder {
+    pub fn new(sql: &str) -> Self {
+        SqlBuilder { sql: sql.to_string(), args: Vec::new() }
+    }
+
+    pub fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends a parameter placeholder and remembers its value.
+    pub fn bind(&mut self, arg: Arg) -> &mut Self {
+        self.args.push(arg);
+        self.sql.push_str(&format!("${}", self.args.len()));
+        self
+    }
+
+    pub fn query(&self) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments<'_>> {
+        let mut q = sqlx::query(&self.sql);
+        for arg in &self.args {
+            q = match arg {
+                Arg::Int(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.as_str()),
+            };
+        }
+        q
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqlStore {
+    async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent>> {
+        let mut b = SqlBuilder::new("SELECT * FROM audit_logs WHERE 1 = 1");
+        let text_filters = [
+            ("actor", &query.actor),
+            ("action", &query.action),
+            ("entity_type", &query.entity_type),
+            ("entity_id", &query.entity_id),
+        ];
+        for (column, value) in text_filters {
+            if let Some(v) = value {
+                b.push(&format!(" AND {column} = ")).bind(Arg::Text(v.clone()));
+            }
+        }
+        if let Some(v) = query.since_us {
+            b.push(" AND occurred_us >= ").bind(Arg::Int(v));
+        }
+        if let Some(v) = query.until_us {
+            b.push(" AND occurred_us < ").bind(Arg::Int(v));
+        }
+        if let Some(v) = query.before_seq {
+            b.push(" AND seq < ").bind(Arg::Int(v));
+        }
+        let limit = query.limit.clamp(1, 500);
+        b.push(" ORDER BY seq DESC LIMIT ").bind(Arg::Int(i64::from(limit) + 1));
+        let rows = b.query().fetch_all(&self.read).await?;
+        let mut items = rows.iter().map(audit::from_row).collect::<StoreResult<Vec<_>>>()?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|e| Cursor { key: e.seq, id: String::new() })
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn verify_audit_chain(&self) -> StoreResult<(u64, Option<ChainBreak>)> {
+        // Walk in bounded batches so a long trail never sits in memory at once.
+        let mut prev_hash = audit::GENESIS_HASH.to_string();
+        let mut expected_seq = 1_i64;
+        let mut checked = 0_u64;
+        loop {
+            let rows: Vec<AnyRow> =
+                sqlx::query("SELECT * FROM audit_logs WHERE seq >= $1 ORDER BY seq LIMIT 5000")
+                    .bind(expected_seq)
+                    .fetch_all(&self.read)
+                    .await?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                let event = audit::from_row(row)?;
+                if let Some(broken) = audit::check_link(&event, expected_seq, &prev_hash) {
+                    return Ok((checked, Some(broken)));
+                }
+                prev_hash = event.hash;
+                expected_seq += 1;
+                checked += 1;
+            }
+        }
+        // The head must agree with the last event: deleting the newest events is tampering too.
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&self.read)
+            .await?;
+        let head_seq: i64 = head.try_get("seq")?;
+        let head_hash: String = head.try_get("hash")?;
+        if head_seq != expected_seq - 1 || head_hash != prev_hash {
+            return Ok((
+                checked,
+                Some(ChainBreak {
+                    seq: expected_seq,
+                    reason: format!("chain head is at {head_seq} but the trail ends at {}", expected_seq - 1),
+                }),
+            ));
+        }
+        Ok((checked, None))
+    }
+
+    async fn append_audit(&self, ctx: &AuditContext, event: &NewAuditEvent) -> StoreResult<i64> {
+        let mut tx = self.begin().await?;
+        let seq = audit::append(&mut tx, ctx, event).await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+}

@@ -1,0 +1,183 @@
+use std::collections::BTreeMap;
+
+use cmp_domain::{CertificateStatus, Finding, KeyType, LocationKind};
+use cmp_store::*;
+
+use crate::{ctx, facts, new_cert, on_both_databases, NOW};
+
+const DAY: i64 = 86_400;
+
+#[tokio::test]
+async fn import_deduplicates_by_fingerprint_and_records_locations() {
+    on_both_databases!(|store, db| {
+        let mut first = new_cert(facts(1, NOW + 100 * DAY));
+        first.location = Some(NewLocation { kind: LocationKind::Endpoint, address: "a.example:443".into() });
+        let out = store.import_certificates(&ctx(NOW), &[first.clone(), new_cert(facts(2, NOW))]).await.unwrap();
+        assert!(out.iter().all(|o| o.created));
+
+        // Seen again elsewhere, later: not created, one more location, last_seen moves on.
+        let mut again = first.clone();
+        again.location = Some(NewLocation { kind: LocationKind::File, address: "web1:/etc/ssl/a.pem".into() });
+        let out2 = store.import_certificates(&ctx(NOW + 10), &[again.clone(), again]).await.unwrap();
+        assert_eq!(out2.len(), 2);
+        assert!(out2.iter().all(|o| !o.created && o.id == out[0].id));
+
+        let got = store.get_certificate(&out[0].fingerprint_sha256, &Scope::All).await.unwrap();
+        assert_eq!(got.id, out[0].id);
+        assert_eq!(got.locations.len(), 2);
+        let file = got.locations.iter().find(|l| l.kind == LocationKind::File).unwrap();
+        assert_eq!((file.first_seen, file.last_seen), (NOW + 10, NOW + 10));
+        assert_eq!(got.sans.len(), 2);
+        assert_eq!(got.key.curve.as_deref(), Some("P-256"));
+        assert_eq!(store.get_certificate_der(&got.id, &Scope::All).await.unwrap(), facts(1, 0).der);
+
+        let page = store.list_certificates(&CertificateQuery::all(NOW)).await.unwrap();
+        assert_eq!(page.items.len(), 2, "{:?}", db.kind);
+    });
+}
+
+#[tokio::test]
+async fn filters_select_the_right_certificates() {
+    on_both_databases!(|store, db| {
+        let owner = store
+            .create_owner(&ctx(NOW), &NewOwner { name: "payments".into(), email: None, description: None })
+            .await
+            .unwrap();
+        let mut certs = vec![
+            new_cert(facts(1, NOW - DAY)),        // expired
+            new_cert(facts(2, NOW + 10 * DAY)),   // expiring
+            new_cert(facts(3, NOW + 200 * DAY)),  // valid
+        ];
+        let mut future = facts(4, NOW + 400 * DAY);
+        future.not_before = time::OffsetDateTime::from_unix_timestamp(NOW + DAY).unwrap();
+        certs.push(new_cert(future));
+        let mut weak = facts(5, NOW + 300 * DAY);
+        weak.key = cmp_domain::KeyInfo { kind: KeyType::Rsa, bits: Some(1024), curve: None };
+        weak.sans.clear();
+        weak.subject = "CN=Legacy_Box%,O=Example".into();
+        certs.push(new_cert(weak));
+        certs[2].owner_id = Some(owner.id.clone());
+        store.import_certificates(&ctx(NOW), &certs).await.unwrap();
+
+        let list = |mut q: CertificateQuery| {
+            let store = store.clone();
+            async move {
+                q.limit = 50;
+                store.list_certificates(&q).await.unwrap().items.into_iter()
+                    .map(|c| c.serial_number).collect::<Vec<_>>()
+            }
+        };
+        let base = CertificateQuery::all(NOW);
+        for (status, want) in [
+            (CertificateStatus::Expired, vec!["1"]),
+            (CertificateStatus::Expiring, vec!["2"]),
+            (CertificateStatus::Valid, vec!["3", "5"]),
+            (CertificateStatus::NotYetValid, vec!["4"]),
+        ] {
+            assert_eq!(list(CertificateQuery { status: Some(status), ..base.clone() }).await, want, "{status:?} on {:?}", db.kind);
+        }
+        assert_eq!(list(CertificateQuery { q: Some("ALT3.INT".into()), ..base.clone() }).await, vec!["3"]);
+        // Wildcards in q are literal characters.
+        assert_eq!(list(CertificateQuery { q: Some("_box%".into()), ..base.clone() }).await, vec!["5"]);
+        assert!(list(CertificateQuery { q: Some("x_x".into()), ..base.clone() }).await.is_empty());
+        assert_eq!(list(CertificateQuery { owner_id: Some(owner.id.clone()), ..base.clone() }).await, vec!["3"]);
+        assert_eq!(list(CertificateQuery { key_type: Some(KeyType::Rsa), ..base.clone() }).await, vec!["5"]);
+        assert_eq!(list(CertificateQuery { finding: Some(Finding::WeakRsaKey), ..base.clone() }).await, vec!["5"]);
+        assert_eq!(list(CertificateQuery { finding: Some(Finding::NoSan), ..base.clone() }).await, vec!["5"]);
+        assert_eq!(list(CertificateQuery { finding: Some(Finding::Expired), ..base.clone() }).await, vec!["1"]);
+        assert_eq!(
+            list(CertificateQuery { expires_after: Some(NOW), expires_before: Some(NOW + 250 * DAY), ..base.clone() }).await,
+            vec!["2", "3"]
+        );
+        assert_eq!(list(CertificateQuery { issuer: Some("CN=Nobody".into()), ..base.clone() }).await, Vec::<String>::new());
+        // A developer scoped to the owner sees only its certificate; unscoped ids are not found.
+        let scoped = Scope::Owners(vec![owner.id.clone()]);
+        assert_eq!(list(CertificateQuery { scope: scoped.clone(), ..base.clone() }).await, vec!["3"]);
+        assert_eq!(list(CertificateQuery { scope: Scope::Owners(vec![]), ..base.clone() }).await, Vec::<String>::new());
+        let other = store.get_certificate(&facts(1, 0).fingerprint_sha256, &Scope::All).await.unwrap();
+        assert!(matches!(store.get_certificate(&other.id, &scoped).await, Err(StoreError::NotFound { .. })));
+
+        let counts = store.count_by_status(NOW, 30 * DAY).await.unwrap();
+        assert_eq!(counts.iter().map(|(_, n)| n).sum::<i64>(), 5);
+        assert!(counts.contains(&(CertificateStatus::Valid, 2)));
+    });
+}
+
+#[tokio::test]
+async fn cursor_pages_cover_everything_once_in_order() {
+    on_both_databases!(|store, db| {
+        // Same expiry for many: the id breaks ties, so no row is skipped or repeated.
+        let certs: Vec<_> = (0..57).map(|n| new_cert(facts(n, NOW + i64::from(n % 5) * DAY))).collect();
+        store.import_certificates(&ctx(NOW), &certs).await.unwrap();
+        for sort in [CertificateSort::NotAfter, CertificateSort::CreatedAt] {
+            let mut seen = Vec::new();
+            let mut query = CertificateQuery { limit: 10, sort, ..CertificateQuery::all(NOW) };
+            loop {
+                let page = store.list_certificates(&query).await.unwrap();
+                seen.extend(page.items.iter().map(|c| (c.not_after, c.id.clone())));
+                match page.next_cursor {
+                    Some(c) => query.cursor = Some(c),
+                    None => break,
+                }
+            }
+            assert_eq!(seen.len(), 57, "{:?}", db.kind);
+            let mut dedup = seen.iter().map(|s| &s.1).collect::<Vec<_>>();
+            dedup.sort();
+            dedup.dedup();
+            assert_eq!(dedup.len(), 57);
+            if sort == CertificateSort::NotAfter {
+                assert!(seen.windows(2).all(|w| w[0] <= w[1]));
+            }
+        }
+    });
+}
+
+#[tokio::test]
+async fn updates_and_deletes_are_audited_and_unknown_ids_change_nothing() {
+    on_both_databases!(|store, db| {
+        let out = store.import_certificates(&ctx(NOW), &[new_cert(facts(1, NOW + 90 * DAY))]).await.unwrap();
+        let id = &out[0].id;
+        let owner = store
+            .create_owner(&ctx(NOW), &NewOwner { name: "edge".into(), email: Some("edge@example.com".into()), description: None })
+            .await
+            .unwrap();
+        let labels = BTreeMap::from([("env".to_string(), "prod".to_string())]);
+        let update = CertificateUpdate { owner_id: Some(Some(owner.id.clone())), labels: Some(labels.clone()) };
+        let updated = store.update_certificate(&ctx(NOW + 1), id, &Scope::All, &update).await.unwrap();
+        assert_eq!(updated.owner.as_ref().map(|o| o.name.as_str()), Some("edge"));
+        assert_eq!(updated.labels, labels);
+
+        let before = store.list_audit(&AuditQuery { limit: 100, ..Default::default() }).await.unwrap().items.len();
+        let missing_owner = CertificateUpdate { owner_id: Some(Some("no-such-owner".into())), labels: None };
+        assert!(matches!(
+            store.update_certificate(&ctx(NOW + 2), id, &Scope::All, &missing_owner).await,
+            Err(StoreError::NotFound { entity: "owner", .. })
+        ));
+        assert!(matches!(
+            store.delete_certificate(&ctx(NOW + 2), "no-such-id", &Scope::All).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        let after = store.list_audit(&AuditQuery { limit: 100, ..Default::default() }).await.unwrap().items.len();
+        assert_eq!(before, after, "failed changes write no audit event ({:?})", db.kind);
+        assert_eq!(store.get_certificate(id, &Scope::All).await.unwrap().owner, updated.owner);
+
+        // Deleting the owner leaves the certificate, unowned.
+        store.delete_owner(&ctx(NOW + 3), &owner.id).await.unwrap();
+        assert_eq!(store.get_certificate(id, &Scope::All).await.unwrap().owner, None);
+
+        store.delete_certificate(&ctx(NOW + 4), id, &Scope::All).await.unwrap();
+        assert!(matches!(store.get_certificate(id, &Scope::All).await, Err(StoreError::NotFound { .. })));
+        let actions: Vec<_> = store
+            .list_audit(&AuditQuery { limit: 100, ..Default::default() })
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(
+            actions,
+            ["certificate.deleted", "owner.deleted", "certificate.updated", "owner.created", "certificate.created"]
+        );
+    });
+}
