@@ -1,1 +1,31 @@
-//! placeholder
+//! CMP's wire types: the JSON that the server speaks and the client and CLI read.
+//! Times are RFC 3339 UTC strings.
+
+mod audit;
+mod certificates;
+mod owners;
+mod problem;
+mod tokens;
+
+pub use audit::*;
+pub use certificates::*;
+pub use owners::*;
+pub use problem::*;
+pub use tokens::*;
+
+/// A page of a listing, with the cursor of the next page when there is one.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Reads an optional field that may be present as `null` (clear it) or absent (leave it).
+pub fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(de).map(Some)
+}

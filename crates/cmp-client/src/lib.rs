@@ -1,1 +1,192 @@
-//! placeholder
+//! Typed HTTP client for the CMP API, used by `cmpctl`, agents and tests.
+
+use cmp_api::{
+    ApiToken, AuditEvent, AuditListParams, AuditVerification, Certificate, CertificateListParams,
+    CertificatePatch, ImportParams, ImportResponse, Owner, OwnerCreate, OwnerPatch, Page,
+    Problem, TokenCreate, TokenCreated,
+};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// What a call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with a problem document.
+    #[error("{} {}: {}", .0.status, .0.title, .0.detail.as_deref().unwrap_or(""))]
+    Api(Problem),
+    /// The server answered something that is not the expected JSON.
+    #[error("unexpected answer ({status}): {body}")]
+    Unexpected { status: StatusCode, body: String },
+    /// The server could not be reached.
+    #[error("could not reach the server: {0}")]
+    Transport(#[from] reqwest::Error),
+}
+
+impl ClientError {
+    /// The HTTP status of an API error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api(p) => Some(p.status),
+            ClientError::Unexpected { status, .. } => Some(status.as_u16()),
+            ClientError::Transport(_) => None,
+        }
+    }
+}
+
+/// A client bound to one server and one token.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).field("token", &self.token.as_ref().map(|_| "[redacted]")).finish()
+    }
+}
+
+/// Certificates of an import body.
+#[derive(Debug, Clone)]
+pub enum ImportBody {
+    /// PEM, DER or PKCS#7 bytes.
+    Raw(Vec<u8>),
+    /// PKCS#12 (or any format) with a password.
+    Pkcs12 { data: Vec<u8>, password: String },
+}
+
+pub type ClientResult<T> = Result<T, ClientError>;
+
+impl Client {
+    /// `base` like `http://localhost:3000`.
+    pub fn new(base: &str, token: Option<String>) -> ClientResult<Client> {
+        // rustls with aws-lc-rs, the platform's one crypto provider.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let http = reqwest::Client::builder().user_agent(concat!("cmp-client/", env!("CARGO_PKG_VERSION"))).build()?;
+        Ok(Client { base: base.trim_end_matches('/').to_string(), token, http })
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        req
+    }
+
+    async fn read<T: DeserializeOwned>(response: Response) -> ClientResult<T> {
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|_| ClientError::Unexpected {
+                status,
+                body: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+            });
+        }
+        Err(match serde_json::from_slice::<Problem>(&bytes) {
+            Ok(p) => ClientError::Api(p),
+            Err(_) => ClientError::Unexpected {
+                status,
+                body: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+            },
+        })
+    }
+
+    async fn empty(response: Response) -> ClientResult<()> {
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Self::read::<serde_json::Value>(response).await.map(|_| ())
+    }
+
+    async fn get<T: DeserializeOwned, Q: Serialize>(&self, path: &str, query: &Q) -> ClientResult<T> {
+        Self::read(self.request(Method::GET, path).query(query).send().await?).await
+    }
+
+    async fn send_json<T: DeserializeOwned, B: Serialize>(&self, method: Method, path: &str, body: &B) -> ClientResult<T> {
+        Self::read(self.request(method, path).json(body).send().await?).await
+    }
+
+    pub async fn import(&self, body: ImportBody, params: &ImportParams) -> ClientResult<ImportResponse> {
+        use base64::Engine;
+        let req = self.request(Method::POST, "/api/v1/certificates/import").query(params);
+        let req = match body {
+            ImportBody::Raw(bytes) => req.header("content-type", "application/octet-stream").body(bytes),
+            ImportBody::Pkcs12 { data, password } => req.json(&cmp_api::ImportRequest {
+                data: base64::engine::general_purpose::STANDARD.encode(data),
+                password: Some(password),
+                owner: None,
+            }),
+        };
+        Self::read(req.send().await?).await
+    }
+
+    pub async fn list_certificates(&self, params: &CertificateListParams) -> ClientResult<Page<Certificate>> {
+        self.get("/api/v1/certificates", params).await
+    }
+
+    pub async fn certificate(&self, id: &str) -> ClientResult<Certificate> {
+        self.get(&format!("/api/v1/certificates/{id}"), &()).await
+    }
+
+    pub async fn certificate_pem(&self, id: &str) -> ClientResult<String> {
+        let response = self.request(Method::GET, &format!("/api/v1/certificates/{id}/pem")).send().await?;
+        if response.status().is_success() {
+            return Ok(response.text().await?);
+        }
+        Err(Self::read::<serde_json::Value>(response).await.err().unwrap_or(ClientError::Unexpected {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            body: String::new(),
+        }))
+    }
+
+    pub async fn update_certificate(&self, id: &str, patch: &CertificatePatch) -> ClientResult<Certificate> {
+        self.send_json(Method::PATCH, &format!("/api/v1/certificates/{id}"), patch).await
+    }
+
+    pub async fn delete_certificate(&self, id: &str) -> ClientResult<()> {
+        Self::empty(self.request(Method::DELETE, &format!("/api/v1/certificates/{id}")).send().await?).await
+    }
+
+    pub async fn owners(&self) -> ClientResult<Vec<Owner>> {
+        self.get("/api/v1/owners", &()).await
+    }
+
+    pub async fn owner(&self, id: &str) -> ClientResult<Owner> {
+        self.get(&format!("/api/v1/owners/{id}"), &()).await
+    }
+
+    pub async fn create_owner(&self, owner: &OwnerCreate) -> ClientResult<Owner> {
+        self.send_json(Method::POST, "/api/v1/owners", owner).await
+    }
+
+    pub async fn update_owner(&self, id: &str, patch: &OwnerPatch) -> ClientResult<Owner> {
+        self.send_json(Method::PATCH, &format!("/api/v1/owners/{id}"), patch).await
+    }
+
+    pub async fn delete_owner(&self, id: &str) -> ClientResult<()> {
+        Self::empty(self.request(Method::DELETE, &format!("/api/v1/owners/{id}")).send().await?).await
+    }
+
+    pub async fn tokens(&self) -> ClientResult<Vec<ApiToken>> {
+        self.get("/api/v1/tokens", &()).await
+    }
+
+    pub async fn create_token(&self, token: &TokenCreate) -> ClientResult<TokenCreated> {
+        self.send_json(Method::POST, "/api/v1/tokens", token).await
+    }
+
+    pub async fn revoke_token(&self, id: &str) -> ClientResult<()> {
+        Self::empty(self.request(Method::DELETE, &format!("/api/v1/tokens/{id}")).send().await?).await
+    }
+
+    pub async fn audit(&self, params: &AuditListParams) -> ClientResult<Page<AuditEvent>> {
+        self.get("/api/v1/audit", params).await
+    }
+
+    pub async fn verify_audit(&self) -> ClientResult<AuditVerification> {
+        self.get("/api/v1/audit/verify", &()).await
+    }
+}

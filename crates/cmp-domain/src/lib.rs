@@ -9,3 +9,9 @@ pub use certificate::{
     evaluate, static_findings, status_at, DEFAULT_EXPIRY_WINDOW_DAYS,
 };
 pub use role::Role;
+
+/// The source of the current time. Code that decides by time takes it from here (or as a
+/// value), never from the system clock directly, so tests can pin it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> time::OffsetDateTime;
+}

@@ -1,1 +1,138 @@
-fn main() {}
+//! `cmpd`: the CMP server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use cmp_server::config::{Config, ServerRole};
+
+#[derive(Debug, Parser)]
+#[command(name = "cmpd", version, about = "CMP server: certificate inventory, issuance and deployment")]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, short, env = "CMP_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Role to run (overrides the file): all, inventory, issuer, adapter.
+    #[arg(long, global = true)]
+    role: Option<ServerRole>,
+    /// Address to listen on (overrides the file).
+    #[arg(long, global = true)]
+    listen: Option<SocketAddr>,
+    /// Data directory (overrides the file).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Benchmarks that print their figures and a reference measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        command: cmp_server::bench::BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Load and check the configuration, print it (secrets hidden), exit non-zero if invalid.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = Config::load(cli.config.as_deref()).context("while loading configuration")?;
+    if let Some(role) = cli.role {
+        config.role = role;
+    }
+    if let Some(listen) = cli.listen {
+        config.listen = Some(listen);
+    }
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    config.validate().map_err(anyhow::Error::msg).context("invalid configuration")?;
+    Ok(config)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match &cli.command {
+        None | Some(Command::Serve) => serve(load_config(&cli)?).await,
+        Some(Command::Config { command: ConfigCommand::Check }) => {
+            let config = load_config(&cli)?;
+            println!("configuration is valid\n{config:#?}");
+            Ok(())
+        }
+        Some(Command::Admin { command: AdminCommand::Migrate }) => {
+            let config = load_config(&cli)?;
+            cmp_server::open_store(&config).await?;
+            println!("migrations applied to {}", cmp_server::config::redact_url(&config.database_url()));
+            Ok(())
+        }
+        Some(Command::Bench { command }) => cmp_server::bench::run(command).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    cmp_server::telemetry::init(&config.log);
+    let role = config.role;
+    let data_dir = config.data_dir.clone();
+    let server = cmp_server::start(config).await?;
+    tracing::info!(role = role.as_str(), addr = %server.addr, "cmpd listening");
+    let port = server.addr.port();
+    println!("CMP ({} role) is listening on http://localhost:{port}", role.as_str());
+    println!("  API docs: http://localhost:{port}/api/v1/openapi.json");
+    if let Some(token) = &server.admin_token {
+        // Shown once, on stdout only (never in the logs).
+        println!(
+            "  First start: admin API token (also saved to {}):\n\n    {token}\n",
+            data_dir.join(cmp_server::ADMIN_TOKEN_FILE).display()
+        );
+        println!("  Try: cmpctl --server http://localhost:{port} --token $(cat {}) cert list",
+            data_dir.join(cmp_server::ADMIN_TOKEN_FILE).display());
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    server.shutdown().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

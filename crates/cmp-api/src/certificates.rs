@@ -1,0 +1,191 @@
+//! Certificates in the inventory, listing parameters, imports.
+
+use std::collections::BTreeMap;
+
+use cmp_domain::{CertificateStatus, Finding, KeyInfo, LocationKind, San};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+/// A certificate the platform knows.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Certificate {
+    pub id: String,
+    /// SHA-256 of the DER, lowercase hex without colons.
+    pub fingerprint_sha256: String,
+    /// Lowercase hex, as `openssl x509 -serial` prints it.
+    pub serial_number: String,
+    /// RFC 4514.
+    pub subject: String,
+    /// RFC 4514.
+    pub issuer: String,
+    pub common_name: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    pub sans: Vec<San>,
+    pub key: KeyInfo,
+    pub signature_algorithm: String,
+    pub is_ca: bool,
+    pub self_signed: bool,
+    pub status: CertificateStatus,
+    pub findings: Vec<Finding>,
+    pub owner: Option<OwnerRef>,
+    pub labels: BTreeMap<String, String>,
+    pub locations: Vec<Location>,
+    /// `import`, `discovery` or `issued`.
+    pub source: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// The owning team of a certificate.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct OwnerRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// Where a certificate was seen.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Location {
+    pub kind: LocationKind,
+    /// `host:port[/sni]`, `agent:path` or `cluster/namespace/secret`.
+    pub address: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_seen: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+}
+
+/// Sort orders of the certificate listing.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateSortKey {
+    #[default]
+    NotAfter,
+    CreatedAt,
+}
+
+/// Filters, sort and page of `GET /api/v1/certificates`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CertificateListParams {
+    /// Substring of the subject or of any SAN, case-insensitive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<CertificateStatus>)]
+    pub status: Option<CertificateStatus>,
+    /// Owner id or name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Issuer, RFC 4514, exact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// RFC 3339 time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_before: Option<String>,
+    /// RFC 3339 time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_after: Option<String>,
+    /// `rsa`, `ec`, `ed25519`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<Finding>)]
+    pub finding: Option<Finding>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<CertificateSortKey>)]
+    pub sort: Option<CertificateSortKey>,
+    /// Page size, 1 to 500 (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// JSON form of an import, for PKCS#12 (or any format, base64-encoded).
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// The file, base64.
+    pub data: String,
+    /// PKCS#12 password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Owner (id or name) for the certificates this import creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+
+impl std::fmt::Debug for ImportRequest {
+    // The data may hold private keys and the password unlocks them: print neither.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportRequest")
+            .field("data_len", &self.data.len())
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("owner", &self.owner)
+            .finish()
+    }
+}
+
+/// Query of `POST /api/v1/certificates/import`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ImportParams {
+    /// Owner (id or name) for the certificates this import creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Store the good certificates even when some inputs are rejected (default: all or nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<bool>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImportResponse {
+    pub created: usize,
+    pub already_known: usize,
+    /// One entry per certificate in the input, in input order.
+    pub certificates: Vec<ImportedCertificate>,
+    /// Inputs that were not certificates, each with why.
+    pub rejected: Vec<ImportRejection>,
+}
+
+/// One certificate of an import.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImportedCertificate {
+    pub id: String,
+    pub fingerprint_sha256: String,
+    pub subject: String,
+    /// `created` or `already_known`.
+    pub outcome: String,
+}
+
+/// One rejected input item.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImportRejection {
+    pub item: String,
+    pub reason: String,
+    pub detail: String,
+}
+
+/// `PATCH /api/v1/certificates/{id}`: fields left out stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertificatePatch {
+    /// Owner id or name; `null` removes the owner.
+    #[serde(default, deserialize_with = "crate::double_option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub owner: Option<Option<String>>,
+    /// Replaces all labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+}

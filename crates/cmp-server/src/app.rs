@@ -1,0 +1,105 @@
+//! Assembles the router of a role: routes, OpenAPI document, access rules, middleware.
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use cmp_domain::Clock;
+use cmp_store::Store;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::auth::{authorize, RoutePolicies, BEARER};
+use crate::config::{Config, ServerRole};
+use crate::error::{ApiError, REQUEST_ID};
+use crate::state::AppState;
+use crate::{core, inventory};
+
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "CMP", description = "Certificate Management Platform API"),
+    modifiers(&BearerScheme),
+    components(schemas(cmp_api::Problem))
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The routes and OpenAPI document of a role.
+pub fn routes(role: ServerRole) -> (Router<AppState>, OpenApiDoc) {
+    let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(core::ops_router());
+    if role.serves(ServerRole::Inventory) {
+        router = router.merge(inventory::router()).merge(core::admin_router());
+    }
+    router.split_for_parts()
+}
+
+/// The complete application of a role, ready to serve.
+pub fn build(
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> Result<Router, String> {
+    let (router, doc) = routes(config.role);
+    let policies = RoutePolicies::from_openapi(&doc)?;
+    let state = AppState {
+        openapi: Arc::new(doc),
+        store,
+        config,
+        clock,
+        policies: Arc::new(policies),
+        metrics: crate::metrics::handle(),
+    };
+    let body_limit = state.config.http.body_limit_bytes;
+    let router = router
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .fallback(|| async { ApiError::NotFound { entity: "route", id: "for this path".into() } })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(crate::metrics::track_http))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal("handler panicked".into()).into_response()
+        }))
+        .layer(middleware::from_fn(with_request_id))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid));
+    Ok(router)
+}
+
+/// Makes the request id visible to the error mapping of this request.
+async fn with_request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    REQUEST_ID.scope(id, next.run(request)).await
+}

@@ -1,0 +1,234 @@
+//! Configuration: defaults, then a TOML file, then `CMP_` environment variables
+//! (`CMP_DATABASE__URL` sets `database.url`). Unknown keys are rejected by name.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Which part of the platform this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerRole {
+    /// Every role in one process, with the UI, on one port (3000).
+    All,
+    /// Certificates, locations, owners, import, search (8081).
+    Inventory,
+    /// Managed certificates, requests, policies, renewal, agents (8082).
+    Issuer,
+    /// CA adapters: sign, revoke, status; CRL and OCSP (8083).
+    Adapter,
+}
+
+impl ServerRole {
+    pub fn default_port(self) -> u16 {
+        match self {
+            ServerRole::All => 3000,
+            ServerRole::Inventory => 8081,
+            ServerRole::Issuer => 8082,
+            ServerRole::Adapter => 8083,
+        }
+    }
+
+    /// Whether this process serves the routes of `part`.
+    pub fn serves(self, part: ServerRole) -> bool {
+        self == ServerRole::All || self == part
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerRole::All => "all",
+            ServerRole::Inventory => "inventory",
+            ServerRole::Issuer => "issuer",
+            ServerRole::Adapter => "adapter",
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Pretty on a terminal, JSON otherwise.
+    Auto,
+    Json,
+    Pretty,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub role: ServerRole,
+    /// Address to listen on; default `0.0.0.0:<the role's port>`.
+    pub listen: Option<SocketAddr>,
+    /// Where the embedded database, keys and the bootstrap token live.
+    pub data_dir: PathBuf,
+    pub database: DatabaseConfig,
+    pub http: HttpConfig,
+    pub inventory: InventoryConfig,
+    pub log: LogConfig,
+}
+
+/// Database connection.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://...` or `postgres://...`; default: SQLite in the data dir.
+    pub url: Option<String>,
+    pub max_connections: u32,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    // A PostgreSQL URL may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// Hides the password of a URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// HTTP limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+}
+
+/// Inventory rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryConfig {
+    /// A certificate is `expiring` when it expires within this many days.
+    pub expiry_window_days: i64,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// `tracing` filter, e.g. `info,cmp_server=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            role: ServerRole::All,
+            listen: None,
+            data_dir: PathBuf::from("./cmp-data"),
+            database: DatabaseConfig { url: None, max_connections: 16 },
+            http: HttpConfig { body_limit_bytes: 10 * 1024 * 1024 },
+            inventory: InventoryConfig {
+                expiry_window_days: cmp_domain::DEFAULT_EXPIRY_WINDOW_DAYS,
+            },
+            log: LogConfig { format: LogFormat::Auto, level: "info".into() },
+        }
+    }
+}
+
+/// `CMP_` variables that are not configuration keys (the CLI's and the tests').
+const NON_CONFIG_ENV: [&str; 3] = ["config", "token", "server"];
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, figment::Error> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(figment::Error::from(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let env = Env::prefixed("CMP_")
+            .split("__")
+            .filter(|key| {
+                let key = key.as_str();
+                !NON_CONFIG_ENV.contains(&key) && !key.starts_with("test_")
+            });
+        figment.merge(env).extract()
+    }
+
+    /// The address to listen on.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], self.role.default_port())))
+    }
+
+    /// The database URL, defaulting to SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("cmp.db").display()),
+        }
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.inventory.expiry_window_days < 0 {
+            return Err("inventory.expiry_window_days must not be negative".into());
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return Err("http.body_limit_bytes must be at least 1024".into());
+        }
+        if self.database.max_connections == 0 {
+            return Err("database.max_connections must be at least 1".into());
+        }
+        cmp_store::Dialect::from_url(&self.database_url()).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cmp.toml");
+        std::fs::write(&file, "[database]\nurl = \"sqlite://x.db\"\nmax_conections = 3\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn the_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cmp.toml");
+        std::fs::write(&file, "role = \"inventory\"\n[inventory]\nexpiry_window_days = 14\n").unwrap();
+        let config = Config::load(Some(&file)).unwrap();
+        assert_eq!(config.role, ServerRole::Inventory);
+        assert_eq!(config.inventory.expiry_window_days, 14);
+        assert_eq!(config.listen_addr().port(), 8081);
+    }
+
+    #[test]
+    fn passwords_in_urls_are_hidden() {
+        assert_eq!(redact_url("postgres://cmp:s3cret@db:5432/cmp"), "postgres://cmp:***@db:5432/cmp");
+        let config = DatabaseConfig { url: Some("postgres://u:pw@h/d".into()), max_connections: 1 };
+        assert!(!format!("{config:?}").contains("pw"));
+    }
+}

@@ -1,0 +1,29 @@
+//! Routes every role serves: health, metrics, the OpenAPI document; and the shared
+//! administration of tokens and the audit trail.
+
+pub mod audit;
+pub mod ops;
+pub mod tokens;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+/// Health, readiness and metrics: on every role.
+pub fn ops_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi))
+}
+
+/// Tokens and audit (served with the inventory role).
+pub fn admin_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::verify))
+}

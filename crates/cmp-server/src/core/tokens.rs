@@ -1,0 +1,89 @@
+//! `/api/v1/tokens`: API tokens, created by admins, stored hashed.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use cmp_api::{ApiToken, Problem, TokenCreate, TokenCreated};
+use cmp_domain::Role;
+use cmp_store::NewApiToken;
+
+use crate::auth::{new_token_secret, token_hash, Caller};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::inventory::service::audit_context;
+use crate::inventory::views::time_of;
+use crate::state::AppState;
+
+pub fn view(t: cmp_store::ApiToken) -> ApiToken {
+    ApiToken {
+        id: t.id,
+        name: t.name,
+        role: t.role,
+        owners: t.owner_ids,
+        expires_at: t.expires_at.map(time_of),
+        created_by: t.created_by,
+        created_at: time_of(t.created_at),
+        revoked_at: t.revoked_at.map(time_of),
+    }
+}
+
+/// All tokens (never their secrets).
+#[utoipa::path(
+    get, path = "/api/v1/tokens", tag = "tokens",
+    responses((status = 200, body = Vec<ApiToken>)),
+    security(("bearer" = ["admin"]))
+)]
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ApiToken>>> {
+    Ok(Json(state.store.list_tokens().await?.into_iter().map(view).collect()))
+}
+
+/// Create a token. The secret is in this answer only.
+#[utoipa::path(
+    post, path = "/api/v1/tokens", tag = "tokens",
+    request_body = TokenCreate,
+    responses((status = 201, body = TokenCreated), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"]))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<TokenCreate>,
+) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
+    if body.name.trim().is_empty() || body.name.len() > 100 {
+        return Err(ApiError::bad_field("name", "1-100 characters"));
+    }
+    if body.role == Role::Developer && body.owners.is_empty() {
+        return Err(ApiError::bad_field("owners", "a developer token needs at least one owner"));
+    }
+    let mut owner_ids = Vec::with_capacity(body.owners.len());
+    for owner in &body.owners {
+        owner_ids.push(state.store.get_owner(owner).await?.id);
+    }
+    let now = state.clock.now().unix_timestamp();
+    let expires_at = match body.expires_in_days {
+        Some(0) => return Err(ApiError::bad_field("expires_in_days", "must be at least 1")),
+        Some(days) => Some(now + i64::from(days) * 86_400),
+        None => None,
+    };
+    let secret = new_token_secret();
+    let new = NewApiToken { name: body.name, token_hash: token_hash(&secret), role: body.role, owner_ids, expires_at };
+    let token = state.store.create_token(&audit_context(&state, &caller), &new).await?;
+    Ok((StatusCode::CREATED, Json(TokenCreated { token: secret, info: view(token) })))
+}
+
+/// Revoke a token.
+#[utoipa::path(
+    delete, path = "/api/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"]))
+)]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let now = state.clock.now().unix_timestamp();
+    state.store.revoke_token(&audit_context(&state, &caller), &id, now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

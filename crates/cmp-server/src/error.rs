@@ -1,0 +1,181 @@
+//! API errors and the one table that maps them to HTTP statuses and RFC 9457 problems.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cmp_api::{Problem, ProblemItem};
+use cmp_store::StoreError;
+
+tokio::task_local! {
+    /// The id of the request being served, for the `instance` of problems.
+    pub static REQUEST_ID: String;
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed: bad JSON, bad query, bad field values.
+    #[error("{detail}")]
+    BadRequest { detail: String, errors: Vec<ProblemItem> },
+    /// No credentials, or credentials that are not valid.
+    #[error("authentication required")]
+    Unauthorized,
+    /// Valid credentials whose role may not do this.
+    #[error("forbidden")]
+    Forbidden,
+    /// No such thing (or not visible to the caller).
+    #[error("{entity} {id} not found")]
+    NotFound { entity: &'static str, id: String },
+    /// The method is not defined on this path.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The change conflicts with what exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// The body is larger than the configured limit.
+    #[error("request body over the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// The body's media type is not one this route reads.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The request is well-formed but its content is refused (e.g. not a certificate).
+    #[error("{detail}")]
+    Unprocessable { detail: String, errors: Vec<ProblemItem> },
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A bug or an unexpected failure; details go to the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        ApiError::BadRequest { detail: detail.into(), errors: Vec::new() }
+    }
+
+    /// A bad value for one named field or parameter.
+    pub fn bad_field(pointer: &str, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        ApiError::BadRequest {
+            detail: format!("{pointer}: {detail}"),
+            errors: vec![ProblemItem { pointer: pointer.into(), reason: "invalid".into(), detail }],
+        }
+    }
+
+    /// Status, stable type slug and title. Exhaustive on purpose: a new error needs a row here.
+    fn classify(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            ApiError::Unauthorized => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required")
+            }
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
+            }
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large")
+            }
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            ApiError::Unprocessable { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", "Input refused")
+            }
+            ApiError::Store(e) => match e {
+                StoreError::NotFound { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+                StoreError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+                StoreError::Database(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "database-unavailable", "Database error")
+                }
+                StoreError::Corrupt { .. }
+                | StoreError::UnsupportedUrl
+                | StoreError::Migration(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error")
+                }
+            },
+            ApiError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error")
+            }
+        }
+    }
+
+    /// The problem document. Server-side failures say little; the log has the rest.
+    pub fn to_problem(&self) -> Problem {
+        let (status, slug, title) = self.classify();
+        let (detail, errors) = match self {
+            ApiError::BadRequest { detail, errors } | ApiError::Unprocessable { detail, errors } => {
+                (Some(detail.clone()), errors.clone())
+            }
+            ApiError::Store(StoreError::Database(_)) => {
+                (Some("the database did not answer; try again".to_string()), Vec::new())
+            }
+            ApiError::Store(StoreError::Corrupt { .. })
+            | ApiError::Store(StoreError::UnsupportedUrl)
+            | ApiError::Store(StoreError::Migration(_))
+            | ApiError::Internal(_) => (Some("see the server log for this request id".to_string()), Vec::new()),
+            other => (Some(other.to_string()), Vec::new()),
+        };
+        Problem {
+            kind: format!("https://cmp.dev/problems/{slug}"),
+            title: title.to_string(),
+            status: status.as_u16(),
+            detail,
+            instance: REQUEST_ID.try_with(|id| id.clone()).ok(),
+            errors,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.to_problem();
+        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_failures_are_not_client_errors_and_leak_nothing() {
+        let e = ApiError::Store(StoreError::Database(sqlx::Error::Protocol("password=hunter2".into())));
+        let p = e.to_problem();
+        assert_eq!(p.status, 503);
+        assert!(!serde_json::to_string(&p).unwrap().contains("hunter2"));
+    }
+
+    #[test]
+    fn every_kind_has_its_status() {
+        let cases = [
+            (ApiError::bad_request("x"), 400),
+            (ApiError::Unauthorized, 401),
+            (ApiError::Forbidden, 403),
+            (ApiError::NotFound { entity: "certificate", id: "1".into() }, 404),
+            (ApiError::MethodNotAllowed, 405),
+            (ApiError::Conflict("x".into()), 409),
+            (ApiError::PayloadTooLarge { limit: 1 }, 413),
+            (ApiError::UnsupportedMediaType("x".into()), 415),
+            (ApiError::Unprocessable { detail: "x".into(), errors: vec![] }, 422),
+            (ApiError::Store(StoreError::NotFound { entity: "owner", id: "1".into() }), 404),
+            (ApiError::Store(StoreError::Conflict("x".into())), 409),
+            (ApiError::Internal("x".into()), 500),
+        ];
+        for (e, status) in cases {
+            assert_eq!(e.to_problem().status, status, "{e:?}");
+        }
+    }
+}

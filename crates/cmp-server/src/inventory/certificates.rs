@@ -1,0 +1,168 @@
+//! `/api/v1/certificates` handlers.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use base64::Engine;
+use cmp_api::{
+    Certificate, CertificateListParams, CertificatePatch, ImportParams, ImportRequest,
+    ImportResponse, Page, Problem,
+};
+use cmp_store::CertificateUpdate;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiBytes, ApiQuery};
+use crate::inventory::{service, views};
+use crate::state::AppState;
+
+/// Import certificates: PEM (one or many blocks), DER, PKCS#7, or JSON `{"data": base64,
+/// "password": ...}` for PKCS#12. De-duplicated by SHA-256; all or nothing unless `partial=true`.
+#[utoipa::path(
+    post, path = "/api/v1/certificates/import", tag = "certificates",
+    params(ImportParams),
+    request_body(description = "Raw PEM, DER or PKCS#7 bytes; or JSON with base64 data and a password (PKCS#12)",
+        content((ImportRequest = "application/json"), (String = "application/x-pem-file"), (Vec<u8> = "application/octet-stream"))),
+    responses(
+        (status = 201, description = "At least one certificate was new", body = ImportResponse),
+        (status = 200, description = "Every certificate was already known", body = ImportResponse),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Input refused; nothing stored", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["admin", "security", "developer"]))
+)]
+pub async fn import(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ImportParams>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> ApiResult<(StatusCode, Json<ImportResponse>)> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let (data, password, owner) = if is_json {
+        let req: ImportRequest = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("import JSON: {e}")))?;
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(req.data.trim())
+            .map_err(|_| ApiError::bad_field("data", "not valid base64"))?;
+        (data, req.password, req.owner.or(params.owner))
+    } else {
+        (body.to_vec(), None, params.owner)
+    };
+    let partial = params.partial.unwrap_or(false);
+    let result =
+        service::import(&state, &caller, &data, password.as_deref(), owner.as_deref(), partial).await?;
+    let status = if result.created > 0 { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(result)))
+}
+
+/// List certificates with filters, sorted by expiry (default) or creation, cursor-paged.
+#[utoipa::path(
+    get, path = "/api/v1/certificates", tag = "certificates",
+    params(CertificateListParams),
+    responses(
+        (status = 200, body = Page<Certificate>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["admin", "security", "developer"]))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<CertificateListParams>,
+) -> ApiResult<Json<Page<Certificate>>> {
+    let query = service::certificate_query(&state, &caller, &params).await?;
+    let page = state.store.list_certificates(&query).await?;
+    let now = state.clock.now();
+    let window = state.expiry_window_secs();
+    Ok(Json(Page {
+        items: page.items.into_iter().map(|r| views::certificate(r, now, window)).collect(),
+        next_cursor: page.next_cursor.as_ref().map(views::encode_cursor),
+    }))
+}
+
+/// One certificate, by platform id or SHA-256 fingerprint.
+#[utoipa::path(
+    get, path = "/api/v1/certificates/{id}", tag = "certificates",
+    params(("id" = String, Path, description = "Platform id or SHA-256 fingerprint")),
+    responses((status = 200, body = Certificate), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin", "security", "developer"]))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Certificate>> {
+    let record = state.store.get_certificate(&id, &caller.scope).await?;
+    Ok(Json(views::certificate(record, state.clock.now(), state.expiry_window_secs())))
+}
+
+/// The certificate as PEM.
+#[utoipa::path(
+    get, path = "/api/v1/certificates/{id}/pem", tag = "certificates",
+    params(("id" = String, Path, description = "Platform id or SHA-256 fingerprint")),
+    responses((status = 200, content_type = "application/x-pem-file", body = String), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin", "security", "developer"]))
+)]
+pub async fn pem(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let der = state.store.get_certificate_der(&id, &caller.scope).await?;
+    let text = pem::encode(&pem::Pem::new("CERTIFICATE", der));
+    Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], text))
+}
+
+/// Set a certificate's owner (id or name, `null` to clear) and/or labels.
+#[utoipa::path(
+    patch, path = "/api/v1/certificates/{id}", tag = "certificates",
+    params(("id" = String, Path, description = "Platform id or SHA-256 fingerprint")),
+    request_body = CertificatePatch,
+    responses((status = 200, body = Certificate), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin", "security", "developer"]))
+)]
+pub async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<CertificatePatch>,
+) -> ApiResult<Json<Certificate>> {
+    let mut update = CertificateUpdate { owner_id: None, labels: None };
+    if let Some(owner) = body.owner {
+        let owner_id = match owner {
+            Some(o) => Some(state.store.get_owner(&o).await?.id),
+            None => None,
+        };
+        service::check_owner_change(&caller, owner_id.as_deref())?;
+        update.owner_id = Some(owner_id);
+    }
+    if let Some(labels) = body.labels {
+        cmp_store::validate_labels(&labels).map_err(|e| ApiError::bad_field("labels", e))?;
+        update.labels = Some(labels);
+    }
+    let ctx = service::audit_context(&state, &caller);
+    let record = state.store.update_certificate(&ctx, &id, &caller.scope, &update).await?;
+    Ok(Json(views::certificate(record, state.clock.now(), state.expiry_window_secs())))
+}
+
+/// Remove a certificate from the inventory (audited).
+#[utoipa::path(
+    delete, path = "/api/v1/certificates/{id}", tag = "certificates",
+    params(("id" = String, Path, description = "Platform id or SHA-256 fingerprint")),
+    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin", "security"]))
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let ctx = service::audit_context(&state, &caller);
+    state.store.delete_certificate(&ctx, &id, &caller.scope).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,22 @@
+//! The inventory role: certificates, owners, locations, import and search.
+
+mod certificates;
+mod owners;
+pub mod service;
+pub mod views;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+/// Routes of the inventory role.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(certificates::import))
+        .routes(routes!(certificates::list))
+        .routes(routes!(certificates::get, certificates::patch, certificates::delete))
+        .routes(routes!(certificates::pem))
+        .routes(routes!(owners::list, owners::create))
+        .routes(routes!(owners::get, owners::patch, owners::delete))
+}

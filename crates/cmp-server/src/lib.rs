@@ -1,0 +1,124 @@
+//! The CMP server: roles, API, authentication, audit, metrics. `cmpd` is its binary.
+
+pub mod app;
+pub mod auth;
+pub mod bench;
+pub mod config;
+pub mod core;
+pub mod error;
+pub mod extract;
+pub mod inventory;
+pub mod metrics;
+pub mod state;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use cmp_domain::{Clock, Role};
+use cmp_store::{AuditContext, NewApiToken, SqlStore, Store};
+
+use crate::config::Config;
+use crate::state::SystemClock;
+
+/// Name of the file in the data directory that holds the bootstrap admin token.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// Opens the configured database, applying migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<SqlStore>> {
+    let url = config.database_url();
+    let store = SqlStore::connect(&url, config.database.max_connections)
+        .await
+        .with_context(|| format!("while opening database {}", config::redact_url(&url)))?;
+    Ok(Arc::new(store))
+}
+
+/// On the first start (no token exists), creates an admin token, writes it to a 0600 file in
+/// the data directory and returns it so that it can be shown once.
+pub async fn bootstrap_admin_token(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    data_dir: &Path,
+) -> anyhow::Result<Option<String>> {
+    if store.count_tokens().await? > 0 {
+        return Ok(None);
+    }
+    let secret = auth::new_token_secret();
+    let now = clock.now();
+    let ctx = AuditContext {
+        actor: "system".into(),
+        request_id: None,
+        now_us: i64::try_from(now.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX),
+    };
+    let token = NewApiToken {
+        name: "bootstrap admin".into(),
+        token_hash: auth::token_hash(&secret),
+        role: Role::Admin,
+        owner_ids: Vec::new(),
+        expires_at: None,
+    };
+    store.create_token(&ctx, &token).await?;
+    write_secret_file(&data_dir.join(ADMIN_TOKEN_FILE), &secret)?;
+    Ok(Some(secret))
+}
+
+/// Writes a file readable by its owner only.
+fn write_secret_file(path: &Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("while creating {}", dir.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("while writing {}", path.display()))?;
+    writeln!(file, "{content}")?;
+    Ok(())
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub admin_token: Option<String>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Stops accepting, lets in-flight requests finish, and waits.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.task.await.context("while joining the server task")?
+    }
+}
+
+/// Opens storage, bootstraps, binds and serves in the background.
+pub async fn start(config: Config) -> anyhow::Result<Server> {
+    config.validate().map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("while creating data dir {}", config.data_dir.display()))?;
+    let store = open_store(&config).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let admin_token = bootstrap_admin_token(store.as_ref(), clock.as_ref(), &config.data_dir).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen_addr())
+        .await
+        .with_context(|| format!("while binding {}", config.listen_addr()))?;
+    let addr = listener.local_addr()?;
+    let router = app::build(Arc::new(config), store, clock).map_err(anyhow::Error::msg)?;
+    let (shutdown, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+            .context("while serving")
+    });
+    Ok(Server { addr, admin_token, shutdown, task })
+}
