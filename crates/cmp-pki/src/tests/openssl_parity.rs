@@ -63,7 +63,7 @@ fn openssl_view(pem_path: &str) -> OpensslView {
         {
             view.key_bits = bits.parse().ok();
         }
-        if trimmed == "CA:TRUE" {
+        if trimmed.starts_with("CA:TRUE") {
             view.is_ca = true;
         }
     }

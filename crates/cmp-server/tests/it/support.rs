@@ -1,0 +1,138 @@
+//! Spawning the app and making test certificates.
+
+use std::sync::Arc;
+
+use cmp_api::TokenCreate;
+use cmp_client::Client;
+use cmp_domain::Role;
+use cmp_server::config::Config;
+use cmp_store::{AuditQuery, AuditStore, CertificateQuery, CertificateStore, SqlStore};
+use cmp_testkit::{DbKind, TestDb};
+
+/// A running server with a fresh database.
+pub struct TestApp {
+    pub kind: DbKind,
+    pub base: String,
+    pub admin_token: String,
+    pub admin: Client,
+    pub store: Arc<SqlStore>,
+    server: Option<cmp_server::Server>,
+    _db: TestDb,
+    _data: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn(kind: DbKind) -> TestApp {
+        Self::spawn_with(kind, |_| {}).await
+    }
+
+    pub async fn spawn_with(kind: DbKind, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let db = TestDb::new(kind).await;
+        let data = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.listen = Some("127.0.0.1:0".parse().unwrap());
+        config.data_dir = data.path().to_path_buf();
+        config.database.url = Some(db.url.clone());
+        config.database.max_connections = 4;
+        adjust(&mut config);
+        let server = cmp_server::start(config).await.expect("server starts");
+        let base = format!("http://{}", server.addr);
+        let admin_token = server.admin_token.clone().expect("first start makes an admin token");
+        let store = Arc::new(SqlStore::connect(&db.url, 2).await.unwrap());
+        TestApp {
+            kind,
+            admin: Client::new(&base, Some(admin_token.clone())).unwrap(),
+            base,
+            admin_token,
+            store,
+            server: Some(server),
+            _db: db,
+            _data: data,
+        }
+    }
+
+    pub fn client(&self, token: Option<&str>) -> Client {
+        Client::new(&self.base, token.map(str::to_string)).unwrap()
+    }
+
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A token with `role`; developers are scoped to `owners`.
+    pub async fn token(&self, role: Role, owners: &[&str]) -> String {
+        self.admin
+            .create_token(&TokenCreate {
+                name: format!("{role:?} test"),
+                role,
+                owners: owners.iter().map(|s| s.to_string()).collect(),
+                expires_in_days: None,
+            })
+            .await
+            .unwrap()
+            .token
+    }
+
+    /// Rows in the inventory and events in the audit trail, to prove refusals wrote nothing.
+    pub async fn counts(&self) -> (usize, usize) {
+        let mut q = CertificateQuery::all(0);
+        q.limit = 500;
+        let certs = self.store.list_certificates(&q).await.unwrap().items.len();
+        let audit = self.store.list_audit(&AuditQuery { limit: 500, ..Default::default() }).await.unwrap().items.len();
+        (certs, audit)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await.unwrap();
+        }
+    }
+}
+
+/// Runs the body once per database.
+macro_rules! on_both_databases {
+    (|$app:ident| $body:block) => {{
+        for kind in cmp_testkit::DbKind::ALL {
+            let $app = crate::support::TestApp::spawn(kind).await;
+            $body
+            $app.stop().await;
+        }
+    }};
+}
+pub(crate) use on_both_databases;
+
+/// A CA and leaves it signs, made with rcgen.
+pub struct TestPki {
+    pub ca_cert: rcgen::Certificate,
+    pub ca_issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl TestPki {
+    pub fn new() -> TestPki {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "CMP Test CA");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_cert = params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(params, ca_key);
+        TestPki { ca_cert, ca_issuer: issuer }
+    }
+
+    /// A leaf for `names`, valid for `days` from now.
+    pub fn leaf(&self, names: &[&str], days: i64) -> (rcgen::Certificate, rcgen::KeyPair) {
+        let mut params = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CommonName, names[0]);
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(1);
+        params.not_after = now + time::Duration::days(days);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca_issuer).unwrap();
+        (cert, key)
+    }
+}
