@@ -123,7 +123,6 @@ pub struct ImportRequest {
     pub owner: Option<String>,
 }
 
-
 impl std::fmt::Debug for ImportRequest {
     // The data may hold private keys and the password unlocks them: print neither.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -182,7 +181,11 @@ pub struct ImportRejection {
 #[serde(deny_unknown_fields)]
 pub struct CertificatePatch {
     /// Owner id or name; `null` removes the owner.
-    #[serde(default, deserialize_with = "crate::double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>)]
     pub owner: Option<Option<String>>,
     /// Replaces all labels.

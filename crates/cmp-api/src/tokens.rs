@@ -47,6 +47,9 @@ pub struct TokenCreated {
 
 impl std::fmt::Debug for TokenCreated {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenCreated").field("token", &"[redacted]").field("info", &self.info).finish()
+        f.debug_struct("TokenCreated")
+            .field("token", &"[redacted]")
+            .field("info", &self.info)
+            .finish()
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use cmp_api::{
     AuditListParams, CertificateListParams, CertificatePatch, ImportParams, OwnerCreate,
@@ -16,7 +16,11 @@ use cmp_client::{Client, ImportBody};
 use output::{Format, Output};
 
 #[derive(Debug, Parser)]
-#[command(name = "cmpctl", version, about = "Command line for CMP, the certificate management platform")]
+#[command(
+    name = "cmpctl",
+    version,
+    about = "Command line for CMP, the certificate management platform"
+)]
 struct Cli {
     /// Server URL.
     #[arg(long, env = "CMP_SERVER", default_value = "http://localhost:3000", global = true)]
@@ -122,7 +126,9 @@ struct ListArgs {
 #[derive(Debug, Subcommand)]
 enum OwnerCommand {
     List,
-    Show { id: String },
+    Show {
+        id: String,
+    },
     Create {
         name: String,
         #[arg(long)]
@@ -139,7 +145,9 @@ enum OwnerCommand {
         #[arg(long)]
         description: Option<String>,
     },
-    Delete { id: String },
+    Delete {
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,7 +166,9 @@ enum TokenCommand {
         expires_in_days: Option<u32>,
     },
     List,
-    Revoke { id: String },
+    Revoke {
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,9 +203,15 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 }
 
 /// Parses a JSON string enum value the way the API names it.
-fn api_enum<T: serde::de::DeserializeOwned>(flag: &str, value: Option<String>) -> anyhow::Result<Option<T>> {
+fn api_enum<T: serde::de::DeserializeOwned>(
+    flag: &str,
+    value: Option<String>,
+) -> anyhow::Result<Option<T>> {
     value
-        .map(|v| serde_json::from_value(serde_json::Value::String(v.clone())).with_context(|| format!("--{flag}: unknown value {v:?}")))
+        .map(|v| {
+            serde_json::from_value(serde_json::Value::String(v.clone()))
+                .with_context(|| format!("--{flag}: unknown value {v:?}"))
+        })
         .transpose()
 }
 
@@ -237,7 +253,8 @@ async fn cert(client: &Client, out: &Output, cmd: CertCommand) -> anyhow::Result
             let params = ImportParams { owner, partial: partial.then_some(true) };
             let mut failed = false;
             for file in files {
-                let data = std::fs::read(&file).with_context(|| format!("while reading {}", file.display()))?;
+                let data = std::fs::read(&file)
+                    .with_context(|| format!("while reading {}", file.display()))?;
                 let is_p12 = file
                     .extension()
                     .and_then(|e| e.to_str())
@@ -285,7 +302,8 @@ async fn cert(client: &Client, out: &Output, cmd: CertCommand) -> anyhow::Result
         CertCommand::Update { id, owner, no_owner, labels } => {
             let patch = CertificatePatch {
                 owner: if no_owner { Some(None) } else { owner.map(Some) },
-                labels: (!labels.is_empty()).then(|| labels.into_iter().collect::<BTreeMap<_, _>>()),
+                labels: (!labels.is_empty())
+                    .then(|| labels.into_iter().collect::<BTreeMap<_, _>>()),
             };
             out.certificate(&client.update_certificate(&id, &patch).await?)?;
             Ok(ExitCode::SUCCESS)
@@ -306,7 +324,8 @@ async fn owner(client: &Client, out: &Output, cmd: OwnerCommand) -> anyhow::Resu
             out.owners(&[client.create_owner(&OwnerCreate { name, email, description }).await?])?
         }
         OwnerCommand::Update { id, name, email, description } => {
-            let patch = OwnerPatch { name, email: email.map(Some), description: description.map(Some) };
+            let patch =
+                OwnerPatch { name, email: email.map(Some), description: description.map(Some) };
             out.owners(&[client.update_owner(&id, &patch).await?])?
         }
         OwnerCommand::Delete { id } => {
@@ -321,7 +340,8 @@ async fn token_cmd(client: &Client, out: &Output, cmd: TokenCommand) -> anyhow::
     match cmd {
         TokenCommand::Create { name, role, owners, expires_in_days } => {
             let role = api_enum("role", Some(role))?.context("--role is required")?;
-            let created = client.create_token(&TokenCreate { name, role, owners, expires_in_days }).await?;
+            let created =
+                client.create_token(&TokenCreate { name, role, owners, expires_in_days }).await?;
             out.token_created(&created)?;
         }
         TokenCommand::List => out.tokens(&client.tokens().await?)?,
@@ -335,8 +355,26 @@ async fn token_cmd(client: &Client, out: &Output, cmd: TokenCommand) -> anyhow::
 
 async fn audit(client: &Client, out: &Output, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        AuditCommand::List { actor, action, entity_type, entity_id, since, until, limit, cursor } => {
-            let params = AuditListParams { actor, action, entity_type, entity_id, since, until, limit, cursor };
+        AuditCommand::List {
+            actor,
+            action,
+            entity_type,
+            entity_id,
+            since,
+            until,
+            limit,
+            cursor,
+        } => {
+            let params = AuditListParams {
+                actor,
+                action,
+                entity_type,
+                entity_id,
+                since,
+                until,
+                limit,
+                cursor,
+            };
             out.audit(&client.audit(&params).await?)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -3,8 +3,7 @@
 use std::path::Path;
 
 use cmp_api::{
-    ApiToken, AuditEvent, AuditVerification, Certificate, ImportResponse, Owner, Page,
-    TokenCreated,
+    ApiToken, AuditEvent, AuditVerification, Certificate, ImportResponse, Owner, Page, TokenCreated,
 };
 use cmp_client::ClientError;
 use serde::Serialize;
@@ -62,7 +61,10 @@ impl Output {
     pub fn error(&self, item: &str, e: &ClientError) -> anyhow::Result<()> {
         match e {
             ClientError::Api(p) if self.0 == Format::Json => {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"file": item, "problem": p}))?)
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"file": item, "problem": p}))?
+                )
             }
             ClientError::Api(p) => {
                 eprintln!("{item}: {e}");
@@ -79,7 +81,13 @@ impl Output {
         if self.json(r)? {
             return Ok(());
         }
-        println!("{}: {} created, {} already known, {} refused", file.display(), r.created, r.already_known, r.rejected.len());
+        println!(
+            "{}: {} created, {} already known, {} refused",
+            file.display(),
+            r.created,
+            r.already_known,
+            r.rejected.len()
+        );
         for c in &r.certificates {
             println!("  {:<13} {}  {}", c.outcome, c.id, c.subject);
         }
@@ -120,7 +128,11 @@ impl Output {
         }
         let sans: Vec<String> = c.sans.iter().map(|s| s.value.clone()).collect();
         let findings: Vec<&str> = c.findings.iter().map(|f| f.as_str()).collect();
-        let key = format!("{} {}", c.key.kind.as_str(), c.key.bits.map(|b| b.to_string()).unwrap_or_default());
+        let key = format!(
+            "{} {}",
+            c.key.kind.as_str(),
+            c.key.bits.map(|b| b.to_string()).unwrap_or_default()
+        );
         for (k, v) in [
             ("id", c.id.clone()),
             ("subject", c.subject.clone()),
@@ -135,13 +147,21 @@ impl Output {
             ("signature", c.signature_algorithm.clone()),
             ("findings", findings.join(", ")),
             ("owner", c.owner.as_ref().map(|o| o.name.clone()).unwrap_or_default()),
-            ("labels", c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")),
+            (
+                "labels",
+                c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
+            ),
             ("source", c.source.clone()),
         ] {
             println!("{k:<11} {v}");
         }
         for l in &c.locations {
-            println!("location    {} {} (last seen {})", l.kind.as_str(), l.address, date(&l.last_seen));
+            println!(
+                "location    {} {} (last seen {})",
+                l.kind.as_str(),
+                l.address,
+                date(&l.last_seen)
+            );
         }
         Ok(())
     }
@@ -162,7 +182,12 @@ impl Output {
         if self.json(t)? {
             return Ok(());
         }
-        println!("token {} ({}) created. Its secret, shown only now:\n\n  {}\n", t.info.id, t.info.role.as_str(), t.token);
+        println!(
+            "token {} ({}) created. Its secret, shown only now:\n\n  {}\n",
+            t.info.id,
+            t.info.role.as_str(),
+            t.token
+        );
         Ok(())
     }
 
@@ -194,7 +219,13 @@ impl Output {
             .items
             .iter()
             .map(|e| {
-                vec![e.seq.to_string(), date(&e.occurred_at), e.actor.clone(), e.action.clone(), format!("{}/{}", e.entity_type, e.entity_id)]
+                vec![
+                    e.seq.to_string(),
+                    date(&e.occurred_at),
+                    e.actor.clone(),
+                    e.action.clone(),
+                    format!("{}/{}", e.entity_type, e.entity_id),
+                ]
             })
             .collect();
         table(&["seq", "time", "actor", "action", "entity"], rows);

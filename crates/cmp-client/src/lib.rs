@@ -2,19 +2,19 @@
 
 use cmp_api::{
     ApiToken, AuditEvent, AuditListParams, AuditVerification, Certificate, CertificateListParams,
-    CertificatePatch, ImportParams, ImportResponse, Owner, OwnerCreate, OwnerPatch, Page,
-    Problem, TokenCreate, TokenCreated,
+    CertificatePatch, ImportParams, ImportResponse, Owner, OwnerCreate, OwnerPatch, Page, Problem,
+    TokenCreate, TokenCreated,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// What a call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server answered with a problem document.
     #[error("{} {}: {}", .0.status, .0.title, .0.detail.as_deref().unwrap_or(""))]
-    Api(Problem),
+    Api(Box<Problem>),
     /// The server answered something that is not the expected JSON.
     #[error("unexpected answer ({status}): {body}")]
     Unexpected { status: StatusCode, body: String },
@@ -44,7 +44,10 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base", &self.base).field("token", &self.token.as_ref().map(|_| "[redacted]")).finish()
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .finish()
     }
 }
 
@@ -64,7 +67,9 @@ impl Client {
     pub fn new(base: &str, token: Option<String>) -> ClientResult<Client> {
         // rustls with aws-lc-rs, the platform's one crypto provider.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let http = reqwest::Client::builder().user_agent(concat!("cmp-client/", env!("CARGO_PKG_VERSION"))).build()?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("cmp-client/", env!("CARGO_PKG_VERSION")))
+            .build()?;
         Ok(Client { base: base.trim_end_matches('/').to_string(), token, http })
     }
 
@@ -86,7 +91,7 @@ impl Client {
             });
         }
         Err(match serde_json::from_slice::<Problem>(&bytes) {
-            Ok(p) => ClientError::Api(p),
+            Ok(p) => ClientError::Api(Box::new(p)),
             Err(_) => ClientError::Unexpected {
                 status,
                 body: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
@@ -101,19 +106,34 @@ impl Client {
         Self::read::<serde_json::Value>(response).await.map(|_| ())
     }
 
-    async fn get<T: DeserializeOwned, Q: Serialize>(&self, path: &str, query: &Q) -> ClientResult<T> {
+    async fn get<T: DeserializeOwned, Q: Serialize>(
+        &self,
+        path: &str,
+        query: &Q,
+    ) -> ClientResult<T> {
         Self::read(self.request(Method::GET, path).query(query).send().await?).await
     }
 
-    async fn send_json<T: DeserializeOwned, B: Serialize>(&self, method: Method, path: &str, body: &B) -> ClientResult<T> {
+    async fn send_json<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> ClientResult<T> {
         Self::read(self.request(method, path).json(body).send().await?).await
     }
 
-    pub async fn import(&self, body: ImportBody, params: &ImportParams) -> ClientResult<ImportResponse> {
+    pub async fn import(
+        &self,
+        body: ImportBody,
+        params: &ImportParams,
+    ) -> ClientResult<ImportResponse> {
         use base64::Engine;
         let req = self.request(Method::POST, "/api/v1/certificates/import").query(params);
         let req = match body {
-            ImportBody::Raw(bytes) => req.header("content-type", "application/octet-stream").body(bytes),
+            ImportBody::Raw(bytes) => {
+                req.header("content-type", "application/octet-stream").body(bytes)
+            }
             ImportBody::Pkcs12 { data, password } => req.json(&cmp_api::ImportRequest {
                 data: base64::engine::general_purpose::STANDARD.encode(data),
                 password: Some(password),
@@ -123,7 +143,10 @@ impl Client {
         Self::read(req.send().await?).await
     }
 
-    pub async fn list_certificates(&self, params: &CertificateListParams) -> ClientResult<Page<Certificate>> {
+    pub async fn list_certificates(
+        &self,
+        params: &CertificateListParams,
+    ) -> ClientResult<Page<Certificate>> {
         self.get("/api/v1/certificates", params).await
     }
 
@@ -132,22 +155,32 @@ impl Client {
     }
 
     pub async fn certificate_pem(&self, id: &str) -> ClientResult<String> {
-        let response = self.request(Method::GET, &format!("/api/v1/certificates/{id}/pem")).send().await?;
+        let response =
+            self.request(Method::GET, &format!("/api/v1/certificates/{id}/pem")).send().await?;
         if response.status().is_success() {
             return Ok(response.text().await?);
         }
-        Err(Self::read::<serde_json::Value>(response).await.err().unwrap_or(ClientError::Unexpected {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            body: String::new(),
-        }))
+        Err(Self::read::<serde_json::Value>(response).await.err().unwrap_or(
+            ClientError::Unexpected {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: String::new(),
+            },
+        ))
     }
 
-    pub async fn update_certificate(&self, id: &str, patch: &CertificatePatch) -> ClientResult<Certificate> {
+    pub async fn update_certificate(
+        &self,
+        id: &str,
+        patch: &CertificatePatch,
+    ) -> ClientResult<Certificate> {
         self.send_json(Method::PATCH, &format!("/api/v1/certificates/{id}"), patch).await
     }
 
     pub async fn delete_certificate(&self, id: &str) -> ClientResult<()> {
-        Self::empty(self.request(Method::DELETE, &format!("/api/v1/certificates/{id}")).send().await?).await
+        Self::empty(
+            self.request(Method::DELETE, &format!("/api/v1/certificates/{id}")).send().await?,
+        )
+        .await
     }
 
     pub async fn owners(&self) -> ClientResult<Vec<Owner>> {
@@ -167,7 +200,8 @@ impl Client {
     }
 
     pub async fn delete_owner(&self, id: &str) -> ClientResult<()> {
-        Self::empty(self.request(Method::DELETE, &format!("/api/v1/owners/{id}")).send().await?).await
+        Self::empty(self.request(Method::DELETE, &format!("/api/v1/owners/{id}")).send().await?)
+            .await
     }
 
     pub async fn tokens(&self) -> ClientResult<Vec<ApiToken>> {
@@ -179,7 +213,8 @@ impl Client {
     }
 
     pub async fn revoke_token(&self, id: &str) -> ClientResult<()> {
-        Self::empty(self.request(Method::DELETE, &format!("/api/v1/tokens/{id}")).send().await?).await
+        Self::empty(self.request(Method::DELETE, &format!("/api/v1/tokens/{id}")).send().await?)
+            .await
     }
 
     pub async fn audit(&self, params: &AuditListParams) -> ClientResult<Page<AuditEvent>> {

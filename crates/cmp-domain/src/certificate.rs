@@ -28,7 +28,8 @@ pub struct CertificateFacts {
     pub signature_algorithm: String,
     /// basicConstraints cA=TRUE.
     pub is_ca: bool,
-    /// Subject equals issuer and the signature verifies with the certificate's own key.
+    /// Subject equals issuer (DER) and the authority key id, if any, is the subject key id.
+    /// The signature is not checked.
     pub self_signed: bool,
     /// The DER encoding itself.
     pub der: Vec<u8>,
@@ -152,7 +153,9 @@ impl CertificateStatus {
 }
 
 /// A problem worth a person's attention, found by looking at one certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Finding {
     Expired,

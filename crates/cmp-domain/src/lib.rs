@@ -5,8 +5,8 @@ pub mod certificate;
 pub mod role;
 
 pub use certificate::{
-    CertificateFacts, CertificateStatus, Finding, KeyInfo, KeyType, LocationKind, San, SanType,
-    evaluate, static_findings, status_at, DEFAULT_EXPIRY_WINDOW_DAYS,
+    CertificateFacts, CertificateStatus, DEFAULT_EXPIRY_WINDOW_DAYS, Finding, KeyInfo, KeyType,
+    LocationKind, San, SanType, evaluate, static_findings, status_at,
 };
 pub use role::Role;
 

@@ -107,7 +107,7 @@ fn classify(parts: &SpkiParts<'_>) -> KeyInfo {
             (KeyType::Ec, bits, curve)
         }
         DSA => (KeyType::Dsa, dsa_bits(parts), None),
-        // The sizes OpenSSL reports for these keys.
+        // The length of the encoded public key (32 and 57 bytes).
         ED25519 => (KeyType::Ed25519, Some(256), None),
         ED448 => (KeyType::Ed448, Some(456), None),
         _ => (KeyType::Other, None, None),
@@ -132,10 +132,8 @@ fn dsa_bits(parts: &SpkiParts<'_>) -> Option<u32> {
 /// Named curve and field size. Unknown named curves keep their OID; their size is inferred
 /// from the encoded point. Explicit curve parameters give no curve name.
 fn ec_curve(parts: &SpkiParts<'_>) -> (Option<String>, Option<u32>) {
-    let named = parts
-        .parameters
-        .filter(|p| p.tag == Tag::OID)
-        .and_then(|p| asn1::oid_to_string(p.content));
+    let named =
+        parts.parameters.filter(|p| p.tag == Tag::OID).and_then(|p| asn1::oid_to_string(p.content));
     let known = named.as_deref().and_then(|oid| match oid {
         "1.2.840.10045.3.1.7" => Some(("P-256", 256)),
         "1.3.132.0.34" => Some(("P-384", 384)),
@@ -166,7 +164,10 @@ mod tests {
 
     #[test]
     fn names_signature_algorithms() {
-        assert_eq!(signature_name(&oid_from_str("1.2.840.113549.1.1.11")), "sha256WithRSAEncryption");
+        assert_eq!(
+            signature_name(&oid_from_str("1.2.840.113549.1.1.11")),
+            "sha256WithRSAEncryption"
+        );
         assert_eq!(signature_name(&oid_from_str("1.2.840.10045.4.3.2")), "ecdsa-with-SHA256");
         assert_eq!(signature_name(&oid_from_str("1.2.3.4")), "1.2.3.4");
     }

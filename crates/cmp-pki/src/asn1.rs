@@ -412,7 +412,7 @@ mod tests {
         assert_eq!(check_depth(&deep).unwrap_err(), Asn1Error::TooDeep);
 
         let levels = 100_000;
-        let mut ber = vec![0x30, 0x80].repeat(levels);
+        let mut ber = [0x30, 0x80].repeat(levels);
         ber.extend(vec![0x00; 2 * levels]);
         assert_eq!(read_tlv(&ber).unwrap_err(), Asn1Error::TooDeep);
     }

@@ -2,8 +2,8 @@
 //! was given (a CSR, a private key, a CRL, ...) and not only what it is not.
 
 use crate::asn1::{self, Children, Tag, Tlv};
-use crate::pkcs12;
 use crate::pkcs7;
+use crate::pkcs12;
 
 /// What a top-level DER SEQUENCE looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,14 +54,17 @@ fn signed_kind(tbs: &Tlv<'_>) -> Kind {
     let tags: Vec<Tag> = fields.iter().map(|f| f.tag).collect();
     let is_time = |t: &Tag| t.is_universal(23) || t.is_universal(24);
     match tags.as_slice() {
-        [Tag::INTEGER, Tag::SEQUENCE, Tag::SEQUENCE, attrs] if *attrs == Tag::context(0, true) => Kind::Csr,
+        [Tag::INTEGER, Tag::SEQUENCE, Tag::SEQUENCE, attrs] if *attrs == Tag::context(0, true) => {
+            Kind::Csr
+        }
         _ if tags.iter().any(is_time) => Kind::Crl,
         _ => Kind::Certificate,
     }
 }
 
 fn is_private_key(children: &[Tlv<'_>]) -> bool {
-    let version = children.first().filter(|c| c.tag == Tag::INTEGER).and_then(|v| asn1::small_uint(v).ok());
+    let version =
+        children.first().filter(|c| c.tag == Tag::INTEGER).and_then(|v| asn1::small_uint(v).ok());
     let tags: Vec<Tag> = children.iter().map(|c| c.tag).collect();
     match (version, tags.as_slice()) {
         // PKCS#8 PrivateKeyInfo / OneAsymmetricKey
@@ -103,7 +106,8 @@ mod tests {
     #[test]
     fn tells_signed_structures_apart() {
         let signed = |tbs: Vec<u8>| [encode(0x30, &tbs), encode(0x30, &[]), encode(0x03, &[0])];
-        let csr = [encode(0x02, &[0]), encode(0x30, &[]), encode(0x30, &[]), encode(0xa0, &[])].concat();
+        let csr =
+            [encode(0x02, &[0]), encode(0x30, &[]), encode(0x30, &[]), encode(0xa0, &[])].concat();
         assert_eq!(kind_of(&signed(csr)), Kind::Csr);
         let crl = [encode(0x30, &[]), encode(0x30, &[]), encode(0x17, b"250101000000Z")].concat();
         assert_eq!(kind_of(&signed(crl)), Kind::Crl);

@@ -9,8 +9,8 @@ use crate::asn1::{self, Asn1Error, Tag, Tlv};
 use crate::detect::{self, Kind};
 use crate::parse::{self, ParseError};
 use crate::pem::{self, Body};
-use crate::pkcs12::{self, CertBag, Pkcs12Error};
 use crate::pkcs7;
+use crate::pkcs12::{self, CertBag, Pkcs12Error};
 use crate::reason;
 
 /// The outcome of [`decode_import`].
@@ -60,9 +60,15 @@ impl Importer<'_> {
         }
         if input.first() == Some(&0x30) {
             // Text can start with "0" (0x30), so a failed binary attempt falls back to PEM.
-            let mut binary = Importer { password: self.password, decoded: ImportDecoded::default() };
+            let mut binary =
+                Importer { password: self.password, decoded: ImportDecoded::default() };
             binary.der(INPUT, input);
-            if !binary.decoded.certificates.is_empty() || !pem::looks_like_pem(input) {
+            let unrecognised = binary.decoded.certificates.is_empty()
+                && binary.decoded.rejected.iter().all(|r| {
+                    [reason::UNSUPPORTED_FORMAT, reason::MALFORMED_DER, reason::TRAILING_DATA]
+                        .contains(&r.reason)
+                });
+            if !unrecognised || !pem::looks_like_pem(input) {
                 self.decoded = binary.decoded;
                 return;
             }
@@ -87,7 +93,8 @@ impl Importer<'_> {
     fn pem(&mut self, input: &[u8]) {
         let blocks = pem::scan(input);
         if blocks.is_empty() {
-            let detail = "the text contains \"-----BEGIN \" but no well-formed PEM header line".into();
+            let detail =
+                "the text contains \"-----BEGIN \" but no well-formed PEM header line".into();
             return self.reject(INPUT, reason::MALFORMED_PEM, detail);
         }
         for block in blocks {
@@ -100,11 +107,15 @@ impl Importer<'_> {
         let label = block.label.as_str();
         let kind = match Label::of(label) {
             Label::PrivateKey => {
-                let detail = format!("{item} is a private key (\"{label}\"); only certificates are imported");
+                let detail = format!(
+                    "{item} is a private key (\"{label}\"); only certificates are imported"
+                );
                 return self.reject(&item, reason::PRIVATE_KEY_NOT_CERTIFICATE, detail);
             }
             Label::Csr => {
-                let detail = format!("{item} is a certificate signing request (\"{label}\"), not a certificate");
+                let detail = format!(
+                    "{item} is a certificate signing request (\"{label}\"), not a certificate"
+                );
                 return self.reject(&item, reason::CSR_NOT_CERTIFICATE, detail);
             }
             Label::Other => {
@@ -116,18 +127,24 @@ impl Importer<'_> {
         let body = match &block.body {
             Body::Complete(body) => *body,
             Body::Unterminated => {
-                let detail = format!("{item} (\"{label}\") has no matching \"-----END {label}-----\" line");
+                let detail =
+                    format!("{item} (\"{label}\") has no matching \"-----END {label}-----\" line");
                 return self.reject(&item, reason::MALFORMED_PEM, detail);
             }
             Body::MismatchedEnd => {
-                let detail = format!("{item} (\"{label}\") ends with an END line for another label");
+                let detail =
+                    format!("{item} (\"{label}\") ends with an END line for another label");
                 return self.reject(&item, reason::MALFORMED_PEM, detail);
             }
         };
         let der = match pem::decode(body) {
             Ok(der) => der,
             Err(pem::DecodeError::Empty) => {
-                return self.reject(&item, reason::MALFORMED_PEM, format!("{item} has an empty body"));
+                return self.reject(
+                    &item,
+                    reason::MALFORMED_PEM,
+                    format!("{item} has an empty body"),
+                );
             }
             Err(pem::DecodeError::BadBase64) => {
                 let detail = format!("the body of {item} is not valid base64");
@@ -177,7 +194,8 @@ impl Importer<'_> {
                 self.reject(item, reason::NOT_A_CERTIFICATE, detail.into());
             }
             Kind::OtherCms => {
-                let detail = "this is a PKCS#7/CMS message other than SignedData; it holds no certificates";
+                let detail =
+                    "this is a PKCS#7/CMS message other than SignedData; it holds no certificates";
                 self.reject(item, reason::UNSUPPORTED_FORMAT, detail.into());
             }
             Kind::Unknown => self.reject(item, reason::UNSUPPORTED_FORMAT, unsupported_detail()),
@@ -207,7 +225,7 @@ impl Importer<'_> {
             return None;
         }
         if !rest.is_empty() {
-            let detail = format!("{} bytes follow the end of the DER structure", rest.len());
+            let detail = format!("{} after the end of the DER structure", byte_count(rest.len()));
             self.reject(item, reason::TRAILING_DATA, detail);
             return None;
         }
@@ -243,8 +261,10 @@ impl Importer<'_> {
 
     fn pkcs12(&mut self, item: &str, pfx: &Tlv<'_>) {
         let password = self.password;
-        let outcome = std::panic::catch_unwind(|| pkcs12::extract(pfx, password))
-            .unwrap_or_else(|_| Err(Pkcs12Error::Unsupported("the PKCS#12 reader failed on this input".into())));
+        let outcome =
+            std::panic::catch_unwind(|| pkcs12::extract(pfx, password)).unwrap_or_else(|_| {
+                Err(Pkcs12Error::Unsupported("the PKCS#12 reader failed on this input".into()))
+            });
         let contents = match outcome {
             Ok(contents) => contents,
             Err(error) => return self.reject_pkcs12(item, error),
@@ -262,7 +282,8 @@ impl Importer<'_> {
             match bag {
                 CertBag::X509(der) => self.certificate(&sub_item, der),
                 CertBag::Other(kind) => {
-                    let detail = format!("this PKCS#12 entry is a certificate of type {kind}, not X.509");
+                    let detail =
+                        format!("this PKCS#12 entry is a certificate of type {kind}, not X.509");
                     self.reject(&sub_item, reason::NOT_A_CERTIFICATE, detail);
                 }
             }
@@ -278,7 +299,10 @@ impl Importer<'_> {
     fn reject_asn1(&mut self, item: &str, error: Asn1Error) {
         match error {
             Asn1Error::TooDeep => {
-                let detail = format!("the ASN.1 structure is nested more than {} levels deep", asn1::MAX_DEPTH);
+                let detail = format!(
+                    "the ASN.1 structure is nested more than {} levels deep",
+                    asn1::MAX_DEPTH
+                );
                 self.reject(item, reason::NESTING_TOO_DEEP, detail);
             }
             other => {
@@ -302,6 +326,11 @@ impl Importer<'_> {
             Pkcs12Error::Malformed(error) => self.reject_asn1(item, error),
         }
     }
+}
+
+/// "1 byte" / "7 bytes".
+pub(crate) fn byte_count(n: usize) -> String {
+    if n == 1 { "1 byte".to_owned() } else { format!("{n} bytes") }
 }
 
 fn unsupported_detail() -> String {

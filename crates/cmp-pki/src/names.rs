@@ -110,15 +110,12 @@ fn characters(value: &Tlv<'_>) -> Option<Chars> {
         // Numeric, Printable, T61, IA5, UTCTime, GeneralizedTime, Visible: one byte a character.
         18 | 19 | 20 | 22 | 23 | 24 | 26 => (bytes.iter().map(|&b| u32::from(b)).collect(), true),
         // UniversalString: UCS-4.
-        28 if bytes.len() % 4 == 0 => (
-            bytes
-                .chunks_exact(4)
-                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
+        28 if bytes.len().is_multiple_of(4) => (
+            bytes.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect(),
             true,
         ),
         // BMPString: UCS-2.
-        30 if bytes.len() % 2 == 0 => (
+        30 if bytes.len().is_multiple_of(2) => (
             bytes.chunks_exact(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).collect(),
             true,
         ),
@@ -170,7 +167,7 @@ fn escape_byte(byte: u8, position: Position, out: &mut String) {
     if needs_backslash {
         out.push('\\');
         out.push(char::from(byte));
-    } else if byte < 0x20 || byte >= 0x7f {
+    } else if !(0x20..0x7f).contains(&byte) {
         out.push('\\');
         out.push_str(&hex::encode_upper([byte]));
     } else {
@@ -205,18 +202,61 @@ fn short_name(oid: &[u8]) -> Option<&'static str> {
 
 fn x520_name(arc: u32) -> Option<&'static str> {
     const NAMES: [&str; 55] = [
-        "", "", "", "CN", "SN", "serialNumber", "C", "L", "ST", "street", "O", "OU", "title",
-        "description", "searchGuide", "businessCategory", "postalAddress", "postalCode",
-        "postOfficeBox", "physicalDeliveryOfficeName", "telephoneNumber", "telexNumber",
-        "teletexTerminalIdentifier", "facsimileTelephoneNumber", "x121Address",
-        "internationaliSDNNumber", "registeredAddress", "destinationIndicator",
-        "preferredDeliveryMethod", "presentationAddress", "supportedApplicationContext",
-        "member", "owner", "roleOccupant", "seeAlso", "userPassword", "userCertificate",
-        "cACertificate", "authorityRevocationList", "certificateRevocationList",
-        "crossCertificatePair", "name", "GN", "initials", "generationQualifier",
-        "x500UniqueIdentifier", "dnQualifier", "enhancedSearchGuide", "protocolInformation",
-        "distinguishedName", "uniqueMember", "houseIdentifier", "supportedAlgorithms",
-        "deltaRevocationList", "dmdName",
+        "",
+        "",
+        "",
+        "CN",
+        "SN",
+        "serialNumber",
+        "C",
+        "L",
+        "ST",
+        "street",
+        "O",
+        "OU",
+        "title",
+        "description",
+        "searchGuide",
+        "businessCategory",
+        "postalAddress",
+        "postalCode",
+        "postOfficeBox",
+        "physicalDeliveryOfficeName",
+        "telephoneNumber",
+        "telexNumber",
+        "teletexTerminalIdentifier",
+        "facsimileTelephoneNumber",
+        "x121Address",
+        "internationaliSDNNumber",
+        "registeredAddress",
+        "destinationIndicator",
+        "preferredDeliveryMethod",
+        "presentationAddress",
+        "supportedApplicationContext",
+        "member",
+        "owner",
+        "roleOccupant",
+        "seeAlso",
+        "userPassword",
+        "userCertificate",
+        "cACertificate",
+        "authorityRevocationList",
+        "certificateRevocationList",
+        "crossCertificatePair",
+        "name",
+        "GN",
+        "initials",
+        "generationQualifier",
+        "x500UniqueIdentifier",
+        "dnQualifier",
+        "enhancedSearchGuide",
+        "protocolInformation",
+        "distinguishedName",
+        "uniqueMember",
+        "houseIdentifier",
+        "supportedAlgorithms",
+        "deltaRevocationList",
+        "dmdName",
     ];
     let name = match arc {
         65 => "pseudonym",
@@ -232,17 +272,63 @@ fn x520_name(arc: u32) -> Option<&'static str> {
 
 fn pilot_name(arc: u32) -> Option<&'static str> {
     const NAMES: [&str; 57] = [
-        "", "UID", "textEncodedORAddress", "mail", "info", "favouriteDrink", "roomNumber",
-        "photo", "userClass", "host", "manager", "documentIdentifier", "documentTitle",
-        "documentVersion", "documentAuthor", "documentLocation", "", "", "", "",
-        "homeTelephoneNumber", "secretary", "otherMailbox", "lastModifiedTime",
-        "lastModifiedBy", "DC", "aRecord", "pilotAttributeType27", "mXRecord", "nSRecord",
-        "sOARecord", "cNAMERecord", "", "", "", "", "", "associatedDomain", "associatedName",
-        "homePostalAddress", "personalTitle", "mobileTelephoneNumber", "pagerTelephoneNumber",
-        "friendlyCountryName", "uid", "organizationalStatus", "janetMailbox",
-        "mailPreferenceOption", "buildingName", "dSAQuality", "singleLevelQuality",
-        "subtreeMinimumQuality", "subtreeMaximumQuality", "personalSignature", "dITRedirect",
-        "audio", "documentPublisher",
+        "",
+        "UID",
+        "textEncodedORAddress",
+        "mail",
+        "info",
+        "favouriteDrink",
+        "roomNumber",
+        "photo",
+        "userClass",
+        "host",
+        "manager",
+        "documentIdentifier",
+        "documentTitle",
+        "documentVersion",
+        "documentAuthor",
+        "documentLocation",
+        "",
+        "",
+        "",
+        "",
+        "homeTelephoneNumber",
+        "secretary",
+        "otherMailbox",
+        "lastModifiedTime",
+        "lastModifiedBy",
+        "DC",
+        "aRecord",
+        "pilotAttributeType27",
+        "mXRecord",
+        "nSRecord",
+        "sOARecord",
+        "cNAMERecord",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "associatedDomain",
+        "associatedName",
+        "homePostalAddress",
+        "personalTitle",
+        "mobileTelephoneNumber",
+        "pagerTelephoneNumber",
+        "friendlyCountryName",
+        "uid",
+        "organizationalStatus",
+        "janetMailbox",
+        "mailPreferenceOption",
+        "buildingName",
+        "dSAQuality",
+        "singleLevelQuality",
+        "subtreeMinimumQuality",
+        "subtreeMaximumQuality",
+        "personalSignature",
+        "dITRedirect",
+        "audio",
+        "documentPublisher",
     ];
     let name = NAMES.get(usize::try_from(arc).ok()?).copied()?;
     (!name.is_empty()).then_some(name)
@@ -306,10 +392,7 @@ mod tests {
             vec![ava("2.5.4.10", 0x0c, b"Example, Inc.")],
             vec![ava("2.5.4.3", 0x0c, b"#a b "), ava("2.5.4.11", 0x0c, b" x;y")],
         ]);
-        assert_eq!(
-            format_name(&der).unwrap(),
-            r"OU=\ x\;y+CN=\#a b\ ,O=Example\, Inc.,C=US"
-        );
+        assert_eq!(format_name(&der).unwrap(), r"OU=\ x\;y+CN=\#a b\ ,O=Example\, Inc.,C=US");
         assert_eq!(common_name(&der).unwrap().as_deref(), Some("#a b "));
     }
 

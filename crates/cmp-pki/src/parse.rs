@@ -26,7 +26,7 @@ pub enum ParseError {
     #[error("the ASN.1 structure is nested more than {} levels deep", asn1::MAX_DEPTH)]
     NestingTooDeep,
     /// Bytes follow the certificate's outer SEQUENCE.
-    #[error("{extra} bytes follow the end of the certificate")]
+    #[error("{} after the end of the certificate", crate::import::byte_count(*extra))]
     TrailingData {
         /// How many bytes follow.
         extra: usize,
@@ -41,7 +41,9 @@ impl ParseError {
     pub fn reason(&self) -> &'static str {
         match self {
             ParseError::Empty => reason::EMPTY_INPUT,
-            ParseError::MalformedDer(_) | ParseError::InvalidCertificate(_) => reason::MALFORMED_DER,
+            ParseError::MalformedDer(_) | ParseError::InvalidCertificate(_) => {
+                reason::MALFORMED_DER
+            }
             ParseError::NestingTooDeep => reason::NESTING_TOO_DEEP,
             ParseError::TrailingData { .. } => reason::TRAILING_DATA,
         }
@@ -60,18 +62,26 @@ impl From<Asn1Error> for ParseError {
 /// Parse one DER certificate into facts. Never panics on any input.
 ///
 /// The input must be exactly one certificate: bytes after its outer SEQUENCE are an error.
+///
+/// How the facts are filled:
+/// - `subject`/`issuer`: exactly `openssl x509 -nameopt RFC2253` (non-ASCII as `\XX` escapes);
+///   `common_name`: the last CN, decoded to text.
+/// - `serial_number`: `openssl x509 -serial`, lowercased (`-` prefix for negative serials).
+/// - `sans`: DNS, IP (canonical text), email and URI entries, in certificate order.
+/// - `self_signed`: subject DER == issuer DER, and no authority key id or one equal to the
+///   subject key id. The signature is **not** verified (no verifier in this crate).
+/// - `key.bits`: RSA modulus, DSA `p`, EC field size (P-256/384/521; other curves from the
+///   point size), 256/456 for Ed25519/Ed448.
 pub fn parse_certificate(der: &[u8]) -> Result<CertificateFacts, ParseError> {
     let (facts, rest) = parse_leading_certificate(der)?;
-    if rest.is_empty() {
-        Ok(facts)
-    } else {
-        Err(ParseError::TrailingData { extra: rest.len() })
-    }
+    if rest.is_empty() { Ok(facts) } else { Err(ParseError::TrailingData { extra: rest.len() }) }
 }
 
 /// Parses the certificate at the start of `der` and returns the bytes after it
 /// (OpenSSL's "TRUSTED CERTIFICATE" puts trust settings there).
-pub(crate) fn parse_leading_certificate(der: &[u8]) -> Result<(CertificateFacts, &[u8]), ParseError> {
+pub(crate) fn parse_leading_certificate(
+    der: &[u8],
+) -> Result<(CertificateFacts, &[u8]), ParseError> {
     if der.is_empty() {
         return Err(ParseError::Empty);
     }
@@ -97,7 +107,8 @@ fn facts(der: &[u8]) -> Result<CertificateFacts, ParseError> {
     if !rest.is_empty() {
         return Err(ParseError::TrailingData { extra: rest.len() });
     }
-    let invalid_name = |e: Asn1Error| ParseError::InvalidCertificate(format!("unreadable name: {e}"));
+    let invalid_name =
+        |e: Asn1Error| ParseError::InvalidCertificate(format!("unreadable name: {e}"));
     Ok(CertificateFacts {
         fingerprint_sha256: crate::sha256_hex(der),
         serial_number: serial_hex(cert.raw_serial()),
@@ -108,7 +119,9 @@ fn facts(der: &[u8]) -> Result<CertificateFacts, ParseError> {
         not_after: utc(cert.validity().not_after.to_datetime()),
         sans: sans(&cert),
         key: algorithms::key_info(cert.public_key().raw),
-        signature_algorithm: algorithms::signature_name(cert.signature_algorithm.algorithm.as_bytes()),
+        signature_algorithm: algorithms::signature_name(
+            cert.signature_algorithm.algorithm.as_bytes(),
+        ),
         is_ca: cert.basic_constraints().ok().flatten().is_some_and(|bc| bc.value.ca),
         self_signed: self_signed(&cert),
         der: der.to_vec(),

@@ -58,7 +58,10 @@ pub(crate) fn scan(input: &[u8]) -> Vec<Block<'_>> {
             None => (Body::Unterminated, next_begin.unwrap_or(input.len())),
             Some(end) => match marker_label(input, end + END.len()) {
                 Some((end_label, after)) if end_label == label => {
-                    (Body::Complete(&input[body_start..end]), after)
+                    match input.get(body_start..end) {
+                        Some(body) => (Body::Complete(body), after),
+                        None => (Body::Unterminated, after),
+                    }
                 }
                 Some((_, after)) => (Body::MismatchedEnd, after),
                 None => (Body::Unterminated, end + END.len()),
@@ -138,7 +141,8 @@ mod tests {
     #[test]
     fn reports_unterminated_and_mismatched_blocks() {
         let blocks = scan(b"-----BEGIN A-----\nQUJD\n-----BEGIN B-----\nQUJD\n-----END C-----\n-----BEGIN D-----\n");
-        let bodies: Vec<_> = blocks.iter().map(|b| (b.index, b.label.as_str(), b.body.clone())).collect();
+        let bodies: Vec<_> =
+            blocks.iter().map(|b| (b.index, b.label.as_str(), b.body.clone())).collect();
         assert_eq!(
             bodies,
             vec![

@@ -120,7 +120,9 @@ fn read_pfx<'a>(pfx: &Tlv<'a>) -> Result<(Cow<'a, [u8]>, Option<MacData<'a>>), P
             "PKCS#12 files protected by a signature (public-key integrity mode) are not supported"
                 .into(),
         )),
-        other => Err(Pkcs12Error::Unsupported(format!("PKCS#12 content type {other} is not supported"))),
+        other => {
+            Err(Pkcs12Error::Unsupported(format!("PKCS#12 content type {other} is not supported")))
+        }
     }
 }
 
@@ -170,7 +172,11 @@ fn decrypt_safe(encrypted_data: &Tlv<'_>, passwords: &[&Password]) -> Result<Vec
 }
 
 /// Walks `SafeContents ::= SEQUENCE OF SafeBag`, collecting certificate bags.
-fn read_safe_contents(bytes: &[u8], contents: &mut Contents, nesting: usize) -> Result<(), Pkcs12Error> {
+fn read_safe_contents(
+    bytes: &[u8],
+    contents: &mut Contents,
+    nesting: usize,
+) -> Result<(), Pkcs12Error> {
     let (sequence, _) = asn1::read_tlv(bytes)?;
     if nesting == 0 {
         asn1::check_depth(sequence.raw)?;
@@ -178,7 +184,11 @@ fn read_safe_contents(bytes: &[u8], contents: &mut Contents, nesting: usize) -> 
     read_bags(&sequence, contents, nesting)
 }
 
-fn read_bags(sequence: &Tlv<'_>, contents: &mut Contents, nesting: usize) -> Result<(), Pkcs12Error> {
+fn read_bags(
+    sequence: &Tlv<'_>,
+    contents: &mut Contents,
+    nesting: usize,
+) -> Result<(), Pkcs12Error> {
     if sequence.tag != Tag::SEQUENCE {
         return Err(Asn1Error::Unexpected.into());
     }
@@ -188,7 +198,9 @@ fn read_bags(sequence: &Tlv<'_>, contents: &mut Contents, nesting: usize) -> Res
         let (bag_id, value) = content_info(&bag)?;
         match bag_id.as_str() {
             CERT_BAG => contents.certificates.push(read_cert_bag(&value)?),
-            SAFE_CONTENTS_BAG if nesting + 1 >= MAX_SAFE_NESTING => return Err(Asn1Error::TooDeep.into()),
+            SAFE_CONTENTS_BAG if nesting + 1 >= MAX_SAFE_NESTING => {
+                return Err(Asn1Error::TooDeep.into());
+            }
             SAFE_CONTENTS_BAG => read_bags(&value, contents, nesting + 1)?,
             // Key bags, shrouded key bags, CRL and secret bags: not read.
             _ => {}
@@ -263,10 +275,18 @@ impl<'a> MacData<'a> {
         let (salt, expected, pass) = (self.salt, self.digest, password.bmp.as_slice());
         Ok(match self.digest_algorithm.as_str() {
             "1.3.14.3.2.26" => hmac_matches::<sha1::Sha1>(pass, salt, rounds, data, expected),
-            "2.16.840.1.101.3.4.2.4" => hmac_matches::<sha2::Sha224>(pass, salt, rounds, data, expected),
-            "2.16.840.1.101.3.4.2.1" => hmac_matches::<sha2::Sha256>(pass, salt, rounds, data, expected),
-            "2.16.840.1.101.3.4.2.2" => hmac_matches::<sha2::Sha384>(pass, salt, rounds, data, expected),
-            "2.16.840.1.101.3.4.2.3" => hmac_matches::<sha2::Sha512>(pass, salt, rounds, data, expected),
+            "2.16.840.1.101.3.4.2.4" => {
+                hmac_matches::<sha2::Sha224>(pass, salt, rounds, data, expected)
+            }
+            "2.16.840.1.101.3.4.2.1" => {
+                hmac_matches::<sha2::Sha256>(pass, salt, rounds, data, expected)
+            }
+            "2.16.840.1.101.3.4.2.2" => {
+                hmac_matches::<sha2::Sha384>(pass, salt, rounds, data, expected)
+            }
+            "2.16.840.1.101.3.4.2.3" => {
+                hmac_matches::<sha2::Sha512>(pass, salt, rounds, data, expected)
+            }
             other => {
                 return Err(Pkcs12Error::Unsupported(format!(
                     "the PKCS#12 MAC algorithm {other} is not supported"
@@ -289,7 +309,8 @@ fn hmac_matches<D>(password: &[u8], salt: &[u8], rounds: i32, data: &[u8], expec
 where
     D: Digest + FixedOutputReset + BlockSizeUser,
 {
-    let key = derive_key::<D>(password, salt, Pkcs12KeyType::Mac, rounds, <D as Digest>::output_size());
+    let key =
+        derive_key::<D>(password, salt, Pkcs12KeyType::Mac, rounds, <D as Digest>::output_size());
     let Ok(mut mac) = <SimpleHmac<D> as KeyInit>::new_from_slice(&key) else {
         return false;
     };
@@ -344,7 +365,9 @@ fn decrypt_pbes2(
             rounds(u64::from(kdf.iteration_count))?;
         }
         // scrypt's cost parameters could demand gigabytes; no PKCS#12 producer uses it.
-        _ => return Err(unsupported("only PBKDF2 is supported as the PBES2 key derivation".into())),
+        _ => {
+            return Err(unsupported("only PBKDF2 is supported as the PBES2 key derivation".into()));
+        }
     }
     Ok(params.decrypt(&password.utf8, ciphertext).ok())
 }
@@ -361,7 +384,8 @@ impl Pbe<'_> {
     where
         C: BlockCipher + BlockDecrypt + KeyInit,
     {
-        let derive = |kind, len| derive_key::<sha1::Sha1>(self.password, self.salt, kind, self.rounds, len);
+        let derive =
+            |kind, len| derive_key::<sha1::Sha1>(self.password, self.salt, kind, self.rounds, len);
         let key = derive(Pkcs12KeyType::EncryptionKey, key_len);
         let iv = derive(Pkcs12KeyType::Iv, 8);
         let cipher = cbc::Decryptor::<C>::new_from_slices(&key, &iv).ok()?;

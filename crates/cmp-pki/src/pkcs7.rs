@@ -40,7 +40,10 @@ mod tests {
     fn signed_data(certificates: Option<&[u8]>) -> Vec<u8> {
         let mut body = encode(0x02, &[1]);
         body.extend(encode(0x31, &[]));
-        body.extend(encode(0x30, &encode(0x06, &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01])));
+        body.extend(encode(
+            0x30,
+            &encode(0x06, &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01]),
+        ));
         if let Some(certs) = certificates {
             body.extend(encode(0xa0, certs));
         }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, Method};
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use cmp_domain::Role;
@@ -69,7 +69,9 @@ impl RoutePolicies {
         let doc_json = serde_json::to_value(doc).map_err(|e| e.to_string())?;
         let paths = doc_json["paths"].as_object().cloned().unwrap_or_default();
         for (path, item) in paths {
-            let Some(ops) = item.as_object() else { continue };
+            let Some(ops) = item.as_object() else {
+                continue;
+            };
             for (method, op) in ops {
                 let Ok(method) = Method::from_bytes(method.to_uppercase().as_bytes()) else {
                     continue;
@@ -127,11 +129,10 @@ pub async fn authorize(
         // Fallback routes (404/405) carry no matched path; they reveal nothing.
         return Ok(next.run(request).await);
     };
-    let access = state
-        .policies
-        .get(request.method(), matched.as_str())
-        .cloned()
-        .ok_or_else(|| ApiError::Internal(format!("no access rule for {}", matched.as_str())))?;
+    let access =
+        state.policies.get(request.method(), matched.as_str()).cloned().ok_or_else(|| {
+            ApiError::Internal(format!("no access rule for {}", matched.as_str()))
+        })?;
     let Access::Roles(allowed) = access else {
         return Ok(next.run(request).await);
     };

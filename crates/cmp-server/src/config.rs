@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// Which part of the platform this process runs.
@@ -151,30 +151,27 @@ const NON_CONFIG_ENV: [&str; 3] = ["config", "token", "server"];
 
 impl Config {
     /// Loads defaults, then `file` (if any), then the environment.
-    pub fn load(file: Option<&Path>) -> Result<Config, figment::Error> {
+    pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             if !file.exists() {
-                return Err(figment::Error::from(format!(
+                return Err(Box::new(figment::Error::from(format!(
                     "config file {} does not exist",
                     file.display()
-                )));
+                ))));
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        let env = Env::prefixed("CMP_")
-            .split("__")
-            .filter(|key| {
-                let key = key.as_str();
-                !NON_CONFIG_ENV.contains(&key) && !key.starts_with("test_")
-            });
-        figment.merge(env).extract()
+        let env = Env::prefixed("CMP_").split("__").filter(|key| {
+            let key = key.as_str();
+            !NON_CONFIG_ENV.contains(&key) && !key.starts_with("test_")
+        });
+        figment.merge(env).extract().map_err(Box::new)
     }
 
     /// The address to listen on.
     pub fn listen_addr(&self) -> SocketAddr {
-        self.listen
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], self.role.default_port())))
+        self.listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], self.role.default_port())))
     }
 
     /// The database URL, defaulting to SQLite in the data directory.
@@ -218,7 +215,8 @@ mod tests {
     fn the_file_overrides_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("cmp.toml");
-        std::fs::write(&file, "role = \"inventory\"\n[inventory]\nexpiry_window_days = 14\n").unwrap();
+        std::fs::write(&file, "role = \"inventory\"\n[inventory]\nexpiry_window_days = 14\n")
+            .unwrap();
         let config = Config::load(Some(&file)).unwrap();
         assert_eq!(config.role, ServerRole::Inventory);
         assert_eq!(config.inventory.expiry_window_days, 14);
@@ -227,7 +225,10 @@ mod tests {
 
     #[test]
     fn passwords_in_urls_are_hidden() {
-        assert_eq!(redact_url("postgres://cmp:s3cret@db:5432/cmp"), "postgres://cmp:***@db:5432/cmp");
+        assert_eq!(
+            redact_url("postgres://cmp:s3cret@db:5432/cmp"),
+            "postgres://cmp:***@db:5432/cmp"
+        );
         let config = DatabaseConfig { url: Some("postgres://u:pw@h/d".into()), max_connections: 1 };
         assert!(!format!("{config:?}").contains("pw"));
     }

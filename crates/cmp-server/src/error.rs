@@ -1,6 +1,6 @@
 //! API errors and the one table that maps them to HTTP statuses and RFC 9457 problems.
 
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cmp_api::{Problem, ProblemItem};
 use cmp_store::StoreError;
@@ -108,16 +108,17 @@ impl ApiError {
     pub fn to_problem(&self) -> Problem {
         let (status, slug, title) = self.classify();
         let (detail, errors) = match self {
-            ApiError::BadRequest { detail, errors } | ApiError::Unprocessable { detail, errors } => {
-                (Some(detail.clone()), errors.clone())
-            }
+            ApiError::BadRequest { detail, errors }
+            | ApiError::Unprocessable { detail, errors } => (Some(detail.clone()), errors.clone()),
             ApiError::Store(StoreError::Database(_)) => {
                 (Some("the database did not answer; try again".to_string()), Vec::new())
             }
             ApiError::Store(StoreError::Corrupt { .. })
             | ApiError::Store(StoreError::UnsupportedUrl)
             | ApiError::Store(StoreError::Migration(_))
-            | ApiError::Internal(_) => (Some("see the server log for this request id".to_string()), Vec::new()),
+            | ApiError::Internal(_) => {
+                (Some("see the server log for this request id".to_string()), Vec::new())
+            }
             other => (Some(other.to_string()), Vec::new()),
         };
         Problem {
@@ -134,7 +135,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.to_problem();
-        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
@@ -152,7 +154,8 @@ mod tests {
 
     #[test]
     fn database_failures_are_not_client_errors_and_leak_nothing() {
-        let e = ApiError::Store(StoreError::Database(sqlx::Error::Protocol("password=hunter2".into())));
+        let e =
+            ApiError::Store(StoreError::Database(sqlx::Error::Protocol("password=hunter2".into())));
         let p = e.to_problem();
         assert_eq!(p.status, 503);
         assert!(!serde_json::to_string(&p).unwrap().contains("hunter2"));

@@ -69,7 +69,8 @@ fn write_secret_file(path: &Path, content: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("while creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("while creating {}", dir.display()))?;
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -105,7 +106,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .with_context(|| format!("while creating data dir {}", config.data_dir.display()))?;
     let store = open_store(&config).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let admin_token = bootstrap_admin_token(store.as_ref(), clock.as_ref(), &config.data_dir).await?;
+    let admin_token =
+        bootstrap_admin_token(store.as_ref(), clock.as_ref(), &config.data_dir).await?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr())
         .await
         .with_context(|| format!("while binding {}", config.listen_addr()))?;

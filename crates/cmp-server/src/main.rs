@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use cmp_server::config::{Config, ServerRole};
 
 #[derive(Debug, Parser)]
-#[command(name = "cmpd", version, about = "CMP server: certificate inventory, issuance and deployment")]
+#[command(
+    name = "cmpd",
+    version,
+    about = "CMP server: certificate inventory, issuance and deployment"
+)]
 struct Cli {
     /// TOML configuration file.
     #[arg(long, short, env = "CMP_CONFIG", global = true)]
@@ -87,7 +91,10 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Admin { command: AdminCommand::Migrate }) => {
             let config = load_config(&cli)?;
             cmp_server::open_store(&config).await?;
-            println!("migrations applied to {}", cmp_server::config::redact_url(&config.database_url()));
+            println!(
+                "migrations applied to {}",
+                cmp_server::config::redact_url(&config.database_url())
+            );
             Ok(())
         }
         Some(Command::Bench { command }) => cmp_server::bench::run(command).await,
@@ -109,8 +116,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "  First start: admin API token (also saved to {}):\n\n    {token}\n",
             data_dir.join(cmp_server::ADMIN_TOKEN_FILE).display()
         );
-        println!("  Try: cmpctl --server http://localhost:{port} --token $(cat {}) cert list",
-            data_dir.join(cmp_server::ADMIN_TOKEN_FILE).display());
+        println!(
+            "  Try: cmpctl --server http://localhost:{port} --token $(cat {}) cert list",
+            data_dir.join(cmp_server::ADMIN_TOKEN_FILE).display()
+        );
     }
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
@@ -121,13 +130,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

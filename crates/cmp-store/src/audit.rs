@@ -4,11 +4,12 @@
 //! the previous event's hash as raw bytes (32 zero bytes before the first event) and canonical
 //! JSON has sorted keys, no whitespace, and the time in RFC 3339 UTC with microseconds.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
 use time::OffsetDateTime;
 
+use crate::sql::{Arg, SqlBuilder};
 use crate::{AuditContext, AuditEvent, NewAuditEvent, StoreError, StoreResult};
 
 /// `prev_hash` of the first event: 32 zero bytes, hex.
@@ -92,52 +93,84 @@ pub fn event_hash(event: &AuditEvent, prev_hash: &str) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Appends one event inside `tx`. Taking the chain head row first serializes concurrent
-/// appends (a row lock on PostgreSQL, the single writer on SQLite), so the chain never forks.
+/// Events per multi-row INSERT (10 parameters each, well under both databases' limits).
+const APPEND_CHUNK: usize = 500;
+
+/// Appends one event inside `tx`; returns its sequence number.
 pub(crate) async fn append(
     tx: &mut Transaction<'_, Any>,
     ctx: &AuditContext,
     event: &NewAuditEvent,
 ) -> StoreResult<i64> {
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+    append_many(tx, ctx, std::slice::from_ref(event)).await
+}
+
+/// Appends events inside `tx`, in order; returns the last sequence number. Moving the chain
+/// head first serializes concurrent appends (a row lock on PostgreSQL, the single writer on
+/// SQLite), so the chain never forks; the hashes are chained here and written in bulk.
+pub(crate) async fn append_many(
+    tx: &mut Transaction<'_, Any>,
+    ctx: &AuditContext,
+    events: &[NewAuditEvent],
+) -> StoreResult<i64> {
+    let count = i64::try_from(events.len()).map_err(|e| StoreError::corrupt("event count", e))?;
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+        .bind(count)
         .fetch_one(&mut **tx)
         .await?;
-    let seq: i64 = head.try_get("seq")?;
-    let prev_hash: String = head.try_get("hash")?;
-    let mut stored = AuditEvent {
-        seq,
-        occurred_us: ctx.now_us,
-        actor: ctx.actor.clone(),
-        action: event.action.clone(),
-        entity_type: event.entity_type.clone(),
-        entity_id: event.entity_id.clone(),
-        request_id: ctx.request_id.clone(),
-        details: event.details.clone(),
-        prev_hash: prev_hash.clone(),
-        hash: String::new(),
-    };
-    stored.hash = event_hash(&stored, &prev_hash);
-    sqlx::query(
-        "INSERT INTO audit_logs (seq, occurred_us, actor, action, entity_type, entity_id, \
-         request_id, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(stored.seq)
-    .bind(stored.occurred_us)
-    .bind(&stored.actor)
-    .bind(&stored.action)
-    .bind(&stored.entity_type)
-    .bind(&stored.entity_id)
-    .bind(&stored.request_id)
-    .bind(canonical_json(&stored.details))
-    .bind(&stored.prev_hash)
-    .bind(&stored.hash)
-    .execute(&mut **tx)
-    .await?;
+    let last_seq: i64 = head.try_get("seq")?;
+    let mut prev_hash: String = head.try_get("hash")?;
+    if events.is_empty() {
+        return Ok(last_seq);
+    }
+    let mut chained = Vec::with_capacity(events.len());
+    for (i, event) in (0_i64..).zip(events) {
+        let mut stored = AuditEvent {
+            seq: last_seq - count + 1 + i,
+            occurred_us: ctx.now_us,
+            actor: ctx.actor.clone(),
+            action: event.action.clone(),
+            entity_type: event.entity_type.clone(),
+            entity_id: event.entity_id.clone(),
+            request_id: ctx.request_id.clone(),
+            details: event.details.clone(),
+            prev_hash: prev_hash.clone(),
+            hash: String::new(),
+        };
+        stored.hash = event_hash(&stored, &prev_hash);
+        prev_hash = stored.hash.clone();
+        chained.push(stored);
+    }
+    for chunk in chained.chunks(APPEND_CHUNK) {
+        let mut b = SqlBuilder::bulk(
+            tx,
+            "INSERT INTO audit_logs (seq, occurred_us, actor, action, entity_type, entity_id, \
+             request_id, details, prev_hash, hash) VALUES ",
+        );
+        for (i, e) in chunk.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.row([
+                Arg::Int(e.seq),
+                Arg::Int(e.occurred_us),
+                Arg::Text(e.actor.clone()),
+                Arg::Text(e.action.clone()),
+                Arg::Text(e.entity_type.clone()),
+                Arg::Text(e.entity_id.clone()),
+                Arg::OptText(e.request_id.clone()),
+                Arg::Text(canonical_json(&e.details)),
+                Arg::Text(e.prev_hash.clone()),
+                Arg::Text(e.hash.clone()),
+            ]);
+        }
+        b.query().execute(&mut **tx).await?;
+    }
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&stored.hash)
+        .bind(&prev_hash)
         .execute(&mut **tx)
         .await?;
-    Ok(seq)
+    Ok(last_seq)
 }
 
 /// Reads an audit row.
@@ -159,7 +192,11 @@ pub(crate) fn from_row(row: &sqlx::any::AnyRow) -> StoreResult<AuditEvent> {
 }
 
 /// Checks one event against the hash before it.
-pub(crate) fn check_link(event: &AuditEvent, expected_seq: i64, prev_hash: &str) -> Option<ChainBreak> {
+pub(crate) fn check_link(
+    event: &AuditEvent,
+    expected_seq: i64,
+    prev_hash: &str,
+) -> Option<ChainBreak> {
     if event.seq != expected_seq {
         return Some(ChainBreak {
             seq: expected_seq,

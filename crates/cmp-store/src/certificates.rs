@@ -4,25 +4,25 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use cmp_domain::{
-    static_findings, CertificateStatus, Finding, KeyInfo, KeyType, LocationKind, San,
+    CertificateStatus, Finding, KeyInfo, KeyType, LocationKind, San, static_findings,
 };
 use serde_json::json;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use crate::audit;
 use crate::sql::{Arg, SqlBuilder};
 use crate::{
     AuditContext, CertificateQuery, CertificateRecord, CertificateSort, CertificateSource,
-    CertificateStore, CertificateUpdate, Cursor, ImportOutcome, Location, NewAuditEvent,
-    NewCertificate, OwnerRef, Page, Scope, SqlStore, StoreError, StoreResult,
+    CertificateStore, CertificateUpdate, Cursor, Dialect, ImportOutcome, Location, NewAuditEvent,
+    NewCertificate, OwnerRef, Page, Scope, SqlStore, Store, StoreError, StoreResult,
 };
 
 const SELECT_COLUMNS: &str = "SELECT c.id, c.fingerprint_sha256, c.serial_number, c.subject, \
     c.issuer, c.common_name, c.not_before, c.not_after, c.sans, c.key_type, c.key_bits, \
     c.key_curve, c.signature_algorithm, c.is_ca, c.self_signed, c.finding_flags, c.owner_id, \
-    o.name AS owner_name, c.labels, c.source, c.created_at, c.updated_at \
-    FROM certificates c LEFT JOIN owners o ON o.id = c.owner_id";
+    o.name AS owner_name, c.labels, c.source, c.created_at, c.updated_at";
+const FROM_CERTIFICATES: &str = " FROM certificates c LEFT JOIN owners o ON o.id = c.owner_id";
 
 /// Bit of a time-independent finding in `finding_flags`.
 fn finding_bit(f: Finding) -> i64 {
@@ -91,6 +91,19 @@ fn push_scope(b: &mut SqlBuilder, scope: &Scope) {
     }
 }
 
+/// `q`: a substring of the subject or a SAN. Both databases answer from a trigram index:
+/// PostgreSQL's pg_trgm serves the LIKE itself; SQLite needs its FTS5 trigram table asked
+/// first (for terms of three characters or more), and the LIKE then confirms exactly.
+fn push_substring_search(b: &mut SqlBuilder, dialect: Dialect, q: &str) {
+    if dialect == Dialect::Sqlite && q.chars().count() >= 3 {
+        let phrase = format!("\"{}\"", q.to_lowercase().replace('"', "\"\""));
+        b.push(" AND c.rowid IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH ")
+            .bind(Arg::Text(phrase))
+            .push(")");
+    }
+    b.push(" AND c.search_text LIKE ").bind(Arg::Text(like_pattern(q))).push(" ESCAPE '\\'");
+}
+
 fn push_status(b: &mut SqlBuilder, status: CertificateStatus, now: i64, window: i64) {
     match status {
         CertificateStatus::Expired => b.push(" AND c.not_after < ").bind(Arg::Int(now)),
@@ -108,6 +121,66 @@ fn push_status(b: &mut SqlBuilder, status: CertificateStatus, now: i64, window: 
             .push(" AND c.not_after > ")
             .bind(Arg::Int(now.saturating_add(window))),
     };
+}
+
+/// Rows a substring search walks in sort order before it asks the trigram index instead.
+const SEARCH_WINDOW: i64 = 2_000;
+
+fn sort_column(sort: CertificateSort) -> &'static str {
+    match sort {
+        CertificateSort::NotAfter => "c.not_after",
+        CertificateSort::CreatedAt => "c.created_at",
+    }
+}
+
+fn push_order(b: &mut SqlBuilder, sort: CertificateSort, limit: i64) {
+    b.push(&format!(" ORDER BY {}, c.id LIMIT ", sort_column(sort))).bind(Arg::Int(limit));
+}
+
+/// Every filter of a listing but `q`, and the cursor.
+fn push_filters(b: &mut SqlBuilder, query: &CertificateQuery) {
+    push_scope(b, &query.scope);
+    if let Some(status) = query.status {
+        push_status(b, status, query.now, query.window_secs);
+    }
+    if let Some(owner) = &query.owner_id {
+        b.push(" AND c.owner_id = ").bind(Arg::Text(owner.clone()));
+    }
+    if let Some(issuer) = &query.issuer {
+        b.push(" AND c.issuer = ").bind(Arg::Text(issuer.clone()));
+    }
+    if let Some(t) = query.expires_before {
+        b.push(" AND c.not_after < ").bind(Arg::Int(t));
+    }
+    if let Some(t) = query.expires_after {
+        b.push(" AND c.not_after > ").bind(Arg::Int(t));
+    }
+    if let Some(k) = query.key_type {
+        b.push(" AND c.key_type = ").bind(Arg::Text(k.as_str().to_string()));
+    }
+    if let Some(finding) = query.finding {
+        let time_status = match finding {
+            Finding::Expired => Some(CertificateStatus::Expired),
+            Finding::Expiring => Some(CertificateStatus::Expiring),
+            Finding::NotYetValid => Some(CertificateStatus::NotYetValid),
+            _ => None,
+        };
+        match time_status {
+            Some(status) => push_status(b, status, query.now, query.window_secs),
+            None => {
+                b.push(" AND (c.finding_flags & ")
+                    .bind(Arg::Int(finding_bit(finding)))
+                    .push(") <> 0");
+            }
+        }
+    }
+    if let Some(cursor) = &query.cursor {
+        b.push(&format!(" AND ({}, c.id) > (", sort_column(query.sort)))
+            .bind(Arg::Int(cursor.key))
+            .push(", ")
+            .bind(Arg::Text(cursor.id.clone()))
+            .push(")");
+    }
 }
 
 fn record_from_row(row: &AnyRow) -> StoreResult<CertificateRecord> {
@@ -129,7 +202,8 @@ fn record_from_row(row: &AnyRow) -> StoreResult<CertificateRecord> {
         not_after: row.try_get("not_after")?,
         sans: serde_json::from_str(&sans).map_err(|e| StoreError::corrupt("sans", e))?,
         key: KeyInfo {
-            kind: KeyType::parse(&key_type).ok_or_else(|| StoreError::corrupt("key type", &key_type))?,
+            kind: KeyType::parse(&key_type)
+                .ok_or_else(|| StoreError::corrupt("key type", &key_type))?,
             bits: key_bits.and_then(|b| u32::try_from(b).ok()),
             curve: row.try_get("key_curve")?,
         },
@@ -145,6 +219,138 @@ fn record_from_row(row: &AnyRow) -> StoreResult<CertificateRecord> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
+}
+
+/// Certificates per multi-row INSERT: 21 parameters each stays well under SQLite's 32,766.
+const IMPORT_CHUNK: usize = 500;
+
+fn insert_row(cert: &NewCertificate, id: String, now: i64) -> StoreResult<Vec<Arg>> {
+    let f = &cert.facts;
+    Ok(vec![
+        Arg::Text(id),
+        Arg::Text(f.fingerprint_sha256.clone()),
+        Arg::Text(f.serial_number.clone()),
+        Arg::Text(f.subject.clone()),
+        Arg::Text(f.issuer.clone()),
+        Arg::OptText(f.common_name.clone()),
+        Arg::Int(f.not_before.unix_timestamp()),
+        Arg::Int(f.not_after.unix_timestamp()),
+        Arg::Text(serde_json::to_string(&f.sans).map_err(|e| StoreError::corrupt("sans", e))?),
+        Arg::Text(search_text(&f.subject, &f.sans)),
+        Arg::Text(f.key.kind.as_str().to_string()),
+        Arg::OptInt(f.key.bits.map(i64::from)),
+        Arg::OptText(f.key.curve.clone()),
+        Arg::Text(f.signature_algorithm.clone()),
+        Arg::Int(i64::from(f.is_ca)),
+        Arg::Int(i64::from(f.self_signed)),
+        Arg::Int(flags_of(&static_findings(f))),
+        Arg::OptText(cert.owner_id.clone()),
+        Arg::Text(cert.source.as_str().to_string()),
+        Arg::Bytes(f.der.clone()),
+        Arg::Int(now),
+        Arg::Int(now),
+    ])
+}
+
+/// Imports one chunk with three statements (insert new, look up known, append audit events)
+/// rather than several per certificate: statement round trips dominate bulk imports.
+async fn import_chunk(
+    tx: &mut Transaction<'static, Any>,
+    ctx: &AuditContext,
+    chunk: &[NewCertificate],
+) -> StoreResult<Vec<ImportOutcome>> {
+    let now = ctx.now();
+    let mut insert = SqlBuilder::bulk(
+        tx,
+        "INSERT INTO certificates (id, fingerprint_sha256, serial_number, subject, issuer, \
+         common_name, not_before, not_after, sans, search_text, key_type, key_bits, key_curve, \
+         signature_algorithm, is_ca, self_signed, finding_flags, owner_id, source, der, \
+         created_at, updated_at) VALUES ",
+    );
+    for (i, cert) in chunk.iter().enumerate() {
+        if i > 0 {
+            insert.push(", ");
+        }
+        insert.row(insert_row(cert, uuid::Uuid::now_v7().to_string(), now)?);
+    }
+    insert.push(" ON CONFLICT (fingerprint_sha256) DO NOTHING RETURNING id, fingerprint_sha256");
+    // Fingerprints created by this statement. A certificate twice in one chunk is created once:
+    // the first occurrence claims the creation, later ones are already known.
+    let mut created: HashMap<String, String> = HashMap::new();
+    for row in insert.query().fetch_all(&mut **tx).await? {
+        created.insert(row.try_get("fingerprint_sha256")?, row.try_get("id")?);
+    }
+    let mut known: HashMap<String, String> = HashMap::new();
+    let missing: Vec<&str> = chunk
+        .iter()
+        .map(|c| c.facts.fingerprint_sha256.as_str())
+        .filter(|fp| !created.contains_key(*fp))
+        .collect();
+    if !missing.is_empty() {
+        let mut lookup = SqlBuilder::bulk(
+            tx,
+            "SELECT id, fingerprint_sha256 FROM certificates WHERE fingerprint_sha256 IN ",
+        );
+        lookup.row(missing.iter().map(|fp| Arg::Text(fp.to_string())));
+        for row in lookup.query().fetch_all(&mut **tx).await? {
+            known.insert(row.try_get("fingerprint_sha256")?, row.try_get("id")?);
+        }
+    }
+    let mut outcomes = Vec::with_capacity(chunk.len());
+    let mut events = Vec::new();
+    for cert in chunk {
+        let f = &cert.facts;
+        let outcome = match created.remove(&f.fingerprint_sha256) {
+            Some(id) => {
+                known.insert(f.fingerprint_sha256.clone(), id.clone());
+                events.push(NewAuditEvent {
+                    action: "certificate.created".into(),
+                    entity_type: "certificate".into(),
+                    entity_id: id.clone(),
+                    details: json!({
+                        "fingerprint_sha256": f.fingerprint_sha256,
+                        "subject": f.subject,
+                        "serial_number": f.serial_number,
+                        "source": cert.source.as_str(),
+                    }),
+                });
+                ImportOutcome {
+                    id,
+                    fingerprint_sha256: f.fingerprint_sha256.clone(),
+                    created: true,
+                }
+            }
+            None => {
+                let id = known.get(&f.fingerprint_sha256).cloned().ok_or_else(|| {
+                    StoreError::corrupt("import", "a conflicting certificate is not there")
+                })?;
+                ImportOutcome {
+                    id,
+                    fingerprint_sha256: f.fingerprint_sha256.clone(),
+                    created: false,
+                }
+            }
+        };
+        if let Some(location) = &cert.location {
+            sqlx::query(
+                "INSERT INTO locations (id, certificate_id, kind, address, first_seen, last_seen) \
+                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (certificate_id, kind, address) \
+                 DO UPDATE SET last_seen = excluded.last_seen",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(&outcome.id)
+            .bind(location.kind.as_str())
+            .bind(&location.address)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        outcomes.push(outcome);
+    }
+    if !events.is_empty() {
+        audit::append_many(tx, ctx, &events).await?;
+    }
+    Ok(outcomes)
 }
 
 impl SqlStore {
@@ -189,89 +395,10 @@ impl CertificateStore for SqlStore {
         ctx: &AuditContext,
         certificates: &[NewCertificate],
     ) -> StoreResult<Vec<ImportOutcome>> {
-        let now = ctx.now();
         let mut tx = self.begin().await?;
         let mut outcomes = Vec::with_capacity(certificates.len());
-        for cert in certificates {
-            let f = &cert.facts;
-            let id = uuid::Uuid::now_v7().to_string();
-            let sans = serde_json::to_string(&f.sans).map_err(|e| StoreError::corrupt("sans", e))?;
-            let inserted = sqlx::query(
-                "INSERT INTO certificates (id, fingerprint_sha256, serial_number, subject, issuer, \
-                 common_name, not_before, not_after, sans, search_text, key_type, key_bits, \
-                 key_curve, signature_algorithm, is_ca, self_signed, finding_flags, owner_id, \
-                 labels, source, der, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-                 $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, '{}', $19, $20, $21, $21) \
-                 ON CONFLICT (fingerprint_sha256) DO NOTHING RETURNING id",
-            )
-            .bind(&id)
-            .bind(&f.fingerprint_sha256)
-            .bind(&f.serial_number)
-            .bind(&f.subject)
-            .bind(&f.issuer)
-            .bind(&f.common_name)
-            .bind(f.not_before.unix_timestamp())
-            .bind(f.not_after.unix_timestamp())
-            .bind(sans)
-            .bind(search_text(&f.subject, &f.sans))
-            .bind(f.key.kind.as_str())
-            .bind(f.key.bits.map(i64::from))
-            .bind(&f.key.curve)
-            .bind(&f.signature_algorithm)
-            .bind(i64::from(f.is_ca))
-            .bind(i64::from(f.self_signed))
-            .bind(flags_of(&static_findings(f)))
-            .bind(&cert.owner_id)
-            .bind(cert.source.as_str())
-            .bind(f.der.as_slice())
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let outcome = match inserted {
-                Some(_) => {
-                    let event = NewAuditEvent {
-                        action: "certificate.created".into(),
-                        entity_type: "certificate".into(),
-                        entity_id: id.clone(),
-                        details: json!({
-                            "fingerprint_sha256": f.fingerprint_sha256,
-                            "subject": f.subject,
-                            "serial_number": f.serial_number,
-                            "source": cert.source.as_str(),
-                        }),
-                    };
-                    audit::append(&mut tx, ctx, &event).await?;
-                    ImportOutcome { id, fingerprint_sha256: f.fingerprint_sha256.clone(), created: true }
-                }
-                None => {
-                    let existing: String =
-                        sqlx::query("SELECT id FROM certificates WHERE fingerprint_sha256 = $1")
-                            .bind(&f.fingerprint_sha256)
-                            .fetch_one(&mut *tx)
-                            .await?
-                            .try_get("id")?;
-                    ImportOutcome {
-                        id: existing,
-                        fingerprint_sha256: f.fingerprint_sha256.clone(),
-                        created: false,
-                    }
-                }
-            };
-            if let Some(location) = &cert.location {
-                sqlx::query(
-                    "INSERT INTO locations (id, certificate_id, kind, address, first_seen, last_seen) \
-                     VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (certificate_id, kind, address) \
-                     DO UPDATE SET last_seen = excluded.last_seen",
-                )
-                .bind(uuid::Uuid::now_v7().to_string())
-                .bind(&outcome.id)
-                .bind(location.kind.as_str())
-                .bind(&location.address)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            outcomes.push(outcome);
+        for chunk in certificates.chunks(IMPORT_CHUNK) {
+            outcomes.extend(import_chunk(&mut tx, ctx, chunk).await?);
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -281,59 +408,34 @@ impl CertificateStore for SqlStore {
         &self,
         query: &CertificateQuery,
     ) -> StoreResult<Page<CertificateRecord>> {
-        let sort_column = match query.sort {
-            CertificateSort::NotAfter => "c.not_after",
-            CertificateSort::CreatedAt => "c.created_at",
-        };
-        let mut b = SqlBuilder::new(SELECT_COLUMNS);
-        b.push(" WHERE 1 = 1");
-        push_scope(&mut b, &query.scope);
-        if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
-            b.push(" AND c.search_text LIKE ").bind(Arg::Text(like_pattern(q))).push(" ESCAPE '\\'");
-        }
-        if let Some(status) = query.status {
-            push_status(&mut b, status, query.now, query.window_secs);
-        }
-        if let Some(owner) = &query.owner_id {
-            b.push(" AND c.owner_id = ").bind(Arg::Text(owner.clone()));
-        }
-        if let Some(issuer) = &query.issuer {
-            b.push(" AND c.issuer = ").bind(Arg::Text(issuer.clone()));
-        }
-        if let Some(t) = query.expires_before {
-            b.push(" AND c.not_after < ").bind(Arg::Int(t));
-        }
-        if let Some(t) = query.expires_after {
-            b.push(" AND c.not_after > ").bind(Arg::Int(t));
-        }
-        if let Some(k) = query.key_type {
-            b.push(" AND c.key_type = ").bind(Arg::Text(k.as_str().to_string()));
-        }
-        if let Some(finding) = query.finding {
-            let time_status = match finding {
-                Finding::Expired => Some(CertificateStatus::Expired),
-                Finding::Expiring => Some(CertificateStatus::Expiring),
-                Finding::NotYetValid => Some(CertificateStatus::NotYetValid),
-                _ => None,
-            };
-            match time_status {
-                Some(status) => push_status(&mut b, status, query.now, query.window_secs),
-                None => {
-                    b.push(" AND (c.finding_flags & ").bind(Arg::Int(finding_bit(finding))).push(") <> 0");
-                }
-            }
-        }
-        if let Some(cursor) = &query.cursor {
-            b.push(&format!(" AND ({sort_column}, c.id) > ("))
-                .bind(Arg::Int(cursor.key))
-                .push(", ")
-                .bind(Arg::Text(cursor.id.clone()))
-                .push(")");
-        }
         let limit = query.limit.clamp(1, 500);
-        b.push(&format!(" ORDER BY {sort_column}, c.id LIMIT "))
-            .bind(Arg::Int(i64::from(limit) + 1));
-        let rows = b.query().fetch_all(&self.read).await?;
+        let q = query.q.as_deref().filter(|q| !q.is_empty());
+        let mut rows = Vec::new();
+        if let Some(q) = q {
+            // A common term is answered fastest by walking the sort order and filtering; a
+            // rare one by the trigram index and sorting its few matches. Try the walk over a
+            // bounded window first: if it fills the page, that page is exact.
+            let mut b = SqlBuilder::new("SELECT * FROM (");
+            b.push(SELECT_COLUMNS).push(", c.search_text").push(FROM_CERTIFICATES);
+            b.push(" WHERE 1 = 1");
+            push_filters(&mut b, query);
+            push_order(&mut b, query.sort, SEARCH_WINDOW);
+            b.push(") c WHERE c.search_text LIKE ")
+                .bind(Arg::Text(like_pattern(q)))
+                .push(" ESCAPE '\\'");
+            push_order(&mut b, query.sort, i64::from(limit) + 1);
+            rows = b.query().fetch_all(&self.read).await?;
+        }
+        if rows.len() <= limit as usize {
+            let mut b = SqlBuilder::new(SELECT_COLUMNS);
+            b.push(FROM_CERTIFICATES).push(" WHERE 1 = 1");
+            if let Some(q) = q {
+                push_substring_search(&mut b, self.dialect(), q);
+            }
+            push_filters(&mut b, query);
+            push_order(&mut b, query.sort, i64::from(limit) + 1);
+            rows = b.query().fetch_all(&self.read).await?;
+        }
         let mut items = rows.iter().map(record_from_row).collect::<StoreResult<Vec<_>>>()?;
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
@@ -353,7 +455,7 @@ impl CertificateStore for SqlStore {
 
     async fn get_certificate(&self, id: &str, scope: &Scope) -> StoreResult<CertificateRecord> {
         let mut b = SqlBuilder::new(SELECT_COLUMNS);
-        b.push(" WHERE");
+        b.push(FROM_CERTIFICATES).push(" WHERE");
         push_identity(&mut b, id);
         push_scope(&mut b, scope);
         let row = b
@@ -403,13 +505,17 @@ impl CertificateStore for SqlStore {
             } else {
                 b.push(", owner_id = NULL");
             }
-            details.insert("owner_id".into(), json!({
-                "from": current.owner.as_ref().map(|o| &o.id),
-                "to": owner,
-            }));
+            details.insert(
+                "owner_id".into(),
+                json!({
+                    "from": current.owner.as_ref().map(|o| &o.id),
+                    "to": owner,
+                }),
+            );
         }
         if let Some(labels) = &update.labels {
-            let encoded = serde_json::to_string(labels).map_err(|e| StoreError::corrupt("labels", e))?;
+            let encoded =
+                serde_json::to_string(labels).map_err(|e| StoreError::corrupt("labels", e))?;
             b.push(", labels = ").bind(Arg::Text(encoded));
             details.insert("labels".into(), json!({ "from": current.labels, "to": labels }));
         }

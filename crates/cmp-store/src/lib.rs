@@ -12,8 +12,8 @@ mod records;
 mod sql;
 mod tokens;
 
-pub use audit::{canonical_json, event_hash, ChainBreak, GENESIS_HASH};
-pub use certificates::{validate_labels, MAX_LABELS};
+pub use audit::{ChainBreak, GENESIS_HASH, canonical_json, event_hash};
+pub use certificates::{MAX_LABELS, validate_labels};
 pub use error::StoreError;
 pub use records::*;
 pub use sql::{Dialect, SqlStore};
@@ -34,12 +34,13 @@ pub trait CertificateStore: Send + Sync {
     ) -> StoreResult<Vec<ImportOutcome>>;
 
     /// One page of certificates matching the query.
-    async fn list_certificates(&self, query: &CertificateQuery)
-        -> StoreResult<Page<CertificateRecord>>;
+    async fn list_certificates(
+        &self,
+        query: &CertificateQuery,
+    ) -> StoreResult<Page<CertificateRecord>>;
 
     /// A certificate by platform id or fingerprint, within the scope.
-    async fn get_certificate(&self, id: &str, scope: &Scope)
-        -> StoreResult<CertificateRecord>;
+    async fn get_certificate(&self, id: &str, scope: &Scope) -> StoreResult<CertificateRecord>;
 
     /// The DER of a certificate, within the scope.
     async fn get_certificate_der(&self, id: &str, scope: &Scope) -> StoreResult<Vec<u8>>;
@@ -54,12 +55,19 @@ pub trait CertificateStore: Send + Sync {
     ) -> StoreResult<CertificateRecord>;
 
     /// Deletes a certificate and its locations.
-    async fn delete_certificate(&self, ctx: &AuditContext, id: &str, scope: &Scope)
-        -> StoreResult<()>;
+    async fn delete_certificate(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        scope: &Scope,
+    ) -> StoreResult<()>;
 
     /// Counts of certificates by status at `now` (for metrics).
-    async fn count_by_status(&self, now: i64, window_secs: i64)
-        -> StoreResult<Vec<(cmp_domain::CertificateStatus, i64)>>;
+    async fn count_by_status(
+        &self,
+        now: i64,
+        window_secs: i64,
+    ) -> StoreResult<Vec<(cmp_domain::CertificateStatus, i64)>>;
 }
 
 /// Teams that own certificates.
@@ -69,8 +77,12 @@ pub trait OwnerStore: Send + Sync {
     async fn list_owners(&self) -> StoreResult<Vec<Owner>>;
     /// An owner by id or by name.
     async fn get_owner(&self, id_or_name: &str) -> StoreResult<Owner>;
-    async fn update_owner(&self, ctx: &AuditContext, id: &str, update: &OwnerUpdate)
-        -> StoreResult<Owner>;
+    async fn update_owner(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        update: &OwnerUpdate,
+    ) -> StoreResult<Owner>;
     async fn delete_owner(&self, ctx: &AuditContext, id: &str) -> StoreResult<()>;
 }
 
@@ -79,7 +91,8 @@ pub trait OwnerStore: Send + Sync {
 pub trait TokenStore: Send + Sync {
     async fn create_token(&self, ctx: &AuditContext, token: &NewApiToken) -> StoreResult<ApiToken>;
     /// The live (not revoked, not expired at `now`) token with this hash.
-    async fn find_token_by_hash(&self, token_hash: &str, now: i64) -> StoreResult<Option<ApiToken>>;
+    async fn find_token_by_hash(&self, token_hash: &str, now: i64)
+    -> StoreResult<Option<ApiToken>>;
     async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>>;
     async fn revoke_token(&self, ctx: &AuditContext, id: &str, now: i64) -> StoreResult<()>;
     /// Number of tokens ever created (the bootstrap token is made when this is zero).

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use serde_json::json;
-use sqlx::any::AnyRow;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::audit;
 use crate::sql::{Arg, SqlBuilder};
@@ -54,7 +54,8 @@ impl OwnerStore for SqlStore {
             }
             other => other,
         })?;
-        let details = json!({"name": owner.name, "email": owner.email, "description": owner.description});
+        let details =
+            json!({"name": owner.name, "email": owner.email, "description": owner.description});
         audit::append(&mut tx, ctx, &owner_event("owner.created", &id, details)).await?;
         tx.commit().await?;
         self.get_owner(&id).await
@@ -107,7 +108,9 @@ impl OwnerStore for SqlStore {
         b.push(" WHERE id = ").bind(Arg::Text(current.id.clone()));
         let mut tx = self.begin().await?;
         b.query().execute(&mut *tx).await.map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict(_) => StoreError::Conflict("an owner with that name already exists".into()),
+            StoreError::Conflict(_) => {
+                StoreError::Conflict("an owner with that name already exists".into())
+            }
             other => other,
         })?;
         let event = owner_event("owner.updated", &current.id, serde_json::Value::Object(details));

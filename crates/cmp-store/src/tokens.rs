@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use cmp_domain::Role;
 use serde_json::json;
-use sqlx::any::AnyRow;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::audit;
 use crate::{
@@ -12,8 +12,7 @@ use crate::{
     TokenStore,
 };
 
-const COLUMNS: &str =
-    "SELECT id, name, role, owner_ids, expires_at, created_by, created_at, revoked_at FROM api_tokens";
+const COLUMNS: &str = "SELECT id, name, role, owner_ids, expires_at, created_by, created_at, revoked_at FROM api_tokens";
 
 fn token_from_row(row: &AnyRow) -> StoreResult<ApiToken> {
     let role: String = row.try_get("role")?;
@@ -35,8 +34,8 @@ fn token_from_row(row: &AnyRow) -> StoreResult<ApiToken> {
 impl TokenStore for SqlStore {
     async fn create_token(&self, ctx: &AuditContext, token: &NewApiToken) -> StoreResult<ApiToken> {
         let id = uuid::Uuid::now_v7().to_string();
-        let owner_ids =
-            serde_json::to_string(&token.owner_ids).map_err(|e| StoreError::corrupt("owners", e))?;
+        let owner_ids = serde_json::to_string(&token.owner_ids)
+            .map_err(|e| StoreError::corrupt("owners", e))?;
         let mut tx = self.begin().await?;
         for owner in &token.owner_ids {
             let exists = sqlx::query("SELECT 1 FROM owners WHERE id = $1")
@@ -81,7 +80,11 @@ impl TokenStore for SqlStore {
         token_from_row(&row)
     }
 
-    async fn find_token_by_hash(&self, token_hash: &str, now: i64) -> StoreResult<Option<ApiToken>> {
+    async fn find_token_by_hash(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<ApiToken>> {
         let row = sqlx::query(&format!(
             "{COLUMNS} WHERE token_hash = $1 AND revoked_at IS NULL \
              AND (expires_at IS NULL OR expires_at > $2)"
@@ -104,11 +107,13 @@ impl TokenStore for SqlStore {
 
     async fn revoke_token(&self, ctx: &AuditContext, id: &str, now: i64) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("api token", id));
         }

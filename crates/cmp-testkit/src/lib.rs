@@ -1,4 +1,5 @@
 //! Test support: a fresh database per test run, on SQLite or on the local PostgreSQL server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
 
 use std::path::PathBuf;
 
@@ -67,7 +68,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some(name) = self.pg_name.take() else { return };
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
         // Drop the database from a plain thread: Drop may run inside or outside a runtime.
         let admin = postgres_admin_url();
         let _ = std::thread::spawn(move || {

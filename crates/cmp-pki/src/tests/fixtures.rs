@@ -36,11 +36,8 @@ pub fn chain() -> Chain {
     };
 
     let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-    let sans = vec![
-        "example.com".to_owned(),
-        "192.0.2.7".to_owned(),
-        "2001:db8:0:0:0:0:0:1".to_owned(),
-    ];
+    let sans =
+        vec!["example.com".to_owned(), "192.0.2.7".to_owned(), "2001:db8:0:0:0:0:0:1".to_owned()];
     let mut leaf_params = CertificateParams::new(sans).unwrap();
     leaf_params.distinguished_name = rcgen::DistinguishedName::new();
     leaf_params.distinguished_name.push(DnType::CommonName, "example.com");
@@ -80,10 +77,6 @@ impl Scratch {
         let path = self.path(name);
         std::fs::write(&path, contents).unwrap();
         path_str(&path)
-    }
-
-    pub fn read(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.path(name)).unwrap()
     }
 
     pub fn file(&self, name: &str) -> String {

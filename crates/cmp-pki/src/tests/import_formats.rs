@@ -206,7 +206,10 @@ fn every_private_key_label_is_rejected_without_echo() {
         assert!(key.contains(&format!("BEGIN {label}-----")), "{key}");
         let decoded = decode_import(key.as_bytes(), Some("hunter2"));
         assert!(decoded.certificates.is_empty());
-        assert_eq!(rejections(&decoded), vec![("PEM block 1", reason::PRIVATE_KEY_NOT_CERTIFICATE)]);
+        assert_eq!(
+            rejections(&decoded),
+            vec![("PEM block 1", reason::PRIVATE_KEY_NOT_CERTIFICATE)]
+        );
         assert!(decoded.rejected[0].detail.contains(label));
         assert!(!decoded.rejected[0].detail.contains("hunter2"));
         assert_not_echoed(&decoded, key);
@@ -248,10 +251,13 @@ fn other_pem_blocks_are_not_certificates() {
     let decoded = decode_import(input.as_bytes(), None);
     assert_eq!(
         rejections(&decoded),
-        vec![("PEM block 1", reason::NOT_A_CERTIFICATE), ("PEM block 2", reason::NOT_A_CERTIFICATE)]
+        vec![
+            ("PEM block 1", reason::NOT_A_CERTIFICATE),
+            ("PEM block 2", reason::NOT_A_CERTIFICATE)
+        ]
     );
     // A bare public key as DER.
-    let decoded = decode_import(&key.public_key_der(), None);
+    let decoded = decode_import(&rcgen::PublicKeyData::subject_public_key_info(&key), None);
     assert_eq!(rejections(&decoded), vec![("input", reason::NOT_A_CERTIFICATE)]);
 }
 
@@ -283,10 +289,10 @@ fn malformed_der_certificates() {
     let decoded = decode_import(cut, None);
     assert_eq!(rejections(&decoded), vec![("input", reason::MALFORMED_DER)]);
 
-    // Well-formed DER with the right shape that is not a valid certificate: a bad version.
+    // Well-formed DER with the right shape that is not a valid certificate: a bad date.
     let mut bad = chain.leaf.der.clone();
-    let version_at = bad.windows(5).position(|w| w == [0xa0, 0x03, 0x02, 0x01, 0x02]).unwrap();
-    bad[version_at + 4] = 0x09;
+    let time_at = bad.windows(2).position(|w| w == [0x17, 0x0d]).unwrap();
+    bad[time_at + 2 + 12] = b'X';
     let decoded = decode_import(&bad, None);
     assert_eq!(rejections(&decoded), vec![("input", reason::MALFORMED_DER)]);
     assert_eq!(parse_certificate(&bad).unwrap_err().reason(), reason::MALFORMED_DER);

@@ -30,8 +30,21 @@ struct OpensslView {
 
 fn openssl_view(pem_path: &str) -> OpensslView {
     let text = openssl_text(&[
-        "x509", "-in", pem_path, "-noout", "-fingerprint", "-sha256", "-serial", "-subject",
-        "-issuer", "-nameopt", "RFC2253", "-startdate", "-enddate", "-dateopt", "iso_8601",
+        "x509",
+        "-in",
+        pem_path,
+        "-noout",
+        "-fingerprint",
+        "-sha256",
+        "-serial",
+        "-subject",
+        "-issuer",
+        "-nameopt",
+        "RFC2253",
+        "-startdate",
+        "-enddate",
+        "-dateopt",
+        "iso_8601",
         "-text",
     ]);
     let mut view = OpensslView::default();
@@ -51,15 +64,13 @@ fn openssl_view(pem_path: &str) -> OpensslView {
             view.not_after = v;
         }
         let trimmed = line.trim();
-        if let Some(v) = trimmed.strip_prefix("Signature Algorithm: ") {
-            if view.signature_algorithm.is_empty() {
-                view.signature_algorithm = v.to_owned();
-            }
+        if let Some(v) = trimmed.strip_prefix("Signature Algorithm: ")
+            && view.signature_algorithm.is_empty()
+        {
+            view.signature_algorithm = v.to_owned();
         }
-        if let Some(bits) = trimmed
-            .split("Public-Key: (")
-            .nth(1)
-            .and_then(|rest| rest.strip_suffix(" bit)"))
+        if let Some(bits) =
+            trimmed.split("Public-Key: (").nth(1).and_then(|rest| rest.strip_suffix(" bit)"))
         {
             view.key_bits = bits.parse().ok();
         }
@@ -136,26 +147,44 @@ fn openssl_made() -> Vec<Made> {
     vec![
         made("rsa1024-md5", &rsa("rsa_keygen_bits:1024"), &["-md5", "-set_serial", "-1"]),
         made("rsa2048-sha1", &rsa("rsa_keygen_bits:2048"), &["-sha1", "-set_serial", "-256"]),
-        made("rsa-pss-padding", &rsa("rsa_keygen_bits:2048"), &[
-            "-sha256", "-sigopt", "rsa_padding_mode:pss", "-set_serial", "0",
-        ]),
+        made(
+            "rsa-pss-padding",
+            &rsa("rsa_keygen_bits:2048"),
+            &["-sha256", "-sigopt", "rsa_padding_mode:pss", "-set_serial", "0"],
+        ),
         made("rsa-pss-key", &["-algorithm", "RSA-PSS"], &["-set_serial", "0x80"]),
         made("p384", &ec("ec_paramgen_curve:P-384"), &["-sha384", "-set_serial", "-0x8000"]),
         made("p521", &ec("ec_paramgen_curve:P-521"), &["-sha512", "-set_serial", "-129"]),
         made("secp256k1", &ec("ec_paramgen_curve:secp256k1"), &["-set_serial", "255"]),
         made("brainpool", &ec("ec_paramgen_curve:brainpoolP256r1"), &[]),
-        made("ed25519", &["-algorithm", "ED25519"], &["-set_serial", "0xff00000000000000000000000000000000000001"]),
+        made(
+            "ed25519",
+            &["-algorithm", "ED25519"],
+            &["-set_serial", "0xff00000000000000000000000000000000000001"],
+        ),
         made("ed448", &["-algorithm", "ED448"], &[]),
-        made("escapes", &ec("ec_paramgen_curve:P-256"), &[
-            "-subj",
-            "/CN=\\ lead#ing/O=Comma\\, Inc./OU=plus\\+sign/L=semi;colon/ST=quo\"te/street=less<gr>/title=back\\\\slash/description=#hash/serialNumber=eq=ual",
-        ]),
-        made("multi-valued", &ec("ec_paramgen_curve:P-256"), &[
-            "-multivalue-rdn", "-subj", "/CN=a+OU=b+O=c/C=US/DC=example+DC=com",
-        ]),
-        made("utf8", &ec("ec_paramgen_curve:P-256"), &[
-            "-utf8", "-subj", "/CN=Grüße €/O=日本/emailAddress=a@b.example/UID=jdoe/jurisdictionC=DE",
-        ]),
+        made(
+            "escapes",
+            &ec("ec_paramgen_curve:P-256"),
+            &[
+                "-subj",
+                "/CN=\\ lead#ing/O=Comma\\, Inc./OU=plus\\+sign/L=semi;colon/ST=quo\"te/street=less<gr>/title=back\\\\slash/description=#hash/serialNumber=eq=ual",
+            ],
+        ),
+        made(
+            "multi-valued",
+            &ec("ec_paramgen_curve:P-256"),
+            &["-multivalue-rdn", "-subj", "/CN=a+OU=b+O=c/C=US/DC=example+DC=com"],
+        ),
+        made(
+            "utf8",
+            &ec("ec_paramgen_curve:P-256"),
+            &[
+                "-utf8",
+                "-subj",
+                "/CN=Grüße €/O=日本/emailAddress=a@b.example/UID=jdoe/jurisdictionC=DE",
+            ],
+        ),
     ]
 }
 
@@ -205,7 +234,9 @@ fn key_facts_per_algorithm() {
         let mut key_args = vec!["genpkey", "-out", &key];
         key_args.extend(args);
         openssl(&key_args);
-        openssl(&["req", "-x509", "-new", "-key", &key, "-out", &cert, "-subj", "/CN=k", "-days", "1"]);
+        openssl(&[
+            "req", "-x509", "-new", "-key", &key, "-out", &cert, "-subj", "/CN=k", "-days", "1",
+        ]);
         let facts = &decode_import(&std::fs::read(&cert).unwrap(), None).certificates[0];
         assert_eq!(facts.key.kind, kind, "{name}");
         assert_eq!(facts.key.bits, bits, "{name}");
@@ -227,13 +258,29 @@ fn dsa_keys_are_recognised() {
     let params = scratch.file("dsa.params");
     let key = scratch.file("dsa.key");
     let cert = scratch.file("dsa.pem");
-    openssl(&["genpkey", "-genparam", "-algorithm", "DSA", "-pkeyopt", "dsa_paramgen_bits:1024", "-out", &params]);
+    openssl(&[
+        "genpkey",
+        "-genparam",
+        "-algorithm",
+        "DSA",
+        "-pkeyopt",
+        "dsa_paramgen_bits:1024",
+        "-out",
+        &params,
+    ]);
     openssl(&["genpkey", "-paramfile", &params, "-out", &key]);
-    openssl(&["req", "-x509", "-new", "-key", &key, "-out", &cert, "-subj", "/CN=dsa", "-days", "1", "-sha256"]);
+    openssl(&[
+        "req", "-x509", "-new", "-key", &key, "-out", &cert, "-subj", "/CN=dsa", "-days", "1",
+        "-sha256",
+    ]);
     let facts = &decode_import(&std::fs::read(&cert).unwrap(), None).certificates[0];
     assert_eq!(facts.key.kind, KeyType::Dsa);
     assert_eq!(facts.key.bits, Some(1024));
-    assert!(differences(facts, &openssl_view(&cert)).is_empty(), "{:?}", differences(facts, &openssl_view(&cert)));
+    assert!(
+        differences(facts, &openssl_view(&cert)).is_empty(),
+        "{:?}",
+        differences(facts, &openssl_view(&cert))
+    );
 }
 
 /// Names built with every DN string type rcgen can write, compared with OpenSSL's output.

@@ -92,7 +92,10 @@ fn legacy_rc2_and_3des_pkcs12() {
     assert_eq!(sorted_fingerprints(&decoded), files.expected());
     assert_wrong_password(&decode_import(&legacy, Some("nope")), &["nope"]);
 
-    let des = files.export(PASSWORD, &["-certpbe", "PBE-SHA1-3DES", "-keypbe", "PBE-SHA1-3DES", "-macalg", "sha1"]);
+    let des = files.export(
+        PASSWORD,
+        &["-certpbe", "PBE-SHA1-3DES", "-keypbe", "PBE-SHA1-3DES", "-macalg", "sha1"],
+    );
     let decoded = decode_import(&des, Some(PASSWORD));
     assert!(decoded.rejected.is_empty(), "{:?}", decoded.rejected);
     assert_eq!(sorted_fingerprints(&decoded), files.expected());
@@ -122,11 +125,19 @@ fn empty_password_pkcs12_opens_without_one() {
 #[test]
 fn pkcs12_without_mac() {
     let files = files();
-    let p12 = files.export(PASSWORD, &["-nomac"]);
+    // Encrypted certificates and no MAC: a wrong password shows when decryption fails.
+    let p12 = files.export(PASSWORD, &["-nomac", "-certpbe", "AES-256-CBC"]);
     let decoded = decode_import(&p12, Some(PASSWORD));
     assert!(decoded.rejected.is_empty(), "{:?}", decoded.rejected);
     assert_eq!(sorted_fingerprints(&decoded), files.expected());
     assert_wrong_password(&decode_import(&p12, Some("wrong")), &["wrong"]);
+
+    // No MAC and unencrypted certificates (OpenSSL's `-nomac` default): nothing protects
+    // them, so they are returned whatever the password.
+    let open = files.export(PASSWORD, &["-nomac"]);
+    for password in [Some(PASSWORD), Some("wrong"), None] {
+        assert_eq!(sorted_fingerprints(&decode_import(&open, password)), files.expected());
+    }
 }
 
 #[test]
@@ -143,7 +154,9 @@ fn key_only_pkcs12_has_no_certificates() {
     let files = files();
     let out = files.scratch.file("keyonly.p12");
     let pass = format!("pass:{PASSWORD}");
-    openssl(&["pkcs12", "-export", "-nocerts", "-inkey", &files.key, "-passout", &pass, "-out", &out]);
+    openssl(&[
+        "pkcs12", "-export", "-nocerts", "-inkey", &files.key, "-passout", &pass, "-out", &out,
+    ]);
     let decoded = decode_import(&std::fs::read(&out).unwrap(), Some(PASSWORD));
     assert!(decoded.certificates.is_empty());
     assert_eq!(decoded.rejected.len(), 1);

@@ -75,7 +75,8 @@ fn random_pem_like_text() {
     let mut rng = Rng(42);
     for _ in 0..3000 {
         let count = rng.below(12);
-        let input: Vec<u8> = (0..count).flat_map(|_| pieces[rng.below(pieces.len())].to_vec()).collect();
+        let input: Vec<u8> =
+            (0..count).flat_map(|_| pieces[rng.below(pieces.len())].to_vec()).collect();
         exercise(&input);
     }
 }
@@ -97,7 +98,8 @@ fn mutate(rng: &mut Rng, original: &[u8]) -> Vec<u8> {
         }
         _ => {
             let at = rng.below(input.len());
-            let extra = rng.bytes(rng.below(8) + 1);
+            let len = rng.below(8) + 1;
+            let extra = rng.bytes(len);
             input.splice(at..at, extra);
         }
     }
@@ -113,13 +115,36 @@ fn mutated_certificates_bundles_and_pfx() {
     let key = scratch.write("leaf.key", &chain.leaf.key_pem);
     let p12_path = scratch.file("x.p12");
     openssl(&[
-        "pkcs12", "-export", "-in", &certs, "-inkey", &key, "-passout", "pass:password", "-out",
-        &p12_path, "-nomac",
+        "pkcs12",
+        "-export",
+        "-in",
+        &certs,
+        "-inkey",
+        &key,
+        "-passout",
+        "pass:password",
+        "-out",
+        &p12_path,
+        "-nomac",
     ]);
     let p12 = std::fs::read(&p12_path).unwrap();
+    let p12_path = scratch.file("mac.p12");
+    openssl(&[
+        "pkcs12",
+        "-export",
+        "-in",
+        &certs,
+        "-inkey",
+        &key,
+        "-passout",
+        "pass:password",
+        "-out",
+        &p12_path,
+    ]);
+    let p12_mac = std::fs::read(&p12_path).unwrap();
 
     let mut rng = Rng(7);
-    for (original, rounds) in [(&chain.leaf.der, 2000), (&p7, 800), (&p12, 300)] {
+    for (original, rounds) in [(&chain.leaf.der, 2000), (&p7, 800), (&p12, 300), (&p12_mac, 100)] {
         for _ in 0..rounds {
             exercise(&mutate(&mut rng, original));
         }
@@ -131,8 +156,7 @@ fn deep_sequence(levels: usize) -> Vec<u8> {
     let mut headers = Vec::with_capacity(levels);
     let mut inner_len = 0usize;
     for _ in 0..levels {
-        let header = asn1::encode(0x30, &[]);
-        let header = if inner_len == 0 { header } else { header_for(inner_len) };
+        let header = sequence_header(inner_len);
         inner_len += header.len();
         headers.push(header);
     }
@@ -140,10 +164,12 @@ fn deep_sequence(levels: usize) -> Vec<u8> {
     headers.concat()
 }
 
-fn header_for(len: usize) -> Vec<u8> {
-    let mut encoded = asn1::encode(0x30, &vec![0u8; len]);
-    encoded.truncate(encoded.len() - len);
-    encoded
+fn sequence_header(len: usize) -> Vec<u8> {
+    if len < 0x80 {
+        return vec![0x30, len as u8];
+    }
+    let digits: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|&b| b == 0).collect();
+    [vec![0x30, 0x80 | digits.len() as u8], digits].concat()
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `/api/v1/audit`: read and verify the hash-chained trail.
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use cmp_api::{AuditEvent, AuditListParams, AuditVerification, Page, Problem};
 use cmp_store::AuditQuery;
 
@@ -13,8 +13,10 @@ use crate::state::AppState;
 fn view(e: cmp_store::AuditEvent) -> AuditEvent {
     AuditEvent {
         seq: e.seq,
-        occurred_at: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.occurred_us) * 1000)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+        occurred_at: time::OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(e.occurred_us) * 1000,
+        )
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
         actor: e.actor,
         action: e.action,
         entity_type: e.entity_type,
@@ -28,7 +30,8 @@ fn view(e: cmp_store::AuditEvent) -> AuditEvent {
 
 fn micros(field: &str, value: &str) -> ApiResult<i64> {
     let t = parse_time(field, value)?;
-    i64::try_from(t.unix_timestamp_nanos() / 1000).map_err(|_| ApiError::bad_field(field, "out of range"))
+    i64::try_from(t.unix_timestamp_nanos() / 1000)
+        .map_err(|_| ApiError::bad_field(field, "out of range"))
 }
 
 /// Audit events, newest first, with filters.
@@ -45,12 +48,17 @@ pub async fn list(
     let limit = match p.limit {
         None => 100,
         Some(n @ 1..=500) => n,
-        Some(n) => return Err(ApiError::bad_field("limit", format!("{n} is not between 1 and 500"))),
+        Some(n) => {
+            return Err(ApiError::bad_field("limit", format!("{n} is not between 1 and 500")));
+        }
     };
     let before_seq = p
         .cursor
         .as_deref()
-        .map(|c| c.parse::<i64>().map_err(|_| ApiError::bad_field("cursor", "not a cursor this server issued")))
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| ApiError::bad_field("cursor", "not a cursor this server issued"))
+        })
         .transpose()?;
     let query = AuditQuery {
         actor: p.actor,

@@ -1,7 +1,7 @@
 //! Health, readiness and Prometheus metrics.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
 use crate::state::AppState;
@@ -30,10 +30,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str)
     responses((status = 200, body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     crate::metrics::refresh_inventory_gauges(&state).await;
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
 /// This role's OpenAPI document.

@@ -1,13 +1,13 @@
 //! `/api/v1/tokens`: API tokens, created by admins, stored hashed.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use cmp_api::{ApiToken, Problem, TokenCreate, TokenCreated};
 use cmp_domain::Role;
 use cmp_store::NewApiToken;
 
-use crate::auth::{new_token_secret, token_hash, Caller};
+use crate::auth::{Caller, new_token_secret, token_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::inventory::service::audit_context;
@@ -66,7 +66,13 @@ pub async fn create(
         None => None,
     };
     let secret = new_token_secret();
-    let new = NewApiToken { name: body.name, token_hash: token_hash(&secret), role: body.role, owner_ids, expires_at };
+    let new = NewApiToken {
+        name: body.name,
+        token_hash: token_hash(&secret),
+        role: body.role,
+        owner_ids,
+        expires_at,
+    };
     let token = state.store.create_token(&audit_context(&state, &caller), &new).await?;
     Ok((StatusCode::CREATED, Json(TokenCreated { token: secret, info: view(token) })))
 }

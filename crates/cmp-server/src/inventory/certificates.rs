@@ -1,9 +1,9 @@
 //! `/api/v1/certificates` handlers.
 
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
 use base64::Engine;
 use cmp_api::{
     Certificate, CertificateListParams, CertificatePatch, ImportParams, ImportRequest,
@@ -55,7 +55,8 @@ pub async fn import(
     };
     let partial = params.partial.unwrap_or(false);
     let result =
-        service::import(&state, &caller, &data, password.as_deref(), owner.as_deref(), partial).await?;
+        service::import(&state, &caller, &data, password.as_deref(), owner.as_deref(), partial)
+            .await?;
     let status = if result.created > 0 { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(result)))
 }

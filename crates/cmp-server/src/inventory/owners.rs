@@ -1,8 +1,8 @@
 //! `/api/v1/owners` handlers.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use cmp_api::{Owner, OwnerCreate, OwnerPatch, Problem};
 use cmp_store::{NewOwner, OwnerUpdate};
 

@@ -22,7 +22,11 @@ pub fn audit_context(state: &AppState, caller: &Caller) -> AuditContext {
 }
 
 /// Resolves an owner given by id or name, and checks that the caller may act for it.
-pub async fn resolve_owner(state: &AppState, caller: &Caller, id_or_name: &str) -> ApiResult<String> {
+pub async fn resolve_owner(
+    state: &AppState,
+    caller: &Caller,
+    id_or_name: &str,
+) -> ApiResult<String> {
     let owner = state.store.get_owner(id_or_name).await?;
     if !caller.may_act_for(&owner.id) {
         return Err(ApiError::Forbidden);
@@ -31,7 +35,11 @@ pub async fn resolve_owner(state: &AppState, caller: &Caller, id_or_name: &str) 
 }
 
 /// The owner new certificates get: the one asked for, or a developer's only team.
-async fn import_owner(state: &AppState, caller: &Caller, asked: Option<&str>) -> ApiResult<Option<String>> {
+async fn import_owner(
+    state: &AppState,
+    caller: &Caller,
+    asked: Option<&str>,
+) -> ApiResult<Option<String>> {
     match (asked, &caller.scope) {
         (Some(owner), _) => resolve_owner(state, caller, owner).await.map(Some),
         (None, Scope::All) => Ok(None),
@@ -63,7 +71,10 @@ pub async fn import(
         let detail = if decoded.certificates.is_empty() {
             "no certificate could be read from the input".to_string()
         } else {
-            format!("{} input item(s) refused; nothing was imported (pass partial=true to import the rest)", rejected.len())
+            format!(
+                "{} input item(s) refused; nothing was imported (pass partial=true to import the rest)",
+                rejected.len()
+            )
         };
         return Err(ApiError::Unprocessable {
             detail,
@@ -86,7 +97,8 @@ pub async fn import(
         .collect();
     let outcomes = state.store.import_certificates(&audit_context(state, caller), &new).await?;
     let created = outcomes.iter().filter(|o| o.created).count();
-    metrics::counter!("cmp_certificates_imported_total", "outcome" => "created").increment(created as u64);
+    metrics::counter!("cmp_certificates_imported_total", "outcome" => "created")
+        .increment(created as u64);
     Ok(ImportResponse {
         created,
         already_known: outcomes.len() - created,
@@ -127,7 +139,7 @@ pub async fn certificate_query(
         query.owner_id = Some(match state.store.get_owner(owner).await {
             Ok(o) => o.id,
             Err(cmp_store::StoreError::NotFound { .. }) => {
-                return Err(ApiError::bad_field("owner", format!("no owner {owner:?}")))
+                return Err(ApiError::bad_field("owner", format!("no owner {owner:?}")));
             }
             Err(e) => return Err(e.into()),
         });
@@ -139,9 +151,10 @@ pub async fn certificate_query(
         query.expires_after = Some(views::parse_time("expires_after", t)?.unix_timestamp());
     }
     if let Some(k) = &p.key_type {
-        query.key_type = Some(
-            KeyType::parse(k).ok_or_else(|| ApiError::bad_field("key_type", format!("unknown key type {k:?}")))?,
-        );
+        query.key_type =
+            Some(KeyType::parse(k).ok_or_else(|| {
+                ApiError::bad_field("key_type", format!("unknown key type {k:?}"))
+            })?);
     }
     query.sort = match p.sort.unwrap_or_default() {
         cmp_api::CertificateSortKey::NotAfter => CertificateSort::NotAfter,
@@ -150,7 +163,9 @@ pub async fn certificate_query(
     query.limit = match p.limit {
         None => 100,
         Some(n @ 1..=500) => n,
-        Some(n) => return Err(ApiError::bad_field("limit", format!("{n} is not between 1 and 500"))),
+        Some(n) => {
+            return Err(ApiError::bad_field("limit", format!("{n} is not between 1 and 500")));
+        }
     };
     query.cursor = p.cursor.as_deref().map(views::decode_cursor).transpose()?;
     Ok(query)

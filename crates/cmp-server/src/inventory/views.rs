@@ -1,7 +1,7 @@
 //! From store records to wire types, and the cursor encoding.
 
 use base64::Engine;
-use cmp_domain::{status_at, CertificateStatus, Finding};
+use cmp_domain::{CertificateStatus, Finding, status_at};
 use cmp_store::{CertificateRecord, Cursor};
 use time::{Duration, OffsetDateTime};
 
@@ -12,8 +12,13 @@ pub fn time_of(unix: i64) -> OffsetDateTime {
 }
 
 /// The API view of a certificate, with status and findings evaluated at `now`.
-pub fn certificate(r: CertificateRecord, now: OffsetDateTime, window_secs: i64) -> cmp_api::Certificate {
-    let status = status_at(time_of(r.not_before), time_of(r.not_after), now, Duration::seconds(window_secs));
+pub fn certificate(
+    r: CertificateRecord,
+    now: OffsetDateTime,
+    window_secs: i64,
+) -> cmp_api::Certificate {
+    let status =
+        status_at(time_of(r.not_before), time_of(r.not_after), now, Duration::seconds(window_secs));
     let mut findings = r.static_findings;
     match status {
         CertificateStatus::Expired => findings.push(Finding::Expired),
@@ -95,6 +100,8 @@ mod tests {
         let c = Cursor { key: -5, id: "0190-abc".into() };
         assert_eq!(decode_cursor(&encode_cursor(&c)).unwrap(), c);
         assert!(decode_cursor("!!").is_err());
-        assert!(decode_cursor(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("x:y")).is_err());
+        assert!(
+            decode_cursor(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("x:y")).is_err()
+        );
     }
 }

@@ -4,7 +4,7 @@ use cmp_domain::Role;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::support::{on_both_databases, TestApp};
+use crate::support::{TestApp, on_both_databases};
 
 const UNKNOWN_ID: &str = "00000000-0000-7000-8000-000000000000";
 
@@ -48,14 +48,26 @@ async fn every_route_admits_exactly_its_declared_roles() {
     on_both_databases!(|app| {
         let owner = app
             .admin
-            .create_owner(&cmp_api::OwnerCreate { name: "walkers".into(), email: None, description: None })
+            .create_owner(&cmp_api::OwnerCreate {
+                name: "walkers".into(),
+                email: None,
+                description: None,
+            })
             .await
             .unwrap();
         let mut tokens = vec![(Role::Admin, app.admin_token.clone())];
         for role in [Role::Security, Role::Developer, Role::Agent] {
             tokens.push((role, app.token(role, &[owner.id.as_str()]).await));
         }
-        let doc: Value = app.http().get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+        let doc: Value = app
+            .http()
+            .get(app.url("/api/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let ops = operations(&doc);
         assert!(ops.len() >= 18, "the document lists {} operations", ops.len());
 
@@ -64,7 +76,10 @@ async fn every_route_admits_exactly_its_declared_roles() {
             assert_ne!(status, 405, "{method} {path} is in the document but not routed");
             assert!(!body.contains("route for this path"), "{method} {path} is not routed");
             match roles {
-                None => assert!(status < 400 || status == 503, "public {method} {path} answered {status}"),
+                None => assert!(
+                    status < 400 || status == 503,
+                    "public {method} {path} answered {status}"
+                ),
                 Some(allowed) => {
                     assert_eq!(status, 401, "{method} {path} without a token: {body}");
                     let (bad, _) = call(&app, method, path, Some("cmp_not-a-real-token")).await;
@@ -77,7 +92,10 @@ async fn every_route_admits_exactly_its_declared_roles() {
                                 "{role:?} {method} {path} should be allowed, got {status}: {body}"
                             );
                         } else {
-                            assert_eq!(status, 403, "{role:?} {method} {path} should be forbidden: {body}");
+                            assert_eq!(
+                                status, 403,
+                                "{role:?} {method} {path} should be forbidden: {body}"
+                            );
                             assert!(body.contains("problems/forbidden"));
                         }
                     }
@@ -92,14 +110,31 @@ async fn revoked_and_expired_tokens_stop_working() {
     on_both_databases!(|app| {
         let created = app
             .admin
-            .create_token(&cmp_api::TokenCreate { name: "short".into(), role: Role::Security, owners: vec![], expires_in_days: Some(1) })
+            .create_token(&cmp_api::TokenCreate {
+                name: "short".into(),
+                role: Role::Security,
+                owners: vec![],
+                expires_in_days: Some(1),
+            })
             .await
             .unwrap();
         let security = app.client(Some(&created.token));
         security.list_certificates(&Default::default()).await.unwrap();
         // Listings never show secrets or hashes.
-        let listing = app.http().get(app.url("/api/v1/tokens")).bearer_auth(&app.admin_token).send().await.unwrap().text().await.unwrap();
-        assert!(!listing.contains(&created.token) && !listing.contains(&cmp_server::auth::token_hash(&created.token)));
+        let listing = app
+            .http()
+            .get(app.url("/api/v1/tokens"))
+            .bearer_auth(&app.admin_token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            !listing.contains(&created.token)
+                && !listing.contains(&cmp_server::auth::token_hash(&created.token))
+        );
         app.admin.revoke_token(&created.info.id).await.unwrap();
         let err = security.list_certificates(&Default::default()).await.unwrap_err();
         assert_eq!(err.status(), Some(401));

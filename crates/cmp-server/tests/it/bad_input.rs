@@ -5,7 +5,7 @@ use std::process::Command;
 use cmp_api::Problem;
 use cmp_testkit::DbKind;
 
-use crate::support::{on_both_databases, TestApp, TestPki};
+use crate::support::{TestApp, TestPki, on_both_databases};
 
 /// DER length octets.
 fn der_len(n: usize) -> Vec<u8> {
@@ -30,7 +30,12 @@ fn deeply_nested(depth: usize) -> Vec<u8> {
     inner
 }
 
-async fn post_import(app: &TestApp, content_type: &str, body: Vec<u8>, query: &str) -> (u16, Problem) {
+async fn post_import(
+    app: &TestApp,
+    content_type: &str,
+    body: Vec<u8>,
+    query: &str,
+) -> (u16, Problem) {
     let resp = app
         .http()
         .post(app.url(&format!("/api/v1/certificates/import{query}")))
@@ -57,7 +62,12 @@ async fn refused_imports_name_the_cause_and_store_nothing() {
         let good = leaf.pem();
         let truncated = good[..good.len() / 2].to_string();
         let corrupted = good.replacen("MII", "M!I", 1);
-        let csr = rcgen::CertificateParams::new(vec!["csr.example".to_string()]).unwrap().serialize_request(&key).unwrap().pem().unwrap();
+        let csr = rcgen::CertificateParams::new(vec!["csr.example".to_string()])
+            .unwrap()
+            .serialize_request(&key)
+            .unwrap()
+            .pem()
+            .unwrap();
         let mut random = vec![0u8; 4096];
         let mut x: u32 = 0x9e3779b9;
         for b in random.iter_mut() {
@@ -75,7 +85,11 @@ async fn refused_imports_name_the_cause_and_store_nothing() {
             ("random bytes", random, "unsupported_format"),
             ("deep nesting", deeply_nested(20_000), ""),
             // A good certificate beside a key: all or nothing, so nothing.
-            ("cert and key", format!("{good}{}", key.serialize_pem()).into_bytes(), "private_key_not_certificate"),
+            (
+                "cert and key",
+                format!("{good}{}", key.serialize_pem()).into_bytes(),
+                "private_key_not_certificate",
+            ),
         ];
         for (name, body, reason) in cases {
             let (status, problem) = post_import(&app, "application/octet-stream", body, "").await;
@@ -94,7 +108,14 @@ async fn refused_imports_name_the_cause_and_store_nothing() {
 
         // partial=true keeps the certificate and still reports the key.
         let body = format!("{good}{}", key.serialize_pem()).into_bytes();
-        let resp = app.http().post(app.url("/api/v1/certificates/import?partial=true")).bearer_auth(&app.admin_token).body(body).send().await.unwrap();
+        let resp = app
+            .http()
+            .post(app.url("/api/v1/certificates/import?partial=true"))
+            .bearer_auth(&app.admin_token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 201);
         let result: cmp_api::ImportResponse = resp.json().await.unwrap();
         assert_eq!((result.created, result.rejected.len()), (1, 1));
@@ -113,9 +134,12 @@ async fn pkcs12_needs_the_right_password() {
         let p12 = dir.path().join("b.p12");
         let status = Command::new("openssl")
             .args(["pkcs12", "-export", "-passout", "pass:s3cret-pw"])
-            .arg("-in").arg(dir.path().join("c.pem"))
-            .arg("-inkey").arg(dir.path().join("k.pem"))
-            .arg("-out").arg(&p12)
+            .arg("-in")
+            .arg(dir.path().join("c.pem"))
+            .arg("-inkey")
+            .arg(dir.path().join("k.pem"))
+            .arg("-out")
+            .arg(&p12)
             .status()
             .unwrap();
         assert!(status.success());
@@ -158,29 +182,71 @@ async fn oversize_bodies_bad_json_and_bad_filters_are_400s_that_change_nothing()
         ("/api/v1/certificates/import", "POST", r#"{"data": "", "extra": 1}"#),
     ];
     for (path, method, body) in bad_json {
-        let resp = app.http().request(method.parse().unwrap(), app.url(path)).bearer_auth(&app.admin_token)
-            .header("content-type", "application/json").body(body).send().await.unwrap();
+        let resp = app
+            .http()
+            .request(method.parse().unwrap(), app.url(path))
+            .bearer_auth(&app.admin_token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 400, "{method} {path} {body}");
         assert_eq!(resp.headers()["content-type"], "application/problem+json");
     }
     let bad_queries = [
-        "status=bogus", "limit=0", "limit=501", "expires_before=yesterday", "cursor=%%%", "cursor=Zm9vOmJhcg",
-        "key_type=quantum", "finding=ugly", "sort=name", "owner=nobody", "colour=blue",
+        "status=bogus",
+        "limit=0",
+        "limit=501",
+        "expires_before=yesterday",
+        "cursor=%%%",
+        "cursor=Zm9vOmJhcg",
+        "key_type=quantum",
+        "finding=ugly",
+        "sort=name",
+        "owner=nobody",
+        "colour=blue",
     ];
     for q in bad_queries {
-        let resp = app.http().get(app.url(&format!("/api/v1/certificates?{q}"))).bearer_auth(&app.admin_token).send().await.unwrap();
+        let resp = app
+            .http()
+            .get(app.url(&format!("/api/v1/certificates?{q}")))
+            .bearer_auth(&app.admin_token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 400, "{q}");
         let problem: Problem = resp.json().await.unwrap();
         assert!(problem.detail.is_some(), "{q}");
     }
-    let resp = app.http().get(app.url("/api/v1/audit?limit=9999")).bearer_auth(&app.admin_token).send().await.unwrap();
+    let resp = app
+        .http()
+        .get(app.url("/api/v1/audit?limit=9999"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
 
     // Unknown ids.
-    for (method, path) in [("GET", "/api/v1/certificates/nope"), ("PATCH", "/api/v1/certificates/nope"), ("DELETE", "/api/v1/certificates/nope"),
-        ("GET", "/api/v1/owners/nope"), ("PATCH", "/api/v1/owners/nope"), ("DELETE", "/api/v1/owners/nope"), ("DELETE", "/api/v1/tokens/nope")] {
-        let resp = app.http().request(method.parse().unwrap(), app.url(path)).bearer_auth(&app.admin_token)
-            .header("content-type", "application/json").body("{}").send().await.unwrap();
+    for (method, path) in [
+        ("GET", "/api/v1/certificates/nope"),
+        ("PATCH", "/api/v1/certificates/nope"),
+        ("DELETE", "/api/v1/certificates/nope"),
+        ("GET", "/api/v1/owners/nope"),
+        ("PATCH", "/api/v1/owners/nope"),
+        ("DELETE", "/api/v1/owners/nope"),
+        ("DELETE", "/api/v1/tokens/nope"),
+    ] {
+        let resp = app
+            .http()
+            .request(method.parse().unwrap(), app.url(path))
+            .bearer_auth(&app.admin_token)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 404, "{method} {path}");
     }
     assert_eq!(app.counts().await, (0, 1), "only the bootstrap token's creation is audited");

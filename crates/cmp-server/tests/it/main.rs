@@ -1,4 +1,10 @@
 //! End-to-end tests of cmpd: the real server on port 0, on SQLite and on PostgreSQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
 
 mod auth_walk;
 mod bad_input;

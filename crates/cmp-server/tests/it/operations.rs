@@ -12,8 +12,13 @@ async fn health_ready_metrics_and_request_ids() {
         assert_eq!(http.get(app.url("/readyz")).send().await.unwrap().status(), 200);
 
         // A caller's request id is echoed, and problems carry it as their instance.
-        let resp = http.get(app.url("/api/v1/certificates/nope")).bearer_auth(&app.admin_token)
-            .header("x-request-id", "trace-me-42").send().await.unwrap();
+        let resp = http
+            .get(app.url("/api/v1/certificates/nope"))
+            .bearer_auth(&app.admin_token)
+            .header("x-request-id", "trace-me-42")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 404);
         assert_eq!(resp.headers()["x-request-id"], "trace-me-42");
         assert_eq!(resp.headers()["content-type"], "application/problem+json");
@@ -27,7 +32,12 @@ async fn health_ready_metrics_and_request_ids() {
         let resp = http.get(app.url("/api/v1/nothing-here")).send().await.unwrap();
         assert_eq!(resp.status(), 404);
         assert_eq!(resp.headers()["content-type"], "application/problem+json");
-        let resp = http.put(app.url("/api/v1/certificates")).bearer_auth(&app.admin_token).send().await.unwrap();
+        let resp = http
+            .put(app.url("/api/v1/certificates"))
+            .bearer_auth(&app.admin_token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 405);
 
         let metrics = http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
@@ -46,10 +56,17 @@ async fn every_role_answers_health_and_only_inventory_serves_the_inventory() {
         let http = app.http();
         assert_eq!(http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
         assert_eq!(http.get(app.url("/readyz")).send().await.unwrap().status(), 200);
-        let doc: serde_json::Value = http.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+        let doc: serde_json::Value =
+            http.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
         let has_inventory = doc["paths"].get("/api/v1/certificates").is_some();
         assert_eq!(has_inventory, role == ServerRole::Inventory, "{role:?}");
-        let status = http.get(app.url("/api/v1/certificates")).bearer_auth(&app.admin_token).send().await.unwrap().status();
+        let status = http
+            .get(app.url("/api/v1/certificates"))
+            .bearer_auth(&app.admin_token)
+            .send()
+            .await
+            .unwrap()
+            .status();
         assert_eq!(status == 200, role == ServerRole::Inventory);
         app.stop().await;
     }

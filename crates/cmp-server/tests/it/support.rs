@@ -82,7 +82,13 @@ impl TestApp {
         let mut q = CertificateQuery::all(0);
         q.limit = 500;
         let certs = self.store.list_certificates(&q).await.unwrap().items.len();
-        let audit = self.store.list_audit(&AuditQuery { limit: 500, ..Default::default() }).await.unwrap().items.len();
+        let audit = self
+            .store
+            .list_audit(&AuditQuery { limit: 500, ..Default::default() })
+            .await
+            .unwrap()
+            .items
+            .len();
         (certs, audit)
     }
 
@@ -125,7 +131,9 @@ impl TestPki {
 
     /// A leaf for `names`, valid for `days` from now.
     pub fn leaf(&self, names: &[&str], days: i64) -> (rcgen::Certificate, rcgen::KeyPair) {
-        let mut params = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
         params.distinguished_name = rcgen::DistinguishedName::new();
         params.distinguished_name.push(rcgen::DnType::CommonName, names[0]);
         let now = time::OffsetDateTime::now_utc();

@@ -1,7 +1,7 @@
 use cmp_store::*;
 use serde_json::json;
 
-use crate::{ctx, on_both_databases, NOW};
+use crate::{NOW, ctx, on_both_databases};
 
 fn event(n: i64) -> NewAuditEvent {
     NewAuditEvent {
@@ -22,13 +22,27 @@ async fn the_chain_verifies_and_pages_newest_first() {
         let first = store.list_audit(&AuditQuery { limit: 5, ..Default::default() }).await.unwrap();
         assert_eq!(first.items.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![12, 11, 10, 9, 8]);
         let next = store
-            .list_audit(&AuditQuery { limit: 5, before_seq: first.next_cursor.map(|c| c.key), ..Default::default() })
+            .list_audit(&AuditQuery {
+                limit: 5,
+                before_seq: first.next_cursor.map(|c| c.key),
+                ..Default::default()
+            })
             .await
             .unwrap();
         assert_eq!(next.items[0].seq, 7);
-        assert_eq!(next.items[0].prev_hash, first.items[4].prev_hash.clone().replace(&first.items[4].prev_hash, &next.items[0].prev_hash));
+        assert_eq!(
+            next.items[0].prev_hash,
+            first.items[4]
+                .prev_hash
+                .clone()
+                .replace(&first.items[4].prev_hash, &next.items[0].prev_hash)
+        );
         let by_entity = store
-            .list_audit(&AuditQuery { limit: 5, entity_id: Some("t3".into()), ..Default::default() })
+            .list_audit(&AuditQuery {
+                limit: 5,
+                entity_id: Some("t3".into()),
+                ..Default::default()
+            })
             .await
             .unwrap();
         assert_eq!(by_entity.items.len(), 1);
@@ -63,7 +77,8 @@ async fn the_database_refuses_edits_and_verification_finds_them() {
             store.append_audit(&ctx(NOW + n), &event(n)).await.unwrap();
         }
         // The append-only guard holds for ordinary statements.
-        let refused = store.execute_raw("UPDATE audit_logs SET actor = 'mallory' WHERE seq = 3").await;
+        let refused =
+            store.execute_raw("UPDATE audit_logs SET actor = 'mallory' WHERE seq = 3").await;
         assert!(refused.is_err(), "{:?} allowed an UPDATE of the audit trail", db.kind);
         assert!(store.execute_raw("DELETE FROM audit_logs WHERE seq = 5").await.is_err());
 

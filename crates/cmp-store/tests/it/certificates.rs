@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use cmp_domain::{CertificateStatus, Finding, KeyType, LocationKind};
 use cmp_store::*;
 
-use crate::{ctx, facts, new_cert, on_both_databases, NOW};
+use crate::{NOW, ctx, facts, new_cert, on_both_databases};
 
 const DAY: i64 = 86_400;
 
@@ -11,14 +11,20 @@ const DAY: i64 = 86_400;
 async fn import_deduplicates_by_fingerprint_and_records_locations() {
     on_both_databases!(|store, db| {
         let mut first = new_cert(facts(1, NOW + 100 * DAY));
-        first.location = Some(NewLocation { kind: LocationKind::Endpoint, address: "a.example:443".into() });
-        let out = store.import_certificates(&ctx(NOW), &[first.clone(), new_cert(facts(2, NOW))]).await.unwrap();
+        first.location =
+            Some(NewLocation { kind: LocationKind::Endpoint, address: "a.example:443".into() });
+        let out = store
+            .import_certificates(&ctx(NOW), &[first.clone(), new_cert(facts(2, NOW))])
+            .await
+            .unwrap();
         assert!(out.iter().all(|o| o.created));
 
         // Seen again elsewhere, later: not created, one more location, last_seen moves on.
         let mut again = first.clone();
-        again.location = Some(NewLocation { kind: LocationKind::File, address: "web1:/etc/ssl/a.pem".into() });
-        let out2 = store.import_certificates(&ctx(NOW + 10), &[again.clone(), again]).await.unwrap();
+        again.location =
+            Some(NewLocation { kind: LocationKind::File, address: "web1:/etc/ssl/a.pem".into() });
+        let out2 =
+            store.import_certificates(&ctx(NOW + 10), &[again.clone(), again]).await.unwrap();
         assert_eq!(out2.len(), 2);
         assert!(out2.iter().all(|o| !o.created && o.id == out[0].id));
 
@@ -40,13 +46,16 @@ async fn import_deduplicates_by_fingerprint_and_records_locations() {
 async fn filters_select_the_right_certificates() {
     on_both_databases!(|store, db| {
         let owner = store
-            .create_owner(&ctx(NOW), &NewOwner { name: "payments".into(), email: None, description: None })
+            .create_owner(
+                &ctx(NOW),
+                &NewOwner { name: "payments".into(), email: None, description: None },
+            )
             .await
             .unwrap();
         let mut certs = vec![
-            new_cert(facts(1, NOW - DAY)),        // expired
-            new_cert(facts(2, NOW + 10 * DAY)),   // expiring
-            new_cert(facts(3, NOW + 200 * DAY)),  // valid
+            new_cert(facts(1, NOW - DAY)),       // expired
+            new_cert(facts(2, NOW + 10 * DAY)),  // expiring
+            new_cert(facts(3, NOW + 200 * DAY)), // valid
         ];
         let mut future = facts(4, NOW + 400 * DAY);
         future.not_before = time::OffsetDateTime::from_unix_timestamp(NOW + DAY).unwrap();
@@ -63,8 +72,14 @@ async fn filters_select_the_right_certificates() {
             let store = store.clone();
             async move {
                 q.limit = 50;
-                store.list_certificates(&q).await.unwrap().items.into_iter()
-                    .map(|c| c.serial_number).collect::<Vec<_>>()
+                store
+                    .list_certificates(&q)
+                    .await
+                    .unwrap()
+                    .items
+                    .into_iter()
+                    .map(|c| c.serial_number)
+                    .collect::<Vec<_>>()
             }
         };
         let base = CertificateQuery::all(NOW);
@@ -74,28 +89,72 @@ async fn filters_select_the_right_certificates() {
             (CertificateStatus::Valid, vec!["3", "5"]),
             (CertificateStatus::NotYetValid, vec!["4"]),
         ] {
-            assert_eq!(list(CertificateQuery { status: Some(status), ..base.clone() }).await, want, "{status:?} on {:?}", db.kind);
+            assert_eq!(
+                list(CertificateQuery { status: Some(status), ..base.clone() }).await,
+                want,
+                "{status:?} on {:?}",
+                db.kind
+            );
         }
-        assert_eq!(list(CertificateQuery { q: Some("ALT3.INT".into()), ..base.clone() }).await, vec!["3"]);
-        // Wildcards in q are literal characters.
-        assert_eq!(list(CertificateQuery { q: Some("_box%".into()), ..base.clone() }).await, vec!["5"]);
-        assert!(list(CertificateQuery { q: Some("x_x".into()), ..base.clone() }).await.is_empty());
-        assert_eq!(list(CertificateQuery { owner_id: Some(owner.id.clone()), ..base.clone() }).await, vec!["3"]);
-        assert_eq!(list(CertificateQuery { key_type: Some(KeyType::Rsa), ..base.clone() }).await, vec!["5"]);
-        assert_eq!(list(CertificateQuery { finding: Some(Finding::WeakRsaKey), ..base.clone() }).await, vec!["5"]);
-        assert_eq!(list(CertificateQuery { finding: Some(Finding::NoSan), ..base.clone() }).await, vec!["5"]);
-        assert_eq!(list(CertificateQuery { finding: Some(Finding::Expired), ..base.clone() }).await, vec!["1"]);
         assert_eq!(
-            list(CertificateQuery { expires_after: Some(NOW), expires_before: Some(NOW + 250 * DAY), ..base.clone() }).await,
+            list(CertificateQuery { q: Some("ALT3.INT".into()), ..base.clone() }).await,
+            vec!["3"]
+        );
+        // Wildcards in q are literal characters.
+        assert_eq!(
+            list(CertificateQuery { q: Some("_box%".into()), ..base.clone() }).await,
+            vec!["5"]
+        );
+        assert!(list(CertificateQuery { q: Some("x_x".into()), ..base.clone() }).await.is_empty());
+        assert_eq!(
+            list(CertificateQuery { owner_id: Some(owner.id.clone()), ..base.clone() }).await,
+            vec!["3"]
+        );
+        assert_eq!(
+            list(CertificateQuery { key_type: Some(KeyType::Rsa), ..base.clone() }).await,
+            vec!["5"]
+        );
+        assert_eq!(
+            list(CertificateQuery { finding: Some(Finding::WeakRsaKey), ..base.clone() }).await,
+            vec!["5"]
+        );
+        assert_eq!(
+            list(CertificateQuery { finding: Some(Finding::NoSan), ..base.clone() }).await,
+            vec!["5"]
+        );
+        assert_eq!(
+            list(CertificateQuery { finding: Some(Finding::Expired), ..base.clone() }).await,
+            vec!["1"]
+        );
+        assert_eq!(
+            list(CertificateQuery {
+                expires_after: Some(NOW),
+                expires_before: Some(NOW + 250 * DAY),
+                ..base.clone()
+            })
+            .await,
             vec!["2", "3"]
         );
-        assert_eq!(list(CertificateQuery { issuer: Some("CN=Nobody".into()), ..base.clone() }).await, Vec::<String>::new());
+        assert_eq!(
+            list(CertificateQuery { issuer: Some("CN=Nobody".into()), ..base.clone() }).await,
+            Vec::<String>::new()
+        );
         // A developer scoped to the owner sees only its certificate; unscoped ids are not found.
         let scoped = Scope::Owners(vec![owner.id.clone()]);
-        assert_eq!(list(CertificateQuery { scope: scoped.clone(), ..base.clone() }).await, vec!["3"]);
-        assert_eq!(list(CertificateQuery { scope: Scope::Owners(vec![]), ..base.clone() }).await, Vec::<String>::new());
-        let other = store.get_certificate(&facts(1, 0).fingerprint_sha256, &Scope::All).await.unwrap();
-        assert!(matches!(store.get_certificate(&other.id, &scoped).await, Err(StoreError::NotFound { .. })));
+        assert_eq!(
+            list(CertificateQuery { scope: scoped.clone(), ..base.clone() }).await,
+            vec!["3"]
+        );
+        assert_eq!(
+            list(CertificateQuery { scope: Scope::Owners(vec![]), ..base.clone() }).await,
+            Vec::<String>::new()
+        );
+        let other =
+            store.get_certificate(&facts(1, 0).fingerprint_sha256, &Scope::All).await.unwrap();
+        assert!(matches!(
+            store.get_certificate(&other.id, &scoped).await,
+            Err(StoreError::NotFound { .. })
+        ));
 
         let counts = store.count_by_status(NOW, 30 * DAY).await.unwrap();
         assert_eq!(counts.iter().map(|(_, n)| n).sum::<i64>(), 5);
@@ -107,11 +166,21 @@ async fn filters_select_the_right_certificates() {
 async fn cursor_pages_cover_everything_once_in_order() {
     on_both_databases!(|store, db| {
         // Same expiry for many: the id breaks ties, so no row is skipped or repeated.
-        let certs: Vec<_> = (0..57).map(|n| new_cert(facts(n, NOW + i64::from(n % 5) * DAY))).collect();
+        let certs: Vec<_> =
+            (0..57).map(|n| new_cert(facts(n, NOW + i64::from(n % 5) * DAY))).collect();
         store.import_certificates(&ctx(NOW), &certs).await.unwrap();
-        for sort in [CertificateSort::NotAfter, CertificateSort::CreatedAt] {
+        // With a search term that matches all, pages come from the walk over the sort order;
+        // with one that matches few, from the trigram index. Both must page the same way.
+        let cases = [
+            (CertificateSort::NotAfter, None, 57),
+            (CertificateSort::CreatedAt, None, 57),
+            (CertificateSort::NotAfter, Some("example.com"), 57),
+            (CertificateSort::CreatedAt, Some("ALT1"), 11),
+        ];
+        for (sort, q, expected) in cases {
             let mut seen = Vec::new();
-            let mut query = CertificateQuery { limit: 10, sort, ..CertificateQuery::all(NOW) };
+            let q = q.map(str::to_string);
+            let mut query = CertificateQuery { limit: 10, sort, q, ..CertificateQuery::all(NOW) };
             loop {
                 let page = store.list_certificates(&query).await.unwrap();
                 seen.extend(page.items.iter().map(|c| (c.not_after, c.id.clone())));
@@ -120,11 +189,11 @@ async fn cursor_pages_cover_everything_once_in_order() {
                     None => break,
                 }
             }
-            assert_eq!(seen.len(), 57, "{:?}", db.kind);
+            assert_eq!(seen.len(), expected, "{:?} {sort:?} {:?}", db.kind, query.q);
             let mut dedup = seen.iter().map(|s| &s.1).collect::<Vec<_>>();
             dedup.sort();
             dedup.dedup();
-            assert_eq!(dedup.len(), 57);
+            assert_eq!(dedup.len(), expected);
             if sort == CertificateSort::NotAfter {
                 assert!(seen.windows(2).all(|w| w[0] <= w[1]));
             }
@@ -135,20 +204,40 @@ async fn cursor_pages_cover_everything_once_in_order() {
 #[tokio::test]
 async fn updates_and_deletes_are_audited_and_unknown_ids_change_nothing() {
     on_both_databases!(|store, db| {
-        let out = store.import_certificates(&ctx(NOW), &[new_cert(facts(1, NOW + 90 * DAY))]).await.unwrap();
+        let out = store
+            .import_certificates(&ctx(NOW), &[new_cert(facts(1, NOW + 90 * DAY))])
+            .await
+            .unwrap();
         let id = &out[0].id;
         let owner = store
-            .create_owner(&ctx(NOW), &NewOwner { name: "edge".into(), email: Some("edge@example.com".into()), description: None })
+            .create_owner(
+                &ctx(NOW),
+                &NewOwner {
+                    name: "edge".into(),
+                    email: Some("edge@example.com".into()),
+                    description: None,
+                },
+            )
             .await
             .unwrap();
         let labels = BTreeMap::from([("env".to_string(), "prod".to_string())]);
-        let update = CertificateUpdate { owner_id: Some(Some(owner.id.clone())), labels: Some(labels.clone()) };
-        let updated = store.update_certificate(&ctx(NOW + 1), id, &Scope::All, &update).await.unwrap();
+        let update = CertificateUpdate {
+            owner_id: Some(Some(owner.id.clone())),
+            labels: Some(labels.clone()),
+        };
+        let updated =
+            store.update_certificate(&ctx(NOW + 1), id, &Scope::All, &update).await.unwrap();
         assert_eq!(updated.owner.as_ref().map(|o| o.name.as_str()), Some("edge"));
         assert_eq!(updated.labels, labels);
 
-        let before = store.list_audit(&AuditQuery { limit: 100, ..Default::default() }).await.unwrap().items.len();
-        let missing_owner = CertificateUpdate { owner_id: Some(Some("no-such-owner".into())), labels: None };
+        let before = store
+            .list_audit(&AuditQuery { limit: 100, ..Default::default() })
+            .await
+            .unwrap()
+            .items
+            .len();
+        let missing_owner =
+            CertificateUpdate { owner_id: Some(Some("no-such-owner".into())), labels: None };
         assert!(matches!(
             store.update_certificate(&ctx(NOW + 2), id, &Scope::All, &missing_owner).await,
             Err(StoreError::NotFound { entity: "owner", .. })
@@ -157,7 +246,12 @@ async fn updates_and_deletes_are_audited_and_unknown_ids_change_nothing() {
             store.delete_certificate(&ctx(NOW + 2), "no-such-id", &Scope::All).await,
             Err(StoreError::NotFound { .. })
         ));
-        let after = store.list_audit(&AuditQuery { limit: 100, ..Default::default() }).await.unwrap().items.len();
+        let after = store
+            .list_audit(&AuditQuery { limit: 100, ..Default::default() })
+            .await
+            .unwrap()
+            .items
+            .len();
         assert_eq!(before, after, "failed changes write no audit event ({:?})", db.kind);
         assert_eq!(store.get_certificate(id, &Scope::All).await.unwrap().owner, updated.owner);
 
@@ -166,7 +260,10 @@ async fn updates_and_deletes_are_audited_and_unknown_ids_change_nothing() {
         assert_eq!(store.get_certificate(id, &Scope::All).await.unwrap().owner, None);
 
         store.delete_certificate(&ctx(NOW + 4), id, &Scope::All).await.unwrap();
-        assert!(matches!(store.get_certificate(id, &Scope::All).await, Err(StoreError::NotFound { .. })));
+        assert!(matches!(
+            store.get_certificate(id, &Scope::All).await,
+            Err(StoreError::NotFound { .. })
+        ));
         let actions: Vec<_> = store
             .list_audit(&AuditQuery { limit: 100, ..Default::default() })
             .await
@@ -177,7 +274,32 @@ async fn updates_and_deletes_are_audited_and_unknown_ids_change_nothing() {
             .collect();
         assert_eq!(
             actions,
-            ["certificate.deleted", "owner.deleted", "certificate.updated", "owner.created", "certificate.created"]
+            [
+                "certificate.deleted",
+                "owner.deleted",
+                "certificate.updated",
+                "owner.created",
+                "certificate.created"
+            ]
         );
+    });
+}
+
+#[tokio::test]
+async fn large_imports_span_chunks_with_duplicates_and_keep_the_chain() {
+    on_both_databases!(|store, db| {
+        store.import_certificates(&ctx(NOW), &[new_cert(facts(5, NOW + DAY))]).await.unwrap();
+        // 1,200 certificates, each twice, across chunk boundaries; one already known.
+        let certs: Vec<_> =
+            (0..1200).chain(0..1200).map(|n| new_cert(facts(n, NOW + DAY))).collect();
+        let out = store.import_certificates(&ctx(NOW + 1), &certs).await.unwrap();
+        assert_eq!(out.len(), 2400);
+        assert_eq!(out.iter().filter(|o| o.created).count(), 1199, "{:?}", db.kind);
+        assert!(!out[5].created);
+        for n in 0..1200 {
+            assert_eq!(out[n].id, out[n + 1200].id);
+            assert_eq!(out[n].fingerprint_sha256, facts(n as u32, 0).fingerprint_sha256);
+        }
+        assert_eq!(store.verify_audit_chain().await.unwrap(), (1200, None));
     });
 }

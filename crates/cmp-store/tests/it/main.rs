@@ -1,4 +1,10 @@
 //! The storage conformance suite: every test runs against SQLite and PostgreSQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
 
 mod audit;
 mod certificates;
@@ -29,7 +35,11 @@ pub async fn fresh_store(kind: DbKind) -> (SqlStore, TestDb) {
 }
 
 pub fn ctx(now: i64) -> AuditContext {
-    AuditContext { actor: "token:test".into(), request_id: Some("req-1".into()), now_us: now * 1_000_000 }
+    AuditContext {
+        actor: "token:test".into(),
+        request_id: Some("req-1".into()),
+        now_us: now * 1_000_000,
+    }
 }
 
 /// Synthetic facts: the store does not parse, so any consistent values do.

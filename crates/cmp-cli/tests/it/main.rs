@@ -1,0 +1,133 @@
+//! cmpctl against a real server, on SQLite and PostgreSQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
+
+use std::process::Output;
+
+use cmp_store::{Dialect, SqlStore, Store};
+use cmp_testkit::{DbKind, TestDb};
+use serde_json::Value;
+
+struct Fixture {
+    base: String,
+    token: String,
+    db: TestDb,
+    server: cmp_server::Server,
+    _data: tempfile::TempDir,
+}
+
+async fn start(kind: DbKind) -> Fixture {
+    let db = TestDb::new(kind).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut config = cmp_server::config::Config::default();
+    config.listen = Some("127.0.0.1:0".parse().unwrap());
+    config.data_dir = data.path().to_path_buf();
+    config.database.url = Some(db.url.clone());
+    let server = cmp_server::start(config).await.unwrap();
+    Fixture {
+        base: format!("http://{}", server.addr),
+        token: server.admin_token.clone().unwrap(),
+        db,
+        server,
+        _data: data,
+    }
+}
+
+/// Runs cmpctl with the fixture's server and token in the environment.
+async fn cmpctl(f: &Fixture, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_cmpctl"))
+        .args(args)
+        .env("CMP_SERVER", &f.base)
+        .env("CMP_TOKEN", &f.token)
+        .output()
+        .await
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn json(f: &Fixture, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    let out = cmpctl(f, &all).await;
+    assert!(out.status.success(), "cmpctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn a_person_manages_the_inventory_with_cmpctl_and_audit_verify_catches_tampering() {
+    for kind in DbKind::ALL {
+        let f = start(kind).await;
+        let owner = json(&f, &["owner", "create", "web-team", "--email", "web@example.com"]).await;
+        assert_eq!(owner[0]["name"], "web-team");
+
+        let root = "/usr/share/ca-certificates/mozilla/ISRG_Root_X1.crt";
+        let imported = json(&f, &["cert", "import", root, "--owner", "web-team"]).await;
+        assert_eq!(imported["created"], 1, "{kind:?}");
+        let id = imported["certificates"][0]["id"].as_str().unwrap().to_string();
+
+        let listed = json(&f, &["cert", "list", "--owner", "web-team", "--status", "valid"]).await;
+        assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+        let table = stdout(&cmpctl(&f, &["cert", "list"]).await);
+        assert!(table.starts_with("ID") && table.contains("ISRG Root X1"), "{table}");
+        let shown = stdout(&cmpctl(&f, &["cert", "show", &id]).await);
+        assert!(shown.contains("CN=ISRG Root X1") && shown.contains("web-team"), "{shown}");
+        let updated = json(&f, &["cert", "update", &id, "--label", "tier=gold"]).await;
+        assert_eq!(updated["labels"]["tier"], "gold");
+        let pem = stdout(&cmpctl(&f, &["cert", "pem", &id]).await);
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+
+        let token = json(
+            &f,
+            &["token", "create", "--name", "dev", "--role", "developer", "--owner", "web-team"],
+        )
+        .await;
+        assert!(token["token"].as_str().unwrap().starts_with("cmp_"));
+        let tokens = stdout(&cmpctl(&f, &["token", "list"]).await);
+        assert!(!tokens.contains(token["token"].as_str().unwrap()));
+
+        // A refused input: non-zero exit, the reason on stderr.
+        let bad = cmpctl(&f, &["cert", "import", "/etc/hostname"]).await;
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("422"), "{bad:?}");
+
+        let audit = json(&f, &["audit", "list", "--action", "certificate.created"]).await;
+        assert_eq!(audit["items"][0]["entity_id"], id.as_str());
+        let ok = cmpctl(&f, &["audit", "verify"]).await;
+        assert!(ok.status.success());
+        assert!(stdout(&ok).contains("intact"), "{}", stdout(&ok));
+
+        // Someone with database rights edits history behind the API's back.
+        let store = SqlStore::connect(&f.db.url, 1).await.unwrap();
+        let disable = match store.dialect() {
+            Dialect::Sqlite => "DROP TRIGGER audit_logs_no_update",
+            Dialect::Postgres => "ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_no_change",
+        };
+        store.execute_raw(disable).await.unwrap();
+        store
+            .execute_raw("UPDATE audit_logs SET actor = 'token:someone-else' WHERE seq = 3")
+            .await
+            .unwrap();
+        let broken = cmpctl(&f, &["audit", "verify"]).await;
+        assert_eq!(broken.status.code(), Some(1), "{kind:?}");
+        assert!(stdout(&broken).contains("BROKEN at event 3"), "{}", stdout(&broken));
+
+        // Without a token: a clear error and exit code 2.
+        let anon = tokio::process::Command::new(env!("CARGO_BIN_EXE_cmpctl"))
+            .args(["cert", "list"])
+            .env("CMP_SERVER", &f.base)
+            .env_remove("CMP_TOKEN")
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(anon.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&anon.stderr).contains("401"));
+        f.server.shutdown().await.unwrap();
+    }
+}
