@@ -142,6 +142,10 @@ pub struct ImportParams {
     /// Owner (id or name) for the certificates this import creates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Where these certificates were seen: `endpoint:host:port`, `file:host:/path` or
+    /// `k8s:cluster/namespace/secret`. Recorded with first and last seen times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     /// Store the good certificates even when some inputs are rejected (default: all or nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<bool>,

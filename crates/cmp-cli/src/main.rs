@@ -15,7 +15,8 @@ use cmp_api::{
 use cmp_client::{Client, ImportBody};
 use output::{Format, Output};
 
-#[derive(Debug, Parser)]
+// No Debug: it holds the token and PKCS#12 passwords.
+#[derive(Parser)]
 #[command(
     name = "cmpctl",
     version,
@@ -38,7 +39,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum Command {
     /// Certificates in the inventory.
     #[command(subcommand)]
@@ -54,7 +55,7 @@ enum Command {
     Audit(AuditCommand),
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum CertCommand {
     /// Import PEM, DER, PKCS#7 or PKCS#12 files.
     Import {
@@ -66,6 +67,9 @@ enum CertCommand {
         /// Password of PKCS#12 files (or CMP_P12_PASSWORD).
         #[arg(long, env = "CMP_P12_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+        /// Where they were seen: endpoint:host:port, file:host:/path or k8s:cluster/ns/secret.
+        #[arg(long)]
+        seen_at: Option<String>,
         /// Import the good certificates even if some inputs are refused.
         #[arg(long)]
         partial: bool,
@@ -249,8 +253,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn cert(client: &Client, out: &Output, cmd: CertCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        CertCommand::Import { files, owner, password, partial } => {
-            let params = ImportParams { owner, partial: partial.then_some(true) };
+        CertCommand::Import { files, owner, password, seen_at, partial } => {
+            let params =
+                ImportParams { owner, location: seen_at, partial: partial.then_some(true) };
             let mut failed = false;
             for file in files {
                 let data = std::fs::read(&file)

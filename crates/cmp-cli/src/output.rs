@@ -111,7 +111,7 @@ impl Output {
                     date(&c.not_after),
                     c.status.as_str().to_string(),
                     c.owner.as_ref().map(|o| o.name.clone()).unwrap_or_default(),
-                    c.fingerprint_sha256[..16].to_string(),
+                    c.fingerprint_sha256.get(..16).unwrap_or(&c.fingerprint_sha256).to_string(),
                 ]
             })
             .collect();

@@ -34,6 +34,13 @@ impl ClientError {
     }
 }
 
+fn unexpected(status: StatusCode, body: &[u8]) -> ClientError {
+    ClientError::Unexpected {
+        status,
+        body: String::from_utf8_lossy(body).chars().take(500).collect(),
+    }
+}
+
 /// A client bound to one server and one token.
 #[derive(Clone)]
 pub struct Client {
@@ -52,12 +59,24 @@ impl std::fmt::Debug for Client {
 }
 
 /// Certificates of an import body.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum ImportBody {
     /// PEM, DER or PKCS#7 bytes.
     Raw(Vec<u8>),
     /// PKCS#12 (or any format) with a password.
     Pkcs12 { data: Vec<u8>, password: String },
+}
+
+impl std::fmt::Debug for ImportBody {
+    // PKCS#12 files hold private keys and the password opens them: print neither.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImportBody::Raw(bytes) => write!(f, "Raw({} bytes)", bytes.len()),
+            ImportBody::Pkcs12 { data, .. } => {
+                write!(f, "Pkcs12({} bytes, password redacted)", data.len())
+            }
+        }
+    }
 }
 
 pub type ClientResult<T> = Result<T, ClientError>;
@@ -82,28 +101,31 @@ impl Client {
     }
 
     async fn read<T: DeserializeOwned>(response: Response) -> ClientResult<T> {
+        if !response.status().is_success() {
+            return Err(Self::error(response).await);
+        }
         let status = response.status();
         let bytes = response.bytes().await?;
-        if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|_| ClientError::Unexpected {
-                status,
-                body: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
-            });
-        }
-        Err(match serde_json::from_slice::<Problem>(&bytes) {
-            Ok(p) => ClientError::Api(Box::new(p)),
-            Err(_) => ClientError::Unexpected {
-                status,
-                body: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+        serde_json::from_slice(&bytes).map_err(|_| unexpected(status, &bytes))
+    }
+
+    /// The error of a non-success answer: its problem document, or what it said instead.
+    async fn error(response: Response) -> ClientError {
+        let status = response.status();
+        match response.bytes().await {
+            Ok(bytes) => match serde_json::from_slice::<Problem>(&bytes) {
+                Ok(p) => ClientError::Api(Box::new(p)),
+                Err(_) => unexpected(status, &bytes),
             },
-        })
+            Err(e) => ClientError::Transport(e),
+        }
     }
 
     async fn empty(response: Response) -> ClientResult<()> {
         if response.status().is_success() {
             return Ok(());
         }
-        Self::read::<serde_json::Value>(response).await.map(|_| ())
+        Err(Self::error(response).await)
     }
 
     async fn get<T: DeserializeOwned, Q: Serialize>(
@@ -160,12 +182,7 @@ impl Client {
         if response.status().is_success() {
             return Ok(response.text().await?);
         }
-        Err(Self::read::<serde_json::Value>(response).await.err().unwrap_or(
-            ClientError::Unexpected {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                body: String::new(),
-            },
-        ))
+        Err(Self::error(response).await)
     }
 
     pub async fn update_certificate(

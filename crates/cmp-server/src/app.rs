@@ -69,6 +69,7 @@ pub fn build(
         clock,
         policies: Arc::new(policies),
         metrics: crate::metrics::handle(),
+        gauges_counted_at: Arc::default(),
     };
     let body_limit = state.config.http.body_limit_bytes;
     let router = router
@@ -81,6 +82,7 @@ pub fn build(
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("handler panicked".into()).into_response()
         }))
+        .layer(middleware::from_fn(reject_nul))
         .layer(middleware::from_fn(with_request_id))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -91,6 +93,19 @@ pub fn build(
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid));
     Ok(router)
+}
+
+/// Refuses a NUL anywhere in the path or query: no id, name or filter holds one, and
+/// PostgreSQL cannot compare text with it.
+async fn reject_nul(request: Request, next: Next) -> Response {
+    let has_nul = request
+        .uri()
+        .path_and_query()
+        .is_some_and(|pq| pq.as_str().to_ascii_lowercase().contains("%00"));
+    if has_nul {
+        return ApiError::bad_request("the URL must not contain NUL characters").into_response();
+    }
+    next.run(request).await
 }
 
 /// Makes the request id visible to the error mapping of this request.

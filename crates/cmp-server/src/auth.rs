@@ -129,8 +129,11 @@ pub async fn authorize(
         // Fallback routes (404/405) carry no matched path; they reveal nothing.
         return Ok(next.run(request).await);
     };
+    // HEAD is served by the GET route and follows its rule.
+    let method =
+        if request.method() == Method::HEAD { Method::GET } else { request.method().clone() };
     let access =
-        state.policies.get(request.method(), matched.as_str()).cloned().ok_or_else(|| {
+        state.policies.get(&method, matched.as_str()).cloned().ok_or_else(|| {
             ApiError::Internal(format!("no access rule for {}", matched.as_str()))
         })?;
     let Access::Roles(allowed) = access else {

@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 
 use crate::auth::Caller;
 use crate::config::Config;
+use crate::inventory::views::time_of;
 use crate::state::{AppState, SystemClock};
 
 /// Benchmarks.
@@ -103,7 +104,8 @@ struct Report {
     raw_insert_rate: f64,
     queries: Vec<(String, Latency)>,
     healthz: Latency,
-    rss_after_load_kib: u64,
+    /// Resident and peak memory of the serving process after the queries.
+    server_rss_kib: (u64, u64),
 }
 
 impl Report {
@@ -133,7 +135,12 @@ impl Report {
                 l.p99_ms / self.healthz.p99_ms
             );
         }
-        println!("| RSS after load | {} MiB | | |\n", self.rss_after_load_kib / 1024);
+        let (rss, peak) = self.server_rss_kib;
+        println!(
+            "| server RSS after the queries | {} MiB (peak {} MiB) | | |\n",
+            rss / 1024,
+            peak / 1024
+        );
     }
 }
 
@@ -202,10 +209,6 @@ fn generated_facts(i: u32, now: i64) -> CertificateFacts {
     }
 }
 
-fn time_of(unix: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
 async fn inventory_on(opts: &InventoryBench, url: &str, bundle: &str) -> anyhow::Result<Report> {
     let store = Arc::new(SqlStore::connect(url, 8).await?);
     let now = OffsetDateTime::now_utc();
@@ -221,21 +224,23 @@ async fn inventory_on(opts: &InventoryBench, url: &str, bundle: &str) -> anyhow:
     }
 
     // The real import path, as the API runs it, for the signed bundle.
-    let mut config = Config::default();
-    config.database.url = Some(url.to_string());
-    let state = bench_state(config.clone(), store.clone());
+    let config = Config {
+        database: crate::config::DatabaseConfig { url: Some(url.to_string()), max_connections: 8 },
+        ..Config::default()
+    };
+    let state = bench_state(config, store.clone());
     let admin = Caller { actor: "bench".into(), role: Role::Admin, scope: Scope::All };
     let started = Instant::now();
-    let imported = crate::inventory::service::import(
-        &state,
-        &admin,
-        bundle.as_bytes(),
-        None,
-        Some("team0"),
-        false,
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("bundle import failed: {e}"))?;
+    let input = crate::inventory::service::ImportInput {
+        data: bundle.as_bytes(),
+        password: None,
+        owner: Some("team0"),
+        location: None,
+        partial: false,
+    };
+    let imported = crate::inventory::service::import(&state, &admin, input)
+        .await
+        .map_err(|e| anyhow::anyhow!("bundle import failed: {e}"))?;
     let bundle_rate = f64::from(opts.bundle) / started.elapsed().as_secs_f64();
     anyhow::ensure!(
         imported.created == opts.bundle as usize,
@@ -261,7 +266,7 @@ async fn inventory_on(opts: &InventoryBench, url: &str, bundle: &str) -> anyhow:
                 location: None,
             })
             .collect();
-        store.import_certificates(&ctx, &certs).await?;
+        store.import_certificates(&ctx, &Scope::All, &certs).await?;
         i = end;
     }
     let generated = opts.count - opts.bundle;
@@ -272,16 +277,12 @@ async fn inventory_on(opts: &InventoryBench, url: &str, bundle: &str) -> anyhow:
         kind_of(url)
     );
     let raw_insert_rate = raw_insert_rate(&store, 20_000, now.unix_timestamp()).await?;
-    let (rss_after_load_kib, _) = rss_kib();
 
-    // Serve it and time list pages.
+    // Serve it from a separate cmpd process, so that its memory is the server's alone.
     drop(state);
-    let data = tempfile::tempdir()?;
-    config.listen = Some("127.0.0.1:0".parse()?);
-    config.data_dir = data.path().to_path_buf();
-    let server = crate::start(config).await?;
-    let base = format!("http://{}", server.addr);
-    let token = server.admin_token.clone().context("fresh database, so a bootstrap token")?;
+    drop(store);
+    let server = ServerProcess::start(url)?;
+    let (base, token) = (server.base.clone(), server.token.clone());
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let http = reqwest::Client::new();
     let soon =
@@ -305,15 +306,9 @@ async fn inventory_on(opts: &InventoryBench, url: &str, bundle: &str) -> anyhow:
         timed.push((name.to_string(), time_requests(&http, &path, &token, opts.samples).await?));
     }
     let healthz = time_requests(&http, &format!("{base}/healthz"), &token, opts.samples).await?;
-    server.shutdown().await?;
-    Ok(Report {
-        bundle_rate,
-        bulk_rate,
-        raw_insert_rate,
-        queries: timed,
-        healthz,
-        rss_after_load_kib,
-    })
+    let server_rss_kib = server.rss_kib();
+    server.stop()?;
+    Ok(Report { bundle_rate, bulk_rate, raw_insert_rate, queries: timed, healthz, server_rss_kib })
 }
 
 fn kind_of(url: &str) -> &'static str {
@@ -327,6 +322,7 @@ fn bench_state(config: Config, store: Arc<SqlStore>) -> AppState {
         clock: Arc::new(SystemClock),
         policies: Arc::default(),
         metrics: crate::metrics::handle(),
+        gauges_counted_at: Arc::default(),
         openapi: Arc::new(utoipa::openapi::OpenApi::default()),
     }
 }
@@ -388,7 +384,12 @@ async fn raw_insert_rate(store: &SqlStore, rows: u32, now: i64) -> anyhow::Resul
 
 /// Resident and peak memory of this process, KiB.
 fn rss_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    proc_rss_kib("self")
+}
+
+/// Resident and peak memory of a process, KiB.
+fn proc_rss_kib(pid: &str) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
@@ -398,6 +399,53 @@ fn rss_kib() -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// `cmpd` serving a benchmark database, in its own process.
+struct ServerProcess {
+    child: std::process::Child,
+    base: String,
+    token: String,
+    _data: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    fn start(url: &str) -> anyhow::Result<ServerProcess> {
+        use std::io::BufRead;
+        let data = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut child = std::process::Command::new(std::env::current_exe()?)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("CMP_DATABASE__URL", url)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("while starting cmpd")?;
+        let stdout = child.stdout.take().context("cmpd's stdout")?;
+        // The fresh database gets a bootstrap token, printed once on stdout.
+        let token = std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.trim().starts_with(crate::auth::TOKEN_PREFIX).then(|| l.trim().to_string())
+            })
+            .context("cmpd printed no admin token")?;
+        Ok(ServerProcess { child, base: format!("http://127.0.0.1:{port}"), token, _data: data })
+    }
+
+    fn rss_kib(&self) -> (u64, u64) {
+        proc_rss_kib(&self.child.id().to_string())
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        self.child.wait()?;
+        Ok(())
+    }
 }
 
 /// A database made for one benchmark run and dropped after it.

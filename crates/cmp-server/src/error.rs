@@ -89,6 +89,7 @@ impl ApiError {
             ApiError::Store(e) => match e {
                 StoreError::NotFound { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
                 StoreError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+                StoreError::InvalidValue => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
                 StoreError::Database(_) => {
                     (StatusCode::SERVICE_UNAVAILABLE, "database-unavailable", "Database error")
                 }
@@ -175,6 +176,7 @@ mod tests {
             (ApiError::Unprocessable { detail: "x".into(), errors: vec![] }, 422),
             (ApiError::Store(StoreError::NotFound { entity: "owner", id: "1".into() }), 404),
             (ApiError::Store(StoreError::Conflict("x".into())), 409),
+            (ApiError::Store(StoreError::InvalidValue), 400),
             (ApiError::Internal("x".into()), 500),
         ];
         for (e, status) in cases {

@@ -21,6 +21,17 @@ fn body_error(status: StatusCode, text: String, limit: usize) -> ApiError {
     }
 }
 
+/// Whether any string (or key) in `value` holds a NUL, which no field accepts and PostgreSQL
+/// cannot store.
+fn has_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(has_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
 /// JSON body; unknown fields and bad values are 400 problems naming the field.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
@@ -30,11 +41,17 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let limit = state.config.http.body_limit_bytes;
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::bad_request(e.body_text())),
-            Err(e) => Err(body_error(e.status(), e.body_text(), limit)),
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
+            Err(JsonRejection::JsonDataError(e)) => {
+                return Err(ApiError::bad_request(e.body_text()));
+            }
+            Err(e) => return Err(body_error(e.status(), e.body_text(), limit)),
+        };
+        if has_nul(&value) {
+            return Err(ApiError::bad_request("text values must not contain NUL characters"));
         }
+        serde_json::from_value(value).map(ApiJson).map_err(|e| ApiError::bad_request(e.to_string()))
     }
 }
 

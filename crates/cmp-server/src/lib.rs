@@ -46,11 +46,10 @@ pub async fn bootstrap_admin_token(
         return Ok(None);
     }
     let secret = auth::new_token_secret();
-    let now = clock.now();
     let ctx = AuditContext {
         actor: "system".into(),
         request_id: None,
-        now_us: i64::try_from(now.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX),
+        now_us: state::unix_micros(clock.now()),
     };
     let token = NewApiToken {
         name: "bootstrap admin".into(),
@@ -59,12 +58,13 @@ pub async fn bootstrap_admin_token(
         owner_ids: Vec::new(),
         expires_at: None,
     };
-    store.create_token(&ctx, &token).await?;
+    // The file first: a token in the database that nobody can read would lock everyone out.
     write_secret_file(&data_dir.join(ADMIN_TOKEN_FILE), &secret)?;
+    store.create_token(&ctx, &token).await?;
     Ok(Some(secret))
 }
 
-/// Writes a file readable by its owner only.
+/// Writes a file readable by its owner only, atomically (a temporary file, then a rename).
 fn write_secret_file(path: &Path, content: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -72,14 +72,18 @@ fn write_secret_file(path: &Path, content: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("while creating {}", dir.display()))?;
     }
+    let temporary = path.with_extension("tmp");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(path)
-        .with_context(|| format!("while writing {}", path.display()))?;
+        .open(&temporary)
+        .with_context(|| format!("while writing {}", temporary.display()))?;
     writeln!(file, "{content}")?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+        .with_context(|| format!("while writing {}", path.display()))?;
     Ok(())
 }
 

@@ -50,8 +50,19 @@ pub async fn track_http(request: Request, next: Next) -> Response {
     response
 }
 
-/// Sets `cmp_certificates{status=...}` from the database, at scrape time.
+/// How long inventory gauges are reused between scrapes.
+const GAUGE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Sets `cmp_certificates{status=...}` from the database at scrape time, at most every
+/// [`GAUGE_MAX_AGE`]: several scrapers must not each scan a million rows.
 pub async fn refresh_inventory_gauges(state: &AppState) {
+    {
+        let Ok(mut counted_at) = state.gauges_counted_at.lock() else { return };
+        if counted_at.is_some_and(|t| t.elapsed() < GAUGE_MAX_AGE) {
+            return;
+        }
+        *counted_at = Some(Instant::now());
+    }
     let now = state.clock.now().unix_timestamp();
     match state.store.count_by_status(now, state.expiry_window_secs()).await {
         Ok(counts) => {

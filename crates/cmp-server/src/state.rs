@@ -19,9 +19,16 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// This role's OpenAPI document.
     pub openapi: Arc<utoipa::openapi::OpenApi>,
+    /// When the inventory gauges were last counted (counting a large inventory is a scan).
+    pub gauges_counted_at: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl AppState {
+    /// Microseconds since the epoch, now: the time stamp of audit events.
+    pub fn now_us(&self) -> i64 {
+        unix_micros(self.clock.now())
+    }
+
     /// Expiring window of the inventory, in seconds.
     pub fn expiry_window_secs(&self) -> i64 {
         self.config.inventory.expiry_window_days.saturating_mul(86_400)
@@ -36,4 +43,9 @@ impl Clock for SystemClock {
     fn now(&self) -> time::OffsetDateTime {
         time::OffsetDateTime::now_utc()
     }
+}
+
+/// Microseconds since the epoch.
+pub fn unix_micros(t: time::OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
 }

@@ -80,14 +80,7 @@ fn push_scope(b: &mut SqlBuilder, scope: &Scope) {
             b.push(" AND 1 = 0");
             return;
         }
-        b.push(" AND c.owner_id IN (");
-        for (i, id) in ids.iter().enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
-            b.bind(Arg::Text(id.clone()));
-        }
-        b.push(")");
+        b.push(" AND c.owner_id IN ").row(ids.iter().map(|id| Arg::Text(id.clone())));
     }
 }
 
@@ -97,30 +90,32 @@ fn push_scope(b: &mut SqlBuilder, scope: &Scope) {
 fn push_substring_search(b: &mut SqlBuilder, dialect: Dialect, q: &str) {
     if dialect == Dialect::Sqlite && q.chars().count() >= 3 {
         let phrase = format!("\"{}\"", q.to_lowercase().replace('"', "\"\""));
-        b.push(" AND c.rowid IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH ")
-            .bind(Arg::Text(phrase))
-            .push(")");
+        b.push(
+            " AND c.pk IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH ",
+        )
+        .bind(Arg::Text(phrase))
+        .push(")");
     }
     b.push(" AND c.search_text LIKE ").bind(Arg::Text(like_pattern(q))).push(" ESCAPE '\\'");
 }
 
-fn push_status(b: &mut SqlBuilder, status: CertificateStatus, now: i64, window: i64) {
+/// The SQL condition for a status, given the placeholders of `now` and `now + window`. The
+/// one place these rules are written in SQL; they mirror `cmp_domain::status_at`.
+fn status_condition(status: CertificateStatus, now: &str, horizon: &str) -> String {
     match status {
-        CertificateStatus::Expired => b.push(" AND c.not_after < ").bind(Arg::Int(now)),
-        CertificateStatus::NotYetValid => b.push(" AND c.not_before > ").bind(Arg::Int(now)),
-        CertificateStatus::Expiring => b
-            .push(" AND c.not_before <= ")
-            .bind(Arg::Int(now))
-            .push(" AND c.not_after >= ")
-            .bind(Arg::Int(now))
-            .push(" AND c.not_after <= ")
-            .bind(Arg::Int(now.saturating_add(window))),
-        CertificateStatus::Valid => b
-            .push(" AND c.not_before <= ")
-            .bind(Arg::Int(now))
-            .push(" AND c.not_after > ")
-            .bind(Arg::Int(now.saturating_add(window))),
-    };
+        CertificateStatus::NotYetValid => format!("c.not_before > {now}"),
+        CertificateStatus::Expired => format!("c.not_before <= {now} AND c.not_after < {now}"),
+        CertificateStatus::Expiring => {
+            format!("c.not_before <= {now} AND c.not_after >= {now} AND c.not_after <= {horizon}")
+        }
+        CertificateStatus::Valid => format!("c.not_before <= {now} AND c.not_after > {horizon}"),
+    }
+}
+
+fn push_status(b: &mut SqlBuilder, status: CertificateStatus, now: i64, window: i64) {
+    let now_param = b.param(Arg::Int(now));
+    let horizon_param = b.param(Arg::Int(now.saturating_add(window)));
+    b.push(&format!(" AND {}", status_condition(status, &now_param, &horizon_param)));
 }
 
 /// Rows a substring search walks in sort order before it asks the trigram index instead.
@@ -257,6 +252,7 @@ fn insert_row(cert: &NewCertificate, id: String, now: i64) -> StoreResult<Vec<Ar
 async fn import_chunk(
     tx: &mut Transaction<'static, Any>,
     ctx: &AuditContext,
+    scope: &Scope,
     chunk: &[NewCertificate],
 ) -> StoreResult<Vec<ImportOutcome>> {
     let now = ctx.now();
@@ -280,7 +276,8 @@ async fn import_chunk(
     for row in insert.query().fetch_all(&mut **tx).await? {
         created.insert(row.try_get("fingerprint_sha256")?, row.try_get("id")?);
     }
-    let mut known: HashMap<String, String> = HashMap::new();
+    // Known certificates: fingerprint -> (id, whether the caller's scope covers it).
+    let mut known: HashMap<String, (String, bool)> = HashMap::new();
     let missing: Vec<&str> = chunk
         .iter()
         .map(|c| c.facts.fingerprint_sha256.as_str())
@@ -289,20 +286,25 @@ async fn import_chunk(
     if !missing.is_empty() {
         let mut lookup = SqlBuilder::bulk(
             tx,
-            "SELECT id, fingerprint_sha256 FROM certificates WHERE fingerprint_sha256 IN ",
+            "SELECT id, fingerprint_sha256, owner_id FROM certificates WHERE fingerprint_sha256 IN ",
         );
         lookup.row(missing.iter().map(|fp| Arg::Text(fp.to_string())));
         for row in lookup.query().fetch_all(&mut **tx).await? {
-            known.insert(row.try_get("fingerprint_sha256")?, row.try_get("id")?);
+            let owner: Option<String> = row.try_get("owner_id")?;
+            let in_scope = match scope {
+                Scope::All => true,
+                Scope::Owners(ids) => owner.is_some_and(|o| ids.contains(&o)),
+            };
+            known.insert(row.try_get("fingerprint_sha256")?, (row.try_get("id")?, in_scope));
         }
     }
     let mut outcomes = Vec::with_capacity(chunk.len());
     let mut events = Vec::new();
     for cert in chunk {
         let f = &cert.facts;
-        let outcome = match created.remove(&f.fingerprint_sha256) {
+        let (outcome, in_scope) = match created.remove(&f.fingerprint_sha256) {
             Some(id) => {
-                known.insert(f.fingerprint_sha256.clone(), id.clone());
+                known.insert(f.fingerprint_sha256.clone(), (id.clone(), true));
                 events.push(NewAuditEvent {
                     action: "certificate.created".into(),
                     entity_type: "certificate".into(),
@@ -314,36 +316,49 @@ async fn import_chunk(
                         "source": cert.source.as_str(),
                     }),
                 });
-                ImportOutcome {
+                let outcome = ImportOutcome {
                     id,
                     fingerprint_sha256: f.fingerprint_sha256.clone(),
                     created: true,
-                }
+                };
+                (outcome, true)
             }
             None => {
-                let id = known.get(&f.fingerprint_sha256).cloned().ok_or_else(|| {
-                    StoreError::corrupt("import", "a conflicting certificate is not there")
-                })?;
-                ImportOutcome {
+                let (id, in_scope) =
+                    known.get(&f.fingerprint_sha256).cloned().ok_or_else(|| {
+                        StoreError::corrupt("import", "a conflicting certificate is not there")
+                    })?;
+                let outcome = ImportOutcome {
                     id,
                     fingerprint_sha256: f.fingerprint_sha256.clone(),
                     created: false,
-                }
+                };
+                (outcome, in_scope)
             }
         };
-        if let Some(location) = &cert.location {
-            sqlx::query(
+        // A sighting changes the certificate's record: only for callers who may change it.
+        if let Some(location) = cert.location.as_ref().filter(|_| in_scope) {
+            let first_seen: i64 = sqlx::query(
                 "INSERT INTO locations (id, certificate_id, kind, address, first_seen, last_seen) \
                  VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (certificate_id, kind, address) \
-                 DO UPDATE SET last_seen = excluded.last_seen",
+                 DO UPDATE SET last_seen = excluded.last_seen RETURNING first_seen",
             )
             .bind(uuid::Uuid::now_v7().to_string())
             .bind(&outcome.id)
             .bind(location.kind.as_str())
             .bind(&location.address)
             .bind(now)
-            .execute(&mut **tx)
-            .await?;
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("first_seen")?;
+            if first_seen == now {
+                events.push(NewAuditEvent {
+                    action: "certificate.location_added".into(),
+                    entity_type: "certificate".into(),
+                    entity_id: outcome.id.clone(),
+                    details: json!({"kind": location.kind.as_str(), "address": location.address}),
+                });
+            }
         }
         outcomes.push(outcome);
     }
@@ -361,15 +376,10 @@ impl SqlStore {
         }
         let mut b = SqlBuilder::new(
             "SELECT certificate_id, kind, address, first_seen, last_seen FROM locations \
-             WHERE certificate_id IN (",
+             WHERE certificate_id IN ",
         );
-        for (i, r) in records.iter().enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
-            b.bind(Arg::Text(r.id.clone()));
-        }
-        b.push(") ORDER BY first_seen, address");
+        b.row(records.iter().map(|r| Arg::Text(r.id.clone())));
+        b.push(" ORDER BY first_seen, address");
         let mut by_cert: HashMap<String, Vec<Location>> = HashMap::new();
         for row in b.query().fetch_all(&self.read).await? {
             let kind: String = row.try_get("kind")?;
@@ -393,12 +403,13 @@ impl CertificateStore for SqlStore {
     async fn import_certificates(
         &self,
         ctx: &AuditContext,
+        scope: &Scope,
         certificates: &[NewCertificate],
     ) -> StoreResult<Vec<ImportOutcome>> {
         let mut tx = self.begin().await?;
         let mut outcomes = Vec::with_capacity(certificates.len());
         for chunk in certificates.chunks(IMPORT_CHUNK) {
-            outcomes.extend(import_chunk(&mut tx, ctx, chunk).await?);
+            outcomes.extend(import_chunk(&mut tx, ctx, scope, chunk).await?);
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -489,7 +500,7 @@ impl CertificateStore for SqlStore {
     ) -> StoreResult<CertificateRecord> {
         let current = self.get_certificate(id, scope).await?;
         let mut tx = self.begin().await?;
-        let mut b = SqlBuilder::new("UPDATE certificates SET updated_at = ");
+        let mut b = SqlBuilder::new("UPDATE certificates AS c SET updated_at = ");
         b.bind(Arg::Int(ctx.now()));
         let mut details = serde_json::Map::new();
         if let Some(owner) = &update.owner_id {
@@ -519,8 +530,12 @@ impl CertificateStore for SqlStore {
             b.push(", labels = ").bind(Arg::Text(encoded));
             details.insert("labels".into(), json!({ "from": current.labels, "to": labels }));
         }
-        b.push(" WHERE id = ").bind(Arg::Text(current.id.clone()));
-        b.query().execute(&mut *tx).await?;
+        // The scope again, inside the transaction: the owner may have changed since the read.
+        b.push(" WHERE c.id = ").bind(Arg::Text(current.id.clone()));
+        push_scope(&mut b, scope);
+        if b.query().execute(&mut *tx).await?.rows_affected() == 0 {
+            return Err(StoreError::not_found("certificate", id));
+        }
         let event = NewAuditEvent {
             action: "certificate.updated".into(),
             entity_type: "certificate".into(),
@@ -540,11 +555,10 @@ impl CertificateStore for SqlStore {
     ) -> StoreResult<()> {
         let current = self.get_certificate(id, scope).await?;
         let mut tx = self.begin().await?;
-        let deleted = sqlx::query("DELETE FROM certificates WHERE id = $1")
-            .bind(&current.id)
-            .execute(&mut *tx)
-            .await?;
-        if deleted.rows_affected() == 0 {
+        let mut b = SqlBuilder::new("DELETE FROM certificates AS c WHERE c.id = ");
+        b.bind(Arg::Text(current.id.clone()));
+        push_scope(&mut b, scope);
+        if b.query().execute(&mut *tx).await?.rows_affected() == 0 {
             return Err(StoreError::not_found("certificate", id));
         }
         let event = NewAuditEvent {
@@ -567,18 +581,18 @@ impl CertificateStore for SqlStore {
         now: i64,
         window_secs: i64,
     ) -> StoreResult<Vec<(CertificateStatus, i64)>> {
-        let row = sqlx::query(
-            "SELECT \
-             SUM(CASE WHEN not_after < $1 THEN 1 ELSE 0 END) AS expired, \
-             SUM(CASE WHEN not_before > $1 THEN 1 ELSE 0 END) AS not_yet_valid, \
-             SUM(CASE WHEN not_before <= $1 AND not_after >= $1 AND not_after <= $2 THEN 1 ELSE 0 END) AS expiring, \
-             SUM(CASE WHEN not_before <= $1 AND not_after > $2 THEN 1 ELSE 0 END) AS valid \
-             FROM certificates",
-        )
-        .bind(now)
-        .bind(now.saturating_add(window_secs))
-        .fetch_one(&self.read)
-        .await?;
+        let counts: Vec<String> = CertificateStatus::ALL
+            .into_iter()
+            .map(|status| {
+                let condition = status_condition(status, "$1", "$2");
+                format!("SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) AS {}", status.as_str())
+            })
+            .collect();
+        let row = sqlx::query(&format!("SELECT {} FROM certificates c", counts.join(", ")))
+            .bind(now)
+            .bind(now.saturating_add(window_secs))
+            .fetch_one(&self.read)
+            .await?;
         CertificateStatus::ALL
             .into_iter()
             .map(|s| Ok((s, row.try_get::<Option<i64>, _>(s.as_str())?.unwrap_or(0))))

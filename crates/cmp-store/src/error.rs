@@ -9,6 +9,9 @@ pub enum StoreError {
     /// A uniqueness or reference rule would be broken.
     #[error("{0}")]
     Conflict(String),
+    /// The database refused a value as data (e.g. a NUL character in text on PostgreSQL).
+    #[error("a value was not acceptable to the database")]
+    InvalidValue,
     /// A value read back from the database does not make sense.
     #[error("corrupt {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
@@ -32,8 +35,20 @@ impl From<sqlx::Error> for StoreError {
             if db.is_foreign_key_violation() {
                 return StoreError::Conflict("refers to something that does not exist".into());
             }
+            // SQLSTATE class 22: data exception, caused by the value, not by the database.
+            if db.code().is_some_and(|c| c.starts_with("22")) {
+                return StoreError::InvalidValue;
+            }
         }
-        StoreError::Database(e)
+        match e {
+            // Reading back what we wrote failed: a bug or a damaged database, not an outage.
+            sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::Decode(_)
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::TypeNotFound { .. }
+            | sqlx::Error::ColumnIndexOutOfBounds { .. } => StoreError::corrupt("row", e),
+            other => StoreError::Database(other),
+        }
     }
 }
 

@@ -26,10 +26,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Certificates, their owners and labels, and where they were seen.
 #[async_trait]
 pub trait CertificateStore: Send + Sync {
-    /// Inserts certificates not known yet (by SHA-256 fingerprint) and records their locations.
+    /// Inserts certificates not known yet (by SHA-256 fingerprint) and records their locations
+    /// (on known certificates, only those inside `scope`).
     async fn import_certificates(
         &self,
         ctx: &AuditContext,
+        scope: &Scope,
         certificates: &[NewCertificate],
     ) -> StoreResult<Vec<ImportOutcome>>;
 

@@ -73,9 +73,9 @@ impl SqlStore {
         let store = match dialect {
             Dialect::Sqlite => {
                 ensure_sqlite_file(url)?;
-                let write = sqlite_pool(1).connect(url).await?;
+                let write = sqlite_pool(1, 65_536).connect(url).await?;
                 sqlx::query("PRAGMA journal_mode = WAL").execute(&write).await?;
-                let read = sqlite_pool(max_connections.max(2)).connect(url).await?;
+                let read = sqlite_pool(max_connections.clamp(2, 8), 4_096).connect(url).await?;
                 SqlStore { read, write, dialect }
             }
             Dialect::Postgres => {
@@ -134,19 +134,20 @@ impl SqlStore {
     }
 }
 
-fn sqlite_pool(max: u32) -> AnyPoolOptions {
+/// SQLite connections. `cache_kib` is each connection's page cache: large for the one writer,
+/// whose index updates it keeps in memory; small for readers, which read through a shared
+/// memory map of the file instead (pages the kernel can drop, not private memory).
+fn sqlite_pool(max: u32, cache_kib: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(30))
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 conn.execute("PRAGMA foreign_keys = ON").await?;
                 conn.execute("PRAGMA busy_timeout = 10000").await?;
                 conn.execute("PRAGMA synchronous = NORMAL").await?;
-                // A larger page cache and memory-mapped reads: index pages of a large
-                // inventory stay in memory instead of costing a read() each.
-                conn.execute("PRAGMA cache_size = -65536").await?;
-                conn.execute("PRAGMA mmap_size = 1073741824").await?;
+                conn.execute(format!("PRAGMA cache_size = -{cache_kib}").as_str()).await?;
+                conn.execute("PRAGMA mmap_size = 268435456").await?;
                 conn.execute("PRAGMA temp_store = MEMORY").await?;
                 Ok(())
             })
@@ -226,13 +227,16 @@ impl SqlBuilder {
 
     /// Appends a parameter placeholder and remembers its value.
     pub fn bind(&mut self, arg: Arg) -> &mut Self {
-        self.args.push(arg);
-        if self.positional {
-            self.sql.push('?');
-        } else {
-            self.sql.push_str(&format!("${}", self.args.len()));
-        }
+        let placeholder = self.param(arg);
+        self.sql.push_str(&placeholder);
         self
+    }
+
+    /// Remembers a value and returns its placeholder, to be written where needed (once: on
+    /// SQLite's positional form it stands for the next value only).
+    pub fn param(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        if self.positional { "?".to_string() } else { format!("${}", self.args.len()) }
     }
 
     pub fn query(&self) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments<'_>> {
@@ -300,16 +304,25 @@ impl AuditStore for SqlStore {
     }
 
     async fn verify_audit_chain(&self) -> StoreResult<(u64, Option<ChainBreak>)> {
+        // Take the head first and check the trail up to it: appends that commit meanwhile are
+        // beyond it and cannot look like tampering.
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&self.read)
+            .await?;
+        let head_seq: i64 = head.try_get("seq")?;
+        let head_hash: String = head.try_get("hash")?;
         // Walk in bounded batches so a long trail never sits in memory at once.
         let mut prev_hash = audit::GENESIS_HASH.to_string();
         let mut expected_seq = 1_i64;
         let mut checked = 0_u64;
-        loop {
-            let rows: Vec<AnyRow> =
-                sqlx::query("SELECT * FROM audit_logs WHERE seq >= $1 ORDER BY seq LIMIT 5000")
-                    .bind(expected_seq)
-                    .fetch_all(&self.read)
-                    .await?;
+        while expected_seq <= head_seq {
+            let rows: Vec<AnyRow> = sqlx::query(
+                "SELECT * FROM audit_logs WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT 5000",
+            )
+            .bind(expected_seq)
+            .bind(head_seq)
+            .fetch_all(&self.read)
+            .await?;
             if rows.is_empty() {
                 break;
             }
@@ -323,23 +336,13 @@ impl AuditStore for SqlStore {
                 checked += 1;
             }
         }
-        // The head must agree with the last event: deleting the newest events is tampering too.
-        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(&self.read)
-            .await?;
-        let head_seq: i64 = head.try_get("seq")?;
-        let head_hash: String = head.try_get("hash")?;
-        if head_seq != expected_seq - 1 || head_hash != prev_hash {
-            return Ok((
-                checked,
-                Some(ChainBreak {
-                    seq: expected_seq,
-                    reason: format!(
-                        "chain head is at {head_seq} but the trail ends at {}",
-                        expected_seq - 1
-                    ),
-                }),
-            ));
+        // The trail must reach the head: deleting the newest events is tampering too.
+        if expected_seq - 1 != head_seq || prev_hash != head_hash {
+            let reason = format!(
+                "the chain head is at event {head_seq} but the trail ends at {}",
+                expected_seq - 1
+            );
+            return Ok((checked, Some(ChainBreak { seq: expected_seq, reason })));
         }
         Ok((checked, None))
     }

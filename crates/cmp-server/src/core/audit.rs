@@ -7,7 +7,7 @@ use cmp_store::AuditQuery;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
-use crate::inventory::views::parse_time;
+use crate::inventory::views::{page_limit, parse_time};
 use crate::state::AppState;
 
 fn view(e: cmp_store::AuditEvent) -> AuditEvent {
@@ -45,13 +45,7 @@ pub async fn list(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<AuditListParams>,
 ) -> ApiResult<Json<Page<AuditEvent>>> {
-    let limit = match p.limit {
-        None => 100,
-        Some(n @ 1..=500) => n,
-        Some(n) => {
-            return Err(ApiError::bad_field("limit", format!("{n} is not between 1 and 500")));
-        }
-    };
+    let limit = page_limit(p.limit)?;
     let before_seq = p
         .cursor
         .as_deref()

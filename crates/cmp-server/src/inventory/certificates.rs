@@ -53,10 +53,14 @@ pub async fn import(
     } else {
         (body.to_vec(), None, params.owner)
     };
-    let partial = params.partial.unwrap_or(false);
-    let result =
-        service::import(&state, &caller, &data, password.as_deref(), owner.as_deref(), partial)
-            .await?;
+    let input = service::ImportInput {
+        data: &data,
+        password: password.as_deref(),
+        owner: owner.as_deref(),
+        location: params.location.as_deref(),
+        partial: params.partial.unwrap_or(false),
+    };
+    let result = service::import(&state, &caller, input).await?;
     let status = if result.created > 0 { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(result)))
 }
@@ -76,13 +80,13 @@ pub async fn list(
     caller: Caller,
     ApiQuery(params): ApiQuery<CertificateListParams>,
 ) -> ApiResult<Json<Page<Certificate>>> {
-    let query = service::certificate_query(&state, &caller, &params).await?;
+    let now = views::whole_seconds(state.clock.now());
+    let query = service::certificate_query(&state, &caller, &params, now).await?;
     let page = state.store.list_certificates(&query).await?;
-    let now = state.clock.now();
     let window = state.expiry_window_secs();
     Ok(Json(Page {
         items: page.items.into_iter().map(|r| views::certificate(r, now, window)).collect(),
-        next_cursor: page.next_cursor.as_ref().map(views::encode_cursor),
+        next_cursor: page.next_cursor.as_ref().map(|c| views::encode_cursor(query.sort, c)),
     }))
 }
 
@@ -133,6 +137,9 @@ pub async fn patch(
     Path(id): Path<String>,
     crate::extract::ApiJson(body): crate::extract::ApiJson<CertificatePatch>,
 ) -> ApiResult<Json<Certificate>> {
+    if body.owner.is_none() && body.labels.is_none() {
+        return Err(ApiError::bad_request("nothing to change: give owner and/or labels"));
+    }
     let mut update = CertificateUpdate { owner_id: None, labels: None };
     if let Some(owner) = body.owner {
         let owner_id = match owner {

@@ -16,9 +16,17 @@ fn check_name(name: &str) -> ApiResult<()> {
     let ok = (1..=100).contains(&name.chars().count())
         && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '))
         && name.trim() == name;
-    ok.then_some(()).ok_or_else(|| {
-        ApiError::bad_field("name", "1-100 letters, digits, '-', '_', '.' or inner spaces")
-    })
+    if !ok {
+        return Err(ApiError::bad_field(
+            "name",
+            "1-100 letters, digits, '-', '_', '.' or inner spaces",
+        ));
+    }
+    // Owners are addressed by id or name: a name that looks like an id could shadow another.
+    if uuid::Uuid::parse_str(name).is_ok() {
+        return Err(ApiError::bad_field("name", "must not look like an owner id"));
+    }
+    Ok(())
 }
 
 fn check_text(field: &str, value: Option<&str>, max: usize) -> ApiResult<()> {
@@ -84,6 +92,9 @@ pub async fn patch(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<OwnerPatch>,
 ) -> ApiResult<Json<Owner>> {
+    if body.name.is_none() && body.email.is_none() && body.description.is_none() {
+        return Err(ApiError::bad_request("nothing to change: give name, email or description"));
+    }
     if let Some(name) = &body.name {
         check_name(name)?;
     }

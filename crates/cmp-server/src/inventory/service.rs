@@ -1,9 +1,10 @@
 //! Inventory operations: what the handlers and the benchmark call.
 
 use cmp_api::{ImportRejection, ImportResponse, ImportedCertificate, ProblemItem};
-use cmp_domain::{KeyType, Role};
+use cmp_domain::{KeyType, LocationKind, Role};
 use cmp_store::{
-    AuditContext, CertificateQuery, CertificateSort, CertificateSource, NewCertificate, Scope,
+    AuditContext, CertificateQuery, CertificateSort, CertificateSource, NewCertificate,
+    NewLocation, Scope,
 };
 
 use crate::auth::Caller;
@@ -13,11 +14,10 @@ use crate::state::AppState;
 
 /// The audit context of a change made by `caller` now.
 pub fn audit_context(state: &AppState, caller: &Caller) -> AuditContext {
-    let now = state.clock.now();
     AuditContext {
         actor: caller.actor.clone(),
         request_id: REQUEST_ID.try_with(|id| id.clone()).ok(),
-        now_us: i64::try_from(now.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX),
+        now_us: state.now_us(),
     }
 }
 
@@ -51,17 +51,36 @@ async fn import_owner(
     }
 }
 
+/// What an import was given.
+#[derive(Clone, Copy)]
+pub struct ImportInput<'a> {
+    /// PEM, DER, PKCS#7 or PKCS#12 bytes.
+    pub data: &'a [u8],
+    /// PKCS#12 password.
+    pub password: Option<&'a str>,
+    /// Owner (id or name) of the certificates created.
+    pub owner: Option<&'a str>,
+    /// Where they were seen, `kind:address`.
+    pub location: Option<&'a str>,
+    /// Store the good certificates even if some input items are refused.
+    pub partial: bool,
+}
+
 /// Decodes, checks and stores an import. All or nothing unless `partial`.
 pub async fn import(
     state: &AppState,
     caller: &Caller,
-    input: &[u8],
-    password: Option<&str>,
-    owner: Option<&str>,
-    partial: bool,
+    input: ImportInput<'_>,
 ) -> ApiResult<ImportResponse> {
-    let owner_id = import_owner(state, caller, owner).await?;
-    let decoded = cmp_pki::decode_import(input, password);
+    let owner_id = import_owner(state, caller, input.owner).await?;
+    let location = input.location.map(parse_location).transpose()?;
+    let partial = input.partial;
+    // Parsing a large bundle takes a while: keep it off the async workers.
+    let (data, password) = (input.data.to_vec(), input.password.map(str::to_string));
+    let decoded =
+        tokio::task::spawn_blocking(move || cmp_pki::decode_import(&data, password.as_deref()))
+            .await
+            .map_err(|e| ApiError::Internal(format!("import decoder stopped: {e}")))?;
     let rejected: Vec<ImportRejection> = decoded
         .rejected
         .into_iter()
@@ -92,10 +111,11 @@ pub async fn import(
             facts,
             source: CertificateSource::Import,
             owner_id: owner_id.clone(),
-            location: None,
+            location: location.clone(),
         })
         .collect();
-    let outcomes = state.store.import_certificates(&audit_context(state, caller), &new).await?;
+    let outcomes =
+        state.store.import_certificates(&audit_context(state, caller), &caller.scope, &new).await?;
     let created = outcomes.iter().filter(|o| o.created).count();
     metrics::counter!("cmp_certificates_imported_total", "outcome" => "created")
         .increment(created as u64);
@@ -116,14 +136,25 @@ pub async fn import(
     })
 }
 
+/// Parses `kind:address`, e.g. `endpoint:web1.example.com:443`.
+pub fn parse_location(value: &str) -> ApiResult<NewLocation> {
+    let bad = |why: &str| ApiError::bad_field("location", why.to_string());
+    let (kind, address) = value.split_once(':').ok_or_else(|| bad("expected kind:address"))?;
+    let kind = LocationKind::parse(kind).ok_or_else(|| bad("kind is endpoint, file or k8s"))?;
+    if address.is_empty() || address.len() > 1024 || address.chars().any(char::is_control) {
+        return Err(bad("address must be 1-1024 printable characters"));
+    }
+    Ok(NewLocation { kind, address: address.to_string() })
+}
+
 /// Turns listing parameters into a store query, checking every value.
 pub async fn certificate_query(
     state: &AppState,
     caller: &Caller,
     p: &cmp_api::CertificateListParams,
+    now: time::OffsetDateTime,
 ) -> ApiResult<CertificateQuery> {
-    let now = state.clock.now().unix_timestamp();
-    let mut query = CertificateQuery::all(now);
+    let mut query = CertificateQuery::all(now.unix_timestamp());
     query.scope = caller.scope.clone();
     query.window_secs = state.expiry_window_secs();
     if let Some(q) = &p.q {
@@ -160,14 +191,8 @@ pub async fn certificate_query(
         cmp_api::CertificateSortKey::NotAfter => CertificateSort::NotAfter,
         cmp_api::CertificateSortKey::CreatedAt => CertificateSort::CreatedAt,
     };
-    query.limit = match p.limit {
-        None => 100,
-        Some(n @ 1..=500) => n,
-        Some(n) => {
-            return Err(ApiError::bad_field("limit", format!("{n} is not between 1 and 500")));
-        }
-    };
-    query.cursor = p.cursor.as_deref().map(views::decode_cursor).transpose()?;
+    query.limit = views::page_limit(p.limit)?;
+    query.cursor = p.cursor.as_deref().map(|c| views::decode_cursor(query.sort, c)).transpose()?;
     Ok(query)
 }
 

@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use cmp_domain::{CertificateStatus, Finding, status_at};
-use cmp_store::{CertificateRecord, Cursor};
+use cmp_store::{CertificateRecord, CertificateSort, Cursor};
 use time::{Duration, OffsetDateTime};
 
 use crate::error::ApiError;
@@ -72,17 +72,51 @@ pub fn owner(o: cmp_store::Owner) -> cmp_api::Owner {
     }
 }
 
-/// Opaque cursor: URL-safe base64 of `key:id`.
-pub fn encode_cursor(c: &Cursor) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{}", c.key, c.id))
+/// Opaque cursor: URL-safe base64 of `sort:key:id`. The sort is in it so that a cursor is
+/// never read against another order (which would skip rows).
+pub fn encode_cursor(sort: CertificateSort, c: &Cursor) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        "{}:{}:{}",
+        sort_tag(sort),
+        c.key,
+        c.id
+    ))
 }
 
-pub fn decode_cursor(s: &str) -> Result<Cursor, ApiError> {
+pub fn decode_cursor(sort: CertificateSort, s: &str) -> Result<Cursor, ApiError> {
     let bad = || ApiError::bad_field("cursor", "not a cursor this server issued");
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let (key, id) = text.split_once(':').ok_or_else(bad)?;
+    let mut parts = text.splitn(3, ':');
+    let (Some(tag), Some(key), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    if tag != sort_tag(sort) {
+        return Err(ApiError::bad_field("cursor", "belongs to a listing in another order"));
+    }
     Ok(Cursor { key: key.parse().map_err(|_| bad())?, id: id.to_string() })
+}
+
+fn sort_tag(sort: CertificateSort) -> &'static str {
+    match sort {
+        CertificateSort::NotAfter => "n",
+        CertificateSort::CreatedAt => "c",
+    }
+}
+
+/// A page size: 1 to 500, 100 when not given.
+pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(100),
+        Some(n @ 1..=500) => Ok(n),
+        Some(n) => Err(ApiError::bad_field("limit", format!("{n} is not between 1 and 500"))),
+    }
+}
+
+/// `t` without its fraction of a second: one instant for a whole request, as the database
+/// compares whole seconds.
+pub fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+    t - Duration::nanoseconds(i64::from(t.nanosecond()))
 }
 
 /// Parses an RFC 3339 query value.
@@ -98,10 +132,11 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
         let c = Cursor { key: -5, id: "0190-abc".into() };
-        assert_eq!(decode_cursor(&encode_cursor(&c)).unwrap(), c);
-        assert!(decode_cursor("!!").is_err());
-        assert!(
-            decode_cursor(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("x:y")).is_err()
-        );
+        let encoded = encode_cursor(CertificateSort::NotAfter, &c);
+        assert_eq!(decode_cursor(CertificateSort::NotAfter, &encoded).unwrap(), c);
+        assert!(decode_cursor(CertificateSort::CreatedAt, &encoded).is_err());
+        assert!(decode_cursor(CertificateSort::NotAfter, "!!").is_err());
+        let garbage = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("n:y");
+        assert!(decode_cursor(CertificateSort::NotAfter, &garbage).is_err());
     }
 }

@@ -194,6 +194,31 @@ async fn oversize_bodies_bad_json_and_bad_filters_are_400s_that_change_nothing()
         assert_eq!(resp.status(), 400, "{method} {path} {body}");
         assert_eq!(resp.headers()["content-type"], "application/problem+json");
     }
+    let empty_patches =
+        [("/api/v1/owners/someone", "PATCH", "{}"), ("/api/v1/certificates/x", "PATCH", "{}")];
+    for (path, method, body) in empty_patches {
+        let resp = app
+            .http()
+            .request(method.parse().unwrap(), app.url(path))
+            .bearer_auth(&app.admin_token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{method} {path} {body}");
+    }
+    let uuid_name = r#"{"name": "01a22363-9d95-70f2-812c-5324a00a9bb2"}"#;
+    let resp = app
+        .http()
+        .post(app.url("/api/v1/owners"))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "application/json")
+        .body(uuid_name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400, "owner names must not look like ids");
     let bad_queries = [
         "status=bogus",
         "limit=0",
@@ -243,7 +268,11 @@ async fn oversize_bodies_bad_json_and_bad_filters_are_400s_that_change_nothing()
             .request(method.parse().unwrap(), app.url(path))
             .bearer_auth(&app.admin_token)
             .header("content-type", "application/json")
-            .body("{}")
+            .body(if path.contains("owners") {
+                r#"{"email": "x@example.com"}"#
+            } else {
+                r#"{"labels": {}}"#
+            })
             .send()
             .await
             .unwrap();
@@ -251,4 +280,32 @@ async fn oversize_bodies_bad_json_and_bad_filters_are_400s_that_change_nothing()
     }
     assert_eq!(app.counts().await, (0, 1), "only the bootstrap token's creation is audited");
     app.stop().await;
+}
+
+#[tokio::test]
+async fn values_the_database_refuses_are_client_errors() {
+    on_both_databases!(|app| {
+        // PostgreSQL refuses NUL in text: that is the caller's value, not an outage.
+        for path in [
+            "/api/v1/certificates?issuer=%00",
+            "/api/v1/certificates/a%00b",
+            "/api/v1/owners/a%00b",
+        ] {
+            let resp =
+                app.http().get(app.url(path)).bearer_auth(&app.admin_token).send().await.unwrap();
+            assert_eq!(resp.status(), 400, "{path} on {:?}", app.kind);
+        }
+        let body = r#"{"name": "nul-team", "description": "a\u0000b"}"#;
+        let resp = app
+            .http()
+            .post(app.url("/api/v1/owners"))
+            .bearer_auth(&app.admin_token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{:?}", app.kind);
+        assert_eq!(app.counts().await, (0, 1));
+    });
 }

@@ -153,7 +153,7 @@ async fn owners_labels_and_developer_scope() {
             .admin
             .import(
                 raw(pki.leaf(&["a.example"], 90).0.pem()),
-                &ImportParams { owner: Some("team-a".into()), partial: None },
+                &ImportParams { owner: Some("team-a".into()), location: None, partial: None },
             )
             .await
             .unwrap();
@@ -161,7 +161,7 @@ async fn owners_labels_and_developer_scope() {
             .admin
             .import(
                 raw(pki.leaf(&["b.example"], 90).0.pem()),
-                &ImportParams { owner: Some(team_b.id.clone()), partial: None },
+                &ImportParams { owner: Some(team_b.id.clone()), location: None, partial: None },
             )
             .await
             .unwrap();
@@ -214,10 +214,25 @@ async fn owners_labels_and_developer_scope() {
         let foreign = dev
             .import(
                 raw(pki.leaf(&["a3.example"], 90).0.pem()),
-                &ImportParams { owner: Some("team-b".into()), partial: None },
+                &ImportParams { owner: Some("team-b".into()), location: None, partial: None },
             )
             .await;
         assert_eq!(foreign.unwrap_err().status(), Some(403));
+
+        // A sighting reported by a developer is recorded only on its own team's certificates.
+        let b_pem = app.admin.certificate_pem(&b_id).await.unwrap();
+        let seen_at = |at: &str| ImportParams { location: Some(at.into()), ..Default::default() };
+        let dev_seen =
+            dev.import(raw(b_pem.clone()), &seen_at("endpoint:b.example:443")).await.unwrap();
+        assert_eq!((dev_seen.created, dev_seen.already_known), (0, 1));
+        assert!(app.admin.certificate(&b_id).await.unwrap().locations.is_empty(), "{:?}", app.kind);
+        app.admin.import(raw(b_pem), &seen_at("endpoint:b.example:443")).await.unwrap();
+        let seen = app.admin.certificate(&b_id).await.unwrap();
+        assert_eq!(seen.locations.len(), 1);
+        assert_eq!(seen.locations[0].address, "b.example:443");
+        let bad_location =
+            app.admin.import(raw(pki.leaf(&["x.example"], 9).0.pem()), &seen_at("moon:x")).await;
+        assert_eq!(bad_location.unwrap_err().status(), Some(400));
 
         // Admin moves and clears owners; filters by owner name.
         let moved = app

@@ -8,6 +8,7 @@
 
 mod auth_walk;
 mod bad_input;
+mod binary;
 mod certificates;
 mod mozilla;
 mod operations;

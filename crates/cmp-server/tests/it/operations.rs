@@ -28,6 +28,11 @@ async fn health_ready_metrics_and_request_ids() {
         let resp = http.get(app.url("/healthz")).send().await.unwrap();
         assert!(!resp.headers()["x-request-id"].is_empty());
 
+        // HEAD follows the GET route's rule.
+        assert_eq!(http.head(app.url("/healthz")).send().await.unwrap().status(), 200);
+        let head = http.head(app.url("/api/v1/certificates")).send().await.unwrap();
+        assert_eq!(head.status(), 401);
+
         // Unknown paths and methods are problems too.
         let resp = http.get(app.url("/api/v1/nothing-here")).send().await.unwrap();
         assert_eq!(resp.status(), 404);

@@ -42,7 +42,6 @@ CREATE INDEX certificates_issuer_not_after ON certificates (issuer, not_after, i
 CREATE INDEX certificates_created_at ON certificates (created_at, id);
 CREATE INDEX certificates_serial ON certificates (serial_number);
 CREATE INDEX certificates_key_type ON certificates (key_type, not_after, id);
-CREATE INDEX certificates_common_name ON certificates (common_name);
 
 CREATE TABLE locations (
     id             TEXT PRIMARY KEY,

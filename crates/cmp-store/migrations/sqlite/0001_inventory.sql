@@ -11,8 +11,10 @@ CREATE TABLE owners (
     updated_at  INTEGER NOT NULL
 );
 
+-- pk: an integer rowid alias, stable across VACUUM, for the full-text index (SQLite only).
 CREATE TABLE certificates (
-    id                  TEXT PRIMARY KEY,
+    pk                  INTEGER PRIMARY KEY,
+    id                  TEXT NOT NULL UNIQUE,
     fingerprint_sha256  TEXT NOT NULL UNIQUE,
     serial_number       TEXT NOT NULL,
     subject             TEXT NOT NULL,
@@ -42,7 +44,6 @@ CREATE INDEX certificates_issuer_not_after ON certificates (issuer, not_after, i
 CREATE INDEX certificates_created_at ON certificates (created_at, id);
 CREATE INDEX certificates_serial ON certificates (serial_number);
 CREATE INDEX certificates_key_type ON certificates (key_type, not_after, id);
-CREATE INDEX certificates_common_name ON certificates (common_name);
 
 CREATE TABLE locations (
     id             TEXT PRIMARY KEY,

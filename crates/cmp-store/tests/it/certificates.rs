@@ -14,7 +14,7 @@ async fn import_deduplicates_by_fingerprint_and_records_locations() {
         first.location =
             Some(NewLocation { kind: LocationKind::Endpoint, address: "a.example:443".into() });
         let out = store
-            .import_certificates(&ctx(NOW), &[first.clone(), new_cert(facts(2, NOW))])
+            .import_certificates(&ctx(NOW), &Scope::All, &[first.clone(), new_cert(facts(2, NOW))])
             .await
             .unwrap();
         assert!(out.iter().all(|o| o.created));
@@ -23,10 +23,24 @@ async fn import_deduplicates_by_fingerprint_and_records_locations() {
         let mut again = first.clone();
         again.location =
             Some(NewLocation { kind: LocationKind::File, address: "web1:/etc/ssl/a.pem".into() });
-        let out2 =
-            store.import_certificates(&ctx(NOW + 10), &[again.clone(), again]).await.unwrap();
+        let out2 = store
+            .import_certificates(&ctx(NOW + 10), &Scope::All, &[again.clone(), again])
+            .await
+            .unwrap();
         assert_eq!(out2.len(), 2);
         assert!(out2.iter().all(|o| !o.created && o.id == out[0].id));
+
+        // The same new certificate twice in one call is created once.
+        let twice = [new_cert(facts(9, NOW + DAY)), new_cert(facts(9, NOW + DAY))];
+        let out3 = store.import_certificates(&ctx(NOW), &Scope::All, &twice).await.unwrap();
+        assert!(out3[0].created && !out3[1].created && out3[0].id == out3[1].id);
+
+        // A caller scoped to other owners records no sighting on a certificate it cannot see.
+        let mut elsewhere = first.clone();
+        elsewhere.location =
+            Some(NewLocation { kind: LocationKind::K8s, address: "prod/web/tls".into() });
+        let scoped = Scope::Owners(vec!["another-team".into()]);
+        store.import_certificates(&ctx(NOW + 20), &scoped, &[elsewhere]).await.unwrap();
 
         let got = store.get_certificate(&out[0].fingerprint_sha256, &Scope::All).await.unwrap();
         assert_eq!(got.id, out[0].id);
@@ -38,7 +52,7 @@ async fn import_deduplicates_by_fingerprint_and_records_locations() {
         assert_eq!(store.get_certificate_der(&got.id, &Scope::All).await.unwrap(), facts(1, 0).der);
 
         let page = store.list_certificates(&CertificateQuery::all(NOW)).await.unwrap();
-        assert_eq!(page.items.len(), 2, "{:?}", db.kind);
+        assert_eq!(page.items.len(), 3, "{:?}", db.kind);
     });
 }
 
@@ -66,7 +80,7 @@ async fn filters_select_the_right_certificates() {
         weak.subject = "CN=Legacy_Box%,O=Example".into();
         certs.push(new_cert(weak));
         certs[2].owner_id = Some(owner.id.clone());
-        store.import_certificates(&ctx(NOW), &certs).await.unwrap();
+        store.import_certificates(&ctx(NOW), &Scope::All, &certs).await.unwrap();
 
         let list = |mut q: CertificateQuery| {
             let store = store.clone();
@@ -168,7 +182,7 @@ async fn cursor_pages_cover_everything_once_in_order() {
         // Same expiry for many: the id breaks ties, so no row is skipped or repeated.
         let certs: Vec<_> =
             (0..57).map(|n| new_cert(facts(n, NOW + i64::from(n % 5) * DAY))).collect();
-        store.import_certificates(&ctx(NOW), &certs).await.unwrap();
+        store.import_certificates(&ctx(NOW), &Scope::All, &certs).await.unwrap();
         // With a search term that matches all, pages come from the walk over the sort order;
         // with one that matches few, from the trigram index. Both must page the same way.
         let cases = [
@@ -205,7 +219,7 @@ async fn cursor_pages_cover_everything_once_in_order() {
 async fn updates_and_deletes_are_audited_and_unknown_ids_change_nothing() {
     on_both_databases!(|store, db| {
         let out = store
-            .import_certificates(&ctx(NOW), &[new_cert(facts(1, NOW + 90 * DAY))])
+            .import_certificates(&ctx(NOW), &Scope::All, &[new_cert(facts(1, NOW + 90 * DAY))])
             .await
             .unwrap();
         let id = &out[0].id;
@@ -288,11 +302,14 @@ async fn updates_and_deletes_are_audited_and_unknown_ids_change_nothing() {
 #[tokio::test]
 async fn large_imports_span_chunks_with_duplicates_and_keep_the_chain() {
     on_both_databases!(|store, db| {
-        store.import_certificates(&ctx(NOW), &[new_cert(facts(5, NOW + DAY))]).await.unwrap();
+        store
+            .import_certificates(&ctx(NOW), &Scope::All, &[new_cert(facts(5, NOW + DAY))])
+            .await
+            .unwrap();
         // 1,200 certificates, each twice, across chunk boundaries; one already known.
         let certs: Vec<_> =
             (0..1200).chain(0..1200).map(|n| new_cert(facts(n, NOW + DAY))).collect();
-        let out = store.import_certificates(&ctx(NOW + 1), &certs).await.unwrap();
+        let out = store.import_certificates(&ctx(NOW + 1), &Scope::All, &certs).await.unwrap();
         assert_eq!(out.len(), 2400);
         assert_eq!(out.iter().filter(|o| o.created).count(), 1199, "{:?}", db.kind);
         assert!(!out[5].created);

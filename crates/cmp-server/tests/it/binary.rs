@@ -1,0 +1,87 @@
+//! The `cmpd` binary as a person starts it: first-start token, logs, graceful stop.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn cmpd_prints_the_token_once_keeps_it_out_of_logs_and_stops_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cmpd"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("CMP_DATA_DIR", dir.path())
+        .env("RUST_LOG", "debug")
+        .env_remove("CMP_DATABASE__URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    let token = loop {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "cmpd exited early: {printed}");
+        printed.push_str(&line);
+        if let Some(t) = line.trim().strip_prefix("cmp_") {
+            break format!("cmp_{t}");
+        }
+    };
+    assert!(printed.contains(&format!("http://localhost:{port}")), "{printed}");
+
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http.get(format!("{base}/readyz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "cmpd did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resp =
+        http.get(format!("{base}/api/v1/certificates")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = http
+        .get(format!("{base}/api/v1/tokens"))
+        .bearer_auth(format!("{token}x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
+    // SIGTERM: a clean, zero exit.
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
+    assert!(logs.contains("\"request_id\""), "JSON logs with request ids: {logs}");
+    assert!(!logs.contains(&token[4..]), "the token leaked into the logs");
+    assert!(logs.contains("shutting down"));
+}
+
+#[test]
+fn config_check_names_unknown_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cmp.toml");
+    std::fs::write(&file, "[inventory]\nexpiry_window_dayz = 3\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cmpd"))
+        .args(["config", "check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expiry_window_dayz"));
+    std::fs::write(&file, "[database]\nurl = \"postgres://cmp:hunter2@db/cmp\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cmpd"))
+        .args(["config", "check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("postgres://cmp:***@db/cmp") && !text.contains("hunter2"), "{text}");
+}
