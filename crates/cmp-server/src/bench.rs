@@ -425,13 +425,16 @@ impl ServerProcess {
             .context("while starting cmpd")?;
         let stdout = child.stdout.take().context("cmpd's stdout")?;
         // The fresh database gets a bootstrap token, printed once on stdout.
-        let token = std::io::BufReader::new(stdout)
-            .lines()
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let token = lines
+            .by_ref()
             .map_while(Result::ok)
             .find_map(|l| {
                 l.trim().starts_with(crate::auth::TOKEN_PREFIX).then(|| l.trim().to_string())
             })
             .context("cmpd printed no admin token")?;
+        // Keep reading, so that the server never writes into a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
         Ok(ServerProcess { child, base: format!("http://127.0.0.1:{port}"), token, _data: data })
     }
 

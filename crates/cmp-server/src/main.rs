@@ -108,19 +108,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let server = cmp_server::start(config).await?;
     tracing::info!(role = role.as_str(), addr = %server.addr, "cmpd listening");
     let port = server.addr.port();
-    println!("CMP ({} role) is listening on http://localhost:{port}", role.as_str());
-    println!("  API docs: http://localhost:{port}/api/v1/openapi.json");
+    let token_file = data_dir.join(cmp_server::ADMIN_TOKEN_FILE);
+    let mut banner = format!(
+        "CMP ({} role) is listening on http://localhost:{port}\n  API docs: http://localhost:{port}/api/v1/openapi.json\n",
+        role.as_str()
+    );
     if let Some(token) = &server.admin_token {
         // Shown once, on stdout only (never in the logs).
-        println!(
-            "  First start: admin API token (also saved to {}):\n\n    {token}\n",
-            data_dir.join(cmp_server::ADMIN_TOKEN_FILE).display()
-        );
-        println!(
-            "  Try: cmpctl --server http://localhost:{port} --token $(cat {}) cert list",
-            data_dir.join(cmp_server::ADMIN_TOKEN_FILE).display()
-        );
+        banner.push_str(&format!(
+            "  First start: admin API token (also saved to {}):\n\n    {token}\n\n  Try: cmpctl --server http://localhost:{port} --token-file {} cert list\n",
+            token_file.display(),
+            token_file.display()
+        ));
     }
+    // Not println!: a closed stdout (a daemon, a pipe read once) must not stop the server.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     server.shutdown().await

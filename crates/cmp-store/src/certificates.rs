@@ -247,7 +247,30 @@ fn insert_row(cert: &NewCertificate, id: String, now: i64) -> StoreResult<Vec<Ar
     ])
 }
 
-/// Imports one chunk with three statements (insert new, look up known, append audit events)
+/// Ids of the certificates among `fingerprints` that exist, and whether `scope` covers each.
+async fn lookup_known<'f>(
+    tx: &mut Transaction<'static, Any>,
+    scope: &Scope,
+    fingerprints: impl Iterator<Item = &'f str>,
+) -> StoreResult<HashMap<String, (String, bool)>> {
+    let mut lookup = SqlBuilder::bulk(
+        tx,
+        "SELECT id, fingerprint_sha256, owner_id FROM certificates WHERE fingerprint_sha256 IN ",
+    );
+    lookup.row(fingerprints.map(|fp| Arg::Text(fp.to_string())));
+    let mut known = HashMap::new();
+    for row in lookup.query().fetch_all(&mut **tx).await? {
+        let owner: Option<String> = row.try_get("owner_id")?;
+        let in_scope = match scope {
+            Scope::All => true,
+            Scope::Owners(ids) => owner.is_some_and(|o| ids.contains(&o)),
+        };
+        known.insert(row.try_get("fingerprint_sha256")?, (row.try_get("id")?, in_scope));
+    }
+    Ok(known)
+}
+
+/// Imports one chunk with a few statements (look up known, insert new, append audit events)
 /// rather than several per certificate: statement round trips dominate bulk imports.
 async fn import_chunk(
     tx: &mut Transaction<'static, Any>,
@@ -256,6 +279,12 @@ async fn import_chunk(
     chunk: &[NewCertificate],
 ) -> StoreResult<Vec<ImportOutcome>> {
     let now = ctx.now();
+    // Known certificates: fingerprint -> (id, whether the caller's scope covers it).
+    let fingerprints = chunk.iter().map(|c| c.facts.fingerprint_sha256.as_str());
+    let mut known = lookup_known(tx, scope, fingerprints).await?;
+    // The new ones, each once (a certificate twice in one chunk is created once), with ids
+    // made here so that the INSERT needs to return nothing.
+    let mut fresh: HashMap<String, String> = HashMap::new();
     let mut insert = SqlBuilder::bulk(
         tx,
         "INSERT INTO certificates (id, fingerprint_sha256, serial_number, subject, issuer, \
@@ -263,40 +292,34 @@ async fn import_chunk(
          signature_algorithm, is_ca, self_signed, finding_flags, owner_id, source, der, \
          created_at, updated_at) VALUES ",
     );
-    for (i, cert) in chunk.iter().enumerate() {
-        if i > 0 {
+    for cert in chunk {
+        let fp = &cert.facts.fingerprint_sha256;
+        if known.contains_key(fp) || fresh.contains_key(fp) {
+            continue;
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        if !fresh.is_empty() {
             insert.push(", ");
         }
-        insert.row(insert_row(cert, uuid::Uuid::now_v7().to_string(), now)?);
+        insert.row(insert_row(cert, id.clone(), now)?);
+        fresh.insert(fp.clone(), id);
     }
-    insert.push(" ON CONFLICT (fingerprint_sha256) DO NOTHING RETURNING id, fingerprint_sha256");
-    // Fingerprints created by this statement. A certificate twice in one chunk is created once:
-    // the first occurrence claims the creation, later ones are already known.
-    let mut created: HashMap<String, String> = HashMap::new();
-    for row in insert.query().fetch_all(&mut **tx).await? {
-        created.insert(row.try_get("fingerprint_sha256")?, row.try_get("id")?);
-    }
-    // Known certificates: fingerprint -> (id, whether the caller's scope covers it).
-    let mut known: HashMap<String, (String, bool)> = HashMap::new();
-    let missing: Vec<&str> = chunk
-        .iter()
-        .map(|c| c.facts.fingerprint_sha256.as_str())
-        .filter(|fp| !created.contains_key(*fp))
-        .collect();
-    if !missing.is_empty() {
-        let mut lookup = SqlBuilder::bulk(
-            tx,
-            "SELECT id, fingerprint_sha256, owner_id FROM certificates WHERE fingerprint_sha256 IN ",
-        );
-        lookup.row(missing.iter().map(|fp| Arg::Text(fp.to_string())));
-        for row in lookup.query().fetch_all(&mut **tx).await? {
-            let owner: Option<String> = row.try_get("owner_id")?;
-            let in_scope = match scope {
-                Scope::All => true,
-                Scope::Owners(ids) => owner.is_some_and(|o| ids.contains(&o)),
-            };
-            known.insert(row.try_get("fingerprint_sha256")?, (row.try_get("id")?, in_scope));
+    let mut created = HashMap::new();
+    if !fresh.is_empty() {
+        insert.push(" ON CONFLICT (fingerprint_sha256) DO NOTHING");
+        let inserted = insert.query().execute(&mut **tx).await?.rows_affected();
+        if inserted < fresh.len() as u64 {
+            // Another transaction stored some of them since the lookup (PostgreSQL; SQLite has
+            // one writer): those whose stored id is not ours are known, not created.
+            let stored = lookup_known(tx, scope, fresh.keys().map(String::as_str)).await?;
+            for (fp, (id, in_scope)) in stored {
+                if fresh.get(&fp) != Some(&id) {
+                    fresh.remove(&fp);
+                    known.insert(fp, (id, in_scope));
+                }
+            }
         }
+        created = fresh;
     }
     let mut outcomes = Vec::with_capacity(chunk.len());
     let mut events = Vec::new();

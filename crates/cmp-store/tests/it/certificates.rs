@@ -320,3 +320,28 @@ async fn large_imports_span_chunks_with_duplicates_and_keep_the_chain() {
         assert_eq!(store.verify_audit_chain().await.unwrap(), (1200, None));
     });
 }
+
+#[tokio::test]
+async fn concurrent_imports_of_the_same_certificates_create_each_once() {
+    on_both_databases!(|store, db| {
+        let certs: Vec<_> = (0..300).map(|n| new_cert(facts(n, NOW + DAY))).collect();
+        let runs: Vec<_> = (0..3)
+            .map(|_| {
+                let (store, certs) = (store.clone(), certs.clone());
+                tokio::spawn(async move {
+                    store.import_certificates(&ctx(NOW), &Scope::All, &certs).await.unwrap()
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for run in runs {
+            results.push(run.await.unwrap());
+        }
+        let created: usize = results.iter().flatten().filter(|o| o.created).count();
+        assert_eq!(created, 300, "{:?}", db.kind);
+        for n in 0..300 {
+            assert!(results.iter().all(|r| r[n].id == results[0][n].id), "{:?}", db.kind);
+        }
+        assert_eq!(store.verify_audit_chain().await.unwrap(), (300, None));
+    });
+}
