@@ -73,7 +73,7 @@ impl SqlStore {
         let store = match dialect {
             Dialect::Sqlite => {
                 ensure_sqlite_file(url)?;
-                let write = sqlite_pool(1, 262_144).connect(url).await?;
+                let write = sqlite_pool(1, 65_536).connect(url).await?;
                 sqlx::query("PRAGMA journal_mode = WAL").execute(&write).await?;
                 let read = sqlite_pool(max_connections.clamp(2, 8), 4_096).connect(url).await?;
                 SqlStore { read, write, dialect }
