@@ -63,6 +63,18 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// Sends a JSON body as the admin.
+    pub async fn send_json(&self, method: &str, path: &str, body: &str) -> reqwest::Response {
+        self.http()
+            .request(method.parse().unwrap(), self.url(path))
+            .bearer_auth(&self.admin_token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// A token with `role`; developers are scoped to `owners`.
     pub async fn token(&self, role: Role, owners: &[&str]) -> String {
         self.admin
