@@ -470,21 +470,16 @@ impl CertificateStore for SqlStore {
             push_order(&mut b, query.sort, i64::from(limit) + 1);
             rows = b.query().fetch_all(&self.read).await?;
         }
-        let mut items = rows.iter().map(record_from_row).collect::<StoreResult<Vec<_>>>()?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|r| Cursor {
-                key: match query.sort {
-                    CertificateSort::NotAfter => r.not_after,
-                    CertificateSort::CreatedAt => r.created_at,
-                },
-                id: r.id.clone(),
-            })
-        } else {
-            None
-        };
-        self.attach_locations(&mut items).await?;
-        Ok(Page { items, next_cursor })
+        let items = rows.iter().map(record_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let mut page = Page::from_rows(items, limit, |r| Cursor {
+            key: match query.sort {
+                CertificateSort::NotAfter => r.not_after,
+                CertificateSort::CreatedAt => r.created_at,
+            },
+            id: r.id.clone(),
+        });
+        self.attach_locations(&mut page.items).await?;
+        Ok(page)
     }
 
     async fn get_certificate(&self, id: &str, scope: &Scope) -> StoreResult<CertificateRecord> {

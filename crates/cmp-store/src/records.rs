@@ -191,6 +191,23 @@ pub struct Page<T> {
     pub next_cursor: Option<Cursor>,
 }
 
+impl<T> Page<T> {
+    /// A page from up to `limit + 1` rows: the extra row only says that more follow, and the
+    /// cursor points after the last row kept.
+    pub(crate) fn from_rows(
+        mut items: Vec<T>,
+        limit: u32,
+        cursor_of: impl Fn(&T) -> Cursor,
+    ) -> Self {
+        let limit = limit as usize;
+        let next_cursor = (items.len() > limit).then(|| {
+            items.truncate(limit);
+            items.last().map(cursor_of)
+        });
+        Page { items, next_cursor: next_cursor.flatten() }
+    }
+}
+
 /// A team.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {

@@ -293,14 +293,8 @@ impl AuditStore for SqlStore {
         let limit = query.limit.clamp(1, 500);
         b.push(" ORDER BY seq DESC LIMIT ").bind(Arg::Int(i64::from(limit) + 1));
         let rows = b.query().fetch_all(&self.read).await?;
-        let mut items = rows.iter().map(audit::from_row).collect::<StoreResult<Vec<_>>>()?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|e| Cursor { key: e.seq, id: String::new() })
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        let items = rows.iter().map(audit::from_row).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_rows(items, limit, |e| Cursor { key: e.seq, id: String::new() }))
     }
 
     async fn verify_audit_chain(&self) -> StoreResult<(u64, Option<ChainBreak>)> {

@@ -1,6 +1,8 @@
 //! Test support: a fresh database per test run, on SQLite or on the local PostgreSQL server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
 
+pub mod openssl;
+
 use std::path::PathBuf;
 
 /// Which database a test runs against.

@@ -7,82 +7,16 @@ use rcgen::{CertificateParams, DnType, DnValue, KeyPair, PKCS_ECDSA_P256_SHA256}
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 
-use super::fixtures::{Scratch, chain, openssl, openssl_text};
+use cmp_testkit::openssl::{X509View, mozilla_roots, x509_view};
+
+use super::fixtures::{Scratch, chain, openssl};
 use crate::{decode_import, parse_certificate};
 
-const MOZILLA_DIR: &str = "/usr/share/ca-certificates/mozilla";
 const ISO: &[BorrowedFormatItem<'_>] =
     format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
 
-/// What `openssl x509` says about a certificate.
-#[derive(Debug, Default)]
-struct OpensslView {
-    fingerprint: String,
-    serial: String,
-    subject: String,
-    issuer: String,
-    not_before: String,
-    not_after: String,
-    signature_algorithm: String,
-    key_bits: Option<u32>,
-    is_ca: bool,
-}
-
-fn openssl_view(pem_path: &str) -> OpensslView {
-    let text = openssl_text(&[
-        "x509",
-        "-in",
-        pem_path,
-        "-noout",
-        "-fingerprint",
-        "-sha256",
-        "-serial",
-        "-subject",
-        "-issuer",
-        "-nameopt",
-        "RFC2253",
-        "-startdate",
-        "-enddate",
-        "-dateopt",
-        "iso_8601",
-        "-text",
-    ]);
-    let mut view = OpensslView::default();
-    for line in text.lines() {
-        let field = |prefix: &str| line.strip_prefix(prefix).map(str::to_owned);
-        if let Some(v) = field("sha256 Fingerprint=") {
-            view.fingerprint = v.replace(':', "").to_lowercase();
-        } else if let Some(v) = field("serial=") {
-            view.serial = v.to_lowercase();
-        } else if let Some(v) = field("subject=") {
-            view.subject = v;
-        } else if let Some(v) = field("issuer=") {
-            view.issuer = v;
-        } else if let Some(v) = field("notBefore=") {
-            view.not_before = v;
-        } else if let Some(v) = field("notAfter=") {
-            view.not_after = v;
-        }
-        let trimmed = line.trim();
-        if let Some(v) = trimmed.strip_prefix("Signature Algorithm: ")
-            && view.signature_algorithm.is_empty()
-        {
-            view.signature_algorithm = v.to_owned();
-        }
-        if let Some(bits) =
-            trimmed.split("Public-Key: (").nth(1).and_then(|rest| rest.strip_suffix(" bit)"))
-        {
-            view.key_bits = bits.parse().ok();
-        }
-        if trimmed.starts_with("CA:TRUE") {
-            view.is_ca = true;
-        }
-    }
-    view
-}
-
 /// Differences between our facts and OpenSSL's view, one line each.
-fn differences(facts: &CertificateFacts, view: &OpensslView) -> Vec<String> {
+fn differences(facts: &CertificateFacts, view: &X509View) -> Vec<String> {
     let mut out = Vec::new();
     let mut check = |what: &str, ours: &str, theirs: &str| {
         if ours != theirs {
@@ -105,13 +39,7 @@ fn differences(facts: &CertificateFacts, view: &OpensslView) -> Vec<String> {
 
 #[test]
 fn every_mozilla_root_matches_openssl() {
-    let mut paths: Vec<_> = std::fs::read_dir(MOZILLA_DIR)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "crt"))
-        .collect();
-    paths.sort();
-    assert!(paths.len() >= 100, "expected the Mozilla store, found {} files", paths.len());
+    let paths = mozilla_roots();
 
     let mut failures = Vec::new();
     for path in &paths {
@@ -119,7 +47,7 @@ fn every_mozilla_root_matches_openssl() {
         assert!(decoded.rejected.is_empty(), "{path:?}: {:?}", decoded.rejected);
         assert_eq!(decoded.certificates.len(), 1, "{path:?}");
         let facts = &decoded.certificates[0];
-        let view = openssl_view(path.to_str().unwrap());
+        let view = x509_view(path);
         for difference in differences(facts, &view) {
             failures.push(format!("{}: {difference}", path.display()));
         }
@@ -208,7 +136,7 @@ fn openssl_made_certificates_match_openssl() {
         let decoded = decode_import(&std::fs::read(&cert).unwrap(), None);
         assert_eq!(decoded.certificates.len(), 1, "{}: {:?}", case.name, decoded.rejected);
         let facts = &decoded.certificates[0];
-        for difference in differences(facts, &openssl_view(&cert)) {
+        for difference in differences(facts, &x509_view(&cert)) {
             failures.push(format!("{}: {difference}", case.name));
         }
     }
@@ -277,9 +205,9 @@ fn dsa_keys_are_recognised() {
     assert_eq!(facts.key.kind, KeyType::Dsa);
     assert_eq!(facts.key.bits, Some(1024));
     assert!(
-        differences(facts, &openssl_view(&cert)).is_empty(),
+        differences(facts, &x509_view(&cert)).is_empty(),
         "{:?}",
-        differences(facts, &openssl_view(&cert))
+        differences(facts, &x509_view(&cert))
     );
 }
 
@@ -306,7 +234,7 @@ fn every_string_type_is_printed_like_openssl() {
     let scratch = Scratch::new();
     let path = scratch.write("names.pem", cert.pem());
     let facts = parse_certificate(cert.der()).unwrap();
-    let view = openssl_view(&path);
+    let view = x509_view(&path);
     assert_eq!(facts.subject, view.subject);
     assert_eq!(facts.issuer, view.issuer);
     assert_eq!(facts.common_name.as_deref(), Some("Grüße € "));
@@ -342,7 +270,7 @@ fn chain_facts_are_complete() {
     let scratch = Scratch::new();
     for (name, facts, pem) in [("ca", &ca, &chain.ca.pem), ("leaf", &leaf, &chain.leaf.pem)] {
         let path = scratch.write(&format!("{name}.pem"), pem);
-        assert!(differences(facts, &openssl_view(&path)).is_empty(), "{name}");
+        assert!(differences(facts, &x509_view(&path)).is_empty(), "{name}");
     }
 }
 

@@ -1,0 +1,77 @@
+//! What `openssl x509` says about a certificate: the independent verifier tests compare with.
+
+use std::path::Path;
+use std::process::Command;
+
+/// The facts `openssl x509` prints, as it prints them (hex lowercased, no colons).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct X509View {
+    pub fingerprint: String,
+    pub serial: String,
+    /// RFC 2253 (`-nameopt RFC2253`).
+    pub subject: String,
+    pub issuer: String,
+    /// `2015-06-04 11:04:38Z` (`-dateopt iso_8601`).
+    pub not_before: String,
+    pub not_after: String,
+    pub signature_algorithm: String,
+    pub key_bits: Option<u32>,
+    pub is_ca: bool,
+}
+
+/// Runs `openssl x509` on a PEM file and reads its answer.
+pub fn x509_view(pem_path: impl AsRef<Path>) -> X509View {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-serial", "-subject", "-issuer"])
+        .args(["-nameopt", "RFC2253", "-startdate", "-enddate", "-dateopt", "iso_8601", "-text"])
+        .arg("-in")
+        .arg(pem_path.as_ref())
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).expect("openssl prints text");
+    let mut view = X509View::default();
+    for line in text.lines() {
+        let field = |prefix: &str| line.strip_prefix(prefix).map(str::to_owned);
+        if let Some(v) = field("sha256 Fingerprint=") {
+            view.fingerprint = v.replace(':', "").to_lowercase();
+        } else if let Some(v) = field("serial=") {
+            view.serial = v.to_lowercase();
+        } else if let Some(v) = field("subject=") {
+            view.subject = v;
+        } else if let Some(v) = field("issuer=") {
+            view.issuer = v;
+        } else if let Some(v) = field("notBefore=") {
+            view.not_before = v;
+        } else if let Some(v) = field("notAfter=") {
+            view.not_after = v;
+        }
+        let trimmed = line.trim();
+        if let Some(v) = trimmed.strip_prefix("Signature Algorithm: ")
+            && view.signature_algorithm.is_empty()
+        {
+            view.signature_algorithm = v.to_owned();
+        }
+        if let Some(bits) =
+            trimmed.split("Public-Key: (").nth(1).and_then(|rest| rest.strip_suffix(" bit)"))
+        {
+            view.key_bits = bits.parse().ok();
+        }
+        if trimmed.starts_with("CA:TRUE") {
+            view.is_ca = true;
+        }
+    }
+    view
+}
+
+/// The Mozilla root certificates Debian ships, sorted.
+pub fn mozilla_roots() -> Vec<std::path::PathBuf> {
+    let mut paths: Vec<_> = std::fs::read_dir("/usr/share/ca-certificates/mozilla")
+        .expect("Debian's ca-certificates is installed")
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 100, "expected the Mozilla store, found {} files", paths.len());
+    paths
+}
