@@ -36,6 +36,14 @@ pub struct Certificate {
     pub locations: Vec<Location>,
     /// `import`, `discovery` or `issued`.
     pub source: String,
+    /// When it was revoked through the platform, and why (RFC 5280 reason, snake_case).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub revocation_reason: Option<String>,
+    /// The managed certificate this is a version of.
+    #[serde(default)]
+    pub managed_certificate_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]

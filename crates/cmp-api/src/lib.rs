@@ -3,12 +3,14 @@
 
 mod audit;
 mod certificates;
+mod issuance;
 mod owners;
 mod problem;
 mod tokens;
 
 pub use audit::*;
 pub use certificates::*;
+pub use issuance::*;
 pub use owners::*;
 pub use problem::*;
 pub use tokens::*;

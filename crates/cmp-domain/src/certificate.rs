@@ -132,11 +132,13 @@ pub enum CertificateStatus {
     Expiring,
     Expired,
     NotYetValid,
+    /// Revoked by its CA through the platform (takes precedence over the others).
+    Revoked,
 }
 
 impl CertificateStatus {
-    pub const ALL: [CertificateStatus; 4] =
-        [Self::Valid, Self::Expiring, Self::Expired, Self::NotYetValid];
+    pub const ALL: [CertificateStatus; 5] =
+        [Self::Valid, Self::Expiring, Self::Expired, Self::NotYetValid, Self::Revoked];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -144,6 +146,7 @@ impl CertificateStatus {
             CertificateStatus::Expiring => "expiring",
             CertificateStatus::Expired => "expired",
             CertificateStatus::NotYetValid => "not_yet_valid",
+            CertificateStatus::Revoked => "revoked",
         }
     }
 
@@ -218,7 +221,7 @@ pub fn evaluate(
         CertificateStatus::Expired => findings.push(Finding::Expired),
         CertificateStatus::NotYetValid => findings.push(Finding::NotYetValid),
         CertificateStatus::Expiring => findings.push(Finding::Expiring),
-        CertificateStatus::Valid => {}
+        CertificateStatus::Valid | CertificateStatus::Revoked => {}
     }
     findings.sort();
     (status, findings)

@@ -2,11 +2,19 @@
 //! Pure types and rules; no database, HTTP or runtime in here. Time is always passed in.
 
 pub mod certificate;
+pub mod issuance;
+pub mod policy;
+pub mod renewal;
 pub mod role;
 
 pub use certificate::{
     CertificateFacts, CertificateStatus, DEFAULT_EXPIRY_WINDOW_DAYS, Finding, KeyInfo, KeyType,
     LocationKind, San, SanType, evaluate, static_findings, status_at,
+};
+pub use issuance::{Backoff, RequestKind, RequestState};
+pub use policy::{Ask, KeyRule, Policy, Violation};
+pub use renewal::{
+    RenewBefore, RenewalAction, RenewalDecision, RenewalInput, RenewalReason, decide,
 };
 pub use role::Role;
 

@@ -1,5 +1,6 @@
-//! X.509 parsing and import for CMP: one DER certificate into [`CertificateFacts`], and import
-//! bodies (PEM, DER, PKCS#7, PKCS#12) into certificates plus a reason for everything rejected.
+//! X.509 parsing and import for CMP: one DER certificate into [`CertificateFacts`], import
+//! bodies (PEM, DER, PKCS#7, PKCS#12) into certificates plus a reason for everything rejected,
+//! and PKCS#10 requests into a verified [`CsrInfo`].
 //!
 //! Parsing never panics and bounds ASN.1 nesting before any parser recurses. Subjects and
 //! issuers are printed exactly as `openssl x509 -nameopt RFC2253` prints them, serials as
@@ -8,8 +9,10 @@
 
 mod algorithms;
 mod asn1;
+pub mod csr;
 mod detect;
 mod import;
+pub mod keygen;
 mod names;
 mod parse;
 mod pem;
@@ -20,7 +23,12 @@ mod pkcs7;
 mod tests;
 
 pub use cmp_domain::CertificateFacts;
+pub use csr::{CsrError, CsrInfo, MAX_CSR_BYTES, parse_csr};
 pub use import::{ImportDecoded, Rejection, decode_import};
+pub use keygen::{
+    GeneratedKey, KeySpec, KeygenError, MIN_PKCS12_PASSWORD_CHARS, PKCS12_ITERATIONS,
+    export_pkcs12, generate_key, make_csr,
+};
 pub use parse::{ParseError, parse_certificate};
 
 use sha2::{Digest, Sha256};

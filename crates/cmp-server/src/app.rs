@@ -7,8 +7,6 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use cmp_domain::Clock;
-use cmp_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -18,10 +16,10 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::{BEARER, RoutePolicies, authorize};
-use crate::config::{Config, ServerRole};
+use crate::config::ServerRole;
 use crate::error::{ApiError, REQUEST_ID};
 use crate::state::AppState;
-use crate::{core, inventory};
+use crate::{adapter, core, inventory, issuer};
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -51,32 +49,26 @@ pub fn routes(role: ServerRole) -> (Router<AppState>, OpenApiDoc) {
     if role.serves(ServerRole::Inventory) {
         router = router.merge(inventory::router()).merge(core::admin_router());
     }
+    if role.serves(ServerRole::Issuer) {
+        router = router.merge(issuer::router());
+    }
+    if role.serves(ServerRole::Adapter) {
+        router = router.merge(adapter::router());
+    }
     router.split_for_parts()
 }
 
-/// The complete application of a role, ready to serve.
-pub fn build(
-    config: Arc<Config>,
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-) -> Result<Router, String> {
-    let (router, doc) = routes(config.role);
+/// The complete application of a role, ready to serve, and its state.
+pub fn build(state: AppState) -> Result<(Router, AppState), String> {
+    let (router, doc) = routes(state.config.role);
     let policies = RoutePolicies::from_openapi(&doc)?;
-    let state = AppState {
-        openapi: Arc::new(doc),
-        store,
-        config,
-        clock,
-        policies: Arc::new(policies),
-        metrics: crate::metrics::handle(),
-        gauges_counted_at: Arc::default(),
-    };
+    let state = AppState { openapi: Arc::new(doc), policies: Arc::new(policies), ..state };
     let body_limit = state.config.http.body_limit_bytes;
     let router = router
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .fallback(|| async { ApiError::NotFound { entity: "route", id: "for this path".into() } })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state)
+        .with_state(state.clone())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(crate::metrics::track_http))
         .layer(CatchPanicLayer::custom(|_| {
@@ -92,7 +84,7 @@ pub fn build(
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid));
-    Ok(router)
+    Ok((router, state))
 }
 
 /// Refuses a NUL anywhere in the path or query: no id, name or filter holds one, and

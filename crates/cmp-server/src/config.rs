@@ -69,7 +69,55 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub http: HttpConfig,
     pub inventory: InventoryConfig,
+    pub issuer: IssuerConfig,
+    pub ca: CaConfig,
     pub log: LogConfig,
+}
+
+/// Issuance workflow and renewal scheduler.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// Lifetime of a certificate when the request names none, in days.
+    pub default_validity_days: i64,
+    /// How often the scheduler looks for due renewals and stranded requests, in seconds.
+    pub scheduler_interval_secs: u64,
+    /// How long one attempt may hold a request before another worker may take it over.
+    pub request_lease_secs: i64,
+    /// Attempts before a request fails for good when the CA is unavailable.
+    pub max_attempts: i64,
+    /// How long an `Idempotency-Key` is remembered, in hours.
+    pub idempotency_ttl_hours: i64,
+    /// Base URL of the adapter role (`http://adapter:8083`); empty: adapters run in-process.
+    pub adapter_url: String,
+    /// API token (admin role) the issuer presents to the adapter role.
+    pub adapter_token: String,
+}
+
+impl std::fmt::Debug for IssuerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuerConfig")
+            .field("default_validity_days", &self.default_validity_days)
+            .field("scheduler_interval_secs", &self.scheduler_interval_secs)
+            .field("request_lease_secs", &self.request_lease_secs)
+            .field("max_attempts", &self.max_attempts)
+            .field("idempotency_ttl_hours", &self.idempotency_ttl_hours)
+            .field("adapter_url", &self.adapter_url)
+            .field("adapter_token", &if self.adapter_token.is_empty() { "" } else { "***" })
+            .finish()
+    }
+}
+
+/// The builtin CA made on first start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaConfig {
+    /// `ecdsa_p256`, `ecdsa_p384`, `rsa2048`, `rsa3072` or `rsa4096`.
+    pub key_algorithm: String,
+    /// Prefix of the CA names ("<name> Root CA", "<name> Issuing CA").
+    pub common_name: String,
+    /// Base URL clients reach this server at, written into certificates (CRL, OCSP, AIA).
+    pub public_url: String,
 }
 
 /// Database connection.
@@ -156,6 +204,20 @@ impl Default for Config {
             inventory: InventoryConfig {
                 expiry_window_days: cmp_domain::DEFAULT_EXPIRY_WINDOW_DAYS,
             },
+            issuer: IssuerConfig {
+                default_validity_days: 90,
+                scheduler_interval_secs: 30,
+                request_lease_secs: 120,
+                max_attempts: 5,
+                idempotency_ttl_hours: 24,
+                adapter_url: String::new(),
+                adapter_token: String::new(),
+            },
+            ca: CaConfig {
+                key_algorithm: "ecdsa_p256".into(),
+                common_name: "CMP Builtin".into(),
+                public_url: "http://127.0.0.1:3000".into(),
+            },
             log: LogConfig { format: LogFormat::Auto, level: "info".into() },
         }
     }
@@ -207,6 +269,17 @@ impl Config {
         }
         if self.database.max_connections == 0 {
             return Err("database.max_connections must be at least 1".into());
+        }
+        if !(1..=3650).contains(&self.issuer.default_validity_days) {
+            return Err("issuer.default_validity_days must be between 1 and 3650".into());
+        }
+        if self.issuer.scheduler_interval_secs == 0 || self.issuer.request_lease_secs < 5 {
+            return Err("issuer.scheduler_interval_secs must be positive and \
+                        issuer.request_lease_secs at least 5"
+                .into());
+        }
+        if !self.issuer.adapter_url.is_empty() && self.issuer.adapter_token.is_empty() {
+            return Err("issuer.adapter_url needs issuer.adapter_token".into());
         }
         cmp_store::Dialect::from_url(&self.database_url()).map_err(|e| e.to_string())?;
         Ok(())

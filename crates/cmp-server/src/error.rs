@@ -3,6 +3,8 @@
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cmp_api::{Problem, ProblemItem};
+use cmp_ca::CaError;
+use cmp_secrets::SecretError;
 use cmp_store::StoreError;
 
 tokio::task_local! {
@@ -43,6 +45,15 @@ pub enum ApiError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A CA adapter refused or failed.
+    #[error(transparent)]
+    Ca(cmp_ca::CaError),
+    /// The secret store refused or failed.
+    #[error(transparent)]
+    Secret(#[from] cmp_secrets::SecretError),
+    /// The request breaks the owner's policy.
+    #[error("outside policy ({}): {}", .0.rule, .0.message)]
+    Policy(cmp_domain::Violation),
     /// A bug or an unexpected failure; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -90,6 +101,9 @@ impl ApiError {
                 StoreError::NotFound { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
                 StoreError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
                 StoreError::InvalidValue => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+                StoreError::Unprocessable(_) => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", "Input refused")
+                }
                 StoreError::Database(_) => {
                     (StatusCode::SERVICE_UNAVAILABLE, "database-unavailable", "Database error")
                 }
@@ -99,6 +113,43 @@ impl ApiError {
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error")
                 }
             },
+            ApiError::Ca(e) => match e {
+                CaError::InvalidCsr(_) => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "ca-invalid-csr", "Invalid CSR")
+                }
+                CaError::Refused(_) => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "ca-refused", "Refused by the CA")
+                }
+                CaError::AlreadyRevoked(_) => {
+                    (StatusCode::CONFLICT, "ca-already-revoked", "Already revoked")
+                }
+                CaError::UnknownSerial(_) => {
+                    (StatusCode::NOT_FOUND, "ca-unknown-serial", "Serial not issued by this CA")
+                }
+                CaError::Unavailable(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "ca-unavailable", "CA unavailable")
+                }
+                CaError::Internal(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "ca-internal", "CA failure")
+                }
+            },
+            ApiError::Secret(e) => match e {
+                SecretError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+                SecretError::InvalidName(_) => {
+                    (StatusCode::BAD_REQUEST, "bad-request", "Bad request")
+                }
+                SecretError::Unavailable(_) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "secrets-unavailable",
+                    "Secret store unavailable",
+                ),
+                SecretError::Corrupt(_) | SecretError::Io(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error")
+                }
+            },
+            ApiError::Policy(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "policy-violation", "Outside policy")
+            }
             ApiError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error")
             }
@@ -111,6 +162,18 @@ impl ApiError {
         let (detail, errors) = match self {
             ApiError::BadRequest { detail, errors }
             | ApiError::Unprocessable { detail, errors } => (Some(detail.clone()), errors.clone()),
+            ApiError::Policy(v) => (
+                Some(self.to_string()),
+                vec![ProblemItem {
+                    pointer: v.rule.clone(),
+                    reason: "policy".into(),
+                    detail: v.message.clone(),
+                }],
+            ),
+            ApiError::Secret(SecretError::Corrupt(_) | SecretError::Io(_))
+            | ApiError::Ca(CaError::Internal(_)) => {
+                (Some("see the server log for this request id".to_string()), Vec::new())
+            }
             ApiError::Store(StoreError::Database(_)) => {
                 (Some("the database did not answer; try again".to_string()), Vec::new())
             }

@@ -100,3 +100,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .ok_or(ApiError::Unauthorized)
     }
 }
+
+/// The `Idempotency-Key` header of a creating POST, if any (1-200 visible ASCII characters).
+#[derive(Debug, Clone, Default)]
+pub struct IdempotencyHeader(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(IdempotencyHeader(None));
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .filter(|k| (1..=200).contains(&k.len()) && k.chars().all(|c| c.is_ascii_graphic()))
+            .ok_or_else(|| {
+                ApiError::bad_field("Idempotency-Key", "1-200 visible ASCII characters")
+            })?;
+        Ok(IdempotencyHeader(Some(key.to_string())))
+    }
+}

@@ -1,5 +1,6 @@
 //! The CMP server: roles, API, authentication, audit, metrics. `cmpd` is its binary.
 
+pub mod adapter;
 pub mod app;
 pub mod auth;
 pub mod bench;
@@ -8,6 +9,7 @@ pub mod core;
 pub mod error;
 pub mod extract;
 pub mod inventory;
+pub mod issuer;
 pub mod metrics;
 pub mod state;
 pub mod telemetry;
@@ -20,7 +22,7 @@ use anyhow::Context;
 use cmp_domain::{Clock, Role};
 use cmp_store::{AuditContext, NewApiToken, SqlStore, Store};
 
-use crate::config::Config;
+use crate::config::{Config, ServerRole};
 use crate::state::SystemClock;
 
 /// Name of the file in the data directory that holds the bootstrap admin token.
@@ -87,6 +89,14 @@ fn write_secret_file(path: &Path, content: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The local secret store under the data directory.
+pub fn open_secrets(config: &Config) -> anyhow::Result<Arc<dyn cmp_secrets::SecretStore>> {
+    let dir = config.data_dir.join("secrets");
+    let store = cmp_secrets::LocalSecretStore::open(&dir)
+        .with_context(|| format!("while opening the secret store in {}", dir.display()))?;
+    Ok(Arc::new(store))
+}
+
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
@@ -116,8 +126,23 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .await
         .with_context(|| format!("while binding {}", config.listen_addr()))?;
     let addr = listener.local_addr()?;
-    let router = app::build(Arc::new(config), store, clock).map_err(anyhow::Error::msg)?;
+    let secrets = open_secrets(&config)?;
+    let role = config.role;
+    let state = state::AppState::assemble(Arc::new(config), store.clone(), clock, secrets)?;
+    if role.serves(ServerRole::Adapter) {
+        adapter::ensure_default_ca(
+            &state.builtin,
+            store.as_ref(),
+            &state.config.ca,
+            state.now_us(),
+        )
+        .await?;
+    }
+    let (router, state) = app::build(state).map_err(anyhow::Error::msg)?;
     let (shutdown, mut stopped) = tokio::sync::watch::channel(false);
+    if role.serves(ServerRole::Issuer) {
+        tokio::spawn(issuer::scheduler::run(state, shutdown.subscribe()));
+    }
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {

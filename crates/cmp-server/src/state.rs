@@ -6,8 +6,10 @@ use cmp_domain::Clock;
 use cmp_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::adapter::{AdapterDirectory, BuiltinCas, RemoteAdapters};
 use crate::auth::RoutePolicies;
 use crate::config::Config;
+use crate::issuer::scheduler::{InProcessLock, RenewalLock};
 
 /// Shared, cheap to clone.
 #[derive(Clone)]
@@ -21,9 +23,51 @@ pub struct AppState {
     pub openapi: Arc<utoipa::openapi::OpenApi>,
     /// When the inventory gauges were last counted (counting a large inventory is a scan).
     pub gauges_counted_at: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// Private keys and credentials.
+    pub secrets: Arc<dyn cmp_secrets::SecretStore>,
+    /// The builtin CAs this process serves (adapter role).
+    pub builtin: Arc<BuiltinCas>,
+    /// Where the issuer reaches adapters: in-process, or the adapter role over HTTP.
+    pub adapters: Arc<dyn AdapterDirectory>,
+    /// One scheduler per managed certificate at a time.
+    pub renewal_lock: Arc<dyn RenewalLock>,
 }
 
 impl AppState {
+    /// The state of a role, without routes yet (`policies` and `openapi` are filled in by
+    /// `app::build`).
+    pub fn assemble(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        secrets: Arc<dyn cmp_secrets::SecretStore>,
+    ) -> anyhow::Result<AppState> {
+        let builtin = Arc::new(BuiltinCas::new(
+            store.clone(),
+            secrets.clone(),
+            clock.clone(),
+            config.ca.public_url.clone(),
+        ));
+        let adapters: Arc<dyn AdapterDirectory> = if config.issuer.adapter_url.is_empty() {
+            builtin.clone()
+        } else {
+            Arc::new(RemoteAdapters::new(&config.issuer.adapter_url, &config.issuer.adapter_token)?)
+        };
+        Ok(AppState {
+            store,
+            config,
+            clock,
+            policies: Arc::default(),
+            metrics: crate::metrics::handle(),
+            openapi: Arc::new(utoipa::openapi::OpenApi::default()),
+            gauges_counted_at: Arc::default(),
+            secrets,
+            builtin,
+            adapters,
+            renewal_lock: Arc::new(InProcessLock::default()),
+        })
+    }
+
     /// Microseconds since the epoch, now: the time stamp of audit events.
     pub fn now_us(&self) -> i64 {
         unix_micros(self.clock.now())

@@ -21,7 +21,8 @@ use crate::{
 const SELECT_COLUMNS: &str = "SELECT c.id, c.fingerprint_sha256, c.serial_number, c.subject, \
     c.issuer, c.common_name, c.not_before, c.not_after, c.sans, c.key_type, c.key_bits, \
     c.key_curve, c.signature_algorithm, c.is_ca, c.self_signed, c.finding_flags, c.owner_id, \
-    o.name AS owner_name, c.labels, c.source, c.created_at, c.updated_at";
+    o.name AS owner_name, c.labels, c.source, c.created_at, c.updated_at, c.revoked_at, \
+    c.revocation_reason, c.managed_certificate_id";
 const FROM_CERTIFICATES: &str = " FROM certificates c LEFT JOIN owners o ON o.id = c.owner_id";
 
 /// Bit of a time-independent finding in `finding_flags`.
@@ -75,12 +76,17 @@ fn push_identity(b: &mut SqlBuilder, id: &str) {
 }
 
 fn push_scope(b: &mut SqlBuilder, scope: &Scope) {
+    push_owner_scope(b, "c.owner_id", scope);
+}
+
+/// ` AND <column> IN (owners)` for a scoped caller; nothing for `Scope::All`.
+pub(crate) fn push_owner_scope(b: &mut SqlBuilder, column: &str, scope: &Scope) {
     if let Scope::Owners(ids) = scope {
         if ids.is_empty() {
             b.push(" AND 1 = 0");
             return;
         }
-        b.push(" AND c.owner_id IN ").row(ids.iter().map(|id| Arg::Text(id.clone())));
+        b.push(&format!(" AND {column} IN ")).row(ids.iter().map(|id| Arg::Text(id.clone())));
     }
 }
 
@@ -102,14 +108,16 @@ fn push_substring_search(b: &mut SqlBuilder, dialect: Dialect, q: &str) {
 /// The SQL condition for a status, given the placeholders of `now` and `now + window`. The
 /// one place these rules are written in SQL; they mirror `cmp_domain::status_at`.
 fn status_condition(status: CertificateStatus, now: &str, horizon: &str) -> String {
-    match status {
+    let by_time = match status {
+        CertificateStatus::Revoked => return "c.revoked_at IS NOT NULL".into(),
         CertificateStatus::NotYetValid => format!("c.not_before > {now}"),
         CertificateStatus::Expired => format!("c.not_before <= {now} AND c.not_after < {now}"),
         CertificateStatus::Expiring => {
             format!("c.not_before <= {now} AND c.not_after >= {now} AND c.not_after <= {horizon}")
         }
         CertificateStatus::Valid => format!("c.not_before <= {now} AND c.not_after > {horizon}"),
-    }
+    };
+    format!("c.revoked_at IS NULL AND {by_time}")
 }
 
 fn push_status(b: &mut SqlBuilder, status: CertificateStatus, now: i64, window: i64) {
@@ -211,6 +219,9 @@ fn record_from_row(row: &AnyRow) -> StoreResult<CertificateRecord> {
         source: CertificateSource::parse(&source)
             .ok_or_else(|| StoreError::corrupt("source", &source))?,
         locations: Vec::new(),
+        revoked_at: row.try_get("revoked_at")?,
+        revocation_reason: row.try_get("revocation_reason")?,
+        managed_certificate_id: row.try_get("managed_certificate_id")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -272,7 +283,7 @@ async fn lookup_known<'f>(
 
 /// Imports one chunk with a few statements (look up known, insert new, append audit events)
 /// rather than several per certificate: statement round trips dominate bulk imports.
-async fn import_chunk(
+pub(crate) async fn import_chunk(
     tx: &mut Transaction<'static, Any>,
     ctx: &AuditContext,
     scope: &Scope,

@@ -9,6 +9,9 @@ pub enum StoreError {
     /// A uniqueness or reference rule would be broken.
     #[error("{0}")]
     Conflict(String),
+    /// The request contradicts what is stored (e.g. an idempotency key reused with another body).
+    #[error("{0}")]
+    Unprocessable(String),
     /// The database refused a value as data (e.g. a NUL character in text on PostgreSQL).
     #[error("a value was not acceptable to the database")]
     InvalidValue,

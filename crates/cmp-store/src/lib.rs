@@ -4,18 +4,24 @@
 //! Every method that changes data takes an [`AuditContext`] and writes its audit event in the
 //! same transaction as the change.
 
+mod adapters;
 mod audit;
 mod certificates;
 mod error;
+mod managed;
 mod owners;
 mod records;
+mod requests;
 mod sql;
 mod tokens;
 
+pub use adapters::*;
 pub use audit::{ChainBreak, GENESIS_HASH, canonical_json, event_hash};
 pub use certificates::{MAX_LABELS, validate_labels};
 pub use error::StoreError;
+pub use managed::*;
 pub use records::*;
+pub use requests::*;
 pub use sql::{Dialect, SqlStore};
 
 use async_trait::async_trait;
@@ -113,7 +119,9 @@ pub trait AuditStore: Send + Sync {
 
 /// Everything the server needs from storage.
 #[async_trait]
-pub trait Store: CertificateStore + OwnerStore + TokenStore + AuditStore {
+pub trait Store:
+    CertificateStore + OwnerStore + TokenStore + AuditStore + AdapterStore + RequestStore + ManagedStore
+{
     /// Answers when the database is reachable.
     async fn ping(&self) -> StoreResult<()>;
     /// Which database this is (for logs and health output only).

@@ -107,6 +107,11 @@ pub struct CertificateRecord {
     pub labels: BTreeMap<String, String>,
     pub source: CertificateSource,
     pub locations: Vec<Location>,
+    /// Unix seconds, when revoked through the platform.
+    pub revoked_at: Option<i64>,
+    pub revocation_reason: Option<String>,
+    /// The managed certificate this is a version of.
+    pub managed_certificate_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -17,15 +17,16 @@ pub fn certificate(
     now: OffsetDateTime,
     window_secs: i64,
 ) -> cmp_api::Certificate {
-    let status =
+    let by_time =
         status_at(time_of(r.not_before), time_of(r.not_after), now, Duration::seconds(window_secs));
     let mut findings = r.static_findings;
-    match status {
+    match by_time {
         CertificateStatus::Expired => findings.push(Finding::Expired),
         CertificateStatus::Expiring => findings.push(Finding::Expiring),
         CertificateStatus::NotYetValid => findings.push(Finding::NotYetValid),
-        CertificateStatus::Valid => {}
+        CertificateStatus::Valid | CertificateStatus::Revoked => {}
     }
+    let status = if r.revoked_at.is_some() { CertificateStatus::Revoked } else { by_time };
     findings.sort();
     cmp_api::Certificate {
         id: r.id,
@@ -56,6 +57,9 @@ pub fn certificate(
             })
             .collect(),
         source: r.source.as_str().to_string(),
+        revoked_at: r.revoked_at.map(time_of),
+        revocation_reason: r.revocation_reason,
+        managed_certificate_id: r.managed_certificate_id,
         created_at: time_of(r.created_at),
         updated_at: time_of(r.updated_at),
     }
@@ -75,24 +79,28 @@ pub fn owner(o: cmp_store::Owner) -> cmp_api::Owner {
 /// Opaque cursor: URL-safe base64 of `sort:key:id`. The sort is in it so that a cursor is
 /// never read against another order (which would skip rows).
 pub fn encode_cursor(sort: CertificateSort, c: &Cursor) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
-        "{}:{}:{}",
-        sort_tag(sort),
-        c.key,
-        c.id
-    ))
+    encode_tagged(sort_tag(sort), c)
 }
 
 pub fn decode_cursor(sort: CertificateSort, s: &str) -> Result<Cursor, ApiError> {
+    decode_tagged(sort_tag(sort), s)
+}
+
+/// A cursor of the listing `tag` (a sort order, or another resource's listing).
+pub fn encode_tagged(tag: &str, c: &Cursor) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{tag}:{}:{}", c.key, c.id))
+}
+
+pub fn decode_tagged(tag: &str, s: &str) -> Result<Cursor, ApiError> {
     let bad = || ApiError::bad_field("cursor", "not a cursor this server issued");
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
     let mut parts = text.splitn(3, ':');
-    let (Some(tag), Some(key), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(found), Some(key), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
     };
-    if tag != sort_tag(sort) {
-        return Err(ApiError::bad_field("cursor", "belongs to a listing in another order"));
+    if found != tag {
+        return Err(ApiError::bad_field("cursor", "belongs to another listing or order"));
     }
     Ok(Cursor { key: key.parse().map_err(|_| bad())?, id: id.to_string() })
 }

@@ -51,6 +51,42 @@ impl TestApp {
         }
     }
 
+    /// An adapter role on a fresh database, and a server of role `all` on the same database
+    /// and data directory whose issuer reaches the CA only over HTTP through that adapter role.
+    pub async fn spawn_with_adapter_role(
+        kind: DbKind,
+        adjust: impl FnOnce(&mut Config),
+    ) -> (TestApp, cmp_server::Server) {
+        let db = TestDb::new(kind).await;
+        let data = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.listen = Some("127.0.0.1:0".parse().unwrap());
+        config.data_dir = data.path().to_path_buf();
+        config.database.url = Some(db.url.clone());
+        config.database.max_connections = 4;
+        let mut adapter_config = config.clone();
+        adapter_config.role = cmp_server::config::ServerRole::Adapter;
+        let adapter = cmp_server::start(adapter_config).await.expect("adapter role starts");
+        let admin_token = adapter.admin_token.clone().expect("first start makes an admin token");
+        config.issuer.adapter_url = format!("http://{}", adapter.addr);
+        config.issuer.adapter_token = admin_token.clone();
+        adjust(&mut config);
+        let server = cmp_server::start(config).await.expect("server starts");
+        let base = format!("http://{}", server.addr);
+        let store = Arc::new(SqlStore::connect(&db.url, 2).await.unwrap());
+        let app = TestApp {
+            kind,
+            admin: Client::new(&base, Some(admin_token.clone())).unwrap(),
+            base,
+            admin_token,
+            store,
+            server: Some(server),
+            _db: db,
+            _data: data,
+        };
+        (app, adapter)
+    }
+
     pub fn client(&self, token: Option<&str>) -> Client {
         Client::new(&self.base, token.map(str::to_string)).unwrap()
     }

@@ -1,0 +1,195 @@
+//! The CA adapter contract (`CaAdapter`) and the builtin CA.
+//!
+//! The issuer role drives every CA through [`CaAdapter`]: sign a CSR under a profile, revoke a
+//! serial, report health and capabilities. The workflow around signing (policy, approval,
+//! inventory, audit) lives once, in the issuer role, never in an adapter.
+
+pub mod builtin;
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// What the CA is asked to put in the certificate. The CSR only supplies the public key: names
+/// and usages come from here, after the issuer checked them against policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Subject common name; `None` leaves the subject empty (names are in the SAN).
+    pub common_name: Option<String>,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<IpAddr>,
+    /// Extended key usages.
+    pub usages: Vec<Usage>,
+    /// Requested lifetime in seconds. A CA clamps nothing silently: if it cannot honour the
+    /// lifetime (e.g. it would outlive the issuer) it refuses with [`CaError::Refused`].
+    pub validity_secs: i64,
+}
+
+/// Extended key usages a profile can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Usage {
+    ServerAuth,
+    ClientAuth,
+}
+
+/// A request to sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignRequest {
+    /// The issuance request this signature belongs to. Signing the same request id twice
+    /// returns the first certificate (a retry after a crash never makes a second one).
+    pub request_id: String,
+    /// PKCS#10 CSR, DER. Its signature has been verified by the caller and is verified again.
+    pub csr_der: Vec<u8>,
+    pub profile: Profile,
+}
+
+/// A signed certificate and the chain above it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedCertificate {
+    /// The leaf, DER.
+    pub certificate_der: Vec<u8>,
+    /// Issuing CA first, up to (and including) the root, DER.
+    pub chain_der: Vec<Vec<u8>>,
+    /// Serial number, lowercase hex (as `openssl x509 -serial` prints it, lowercased).
+    pub serial: String,
+}
+
+/// RFC 5280 section 5.3.1 CRL reason codes (value 7 is unused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationReason {
+    Unspecified,
+    KeyCompromise,
+    CaCompromise,
+    AffiliationChanged,
+    Superseded,
+    CessationOfOperation,
+    CertificateHold,
+    PrivilegeWithdrawn,
+    AaCompromise,
+}
+
+impl RevocationReason {
+    /// Every reason, in code order.
+    pub const ALL: [RevocationReason; 9] = [
+        Self::Unspecified,
+        Self::KeyCompromise,
+        Self::CaCompromise,
+        Self::AffiliationChanged,
+        Self::Superseded,
+        Self::CessationOfOperation,
+        Self::CertificateHold,
+        Self::PrivilegeWithdrawn,
+        Self::AaCompromise,
+    ];
+
+    /// The RFC 5280 `CRLReason` code.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Unspecified => 0,
+            Self::KeyCompromise => 1,
+            Self::CaCompromise => 2,
+            Self::AffiliationChanged => 3,
+            Self::Superseded => 4,
+            Self::CessationOfOperation => 5,
+            Self::CertificateHold => 6,
+            Self::PrivilegeWithdrawn => 9,
+            Self::AaCompromise => 10,
+        }
+    }
+
+    /// The snake_case name used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unspecified",
+            Self::KeyCompromise => "key_compromise",
+            Self::CaCompromise => "ca_compromise",
+            Self::AffiliationChanged => "affiliation_changed",
+            Self::Superseded => "superseded",
+            Self::CessationOfOperation => "cessation_of_operation",
+            Self::CertificateHold => "certificate_hold",
+            Self::PrivilegeWithdrawn => "privilege_withdrawn",
+            Self::AaCompromise => "aa_compromise",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+}
+
+/// What an adapter can do, for the issuer's checks and the UI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    pub supports_csr: bool,
+    pub supports_revocation: bool,
+    pub publishes_crl: bool,
+    pub answers_ocsp: bool,
+    /// Longest lifetime it will issue now, in seconds (for the builtin CA: until the issuing
+    /// certificate expires).
+    pub max_validity_secs: i64,
+    /// Key types it signs, e.g. `rsa`, `ec`, `ed25519`.
+    pub key_types: Vec<String>,
+}
+
+/// Health and capabilities.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdapterStatus {
+    pub healthy: bool,
+    /// A short human sentence, e.g. "issuing CA valid until 2031-11-28".
+    pub message: String,
+    pub capabilities: Capabilities,
+}
+
+/// Why an adapter call failed. Messages never hold key material or credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
+pub enum CaError {
+    /// The CSR cannot be parsed, its signature does not verify, or its key type is not signed.
+    #[error("invalid CSR: {0}")]
+    InvalidCsr(String),
+    /// The CA refuses the profile (e.g. a lifetime beyond its own).
+    #[error("refused by the CA: {0}")]
+    Refused(String),
+    /// The serial is already revoked.
+    #[error("certificate {0} is already revoked")]
+    AlreadyRevoked(String),
+    /// The CA never issued this serial.
+    #[error("this CA did not issue serial {0}")]
+    UnknownSerial(String),
+    /// The CA cannot be reached or is not ready; retrying later can help.
+    #[error("CA unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (a bug, corrupt CA material).
+    #[error("CA failure: {0}")]
+    Internal(String),
+}
+
+impl CaError {
+    /// Whether retrying the same call later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, CaError::Unavailable(_))
+    }
+}
+
+/// One configured CA connection.
+#[async_trait]
+pub trait CaAdapter: Send + Sync {
+    /// Signs a CSR under a profile. Idempotent per `request.request_id`.
+    async fn create_certificate(&self, request: &SignRequest)
+    -> Result<IssuedCertificate, CaError>;
+    /// Revokes a certificate this CA issued, by serial (lowercase hex).
+    async fn revoke_certificate(
+        &self,
+        serial: &str,
+        reason: RevocationReason,
+    ) -> Result<(), CaError>;
+    /// Health and capabilities.
+    async fn get_status(&self) -> AdapterStatus;
+}

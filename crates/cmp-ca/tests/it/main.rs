@@ -1,0 +1,9 @@
+//! The builtin CA against independent verifiers: openssl and rustls-webpki.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+mod issuance;
+mod ledger;
+mod ocsp;
+mod refusals;
+mod revocation;
+mod support;

@@ -1,0 +1,262 @@
+//! The builtin CAs of this installation: made on first start (or through the API), their keys
+//! in the secret store, loaded once per process and kept ready to sign.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cmp_ca::builtin::{BuiltinCa, BuiltinConfig, CaLedger, CaMaterial, KeyAlgorithm, LedgerEntry};
+use cmp_ca::{CaAdapter, CaError, RevocationReason};
+use cmp_domain::Clock;
+use cmp_secrets::{SecretBytes, SecretStore};
+use cmp_store::{
+    AdapterRecord, AuditContext, CaCertificates, LedgerRevoke, LedgerRow, NewAdapter, Store,
+    StoreError,
+};
+use tokio::sync::RwLock;
+
+use crate::config::CaConfig;
+
+/// Kind name of the builtin CA in the `adapters` table.
+pub const BUILTIN_KIND: &str = "builtin";
+/// Name of the CA made on first start.
+pub const DEFAULT_CA_NAME: &str = "builtin";
+
+fn root_key_name(adapter_id: &str) -> String {
+    format!("ca/{adapter_id}/root-key")
+}
+
+fn issuing_key_name(adapter_id: &str) -> String {
+    format!("ca/{adapter_id}/issuing-key")
+}
+
+fn unavailable(e: impl std::fmt::Display) -> CaError {
+    CaError::Unavailable(e.to_string())
+}
+
+/// The builtin CAs, loaded on first use.
+pub struct BuiltinCas {
+    store: Arc<dyn Store>,
+    secrets: Arc<dyn SecretStore>,
+    clock: Arc<dyn Clock>,
+    public_url: String,
+    loaded: RwLock<HashMap<String, Arc<BuiltinCa>>>,
+}
+
+impl BuiltinCas {
+    pub fn new(
+        store: Arc<dyn Store>,
+        secrets: Arc<dyn SecretStore>,
+        clock: Arc<dyn Clock>,
+        public_url: String,
+    ) -> Self {
+        BuiltinCas { store, secrets, clock, public_url, loaded: RwLock::default() }
+    }
+
+    /// Where a CA publishes, under the public URL.
+    pub fn url(&self, name: &str, what: &str) -> String {
+        format!("{}/pki/{name}/{what}", self.public_url.trim_end_matches('/'))
+    }
+
+    /// Creates a builtin CA: its material, its keys in the secret store, its adapter row.
+    pub async fn create(
+        &self,
+        ctx: &AuditContext,
+        name: &str,
+        config: BuiltinConfig,
+    ) -> Result<AdapterRecord, crate::error::ApiError> {
+        let now = self.clock.now();
+        let config = BuiltinConfig { base_url: self.public_url.clone(), ..config };
+        let for_material = config.clone();
+        let material = tokio::task::spawn_blocking(move || {
+            cmp_ca::builtin::create_material(&for_material, now)
+        })
+        .await
+        .map_err(|e| crate::error::ApiError::Internal(e.to_string()))??;
+        let id = uuid::Uuid::now_v7().to_string();
+        self.secrets
+            .put(&root_key_name(&id), &SecretBytes::new(material.root_key_pkcs8.to_vec()))
+            .await?;
+        self.secrets
+            .put(&issuing_key_name(&id), &SecretBytes::new(material.issuing_key_pkcs8.to_vec()))
+            .await?;
+        let new = NewAdapter {
+            id: id.clone(),
+            name: name.to_string(),
+            kind: BUILTIN_KIND.into(),
+            config: serde_json::to_value(&config)
+                .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?,
+            has_credentials: false,
+            material: Some(CaCertificates {
+                root_der: material.root_der.clone(),
+                issuing_der: material.issuing_der.clone(),
+            }),
+        };
+        match self.store.create_adapter(ctx, &new).await {
+            Ok(record) => Ok(record),
+            Err(e) => {
+                // Keys of a CA that does not exist would only be clutter.
+                let _ = self.secrets.delete(&root_key_name(&id)).await;
+                let _ = self.secrets.delete(&issuing_key_name(&id)).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// A loaded builtin CA by adapter id or name.
+    pub async fn get(&self, id_or_name: &str) -> Result<Arc<BuiltinCa>, CaError> {
+        if let Some(ca) = self.loaded.read().await.get(id_or_name) {
+            return Ok(ca.clone());
+        }
+        let record = self.store.get_adapter(id_or_name).await.map_err(|e| match e {
+            StoreError::NotFound { .. } => CaError::Refused(format!("no adapter {id_or_name}")),
+            other => unavailable(other),
+        })?;
+        if record.kind != BUILTIN_KIND {
+            return Err(CaError::Refused(format!("adapter {} is not a builtin CA", record.name)));
+        }
+        let certificates = self.store.get_ca_certificates(&record.id).await.map_err(unavailable)?;
+        let root_key = self.secrets.get(&root_key_name(&record.id)).await.map_err(unavailable)?;
+        let issuing_key =
+            self.secrets.get(&issuing_key_name(&record.id)).await.map_err(unavailable)?;
+        let material = CaMaterial {
+            root_der: certificates.root_der,
+            issuing_der: certificates.issuing_der,
+            root_key_pkcs8: root_key.expose().to_vec().into(),
+            issuing_key_pkcs8: issuing_key.expose().to_vec().into(),
+        };
+        let ledger = Arc::new(SqlLedger { store: self.store.clone() });
+        let ca = Arc::new(BuiltinCa::new(
+            record.id.clone(),
+            record.name.clone(),
+            &material,
+            self.public_url.clone(),
+            ledger,
+            self.clock.clone(),
+        )?);
+        let mut loaded = self.loaded.write().await;
+        loaded.insert(record.id.clone(), ca.clone());
+        loaded.insert(record.name.clone(), ca.clone());
+        Ok(ca)
+    }
+}
+
+/// Makes the default builtin CA on first start; returns its adapter record.
+pub async fn ensure_default_ca(
+    cas: &BuiltinCas,
+    store: &dyn Store,
+    config: &CaConfig,
+    now_us: i64,
+) -> anyhow::Result<AdapterRecord> {
+    if let Ok(existing) = store.get_adapter(DEFAULT_CA_NAME).await {
+        return Ok(existing);
+    }
+    let key_algorithm: KeyAlgorithm = serde_json::from_value(serde_json::json!(
+        config.key_algorithm
+    ))
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "ca.key_algorithm {:?} is not one of ecdsa_p256, ecdsa_p384, rsa2048, rsa3072, rsa4096",
+            config.key_algorithm
+        )
+    })?;
+    let builtin = BuiltinConfig {
+        key_algorithm,
+        common_name: config.common_name.clone(),
+        ..BuiltinConfig::default()
+    };
+    let ctx = AuditContext { actor: "system".into(), request_id: None, now_us };
+    cas.create(&ctx, DEFAULT_CA_NAME, builtin)
+        .await
+        .map_err(|e| anyhow::anyhow!("while creating the builtin CA: {e}"))
+}
+
+/// The builtin CA's ledger, in the database.
+struct SqlLedger {
+    store: Arc<dyn Store>,
+}
+
+fn entry_of(row: LedgerRow) -> LedgerEntry {
+    LedgerEntry {
+        ca_id: row.ca_id,
+        serial: row.serial,
+        request_id: row.request_id,
+        certificate_der: row.der,
+        not_after: row.not_after,
+        revoked_at: row.revoked_at,
+        revocation_reason: row.revocation_reason.as_deref().and_then(RevocationReason::parse),
+    }
+}
+
+#[async_trait]
+impl CaLedger for SqlLedger {
+    async fn find_by_request(
+        &self,
+        ca_id: &str,
+        request_id: &str,
+    ) -> Result<Option<LedgerEntry>, CaError> {
+        let row =
+            self.store.ledger_find_by_request(ca_id, request_id).await.map_err(unavailable)?;
+        Ok(row.map(entry_of))
+    }
+
+    async fn record_issued(&self, entry: &LedgerEntry) -> Result<LedgerEntry, CaError> {
+        let row = LedgerRow {
+            ca_id: entry.ca_id.clone(),
+            serial: entry.serial.clone(),
+            request_id: entry.request_id.clone(),
+            der: entry.certificate_der.clone(),
+            not_after: entry.not_after,
+            revoked_at: None,
+            revocation_reason: None,
+        };
+        Ok(entry_of(self.store.ledger_record(&row).await.map_err(unavailable)?))
+    }
+
+    async fn find_by_serial(
+        &self,
+        ca_id: &str,
+        serial: &str,
+    ) -> Result<Option<LedgerEntry>, CaError> {
+        let row = self.store.ledger_find_by_serial(ca_id, serial).await.map_err(unavailable)?;
+        Ok(row.map(entry_of))
+    }
+
+    async fn revoke(
+        &self,
+        ca_id: &str,
+        serial: &str,
+        reason: RevocationReason,
+        at: i64,
+    ) -> Result<(), CaError> {
+        match self
+            .store
+            .ledger_revoke(ca_id, serial, reason.as_str(), at)
+            .await
+            .map_err(unavailable)?
+        {
+            LedgerRevoke::Revoked => Ok(()),
+            LedgerRevoke::AlreadyRevoked => Err(CaError::AlreadyRevoked(serial.to_string())),
+            LedgerRevoke::Unknown => Err(CaError::UnknownSerial(serial.to_string())),
+        }
+    }
+
+    async fn revoked(&self, ca_id: &str, now: i64) -> Result<Vec<LedgerEntry>, CaError> {
+        let rows = self.store.ledger_revoked(ca_id, now).await.map_err(unavailable)?;
+        Ok(rows.into_iter().map(entry_of).collect())
+    }
+}
+
+/// Where the issuer finds the adapter of a request.
+#[async_trait]
+pub trait AdapterDirectory: Send + Sync {
+    async fn adapter(&self, adapter_id: &str) -> Result<Arc<dyn CaAdapter>, CaError>;
+}
+
+/// In-process: the builtin CAs of this process.
+#[async_trait]
+impl AdapterDirectory for BuiltinCas {
+    async fn adapter(&self, adapter_id: &str) -> Result<Arc<dyn CaAdapter>, CaError> {
+        Ok(self.get(adapter_id).await?)
+    }
+}

@@ -1,0 +1,217 @@
+//! `/api/v1/adapters`: configured CAs, their status, and the signing and revocation calls the
+//! issuer role makes in distributed mode.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use cmp_api::{
+    Adapter, AdapterCreate, AdapterHealth, AdapterPatch, Problem, RevokeCall, SignCall, SignedChain,
+};
+use cmp_ca::builtin::BuiltinConfig;
+use cmp_ca::{CaError, Profile, RevocationReason, SignRequest};
+use cmp_store::{AdapterRecord, AdapterUpdate};
+
+use super::{BUILTIN_KIND, parse_usage};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::inventory::{service, views};
+use crate::state::AppState;
+
+fn view(state: &AppState, r: AdapterRecord) -> Adapter {
+    let builtin = r.kind == BUILTIN_KIND;
+    Adapter {
+        crl_url: builtin.then(|| state.builtin.url(&r.name, "crl")),
+        ocsp_url: builtin.then(|| state.builtin.url(&r.name, "ocsp")),
+        id: r.id,
+        name: r.name,
+        kind: r.kind,
+        config: r.config,
+        enabled: r.enabled,
+        has_credentials: r.has_credentials,
+        created_at: views::time_of(r.created_at),
+    }
+}
+
+/// Configured CAs.
+#[utoipa::path(get, path = "/api/v1/adapters", tag = "adapters",
+    responses((status = 200, body = Vec<Adapter>)),
+    security(("bearer" = ["admin", "security", "developer"])))]
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Adapter>>> {
+    let all = state.store.list_adapters().await?;
+    Ok(Json(all.into_iter().map(|r| view(&state, r)).collect()))
+}
+
+/// Configure a CA. Kind `builtin` makes a new root and issuing CA.
+#[utoipa::path(post, path = "/api/v1/adapters", tag = "adapters",
+    request_body = AdapterCreate,
+    responses((status = 201, body = Adapter), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<AdapterCreate>,
+) -> ApiResult<(StatusCode, Json<Adapter>)> {
+    let name_ok = (1..=64).contains(&body.name.len())
+        && body.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !name_ok {
+        return Err(ApiError::bad_field(
+            "name",
+            "1-64 characters of a-z, 0-9 and '-' (it is a URL segment)",
+        ));
+    }
+    if body.kind != BUILTIN_KIND {
+        return Err(ApiError::bad_field(
+            "kind",
+            format!("unknown adapter kind {:?} (known: builtin)", body.kind),
+        ));
+    }
+    let config = if body.config.is_null() { serde_json::json!({}) } else { body.config };
+    let config: BuiltinConfig =
+        serde_json::from_value(config).map_err(|e| ApiError::bad_field("config", e.to_string()))?;
+    let lifetimes_ok = config.root_validity_days > 0
+        && (1..=config.root_validity_days).contains(&config.issuing_validity_days);
+    if !lifetimes_ok || config.common_name.is_empty() || config.common_name.len() > 50 {
+        return Err(ApiError::bad_field(
+            "config",
+            "common_name of 1-50 characters; 0 < issuing_validity_days <= root_validity_days",
+        ));
+    }
+    let ctx = service::audit_context(&state, &caller);
+    let record = state.builtin.create(&ctx, &body.name, config).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, record))))
+}
+
+/// One adapter, by id or name.
+#[utoipa::path(get, path = "/api/v1/adapters/{id}", tag = "adapters",
+    params(("id" = String, Path, description = "Adapter id or name")),
+    responses((status = 200, body = Adapter), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin", "security", "developer"])))]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Adapter>> {
+    let record = state.store.get_adapter(&id).await?;
+    Ok(Json(view(&state, record)))
+}
+
+/// Enable or disable an adapter (a disabled adapter takes no new requests).
+#[utoipa::path(patch, path = "/api/v1/adapters/{id}", tag = "adapters",
+    params(("id" = String, Path, description = "Adapter id or name")),
+    request_body = AdapterPatch,
+    responses((status = 200, body = Adapter), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
+pub async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AdapterPatch>,
+) -> ApiResult<Json<Adapter>> {
+    if body.enabled.is_none() {
+        return Err(ApiError::bad_request("nothing to change: give enabled"));
+    }
+    let ctx = service::audit_context(&state, &caller);
+    let update = AdapterUpdate { enabled: body.enabled, ..AdapterUpdate::default() };
+    Ok(Json(view(&state, state.store.update_adapter(&ctx, &id, &update).await?)))
+}
+
+/// Health and capabilities.
+#[utoipa::path(get, path = "/api/v1/adapters/{id}/status", tag = "adapters",
+    params(("id" = String, Path, description = "Adapter id or name")),
+    responses((status = 200, body = AdapterHealth), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin", "security", "developer"])))]
+pub async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AdapterHealth>> {
+    let record = state.store.get_adapter(&id).await?;
+    let ca = state.builtin.get(&record.id).await?;
+    let s = cmp_ca::CaAdapter::get_status(ca.as_ref()).await;
+    Ok(Json(AdapterHealth {
+        healthy: s.healthy,
+        message: s.message,
+        supports_csr: s.capabilities.supports_csr,
+        supports_revocation: s.capabilities.supports_revocation,
+        publishes_crl: s.capabilities.publishes_crl,
+        answers_ocsp: s.capabilities.answers_ocsp,
+        max_validity_secs: s.capabilities.max_validity_secs,
+        key_types: s.capabilities.key_types,
+    }))
+}
+
+/// Sign a CSR (the issuer role's call; policy and approval happened there).
+#[utoipa::path(post, path = "/api/v1/adapters/{id}/sign", tag = "adapters",
+    params(("id" = String, Path, description = "Adapter id or name")),
+    request_body = SignCall,
+    responses((status = 200, body = SignedChain), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
+pub async fn sign(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SignCall>,
+) -> ApiResult<Json<SignedChain>> {
+    let csr_der =
+        STANDARD.decode(&body.csr).map_err(|_| ApiError::bad_field("csr", "not base64"))?;
+    let ip_addresses = body
+        .ip_addresses
+        .iter()
+        .map(|ip| {
+            ip.parse().map_err(|_| {
+                ApiError::bad_field("ip_addresses", format!("{ip:?} is not an IP address"))
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let usages = body
+        .usages
+        .iter()
+        .map(|u| {
+            parse_usage(u)
+                .ok_or_else(|| ApiError::bad_field("usages", format!("unknown usage {u:?}")))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let request = SignRequest {
+        request_id: body.request_id,
+        csr_der,
+        profile: Profile {
+            common_name: body.common_name,
+            dns_names: body.dns_names,
+            ip_addresses,
+            usages,
+            validity_secs: body.validity_secs,
+        },
+    };
+    let ca = state.builtin.get(&id).await?;
+    let issued = cmp_ca::CaAdapter::create_certificate(ca.as_ref(), &request).await?;
+    Ok(Json(SignedChain {
+        certificate: STANDARD.encode(&issued.certificate_der),
+        chain: issued.chain_der.iter().map(|c| STANDARD.encode(c)).collect(),
+        serial: issued.serial,
+    }))
+}
+
+/// Revoke a serial this CA issued (the issuer role's call).
+#[utoipa::path(post, path = "/api/v1/adapters/{id}/revoke", tag = "adapters",
+    params(("id" = String, Path, description = "Adapter id or name")),
+    request_body = RevokeCall,
+    responses((status = 200, body = Object), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RevokeCall>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let reason = RevocationReason::parse(&body.reason).ok_or_else(|| {
+        ApiError::bad_field("reason", format!("unknown reason {:?}", body.reason))
+    })?;
+    let ca = state.builtin.get(&id).await?;
+    cmp_ca::CaAdapter::revoke_certificate(ca.as_ref(), &body.serial, reason).await?;
+    Ok(Json(serde_json::json!({"revoked": body.serial})))
+}
+
+impl From<CaError> for ApiError {
+    fn from(e: CaError) -> Self {
+        ApiError::Ca(e)
+    }
+}

@@ -1,0 +1,44 @@
+//! The adapter role: CA adapters (configuration, status), signing and revocation for the
+//! issuer role, and what the builtin CA publishes (CRL, OCSP, CA certificate).
+
+mod builtin;
+mod handlers;
+mod pki;
+mod remote;
+
+pub use builtin::{AdapterDirectory, BUILTIN_KIND, BuiltinCas, DEFAULT_CA_NAME, ensure_default_ca};
+pub use remote::RemoteAdapters;
+
+use cmp_ca::Usage;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+/// Routes of the adapter role.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::list, handlers::create))
+        .routes(routes!(handlers::get, handlers::patch))
+        .routes(routes!(handlers::status))
+        .routes(routes!(handlers::sign))
+        .routes(routes!(handlers::revoke))
+        .routes(routes!(pki::crl))
+        .routes(routes!(pki::ca_certificate))
+        .routes(routes!(pki::chain))
+        .routes(routes!(pki::ocsp_post))
+        .routes(routes!(pki::ocsp_get))
+}
+
+/// The wire name of a usage.
+pub fn usage_name(usage: Usage) -> &'static str {
+    match usage {
+        Usage::ServerAuth => "server_auth",
+        Usage::ClientAuth => "client_auth",
+    }
+}
+
+/// A usage from its wire name.
+pub fn parse_usage(name: &str) -> Option<Usage> {
+    [Usage::ServerAuth, Usage::ClientAuth].into_iter().find(|u| usage_name(*u) == name)
+}

@@ -1,0 +1,159 @@
+//! The adapter role reached over HTTP: the issuer's `CaAdapter` in distributed mode.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use cmp_api::{AdapterHealth, Problem, RevokeCall, SignCall, SignedChain};
+use cmp_ca::{
+    AdapterStatus, CaAdapter, CaError, Capabilities, IssuedCertificate, RevocationReason,
+    SignRequest,
+};
+
+use super::builtin::AdapterDirectory;
+
+/// Adapters served by a remote adapter role.
+pub struct RemoteAdapters {
+    client: reqwest::Client,
+    base_url: String,
+    token: String,
+}
+
+impl RemoteAdapters {
+    pub fn new(base_url: &str, token: &str) -> anyhow::Result<Self> {
+        let client =
+            reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
+        Ok(RemoteAdapters {
+            client,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+        })
+    }
+}
+
+#[async_trait]
+impl AdapterDirectory for RemoteAdapters {
+    async fn adapter(&self, adapter_id: &str) -> Result<Arc<dyn CaAdapter>, CaError> {
+        Ok(Arc::new(RemoteAdapter {
+            client: self.client.clone(),
+            url: format!("{}/api/v1/adapters/{adapter_id}", self.base_url),
+            token: self.token.clone(),
+        }))
+    }
+}
+
+/// One adapter behind the adapter role.
+struct RemoteAdapter {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+/// The adapter role's problem `type` slugs for CA errors, back to `CaError`.
+fn ca_error_of(problem: Problem) -> CaError {
+    let detail = problem.detail.unwrap_or_else(|| problem.title.clone());
+    match problem.kind.rsplit('/').next().unwrap_or_default() {
+        "ca-invalid-csr" => CaError::InvalidCsr(detail),
+        "ca-refused" => CaError::Refused(detail),
+        "ca-already-revoked" => CaError::AlreadyRevoked(detail),
+        "ca-unknown-serial" => CaError::UnknownSerial(detail),
+        "ca-internal" => CaError::Internal(detail),
+        _ if problem.status >= 500 => CaError::Unavailable(detail),
+        _ => CaError::Refused(detail),
+    }
+}
+
+impl RemoteAdapter {
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, CaError> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| CaError::Unavailable(format!("adapter role unreachable: {e}")))?;
+        if response.status().is_success() {
+            return response
+                .json()
+                .await
+                .map_err(|e| CaError::Unavailable(format!("adapter role answer unreadable: {e}")));
+        }
+        let status = response.status();
+        match response.json::<Problem>().await {
+            Ok(problem) => Err(ca_error_of(problem)),
+            Err(_) => Err(CaError::Unavailable(format!("adapter role answered {status}"))),
+        }
+    }
+}
+
+fn decode(b64: &str) -> Result<Vec<u8>, CaError> {
+    STANDARD.decode(b64).map_err(|e| CaError::Unavailable(format!("bad base64 from adapter: {e}")))
+}
+
+#[async_trait]
+impl CaAdapter for RemoteAdapter {
+    async fn create_certificate(
+        &self,
+        request: &SignRequest,
+    ) -> Result<IssuedCertificate, CaError> {
+        let profile = &request.profile;
+        let body = SignCall {
+            request_id: request.request_id.clone(),
+            csr: STANDARD.encode(&request.csr_der),
+            common_name: profile.common_name.clone(),
+            dns_names: profile.dns_names.clone(),
+            ip_addresses: profile.ip_addresses.iter().map(ToString::to_string).collect(),
+            usages: profile.usages.iter().map(|u| super::usage_name(*u).to_string()).collect(),
+            validity_secs: profile.validity_secs,
+        };
+        let signed: SignedChain =
+            self.call(self.client.post(format!("{}/sign", self.url)).json(&body)).await?;
+        Ok(IssuedCertificate {
+            certificate_der: decode(&signed.certificate)?,
+            chain_der: signed.chain.iter().map(|c| decode(c)).collect::<Result<_, _>>()?,
+            serial: signed.serial,
+        })
+    }
+
+    async fn revoke_certificate(
+        &self,
+        serial: &str,
+        reason: RevocationReason,
+    ) -> Result<(), CaError> {
+        let body = RevokeCall { serial: serial.to_string(), reason: reason.as_str().to_string() };
+        let _: serde_json::Value =
+            self.call(self.client.post(format!("{}/revoke", self.url)).json(&body)).await?;
+        Ok(())
+    }
+
+    async fn get_status(&self) -> AdapterStatus {
+        match self.call::<AdapterHealth>(self.client.get(format!("{}/status", self.url))).await {
+            Ok(h) => AdapterStatus {
+                healthy: h.healthy,
+                message: h.message,
+                capabilities: Capabilities {
+                    supports_csr: h.supports_csr,
+                    supports_revocation: h.supports_revocation,
+                    publishes_crl: h.publishes_crl,
+                    answers_ocsp: h.answers_ocsp,
+                    max_validity_secs: h.max_validity_secs,
+                    key_types: h.key_types,
+                },
+            },
+            Err(e) => AdapterStatus {
+                healthy: false,
+                message: e.to_string(),
+                capabilities: Capabilities {
+                    supports_csr: false,
+                    supports_revocation: false,
+                    publishes_crl: false,
+                    answers_ocsp: false,
+                    max_validity_secs: 0,
+                    key_types: Vec::new(),
+                },
+            },
+        }
+    }
+}

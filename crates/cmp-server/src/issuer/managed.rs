@@ -1,0 +1,101 @@
+//! `/api/v1/managed-certificates`: desired state, versions, renewal status, manual renewal.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use cmp_api::{Managed, ManagedCreate, Page, Problem, Request};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::requests::idempotency;
+use super::service;
+use super::views;
+use crate::auth::Caller;
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, ApiQuery, IdempotencyHeader};
+use crate::inventory::service::audit_context;
+use crate::inventory::views::{decode_tagged, encode_tagged, page_limit};
+use crate::state::AppState;
+
+/// Manage a certificate: it is issued now and renewed by the scheduler from then on.
+#[utoipa::path(post, path = "/api/v1/managed-certificates", tag = "managed-certificates",
+    request_body = ManagedCreate,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 201, body = Managed), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin", "security", "developer"])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    header: IdempotencyHeader,
+    ApiJson(body): ApiJson<ManagedCreate>,
+) -> ApiResult<(StatusCode, Json<Managed>)> {
+    let idem = idempotency(header, &body);
+    let (managed, _) = service::create_managed(&state, &caller, &body, idem.as_ref()).await?;
+    let versions = state.store.managed_versions(&managed.id).await?;
+    Ok((StatusCode::CREATED, Json(views::managed(managed, versions))))
+}
+
+/// Paging of managed certificates.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// Managed certificates the caller may see.
+#[utoipa::path(get, path = "/api/v1/managed-certificates", tag = "managed-certificates", params(ListParams),
+    responses((status = 200, body = Page<Managed>)),
+    security(("bearer" = ["admin", "security", "developer"])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<Page<Managed>>> {
+    let cursor = params.cursor.as_deref().map(|c| decode_tagged("m", c)).transpose()?;
+    let page =
+        state.store.list_managed(&caller.scope, page_limit(params.limit)?, cursor.as_ref()).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for m in page.items {
+        let versions = state.store.managed_versions(&m.id).await?;
+        items.push(views::managed(m, versions));
+    }
+    Ok(Json(Page { items, next_cursor: page.next_cursor.as_ref().map(|c| encode_tagged("m", c)) }))
+}
+
+/// One managed certificate, by id or name, with its versions and renewal decision.
+#[utoipa::path(get, path = "/api/v1/managed-certificates/{id}", tag = "managed-certificates",
+    params(("id" = String, Path, description = "Id or name")),
+    responses((status = 200, body = Managed), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin", "security", "developer"])))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Managed>> {
+    let managed = state.store.get_managed(&id, &caller.scope).await?;
+    let versions = state.store.managed_versions(&managed.id).await?;
+    Ok(Json(views::managed(managed, versions)))
+}
+
+/// Renew now, whatever the schedule says.
+#[utoipa::path(post, path = "/api/v1/managed-certificates/{id}/renew", tag = "managed-certificates",
+    params(("id" = String, Path, description = "Id or name"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 201, body = Request), (status = 200, body = Request, description = "A retry: the original request"),
+        (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin", "security", "developer"])))]
+pub async fn renew(
+    State(state): State<AppState>,
+    caller: Caller,
+    header: IdempotencyHeader,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Request>)> {
+    let managed = state.store.get_managed(&id, &caller.scope).await?;
+    let key = idempotency(header, &managed.id).map(|i| i.for_caller(&state, &caller.actor));
+    let ctx = audit_context(&state, &caller);
+    let (record, created) = service::renew_managed(&state, &ctx, &managed, key.as_ref()).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(views::request(record))))
+}

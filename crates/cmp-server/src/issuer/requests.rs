@@ -1,0 +1,135 @@
+//! `/api/v1/requests`: create (idempotent), list, show, approve, reject.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use cmp_api::{Decision, Page, Problem, Request, RequestCreate};
+use cmp_domain::{RequestKind, RequestState};
+use cmp_store::RequestQuery;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::service::{self, Idempotency};
+use super::views;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, IdempotencyHeader};
+use crate::inventory::views::{decode_tagged, encode_tagged, page_limit};
+use crate::state::AppState;
+
+/// Serializes a body back for the idempotency hash: the same request gives the same bytes.
+pub fn idempotency<T: serde::Serialize>(
+    header: IdempotencyHeader,
+    body: &T,
+) -> Option<Idempotency> {
+    header.0.map(|key| Idempotency { key, body: serde_json::to_vec(body).unwrap_or_default() })
+}
+
+/// Request a certificate. With `Idempotency-Key`, a retry returns the same request.
+#[utoipa::path(post, path = "/api/v1/requests", tag = "requests",
+    request_body = RequestCreate,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 201, body = Request), (status = 200, body = Request, description = "A retry: the original request"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin", "security", "developer"])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    header: IdempotencyHeader,
+    ApiJson(body): ApiJson<RequestCreate>,
+) -> ApiResult<(StatusCode, Json<Request>)> {
+    let idem = idempotency(header, &body);
+    let (record, created) = service::create_request(&state, &caller, &body, idem.as_ref()).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(views::request(record))))
+}
+
+/// Filters of the request listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    pub state: Option<String>,
+    pub kind: Option<String>,
+    pub managed_certificate: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// Requests the caller may see, newest first.
+#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(ListParams),
+    responses((status = 200, body = Page<Request>)),
+    security(("bearer" = ["admin", "security", "developer"])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<Page<Request>>> {
+    let query = RequestQuery {
+        scope: caller.scope.clone(),
+        state: params
+            .state
+            .map(|s| {
+                RequestState::parse(&s).ok_or_else(|| ApiError::bad_field("state", "unknown state"))
+            })
+            .transpose()?,
+        kind: params
+            .kind
+            .map(|k| {
+                RequestKind::parse(&k)
+                    .ok_or_else(|| ApiError::bad_field("kind", "issue, renew or revoke"))
+            })
+            .transpose()?,
+        managed_certificate_id: params.managed_certificate,
+        limit: page_limit(params.limit)?,
+        cursor: params.cursor.as_deref().map(|c| decode_tagged("r", c)).transpose()?,
+    };
+    let page = state.store.list_requests(&query).await?;
+    Ok(Json(Page {
+        next_cursor: page.next_cursor.as_ref().map(|c| encode_tagged("r", c)),
+        items: page.items.into_iter().map(views::request).collect(),
+    }))
+}
+
+/// One request.
+#[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests",
+    params(("id" = String, Path, description = "Request id")),
+    responses((status = 200, body = Request), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin", "security", "developer"])))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Request>> {
+    Ok(Json(views::request(state.store.get_request(&id, &caller.scope).await?)))
+}
+
+/// Approve a request awaiting approval (not one's own); it is then carried out.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/approve", tag = "requests",
+    params(("id" = String, Path, description = "Request id")), request_body = Decision,
+    responses((status = 200, body = Request), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin", "security"])))]
+pub async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Decision>,
+) -> ApiResult<Json<Request>> {
+    let record = service::decide(&state, &caller, &id, true, body.comment.as_deref()).await?;
+    Ok(Json(views::request(record)))
+}
+
+/// Reject a request awaiting approval.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/reject", tag = "requests",
+    params(("id" = String, Path, description = "Request id")), request_body = Decision,
+    responses((status = 200, body = Request), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin", "security"])))]
+pub async fn reject(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Decision>,
+) -> ApiResult<Json<Request>> {
+    let record = service::decide(&state, &caller, &id, false, body.comment.as_deref()).await?;
+    Ok(Json(views::request(record)))
+}

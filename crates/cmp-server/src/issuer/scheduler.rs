@@ -1,0 +1,156 @@
+//! The renewal scheduler: finds managed certificates that are due (pure decisions from
+//! `cmp_domain::renewal`), renews each under a lock, and picks up requests whose attempt was
+//! cut short (a crash, a CA outage) once their retry time has come.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use cmp_domain::{Backoff, RenewBefore, RenewalAction, RenewalInput, RequestState, decide};
+use cmp_store::{IdempotencyKey, ManagedRecord, Scope};
+
+use super::service::{self, system_context};
+use crate::state::AppState;
+
+/// The scheduler's actor in the audit trail.
+const SCHEDULER: &str = "system:scheduler";
+/// Managed certificates and requests looked at per tick.
+const BATCH: u32 = 200;
+
+/// Ensures only one scheduler acts on a managed certificate at a time. In-process now; the
+/// distributed mode puts a Redis implementation behind the same trait.
+#[async_trait]
+pub trait RenewalLock: Send + Sync {
+    /// Takes the lock on `key` for at most `ttl_secs`; false if someone holds it.
+    async fn acquire(&self, key: &str, ttl_secs: u64) -> bool;
+    async fn release(&self, key: &str);
+}
+
+/// A lock for one process.
+#[derive(Debug, Default)]
+pub struct InProcessLock {
+    held: Mutex<HashSet<String>>,
+}
+
+#[async_trait]
+impl RenewalLock for InProcessLock {
+    async fn acquire(&self, key: &str, _ttl_secs: u64) -> bool {
+        self.held.lock().map(|mut held| held.insert(key.to_string())).unwrap_or(false)
+    }
+
+    async fn release(&self, key: &str) {
+        if let Ok(mut held) = self.held.lock() {
+            held.remove(key);
+        }
+    }
+}
+
+/// Runs ticks until `stop` turns true.
+pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let interval = std::time::Duration::from_secs(state.config.issuer.scheduler_interval_secs);
+    loop {
+        tick(&state).await;
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// One pass: stranded requests, due renewals, old idempotency keys.
+pub async fn tick(state: &AppState) {
+    let now = state.clock.now().unix_timestamp();
+    match state.store.due_requests(now, BATCH).await {
+        Ok(ids) => {
+            for id in ids {
+                if let Err(e) = service::process(state, &id).await {
+                    tracing::warn!(request = %id, error = %e, "request attempt failed");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not list due requests"),
+    }
+    match state.store.due_managed(now, BATCH).await {
+        Ok(due) => {
+            for managed in due {
+                let key = format!("renew:{}", managed.id);
+                if !state.renewal_lock.acquire(&key, 300).await {
+                    continue;
+                }
+                consider(state, &managed, now).await;
+                state.renewal_lock.release(&key).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not list due managed certificates"),
+    }
+    let ttl = state.config.issuer.idempotency_ttl_hours.saturating_mul(3600);
+    if let Err(e) = state.store.purge_idempotency_keys(now - ttl).await {
+        tracing::warn!(error = %e, "could not purge idempotency keys");
+    }
+}
+
+/// Decides about one managed certificate and, if due, renews it.
+async fn consider(state: &AppState, managed: &ManagedRecord, now: i64) {
+    let current = match &managed.current_certificate_id {
+        Some(id) => match state.store.get_certificate(id, &Scope::All).await {
+            Ok(c) => Some((c.not_before, c.not_after)),
+            Err(e) => {
+                tracing::warn!(managed = %managed.id, error = %e, "current version unreadable");
+                None
+            }
+        },
+        None => None,
+    };
+    let renew_before = managed
+        .spec
+        .get("renew_before")
+        .and_then(|v| v.as_str())
+        .and_then(|s| RenewBefore::parse(s).ok());
+    let input = RenewalInput {
+        id: &managed.id,
+        now,
+        current,
+        renew_before,
+        failures: u32::try_from(managed.renewal_failures).unwrap_or(u32::MAX),
+        last_failure_at: managed.last_failure_at,
+        backoff: Backoff::default(),
+    };
+    let decision = decide(&input);
+    let interval = i64::try_from(state.config.issuer.scheduler_interval_secs).unwrap_or(60);
+    let mut next_check = decision.next_check_at.max(now + 1);
+    if decision.action == RenewalAction::Renew {
+        // One request per (version, failure count): two schedulers make the same key.
+        let key = IdempotencyKey {
+            caller: SCHEDULER.into(),
+            key: format!(
+                "renew:{}:{}:{}",
+                managed.id,
+                managed.current_certificate_id.as_deref().unwrap_or("none"),
+                managed.renewal_failures
+            ),
+            body_hash: String::new(),
+            not_before: now - state.config.issuer.idempotency_ttl_hours.saturating_mul(3600),
+        };
+        let ctx = system_context(state, SCHEDULER);
+        let outcome = match service::renew_managed(state, &ctx, managed, Some(&key)).await {
+            Ok((request, _)) => match request.state {
+                RequestState::Issued => "issued",
+                RequestState::AwaitingApproval => "awaiting_approval",
+                RequestState::Failed | RequestState::Rejected => "failed",
+                _ => "pending",
+            },
+            Err(e) => {
+                tracing::warn!(managed = %managed.id, error = %e, "renewal could not start");
+                "failed"
+            }
+        };
+        tracing::info!(managed = %managed.id, outcome, reason = ?decision.reason, "{}", decision.message);
+        metrics::counter!("cmp_renewals_total", "outcome" => outcome).increment(1);
+        // Look again soon: the new version (or the failure) changes the next decision.
+        next_check = now + interval;
+    }
+    let value = serde_json::to_value(&decision).unwrap_or_default();
+    if let Err(e) = state.store.record_decision(&managed.id, &value, next_check).await {
+        tracing::warn!(managed = %managed.id, error = %e, "could not record the renewal decision");
+    }
+}

@@ -1,0 +1,170 @@
+//! What a request or managed certificate asks for: validated names, lifetime and key source,
+//! stored as the `spec` JSON of requests and managed certificates.
+
+use std::net::IpAddr;
+
+use cmp_api::Subject;
+use cmp_ca::{Profile, Usage};
+use cmp_domain::{Ask, KeyInfo};
+use cmp_pki::CsrInfo;
+use cmp_pki::keygen::KeySpec;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Longest lifetime anyone may ask for, whatever the policy.
+const MAX_VALIDITY_DAYS: i64 = 3650;
+
+/// The validated content of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spec {
+    pub common_name: Option<String>,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<IpAddr>,
+    pub validity_days: i64,
+    /// `csr` or `server`.
+    pub key_source: KeySource,
+    /// For server-made keys.
+    pub key_type: Option<String>,
+    /// `renew_before` of a managed certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_before: Option<String>,
+    /// For revoke requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+}
+
+/// Who holds the private key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeySource {
+    Csr,
+    Server,
+}
+
+impl Spec {
+    pub fn to_json(&self) -> ApiResult<serde_json::Value> {
+        serde_json::to_value(self).map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    pub fn from_json(value: &serde_json::Value) -> ApiResult<Spec> {
+        serde_json::from_value(value.clone())
+            .map_err(|e| ApiError::Internal(format!("stored spec: {e}")))
+    }
+
+    /// What the CA is asked to sign.
+    pub fn profile(&self) -> Profile {
+        Profile {
+            common_name: self.common_name.clone(),
+            dns_names: self.dns_names.clone(),
+            ip_addresses: self.ip_addresses.clone(),
+            usages: vec![Usage::ServerAuth],
+            validity_secs: self.validity_days.saturating_mul(86_400),
+        }
+    }
+
+    /// What the policy checks.
+    pub fn ask<'a>(&'a self, key: &'a KeyInfo) -> Ask<'a> {
+        Ask {
+            common_name: self.common_name.as_deref(),
+            dns_names: &self.dns_names,
+            ip_addresses: &self.ip_addresses,
+            key,
+            validity_secs: self.validity_days.saturating_mul(86_400),
+        }
+    }
+}
+
+/// A DNS name as certificates carry it: LDH labels, optionally a leading `*.`.
+fn check_dns_name(name: &str) -> ApiResult<String> {
+    let lower = name.trim_end_matches('.').to_ascii_lowercase();
+    let body = lower.strip_prefix("*.").unwrap_or(&lower);
+    let labels_ok = !body.is_empty()
+        && body.len() <= 253
+        && body.split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    if !labels_ok {
+        return Err(ApiError::bad_field("dns_names", format!("{name:?} is not a valid DNS name")));
+    }
+    Ok(lower)
+}
+
+/// Validates what the caller asked, filling names from the CSR when none are given.
+pub fn build(
+    subject: &Subject,
+    csr: Option<&CsrInfo>,
+    key_type: Option<KeySpec>,
+    default_validity_days: i64,
+) -> ApiResult<Spec> {
+    let mut dns_names = subject.dns_names.clone();
+    let mut ip_addresses: Vec<IpAddr> = subject
+        .ip_addresses
+        .iter()
+        .map(|ip| {
+            ip.parse().map_err(|_| {
+                ApiError::bad_field("ip_addresses", format!("{ip:?} is not an IP address"))
+            })
+        })
+        .collect::<ApiResult<_>>()?;
+    let mut common_name = subject.common_name.clone();
+    if let Some(csr) =
+        csr.filter(|_| dns_names.is_empty() && ip_addresses.is_empty() && common_name.is_none())
+    {
+        dns_names = csr.dns_names.clone();
+        ip_addresses = csr.ip_addresses.clone();
+        common_name = csr.common_name.clone();
+    }
+    let dns_names: Vec<String> =
+        dns_names.iter().map(|n| check_dns_name(n)).collect::<ApiResult<_>>()?;
+    if let Some(cn) = &common_name {
+        if cn.is_empty() || cn.len() > 64 || cn.chars().any(char::is_control) {
+            return Err(ApiError::bad_field("common_name", "1-64 printable characters"));
+        }
+    }
+    if dns_names.is_empty() && ip_addresses.is_empty() && common_name.is_none() {
+        return Err(ApiError::bad_request(
+            "no names: give dns_names, ip_addresses or common_name (or a CSR that has them)",
+        ));
+    }
+    if dns_names.len() + ip_addresses.len() > 100 {
+        return Err(ApiError::bad_field("dns_names", "at most 100 names"));
+    }
+    let validity_days = subject.validity_days.unwrap_or(default_validity_days);
+    if !(1..=MAX_VALIDITY_DAYS).contains(&validity_days) {
+        return Err(ApiError::bad_field(
+            "validity_days",
+            format!("between 1 and {MAX_VALIDITY_DAYS}"),
+        ));
+    }
+    Ok(Spec {
+        common_name,
+        dns_names,
+        ip_addresses,
+        validity_days,
+        key_source: if key_type.is_some() { KeySource::Server } else { KeySource::Csr },
+        key_type: key_type.map(|k| k.as_str().to_string()),
+        renew_before: None,
+        reason: None,
+        serial: None,
+    })
+}
+
+/// The key a server-made key of this type will have, for the policy check.
+pub fn key_info_of(spec: KeySpec) -> KeyInfo {
+    use cmp_domain::KeyType;
+    let (kind, bits, curve) = match spec {
+        KeySpec::Rsa2048 => (KeyType::Rsa, Some(2048), None),
+        KeySpec::Rsa3072 => (KeyType::Rsa, Some(3072), None),
+        KeySpec::Rsa4096 => (KeyType::Rsa, Some(4096), None),
+        KeySpec::EcdsaP256 => (KeyType::Ec, Some(256), Some("P-256".to_string())),
+        KeySpec::EcdsaP384 => (KeyType::Ec, Some(384), Some("P-384".to_string())),
+        KeySpec::Ed25519 => (KeyType::Ed25519, None, None),
+    };
+    KeyInfo { kind, bits, curve }
+}

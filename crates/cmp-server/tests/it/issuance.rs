@@ -1,0 +1,408 @@
+//! The issuance lifecycle end to end, checked with openssl: request with a CSR, approval,
+//! issuance, revocation, CRL and OCSP; server-side keys and their download; managed
+//! certificates and the renewal scheduler; refusals that write nothing. Each runs on both
+//! databases, with the builtin CA in-process and behind the adapter role over HTTP.
+
+use std::path::Path;
+use std::process::Command;
+
+use cmp_domain::Role;
+use cmp_testkit::DbKind;
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+/// A CSR and its key, made by the requester (rcgen).
+fn csr_for(names: &[&str]) -> String {
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let key = rcgen::KeyPair::generate().unwrap();
+    params.serialize_request(&key).unwrap().pem().unwrap()
+}
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = app.http().request(method.parse().unwrap(), app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = tokio::time::timeout(std::time::Duration::from_secs(30), request.send())
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path} did not answer in 30 s"))
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn openssl(args: &[&str], dir: &Path) -> String {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+async fn fetch(app: &TestApp, path: &str) -> Vec<u8> {
+    let response = app.http().get(app.url(path)).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    response.bytes().await.unwrap().to_vec()
+}
+
+/// The walk of the issue: owner, policy, request, approval, verify, OCSP, revoke, CRL.
+async fn lifecycle(app: &TestApp) {
+    let admin = app.admin_token.clone();
+    let (s, owner) =
+        call(app, &admin, "POST", "/api/v1/owners", Some(json!({"name": "payments"}))).await;
+    assert_eq!(s, 201, "{owner}");
+    let owner_id = owner["id"].as_str().unwrap().to_string();
+    let policy = json!({"allowed_names": [".pay.example"], "max_validity_days": 90, "require_approval": true});
+    let (s, body) = call(app, &admin, "PUT", "/api/v1/owners/payments/policy", Some(policy)).await;
+    assert_eq!(s, 200, "{body}");
+    let dev = app.token(Role::Developer, &[&owner_id]).await;
+    let security = app.token(Role::Security, &[]).await;
+
+    // Refusals write nothing.
+    let before = app.counts().await;
+    let outside = json!({"owner": "payments", "csr": csr_for(&["api.shop.example"])});
+    let (s, problem) = call(app, &dev, "POST", "/api/v1/requests", Some(outside)).await;
+    assert_eq!(s, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "allowed_names", "{problem}");
+    let too_long =
+        json!({"owner": "payments", "csr": csr_for(&["a.pay.example"]), "validity_days": 91});
+    let (s, problem) = call(app, &dev, "POST", "/api/v1/requests", Some(too_long)).await;
+    assert_eq!((s, problem["errors"][0]["pointer"].as_str()), (422, Some("max_validity_days")));
+    let garbage = json!({"owner": "payments", "csr": "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"});
+    let (s, problem) = call(app, &dev, "POST", "/api/v1/requests", Some(garbage)).await;
+    assert_eq!(s, 422, "{problem}");
+    let mut der = pem::parse(csr_for(&["b.pay.example"])).unwrap().contents().to_vec();
+    let last = der.len() - 1;
+    der[last] ^= 0x01;
+    let tampered = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der));
+    let (s, problem) = call(
+        app,
+        &dev,
+        "POST",
+        "/api/v1/requests",
+        Some(json!({"owner": "payments", "csr": tampered})),
+    )
+    .await;
+    assert_eq!(s, 422, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("signature"), "{problem}");
+    let (s, _) = call(
+        app,
+        &dev,
+        "POST",
+        "/api/v1/requests",
+        Some(json!({"owner": "payments", "key_type": "dsa1024", "dns_names": ["c.pay.example"]})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(app.counts().await, before, "refusals wrote nothing");
+
+    // A request with a CSR, retried with its idempotency key.
+    let body =
+        json!({"owner": "payments", "csr": csr_for(&["api.pay.example"]), "validity_days": 60});
+    let send = |key: &'static str, body: Value| {
+        let (http, url, dev) = (app.http(), app.url("/api/v1/requests"), dev.clone());
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(dev)
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, request) = send("order-1", body.clone()).await;
+    assert_eq!(s, 201, "{request}");
+    assert_eq!(request["state"], "awaiting_approval");
+    let id = request["id"].as_str().unwrap().to_string();
+    let (s, again) = send("order-1", body.clone()).await;
+    assert_eq!((s, again["id"].as_str()), (200, Some(id.as_str())));
+    let (s, _) =
+        send("order-1", json!({"owner": "payments", "csr": csr_for(&["x.pay.example"])})).await;
+    assert_eq!(s, 422, "same key, other body");
+
+    // The requester cannot approve its own request; security approves the developer's.
+    let (s, own) = call(
+        app,
+        &security,
+        "POST",
+        "/api/v1/requests",
+        Some(json!({"owner": "payments", "csr": csr_for(&["own.pay.example"])})),
+    )
+    .await;
+    assert_eq!(s, 201, "{own}");
+    let own_id = own["id"].as_str().unwrap();
+    let (s, _) = call(
+        app,
+        &security,
+        "POST",
+        &format!("/api/v1/requests/{own_id}/approve"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) =
+        call(app, &dev, "POST", &format!("/api/v1/requests/{id}/approve"), Some(json!({}))).await;
+    assert_eq!(s, 403, "developers do not approve");
+    let (s, rejected) = call(
+        app,
+        &admin,
+        "POST",
+        &format!("/api/v1/requests/{own_id}/reject"),
+        Some(json!({"comment": "no"})),
+    )
+    .await;
+    assert_eq!((s, rejected["state"].as_str()), (200, Some("rejected")));
+    let (s, issued) = call(
+        app,
+        &security,
+        "POST",
+        &format!("/api/v1/requests/{id}/approve"),
+        Some(json!({"comment": "ok"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{issued}");
+    assert_eq!(issued["state"], "issued", "{issued}");
+    let (s, _) =
+        call(app, &security, "POST", &format!("/api/v1/requests/{id}/approve"), Some(json!({})))
+            .await;
+    assert_eq!(s, 409, "approving twice");
+    let cert_id = issued["certificate_id"].as_str().unwrap().to_string();
+    let (_, cert) = call(app, &dev, "GET", &format!("/api/v1/certificates/{cert_id}"), None).await;
+    assert_eq!((cert["source"].as_str(), cert["status"].as_str()), (Some("issued"), Some("valid")));
+    assert_eq!(cert["owner"]["id"], owner_id.as_str());
+
+    // Someone else's verifier: openssl verify, then OCSP good, revoke, OCSP revoked, CRL.
+    let dir = tempfile::tempdir().unwrap();
+    let leaf = app.client(Some(&dev)).certificate_pem(&cert_id).await.unwrap();
+    std::fs::write(dir.path().join("leaf.pem"), &leaf).unwrap();
+    std::fs::write(dir.path().join("chain.pem"), fetch(app, "/pki/builtin/chain").await).unwrap();
+    let issuing = fetch(app, "/pki/builtin/ca").await;
+    std::fs::write(
+        dir.path().join("issuing.pem"),
+        pem::encode(&pem::Pem::new("CERTIFICATE", issuing)),
+    )
+    .unwrap();
+    let out = openssl(&["verify", "-CAfile", "chain.pem", "leaf.pem"], dir.path());
+    assert!(out.contains("leaf.pem: OK"), "{out}");
+    let ocsp_url = app.url("/pki/builtin/ocsp");
+    let ocsp = |dir: &Path| {
+        openssl(
+            &[
+                "ocsp",
+                "-issuer",
+                "issuing.pem",
+                "-cert",
+                "leaf.pem",
+                "-CAfile",
+                "chain.pem",
+                "-url",
+                &ocsp_url,
+            ],
+            dir,
+        )
+    };
+    let out = ocsp(dir.path());
+    assert!(out.contains("Response verify OK") && out.contains("leaf.pem: good"), "{out}");
+
+    let (s, _) = call(
+        app,
+        &security,
+        "POST",
+        &format!("/api/v1/certificates/{cert_id}/revoke"),
+        Some(json!({"reason": "sideways"})),
+    )
+    .await;
+    assert_eq!(s, 400, "unknown reason");
+    let (s, revoked) = call(
+        app,
+        &dev,
+        "POST",
+        &format!("/api/v1/certificates/{cert_id}/revoke"),
+        Some(json!({"reason": "key_compromise"})),
+    )
+    .await;
+    assert_eq!(
+        (s, revoked["state"].as_str(), revoked["kind"].as_str()),
+        (200, Some("issued"), Some("revoke")),
+        "{revoked}"
+    );
+    let (s, _) = call(
+        app,
+        &security,
+        "POST",
+        &format!("/api/v1/certificates/{cert_id}/revoke"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, 409, "revoking twice");
+    let (_, cert) = call(app, &dev, "GET", &format!("/api/v1/certificates/{cert_id}"), None).await;
+    assert_eq!(
+        (cert["status"].as_str(), cert["revocation_reason"].as_str()),
+        (Some("revoked"), Some("key_compromise"))
+    );
+    let out = ocsp(dir.path());
+    assert!(out.contains("Response verify OK") && out.contains("leaf.pem: revoked"), "{out}");
+    assert!(out.contains("keyCompromise"), "{out}");
+    std::fs::write(dir.path().join("crl.der"), fetch(app, "/pki/builtin/crl").await).unwrap();
+    let out = openssl(
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "crl.der",
+            "-CAfile",
+            "chain.pem",
+            "-verify",
+            "-noout",
+            "-text",
+        ],
+        dir.path(),
+    );
+    assert!(out.contains("verify OK"), "{out}");
+    let serial = cert["serial_number"].as_str().unwrap().to_uppercase();
+    assert!(out.contains(&serial), "{serial} in {out}");
+
+    // The trail has every step.
+    let (_, trail) = call(app, &admin, "GET", &format!("/api/v1/audit?entity_id={id}"), None).await;
+    let actions: Vec<&str> =
+        trail["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for step in ["request.created", "request.approved", "request.submitted", "request.issued"] {
+        assert!(actions.contains(&step), "{step} in {actions:?}");
+    }
+}
+
+/// Server-made keys: downloaded by admins and the owning team only, each download audited.
+async fn server_keys(app: &TestApp) {
+    let admin = app.admin_token.clone();
+    let (_, team) = call(app, &admin, "POST", "/api/v1/owners", Some(json!({"name": "web"}))).await;
+    let (_, other) =
+        call(app, &admin, "POST", "/api/v1/owners", Some(json!({"name": "other"}))).await;
+    let dev = app.token(Role::Developer, &[team["id"].as_str().unwrap()]).await;
+    let stranger = app.token(Role::Developer, &[other["id"].as_str().unwrap()]).await;
+    let security = app.token(Role::Security, &[]).await;
+    let body = json!({"owner": "web", "key_type": "ecdsa_p256", "dns_names": ["www.web.example"]});
+    let (s, request) = call(app, &dev, "POST", "/api/v1/requests", Some(body)).await;
+    assert_eq!(
+        (s, request["state"].as_str(), request["key_source"].as_str()),
+        (201, Some("issued"), Some("server")),
+        "{request}"
+    );
+    let cert = request["certificate_id"].as_str().unwrap();
+    let key_path = format!("/api/v1/certificates/{cert}/key");
+    let (s, key) = call(app, &dev, "GET", &key_path, None).await;
+    assert_eq!(s, 200);
+    let key = key.as_str().unwrap().to_string();
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "{key}");
+    assert_eq!(call(app, &security, "GET", &key_path, None).await.0, 403);
+    assert_eq!(call(app, &stranger, "GET", &key_path, None).await.0, 404);
+    // The key matches the certificate.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key.pem"), &key).unwrap();
+    std::fs::write(dir.path().join("leaf.pem"), app.admin.certificate_pem(cert).await.unwrap())
+        .unwrap();
+    let from_key = openssl(&["pkey", "-in", "key.pem", "-pubout"], dir.path());
+    let from_cert = openssl(&["x509", "-in", "leaf.pem", "-noout", "-pubkey"], dir.path());
+    assert_eq!(from_key, from_cert);
+    let p12 = app
+        .http()
+        .get(app.url(&format!("{key_path}?format=pkcs12")))
+        .bearer_auth(&admin)
+        .header("X-Pkcs12-Password", "correct-horse")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(p12.status(), 200);
+    std::fs::write(dir.path().join("k.p12"), p12.bytes().await.unwrap()).unwrap();
+    let out = openssl(
+        &["pkcs12", "-in", "k.p12", "-passin", "pass:correct-horse", "-nodes", "-noout"],
+        dir.path(),
+    );
+    assert!(!out.to_lowercase().contains("error"), "{out}");
+    let (_, trail) =
+        call(app, &admin, "GET", "/api/v1/audit?action=certificate.key_downloaded", None).await;
+    assert_eq!(trail["items"].as_array().unwrap().len(), 2, "{trail}");
+    // A CSR-path certificate has no key here.
+    let (_, csr_request) = call(
+        app,
+        &dev,
+        "POST",
+        "/api/v1/requests",
+        Some(json!({"owner": "web", "csr": csr_for(&["api.web.example"])})),
+    )
+    .await;
+    let csr_cert = csr_request["certificate_id"].as_str().unwrap();
+    assert_eq!(
+        call(app, &admin, "GET", &format!("/api/v1/certificates/{csr_cert}/key"), None).await.0,
+        404
+    );
+}
+
+/// Managed certificates: first version at creation, a manual renewal, and the scheduler
+/// renewing one that is always due (1-day lifetime, renew 1 day before expiry).
+async fn managed(app: &TestApp) {
+    let admin = app.admin_token.clone();
+    call(app, &admin, "POST", "/api/v1/owners", Some(json!({"name": "edge"}))).await;
+    let body = json!({"name": "edge-api", "owner": "edge", "dns_names": ["api.edge.example"], "validity_days": 1, "renew_before": "1d"});
+    let (s, managed) = call(app, &admin, "POST", "/api/v1/managed-certificates", Some(body)).await;
+    assert_eq!(s, 201, "{managed}");
+    assert_eq!(managed["versions"].as_array().unwrap().len(), 1, "{managed}");
+    let (s, renewal) =
+        call(app, &admin, "POST", "/api/v1/managed-certificates/edge-api/renew", None).await;
+    assert_eq!(
+        (s, renewal["state"].as_str(), renewal["kind"].as_str()),
+        (201, Some("issued"), Some("renew")),
+        "{renewal}"
+    );
+    let mut versions = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (_, m) = call(app, &admin, "GET", "/api/v1/managed-certificates/edge-api", None).await;
+        versions = m["versions"].as_array().unwrap().len();
+        if versions >= 3 {
+            assert!(m["renewal"]["message"].as_str().unwrap().starts_with("renewing"), "{m}");
+            break;
+        }
+    }
+    assert!(versions >= 3, "the scheduler renewed it ({versions} versions)");
+    let body = json!({"name": "edge-api", "owner": "edge", "dns_names": ["x.edge.example"]});
+    assert_eq!(call(app, &admin, "POST", "/api/v1/managed-certificates", Some(body)).await.0, 409);
+}
+
+fn fast_scheduler(config: &mut cmp_server::config::Config) {
+    config.issuer.scheduler_interval_secs = 1;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_with_the_adapter_in_process() {
+    for kind in DbKind::ALL {
+        let app = TestApp::spawn_with(kind, fast_scheduler).await;
+        lifecycle(&app).await;
+        server_keys(&app).await;
+        managed(&app).await;
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_with_the_adapter_role_over_http() {
+    for kind in DbKind::ALL {
+        let (app, adapter) = TestApp::spawn_with_adapter_role(kind, fast_scheduler).await;
+        lifecycle(&app).await;
+        server_keys(&app).await;
+        managed(&app).await;
+        app.stop().await;
+        adapter.shutdown().await.unwrap();
+    }
+}

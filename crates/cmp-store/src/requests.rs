@@ -1,0 +1,605 @@
+//! Issuance requests: creation with idempotency keys, approval, claiming an attempt, and the
+//! transactions that finish one (the certificate lands in the inventory with its links).
+
+use async_trait::async_trait;
+use cmp_domain::{CertificateFacts, RequestKind, RequestState};
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::audit;
+use crate::certificates::{import_chunk, push_owner_scope};
+use crate::sql::{Arg, SqlBuilder};
+use crate::{
+    AuditContext, CertificateSource, Cursor, NewAuditEvent, NewCertificate, Page, Scope, SqlStore,
+    StoreError, StoreResult,
+};
+
+/// One issuance request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    pub id: String,
+    pub kind: RequestKind,
+    pub state: RequestState,
+    pub owner_id: Option<String>,
+    pub adapter_id: String,
+    pub managed_certificate_id: Option<String>,
+    /// The certificate issued (issue, renew) or to revoke (revoke).
+    pub certificate_id: Option<String>,
+    /// What was asked: names, validity, usages, key source, revocation reason (JSON).
+    pub spec: serde_json::Value,
+    /// PKCS#10 DER (issue, renew).
+    pub csr: Option<Vec<u8>>,
+    /// Name of a server-generated private key in the secret store.
+    pub key_secret: Option<String>,
+    pub requested_by: String,
+    pub decided_by: Option<String>,
+    pub decision_comment: Option<String>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<i64>,
+    pub lease_until: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A request to create.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    /// Made by the caller, which may have stored a key under it already.
+    pub id: String,
+    pub kind: RequestKind,
+    /// `awaiting_approval` or `approved` (the policy decided which).
+    pub state: RequestState,
+    pub owner_id: Option<String>,
+    pub adapter_id: String,
+    pub managed_certificate_id: Option<String>,
+    pub certificate_id: Option<String>,
+    pub spec: serde_json::Value,
+    pub csr: Option<Vec<u8>>,
+    pub key_secret: Option<String>,
+    pub requested_by: String,
+}
+
+/// An `Idempotency-Key` with what it must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub caller: String,
+    pub key: String,
+    /// SHA-256 of the request body, hex.
+    pub body_hash: String,
+    /// Keys created before this time (Unix seconds) are forgotten.
+    pub not_before: i64,
+}
+
+/// Filters of a request listing, newest first.
+#[derive(Debug, Clone)]
+pub struct RequestQuery {
+    pub scope: Scope,
+    pub state: Option<RequestState>,
+    pub kind: Option<RequestKind>,
+    pub managed_certificate_id: Option<String>,
+    pub limit: u32,
+    pub cursor: Option<Cursor>,
+}
+
+/// A certificate an adapter issued, to put in the inventory.
+#[derive(Debug, Clone)]
+pub struct IssuedRecord {
+    pub facts: CertificateFacts,
+    pub chain: Vec<CertificateFacts>,
+}
+
+/// Issuance requests.
+#[async_trait]
+pub trait RequestStore: Send + Sync {
+    /// Creates a request, or with an idempotency key already used by this caller for the same
+    /// body, returns the first one (`false`: not created now). The same key with another body
+    /// is `StoreError::Unprocessable`.
+    async fn create_request(
+        &self,
+        ctx: &AuditContext,
+        request: &NewRequest,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> StoreResult<(RequestRecord, bool)>;
+    /// The request a live idempotency key made, if any (`Unprocessable` for another body).
+    async fn find_idempotent(&self, key: &IdempotencyKey) -> StoreResult<Option<String>>;
+    async fn get_request(&self, id: &str, scope: &Scope) -> StoreResult<RequestRecord>;
+    async fn list_requests(&self, query: &RequestQuery) -> StoreResult<Page<RequestRecord>>;
+    /// Approves or rejects a request awaiting approval (`Conflict` otherwise).
+    async fn decide_request(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        approve: bool,
+        comment: Option<&str>,
+    ) -> StoreResult<RequestRecord>;
+    /// Takes the next attempt of an approved request whose retry time has come, or of a
+    /// submitted one whose lease ran out (its worker died): `None` if someone else has it.
+    async fn claim_request(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        lease_until: i64,
+    ) -> StoreResult<Option<RequestRecord>>;
+    /// Finishes an issue or renew request: the certificate and its chain go to the inventory,
+    /// linked to the request, the adapter and the managed certificate, in one transaction.
+    async fn complete_issue(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        issued: &IssuedRecord,
+    ) -> StoreResult<RequestRecord>;
+    /// Finishes a revoke request: the certificate is marked revoked.
+    async fn complete_revoke(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        reason: &str,
+    ) -> StoreResult<RequestRecord>;
+    /// Records a failed attempt: back to `approved` until `retry_at`, or `failed` for good.
+    async fn fail_request(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        error: &str,
+        retry_at: Option<i64>,
+    ) -> StoreResult<RequestRecord>;
+    /// Ids of requests a worker should pick up at `now`.
+    async fn due_requests(&self, now: i64, limit: u32) -> StoreResult<Vec<String>>;
+    /// Forgets idempotency keys created before `before`; returns how many.
+    async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<u64>;
+}
+
+fn request_from_row(row: &AnyRow) -> StoreResult<RequestRecord> {
+    let kind: String = row.try_get("kind")?;
+    let state: String = row.try_get("state")?;
+    let spec: String = row.try_get("spec")?;
+    Ok(RequestRecord {
+        id: row.try_get("id")?,
+        kind: RequestKind::parse(&kind)
+            .ok_or_else(|| StoreError::corrupt("request kind", &kind))?,
+        state: RequestState::parse(&state)
+            .ok_or_else(|| StoreError::corrupt("request state", &state))?,
+        owner_id: row.try_get("owner_id")?,
+        adapter_id: row.try_get("adapter_id")?,
+        managed_certificate_id: row.try_get("managed_certificate_id")?,
+        certificate_id: row.try_get("certificate_id")?,
+        spec: serde_json::from_str(&spec).map_err(|e| StoreError::corrupt("request spec", e))?,
+        csr: row.try_get("csr")?,
+        key_secret: row.try_get("key_secret")?,
+        requested_by: row.try_get("requested_by")?,
+        decided_by: row.try_get("decided_by")?,
+        decision_comment: row.try_get("decision_comment")?,
+        attempts: row.try_get("attempts")?,
+        last_error: row.try_get("last_error")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        lease_until: row.try_get("lease_until")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+pub(crate) fn request_event(action: &str, id: &str, details: serde_json::Value) -> NewAuditEvent {
+    NewAuditEvent {
+        action: action.into(),
+        entity_type: "issuance_request".into(),
+        entity_id: id.into(),
+        details,
+    }
+}
+
+async fn request_in_tx(tx: &mut Transaction<'static, Any>, id: &str) -> StoreResult<RequestRecord> {
+    let row = sqlx::query("SELECT * FROM issuance_requests WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::not_found("request", id))?;
+    request_from_row(&row)
+}
+
+/// Looks up a live idempotency key: the resource it made, or a mismatch.
+async fn find_idempotent(
+    tx: &mut Transaction<'static, Any>,
+    key: &IdempotencyKey,
+) -> StoreResult<Option<String>> {
+    let row = sqlx::query(
+        "SELECT body_hash, resource_id FROM idempotency_keys \
+         WHERE caller = $1 AND key = $2 AND created_at >= $3",
+    )
+    .bind(&key.caller)
+    .bind(&key.key)
+    .bind(key.not_before)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let body_hash: String = row.try_get("body_hash")?;
+    if body_hash != key.body_hash {
+        return Err(StoreError::Unprocessable(
+            "this Idempotency-Key was used with a different request body".into(),
+        ));
+    }
+    Ok(Some(row.try_get("resource_id")?))
+}
+
+/// Moves a request from `from` to `to` with extra assignments, or says why it cannot.
+async fn transition(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    from: &[RequestState],
+    to: RequestState,
+    now: i64,
+    extra: &[(&str, Arg)],
+) -> StoreResult<()> {
+    let mut b = SqlBuilder::new("UPDATE issuance_requests SET state = ");
+    b.bind(Arg::Text(to.as_str().into())).push(", updated_at = ").bind(Arg::Int(now));
+    for (column, value) in extra {
+        b.push(&format!(", {column} = ")).bind(value.clone());
+    }
+    b.push(" WHERE id = ").bind(Arg::Text(id.into())).push(" AND state IN ");
+    b.row(from.iter().map(|s| Arg::Text(s.as_str().into())));
+    if b.query().execute(&mut **tx).await?.rows_affected() == 1 {
+        return Ok(());
+    }
+    let current = request_in_tx(tx, id).await?;
+    Err(StoreError::Conflict(format!(
+        "request {id} is {}, it cannot become {}",
+        current.state.as_str(),
+        to.as_str()
+    )))
+}
+
+impl SqlStore {
+    async fn insert_request(
+        &self,
+        ctx: &AuditContext,
+        request: &NewRequest,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> StoreResult<(RequestRecord, bool)> {
+        let id = request.id.clone();
+        let now = ctx.now();
+        let mut tx = self.begin().await?;
+        if let Some(key) = idempotency {
+            if let Some(existing) = find_idempotent(&mut tx, key).await? {
+                return Ok((request_in_tx(&mut tx, &existing).await?, false));
+            }
+            // An expired key of the same name is forgotten, so that it can be used again.
+            sqlx::query("DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2")
+                .bind(&key.caller)
+                .bind(&key.key)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO idempotency_keys (caller, key, body_hash, resource_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&key.caller)
+            .bind(&key.key)
+            .bind(&key.body_hash)
+            .bind(&id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO issuance_requests (id, kind, state, owner_id, adapter_id, \
+             managed_certificate_id, certificate_id, spec, csr, key_secret, requested_by, \
+             attempts, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $12)",
+        )
+        .bind(&id)
+        .bind(request.kind.as_str())
+        .bind(request.state.as_str())
+        .bind(&request.owner_id)
+        .bind(&request.adapter_id)
+        .bind(&request.managed_certificate_id)
+        .bind(&request.certificate_id)
+        .bind(request.spec.to_string())
+        .bind(request.csr.as_deref())
+        .bind(&request.key_secret)
+        .bind(&request.requested_by)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let details = json!({
+            "kind": request.kind.as_str(),
+            "state": request.state.as_str(),
+            "owner_id": request.owner_id,
+            "adapter_id": request.adapter_id,
+            "managed_certificate_id": request.managed_certificate_id,
+            "certificate_id": request.certificate_id,
+            "spec": request.spec,
+        });
+        audit::append(&mut tx, ctx, &request_event("request.created", &id, details)).await?;
+        let record = request_in_tx(&mut tx, &id).await?;
+        tx.commit().await?;
+        Ok((record, true))
+    }
+}
+
+#[async_trait]
+impl RequestStore for SqlStore {
+    async fn create_request(
+        &self,
+        ctx: &AuditContext,
+        request: &NewRequest,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> StoreResult<(RequestRecord, bool)> {
+        match self.insert_request(ctx, request, idempotency).await {
+            // Two retries raced with one key (PostgreSQL): the loser returns the winner's.
+            Err(StoreError::Conflict(why)) => {
+                let Some(key) = idempotency else { return Err(StoreError::Conflict(why)) };
+                let mut tx = self.begin().await?;
+                match find_idempotent(&mut tx, key).await? {
+                    Some(existing) => Ok((request_in_tx(&mut tx, &existing).await?, false)),
+                    None => Err(StoreError::Conflict(why)),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn find_idempotent(&self, key: &IdempotencyKey) -> StoreResult<Option<String>> {
+        let mut tx = self.begin().await?;
+        find_idempotent(&mut tx, key).await
+    }
+
+    async fn get_request(&self, id: &str, scope: &Scope) -> StoreResult<RequestRecord> {
+        let mut b = SqlBuilder::new("SELECT * FROM issuance_requests WHERE id = ");
+        b.bind(Arg::Text(id.into()));
+        push_owner_scope(&mut b, "owner_id", scope);
+        let row = b
+            .query()
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| StoreError::not_found("request", id))?;
+        request_from_row(&row)
+    }
+
+    async fn list_requests(&self, query: &RequestQuery) -> StoreResult<Page<RequestRecord>> {
+        let limit = query.limit.clamp(1, 500);
+        let mut b = SqlBuilder::new("SELECT * FROM issuance_requests WHERE 1 = 1");
+        push_owner_scope(&mut b, "owner_id", &query.scope);
+        if let Some(state) = query.state {
+            b.push(" AND state = ").bind(Arg::Text(state.as_str().into()));
+        }
+        if let Some(kind) = query.kind {
+            b.push(" AND kind = ").bind(Arg::Text(kind.as_str().into()));
+        }
+        if let Some(managed) = &query.managed_certificate_id {
+            b.push(" AND managed_certificate_id = ").bind(Arg::Text(managed.clone()));
+        }
+        if let Some(cursor) = &query.cursor {
+            b.push(" AND (created_at < ")
+                .bind(Arg::Int(cursor.key))
+                .push(" OR (created_at = ")
+                .bind(Arg::Int(cursor.key))
+                .push(" AND id < ")
+                .bind(Arg::Text(cursor.id.clone()))
+                .push("))");
+        }
+        b.push(" ORDER BY created_at DESC, id DESC LIMIT ").bind(Arg::Int(i64::from(limit) + 1));
+        let items = b
+            .query()
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(request_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_rows(items, limit, |r| Cursor { key: r.created_at, id: r.id.clone() }))
+    }
+
+    async fn decide_request(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        approve: bool,
+        comment: Option<&str>,
+    ) -> StoreResult<RequestRecord> {
+        let to = if approve { RequestState::Approved } else { RequestState::Rejected };
+        let mut tx = self.begin().await?;
+        let extra = [
+            ("decided_by", Arg::Text(ctx.actor.clone())),
+            ("decision_comment", Arg::OptText(comment.map(str::to_string))),
+        ];
+        transition(&mut tx, id, &[RequestState::AwaitingApproval], to, ctx.now(), &extra).await?;
+        let action = if approve { "request.approved" } else { "request.rejected" };
+        audit::append(&mut tx, ctx, &request_event(action, id, json!({"comment": comment})))
+            .await?;
+        let record = request_in_tx(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn claim_request(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        lease_until: i64,
+    ) -> StoreResult<Option<RequestRecord>> {
+        let now = ctx.now();
+        let mut tx = self.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE issuance_requests SET state = 'submitted', attempts = attempts + 1, \
+             lease_until = $1, updated_at = $2 WHERE id = $3 AND ( \
+             (state = 'approved' AND (next_attempt_at IS NULL OR next_attempt_at <= $2)) \
+             OR (state = 'submitted' AND lease_until < $2))",
+        )
+        .bind(lease_until)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            return Ok(None);
+        }
+        let record = request_in_tx(&mut tx, id).await?;
+        let details = json!({"attempt": record.attempts, "adapter_id": record.adapter_id});
+        audit::append(&mut tx, ctx, &request_event("request.submitted", id, details)).await?;
+        tx.commit().await?;
+        Ok(Some(record))
+    }
+
+    async fn complete_issue(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        issued: &IssuedRecord,
+    ) -> StoreResult<RequestRecord> {
+        let now = ctx.now();
+        let mut tx = self.begin().await?;
+        let request = request_in_tx(&mut tx, id).await?;
+        // The chain first (CA certificates are ownerless), then the leaf with the owner.
+        let mut certificates: Vec<NewCertificate> = issued
+            .chain
+            .iter()
+            .map(|facts| NewCertificate {
+                facts: facts.clone(),
+                source: CertificateSource::Issued,
+                owner_id: None,
+                location: None,
+            })
+            .collect();
+        certificates.push(NewCertificate {
+            facts: issued.facts.clone(),
+            source: CertificateSource::Issued,
+            owner_id: request.owner_id.clone(),
+            location: None,
+        });
+        let outcomes = import_chunk(&mut tx, ctx, &Scope::All, &certificates).await?;
+        let leaf = outcomes
+            .last()
+            .ok_or_else(|| StoreError::corrupt("import outcome", "no leaf"))?
+            .id
+            .clone();
+        sqlx::query(
+            "UPDATE certificates SET managed_certificate_id = $1, adapter_id = $2, \
+             key_secret = $3 WHERE id = $4",
+        )
+        .bind(&request.managed_certificate_id)
+        .bind(&request.adapter_id)
+        .bind(&request.key_secret)
+        .bind(&leaf)
+        .execute(&mut *tx)
+        .await?;
+        let extra =
+            [("certificate_id", Arg::Text(leaf.clone())), ("last_error", Arg::OptText(None))];
+        transition(&mut tx, id, &[RequestState::Submitted], RequestState::Issued, now, &extra)
+            .await?;
+        if let Some(managed) = &request.managed_certificate_id {
+            sqlx::query(
+                "UPDATE managed_certificates SET current_certificate_id = $1, \
+                 renewal_failures = 0, last_failure_at = NULL, last_error = NULL, \
+                 next_check_at = $2, updated_at = $2 WHERE id = $3",
+            )
+            .bind(&leaf)
+            .bind(now)
+            .bind(managed)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let details = json!({
+            "certificate_id": leaf,
+            "serial_number": issued.facts.serial_number,
+            "fingerprint_sha256": issued.facts.fingerprint_sha256,
+            "managed_certificate_id": request.managed_certificate_id,
+        });
+        audit::append(&mut tx, ctx, &request_event("request.issued", id, details)).await?;
+        let record = request_in_tx(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn complete_revoke(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        reason: &str,
+    ) -> StoreResult<RequestRecord> {
+        let now = ctx.now();
+        let mut tx = self.begin().await?;
+        let request = request_in_tx(&mut tx, id).await?;
+        let certificate = request
+            .certificate_id
+            .clone()
+            .ok_or_else(|| StoreError::corrupt("revoke request", "no certificate"))?;
+        sqlx::query(
+            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2, updated_at = $1 \
+             WHERE id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(&certificate)
+        .execute(&mut *tx)
+        .await?;
+        transition(&mut tx, id, &[RequestState::Submitted], RequestState::Issued, now, &[]).await?;
+        let details = json!({"certificate_id": certificate, "reason": reason});
+        audit::append(&mut tx, ctx, &request_event("certificate.revoked", id, details)).await?;
+        let record = request_in_tx(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn fail_request(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        error: &str,
+        retry_at: Option<i64>,
+    ) -> StoreResult<RequestRecord> {
+        let now = ctx.now();
+        let mut tx = self.begin().await?;
+        let from = [RequestState::Submitted, RequestState::Approved, RequestState::Pending];
+        let error_arg = ("last_error", Arg::Text(error.into()));
+        match retry_at {
+            Some(at) => {
+                let extra = [error_arg, ("next_attempt_at", Arg::Int(at))];
+                transition(&mut tx, id, &from[..1], RequestState::Approved, now, &extra).await?;
+            }
+            None => {
+                transition(&mut tx, id, &from, RequestState::Failed, now, &[error_arg]).await?;
+                let request = request_in_tx(&mut tx, id).await?;
+                if let Some(managed) = &request.managed_certificate_id {
+                    sqlx::query(
+                        "UPDATE managed_certificates SET renewal_failures = renewal_failures + 1, \
+                         last_failure_at = $1, last_error = $2, next_check_at = $1, \
+                         updated_at = $1 WHERE id = $3",
+                    )
+                    .bind(now)
+                    .bind(error)
+                    .bind(managed)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        let action = if retry_at.is_some() { "request.retry_scheduled" } else { "request.failed" };
+        let details = json!({"error": error, "retry_at": retry_at});
+        audit::append(&mut tx, ctx, &request_event(action, id, details)).await?;
+        let record = request_in_tx(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn due_requests(&self, now: i64, limit: u32) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT id FROM issuance_requests WHERE \
+             (state = 'approved' AND (next_attempt_at IS NULL OR next_attempt_at <= $1)) \
+             OR (state = 'submitted' AND lease_until < $1) ORDER BY created_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
+    async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<u64> {
+        Ok(sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(before)
+            .execute(&self.write)
+            .await?
+            .rows_affected())
+    }
+}
