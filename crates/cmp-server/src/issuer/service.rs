@@ -165,10 +165,10 @@ pub async fn create_request(
         check_issue(state, &owner_id, &body.subject, body.csr.as_deref(), body.key_type.as_deref())
             .await?;
     let key = idempotency.map(|i| i.for_caller(state, &caller.actor));
-    if let Some(key) = &key {
-        if let Some(existing) = state.store.find_idempotent(key).await? {
-            return Ok((state.store.get_request(&existing, &Scope::All).await?, false));
-        }
+    if let Some(key) = &key
+        && let Some(existing) = state.store.find_idempotent(key).await?
+    {
+        return Ok((state.store.get_request(&existing, &Scope::All).await?, false));
     }
     let new = NewRequest {
         id: uuid::Uuid::now_v7().to_string(),
@@ -228,10 +228,10 @@ async fn submit(
 }
 
 async fn discard_key(state: &AppState, secret: Option<&str>) {
-    if let Some(secret) = secret {
-        if let Err(e) = state.secrets.delete(secret).await {
-            tracing::warn!(error = %e, "could not delete an unused key");
-        }
+    if let Some(secret) = secret
+        && let Err(e) = state.secrets.delete(secret).await
+    {
+        tracing::warn!(error = %e, "could not delete an unused key");
     }
 }
 
@@ -300,7 +300,7 @@ pub async fn process(state: &AppState, id: &str) -> ApiResult<RequestRecord> {
 }
 
 enum Done {
-    Issued(IssuedRecord),
+    Issued(Box<IssuedRecord>),
     Revoked(RevocationReason),
 }
 
@@ -316,10 +316,10 @@ async fn sign(state: &AppState, request: &RequestRecord) -> Result<Done, CaError
             CaError::Internal(format!("the CA returned an unreadable certificate: {e}"))
         })
     };
-    Ok(Done::Issued(IssuedRecord {
+    Ok(Done::Issued(Box::new(IssuedRecord {
         facts: parse(&issued.certificate_der)?,
         chain: issued.chain_der.iter().map(|d| parse(d)).collect::<Result<_, _>>()?,
-    }))
+    })))
 }
 
 async fn revoke_at_ca(state: &AppState, request: &RequestRecord) -> Result<Done, CaError> {
@@ -416,12 +416,12 @@ pub async fn create_managed(
         checked.spec.renew_before = Some(rb.clone());
     }
     let key = idempotency.map(|i| i.for_caller(state, &caller.actor));
-    if let Some(key) = &key {
-        if let Some(existing) = state.store.find_idempotent(key).await? {
-            let request = state.store.get_request(&existing, &Scope::All).await?;
-            let managed_id = request.managed_certificate_id.clone().unwrap_or_default();
-            return Ok((state.store.get_managed(&managed_id, &Scope::All).await?, request));
-        }
+    if let Some(key) = &key
+        && let Some(existing) = state.store.find_idempotent(key).await?
+    {
+        let request = state.store.get_request(&existing, &Scope::All).await?;
+        let managed_id = request.managed_certificate_id.clone().unwrap_or_default();
+        return Ok((state.store.get_managed(&managed_id, &Scope::All).await?, request));
     }
     let ctx = audit_context(state, caller);
     let managed = state

@@ -122,10 +122,10 @@ pub fn build(
     }
     let dns_names: Vec<String> =
         dns_names.iter().map(|n| check_dns_name(n)).collect::<ApiResult<_>>()?;
-    if let Some(cn) = &common_name {
-        if cn.is_empty() || cn.len() > 64 || cn.chars().any(char::is_control) {
-            return Err(ApiError::bad_field("common_name", "1-64 printable characters"));
-        }
+    if let Some(cn) = &common_name
+        && (cn.is_empty() || cn.len() > 64 || cn.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad_field("common_name", "1-64 printable characters"));
     }
     if dns_names.is_empty() && ip_addresses.is_empty() && common_name.is_none() {
         return Err(ApiError::bad_request(
