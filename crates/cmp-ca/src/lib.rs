@@ -5,6 +5,7 @@
 //! inventory, audit) lives once, in the issuer role, never in an adapter.
 
 pub mod builtin;
+pub mod ocsp_client;
 
 use std::net::IpAddr;
 

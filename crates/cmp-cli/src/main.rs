@@ -1,5 +1,6 @@
 //! `cmpctl`: the CMP command line, for people and scripts.
 
+mod issuance;
 mod output;
 
 use std::collections::BTreeMap;
@@ -53,6 +54,54 @@ enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Issuance requests.
+    #[command(subcommand)]
+    Request(issuance::RequestCommand),
+    /// Approve a request awaiting approval (security, admin).
+    Approve {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject a request awaiting approval (security, admin).
+    Reject {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Managed certificates (renewed by the scheduler).
+    #[command(subcommand)]
+    Managed(issuance::ManagedCommand),
+    /// Renew a managed certificate now.
+    Renew { id: String },
+    /// Revoke a certificate through the CA that issued it.
+    Revoke {
+        /// Certificate id or fingerprint.
+        id: String,
+        /// RFC 5280 reason: unspecified, key_compromise, superseded, cessation_of_operation, ...
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
+    /// Download a server-made private key (admins and the owning team; audited).
+    Download {
+        /// Certificate id or fingerprint.
+        id: String,
+        /// PKCS#12 with this password instead of PEM (or CMP_P12_PASSWORD).
+        #[arg(long, env = "CMP_P12_PASSWORD", hide_env_values = true)]
+        pkcs12_password: Option<String>,
+        /// Write to this file (mode 0600) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Owners' issuance policies.
+    #[command(subcommand)]
+    Policy(issuance::PolicyCommand),
+    /// CA adapters.
+    #[command(subcommand)]
+    Adapter(issuance::AdapterCommand),
+    /// What a CA publishes: CRL, chain, OCSP answers.
+    #[command(subcommand)]
+    Pki(issuance::PkiCommand),
 }
 
 #[derive(Subcommand)]
@@ -248,6 +297,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Owner(cmd) => owner(&client, &out, cmd).await,
         Command::Token(cmd) => token_cmd(&client, &out, cmd).await,
         Command::Audit(cmd) => audit(&client, &out, cmd).await,
+        Command::Request(cmd) => issuance::request(&client, &out, cmd).await,
+        Command::Approve { id, comment } => {
+            issuance::decide(&client, &out, &id, true, comment).await
+        }
+        Command::Reject { id, comment } => {
+            issuance::decide(&client, &out, &id, false, comment).await
+        }
+        Command::Managed(cmd) => issuance::managed(&client, &out, cmd).await,
+        Command::Renew { id } => issuance::renew(&client, &out, &id).await,
+        Command::Revoke { id, reason } => issuance::revoke(&client, &out, &id, &reason).await,
+        Command::Download { id, pkcs12_password, out: file } => {
+            issuance::download(&client, &out, &id, pkcs12_password, file).await
+        }
+        Command::Policy(cmd) => issuance::policy(&client, &out, cmd).await,
+        Command::Adapter(cmd) => issuance::adapter(&client, &out, cmd).await,
+        Command::Pki(cmd) => issuance::pki(&client, &out, cmd).await,
     }
 }
 

@@ -51,6 +51,47 @@ impl Output {
         Ok(false)
     }
 
+    /// One object: JSON, or `field: value` lines.
+    pub fn value<T: Serialize>(&self, value: &T, fields: &[(&str, String)]) -> anyhow::Result<()> {
+        if !self.json(value)? {
+            let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+            for (key, text) in fields {
+                println!("{key:<width$}  {text}");
+            }
+        }
+        Ok(())
+    }
+
+    /// A list: JSON, or a table.
+    pub fn table_of<T: Serialize>(
+        &self,
+        value: &T,
+        headers: &[&str],
+        rows: Vec<Vec<String>>,
+    ) -> anyhow::Result<()> {
+        if !self.json(value)? {
+            table(headers, rows);
+        }
+        Ok(())
+    }
+
+    /// A page: JSON, or a table and the next cursor.
+    pub fn rows<T: Serialize>(
+        &self,
+        page: &Page<T>,
+        headers: &[&str],
+        rows: Vec<Vec<String>>,
+    ) -> anyhow::Result<()> {
+        if self.json(page)? {
+            return Ok(());
+        }
+        table(headers, rows);
+        if let Some(cursor) = &page.next_cursor {
+            println!("(more: --cursor {cursor})");
+        }
+        Ok(())
+    }
+
     pub fn done(&self, message: &str) -> anyhow::Result<()> {
         if !self.json(&serde_json::json!({"ok": true, "message": message}))? {
             println!("{message}");

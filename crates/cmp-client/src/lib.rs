@@ -241,4 +241,133 @@ impl Client {
     pub async fn verify_audit(&self) -> ClientResult<AuditVerification> {
         self.get("/api/v1/audit/verify", &()).await
     }
+
+    /// Requests a certificate; with `idempotency_key`, a retry returns the same request.
+    pub async fn create_request(
+        &self,
+        body: &cmp_api::RequestCreate,
+        idempotency_key: Option<&str>,
+    ) -> ClientResult<cmp_api::Request> {
+        let mut req = self.request(Method::POST, "/api/v1/requests").json(body);
+        if let Some(key) = idempotency_key {
+            req = req.header("Idempotency-Key", key);
+        }
+        Self::read(req.send().await?).await
+    }
+
+    pub async fn requests<Q: Serialize>(&self, query: &Q) -> ClientResult<Page<cmp_api::Request>> {
+        self.get("/api/v1/requests", query).await
+    }
+
+    pub async fn issuance_request(&self, id: &str) -> ClientResult<cmp_api::Request> {
+        self.get(&format!("/api/v1/requests/{id}"), &()).await
+    }
+
+    /// Approves (`true`) or rejects a request awaiting approval.
+    pub async fn decide(
+        &self,
+        id: &str,
+        approve: bool,
+        comment: Option<String>,
+    ) -> ClientResult<cmp_api::Request> {
+        let verb = if approve { "approve" } else { "reject" };
+        let body = cmp_api::Decision { comment };
+        self.send_json(Method::POST, &format!("/api/v1/requests/{id}/{verb}"), &body).await
+    }
+
+    pub async fn create_managed(
+        &self,
+        body: &cmp_api::ManagedCreate,
+    ) -> ClientResult<cmp_api::Managed> {
+        self.send_json(Method::POST, "/api/v1/managed-certificates", body).await
+    }
+
+    pub async fn managed_list(&self) -> ClientResult<Page<cmp_api::Managed>> {
+        self.get("/api/v1/managed-certificates", &()).await
+    }
+
+    pub async fn managed(&self, id: &str) -> ClientResult<cmp_api::Managed> {
+        self.get(&format!("/api/v1/managed-certificates/{id}"), &()).await
+    }
+
+    pub async fn renew(&self, id: &str) -> ClientResult<cmp_api::Request> {
+        let path = format!("/api/v1/managed-certificates/{id}/renew");
+        Self::read(self.request(Method::POST, &path).send().await?).await
+    }
+
+    pub async fn revoke(&self, id: &str, reason: &str) -> ClientResult<cmp_api::Request> {
+        let body = cmp_api::RevokeBody { reason: reason.to_string() };
+        self.send_json(Method::POST, &format!("/api/v1/certificates/{id}/revoke"), &body).await
+    }
+
+    /// A server-made private key: PEM, or PKCS#12 under `pkcs12_password`.
+    pub async fn download_key(
+        &self,
+        id: &str,
+        pkcs12_password: Option<&str>,
+    ) -> ClientResult<Vec<u8>> {
+        let format = if pkcs12_password.is_some() { "pkcs12" } else { "pem" };
+        let mut req = self
+            .request(Method::GET, &format!("/api/v1/certificates/{id}/key"))
+            .query(&[("format", format)]);
+        if let Some(password) = pkcs12_password {
+            req = req.header("X-Pkcs12-Password", password);
+        }
+        let response = req.send().await?;
+        if response.status().is_success() {
+            return Ok(response.bytes().await?.to_vec());
+        }
+        Err(Self::error(response).await)
+    }
+
+    pub async fn policy(&self, owner: &str) -> ClientResult<cmp_api::PolicyView> {
+        self.get(&format!("/api/v1/owners/{owner}/policy"), &()).await
+    }
+
+    pub async fn set_policy(
+        &self,
+        owner: &str,
+        policy: &cmp_domain::Policy,
+    ) -> ClientResult<cmp_api::PolicyView> {
+        self.send_json(Method::PUT, &format!("/api/v1/owners/{owner}/policy"), policy).await
+    }
+
+    pub async fn adapters(&self) -> ClientResult<Vec<cmp_api::Adapter>> {
+        self.get("/api/v1/adapters", &()).await
+    }
+
+    pub async fn create_adapter(
+        &self,
+        body: &cmp_api::AdapterCreate,
+    ) -> ClientResult<cmp_api::Adapter> {
+        self.send_json(Method::POST, "/api/v1/adapters", body).await
+    }
+
+    pub async fn adapter_status(&self, id: &str) -> ClientResult<cmp_api::AdapterHealth> {
+        self.get(&format!("/api/v1/adapters/{id}/status"), &()).await
+    }
+
+    /// What a CA publishes under `/pki/<ca>/<what>` (crl, ca, chain), unauthenticated.
+    pub async fn pki(&self, ca: &str, what: &str) -> ClientResult<Vec<u8>> {
+        let response = self.http.get(format!("{}/pki/{ca}/{what}", self.base)).send().await?;
+        if response.status().is_success() {
+            return Ok(response.bytes().await?.to_vec());
+        }
+        Err(Self::error(response).await)
+    }
+
+    /// Asks a CA's OCSP responder (POST, DER in and out).
+    pub async fn ocsp(&self, ca: &str, request_der: Vec<u8>) -> ClientResult<Vec<u8>> {
+        let response = self
+            .http
+            .post(format!("{}/pki/{ca}/ocsp", self.base))
+            .header("content-type", "application/ocsp-request")
+            .body(request_der)
+            .send()
+            .await?;
+        if response.status().is_success() {
+            return Ok(response.bytes().await?.to_vec());
+        }
+        Err(Self::error(response).await)
+    }
 }

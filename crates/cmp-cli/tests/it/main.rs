@@ -131,3 +131,122 @@ async fn a_person_manages_the_inventory_with_cmpctl_and_audit_verify_catches_tam
         f.server.shutdown().await.unwrap();
     }
 }
+
+/// Runs cmpctl with another token.
+async fn cmpctl_as(f: &Fixture, token: &str, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cmpctl"))
+        .args(&all)
+        .env("CMP_SERVER", &f.base)
+        .env("CMP_TOKEN", token)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "cmpctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The README's walk: owner and policy, a CSR request approved by security, the certificate
+/// in the inventory, renewed, revoked, and the revocation seen in the CRL and in OCSP.
+#[tokio::test]
+async fn a_person_issues_renews_and_revokes_with_cmpctl() {
+    for kind in DbKind::ALL {
+        let f = start(kind).await;
+        let owner = json(&f, &["owner", "create", "shop"]).await;
+        let owner_id = owner[0]["id"].as_str().unwrap().to_string();
+        let policy = json(
+            &f,
+            &[
+                "policy",
+                "set",
+                "shop",
+                "--allow",
+                ".shop.example",
+                "--key",
+                "ec:256",
+                "--max-validity-days",
+                "90",
+                "--require-approval",
+            ],
+        )
+        .await;
+        assert_eq!(policy["policy"]["require_approval"], true);
+        let dev = json(
+            &f,
+            &["token", "create", "--name", "dev", "--role", "developer", "--owner", "shop"],
+        )
+        .await;
+        let dev = dev["token"].as_str().unwrap().to_string();
+        let security = json(&f, &["token", "create", "--name", "sec", "--role", "security"]).await;
+        let security = security["token"].as_str().unwrap().to_string();
+
+        // The developer makes a key and CSR with openssl, as the README shows.
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("openssl")
+            .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+            .args(["-keyout", "key.pem", "-out", "req.csr", "-subj", "/CN=www.shop.example"])
+            .args(["-addext", "subjectAltName=DNS:www.shop.example"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(status.status.success());
+        let csr = dir.path().join("req.csr");
+        let csr = csr.to_str().unwrap();
+        let managed = cmpctl_as(
+            &f,
+            &dev,
+            &[
+                "managed",
+                "create",
+                "shop-www",
+                "--owner",
+                "shop",
+                "--csr",
+                csr,
+                "--validity-days",
+                "60",
+            ],
+        )
+        .await;
+        assert!(managed["current_certificate_id"].is_null(), "waits for approval");
+        let pending =
+            cmpctl_as(&f, &security, &["request", "list", "--state", "awaiting_approval"]).await;
+        let request = pending["items"][0]["id"].as_str().unwrap().to_string();
+        let issued = cmpctl_as(&f, &security, &["approve", &request, "--comment", "ok"]).await;
+        assert_eq!(issued["state"], "issued", "{issued}");
+        let cert = issued["certificate_id"].as_str().unwrap().to_string();
+        let pem = stdout(&cmpctl(&f, &["cert", "pem", &cert]).await);
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        let listed = cmpctl_as(&f, &dev, &["cert", "list", "--owner", &owner_id]).await;
+        assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+
+        let renewal = cmpctl_as(&f, &dev, &["renew", "shop-www"]).await;
+        assert_eq!(renewal["state"], "awaiting_approval");
+        let renewed = cmpctl_as(&f, &security, &["approve", renewal["id"].as_str().unwrap()]).await;
+        assert_eq!(renewed["state"], "issued");
+        let shown = cmpctl_as(&f, &dev, &["managed", "show", "shop-www"]).await;
+        assert_eq!(shown["versions"].as_array().unwrap().len(), 2);
+
+        let good = cmpctl_as(&f, &dev, &["pki", "ocsp", &cert]).await;
+        assert!(good["message"].as_str().unwrap().starts_with("OCSP: good"), "{good}");
+        let revoked = cmpctl_as(&f, &security, &["revoke", &cert, "--reason", "superseded"]).await;
+        assert_eq!(
+            (revoked["kind"].as_str(), revoked["state"].as_str()),
+            (Some("revoke"), Some("issued"))
+        );
+        let crl = cmpctl_as(&f, &dev, &["pki", "crl"]).await;
+        let serial =
+            json(&f, &["cert", "show", &cert]).await["serial_number"].as_str().unwrap().to_string();
+        assert!(
+            crl.as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["serial"].as_str().unwrap().eq_ignore_ascii_case(&serial)),
+            "{crl} has {serial}"
+        );
+        let answer = cmpctl_as(&f, &dev, &["pki", "ocsp", &cert]).await;
+        assert!(answer["message"].as_str().unwrap().starts_with("OCSP: revoked"), "{answer}");
+        f.server.shutdown().await.unwrap();
+    }
+}
