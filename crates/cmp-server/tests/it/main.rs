@@ -10,6 +10,7 @@ mod auth_walk;
 mod bad_input;
 mod binary;
 mod certificates;
+mod crash;
 mod issuance;
 mod mozilla;
 mod operations;

@@ -1,0 +1,184 @@
+//! `SIGKILL` while requests are in flight: after a restart and the clients' retries, every
+//! request ends issued exactly once or failed with a reason, and no idempotency key yields two
+//! certificates. On both databases, through the real `cmpd` binary.
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cmp_testkit::{DbKind, TestDb};
+use serde_json::{Value, json};
+
+const REQUESTS: usize = 40;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn cmpd(data: &std::path::Path, db: &str, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_cmpd"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("CMP_DATA_DIR", data)
+        .env("CMP_DATABASE__URL", db)
+        .env("CMP_ISSUER__SCHEDULER_INTERVAL_SECS", "1")
+        .env("CMP_ISSUER__REQUEST_LEASE_SECS", "5")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.get(format!("{base}/readyz")).send().await.map(|r| r.status() != 200).unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "cmpd did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn csr(n: usize) -> String {
+    let name = format!("host{n}.crash.example");
+    let mut params = rcgen::CertificateParams::new(vec![name]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let key = rcgen::KeyPair::generate().unwrap();
+    params.serialize_request(&key).unwrap().pem().unwrap()
+}
+
+async fn post(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    key: &str,
+    body: &Value,
+) -> Option<Value> {
+    let response = http
+        .post(format!("{base}/api/v1/requests"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(body)
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .ok()?;
+    response.json().await.ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_issues_each_request_once_after_restart() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    for kind in DbKind::ALL {
+        let db = TestDb::new(kind).await;
+        let data = tempfile::tempdir().unwrap();
+        let (http, port) = (reqwest::Client::new(), free_port());
+        let base = format!("http://127.0.0.1:{port}");
+        let mut server = cmpd(data.path(), &db.url, port);
+        wait_ready(&http, &base).await;
+        let token =
+            std::fs::read_to_string(data.path().join("admin-token")).unwrap().trim().to_string();
+        let owner = http
+            .post(format!("{base}/api/v1/owners"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "crash"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(owner.status(), 201);
+        let bodies: Vec<Value> =
+            (0..REQUESTS).map(|n| json!({"owner": "crash", "csr": csr(n)})).collect();
+
+        // Everything at once, and a SIGKILL in the middle of it.
+        // The kill comes once a few have been answered, so that others are surely in flight.
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut inflight = Vec::new();
+        for (n, body) in bodies.iter().enumerate() {
+            let (http, base, token, body) =
+                (http.clone(), base.clone(), token.clone(), body.clone());
+            let done = done.clone();
+            inflight.push(tokio::spawn(async move {
+                let answer = post(&http, &base, &token, &format!("k{n}"), &body).await;
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                answer
+            }));
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while done.load(std::sync::atomic::Ordering::SeqCst) < 3 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        server.kill().unwrap();
+        server.wait().unwrap();
+        let mut answered = 0;
+        for task in inflight {
+            answered += usize::from(matches!(task.await, Ok(Some(_))));
+        }
+        eprintln!("{kind:?}: {answered} of {REQUESTS} answered before the kill");
+        assert!((1..REQUESTS).contains(&answered), "the kill came mid-batch ({answered} answered)");
+
+        // Restart; the clients retry with the same keys.
+        let mut server = cmpd(data.path(), &db.url, port);
+        wait_ready(&http, &base).await;
+        let mut ids = Vec::new();
+        for (n, body) in bodies.iter().enumerate() {
+            let answer = post(&http, &base, &token, &format!("k{n}"), body)
+                .await
+                .expect("answered after restart");
+            ids.push(answer["id"].as_str().expect("a request").to_string());
+        }
+        assert_eq!(ids.iter().collect::<HashSet<_>>().len(), REQUESTS, "one request per key");
+
+        // Stranded attempts are taken over when their lease ends.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let finals = loop {
+            let mut finals = Vec::new();
+            for id in &ids {
+                let r: Value = http
+                    .get(format!("{base}/api/v1/requests/{id}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if matches!(r["state"].as_str(), Some("issued" | "failed")) {
+                    finals.push(r);
+                }
+            }
+            if finals.len() == REQUESTS || Instant::now() > deadline {
+                break finals;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        assert_eq!(finals.len(), REQUESTS, "every request reached a final state on {kind:?}");
+        let mut certificates = HashSet::new();
+        for r in &finals {
+            match r["state"].as_str() {
+                Some("issued") => {
+                    assert!(certificates.insert(r["certificate_id"].as_str().unwrap().to_string()))
+                }
+                _ => assert!(r["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{r}"),
+            }
+        }
+        // The inventory holds exactly one certificate per issued request, and the CA signed
+        // exactly one per request.
+        let listed: Value = http
+            .get(format!("{base}/api/v1/certificates?q=crash.example&limit=500"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(listed["items"].as_array().unwrap().len(), certificates.len(), "{kind:?}");
+        let _drivers = cmp_store::SqlStore::connect(&db.url, 1).await.unwrap();
+        let pool =
+            sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&db.url).await.unwrap();
+        let signed: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM ca_ledger").fetch_one(&pool).await.unwrap();
+        assert_eq!(signed as usize, certificates.len(), "the CA signed once per issued request");
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
+}
