@@ -9,6 +9,7 @@
 mod audit;
 mod certificates;
 mod migrations;
+mod issuance;
 mod owners_tokens;
 
 use cmp_domain::{CertificateFacts, KeyInfo, KeyType, San, SanType};
