@@ -7,6 +7,8 @@
 //! References from the same run: the database's raw insert rate for rows of the same shape, and
 //! the HTTP round trip of `/healthz` on the same server.
 
+mod issuance;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +31,8 @@ use crate::state::{AppState, SystemClock};
 pub enum BenchCommand {
     /// Inventory: import rate and listing latency at scale, on SQLite and PostgreSQL.
     Inventory(InventoryBench),
+    /// Issuance: builtin CA signing in-process and through the API, against OpenBao and openssl.
+    Issuance(issuance::IssuanceBench),
 }
 
 /// Options of the inventory benchmark.
@@ -62,6 +66,7 @@ pub enum BenchDatabase {
 pub async fn run(command: &BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Inventory(opts) => inventory(opts).await,
+        BenchCommand::Issuance(opts) => issuance::run(opts).await,
     }
 }
 

@@ -50,13 +50,19 @@ fn key(body_hash: &str) -> IdempotencyKey {
 async fn an_idempotency_key_makes_one_request_even_when_retries_race() {
     on_both_databases!(|store, db| {
         let a = adapter(&store).await;
-        let (first, created) =
-            store.create_request(&ctx(NOW), &request(&a.id, RequestState::Approved), Some(&key("h1"))).await.unwrap();
+        let (first, created) = store
+            .create_request(&ctx(NOW), &request(&a.id, RequestState::Approved), Some(&key("h1")))
+            .await
+            .unwrap();
         assert!(created);
-        let (again, created) =
-            store.create_request(&ctx(NOW), &request(&a.id, RequestState::Approved), Some(&key("h1"))).await.unwrap();
+        let (again, created) = store
+            .create_request(&ctx(NOW), &request(&a.id, RequestState::Approved), Some(&key("h1")))
+            .await
+            .unwrap();
         assert_eq!((again.id.as_str(), created), (first.id.as_str(), false), "{:?}", db.kind);
-        let other = store.create_request(&ctx(NOW), &request(&a.id, RequestState::Approved), Some(&key("h2"))).await;
+        let other = store
+            .create_request(&ctx(NOW), &request(&a.id, RequestState::Approved), Some(&key("h2")))
+            .await;
         assert!(matches!(other, Err(StoreError::Unprocessable(_))), "{other:?}");
         // Eight racers with a new key: one request.
         let store = Arc::new(store);
@@ -66,7 +72,9 @@ async fn an_idempotency_key_makes_one_request_even_when_retries_race() {
             racers.push(tokio::spawn(async move {
                 let mut k = key("h3");
                 k.key = "race".into();
-                store.create_request(&ctx(NOW), &request(&a, RequestState::Approved), Some(&k)).await
+                store
+                    .create_request(&ctx(NOW), &request(&a, RequestState::Approved), Some(&k))
+                    .await
             }));
         }
         let mut ids = std::collections::HashSet::new();
@@ -77,8 +85,10 @@ async fn an_idempotency_key_makes_one_request_even_when_retries_race() {
         // An expired key is forgotten.
         let mut late = key("h9");
         late.not_before = NOW + 1;
-        let (fresh, created) =
-            store.create_request(&ctx(NOW + 2), &request(&a.id, RequestState::Approved), Some(&late)).await.unwrap();
+        let (fresh, created) = store
+            .create_request(&ctx(NOW + 2), &request(&a.id, RequestState::Approved), Some(&late))
+            .await
+            .unwrap();
         assert!(created && fresh.id != first.id);
     });
 }
@@ -87,22 +97,38 @@ async fn an_idempotency_key_makes_one_request_even_when_retries_race() {
 async fn a_request_is_claimed_once_until_its_lease_ends() {
     on_both_databases!(|store, db| {
         let a = adapter(&store).await;
-        let (r, _) = store.create_request(&ctx(NOW), &request(&a.id, RequestState::Approved), None).await.unwrap();
+        let (r, _) = store
+            .create_request(&ctx(NOW), &request(&a.id, RequestState::Approved), None)
+            .await
+            .unwrap();
         let claimed = store.claim_request(&ctx(NOW), &r.id, NOW + 60).await.unwrap().unwrap();
         assert_eq!((claimed.state, claimed.attempts), (RequestState::Submitted, 1));
-        assert!(store.claim_request(&ctx(NOW + 1), &r.id, NOW + 61).await.unwrap().is_none(), "{:?}", db.kind);
+        assert!(
+            store.claim_request(&ctx(NOW + 1), &r.id, NOW + 61).await.unwrap().is_none(),
+            "{:?}",
+            db.kind
+        );
         assert_eq!(store.due_requests(NOW + 30, 10).await.unwrap(), Vec::<String>::new());
         assert_eq!(store.due_requests(NOW + 61, 10).await.unwrap(), vec![r.id.clone()]);
         let again = store.claim_request(&ctx(NOW + 61), &r.id, NOW + 120).await.unwrap().unwrap();
         assert_eq!(again.attempts, 2, "a dead worker's attempt is taken over");
         // A retryable failure waits for its time; a final one ends it.
-        let retry = store.fail_request(&ctx(NOW + 62), &r.id, "CA unavailable", Some(NOW + 100)).await.unwrap();
+        let retry = store
+            .fail_request(&ctx(NOW + 62), &r.id, "CA unavailable", Some(NOW + 100))
+            .await
+            .unwrap();
         assert_eq!((retry.state, retry.next_attempt_at), (RequestState::Approved, Some(NOW + 100)));
         assert!(store.claim_request(&ctx(NOW + 63), &r.id, NOW + 200).await.unwrap().is_none());
         store.claim_request(&ctx(NOW + 100), &r.id, NOW + 200).await.unwrap().unwrap();
         let failed = store.fail_request(&ctx(NOW + 101), &r.id, "refused", None).await.unwrap();
-        assert_eq!((failed.state, failed.last_error.as_deref()), (RequestState::Failed, Some("refused")));
-        assert!(matches!(store.fail_request(&ctx(NOW), &r.id, "x", None).await, Err(StoreError::Conflict(_))));
+        assert_eq!(
+            (failed.state, failed.last_error.as_deref()),
+            (RequestState::Failed, Some("refused"))
+        );
+        assert!(matches!(
+            store.fail_request(&ctx(NOW), &r.id, "x", None).await,
+            Err(StoreError::Conflict(_))
+        ));
     });
 }
 
@@ -110,13 +136,25 @@ async fn a_request_is_claimed_once_until_its_lease_ends() {
 async fn approvals_only_apply_to_requests_awaiting_them() {
     on_both_databases!(|store, db| {
         let a = adapter(&store).await;
-        let (r, _) = store.create_request(&ctx(NOW), &request(&a.id, RequestState::AwaitingApproval), None).await.unwrap();
-        assert!(store.claim_request(&ctx(NOW), &r.id, NOW + 60).await.unwrap().is_none(), "not approved yet");
+        let (r, _) = store
+            .create_request(&ctx(NOW), &request(&a.id, RequestState::AwaitingApproval), None)
+            .await
+            .unwrap();
+        assert!(
+            store.claim_request(&ctx(NOW), &r.id, NOW + 60).await.unwrap().is_none(),
+            "not approved yet"
+        );
         let approved = store.decide_request(&ctx(NOW), &r.id, true, Some("ok")).await.unwrap();
-        assert_eq!((approved.state, approved.decision_comment.as_deref()), (RequestState::Approved, Some("ok")));
+        assert_eq!(
+            (approved.state, approved.decision_comment.as_deref()),
+            (RequestState::Approved, Some("ok"))
+        );
         let twice = store.decide_request(&ctx(NOW), &r.id, false, None).await;
         assert!(matches!(twice, Err(StoreError::Conflict(_))), "{:?}: {twice:?}", db.kind);
-        assert!(matches!(store.decide_request(&ctx(NOW), "nope", true, None).await, Err(StoreError::NotFound { .. })));
+        assert!(matches!(
+            store.decide_request(&ctx(NOW), "nope", true, None).await,
+            Err(StoreError::NotFound { .. })
+        ));
     });
 }
 
@@ -133,27 +171,57 @@ async fn the_ca_ledger_keeps_one_serial_per_request_and_revokes_once() {
             revocation_reason: None,
         };
         assert_eq!(store.ledger_record(&row("01", "r1")).await.unwrap().serial, "01");
-        assert_eq!(store.ledger_record(&row("02", "r1")).await.unwrap().serial, "01", "{:?}", db.kind);
+        assert_eq!(
+            store.ledger_record(&row("02", "r1")).await.unwrap().serial,
+            "01",
+            "{:?}",
+            db.kind
+        );
         assert!(store.ledger_find_by_serial("ca-1", "02").await.unwrap().is_none());
-        assert_eq!(store.ledger_revoke("ca-1", "01", "key_compromise", NOW).await.unwrap(), LedgerRevoke::Revoked);
-        assert_eq!(store.ledger_revoke("ca-1", "01", "superseded", NOW).await.unwrap(), LedgerRevoke::AlreadyRevoked);
-        assert_eq!(store.ledger_revoke("ca-1", "99", "superseded", NOW).await.unwrap(), LedgerRevoke::Unknown);
+        assert_eq!(
+            store.ledger_revoke("ca-1", "01", "key_compromise", NOW).await.unwrap(),
+            LedgerRevoke::Revoked
+        );
+        assert_eq!(
+            store.ledger_revoke("ca-1", "01", "superseded", NOW).await.unwrap(),
+            LedgerRevoke::AlreadyRevoked
+        );
+        assert_eq!(
+            store.ledger_revoke("ca-1", "99", "superseded", NOW).await.unwrap(),
+            LedgerRevoke::Unknown
+        );
         let revoked = store.ledger_revoked("ca-1", NOW).await.unwrap();
         assert_eq!(revoked.len(), 1);
         assert_eq!(revoked[0].revocation_reason.as_deref(), Some("key_compromise"));
-        assert!(store.ledger_revoked("ca-1", NOW + 1001).await.unwrap().is_empty(), "expired entries leave the CRL");
+        assert!(
+            store.ledger_revoked("ca-1", NOW + 1001).await.unwrap().is_empty(),
+            "expired entries leave the CRL"
+        );
     });
 }
 
 #[tokio::test]
 async fn policies_are_set_per_owner_and_audited() {
     on_both_databases!(|store, db| {
-        let owner = store.create_owner(&ctx(NOW), &NewOwner { name: "t".into(), email: None, description: None }).await.unwrap();
+        let owner = store
+            .create_owner(&ctx(NOW), &NewOwner { name: "t".into(), email: None, description: None })
+            .await
+            .unwrap();
         assert!(store.get_policy(&owner.id).await.unwrap().is_none());
         store.put_policy(&ctx(NOW), &owner.id, &json!({"max_validity_days": 30})).await.unwrap();
-        let set = store.put_policy(&ctx(NOW + 1), &owner.id, &json!({"max_validity_days": 60})).await.unwrap();
+        let set = store
+            .put_policy(&ctx(NOW + 1), &owner.id, &json!({"max_validity_days": 60}))
+            .await
+            .unwrap();
         assert_eq!(set.rules["max_validity_days"], 60, "{:?}", db.kind);
-        let trail = store.list_audit(&AuditQuery { action: Some("policy.set".into()), limit: 10, ..Default::default() }).await.unwrap();
+        let trail = store
+            .list_audit(&AuditQuery {
+                action: Some("policy.set".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         assert_eq!(trail.items.len(), 2);
         assert!(store.put_policy(&ctx(NOW), "no-such-owner", &json!({})).await.is_err());
     });

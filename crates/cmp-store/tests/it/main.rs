@@ -8,8 +8,8 @@
 
 mod audit;
 mod certificates;
-mod migrations;
 mod issuance;
+mod migrations;
 mod owners_tokens;
 
 use cmp_domain::{CertificateFacts, KeyInfo, KeyType, San, SanType};

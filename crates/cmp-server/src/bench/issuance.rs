@@ -1,0 +1,284 @@
+//! `cmpd bench issuance`: P-256 CSRs signed by the builtin CA, in-process (the CA and its
+//! ledger) and through the HTTP API (policy, request, CA, inventory, audit), at a few
+//! concurrency levels; beside them in the same run, OpenBao's `pki/sign` on this machine and
+//! `openssl speed ecdsap256` as the raw signing limit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use cmp_ca::{CaAdapter, Profile, SignRequest, Usage};
+use cmp_store::SqlStore;
+
+use super::{Latency, ScratchDb, ServerProcess, latency};
+use crate::adapter::{BuiltinCas, DEFAULT_CA_NAME, ensure_default_ca};
+use crate::config::Config;
+use crate::state::SystemClock;
+
+/// Options of the issuance benchmark.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IssuanceBench {
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    /// Concurrency levels.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    pub concurrency: Vec<usize>,
+    /// The `bao` binary for the OpenBao reference (skipped, and said so, when absent).
+    #[arg(long, env = "CMP_BENCH_BAO", default_value = "bao")]
+    pub bao: String,
+}
+
+/// One measurement: certificates per second and latency.
+struct Run {
+    what: String,
+    concurrency: usize,
+    rate: f64,
+    latency: Latency,
+}
+
+/// Runs `op` from `concurrency` tasks for `seconds`; `op(n)` does one signature.
+async fn measure<F, Fut>(what: &str, concurrency: usize, seconds: u64, op: F) -> anyhow::Result<Run>
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let op = Arc::new(op);
+    let counter = Arc::new(AtomicU64::new(0));
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (op, counter) = (op.clone(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while Instant::now() < end {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                op(n).await?;
+                samples.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(samples)
+        }));
+    }
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await??);
+    }
+    let rate = samples.len() as f64 / started.elapsed().as_secs_f64();
+    let run = Run { what: what.into(), concurrency, rate, latency: latency(samples) };
+    println!(
+        "{:<34} c={:<3} {:>8.0} certs/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
+        run.what, run.concurrency, run.rate, run.latency.p50_ms, run.latency.p99_ms
+    );
+    Ok(run)
+}
+
+fn p256_csr() -> anyhow::Result<(String, Vec<u8>)> {
+    let mut params = rcgen::CertificateParams::new(vec!["bench.example.test".to_string()])?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let csr = params.serialize_request(&key)?;
+    Ok((csr.pem()?, csr.der().to_vec()))
+}
+
+/// `openssl speed -multi <cores> -seconds 5 ecdsap256`: sign/s over all cores.
+fn openssl_sign_rate() -> anyhow::Result<f64> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string();
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-multi", &cores, "-seconds", "5", "ecdsap256"])
+        .output()
+        .context("while running openssl speed")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "256 bits ecdsa (nistp256)   0.0000s   0.0001s  66921.0  21374.4": sign/s is 5th from the end.
+    text.lines()
+        .filter(|l| l.contains("nistp256"))
+        .find_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            fields.len().checked_sub(2).and_then(|i| fields.get(i)).and_then(|f| f.parse().ok())
+        })
+        .context("openssl speed printed no ecdsap256 line")
+}
+
+pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let (csr_pem, csr_der) = p256_csr()?;
+    let mut runs = Vec::new();
+
+    // The builtin CA in this process, with its ledger on SQLite.
+    let db = ScratchDb::create(super::BenchDatabase::Sqlite, "").await?;
+    let store = Arc::new(SqlStore::connect(&db.url, 8).await?);
+    let data = tempfile::tempdir()?;
+    let mut config = Config::default();
+    config.data_dir = data.path().to_path_buf();
+    let secrets = crate::open_secrets(&config)?;
+    let cas = Arc::new(BuiltinCas::new(
+        store.clone(),
+        secrets,
+        Arc::new(SystemClock),
+        config.ca.public_url.clone(),
+    ));
+    ensure_default_ca(&cas, store.as_ref(), &config.ca, 0).await?;
+    let ca = cas.get(DEFAULT_CA_NAME).await?;
+    for &c in &opts.concurrency {
+        let (ca, csr) = (ca.clone(), csr_der.clone());
+        let run_id = uuid::Uuid::now_v7();
+        runs.push(
+            measure("builtin CA, in-process", c, opts.seconds, move |n| {
+                let (ca, csr) = (ca.clone(), csr.clone());
+                async move {
+                    let request = SignRequest {
+                        request_id: format!("{run_id}-{n}"),
+                        csr_der: csr,
+                        profile: Profile {
+                            common_name: None,
+                            dns_names: vec!["bench.example.test".into()],
+                            ip_addresses: Vec::new(),
+                            usages: vec![Usage::ServerAuth],
+                            validity_secs: 30 * 86_400,
+                        },
+                    };
+                    ca.create_certificate(&request).await?;
+                    Ok(())
+                }
+            })
+            .await?,
+        );
+    }
+
+    // The whole workflow through the HTTP API of a cmpd process (SQLite, embedded defaults).
+    let api_db = ScratchDb::create(super::BenchDatabase::Sqlite, "").await?;
+    let server = ServerProcess::start(&api_db.url)?;
+    let http = reqwest::Client::new();
+    let owner = http
+        .post(format!("{}/api/v1/owners", server.base))
+        .bearer_auth(&server.token)
+        .json(&serde_json::json!({"name": "bench"}))
+        .send()
+        .await?;
+    anyhow::ensure!(owner.status().is_success(), "could not create the bench owner");
+    for &c in &opts.concurrency {
+        let (http, base, token) = (http.clone(), server.base.clone(), server.token.clone());
+        let body = serde_json::json!({"owner": "bench", "csr": csr_pem, "validity_days": 30});
+        runs.push(
+            measure("CMP HTTP API (request -> issued)", c, opts.seconds, move |_| {
+                let (http, base, token, body) =
+                    (http.clone(), base.clone(), token.clone(), body.clone());
+                async move {
+                    let r = http
+                        .post(format!("{base}/api/v1/requests"))
+                        .bearer_auth(token)
+                        .json(&body)
+                        .send()
+                        .await?;
+                    anyhow::ensure!(r.status() == 201, "request answered {}", r.status());
+                    Ok(())
+                }
+            })
+            .await?,
+        );
+    }
+    server.stop()?;
+
+    // OpenBao's pki/sign on this machine.
+    match OpenBao::start(&opts.bao).await {
+        Ok(bao) => {
+            for &c in &opts.concurrency {
+                let (http, url) = (http.clone(), format!("{}/v1/pki/sign/bench", bao.base));
+                let body = serde_json::json!({"csr": csr_pem, "ttl": "720h", "common_name": "bench.example.test"});
+                runs.push(
+                    measure("OpenBao pki/sign", c, opts.seconds, move |_| {
+                        let (http, url, body) = (http.clone(), url.clone(), body.clone());
+                        async move {
+                            let r = http
+                                .post(url)
+                                .header("X-Vault-Token", "root")
+                                .json(&body)
+                                .send()
+                                .await?;
+                            anyhow::ensure!(
+                                r.status().is_success(),
+                                "OpenBao answered {}",
+                                r.status()
+                            );
+                            Ok(())
+                        }
+                    })
+                    .await?,
+                );
+            }
+            bao.stop();
+        }
+        Err(e) => println!("OpenBao reference skipped: {e:#}"),
+    }
+
+    let openssl = openssl_sign_rate()?;
+    println!("openssl speed ecdsap256 (all cores): {openssl:.0} signs/s");
+    let best = |what: &str| {
+        runs.iter().filter(|r| r.what.starts_with(what)).map(|r| r.rate).fold(0.0, f64::max)
+    };
+    let (api, inproc, bao) = (best("CMP HTTP"), best("builtin"), best("OpenBao"));
+    println!("\nbest CMP HTTP API: {api:.0} certs/s; in-process CA: {inproc:.0} certs/s");
+    if bao > 0.0 {
+        println!("CMP HTTP API / OpenBao pki/sign: {:.2}x (goal >= 5x)", api / bao);
+    }
+    println!("CMP HTTP API / openssl raw signing: {:.0}% (goal >= 30%)", api / openssl * 100.0);
+    println!("in-process CA / openssl raw signing: {:.0}%", inproc / openssl * 100.0);
+    drop(db);
+    drop(api_db);
+    Ok(())
+}
+
+/// A dev-mode OpenBao with a P-256 root and a role, for the reference.
+struct OpenBao {
+    child: std::process::Child,
+    base: String,
+}
+
+impl OpenBao {
+    async fn start(bao: &str) -> anyhow::Result<OpenBao> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = std::process::Command::new(bao)
+            .args(["server", "-dev", "-dev-root-token-id=root"])
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("while starting {bao} (set --bao or CMP_BENCH_BAO)"))?;
+        let base = format!("http://127.0.0.1:{port}");
+        let bao = OpenBao { child, base };
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http
+            .get(format!("{}/v1/sys/health", bao.base))
+            .send()
+            .await
+            .map(|r| !r.status().is_success())
+            .unwrap_or(true)
+        {
+            anyhow::ensure!(Instant::now() < deadline, "OpenBao did not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let call = |path: &str, body: serde_json::Value| {
+            http.post(format!("{}/v1/{path}", bao.base))
+                .header("X-Vault-Token", "root")
+                .json(&body)
+                .send()
+        };
+        call(
+            "sys/mounts/pki",
+            serde_json::json!({"type": "pki", "config": {"max_lease_ttl": "87600h"}}),
+        )
+        .await?
+        .error_for_status()?;
+        call("pki/root/generate/internal", serde_json::json!({"common_name": "Bench Root", "key_type": "ec", "key_bits": 256, "ttl": "87600h"})).await?.error_for_status()?;
+        call("pki/roles/bench", serde_json::json!({"allowed_domains": ["example.test"], "allow_subdomains": true, "key_type": "any", "max_ttl": "720h"})).await?.error_for_status()?;
+        Ok(bao)
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
