@@ -22,6 +22,13 @@ pub fn handle() -> PrometheusHandle {
                     Matcher::Full("http_request_duration_seconds".into()),
                     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0],
                 )
+                .and_then(|b| {
+                    // CAs range from a local signature (ms) to an ACME order (seconds).
+                    b.set_buckets_for_metric(
+                        Matcher::Full("cmp_issuance_duration_seconds".into()),
+                        &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0],
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();

@@ -262,11 +262,12 @@ impl AdapterStore for SqlStore {
         ca_id: &str,
         request_id: &str,
     ) -> StoreResult<Option<LedgerRow>> {
-        // The writer pool: a retry right after a commit must see it.
+        // A reader sees every committed row; a race with an uncommitted one is settled by
+        // `ledger_record`'s conflict rule.
         sqlx::query("SELECT * FROM ca_ledger WHERE ca_id = $1 AND request_id = $2")
             .bind(ca_id)
             .bind(request_id)
-            .fetch_optional(&self.write)
+            .fetch_optional(&self.read)
             .await?
             .as_ref()
             .map(ledger_from_row)

@@ -207,7 +207,7 @@ impl ManagedStore for SqlStore {
         push_owner_scope(&mut b, "owner_id", scope);
         let row = b
             .query()
-            .fetch_optional(&self.write)
+            .fetch_optional(&self.read)
             .await?
             .ok_or_else(|| StoreError::not_found("managed certificate", id_or_name))?;
         managed_from_row(&row)
@@ -302,7 +302,7 @@ impl ManagedStore for SqlStore {
         push_owner_scope(&mut b, "c.owner_id", scope);
         let row = b
             .query()
-            .fetch_optional(&self.write)
+            .fetch_optional(&self.read)
             .await?
             .ok_or_else(|| StoreError::not_found("certificate", id))?;
         Ok(CertificateLinks {
@@ -345,7 +345,7 @@ impl ManagedStore for SqlStore {
     async fn get_policy(&self, owner_id: &str) -> StoreResult<Option<PolicyRecord>> {
         sqlx::query("SELECT * FROM policies WHERE owner_id = $1")
             .bind(owner_id)
-            .fetch_optional(&self.write)
+            .fetch_optional(&self.read)
             .await?
             .as_ref()
             .map(policy_from_row)

@@ -59,6 +59,9 @@ pub struct NewRequest {
     pub csr: Option<Vec<u8>>,
     pub key_secret: Option<String>,
     pub requested_by: String,
+    /// For an approved request the caller carries out at once: its first attempt is claimed
+    /// in the same transaction (`submitted`, attempt 1, held until this time).
+    pub claim_until: Option<i64>,
 }
 
 /// An `Idempotency-Key` with what it must match.
@@ -281,15 +284,17 @@ impl SqlStore {
             .execute(&mut *tx)
             .await?;
         }
+        let claim = request.claim_until.filter(|_| request.state == RequestState::Approved);
+        let state = if claim.is_some() { RequestState::Submitted } else { request.state };
         sqlx::query(
             "INSERT INTO issuance_requests (id, kind, state, owner_id, adapter_id, \
              managed_certificate_id, certificate_id, spec, csr, key_secret, requested_by, \
-             attempts, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $12)",
+             attempts, lease_until, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
         )
         .bind(&id)
         .bind(request.kind.as_str())
-        .bind(request.state.as_str())
+        .bind(state.as_str())
         .bind(&request.owner_id)
         .bind(&request.adapter_id)
         .bind(&request.managed_certificate_id)
@@ -298,6 +303,8 @@ impl SqlStore {
         .bind(request.csr.as_deref())
         .bind(&request.key_secret)
         .bind(&request.requested_by)
+        .bind(i64::from(claim.is_some()))
+        .bind(claim)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -310,7 +317,12 @@ impl SqlStore {
             "certificate_id": request.certificate_id,
             "spec": request.spec,
         });
-        audit::append(&mut tx, ctx, &request_event("request.created", &id, details)).await?;
+        let mut events = vec![request_event("request.created", &id, details)];
+        if claim.is_some() {
+            let details = json!({"attempt": 1, "adapter_id": request.adapter_id});
+            events.push(request_event("request.submitted", &id, details));
+        }
+        audit::append_many(&mut tx, ctx, &events).await?;
         let record = request_in_tx(&mut tx, &id).await?;
         tx.commit().await?;
         Ok((record, true))

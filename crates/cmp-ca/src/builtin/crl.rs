@@ -1,9 +1,9 @@
 //! The issuing CA's CRL: built from the ledger's revocations, signed, and cached.
 //!
 //! Schedule: a CRL is valid for [`CRL_LIFETIME`] (nextUpdate) but is re-signed whenever it is
-//! older than [`CRL_REFRESH`] or a revocation went through this instance since it was made.
-//! Revocations made through another instance (another server on the same database) show up
-//! within [`CRL_REFRESH`]; OCSP, which reads the ledger on every request, shows them at once.
+//! older than [`CRL_REFRESH`], a revocation went through this instance, or the ledger's
+//! revocations differ from the ones it was made of (a revocation through another replica on
+//! the same database). Reading the revoked list is one indexed query; signing is what is saved.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +37,19 @@ struct Cached {
     der: Vec<u8>,
     made_at: OffsetDateTime,
     epoch: u64,
+    /// Digest of the revocations it lists.
+    content: u64,
+}
+
+/// A digest of a revoked list (serials and times), to notice any change to it.
+pub(crate) fn content_digest(revoked: &[LedgerEntry]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for entry in revoked {
+        (&entry.serial, entry.revoked_at, entry.revocation_reason.map(|r| r.code()))
+            .hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 impl CrlCache {
@@ -52,18 +65,21 @@ impl CrlCache {
 
     /// The cached CRL, if no revocation happened since and it is younger than
     /// [`CRL_REFRESH`] (a clock that went backwards also makes it stale).
-    pub fn fresh(&self, now: OffsetDateTime) -> Option<Vec<u8>> {
+    pub fn fresh(&self, now: OffsetDateTime, content: u64) -> Option<Vec<u8>> {
         let guard = self.cached.lock().ok()?;
         let cached = guard.as_ref()?;
         let age = now - cached.made_at;
-        let current = cached.epoch == self.epoch() && age >= Duration::ZERO && age < CRL_REFRESH;
+        let current = cached.epoch == self.epoch()
+            && cached.content == content
+            && age >= Duration::ZERO
+            && age < CRL_REFRESH;
         current.then(|| cached.der.clone())
     }
 
     /// Keeps `der`, made at `now` from the ledger as it was at `epoch`.
-    pub fn store(&self, der: Vec<u8>, now: OffsetDateTime, epoch: u64) {
+    pub fn store(&self, der: Vec<u8>, now: OffsetDateTime, epoch: u64, content: u64) {
         if let Ok(mut guard) = self.cached.lock() {
-            *guard = Some(Cached { der, made_at: now, epoch });
+            *guard = Some(Cached { der, made_at: now, epoch, content });
         }
     }
 
@@ -151,13 +167,14 @@ mod tests {
     fn cache_goes_stale_on_revocation_and_age() {
         let cache = CrlCache::default();
         let t = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
-        assert_eq!(cache.fresh(t), None);
-        cache.store(vec![1], t, cache.epoch());
-        assert_eq!(cache.fresh(t + Duration::minutes(59)), Some(vec![1]));
-        assert_eq!(cache.fresh(t + CRL_REFRESH), None);
-        assert_eq!(cache.fresh(t - Duration::seconds(1)), None);
+        assert_eq!(cache.fresh(t, 7), None);
+        cache.store(vec![1], t, cache.epoch(), 7);
+        assert_eq!(cache.fresh(t + Duration::minutes(59), 7), Some(vec![1]));
+        assert_eq!(cache.fresh(t, 8), None, "the ledger changed (another replica revoked)");
+        assert_eq!(cache.fresh(t + CRL_REFRESH, 7), None);
+        assert_eq!(cache.fresh(t - Duration::seconds(1), 7), None);
         cache.invalidate();
-        assert_eq!(cache.fresh(t), None);
+        assert_eq!(cache.fresh(t, 7), None);
     }
 
     #[test]

@@ -165,14 +165,15 @@ impl BuiltinCa {
     /// signed by the issuing CA. Cached; see [`CRL_REFRESH`] for when it is re-signed.
     pub async fn crl_der(&self) -> Result<Vec<u8>, CaError> {
         let now = self.clock.now();
-        if let Some(der) = self.crl.fresh(now) {
-            return Ok(der);
-        }
         // Read the epoch first: a revocation while this CRL is built leaves it stale.
         let epoch = self.crl.epoch();
         let revoked = self.ledger.revoked(&self.ca_id, now.unix_timestamp()).await?;
+        let content = crl::content_digest(&revoked);
+        if let Some(der) = self.crl.fresh(now, content) {
+            return Ok(der);
+        }
         let der = crl::build_crl(&self.ca, &revoked, now, self.crl.next_number(now))?;
-        self.crl.store(der.clone(), now, epoch);
+        self.crl.store(der.clone(), now, epoch, content);
         Ok(der)
     }
 

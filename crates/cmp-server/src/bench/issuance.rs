@@ -26,7 +26,7 @@ pub struct IssuanceBench {
     #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
     pub concurrency: Vec<usize>,
     /// The `bao` binary for the OpenBao reference (skipped, and said so, when absent).
-    #[arg(long, env = "CMP_BENCH_BAO", default_value = "bao")]
+    #[arg(long, default_value = "bao")]
     pub bao: String,
 }
 
@@ -245,7 +245,7 @@ impl OpenBao {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .with_context(|| format!("while starting {bao} (set --bao or CMP_BENCH_BAO)"))?;
+            .with_context(|| format!("while starting {bao} (give its path with --bao)"))?;
         let base = format!("http://127.0.0.1:{port}");
         let bao = OpenBao { child, base };
         let http = reqwest::Client::new();

@@ -151,6 +151,32 @@ async fn server_key(
     Ok(csr)
 }
 
+/// A new request of `kind` for `spec`, approved at once unless `needs_approval`.
+fn new_request(
+    kind: RequestKind,
+    needs_approval: bool,
+    owner_id: Option<String>,
+    adapter_id: String,
+    managed_certificate_id: Option<String>,
+    spec: &Spec,
+    requested_by: &str,
+) -> ApiResult<NewRequest> {
+    Ok(NewRequest {
+        id: uuid::Uuid::now_v7().to_string(),
+        kind,
+        state: if needs_approval { RequestState::AwaitingApproval } else { RequestState::Approved },
+        owner_id,
+        adapter_id,
+        managed_certificate_id,
+        certificate_id: None,
+        spec: spec.to_json()?,
+        csr: None,
+        key_secret: None,
+        requested_by: requested_by.to_string(),
+        claim_until: None,
+    })
+}
+
 /// Creates a request (policy-checked; idempotent with a key) and, if no approval is needed,
 /// carries it out before answering.
 pub async fn create_request(
@@ -170,23 +196,15 @@ pub async fn create_request(
     {
         return Ok((state.store.get_request(&existing, &Scope::All).await?, false));
     }
-    let new = NewRequest {
-        id: uuid::Uuid::now_v7().to_string(),
-        kind: RequestKind::Issue,
-        state: if checked.require_approval {
-            RequestState::AwaitingApproval
-        } else {
-            RequestState::Approved
-        },
-        owner_id: Some(owner_id),
+    let new = new_request(
+        RequestKind::Issue,
+        checked.require_approval,
+        Some(owner_id),
         adapter_id,
-        managed_certificate_id: None,
-        certificate_id: None,
-        spec: checked.spec.to_json()?,
-        csr: None,
-        key_secret: None,
-        requested_by: caller.actor.clone(),
-    };
+        None,
+        &checked.spec,
+        &caller.actor,
+    )?;
     submit(state, &audit_context(state, caller), new, &checked, key.as_ref()).await
 }
 
@@ -207,6 +225,8 @@ async fn submit(
         }
         (None, None) => {}
     }
+    // An approved request is carried out now: its first attempt is claimed as it is stored.
+    new.claim_until = Some(lease_end(state));
     let (record, created) = match state.store.create_request(ctx, &new, key).await {
         Ok(done) => done,
         Err(e) => {
@@ -219,8 +239,8 @@ async fn submit(
         discard_key(state, new.key_secret.as_deref()).await;
         return Ok((record, false));
     }
-    let record = if record.state == RequestState::Approved {
-        process(state, &record.id).await?
+    let record = if record.state == RequestState::Submitted {
+        attempt(state, record).await?
     } else {
         record
     };
@@ -259,10 +279,20 @@ pub async fn decide(
 /// request as it stands afterwards.
 pub async fn process(state: &AppState, id: &str) -> ApiResult<RequestRecord> {
     let ctx = system_context(state, "system:issuer");
-    let lease_until = state.clock.now().unix_timestamp() + state.config.issuer.request_lease_secs;
-    let Some(request) = state.store.claim_request(&ctx, id, lease_until).await? else {
+    let Some(request) = state.store.claim_request(&ctx, id, lease_end(state)).await? else {
         return Ok(state.store.get_request(id, &Scope::All).await?);
     };
+    attempt(state, request).await
+}
+
+/// Until when an attempt starting now holds its request.
+fn lease_end(state: &AppState) -> i64 {
+    state.clock.now().unix_timestamp() + state.config.issuer.request_lease_secs
+}
+
+/// Carries out a claimed attempt and records its outcome.
+async fn attempt(state: &AppState, request: RequestRecord) -> ApiResult<RequestRecord> {
+    let id = request.id.as_str();
     let started = Instant::now();
     let adapter_label = request.adapter_id.clone();
     let outcome = match request.kind {
@@ -370,22 +400,20 @@ pub async fn revoke(
         reason: Some(reason.as_str().to_string()),
         serial: Some(links.serial_number.clone()),
     };
-    let new = NewRequest {
-        id: uuid::Uuid::now_v7().to_string(),
-        kind: RequestKind::Revoke,
-        state: RequestState::Approved,
-        owner_id: links.owner_id,
+    let mut new = new_request(
+        RequestKind::Revoke,
+        false,
+        links.owner_id,
         adapter_id,
-        managed_certificate_id: links.managed_certificate_id,
-        certificate_id: Some(record.id),
-        spec: spec.to_json()?,
-        csr: None,
-        key_secret: None,
-        requested_by: caller.actor.clone(),
-    };
+        links.managed_certificate_id,
+        &spec,
+        &caller.actor,
+    )?;
+    new.certificate_id = Some(record.id);
+    new.claim_until = Some(lease_end(state));
     let (created, _) =
         state.store.create_request(&audit_context(state, caller), &new, None).await?;
-    process(state, &created.id).await
+    attempt(state, created).await
 }
 
 /// Creates a managed certificate and its first issue request.
@@ -437,23 +465,15 @@ pub async fn create_managed(
             },
         )
         .await?;
-    let new = NewRequest {
-        id: uuid::Uuid::now_v7().to_string(),
-        kind: RequestKind::Issue,
-        state: if checked.require_approval {
-            RequestState::AwaitingApproval
-        } else {
-            RequestState::Approved
-        },
-        owner_id: Some(owner_id),
+    let new = new_request(
+        RequestKind::Issue,
+        checked.require_approval,
+        Some(owner_id),
         adapter_id,
-        managed_certificate_id: Some(managed.id.clone()),
-        certificate_id: None,
-        spec: checked.spec.to_json()?,
-        csr: None,
-        key_secret: None,
-        requested_by: caller.actor.clone(),
-    };
+        Some(managed.id.clone()),
+        &checked.spec,
+        &caller.actor,
+    )?;
     let (request, _) = submit(state, &ctx, new, &checked, key.as_ref()).await?;
     let managed = state.store.get_managed(&managed.id, &Scope::All).await?;
     Ok((managed, request))
@@ -467,6 +487,12 @@ pub async fn renew_managed(
     managed: &ManagedRecord,
     idempotency: Option<&IdempotencyKey>,
 ) -> ApiResult<(RequestRecord, bool)> {
+    // A retry (or the scheduler's next tick) must not make a key only to throw it away.
+    if let Some(key) = idempotency
+        && let Some(existing) = state.store.find_idempotent(key).await?
+    {
+        return Ok((state.store.get_request(&existing, &Scope::All).await?, false));
+    }
     let spec = Spec::from_json(&managed.spec)?;
     let owner_id = managed.owner_id.clone().ok_or_else(|| {
         ApiError::Conflict(
@@ -491,23 +517,15 @@ pub async fn renew_managed(
     policy.check(&spec.ask(&key)).map_err(ApiError::Policy)?;
     let checked =
         Checked { spec: spec.clone(), csr, key_type, require_approval: policy.require_approval };
-    let new = NewRequest {
-        id: uuid::Uuid::now_v7().to_string(),
-        kind: RequestKind::Renew,
-        state: if policy.require_approval {
-            RequestState::AwaitingApproval
-        } else {
-            RequestState::Approved
-        },
-        owner_id: Some(owner_id),
-        adapter_id: managed.adapter_id.clone(),
-        managed_certificate_id: Some(managed.id.clone()),
-        certificate_id: None,
-        spec: spec.to_json()?,
-        csr: None,
-        key_secret: None,
-        requested_by: ctx.actor.clone(),
-    };
+    let new = new_request(
+        RequestKind::Renew,
+        policy.require_approval,
+        Some(owner_id),
+        managed.adapter_id.clone(),
+        Some(managed.id.clone()),
+        &spec,
+        &ctx.actor,
+    )?;
     submit(state, ctx, new, &checked, idempotency).await
 }
 

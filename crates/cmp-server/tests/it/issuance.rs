@@ -376,6 +376,9 @@ async fn managed(app: &TestApp) {
         }
     }
     assert!(versions >= 3, "the scheduler renewed it ({versions} versions)");
+    let metrics = String::from_utf8(fetch(app, "/metrics").await).unwrap();
+    assert!(metrics.contains("cmp_issuance_duration_seconds_bucket"), "a histogram");
+    assert!(metrics.contains("cmp_renewals_total{outcome=\"issued\"}"), "renewals by outcome");
     let body = json!({"name": "edge-api", "owner": "edge", "dns_names": ["x.edge.example"]});
     assert_eq!(call(app, &admin, "POST", "/api/v1/managed-certificates", Some(body)).await.0, 409);
 }

@@ -9,6 +9,16 @@ use cmp_server::config::Config;
 use cmp_store::{AuditQuery, AuditStore, CertificateQuery, CertificateStore, SqlStore};
 use cmp_testkit::{DbKind, TestDb};
 
+/// A server on port 0 with its data in `data_dir` and its database `db`.
+fn test_config(db: &TestDb, data_dir: &std::path::Path) -> Config {
+    let mut config = Config::default();
+    config.listen = Some("127.0.0.1:0".parse().unwrap());
+    config.data_dir = data_dir.to_path_buf();
+    config.database.url = Some(db.url.clone());
+    config.database.max_connections = 4;
+    config
+}
+
 /// A running server with a fresh database.
 pub struct TestApp {
     pub kind: DbKind,
@@ -29,11 +39,7 @@ impl TestApp {
     pub async fn spawn_with(kind: DbKind, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let db = TestDb::new(kind).await;
         let data = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.listen = Some("127.0.0.1:0".parse().unwrap());
-        config.data_dir = data.path().to_path_buf();
-        config.database.url = Some(db.url.clone());
-        config.database.max_connections = 4;
+        let mut config = test_config(&db, data.path());
         adjust(&mut config);
         let server = cmp_server::start(config).await.expect("server starts");
         let base = format!("http://{}", server.addr);
@@ -59,11 +65,7 @@ impl TestApp {
     ) -> (TestApp, cmp_server::Server) {
         let db = TestDb::new(kind).await;
         let data = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.listen = Some("127.0.0.1:0".parse().unwrap());
-        config.data_dir = data.path().to_path_buf();
-        config.database.url = Some(db.url.clone());
-        config.database.max_connections = 4;
+        let mut config = test_config(&db, data.path());
         let mut adapter_config = config.clone();
         adapter_config.role = cmp_server::config::ServerRole::Adapter;
         let adapter = cmp_server::start(adapter_config).await.expect("adapter role starts");

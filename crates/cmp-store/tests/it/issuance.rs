@@ -34,6 +34,7 @@ fn request(adapter_id: &str, state: RequestState) -> NewRequest {
         csr: Some(vec![0x30, 0x00]),
         key_secret: None,
         requested_by: "token:dev".into(),
+        claim_until: None,
     }
 }
 
