@@ -74,6 +74,8 @@ pub enum RequestCommand {
     },
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum ManagedCommand {
     /// Manage a certificate: issued now, renewed by the scheduler.

@@ -110,8 +110,7 @@ pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
     let db = ScratchDb::create(super::BenchDatabase::Sqlite, "").await?;
     let store = Arc::new(SqlStore::connect(&db.url, 8).await?);
     let data = tempfile::tempdir()?;
-    let mut config = Config::default();
-    config.data_dir = data.path().to_path_buf();
+    let config = Config { data_dir: data.path().to_path_buf(), ..Config::default() };
     let secrets = crate::open_secrets(&config)?;
     let cas = Arc::new(BuiltinCas::new(
         store.clone(),
@@ -223,8 +222,8 @@ pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
     if bao > 0.0 {
         println!("CMP HTTP API / OpenBao pki/sign: {:.2}x (goal >= 5x)", api / bao);
     }
-    println!("CMP HTTP API / openssl raw signing: {:.0}% (goal >= 30%)", api / openssl * 100.0);
-    println!("in-process CA / openssl raw signing: {:.0}%", inproc / openssl * 100.0);
+    println!("CMP HTTP API / openssl raw signing: {:.1}% (goal >= 30%)", api / openssl * 100.0);
+    println!("in-process CA / openssl raw signing: {:.1}%", inproc / openssl * 100.0);
     drop(db);
     drop(api_db);
     Ok(())

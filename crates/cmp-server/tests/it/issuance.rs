@@ -409,3 +409,40 @@ async fn lifecycle_with_the_adapter_role_over_http() {
         adapter.shutdown().await.unwrap();
     }
 }
+
+/// The CA is down: the request says so and waits (nothing half-written); when the adapter role
+/// is back, the scheduler finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_waits_out_an_adapter_role_that_is_down() {
+    for kind in DbKind::ALL {
+        let (app, adapter) = TestApp::spawn_with_adapter_role(kind, fast_scheduler).await;
+        let admin = app.admin_token.clone();
+        call(&app, &admin, "POST", "/api/v1/owners", Some(json!({"name": "ops"}))).await;
+        let addr = adapter.addr;
+        adapter.shutdown().await.unwrap();
+        let before = app.counts().await;
+        let body = json!({"owner": "ops", "csr": csr_for(&["db.ops.example"])});
+        let (s, request) = call(&app, &admin, "POST", "/api/v1/requests", Some(body)).await;
+        assert_eq!((s, request["state"].as_str()), (201, Some("approved")), "{request}");
+        let error = request["last_error"].as_str().unwrap();
+        assert!(error.contains("CA unavailable"), "{error}");
+        assert!(request["next_attempt_at"].is_string() && request["certificate_id"].is_null());
+        assert_eq!(app.counts().await.0, before.0, "no certificate half-written on {kind:?}");
+
+        let adapter = app.start_adapter_role(addr).await;
+        let id = request["id"].as_str().unwrap();
+        let mut state = String::new();
+        for _ in 0..150 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let (_, r) = call(&app, &admin, "GET", &format!("/api/v1/requests/{id}"), None).await;
+            state = r["state"].as_str().unwrap().to_string();
+            if state == "issued" {
+                assert_eq!(r["attempts"], 2, "{r}");
+                break;
+            }
+        }
+        assert_eq!(state, "issued", "retried after the backoff on {kind:?}");
+        app.stop().await;
+        adapter.shutdown().await.unwrap();
+    }
+}

@@ -89,6 +89,14 @@ impl TestApp {
         (app, adapter)
     }
 
+    /// (Re)starts an adapter role on this app's database and data directory, at `addr`.
+    pub async fn start_adapter_role(&self, addr: std::net::SocketAddr) -> cmp_server::Server {
+        let mut config = test_config(&self._db, self._data.path());
+        config.role = cmp_server::config::ServerRole::Adapter;
+        config.listen = Some(addr);
+        cmp_server::start(config).await.expect("adapter role starts")
+    }
+
     pub fn client(&self, token: Option<&str>) -> Client {
         Client::new(&self.base, token.map(str::to_string)).unwrap()
     }
