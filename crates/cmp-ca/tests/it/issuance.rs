@@ -255,20 +255,3 @@ async fn debug_output_holds_no_key() {
     let adapter = format!("{:?}", ca.ca);
     assert!(adapter.contains("builtin") && !adapter.contains("pkcs8"), "{adapter}");
 }
-
-#[tokio::test]
-#[ignore = "a rough throughput figure; run with --release --ignored --nocapture"]
-async fn signing_throughput() {
-    for algorithm in [KeyAlgorithm::EcdsaP256, KeyAlgorithm::Rsa2048] {
-        let ca = TestCa::new(algorithm);
-        let requests: Vec<_> = (0..500)
-            .map(|i| sign_request(&format!("r{i}"), &LeafKey::P256.generate(), profile()))
-            .collect();
-        let started = std::time::Instant::now();
-        for request in &requests {
-            ca.ca.create_certificate(request).await.unwrap();
-        }
-        let rate = requests.len() as f64 / started.elapsed().as_secs_f64();
-        println!("{algorithm:?} CA, P-256 leaves: {rate:.0} certificates/s on one core");
-    }
-}
