@@ -1,6 +1,6 @@
 //! Issuance: requests, approvals, managed certificates, policies, revocation, adapters.
 
-use cmp_domain::{KeyInfo, Policy, RenewalDecision, RequestKind, RequestState};
+use cmp_domain::{Policy, RenewalDecision, RequestKind, RequestState};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -235,10 +235,4 @@ pub struct SignedChain {
 pub struct RevokeCall {
     pub serial: String,
     pub reason: String,
-}
-
-/// Key facts of a CSR, as the issuer read them (shown in request specs).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct CsrSummary {
-    pub key: KeyInfo,
 }

@@ -319,5 +319,9 @@ mod tests {
         );
         let config = DatabaseConfig { url: Some("postgres://u:pw@h/d".into()), max_connections: 1 };
         assert!(!format!("{config:?}").contains("pw"));
+        let mut config = Config::default();
+        config.issuer.adapter_token = "cmp_secret-service-token".into();
+        let printed = format!("{config:#?}");
+        assert!(!printed.contains("secret-service-token") && printed.contains("adapter_token"));
     }
 }

@@ -47,7 +47,7 @@ pub enum ApiError {
     Store(#[from] StoreError),
     /// A CA adapter refused or failed.
     #[error(transparent)]
-    Ca(cmp_ca::CaError),
+    Ca(#[from] cmp_ca::CaError),
     /// The secret store refused or failed.
     #[error(transparent)]
     Secret(#[from] cmp_secrets::SecretError),

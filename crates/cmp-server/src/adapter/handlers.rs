@@ -10,7 +10,7 @@ use cmp_api::{
     Adapter, AdapterCreate, AdapterHealth, AdapterPatch, Problem, RevokeCall, SignCall, SignedChain,
 };
 use cmp_ca::builtin::BuiltinConfig;
-use cmp_ca::{CaError, Profile, RevocationReason, SignRequest};
+use cmp_ca::{Profile, RevocationReason, SignRequest};
 use cmp_store::{AdapterRecord, AdapterUpdate};
 
 use super::{BUILTIN_KIND, parse_usage};
@@ -208,10 +208,4 @@ pub async fn revoke(
     let ca = state.builtin.get(&id).await?;
     cmp_ca::CaAdapter::revoke_certificate(ca.as_ref(), &body.serial, reason).await?;
     Ok(Json(serde_json::json!({"revoked": body.serial})))
-}
-
-impl From<CaError> for ApiError {
-    fn from(e: CaError) -> Self {
-        ApiError::Ca(e)
-    }
 }
