@@ -266,12 +266,17 @@ impl SqlStore {
             if let Some(existing) = find_idempotent(&mut tx, key).await? {
                 return Ok((request_in_tx(&mut tx, &existing).await?, false));
             }
-            // An expired key of the same name is forgotten, so that it can be used again.
-            sqlx::query("DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2")
-                .bind(&key.caller)
-                .bind(&key.key)
-                .execute(&mut *tx)
-                .await?;
+            // An expired key of the same name is forgotten, so that it can be used again. Only
+            // an expired one: a live key a concurrent retry just committed must make this
+            // INSERT conflict (and this retry return that request), not be deleted.
+            sqlx::query(
+                "DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2 AND created_at < $3",
+            )
+            .bind(&key.caller)
+            .bind(&key.key)
+            .bind(key.not_before)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "INSERT INTO idempotency_keys (caller, key, body_hash, resource_id, created_at) \
                  VALUES ($1, $2, $3, $4, $5)",
