@@ -28,6 +28,12 @@ pub struct IssuanceBench {
     /// The `bao` binary for the OpenBao reference (skipped, and said so, when absent).
     #[arg(long, default_value = "bao")]
     pub bao: String,
+    /// Databases the API is measured on.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+    pub databases: Vec<super::BenchDatabase>,
+    /// PostgreSQL server to create the benchmark database on.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub postgres_url: String,
 }
 
 /// One measurement: certificates per second and latency.
@@ -159,39 +165,43 @@ pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
         }
     }
 
-    // The whole workflow through the HTTP API of a cmpd process (SQLite, embedded defaults).
-    let api_db = ScratchDb::create(super::BenchDatabase::Sqlite, "").await?;
-    let server = ServerProcess::start(&api_db.url)?;
+    // The whole workflow through the HTTP API of a cmpd process, on each database.
     let http = reqwest::Client::new();
-    let owner = http
-        .post(format!("{}/api/v1/owners", server.base))
-        .bearer_auth(&server.token)
-        .json(&serde_json::json!({"name": "bench"}))
-        .send()
-        .await?;
-    anyhow::ensure!(owner.status().is_success(), "could not create the bench owner");
-    for &c in &opts.concurrency {
-        let (http, base, token) = (http.clone(), server.base.clone(), server.token.clone());
-        let body = serde_json::json!({"owner": "bench", "csr": csr_pem, "validity_days": 30});
-        runs.push(
-            measure("CMP HTTP API (request -> issued)", c, opts.seconds, move |_| {
-                let (http, base, token, body) =
-                    (http.clone(), base.clone(), token.clone(), body.clone());
-                async move {
-                    let r = http
-                        .post(format!("{base}/api/v1/requests"))
-                        .bearer_auth(token)
-                        .json(&body)
-                        .send()
-                        .await?;
-                    anyhow::ensure!(r.status() == 201, "request answered {}", r.status());
-                    Ok(())
-                }
-            })
-            .await?,
-        );
+    for database in &opts.databases {
+        let api_db = ScratchDb::create(*database, &opts.postgres_url).await?;
+        let server = ServerProcess::start(&api_db.url)?;
+        let owner = http
+            .post(format!("{}/api/v1/owners", server.base))
+            .bearer_auth(&server.token)
+            .json(&serde_json::json!({"name": "bench"}))
+            .send()
+            .await?;
+        anyhow::ensure!(owner.status().is_success(), "could not create the bench owner");
+        let what = format!("CMP HTTP API ({})", super::kind_of(&api_db.url));
+        for &c in &opts.concurrency {
+            let (http, base, token) = (http.clone(), server.base.clone(), server.token.clone());
+            let body = serde_json::json!({"owner": "bench", "csr": csr_pem, "validity_days": 30});
+            runs.push(
+                measure(&what, c, opts.seconds, move |_| {
+                    let (http, base, token, body) =
+                        (http.clone(), base.clone(), token.clone(), body.clone());
+                    async move {
+                        let r = http
+                            .post(format!("{base}/api/v1/requests"))
+                            .bearer_auth(token)
+                            .json(&body)
+                            .send()
+                            .await?;
+                        anyhow::ensure!(r.status() == 201, "request answered {}", r.status());
+                        Ok(())
+                    }
+                })
+                .await?,
+            );
+        }
+        server.stop()?;
+        api_db.drop_db(&opts.postgres_url).await?;
     }
-    server.stop()?;
 
     // OpenBao's pki/sign on this machine.
     match OpenBao::start(&opts.bao).await {
@@ -238,7 +248,6 @@ pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
     println!("CMP HTTP API / openssl raw signing: {:.1}% (goal >= 30%)", api / openssl * 100.0);
     println!("in-process CA / openssl raw signing: {:.1}%", inproc / openssl * 100.0);
     drop(db);
-    drop(api_db);
     Ok(())
 }
 
