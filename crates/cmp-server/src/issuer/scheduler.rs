@@ -117,7 +117,17 @@ async fn consider(state: &AppState, managed: &ManagedRecord, now: i64) {
     };
     let decision = decide(&input);
     let interval = i64::try_from(state.config.issuer.scheduler_interval_secs).unwrap_or(60);
-    let mut next_check = decision.next_check_at.max(now + 1);
+    // The decision is recorded before it is acted on, so that a new version is never seen
+    // without the decision that made it. After a renewal, look again soon: the new version
+    // (or the failure) changes the next decision.
+    let next_check = match decision.action {
+        RenewalAction::Renew => now + interval,
+        RenewalAction::Wait => decision.next_check_at.max(now + 1),
+    };
+    let value = serde_json::to_value(&decision).unwrap_or_default();
+    if let Err(e) = state.store.record_decision(&managed.id, &value, next_check).await {
+        tracing::warn!(managed = %managed.id, error = %e, "could not record the renewal decision");
+    }
     if decision.action == RenewalAction::Renew {
         // One request per (version, failure count): two schedulers make the same key.
         let key = IdempotencyKey {
@@ -146,11 +156,5 @@ async fn consider(state: &AppState, managed: &ManagedRecord, now: i64) {
         };
         tracing::info!(managed = %managed.id, outcome, reason = ?decision.reason, "{}", decision.message);
         metrics::counter!("cmp_renewals_total", "outcome" => outcome).increment(1);
-        // Look again soon: the new version (or the failure) changes the next decision.
-        next_check = now + interval;
-    }
-    let value = serde_json::to_value(&decision).unwrap_or_default();
-    if let Err(e) = state.store.record_decision(&managed.id, &value, next_check).await {
-        tracing::warn!(managed = %managed.id, error = %e, "could not record the renewal decision");
     }
 }
