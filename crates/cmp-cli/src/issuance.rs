@@ -39,27 +39,46 @@ impl SubjectArgs {
     }
 }
 
+/// Whose certificate, who makes its key, which CA signs it, and what it names.
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// Owner id or name.
+    #[arg(long)]
+    owner: String,
+    /// PKCS#10 CSR file (PEM): you keep the key.
+    #[arg(long, conflicts_with = "key_type")]
+    csr: Option<PathBuf>,
+    /// Have the server make the key: ecdsa_p256, ecdsa_p384, rsa2048, rsa3072, rsa4096, ed25519.
+    #[arg(long)]
+    key_type: Option<String>,
+    /// Adapter id or name (default: the builtin CA).
+    #[arg(long)]
+    adapter: Option<String>,
+    #[command(flatten)]
+    subject: SubjectArgs,
+}
+
+impl IssueArgs {
+    fn request(self) -> anyhow::Result<RequestCreate> {
+        Ok(RequestCreate {
+            owner: self.owner,
+            adapter: self.adapter,
+            csr: read_csr(self.csr)?,
+            key_type: self.key_type,
+            subject: self.subject.subject(),
+        })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum RequestCommand {
     /// Request a certificate for a CSR (you keep the key) or with a server-made key.
     Create {
-        /// Owner id or name.
-        #[arg(long)]
-        owner: String,
-        /// PKCS#10 CSR file (PEM).
-        #[arg(long, conflicts_with = "key_type")]
-        csr: Option<PathBuf>,
-        /// Have the server make the key: ecdsa_p256, ecdsa_p384, rsa2048, rsa3072, rsa4096, ed25519.
-        #[arg(long)]
-        key_type: Option<String>,
-        /// Adapter id or name (default: the builtin CA).
-        #[arg(long)]
-        adapter: Option<String>,
+        #[command(flatten)]
+        issue: IssueArgs,
         /// Makes a retry of this command return the same request.
         #[arg(long)]
         idempotency_key: Option<String>,
-        #[command(flatten)]
-        subject: SubjectArgs,
     },
     /// Requests, newest first.
     List {
@@ -81,19 +100,11 @@ pub enum ManagedCommand {
     /// Manage a certificate: issued now, renewed by the scheduler.
     Create {
         name: String,
-        #[arg(long)]
-        owner: String,
-        #[arg(long, conflicts_with = "key_type")]
-        csr: Option<PathBuf>,
-        #[arg(long)]
-        key_type: Option<String>,
-        #[arg(long)]
-        adapter: Option<String>,
+        #[command(flatten)]
+        issue: IssueArgs,
         /// 30d, 12h or 33% before expiry (default: at 2/3 of the lifetime).
         #[arg(long)]
         renew_before: Option<String>,
-        #[command(flatten)]
-        subject: SubjectArgs,
     },
     List,
     Show {
@@ -196,14 +207,8 @@ pub async fn request(
     cmd: RequestCommand,
 ) -> anyhow::Result<ExitCode> {
     match cmd {
-        RequestCommand::Create { owner, csr, key_type, adapter, idempotency_key, subject } => {
-            let body = RequestCreate {
-                owner,
-                adapter,
-                csr: read_csr(csr)?,
-                key_type,
-                subject: subject.subject(),
-            };
+        RequestCommand::Create { issue, idempotency_key } => {
+            let body = issue.request()?;
             show_request(out, &client.create_request(&body, idempotency_key.as_deref()).await?)
         }
         RequestCommand::List { state, limit } => {
@@ -259,14 +264,15 @@ pub async fn managed(
         ]
     };
     match cmd {
-        ManagedCommand::Create { name, owner, csr, key_type, adapter, renew_before, subject } => {
+        ManagedCommand::Create { name, issue, renew_before } => {
+            let r = issue.request()?;
             let body = ManagedCreate {
                 name,
-                owner,
-                adapter,
-                csr: read_csr(csr)?,
-                key_type,
-                subject: subject.subject(),
+                owner: r.owner,
+                adapter: r.adapter,
+                csr: r.csr,
+                key_type: r.key_type,
+                subject: r.subject,
                 renew_before,
             };
             let m = client.create_managed(&body).await?;

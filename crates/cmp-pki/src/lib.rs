@@ -29,7 +29,7 @@ pub use keygen::{
     GeneratedKey, KeySpec, KeygenError, MIN_PKCS12_PASSWORD_CHARS, PKCS12_ITERATIONS,
     export_pkcs12, generate_key, make_csr,
 };
-pub use parse::{ParseError, parse_certificate};
+pub use parse::{ParseError, parse_certificate, serial_hex};
 
 use sha2::{Digest, Sha256};
 

@@ -137,7 +137,7 @@ fn utc(time: OffsetDateTime) -> OffsetDateTime {
 ///
 /// OpenSSL refuses certificates whose serial has superfluous padding; for those (which
 /// x509-parser accepts) the content octets are printed as they are.
-pub(crate) fn serial_hex(content: &[u8]) -> String {
+pub fn serial_hex(content: &[u8]) -> String {
     let Some((&first, tail)) = content.split_first() else {
         return "00".to_owned();
     };

@@ -150,6 +150,25 @@ fn adapter_event(action: &str, id: &str, details: serde_json::Value) -> NewAudit
     }
 }
 
+impl SqlStore {
+    /// The ledger row of `ca_id` whose `column` (unique together with `ca_id`) is `value`.
+    async fn ledger_find(
+        &self,
+        column: &str,
+        ca_id: &str,
+        value: &str,
+    ) -> StoreResult<Option<LedgerRow>> {
+        sqlx::query(&format!("SELECT * FROM ca_ledger WHERE ca_id = $1 AND {column} = $2"))
+            .bind(ca_id)
+            .bind(value)
+            .fetch_optional(&self.read)
+            .await?
+            .as_ref()
+            .map(ledger_from_row)
+            .transpose()
+    }
+}
+
 #[async_trait]
 impl AdapterStore for SqlStore {
     async fn create_adapter(
@@ -264,14 +283,7 @@ impl AdapterStore for SqlStore {
     ) -> StoreResult<Option<LedgerRow>> {
         // A reader sees every committed row; a race with an uncommitted one is settled by
         // `ledger_record`'s conflict rule.
-        sqlx::query("SELECT * FROM ca_ledger WHERE ca_id = $1 AND request_id = $2")
-            .bind(ca_id)
-            .bind(request_id)
-            .fetch_optional(&self.read)
-            .await?
-            .as_ref()
-            .map(ledger_from_row)
-            .transpose()
+        self.ledger_find("request_id", ca_id, request_id).await
     }
 
     async fn ledger_find_by_serial(
@@ -279,14 +291,7 @@ impl AdapterStore for SqlStore {
         ca_id: &str,
         serial: &str,
     ) -> StoreResult<Option<LedgerRow>> {
-        sqlx::query("SELECT * FROM ca_ledger WHERE ca_id = $1 AND serial = $2")
-            .bind(ca_id)
-            .bind(serial)
-            .fetch_optional(&self.read)
-            .await?
-            .as_ref()
-            .map(ledger_from_row)
-            .transpose()
+        self.ledger_find("serial", ca_id, serial).await
     }
 
     async fn ledger_record(&self, row: &LedgerRow) -> StoreResult<LedgerRow> {

@@ -67,6 +67,8 @@ pub struct PolicyRecord {
 /// What the key of an issued certificate is, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateLinks {
+    /// The certificate's platform id (it may have been asked for by fingerprint).
+    pub id: String,
     pub owner_id: Option<String>,
     pub adapter_id: Option<String>,
     pub managed_certificate_id: Option<String>,
@@ -103,7 +105,11 @@ pub trait ManagedStore: Send + Sync {
         next_check_at: i64,
     ) -> StoreResult<()>;
     /// Every certificate issued for it, newest first.
-    async fn managed_versions(&self, id: &str) -> StoreResult<Vec<VersionRow>>;
+    /// Every certificate issued for each of `ids`, newest first, in one query.
+    async fn managed_versions(
+        &self,
+        ids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, Vec<VersionRow>>>;
     /// The issuance links of an inventory certificate, within the scope.
     async fn certificate_links(&self, id: &str, scope: &Scope) -> StoreResult<CertificateLinks>;
 
@@ -267,31 +273,36 @@ impl ManagedStore for SqlStore {
         Ok(())
     }
 
-    async fn managed_versions(&self, id: &str) -> StoreResult<Vec<VersionRow>> {
-        let rows = sqlx::query(
-            "SELECT id, serial_number, not_before, not_after, revoked_at, created_at \
-             FROM certificates WHERE managed_certificate_id = $1 ORDER BY not_after DESC, id DESC",
-        )
-        .bind(id)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(VersionRow {
-                    certificate_id: r.try_get("id")?,
-                    serial_number: r.try_get("serial_number")?,
-                    not_before: r.try_get("not_before")?,
-                    not_after: r.try_get("not_after")?,
-                    revoked_at: r.try_get("revoked_at")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+    async fn managed_versions(
+        &self,
+        ids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, Vec<VersionRow>>> {
+        let mut versions = std::collections::HashMap::<String, Vec<VersionRow>>::new();
+        if ids.is_empty() {
+            return Ok(versions);
+        }
+        let mut b = SqlBuilder::new(
+            "SELECT managed_certificate_id, id, serial_number, not_before, not_after, revoked_at, \
+             created_at FROM certificates WHERE managed_certificate_id IN ",
+        );
+        b.row(ids.iter().map(|id| Arg::Text(id.clone())));
+        b.push(" ORDER BY not_after DESC, id DESC");
+        for r in b.query().fetch_all(&self.read).await? {
+            versions.entry(r.try_get("managed_certificate_id")?).or_default().push(VersionRow {
+                certificate_id: r.try_get("id")?,
+                serial_number: r.try_get("serial_number")?,
+                not_before: r.try_get("not_before")?,
+                not_after: r.try_get("not_after")?,
+                revoked_at: r.try_get("revoked_at")?,
+                created_at: r.try_get("created_at")?,
+            });
+        }
+        Ok(versions)
     }
 
     async fn certificate_links(&self, id: &str, scope: &Scope) -> StoreResult<CertificateLinks> {
         let mut b = SqlBuilder::new(
-            "SELECT c.owner_id, c.adapter_id, c.managed_certificate_id, c.key_secret, \
+            "SELECT c.id, c.owner_id, c.adapter_id, c.managed_certificate_id, c.key_secret, \
              c.serial_number, c.revoked_at, c.revocation_reason FROM certificates c \
              WHERE (c.id = ",
         );
@@ -306,6 +317,7 @@ impl ManagedStore for SqlStore {
             .await?
             .ok_or_else(|| StoreError::not_found("certificate", id))?;
         Ok(CertificateLinks {
+            id: row.try_get("id")?,
             owner_id: row.try_get("owner_id")?,
             adapter_id: row.try_get("adapter_id")?,
             managed_certificate_id: row.try_get("managed_certificate_id")?,

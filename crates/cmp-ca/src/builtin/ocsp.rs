@@ -16,7 +16,6 @@ use x509_ocsp::{
 
 use super::issuing::IssuingCa;
 use super::ledger::CaLedger;
-use super::serial::serial_hex;
 use crate::{CaError, RevocationReason};
 
 /// nextUpdate - thisUpdate of every answer.
@@ -131,9 +130,8 @@ async fn status(
     {
         return Ok(CertStatus::unknown());
     }
-    let Some(serial) = serial_hex(cert_id.serial_number.as_bytes()) else {
-        return Ok(CertStatus::unknown());
-    };
+    // A negative or empty serial is never in the ledger: it comes back `unknown` below.
+    let serial = cmp_pki::serial_hex(cert_id.serial_number.as_bytes());
     let Some(entry) = ledger.find_by_serial(ca_id, &serial).await? else {
         return Ok(CertStatus::unknown());
     };

@@ -66,7 +66,6 @@ pub async fn key(
         id: format!("{id} (the requester holds it; the platform never saw it)"),
     })?;
     let format = params.format.unwrap_or_else(|| "pem".into());
-    let record = state.store.get_certificate(&id, &Scope::All).await?;
     let key = state.secrets.get(&secret).await?;
     let response = match format.as_str() {
         "pem" => {
@@ -79,14 +78,14 @@ pub async fn key(
                 .get("x-pkcs12-password")
                 .and_then(|v| v.to_str().ok())
                 .ok_or_else(|| ApiError::bad_field("X-Pkcs12-Password", "required for pkcs12"))?;
-            let mut chain = vec![state.store.get_certificate_der(&record.id, &Scope::All).await?];
+            let mut chain = vec![state.store.get_certificate_der(&links.id, &Scope::All).await?];
             if let Some(adapter) = &links.adapter_id
                 && let Ok(ca) = state.store.get_ca_certificates(adapter).await
             {
                 chain.push(ca.issuing_der);
                 chain.push(ca.root_der);
             }
-            let p12 = cmp_pki::keygen::export_pkcs12(key.expose(), &chain, password, &record.id)
+            let p12 = cmp_pki::keygen::export_pkcs12(key.expose(), &chain, password, &links.id)
                 .map_err(|e| ApiError::bad_field("X-Pkcs12-Password", e.to_string()))?;
             ([(header::CONTENT_TYPE, "application/x-pkcs12")], p12).into_response()
         }
@@ -95,8 +94,8 @@ pub async fn key(
     let event = NewAuditEvent {
         action: "certificate.key_downloaded".into(),
         entity_type: "certificate".into(),
-        entity_id: record.id.clone(),
-        details: json!({"format": format, "serial_number": record.serial_number}),
+        entity_id: links.id.clone(),
+        details: json!({"format": format, "serial_number": links.serial_number}),
     };
     state.store.append_audit(&audit_context(&state, &caller), &event).await?;
     Ok(response)

@@ -32,8 +32,14 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Managed>)> {
     let idem = idempotency(header, &body);
     let (managed, _) = service::create_managed(&state, &caller, &body, idem.as_ref()).await?;
-    let versions = state.store.managed_versions(&managed.id).await?;
-    Ok((StatusCode::CREATED, Json(views::managed(managed, versions))))
+    Ok((StatusCode::CREATED, Json(with_versions(&state, managed).await?)))
+}
+
+/// The view of one managed certificate with its versions.
+async fn with_versions(state: &AppState, managed: cmp_store::ManagedRecord) -> ApiResult<Managed> {
+    let mut versions = state.store.managed_versions(std::slice::from_ref(&managed.id)).await?;
+    let of_managed = versions.remove(&managed.id).unwrap_or_default();
+    Ok(views::managed(managed, of_managed))
 }
 
 /// Paging of managed certificates.
@@ -56,11 +62,16 @@ pub async fn list(
     let cursor = params.cursor.as_deref().map(|c| decode_tagged("m", c)).transpose()?;
     let page =
         state.store.list_managed(&caller.scope, page_limit(params.limit)?, cursor.as_ref()).await?;
-    let mut items = Vec::with_capacity(page.items.len());
-    for m in page.items {
-        let versions = state.store.managed_versions(&m.id).await?;
-        items.push(views::managed(m, versions));
-    }
+    let ids: Vec<String> = page.items.iter().map(|m| m.id.clone()).collect();
+    let mut versions = state.store.managed_versions(&ids).await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|m| {
+            let of_m = versions.remove(&m.id).unwrap_or_default();
+            views::managed(m, of_m)
+        })
+        .collect();
     Ok(Json(Page { items, next_cursor: page.next_cursor.as_ref().map(|c| encode_tagged("m", c)) }))
 }
 
@@ -75,8 +86,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Managed>> {
     let managed = state.store.get_managed(&id, &caller.scope).await?;
-    let versions = state.store.managed_versions(&managed.id).await?;
-    Ok(Json(views::managed(managed, versions)))
+    Ok(Json(with_versions(&state, managed).await?))
 }
 
 /// Renew now, whatever the schedule says.

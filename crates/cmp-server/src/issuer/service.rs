@@ -191,11 +191,6 @@ pub async fn create_request(
         check_issue(state, &owner_id, &body.subject, body.csr.as_deref(), body.key_type.as_deref())
             .await?;
     let key = idempotency.map(|i| i.for_caller(state, &caller.actor));
-    if let Some(key) = &key
-        && let Some(existing) = state.store.find_idempotent(key).await?
-    {
-        return Ok((state.store.get_request(&existing, &Scope::All).await?, false));
-    }
     let new = new_request(
         RequestKind::Issue,
         checked.require_approval,
@@ -219,6 +214,12 @@ async fn submit(
     match (&checked.csr, checked.key_type) {
         (Some(csr), _) => new.csr = Some(csr.der.clone()),
         (None, Some(key_type)) => {
+            // A retry must not make a key only to throw it away.
+            if let Some(key) = key
+                && let Some(existing) = state.store.find_idempotent(key).await?
+            {
+                return Ok((state.store.get_request(&existing, &Scope::All).await?, false));
+            }
             let secret = format!("keys/{}", new.id);
             new.csr = Some(server_key(state, &secret, key_type, &checked.spec).await?);
             new.key_secret = Some(secret);
@@ -388,7 +389,6 @@ pub async fn revoke(
         detail: "this certificate was not issued through CMP; revoke it at its CA".into(),
         errors: Vec::new(),
     })?;
-    let record = state.store.get_certificate(certificate_id, &caller.scope).await?;
     let spec = Spec {
         common_name: None,
         dns_names: Vec::new(),
@@ -409,7 +409,7 @@ pub async fn revoke(
         &spec,
         &caller.actor,
     )?;
-    new.certificate_id = Some(record.id);
+    new.certificate_id = Some(links.id);
     new.claim_until = Some(lease_end(state));
     let (created, _) =
         state.store.create_request(&audit_context(state, caller), &new, None).await?;
@@ -487,7 +487,8 @@ pub async fn renew_managed(
     managed: &ManagedRecord,
     idempotency: Option<&IdempotencyKey>,
 ) -> ApiResult<(RequestRecord, bool)> {
-    // A retry (or the scheduler's next tick) must not make a key only to throw it away.
+    // The scheduler's next tick finds the renewal it already asked for without redoing the
+    // policy check.
     if let Some(key) = idempotency
         && let Some(existing) = state.store.find_idempotent(key).await?
     {
