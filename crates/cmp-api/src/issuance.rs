@@ -88,6 +88,10 @@ pub struct RevokeBody {
     /// `privilege_withdrawn`, `aa_compromise`.
     #[serde(default = "unspecified")]
     pub reason: String,
+    /// Also delete the private key the server made for it (from the secret store, every
+    /// version), once the revocation is done. Off by default: keys are kept.
+    #[serde(default)]
+    pub purge_key: bool,
 }
 
 fn unspecified() -> String {
@@ -161,11 +165,15 @@ pub struct PolicyView {
 #[serde(deny_unknown_fields)]
 pub struct AdapterCreate {
     pub name: String,
-    /// `builtin` (Vault PKI and ACME come later).
+    /// `builtin` or `vault_pki`.
     pub kind: String,
-    /// Kind-specific settings; for `builtin`: `key_algorithm` (`ecdsa_p256`, `ecdsa_p384`,
-    /// `rsa2048`, `rsa3072`, `rsa4096`), `common_name`, `root_validity_days`,
-    /// `issuing_validity_days`.
+    /// Kind-specific settings.
+    /// - `builtin`: `key_algorithm` (`ecdsa_p256`, `ecdsa_p384`, `rsa2048`, `rsa3072`,
+    ///   `rsa4096`), `common_name`, `root_validity_days`, `issuing_validity_days`.
+    /// - `vault_pki`: `address`, `mount` (default `pki`), `role`, `namespace`, `ca_bundle`
+    ///   (PEM), and `auth`: `{"method": "token", "token": ...}` or
+    ///   `{"method": "approle", "role_id": ..., "secret_id": ..., "mount": "approle"}`. The
+    ///   token or secret id goes to the secret store and is never returned.
     #[serde(default)]
     pub config: serde_json::Value,
 }
@@ -176,6 +184,50 @@ pub struct AdapterCreate {
 pub struct AdapterPatch {
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// `vault_pki` only: new credentials, `{"token": ...}` or `{"secret_id": ...}`, checked
+    /// against Vault before they replace the stored ones.
+    #[serde(default)]
+    pub credentials: Option<serde_json::Value>,
+}
+
+/// `POST /api/v1/adapters/{id}/agent-tokens`: a Vault token for one agent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentTokenCreate {
+    /// The agent's name: 1-64 characters of a-z, 0-9 and '-'.
+    pub agent: String,
+    /// Lifetime before renewal, seconds (60 to 86400; default 3600). How long renewals may
+    /// extend it is the token role's `token_explicit_max_ttl`.
+    #[serde(default)]
+    pub ttl_secs: Option<i64>,
+}
+
+/// A Vault token that may sign with the adapter's role and read the agent's own KV path.
+/// Shown once; CMP keeps only its accessor.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentToken {
+    pub token: String,
+    /// Vault's handle on the token (to look it up or revoke it), not a secret.
+    pub accessor: String,
+    pub ttl_secs: i64,
+    pub renewable: bool,
+    /// The Vault policy the token carries.
+    pub policy: String,
+    pub vault_address: String,
+    /// `<mount>/sign/<role>`.
+    pub sign_path: String,
+    /// `<kv mount>/data/<prefix>/agents/<agent>/`: the subtree it may read.
+    pub kv_path: String,
+}
+
+impl std::fmt::Debug for AgentToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentToken")
+            .field("token", &"<redacted>")
+            .field("accessor", &self.accessor)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A configured CA. Credentials are never returned.
@@ -187,7 +239,7 @@ pub struct Adapter {
     pub config: serde_json::Value,
     pub enabled: bool,
     pub has_credentials: bool,
-    /// For the builtin CA: where its CRL, OCSP responder and CA certificate are published.
+    /// Where the CA publishes its CRL and answers OCSP (builtin: this server; Vault: its mount).
     pub crl_url: Option<String>,
     pub ocsp_url: Option<String>,
     #[serde(with = "time::serde::rfc3339")]

@@ -1,11 +1,15 @@
-//! The CA adapter contract (`CaAdapter`) and the builtin CA.
+//! The CA adapter contract (`CaAdapter`), the builtin CA and the Vault PKI adapter.
 //!
 //! The issuer role drives every CA through [`CaAdapter`]: sign a CSR under a profile, revoke a
 //! serial, report health and capabilities. The workflow around signing (policy, approval,
 //! inventory, audit) lives once, in the issuer role, never in an adapter.
 
 pub mod builtin;
+mod ledger;
 pub mod ocsp_client;
+pub mod vault_pki;
+
+pub use ledger::{CaLedger, LedgerEntry, MemoryLedger};
 
 use std::net::IpAddr;
 

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use cmp_api::{AdapterCreate, ManagedCreate, Request, RequestCreate, Subject};
+use cmp_api::{
+    AdapterCreate, AdapterPatch, AgentTokenCreate, ManagedCreate, Request, RequestCreate, Subject,
+};
 use cmp_ca::ocsp_client::{OcspAnswer, ocsp_request, read_ocsp_response};
 use cmp_client::Client;
 use cmp_domain::{KeyRule, KeyType, Policy};
@@ -137,17 +139,48 @@ pub enum PolicyCommand {
 #[derive(Debug, Subcommand)]
 pub enum AdapterCommand {
     List,
-    /// Create a builtin CA (config as JSON, e.g. '{"key_algorithm":"rsa3072"}').
+    /// Configure a CA: a new builtin CA, or a Vault PKI role (`--kind vault_pki`).
     Create {
         name: String,
+        /// `builtin` or `vault_pki`.
         #[arg(long, default_value = "builtin")]
         kind: String,
+        /// JSON, or `@file` (`@-` for stdin): keep Vault tokens out of the shell history.
+        /// builtin: '{"key_algorithm":"rsa3072"}'; vault_pki: '{"address":...,"role":...,
+        /// "auth":{"method":"token","token":...}}'.
         #[arg(long)]
         config: Option<String>,
     },
     Status {
         id: String,
     },
+    /// Replace a Vault adapter's credentials: JSON `{"token":...}` or `{"secret_id":...}`,
+    /// from `@file` or `@-` (stdin).
+    Credentials {
+        id: String,
+        #[arg(long)]
+        from: String,
+    },
+    /// A short-lived, renewable Vault token for an agent (vault_pki adapters), printed once.
+    AgentToken {
+        id: String,
+        #[arg(long)]
+        agent: String,
+        #[arg(long)]
+        ttl_secs: Option<i64>,
+    },
+}
+
+/// JSON given inline, or `@file`, or `@-` for stdin.
+fn json_argument(value: &str, what: &str) -> anyhow::Result<serde_json::Value> {
+    let text = match value.strip_prefix('@') {
+        Some("-") => std::io::read_to_string(std::io::stdin()).context("while reading stdin")?,
+        Some(file) => {
+            std::fs::read_to_string(file).with_context(|| format!("while reading {file}"))?
+        }
+        None => value.to_string(),
+    };
+    serde_json::from_str(&text).with_context(|| format!("{what} must be JSON"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,8 +344,9 @@ pub async fn revoke(
     out: &Output,
     id: &str,
     reason: &str,
+    purge_key: bool,
 ) -> anyhow::Result<ExitCode> {
-    show_request(out, &client.revoke(id, reason).await?)
+    show_request(out, &client.revoke(id, reason, purge_key).await?)
 }
 
 pub async fn download(
@@ -417,13 +451,32 @@ pub async fn adapter(
         }
         AdapterCommand::Create { name, kind, config } => {
             let config = match config {
-                Some(c) => serde_json::from_str(&c).context("--config must be JSON")?,
+                Some(c) => json_argument(&c, "--config")?,
                 None => serde_json::json!({}),
             };
             let a = client.create_adapter(&AdapterCreate { name, kind, config }).await?;
             out.value(
                 &a,
                 &[("id", a.id.clone()), ("name", a.name.clone()), ("kind", a.kind.clone())],
+            )?;
+        }
+        AdapterCommand::Credentials { id, from } => {
+            let credentials = Some(json_argument(&from, "--from")?);
+            let a = client.patch_adapter(&id, &AdapterPatch { enabled: None, credentials }).await?;
+            out.value(&a, &[("id", a.id.clone()), ("credentials", "replaced".into())])?;
+        }
+        AdapterCommand::AgentToken { id, agent, ttl_secs } => {
+            let t = client.agent_token(&id, &AgentTokenCreate { agent, ttl_secs }).await?;
+            out.value(
+                &t,
+                &[
+                    ("token", t.token.clone()),
+                    ("accessor", t.accessor.clone()),
+                    ("ttl", format!("{} s (renewable: {})", t.ttl_secs, t.renewable)),
+                    ("vault", t.vault_address.clone()),
+                    ("sign with", t.sign_path.clone()),
+                    ("read", t.kv_path.clone()),
+                ],
             )?;
         }
         AdapterCommand::Status { id } => {

@@ -81,6 +81,9 @@ enum Command {
         /// RFC 5280 reason: unspecified, key_compromise, superseded, cessation_of_operation, ...
         #[arg(long, default_value = "unspecified")]
         reason: String,
+        /// Also delete the private key the server made for it, once revoked.
+        #[arg(long)]
+        purge_key: bool,
     },
     /// Download a server-made private key (admins and the owning team; audited).
     Download {
@@ -306,7 +309,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Managed(cmd) => issuance::managed(&client, &out, cmd).await,
         Command::Renew { id } => issuance::renew(&client, &out, &id).await,
-        Command::Revoke { id, reason } => issuance::revoke(&client, &out, &id, &reason).await,
+        Command::Revoke { id, reason, purge_key } => {
+            issuance::revoke(&client, &out, &id, &reason, purge_key).await
+        }
         Command::Download { id, pkcs12_password, out: file } => {
             issuance::download(&client, &out, &id, pkcs12_password, file).await
         }

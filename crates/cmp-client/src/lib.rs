@@ -295,8 +295,14 @@ impl Client {
         Self::read(self.request(Method::POST, &path).send().await?).await
     }
 
-    pub async fn revoke(&self, id: &str, reason: &str) -> ClientResult<cmp_api::Request> {
-        let body = cmp_api::RevokeBody { reason: reason.to_string() };
+    /// Revokes; with `purge_key`, also deletes the server-made private key once revoked.
+    pub async fn revoke(
+        &self,
+        id: &str,
+        reason: &str,
+        purge_key: bool,
+    ) -> ClientResult<cmp_api::Request> {
+        let body = cmp_api::RevokeBody { reason: reason.to_string(), purge_key };
         self.send_json(Method::POST, &format!("/api/v1/certificates/{id}/revoke"), &body).await
     }
 
@@ -341,6 +347,23 @@ impl Client {
         body: &cmp_api::AdapterCreate,
     ) -> ClientResult<cmp_api::Adapter> {
         self.send_json(Method::POST, "/api/v1/adapters", body).await
+    }
+
+    pub async fn patch_adapter(
+        &self,
+        id: &str,
+        body: &cmp_api::AdapterPatch,
+    ) -> ClientResult<cmp_api::Adapter> {
+        self.send_json(Method::PATCH, &format!("/api/v1/adapters/{id}"), body).await
+    }
+
+    /// A Vault token for an agent, from a vault_pki adapter.
+    pub async fn agent_token(
+        &self,
+        id: &str,
+        body: &cmp_api::AgentTokenCreate,
+    ) -> ClientResult<cmp_api::AgentToken> {
+        self.send_json(Method::POST, &format!("/api/v1/adapters/{id}/agent-tokens"), body).await
     }
 
     pub async fn adapter_status(&self, id: &str) -> ClientResult<cmp_api::AdapterHealth> {

@@ -233,7 +233,7 @@ async fn inventory_on(opts: &InventoryBench, url: &str, bundle: &str) -> anyhow:
         database: crate::config::DatabaseConfig { url: Some(url.to_string()), max_connections: 8 },
         ..Config::default()
     };
-    let state = bench_state(config, store.clone())?;
+    let state = bench_state(config, store.clone()).await?;
     let admin = Caller { actor: "bench".into(), role: Role::Admin, scope: Scope::All };
     let started = Instant::now();
     let input = crate::inventory::service::ImportInput {
@@ -320,8 +320,8 @@ fn kind_of(url: &str) -> &'static str {
     if url.starts_with("sqlite") { "sqlite" } else { "postgres" }
 }
 
-fn bench_state(config: Config, store: Arc<SqlStore>) -> anyhow::Result<AppState> {
-    let secrets = crate::open_secrets(&config)?;
+async fn bench_state(config: Config, store: Arc<SqlStore>) -> anyhow::Result<AppState> {
+    let secrets = crate::open_secrets(&config).await?;
     AppState::assemble(Arc::new(config), store, Arc::new(SystemClock), secrets)
 }
 

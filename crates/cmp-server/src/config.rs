@@ -71,7 +71,63 @@ pub struct Config {
     pub inventory: InventoryConfig,
     pub issuer: IssuerConfig,
     pub ca: CaConfig,
+    pub secrets: SecretsConfig,
+    pub vault: VaultConfig,
     pub log: LogConfig,
+}
+
+/// Where private keys and credentials are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// `local` (AES-256-GCM files under the data dir) or `vault` (KV v2 of `[vault]`).
+    pub backend: SecretsBackend,
+}
+
+/// A secret store implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretsBackend {
+    Local,
+    Vault,
+}
+
+/// The Vault (or OpenBao) CMP keeps its secrets in, when `secrets.backend = "vault"`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// `https://vault:8200`.
+    pub address: String,
+    /// A token for CMP (renewed while renewable); or use AppRole below.
+    pub token: String,
+    /// AppRole login: mount (default `approle`), role id and secret id.
+    pub approle_mount: String,
+    pub role_id: String,
+    pub secret_id: String,
+    /// Namespace (Vault Enterprise, OpenBao), sent as `X-Vault-Namespace`.
+    pub namespace: String,
+    /// PEM file of the CAs to trust for Vault's TLS; empty: the system roots.
+    pub ca_bundle_file: Option<PathBuf>,
+    /// KV v2 mount and the path under it that holds CMP's secrets.
+    pub kv_mount: String,
+    pub kv_prefix: String,
+}
+
+impl std::fmt::Debug for VaultConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &str| if v.is_empty() { "" } else { "***" };
+        f.debug_struct("VaultConfig")
+            .field("address", &self.address)
+            .field("token", &hidden(&self.token))
+            .field("approle_mount", &self.approle_mount)
+            .field("role_id", &self.role_id)
+            .field("secret_id", &hidden(&self.secret_id))
+            .field("namespace", &self.namespace)
+            .field("ca_bundle_file", &self.ca_bundle_file)
+            .field("kv_mount", &self.kv_mount)
+            .field("kv_prefix", &self.kv_prefix)
+            .finish()
+    }
 }
 
 /// Issuance workflow and renewal scheduler.
@@ -218,6 +274,18 @@ impl Default for Config {
                 common_name: "CMP Builtin".into(),
                 public_url: "http://127.0.0.1:3000".into(),
             },
+            secrets: SecretsConfig { backend: SecretsBackend::Local },
+            vault: VaultConfig {
+                address: String::new(),
+                token: String::new(),
+                approle_mount: "approle".into(),
+                role_id: String::new(),
+                secret_id: String::new(),
+                namespace: String::new(),
+                ca_bundle_file: None,
+                kv_mount: "secret".into(),
+                kv_prefix: "cmp".into(),
+            },
             log: LogConfig { format: LogFormat::Auto, level: "info".into() },
         }
     }
@@ -281,6 +349,15 @@ impl Config {
         if !self.issuer.adapter_url.is_empty() && self.issuer.adapter_token.is_empty() {
             return Err("issuer.adapter_url needs issuer.adapter_token".into());
         }
+        if self.secrets.backend == SecretsBackend::Vault {
+            let vault = &self.vault;
+            let approle = !vault.role_id.is_empty() && !vault.secret_id.is_empty();
+            if vault.address.is_empty() || (vault.token.is_empty() && !approle) {
+                return Err("secrets.backend = \"vault\" needs vault.address and either \
+                            vault.token or vault.role_id and vault.secret_id"
+                    .into());
+            }
+        }
         cmp_store::Dialect::from_url(&self.database_url()).map_err(|e| e.to_string())?;
         Ok(())
     }
@@ -321,7 +398,10 @@ mod tests {
         assert!(!format!("{config:?}").contains("pw"));
         let mut config = Config::default();
         config.issuer.adapter_token = "cmp_secret-service-token".into();
+        config.vault.token = "s.vault-root-token".into();
+        config.vault.secret_id = "approle-secret-id".into();
         let printed = format!("{config:#?}");
         assert!(!printed.contains("secret-service-token") && printed.contains("adapter_token"));
+        assert!(!printed.contains("vault-root-token") && !printed.contains("approle-secret-id"));
     }
 }

@@ -22,7 +22,7 @@ use anyhow::Context;
 use cmp_domain::{Clock, Role};
 use cmp_store::{AuditContext, NewApiToken, SqlStore, Store};
 
-use crate::config::{Config, ServerRole};
+use crate::config::{Config, SecretsBackend, ServerRole, VaultConfig};
 use crate::state::SystemClock;
 
 /// Name of the file in the data directory that holds the bootstrap admin token.
@@ -37,12 +37,28 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<SqlStore>> {
     Ok(Arc::new(store))
 }
 
-/// On the first start (no token exists), creates an admin token, writes it to a 0600 file in
-/// the data directory and returns it so that it can be shown once.
+/// Name of the secret that holds the bootstrap admin token when secrets live in Vault.
+pub const ADMIN_TOKEN_SECRET: &str = "bootstrap/admin-token";
+
+/// Where the bootstrap admin token is kept: a 0600 file in the data directory, or (with
+/// `secrets.backend = "vault"`) the secret store, so that nothing secret touches the disk.
+pub fn admin_token_location(config: &Config) -> String {
+    match config.secrets.backend {
+        SecretsBackend::Local => config.data_dir.join(ADMIN_TOKEN_FILE).display().to_string(),
+        SecretsBackend::Vault => format!(
+            "Vault KV {}/data/{}/{ADMIN_TOKEN_SECRET}",
+            config.vault.kv_mount, config.vault.kv_prefix
+        ),
+    }
+}
+
+/// On the first start (no token exists), creates an admin token, keeps it where
+/// [`admin_token_location`] says, and returns it so that it can be shown once.
 pub async fn bootstrap_admin_token(
     store: &dyn Store,
     clock: &dyn Clock,
-    data_dir: &Path,
+    config: &Config,
+    secrets: &dyn cmp_secrets::SecretStore,
 ) -> anyhow::Result<Option<String>> {
     if store.count_tokens().await? > 0 {
         return Ok(None);
@@ -60,8 +76,19 @@ pub async fn bootstrap_admin_token(
         owner_ids: Vec::new(),
         expires_at: None,
     };
-    // The file first: a token in the database that nobody can read would lock everyone out.
-    write_secret_file(&data_dir.join(ADMIN_TOKEN_FILE), &secret)?;
+    // Kept first: a token in the database that nobody can read would lock everyone out.
+    match config.secrets.backend {
+        SecretsBackend::Local => {
+            write_secret_file(&config.data_dir.join(ADMIN_TOKEN_FILE), &secret)?;
+        }
+        SecretsBackend::Vault => {
+            let value = cmp_secrets::SecretBytes::new(secret.as_bytes().to_vec());
+            secrets
+                .put(ADMIN_TOKEN_SECRET, &value)
+                .await
+                .context("while keeping the bootstrap admin token in Vault")?;
+        }
+    }
     store.create_token(&ctx, &token).await?;
     Ok(Some(secret))
 }
@@ -89,12 +116,48 @@ fn write_secret_file(path: &Path, content: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The local secret store under the data directory.
-pub fn open_secrets(config: &Config) -> anyhow::Result<Arc<dyn cmp_secrets::SecretStore>> {
-    let dir = config.data_dir.join("secrets");
-    let store = cmp_secrets::LocalSecretStore::open(&dir)
-        .with_context(|| format!("while opening the secret store in {}", dir.display()))?;
-    Ok(Arc::new(store))
+/// The configured secret store: local files under the data directory, or Vault KV v2
+/// (checked now, so that a wrong address or token stops the start with a clear message).
+pub async fn open_secrets(config: &Config) -> anyhow::Result<Arc<dyn cmp_secrets::SecretStore>> {
+    match config.secrets.backend {
+        SecretsBackend::Local => {
+            let dir = config.data_dir.join("secrets");
+            let store = cmp_secrets::LocalSecretStore::open(&dir)
+                .with_context(|| format!("while opening the secret store in {}", dir.display()))?;
+            Ok(Arc::new(store))
+        }
+        SecretsBackend::Vault => {
+            let vault = &config.vault;
+            let client = Arc::new(vault_client(vault)?);
+            client.spawn_renewal();
+            let store = cmp_vault::VaultKvStore::new(client, &vault.kv_mount, &vault.kv_prefix)?;
+            cmp_secrets::SecretStore::check(&store)
+                .await
+                .with_context(|| format!("while opening the secret store at {}", vault.address))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// A client of the Vault in `[vault]`.
+pub fn vault_client(vault: &VaultConfig) -> anyhow::Result<cmp_vault::VaultClient> {
+    let mut settings = cmp_vault::VaultSettings::new(&vault.address);
+    settings.namespace = Some(vault.namespace.clone()).filter(|n| !n.is_empty());
+    if let Some(file) = &vault.ca_bundle_file {
+        let pem = std::fs::read_to_string(file)
+            .with_context(|| format!("while reading vault.ca_bundle_file {}", file.display()))?;
+        settings.ca_bundle_pem = Some(pem);
+    }
+    let credentials = if vault.token.is_empty() {
+        cmp_vault::Credentials::AppRole {
+            mount: vault.approle_mount.clone(),
+            role_id: vault.role_id.clone(),
+            secret_id: cmp_vault::Secret::new(vault.secret_id.clone()),
+        }
+    } else {
+        cmp_vault::Credentials::Token(cmp_vault::Secret::new(vault.token.clone()))
+    };
+    Ok(cmp_vault::VaultClient::new(&settings, credentials)?)
 }
 
 /// A running server.
@@ -120,13 +183,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .with_context(|| format!("while creating data dir {}", config.data_dir.display()))?;
     let store = open_store(&config).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let secrets = open_secrets(&config).await?;
     let admin_token =
-        bootstrap_admin_token(store.as_ref(), clock.as_ref(), &config.data_dir).await?;
+        bootstrap_admin_token(store.as_ref(), clock.as_ref(), &config, secrets.as_ref()).await?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr())
         .await
         .with_context(|| format!("while binding {}", config.listen_addr()))?;
     let addr = listener.local_addr()?;
-    let secrets = open_secrets(&config)?;
     let role = config.role;
     let state = state::AppState::assemble(Arc::new(config), store.clone(), clock, secrets)?;
     if role.serves(ServerRole::Adapter) {

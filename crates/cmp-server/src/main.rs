@@ -104,21 +104,24 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     cmp_server::telemetry::init(&config.log);
     let role = config.role;
-    let data_dir = config.data_dir.clone();
+    let token_location = cmp_server::admin_token_location(&config);
+    let token_file = (config.secrets.backend == cmp_server::config::SecretsBackend::Local)
+        .then(|| config.data_dir.join(cmp_server::ADMIN_TOKEN_FILE));
     let server = cmp_server::start(config).await?;
     tracing::info!(role = role.as_str(), addr = %server.addr, "cmpd listening");
     let port = server.addr.port();
-    let token_file = data_dir.join(cmp_server::ADMIN_TOKEN_FILE);
     let mut banner = format!(
         "CMP ({} role) is listening on http://localhost:{port}\n  API docs: http://localhost:{port}/api/v1/openapi.json\n",
         role.as_str()
     );
     if let Some(token) = &server.admin_token {
         // Shown once, on stdout only (never in the logs).
+        let try_it = match &token_file {
+            Some(file) => format!("cmpctl --token-file {}", file.display()),
+            None => "CMP_TOKEN=<the token> cmpctl".into(),
+        };
         banner.push_str(&format!(
-            "  First start: admin API token (also saved to {}):\n\n    {token}\n\n  Try: cmpctl --server http://localhost:{port} --token-file {} cert list\n",
-            token_file.display(),
-            token_file.display()
+            "  First start: admin API token (also saved to {token_location}):\n\n    {token}\n\n  Try: {try_it} --server http://localhost:{port} cert list\n",
         ));
     }
     // Not println!: a closed stdout (a daemon, a pipe read once) must not stop the server.

@@ -6,7 +6,7 @@ use cmp_domain::Clock;
 use cmp_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::adapter::{AdapterDirectory, BuiltinCas, RemoteAdapters};
+use crate::adapter::{AdapterDirectory, BuiltinCas, LocalAdapters, RemoteAdapters, VaultPkis};
 use crate::auth::RoutePolicies;
 use crate::config::Config;
 use crate::issuer::scheduler::{InProcessLock, RenewalLock};
@@ -27,6 +27,8 @@ pub struct AppState {
     pub secrets: Arc<dyn cmp_secrets::SecretStore>,
     /// The builtin CAs this process serves (adapter role).
     pub builtin: Arc<BuiltinCas>,
+    /// Every adapter this process serves (adapter role), builtin and Vault PKI.
+    pub local_adapters: Arc<LocalAdapters>,
     /// Where the issuer reaches adapters: in-process, or the adapter role over HTTP.
     pub adapters: Arc<dyn AdapterDirectory>,
     /// One scheduler per managed certificate at a time.
@@ -48,8 +50,10 @@ impl AppState {
             clock.clone(),
             config.ca.public_url.clone(),
         ));
+        let vault = Arc::new(VaultPkis::new(store.clone(), secrets.clone(), clock.clone()));
+        let local_adapters = Arc::new(LocalAdapters::new(store.clone(), builtin.clone(), vault));
         let adapters: Arc<dyn AdapterDirectory> = if config.issuer.adapter_url.is_empty() {
-            builtin.clone()
+            local_adapters.clone()
         } else {
             Arc::new(RemoteAdapters::new(&config.issuer.adapter_url, &config.issuer.adapter_token)?)
         };
@@ -63,6 +67,7 @@ impl AppState {
             gauges_counted_at: Arc::default(),
             secrets,
             builtin,
+            local_adapters,
             adapters,
             renewal_lock: Arc::new(InProcessLock::default()),
         })

@@ -112,6 +112,9 @@ pub trait ManagedStore: Send + Sync {
     ) -> StoreResult<std::collections::HashMap<String, Vec<VersionRow>>>;
     /// The issuance links of an inventory certificate, within the scope.
     async fn certificate_links(&self, id: &str, scope: &Scope) -> StoreResult<CertificateLinks>;
+    /// Forgets the secret name of a certificate's server-made key (the caller deleted the
+    /// secret), audited as `certificate.key_purged`. Not found when no key is kept.
+    async fn purge_key(&self, ctx: &AuditContext, certificate_id: &str) -> StoreResult<()>;
 
     async fn put_policy(
         &self,
@@ -326,6 +329,23 @@ impl ManagedStore for SqlStore {
             revoked_at: row.try_get("revoked_at")?,
             revocation_reason: row.try_get("revocation_reason")?,
         })
+    }
+
+    async fn purge_key(&self, ctx: &AuditContext, certificate_id: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let purged = sqlx::query(
+            "UPDATE certificates SET key_secret = NULL WHERE id = $1 AND key_secret IS NOT NULL",
+        )
+        .bind(certificate_id)
+        .execute(&mut *tx)
+        .await?;
+        if purged.rows_affected() == 0 {
+            return Err(StoreError::not_found("private key of certificate", certificate_id));
+        }
+        let purged = event("certificate.key_purged", "certificate", certificate_id, json!({}));
+        audit::append(&mut tx, ctx, &purged).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn put_policy(

@@ -1,6 +1,8 @@
-//! Test support: a fresh database per test run, on SQLite or on the local PostgreSQL server.
+//! Test support: a fresh database per test run, on SQLite or on the local PostgreSQL server;
+//! a real OpenBao server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
 
+pub mod openbao;
 pub mod openssl;
 
 use std::path::PathBuf;

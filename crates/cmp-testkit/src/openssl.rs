@@ -75,3 +75,17 @@ pub fn mozilla_roots() -> Vec<std::path::PathBuf> {
     assert!(paths.len() >= 100, "expected the Mozilla store, found {} files", paths.len());
     paths
 }
+
+/// A P-256 CSR for `common_name` made by the openssl CLI (an independent CSR writer), PEM.
+pub fn csr_pem(common_name: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new("openssl")
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+        .arg("-keyout")
+        .arg(dir.path().join("key.pem"))
+        .args(["-subj", &format!("/CN={common_name}")])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "openssl req: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}

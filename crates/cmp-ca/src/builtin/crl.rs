@@ -12,9 +12,9 @@ use rcgen::{CertificateRevocationListParams, RevokedCertParams, SerialNumber};
 use time::{Duration, OffsetDateTime};
 
 use super::issuing::IssuingCa;
-use super::ledger::LedgerEntry;
 use super::material::internal;
 use super::serial::serial_bytes;
+use crate::ledger::LedgerEntry;
 use crate::{CaError, RevocationReason};
 
 /// nextUpdate - thisUpdate.

@@ -13,7 +13,6 @@ mod config;
 mod crl;
 mod issuing;
 mod leaf;
-pub mod ledger;
 mod material;
 mod ocsp;
 mod serial;
@@ -28,13 +27,12 @@ use time::{Duration, OffsetDateTime};
 
 pub use config::{BuiltinConfig, KeyAlgorithm};
 pub use crl::{CRL_LIFETIME, CRL_REFRESH};
-pub use ledger::{CaLedger, LedgerEntry, MemoryLedger};
 pub use material::{CaMaterial, create_material};
 pub use ocsp::OCSP_VALIDITY;
 
 use crate::{
-    AdapterStatus, CaAdapter, CaError, Capabilities, IssuedCertificate, RevocationReason,
-    SignRequest,
+    AdapterStatus, CaAdapter, CaError, CaLedger, Capabilities, IssuedCertificate, LedgerEntry,
+    RevocationReason, SignRequest,
 };
 use crl::CrlCache;
 use issuing::IssuingCa;

@@ -15,7 +15,7 @@ use x509_ocsp::{
 };
 
 use super::issuing::IssuingCa;
-use super::ledger::CaLedger;
+use crate::ledger::CaLedger;
 use crate::{CaError, RevocationReason};
 
 /// nextUpdate - thisUpdate of every answer.

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cmp_ca::builtin::{BuiltinCa, CaLedger, KeyAlgorithm, LedgerEntry, MemoryLedger};
+use cmp_ca::builtin::{BuiltinCa, KeyAlgorithm};
 use cmp_ca::{CaAdapter, CaError, RevocationReason};
+use cmp_ca::{CaLedger, LedgerEntry, MemoryLedger};
 use der::Decode;
 use x509_ocsp::{OcspResponse, OcspResponseStatus};
 

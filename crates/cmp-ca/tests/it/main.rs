@@ -1,4 +1,5 @@
-//! The builtin CA against independent verifiers: openssl and rustls-webpki.
+//! The builtin CA against independent verifiers (openssl and rustls-webpki), and the Vault
+//! PKI adapter against a real OpenBao.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod issuance;
@@ -7,3 +8,4 @@ mod ocsp;
 mod refusals;
 mod revocation;
 mod support;
+mod vault_pki;

@@ -1,7 +1,8 @@
 //! What the CA refuses, and that it says why: lifetimes beyond its own or not positive, bad
 //! CSR signatures, keys it does not sign, profiles that name nothing.
 
-use cmp_ca::builtin::{BuiltinCa, KeyAlgorithm, MemoryLedger};
+use cmp_ca::MemoryLedger;
+use cmp_ca::builtin::{BuiltinCa, KeyAlgorithm};
 use cmp_ca::{CaAdapter, CaError, SignRequest};
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ async fn refusal(ca: &TestCa, request: SignRequest) -> CaError {
     let error = ca.ca.create_certificate(&request).await.unwrap_err();
     // Nothing refused is recorded.
     let recorded =
-        cmp_ca::builtin::CaLedger::find_by_request(ca.ledger.as_ref(), "ca-1", &request.request_id)
+        cmp_ca::CaLedger::find_by_request(ca.ledger.as_ref(), "ca-1", &request.request_id)
             .await
             .unwrap();
     assert_eq!(recorded, None, "{error}");

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cmp_ca::builtin::{BuiltinCa, BuiltinConfig, CaLedger, CaMaterial, KeyAlgorithm, LedgerEntry};
-use cmp_ca::{CaAdapter, CaError, RevocationReason};
+use cmp_ca::builtin::{BuiltinCa, BuiltinConfig, CaMaterial, KeyAlgorithm};
+use cmp_ca::{CaError, RevocationReason};
+use cmp_ca::{CaLedger, LedgerEntry};
 use cmp_domain::Clock;
 use cmp_secrets::{SecretBytes, SecretStore};
 use cmp_store::{
@@ -103,10 +104,15 @@ impl BuiltinCas {
         }
     }
 
+    /// A builtin CA this process has loaded, by adapter id or name.
+    pub async fn cached(&self, id_or_name: &str) -> Option<Arc<BuiltinCa>> {
+        self.loaded.read().await.get(id_or_name).cloned()
+    }
+
     /// A loaded builtin CA by adapter id or name.
     pub async fn get(&self, id_or_name: &str) -> Result<Arc<BuiltinCa>, CaError> {
-        if let Some(ca) = self.loaded.read().await.get(id_or_name) {
-            return Ok(ca.clone());
+        if let Some(ca) = self.cached(id_or_name).await {
+            return Ok(ca);
         }
         let record = self.store.get_adapter(id_or_name).await.map_err(|e| match e {
             StoreError::NotFound { .. } => CaError::Refused(format!("no adapter {id_or_name}")),
@@ -125,7 +131,7 @@ impl BuiltinCas {
             root_key_pkcs8: root_key.expose().to_vec().into(),
             issuing_key_pkcs8: issuing_key.expose().to_vec().into(),
         };
-        let ledger = Arc::new(SqlLedger { store: self.store.clone() });
+        let ledger = Arc::new(SqlLedger::new(self.store.clone()));
         let ca = Arc::new(BuiltinCa::new(
             record.id.clone(),
             record.name.clone(),
@@ -171,9 +177,15 @@ pub async fn ensure_default_ca(
         .map_err(|e| anyhow::anyhow!("while creating the builtin CA: {e}"))
 }
 
-/// The builtin CA's ledger, in the database.
-struct SqlLedger {
+/// An adapter's ledger, in the database (`ca_ledger`).
+pub(super) struct SqlLedger {
     store: Arc<dyn Store>,
+}
+
+impl SqlLedger {
+    pub(super) fn new(store: Arc<dyn Store>) -> SqlLedger {
+        SqlLedger { store }
+    }
 }
 
 fn entry_of(row: LedgerRow) -> LedgerEntry {
@@ -244,19 +256,5 @@ impl CaLedger for SqlLedger {
     async fn revoked(&self, ca_id: &str, now: i64) -> Result<Vec<LedgerEntry>, CaError> {
         let rows = self.store.ledger_revoked(ca_id, now).await.map_err(unavailable)?;
         Ok(rows.into_iter().map(entry_of).collect())
-    }
-}
-
-/// Where the issuer finds the adapter of a request.
-#[async_trait]
-pub trait AdapterDirectory: Send + Sync {
-    async fn adapter(&self, adapter_id: &str) -> Result<Arc<dyn CaAdapter>, CaError>;
-}
-
-/// In-process: the builtin CAs of this process.
-#[async_trait]
-impl AdapterDirectory for BuiltinCas {
-    async fn adapter(&self, adapter_id: &str) -> Result<Arc<dyn CaAdapter>, CaError> {
-        Ok(self.get(adapter_id).await?)
     }
 }

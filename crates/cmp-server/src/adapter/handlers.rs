@@ -7,13 +7,14 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use cmp_api::{
-    Adapter, AdapterCreate, AdapterHealth, AdapterPatch, Problem, RevokeCall, SignCall, SignedChain,
+    Adapter, AdapterCreate, AdapterHealth, AdapterPatch, AgentToken, AgentTokenCreate, Problem,
+    RevokeCall, SignCall, SignedChain,
 };
 use cmp_ca::builtin::BuiltinConfig;
 use cmp_ca::{Profile, RevocationReason, SignRequest};
 use cmp_store::{AdapterRecord, AdapterUpdate};
 
-use super::{BUILTIN_KIND, parse_usage};
+use super::{AdapterDirectory, BUILTIN_KIND, parse_usage};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
@@ -21,10 +22,16 @@ use crate::inventory::{service, views};
 use crate::state::AppState;
 
 fn view(state: &AppState, r: AdapterRecord) -> Adapter {
-    let builtin = r.kind == BUILTIN_KIND;
+    let published = |what: &str| match r.kind.as_str() {
+        BUILTIN_KIND => Some(state.builtin.url(&r.name, what)),
+        cmp_ca::vault_pki::KIND => super::vault::stored_config(&r)
+            .ok()
+            .map(|c| format!("{}/v1/{}/{what}", c.address.trim_end_matches('/'), c.target.mount)),
+        _ => None,
+    };
     Adapter {
-        crl_url: builtin.then(|| state.builtin.url(&r.name, "crl")),
-        ocsp_url: builtin.then(|| state.builtin.url(&r.name, "ocsp")),
+        crl_url: published("crl"),
+        ocsp_url: published("ocsp"),
         id: r.id,
         name: r.name,
         kind: r.kind,
@@ -44,7 +51,8 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Adapter>>
     Ok(Json(all.into_iter().map(|r| view(&state, r)).collect()))
 }
 
-/// Configure a CA. Kind `builtin` makes a new root and issuing CA.
+/// Configure a CA. Kind `builtin` makes a new root and issuing CA; kind `vault_pki` connects
+/// a Vault PKI role (checked now; the token or secret id goes to the secret store).
 #[utoipa::path(post, path = "/api/v1/adapters", tag = "adapters",
     request_body = AdapterCreate,
     responses((status = 201, body = Adapter), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")),
@@ -62,13 +70,29 @@ pub async fn create(
             "1-64 characters of a-z, 0-9 and '-' (it is a URL segment)",
         ));
     }
-    if body.kind != BUILTIN_KIND {
-        return Err(ApiError::bad_field(
-            "kind",
-            format!("unknown adapter kind {:?} (known: builtin)", body.kind),
-        ));
-    }
-    let config = if body.config.is_null() { serde_json::json!({}) } else { body.config };
+    let ctx = service::audit_context(&state, &caller);
+    let record = match body.kind.as_str() {
+        BUILTIN_KIND => create_builtin(&state, &ctx, &body.name, body.config).await?,
+        cmp_ca::vault_pki::KIND => {
+            state.local_adapters.vault.create(&ctx, &body.name, body.config).await?
+        }
+        other => {
+            return Err(ApiError::bad_field(
+                "kind",
+                format!("unknown adapter kind {other:?} (known: builtin, vault_pki)"),
+            ));
+        }
+    };
+    Ok((StatusCode::CREATED, Json(view(&state, record))))
+}
+
+async fn create_builtin(
+    state: &AppState,
+    ctx: &cmp_store::AuditContext,
+    name: &str,
+    config: serde_json::Value,
+) -> ApiResult<AdapterRecord> {
+    let config = if config.is_null() { serde_json::json!({}) } else { config };
     let config: BuiltinConfig =
         serde_json::from_value(config).map_err(|e| ApiError::bad_field("config", e.to_string()))?;
     let lifetimes_ok = config.root_validity_days > 0
@@ -79,9 +103,7 @@ pub async fn create(
             "common_name of 1-50 characters; 0 < issuing_validity_days <= root_validity_days",
         ));
     }
-    let ctx = service::audit_context(&state, &caller);
-    let record = state.builtin.create(&ctx, &body.name, config).await?;
-    Ok((StatusCode::CREATED, Json(view(&state, record))))
+    state.builtin.create(ctx, name, config).await
 }
 
 /// One adapter, by id or name.
@@ -97,7 +119,8 @@ pub async fn get(
     Ok(Json(view(&state, record)))
 }
 
-/// Enable or disable an adapter (a disabled adapter takes no new requests).
+/// Enable or disable an adapter (a disabled adapter takes no new requests), or replace a
+/// Vault adapter's credentials (checked against Vault first).
 #[utoipa::path(patch, path = "/api/v1/adapters/{id}", tag = "adapters",
     params(("id" = String, Path, description = "Adapter id or name")),
     request_body = AdapterPatch,
@@ -109,12 +132,19 @@ pub async fn patch(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<AdapterPatch>,
 ) -> ApiResult<Json<Adapter>> {
-    if body.enabled.is_none() {
-        return Err(ApiError::bad_request("nothing to change: give enabled"));
+    if body.enabled.is_none() && body.credentials.is_none() {
+        return Err(ApiError::bad_request("nothing to change: give enabled or credentials"));
     }
     let ctx = service::audit_context(&state, &caller);
-    let update = AdapterUpdate { enabled: body.enabled, ..AdapterUpdate::default() };
-    Ok(Json(view(&state, state.store.update_adapter(&ctx, &id, &update).await?)))
+    let mut record = state.store.get_adapter(&id).await?;
+    if let Some(credentials) = body.credentials {
+        record = state.local_adapters.vault.rotate(&ctx, &record, credentials).await?;
+    }
+    if body.enabled.is_some() {
+        let update = AdapterUpdate { enabled: body.enabled, ..AdapterUpdate::default() };
+        record = state.store.update_adapter(&ctx, &record.id, &update).await?;
+    }
+    Ok(Json(view(&state, record)))
 }
 
 /// Health and capabilities.
@@ -127,8 +157,7 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AdapterHealth>> {
     let record = state.store.get_adapter(&id).await?;
-    let ca = state.builtin.get(&record.id).await?;
-    let s = cmp_ca::CaAdapter::get_status(ca.as_ref()).await;
+    let s = state.local_adapters.adapter(&record.id).await?.get_status().await;
     Ok(Json(AdapterHealth {
         healthy: s.healthy,
         message: s.message,
@@ -182,8 +211,7 @@ pub async fn sign(
             validity_secs: body.validity_secs,
         },
     };
-    let ca = state.builtin.get(&id).await?;
-    let issued = cmp_ca::CaAdapter::create_certificate(ca.as_ref(), &request).await?;
+    let issued = state.local_adapters.adapter(&id).await?.create_certificate(&request).await?;
     Ok(Json(SignedChain {
         certificate: STANDARD.encode(&issued.certificate_der),
         chain: issued.chain_der.iter().map(|c| STANDARD.encode(c)).collect(),
@@ -205,7 +233,51 @@ pub async fn revoke(
     let reason = RevocationReason::parse(&body.reason).ok_or_else(|| {
         ApiError::bad_field("reason", format!("unknown reason {:?}", body.reason))
     })?;
-    let ca = state.builtin.get(&id).await?;
-    cmp_ca::CaAdapter::revoke_certificate(ca.as_ref(), &body.serial, reason).await?;
+    state.local_adapters.adapter(&id).await?.revoke_certificate(&body.serial, reason).await?;
     Ok(Json(serde_json::json!({"revoked": body.serial})))
+}
+
+/// A short-lived, renewable Vault token for an agent (vault_pki adapters): it may sign with
+/// the adapter's role and read the agent's own KV path, nothing else. Shown once.
+#[utoipa::path(post, path = "/api/v1/adapters/{id}/agent-tokens", tag = "adapters",
+    params(("id" = String, Path, description = "Adapter id or name")),
+    request_body = AgentTokenCreate,
+    responses((status = 201, body = AgentToken), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
+pub async fn agent_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AgentTokenCreate>,
+) -> ApiResult<(StatusCode, Json<AgentToken>)> {
+    let name_ok = (1..=64).contains(&body.agent.len())
+        && body.agent.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !name_ok {
+        return Err(ApiError::bad_field("agent", "1-64 characters of a-z, 0-9 and '-'"));
+    }
+    let ttl_secs = body.ttl_secs.unwrap_or(3600);
+    if !(60..=86_400).contains(&ttl_secs) {
+        return Err(ApiError::bad_field("ttl_secs", "between 60 and 86400"));
+    }
+    let record = state.store.get_adapter(&id).await?;
+    let vault = &state.config.vault;
+    let kv = (vault.kv_mount.as_str(), vault.kv_prefix.as_str());
+    let vaults = &state.local_adapters.vault;
+    let token = vaults.agent_token(&record, &body.agent, ttl_secs, kv).await?;
+    let event = cmp_store::NewAuditEvent {
+        action: "adapter.agent_token_issued".into(),
+        entity_type: "adapter".into(),
+        entity_id: record.id.clone(),
+        details: serde_json::json!({
+            "agent": body.agent, "accessor": token.accessor, "policy": token.policy,
+            "ttl_secs": token.ttl_secs,
+        }),
+    };
+    let ctx = service::audit_context(&state, &caller);
+    if let Err(e) = state.store.append_audit(&ctx, &event).await {
+        // A token nobody can account for must not stay valid.
+        vaults.revoke_agent_token(&record, &token.accessor).await;
+        return Err(e.into());
+    }
+    Ok((StatusCode::CREATED, Json(token)))
 }

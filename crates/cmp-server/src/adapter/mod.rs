@@ -1,13 +1,18 @@
-//! The adapter role: CA adapters (configuration, status), signing and revocation for the
-//! issuer role, and what the builtin CA publishes (CRL, OCSP, CA certificate).
+//! The adapter role: CA adapters (builtin, Vault PKI: configuration, status), signing and
+//! revocation for the issuer role, Vault tokens for agents, and what the builtin CA publishes
+//! (CRL, OCSP, CA certificate).
 
 mod builtin;
+mod directory;
 mod handlers;
 mod pki;
 mod remote;
+mod vault;
 
-pub use builtin::{AdapterDirectory, BUILTIN_KIND, BuiltinCas, DEFAULT_CA_NAME, ensure_default_ca};
+pub use builtin::{BUILTIN_KIND, BuiltinCas, DEFAULT_CA_NAME, ensure_default_ca};
+pub use directory::{AdapterDirectory, LocalAdapters};
 pub use remote::RemoteAdapters;
+pub use vault::VaultPkis;
 
 use cmp_ca::Usage;
 use utoipa_axum::router::OpenApiRouter;
@@ -23,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::status))
         .routes(routes!(handlers::sign))
         .routes(routes!(handlers::revoke))
+        .routes(routes!(handlers::agent_token))
         .routes(routes!(pki::crl))
         .routes(routes!(pki::ca_certificate))
         .routes(routes!(pki::chain))

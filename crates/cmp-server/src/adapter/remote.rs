@@ -11,7 +11,7 @@ use cmp_ca::{
     SignRequest,
 };
 
-use super::builtin::AdapterDirectory;
+use super::directory::AdapterDirectory;
 
 /// Adapters served by a remote adapter role.
 pub struct RemoteAdapters {

@@ -117,7 +117,7 @@ pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
     let store = Arc::new(SqlStore::connect(&db.url, 8).await?);
     let data = tempfile::tempdir()?;
     let config = Config { data_dir: data.path().to_path_buf(), ..Config::default() };
-    let secrets = crate::open_secrets(&config)?;
+    let secrets = crate::open_secrets(&config).await?;
     let cas = Arc::new(BuiltinCas::new(
         store.clone(),
         secrets,
@@ -134,7 +134,7 @@ pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
         "bench".into(),
         &material,
         config.ca.public_url.clone(),
-        Arc::new(cmp_ca::builtin::MemoryLedger::default()),
+        Arc::new(cmp_ca::MemoryLedger::default()),
         Arc::new(SystemClock),
     )?);
     for (what, ca) in [("builtin CA, ledger in memory", memory), ("builtin CA, in-process", ca)] {

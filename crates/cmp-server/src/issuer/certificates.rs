@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use cmp_api::{Problem, Request, RevokeBody};
+use cmp_domain::RequestState;
 use cmp_store::{NewAuditEvent, Scope};
 use serde::Deserialize;
 use serde_json::json;
@@ -18,7 +19,8 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::inventory::service::audit_context;
 use crate::state::AppState;
 
-/// Revoke through the CA that issued it; the CRL and OCSP reflect it at once.
+/// Revoke through the CA that issued it; the CRL and OCSP reflect it at once. With
+/// `purge_key`, the server-made private key is deleted once the revocation is done.
 #[utoipa::path(post, path = "/api/v1/certificates/{id}/revoke", tag = "certificates",
     params(("id" = String, Path, description = "Certificate id or SHA-256 fingerprint")),
     request_body = RevokeBody,
@@ -31,7 +33,11 @@ pub async fn revoke(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RevokeBody>,
 ) -> ApiResult<Json<Request>> {
-    Ok(Json(views::request(service::revoke(&state, &caller, &id, &body.reason).await?)))
+    let request = service::revoke(&state, &caller, &id, &body.reason).await?;
+    if body.purge_key && request.state == RequestState::Issued {
+        service::purge_key(&state, &caller, &id).await?;
+    }
+    Ok(Json(views::request(request)))
 }
 
 /// Format of a key download.
@@ -63,7 +69,7 @@ pub async fn key(
     }
     let secret = links.key_secret.ok_or_else(|| ApiError::NotFound {
         entity: "private key of certificate",
-        id: format!("{id} (the requester holds it; the platform never saw it)"),
+        id: format!("{id} (the requester made it, or it was purged)"),
     })?;
     let format = params.format.unwrap_or_else(|| "pem".into());
     let key = state.secrets.get(&secret).await?;

@@ -416,6 +416,19 @@ pub async fn revoke(
     attempt(state, created).await
 }
 
+/// Deletes a certificate's server-made private key: from the secret store first (a purge
+/// that stops halfway is repeated, never leaves the key behind), then its reference.
+pub async fn purge_key(state: &AppState, caller: &Caller, certificate_id: &str) -> ApiResult<()> {
+    let links = state.store.certificate_links(certificate_id, &caller.scope).await?;
+    let secret = links.key_secret.ok_or_else(|| ApiError::NotFound {
+        entity: "private key of certificate",
+        id: certificate_id.to_string(),
+    })?;
+    state.secrets.delete(&secret).await?;
+    state.store.purge_key(&audit_context(state, caller), &links.id).await?;
+    Ok(())
+}
+
 /// Creates a managed certificate and its first issue request.
 pub async fn create_managed(
     state: &AppState,

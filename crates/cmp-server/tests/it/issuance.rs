@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::support::TestApp;
 
 /// A CSR and its key, made by the requester (rcgen).
-fn csr_for(names: &[&str]) -> String {
+pub(crate) fn csr_for(names: &[&str]) -> String {
     let mut params =
         rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
             .unwrap();
@@ -22,7 +22,7 @@ fn csr_for(names: &[&str]) -> String {
     params.serialize_request(&key).unwrap().pem().unwrap()
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     token: &str,
     method: &str,
@@ -42,7 +42,7 @@ async fn call(
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-fn openssl(args: &[&str], dir: &Path) -> String {
+pub(crate) fn openssl(args: &[&str], dir: &Path) -> String {
     let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
@@ -383,7 +383,7 @@ async fn managed(app: &TestApp) {
     assert_eq!(call(app, &admin, "POST", "/api/v1/managed-certificates", Some(body)).await.0, 409);
 }
 
-fn fast_scheduler(config: &mut cmp_server::config::Config) {
+pub(crate) fn fast_scheduler(config: &mut cmp_server::config::Config) {
     config.issuer.scheduler_interval_secs = 1;
 }
 

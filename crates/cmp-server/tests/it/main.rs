@@ -15,3 +15,4 @@ mod issuance;
 mod mozilla;
 mod operations;
 mod support;
+mod vault;

@@ -1,4 +1,4 @@
-//! What the builtin CA remembers: every serial it issued (by request id, for idempotency) and
+//! What an adapter remembers: every serial it issued (by request id, for idempotency) and
 //! every revocation. The server implements it on the database; tests use [`MemoryLedger`].
 
 use std::collections::HashMap;
