@@ -31,6 +31,8 @@ pub struct OpenBao {
     /// `http://127.0.0.1:<port>`.
     pub address: String,
     pub root_token: String,
+    /// The CA of the listener's certificate, PEM, when started with TLS.
+    pub tls_ca_pem: Option<String>,
     unseal_key: String,
     child: Child,
     http: reqwest::Client,
@@ -51,10 +53,19 @@ fn free_port() -> u16 {
 impl OpenBao {
     /// Starts a dev server on a free port and waits until it answers.
     pub async fn start() -> OpenBao {
+        Self::start_with(false).await
+    }
+
+    /// The same over HTTPS, with a certificate from a CA of its own (`tls_ca_pem`).
+    pub async fn start_tls() -> OpenBao {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(tls: bool) -> OpenBao {
         let mut last = String::new();
         // Dev mode also listens on port + 1 (cluster): another process may hold it.
         for _ in 0..3 {
-            match Self::try_start().await {
+            match Self::try_start(tls).await {
                 Ok(bao) => return bao,
                 Err(why) => last = why,
             }
@@ -62,14 +73,19 @@ impl OpenBao {
         panic!("OpenBao did not start: {last}");
     }
 
-    async fn try_start() -> Result<OpenBao, String> {
+    async fn try_start(tls: bool) -> Result<OpenBao, String> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("bao.log");
         let port = free_port();
-        let address = format!("http://127.0.0.1:{port}");
-        let child = Command::new(bao_binary())
-            .args(["server", "-dev", "-dev-root-token-id=root"])
+        let scheme = if tls { "https" } else { "http" };
+        let address = format!("{scheme}://127.0.0.1:{port}");
+        let mut command = Command::new(bao_binary());
+        command.args(["server", "-dev", "-dev-root-token-id=root"]);
+        if tls {
+            command.arg("-dev-tls").arg(format!("-dev-tls-cert-dir={}", dir.path().display()));
+        }
+        let child = command
             .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
             .env("HOME", dir.path())
             .stdin(Stdio::null())
@@ -80,18 +96,27 @@ impl OpenBao {
         let mut bao = OpenBao {
             address,
             root_token: "root".into(),
+            tls_ca_pem: None,
             unseal_key: String::new(),
             child,
             http: reqwest::Client::new(),
             _dir: dir,
         };
+        let ca_file = bao._dir.path().join("vault-ca.pem");
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(Some(status)) = bao.child.try_wait() {
                 return Err(format!("bao exited with {status}"));
             }
             let output = std::fs::read_to_string(&log).unwrap_or_default();
+            if tls && bao.tls_ca_pem.is_none() && ca_file.is_file() {
+                let pem = std::fs::read_to_string(&ca_file).unwrap();
+                let ca = reqwest::Certificate::from_pem(pem.as_bytes()).unwrap();
+                bao.http = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+                bao.tls_ca_pem = Some(pem);
+            }
             if let Some(key) = output.lines().find_map(|l| l.strip_prefix("Unseal Key: "))
+                && (!tls || bao.tls_ca_pem.is_some())
                 && bao.http.get(format!("{}/v1/sys/health", bao.address)).send().await.is_ok()
             {
                 bao.unseal_key = key.trim().to_string();

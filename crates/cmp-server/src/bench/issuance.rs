@@ -1,7 +1,8 @@
 //! `cmpd bench issuance`: P-256 CSRs signed by the builtin CA, in-process (the CA and its
-//! ledger) and through the HTTP API (policy, request, CA, inventory, audit), at a few
-//! concurrency levels; beside them in the same run, OpenBao's `pki/sign` on this machine and
-//! `openssl speed ecdsap256` as the raw signing limit.
+//! ledger) and through the HTTP API (policy, request, CA, inventory, audit), and through the
+//! API with OpenBao's PKI behind a vault_pki adapter, at a few concurrency levels; beside them
+//! in the same run, OpenBao's own `pki/sign` and `openssl speed ecdsap256` as the raw signing
+//! limit.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +26,8 @@ pub struct IssuanceBench {
     /// Concurrency levels.
     #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
     pub concurrency: Vec<usize>,
-    /// The `bao` binary for the OpenBao reference (skipped, and said so, when absent).
+    /// The `bao` binary for the OpenBao runs (skipped, and said so, when absent); default:
+    /// `bao` on PATH, else where scripts/services-up installs it.
     #[arg(long, default_value = "bao")]
     pub bao: String,
     /// Databases the API is measured on.
@@ -79,6 +81,28 @@ where
         run.what, run.concurrency, run.rate, run.latency.p50_ms, run.latency.p99_ms
     );
     Ok(run)
+}
+
+/// An operation that POSTs `body` to `url` with one header and expects `status`.
+fn post_ok(
+    http: &reqwest::Client,
+    url: &str,
+    header: (&'static str, String),
+    body: &serde_json::Value,
+    status: u16,
+) -> impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>
++ Send
++ Sync
++ 'static {
+    let (http, url, body) = (http.clone(), url.to_string(), body.clone());
+    move |_| {
+        let request = http.post(&url).header(header.0, &header.1).json(&body).send();
+        Box::pin(async move {
+            let r = request.await?;
+            anyhow::ensure!(r.status().as_u16() == status, "{} answered {}", r.url(), r.status());
+            Ok(())
+        })
+    }
 }
 
 fn p256_csr() -> anyhow::Result<(String, Vec<u8>)> {
@@ -165,74 +189,62 @@ pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
         }
     }
 
-    // The whole workflow through the HTTP API of a cmpd process, on each database.
+    // OpenBao's own pki/sign on this machine: the reference, and the Vault the CMP runs use.
+    let bao = match OpenBao::start(&opts.bao).await {
+        Ok(bao) => Some(bao),
+        Err(e) => {
+            println!("OpenBao runs skipped: {e:#}");
+            None
+        }
+    };
     let http = reqwest::Client::new();
+    if let Some(bao) = &bao {
+        let url = format!("{}/v1/pki/sign/bench", bao.base);
+        let body =
+            serde_json::json!({"csr": csr_pem, "ttl": "720h", "common_name": "bench.example.test"});
+        for &c in &opts.concurrency {
+            let post = post_ok(&http, &url, ("X-Vault-Token", "root".into()), &body, 200);
+            runs.push(measure("OpenBao pki/sign", c, opts.seconds, post).await?);
+        }
+    }
+
+    // The whole workflow through the HTTP API of a cmpd process, on each database: with the
+    // builtin CA, and with OpenBao's PKI behind a vault_pki adapter.
     for database in &opts.databases {
         let api_db = ScratchDb::create(*database, &opts.postgres_url).await?;
         let server = ServerProcess::start(&api_db.url)?;
-        let owner = http
-            .post(format!("{}/api/v1/owners", server.base))
-            .bearer_auth(&server.token)
-            .json(&serde_json::json!({"name": "bench"}))
-            .send()
-            .await?;
-        anyhow::ensure!(owner.status().is_success(), "could not create the bench owner");
-        let what = format!("CMP HTTP API ({})", super::kind_of(&api_db.url));
+        let auth = ("Authorization", format!("Bearer {}", server.token));
+        let setup = |path: &str, body: serde_json::Value| {
+            http.post(format!("{}{path}", server.base))
+                .header(auth.0, auth.1.clone())
+                .json(&body)
+                .send()
+        };
+        setup("/api/v1/owners", serde_json::json!({"name": "bench"})).await?.error_for_status()?;
+        let url = format!("{}/api/v1/requests", server.base);
+        let kind = super::kind_of(&api_db.url);
+        let body = serde_json::json!({"owner": "bench", "csr": csr_pem, "validity_days": 30});
         for &c in &opts.concurrency {
-            let (http, base, token) = (http.clone(), server.base.clone(), server.token.clone());
-            let body = serde_json::json!({"owner": "bench", "csr": csr_pem, "validity_days": 30});
-            runs.push(
-                measure(&what, c, opts.seconds, move |_| {
-                    let (http, base, token, body) =
-                        (http.clone(), base.clone(), token.clone(), body.clone());
-                    async move {
-                        let r = http
-                            .post(format!("{base}/api/v1/requests"))
-                            .bearer_auth(token)
-                            .json(&body)
-                            .send()
-                            .await?;
-                        anyhow::ensure!(r.status() == 201, "request answered {}", r.status());
-                        Ok(())
-                    }
-                })
-                .await?,
-            );
+            let post = post_ok(&http, &url, auth.clone(), &body, 201);
+            runs.push(measure(&format!("CMP HTTP API ({kind})"), c, opts.seconds, post).await?);
+        }
+        if let Some(bao) = &bao {
+            let adapter = serde_json::json!({"name": "vault", "kind": "vault_pki", "config": {
+                "address": bao.base, "role": "cmp", "auth": {"method": "token", "token": "root"}}});
+            setup("/api/v1/adapters", adapter).await?.error_for_status()?;
+            let body = serde_json::json!({"owner": "bench", "adapter": "vault", "csr": csr_pem,
+                                          "validity_days": 30});
+            for &c in &opts.concurrency {
+                let post = post_ok(&http, &url, auth.clone(), &body, 201);
+                let what = format!("CMP API -> Vault PKI ({kind})");
+                runs.push(measure(&what, c, opts.seconds, post).await?);
+            }
         }
         server.stop()?;
         api_db.drop_db(&opts.postgres_url).await?;
     }
-
-    // OpenBao's pki/sign on this machine.
-    match OpenBao::start(&opts.bao).await {
-        Ok(bao) => {
-            for &c in &opts.concurrency {
-                let (http, url) = (http.clone(), format!("{}/v1/pki/sign/bench", bao.base));
-                let body = serde_json::json!({"csr": csr_pem, "ttl": "720h", "common_name": "bench.example.test"});
-                runs.push(
-                    measure("OpenBao pki/sign", c, opts.seconds, move |_| {
-                        let (http, url, body) = (http.clone(), url.clone(), body.clone());
-                        async move {
-                            let r = http
-                                .post(url)
-                                .header("X-Vault-Token", "root")
-                                .json(&body)
-                                .send()
-                                .await?;
-                            anyhow::ensure!(
-                                r.status().is_success(),
-                                "OpenBao answered {}",
-                                r.status()
-                            );
-                            Ok(())
-                        }
-                    })
-                    .await?,
-                );
-            }
-            bao.stop();
-        }
-        Err(e) => println!("OpenBao reference skipped: {e:#}"),
+    if let Some(bao) = bao {
+        bao.stop();
     }
 
     let openssl = openssl_sign_rate()?;
@@ -244,6 +256,23 @@ pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
     println!("\nbest CMP HTTP API: {api:.0} certs/s; in-process CA: {inproc:.0} certs/s");
     if bao > 0.0 {
         println!("CMP HTTP API / OpenBao pki/sign: {:.2}x (goal >= 5x)", api / bao);
+        // Overhead at each concurrency level: CMP in front of Vault against Vault alone.
+        for &c in &opts.concurrency {
+            let at = |what: &str| {
+                runs.iter()
+                    .filter(|r| r.what.starts_with(what) && r.concurrency == c)
+                    .map(|r| r.rate)
+                    .fold(0.0, f64::max)
+            };
+            let (through, alone) = (at("CMP API -> Vault"), at("OpenBao"));
+            if through > 0.0 && alone > 0.0 {
+                println!(
+                    "c={c}: CMP -> Vault PKI {through:.0}/s vs OpenBao pki/sign {alone:.0}/s: \
+                     CMP overhead {:.0}% (goal < 20%)",
+                    (1.0 - through / alone) * 100.0
+                );
+            }
+        }
     }
     println!("CMP HTTP API / openssl raw signing: {:.1}% (goal >= 30%)", api / openssl * 100.0);
     println!("in-process CA / openssl raw signing: {:.1}%", inproc / openssl * 100.0);
@@ -259,6 +288,13 @@ struct OpenBao {
 
 impl OpenBao {
     async fn start(bao: &str) -> anyhow::Result<OpenBao> {
+        let installed = std::env::var_os("HOME")
+            .map(|home| std::path::Path::new(&home).join(".cache/cmp/tools/openbao/bin/bao"));
+        let bao = match installed {
+            Some(path) if bao == "bao" && path.is_file() => path.display().to_string(),
+            _ => bao.to_string(),
+        };
+        let bao = bao.as_str();
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let child = std::process::Command::new(bao)
             .args(["server", "-dev", "-dev-root-token-id=root"])
@@ -295,6 +331,8 @@ impl OpenBao {
         .error_for_status()?;
         call("pki/root/generate/internal", serde_json::json!({"common_name": "Bench Root", "key_type": "ec", "key_bits": 256, "ttl": "87600h"})).await?.error_for_status()?;
         call("pki/roles/bench", serde_json::json!({"allowed_domains": ["example.test"], "allow_subdomains": true, "key_type": "any", "max_ttl": "720h"})).await?.error_for_status()?;
+        // The role CMP signs with: names from CMP's checked request, not from the CSR.
+        call("pki/roles/cmp", serde_json::json!({"allowed_domains": ["example.test"], "allow_subdomains": true, "key_type": "any", "max_ttl": "720h", "use_csr_common_name": false, "use_csr_sans": false})).await?.error_for_status()?;
         Ok(bao)
     }
 

@@ -129,6 +129,24 @@ async fn issue_and_revoke(app: &TestApp, bao: &OpenBao, root: &str, cmp_token: &
     assert!(refused["last_error"].as_str().unwrap().contains("not allowed by this role"));
     assert!(refused["certificate_id"].is_null());
 
+    // A token that may read the role but not sign: failed at once with Vault's 403.
+    bao.policy(
+        "read-only",
+        "path \"pki/roles/*\" { capabilities = [\"read\"] }\n\
+         path \"pki/cert/ca_chain\" { capabilities = [\"read\"] }\n\
+         path \"auth/token/lookup-self\" { capabilities = [\"read\"] }",
+    )
+    .await;
+    let reader = bao.token(&["read-only"], "1h", false).await;
+    let body = vault_adapter("reader", bao, json!({"method": "token", "token": reader}));
+    assert_eq!(call(app, &admin, "POST", "/api/v1/adapters", Some(body)).await.0, 201);
+    let body = json!({"owner": "web", "adapter": "reader", "csr": csr_for(&["r.example.com"])});
+    let (_, denied) = call(app, &admin, "POST", "/api/v1/requests", Some(body)).await;
+    let denied = settled(app, denied["id"].as_str().unwrap()).await;
+    assert_eq!((denied["state"].as_str(), denied["attempts"].as_i64()), (Some("failed"), Some(1)));
+    let error = denied["last_error"].as_str().unwrap();
+    assert!(error.contains("permission denied") && !error.contains(&reader), "{error}");
+
     let serial = cert["serial_number"].as_str().unwrap().to_string();
     let revoke = json!({"reason": "key_compromise"});
     let path = format!("/api/v1/certificates/{cert_id}/revoke");
@@ -210,6 +228,15 @@ async fn a_vault_sealed_mid_batch_leaves_every_request_issued_once_or_failed() {
         assert_eq!(issued, 16, "the unseal came long before the last attempt on {kind:?}");
         let stored = bao.stored_serials("pki").await.len() - stored_before;
         assert_eq!(stored, issued, "Vault signed once per issued request, nothing extra");
+
+        // Vault gone: the request says so and waits for a retry; nothing is half-written.
+        drop(bao);
+        let before = app.counts().await.0;
+        let r = request(&app, &["late.example.com"]).await;
+        assert_eq!(r["state"], "approved", "{r}");
+        assert!(r["last_error"].as_str().unwrap().contains("unreachable"), "{r}");
+        assert!(r["certificate_id"].is_null() && r["next_attempt_at"].is_string());
+        assert_eq!(app.counts().await.0, before);
         app.stop().await;
     }
 }

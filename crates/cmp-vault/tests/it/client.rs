@@ -108,3 +108,47 @@ fn settings_are_checked() {
     assert!(cmp_vault::check_path_segment("role", "web", false).is_ok());
     assert_eq!(format!("{:?}", Secret::new("s.abc")), "Secret(<redacted>)");
 }
+
+#[tokio::test]
+async fn tls_is_verified_against_the_given_ca_bundle() {
+    let bao = OpenBao::start_tls().await;
+    let mut settings = VaultSettings::new(&bao.address);
+    settings.ca_bundle_pem = bao.tls_ca_pem.clone();
+    let client = VaultClient::new(&settings, Credentials::Token(Secret::new("root"))).unwrap();
+    client.check().await.unwrap();
+
+    // The system roots do not know the dev server's CA.
+    let untrusted = client_with_token(&bao, "root");
+    let err = untrusted.check().await.unwrap_err();
+    assert!(
+        matches!(&err, VaultError::Unreachable { reason, .. } if reason.contains("certificate")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_namespace_keeps_calls_inside_it() {
+    let bao = OpenBao::start().await;
+    bao.api("POST", "sys/namespaces/team-a", None).await;
+    let (status, answer) = bao.try_api("GET", "sys/namespaces/team-a", None).await;
+    assert_eq!(status, 200, "{answer}");
+    let mut settings = VaultSettings::new(&bao.address);
+    settings.namespace = Some("team-a".into());
+    let client = VaultClient::new(&settings, Credentials::Token(Secret::new("root"))).unwrap();
+    // KV v2 inside the namespace, written through the client.
+    let mount = serde_json::json!({"type": "kv", "options": {"version": "2"}});
+    let (http, url) = (reqwest::Client::new(), format!("{}/v1/sys/mounts/kv", bao.address));
+    let r = http
+        .post(url)
+        .header("X-Vault-Token", "root")
+        .header("X-Vault-Namespace", "team-a")
+        .json(&mount)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    client.kv_put("kv", "cmp/x", &json!({"v": 1})).await.unwrap();
+    assert_eq!(client.kv_get("kv", "cmp/x").await.unwrap(), Some(json!({"v": 1})));
+    let (status, _) = bao.try_api("GET", "kv/data/cmp/x", None).await;
+    assert_eq!(status, 404, "not in the root namespace");
+}
