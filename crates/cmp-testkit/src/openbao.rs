@@ -213,6 +213,14 @@ impl OpenBao {
         answer["auth"]["client_token"].as_str().unwrap().to_string()
     }
 
+    /// The token role CMP makes agent tokens through (as docs/VAULT.md sets it up).
+    pub async fn agent_token_role(&self) {
+        let role = json!({"allowed_policies_glob": ["cmp-agent-*"], "orphan": true,
+                          "renewable": true, "token_explicit_max_ttl": "24h",
+                          "token_no_default_policy": true});
+        self.api("POST", "auth/token/roles/cmp-agent", Some(role)).await;
+    }
+
     /// Enables AppRole at `auth/approle` with a role; returns (role_id, secret_id).
     pub async fn approle(&self, role: &str, settings: Value) -> (String, String) {
         let (status, _) = self.try_api("GET", "sys/auth/approle", None).await;

@@ -250,3 +250,80 @@ async fn a_person_issues_renews_and_revokes_with_cmpctl() {
         f.server.shutdown().await.unwrap();
     }
 }
+
+/// docs/VAULT.md's walk with cmpctl alone: a Vault PKI adapter from a config file (the token
+/// never on the command line, never shown again), a request signed by Vault, a revocation seen
+/// in Vault's CRL, new credentials, and an agent token.
+#[tokio::test]
+async fn a_person_issues_and_revokes_through_vault_with_cmpctl() {
+    use cmp_testkit::openbao::OpenBao;
+    use serde_json::json;
+
+    for kind in DbKind::ALL {
+        let bao = OpenBao::start().await;
+        bao.enable_pki("pki").await;
+        bao.pki_role("pki", "web", json!({"allow_any_name": false, "allowed_domains": "shop.example", "allow_subdomains": true})).await;
+        bao.policy("cmp", include_str!("../../../../docs/vault/cmp-policy.hcl")).await;
+        bao.agent_token_role().await;
+        let token = bao.token(&["cmp"], "24h", true).await;
+        let f = start(kind).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("vault.json");
+        let body = json!({"address": bao.address, "role": "web",
+                          "auth": {"method": "token", "token": token}});
+        std::fs::write(&config, body.to_string()).unwrap();
+        let at_config = format!("@{}", config.display());
+        let out = cmpctl(
+            &f,
+            &["adapter", "create", "vault", "--kind", "vault_pki", "--config", &at_config],
+        )
+        .await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(!stdout(&out).contains(&token));
+        let listed = json(&f, &["adapter", "list"]).await;
+        assert!(!listed.to_string().contains(&token) && listed.to_string().contains("vault_pki"));
+
+        json(&f, &["owner", "create", "shop"]).await;
+        let made = std::process::Command::new("openssl")
+            .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+            .args(["-keyout", "key.pem", "-out", "req.csr", "-subj", "/CN=www.shop.example"])
+            .args(["-addext", "subjectAltName=DNS:www.shop.example"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(made.status.success());
+        let csr = dir.path().join("req.csr");
+        let args = ["request", "create", "--owner", "shop", "--adapter", "vault", "--csr"];
+        let request = json(&f, &[&args[..], &[csr.to_str().unwrap()]].concat()).await;
+        assert_eq!(request["state"], "issued", "{request}");
+        let cert = request["certificate_id"].as_str().unwrap();
+        let shown = json(&f, &["cert", "show", cert]).await;
+        let serial = shown["serial_number"].as_str().unwrap().to_string();
+
+        let revoked = json(&f, &["revoke", cert, "--reason", "superseded"]).await;
+        assert_eq!(revoked["state"], "issued", "{revoked}");
+        let crl = bao.api("GET", "pki/cert/crl", None).await;
+        std::fs::write(dir.path().join("crl.pem"), crl["data"]["certificate"].as_str().unwrap())
+            .unwrap();
+        let text = std::process::Command::new("openssl")
+            .args(["crl", "-in", "crl.pem", "-noout", "-text"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&text.stdout).to_lowercase().contains(&serial));
+
+        let fresh = dir.path().join("credentials.json");
+        let new_token = bao.token(&["cmp"], "24h", true).await;
+        std::fs::write(&fresh, json!({"token": new_token}).to_string()).unwrap();
+        let at_fresh = format!("@{}", fresh.display());
+        let patched = json(&f, &["adapter", "credentials", "vault", "--from", &at_fresh]).await;
+        assert_eq!(patched["has_credentials"], true);
+        assert!(!patched.to_string().contains(&new_token));
+
+        let agent = json(&f, &["adapter", "agent-token", "vault", "--agent", "web-01"]).await;
+        assert_eq!(agent["sign_path"], "pki/sign/web");
+        let agent_token = agent["token"].as_str().unwrap();
+        assert_eq!(bao.try_api_as(agent_token, "GET", "auth/token/lookup-self", None).await.0, 200);
+        f.server.shutdown().await.unwrap();
+    }
+}

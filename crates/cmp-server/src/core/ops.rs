@@ -12,17 +12,20 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The process can serve: its database answers.
+/// The process can serve: its database and its secret store answer.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = String), (status = 503, body = String)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
-        }
+    if let Err(e) = state.store.ping().await {
+        tracing::warn!(error = %e, "not ready");
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable");
     }
+    // Keys live there: a sealed Vault makes this replica unable to issue or download.
+    if let Err(e) = state.secrets.check().await {
+        tracing::warn!(error = %e, "not ready");
+        return (StatusCode::SERVICE_UNAVAILABLE, "secret store unavailable");
+    }
+    (StatusCode::OK, "ready")
 }
 
 /// Prometheus metrics: HTTP requests and latency, certificates by status.

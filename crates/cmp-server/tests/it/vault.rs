@@ -28,13 +28,7 @@ async fn vault() -> (OpenBao, String, String) {
     )
     .await;
     bao.policy("cmp", CMP_POLICY).await;
-    bao.api(
-        "POST",
-        "auth/token/roles/cmp-agent",
-        Some(json!({"allowed_policies_glob": ["cmp-agent-*"], "orphan": true, "renewable": true,
-                    "token_explicit_max_ttl": "24h", "token_no_default_policy": true})),
-    )
-    .await;
+    bao.agent_token_role().await;
     let token = bao.token(&["cmp"], "24h", true).await;
     (bao, root, token)
 }

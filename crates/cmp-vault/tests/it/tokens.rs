@@ -19,13 +19,7 @@ async fn an_agent_token_can_do_what_its_policy_says_and_nothing_else() {
     bao.api("POST", "secret/data/cmp/agents/web-02/tls", Some(json!({"data": {"v": "theirs"}})))
         .await;
 
-    bao.api(
-        "POST",
-        "auth/token/roles/cmp-agent",
-        Some(json!({"allowed_policies_glob": ["cmp-agent-*"], "orphan": true, "renewable": true,
-                    "token_explicit_max_ttl": "24h", "token_no_default_policy": true})),
-    )
-    .await;
+    bao.agent_token_role().await;
     bao.policy("cmp", "path \"sys/policies/acl/cmp-agent-*\" { capabilities = [\"create\", \"update\"] }\npath \"auth/token/create/cmp-agent\" { capabilities = [\"update\"] }\npath \"auth/token/revoke-accessor\" { capabilities = [\"update\"] }").await;
     let cmp = client_with_token(&bao, &bao.token(&["cmp"], "1h", false).await);
     cmp.put_policy("cmp-agent-web-01", &agent_policy("pki", "web", "secret", "cmp/agents/web-01"))
