@@ -199,7 +199,8 @@ impl VaultPki {
         Ok(())
     }
 
-    async fn sign(&self, request: &SignRequest) -> Result<LedgerEntry, CaError> {
+    /// Signs at Vault; returns the ledger entry and the chain Vault sent with the certificate.
+    async fn sign(&self, request: &SignRequest) -> Result<(LedgerEntry, Vec<Vec<u8>>), CaError> {
         let csr =
             cmp_pki::parse_csr(&request.csr_der).map_err(|e| CaError::InvalidCsr(e.to_string()))?;
         let profile = &request.profile;
@@ -244,7 +245,8 @@ impl VaultPki {
                 signed.warnings.join("; ")
             )));
         }
-        Ok(LedgerEntry {
+        let chain = signed.ca_chain_pem.iter().map(|pem| der_of(pem)).collect::<Result<_, _>>()?;
+        let entry = LedgerEntry {
             ca_id: self.ca_id.clone(),
             serial: facts.serial_number,
             request_id: request.request_id.clone(),
@@ -252,7 +254,8 @@ impl VaultPki {
             not_after: facts.not_after.unix_timestamp(),
             revoked_at: None,
             revocation_reason: None,
-        })
+        };
+        Ok((entry, chain))
     }
 }
 
@@ -263,22 +266,23 @@ impl CaAdapter for VaultPki {
         &self,
         request: &SignRequest,
     ) -> Result<IssuedCertificate, CaError> {
-        let recorded = match self.ledger.find_by_request(&self.ca_id, &request.request_id).await? {
-            Some(entry) => entry,
-            None => {
-                let entry = self.sign(request).await?;
-                let recorded = self.ledger.record_issued(&entry).await?;
-                if recorded.serial != entry.serial {
-                    // Another worker signed the same request first: ours is never used.
-                    let _ =
-                        self.revoke_certificate(&entry.serial, RevocationReason::Superseded).await;
+        let (recorded, chain_der) =
+            match self.ledger.find_by_request(&self.ca_id, &request.request_id).await? {
+                Some(entry) => (entry, self.chain().await?),
+                None => {
+                    let (entry, chain) = self.sign(request).await?;
+                    let recorded = self.ledger.record_issued(&entry).await?;
+                    if recorded.serial != entry.serial {
+                        // Another worker signed the same request first: ours is never used.
+                        let superseded = RevocationReason::Superseded;
+                        let _ = self.revoke_certificate(&entry.serial, superseded).await;
+                    }
+                    (recorded, chain)
                 }
-                recorded
-            }
-        };
+            };
         Ok(IssuedCertificate {
             certificate_der: recorded.certificate_der,
-            chain_der: self.chain().await?,
+            chain_der,
             serial: recorded.serial,
         })
     }
