@@ -257,6 +257,9 @@ pub struct AdapterHealth {
     pub answers_ocsp: bool,
     pub max_validity_secs: i64,
     pub key_types: Vec<String>,
+    /// The CA certificates above its leaves, issuer first, PEM; empty when unknown.
+    #[serde(default)]
+    pub chain: Vec<String>,
 }
 
 /// The adapter role's signing call (issuer -> adapter, service to service).

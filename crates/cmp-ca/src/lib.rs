@@ -143,13 +143,17 @@ pub struct Capabilities {
     pub key_types: Vec<String>,
 }
 
-/// Health and capabilities.
+/// Health, capabilities and the issuer chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdapterStatus {
     pub healthy: bool,
     /// A short human sentence, e.g. "issuing CA valid until 2031-11-28".
     pub message: String,
     pub capabilities: Capabilities,
+    /// The CA certificates above its leaves, issuer first, DER; empty when unknown (e.g. the
+    /// CA cannot be reached).
+    #[serde(default)]
+    pub chain_der: Vec<Vec<u8>>,
 }
 
 /// Why an adapter call failed. Messages never hold key material or credentials.

@@ -336,8 +336,12 @@ impl CaAdapter for VaultPki {
             self.target.role,
             self.client.address()
         );
-        let unhealthy =
-            |message: String, capabilities| AdapterStatus { healthy: false, message, capabilities };
+        let unhealthy = |message: String, capabilities| AdapterStatus {
+            healthy: false,
+            message,
+            capabilities,
+            chain_der: Vec::new(),
+        };
         match self.client.health().await {
             Ok(health) if health.sealed => {
                 return unhealthy(
@@ -352,11 +356,12 @@ impl CaAdapter for VaultPki {
             Ok(role) => role,
             Err(e) => return unhealthy(format!("{where_}: {e}"), capabilities),
         };
-        let issuer = match self.chain().await {
-            Ok(chain) => chain.first().and_then(|der| cmp_pki::parse_certificate(der).ok()),
+        let chain = match self.chain().await {
+            Ok(chain) => chain,
             Err(e) => return unhealthy(format!("{where_}: {e}"), capabilities),
         };
-        let Some(issuer) = issuer else {
+        let Some(issuer) = chain.first().and_then(|der| cmp_pki::parse_certificate(der).ok())
+        else {
             return unhealthy(format!("{where_}: the mount has no readable issuer"), capabilities);
         };
         let now = self.clock.now();
@@ -377,6 +382,7 @@ impl CaAdapter for VaultPki {
                 issuer.not_after.date()
             ),
             capabilities,
+            chain_der: chain,
         }
     }
 }

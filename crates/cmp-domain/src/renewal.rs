@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::issuance::Backoff;
+use crate::issuance::{Backoff, RequestState};
 
 /// How long before expiry to renew.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,9 @@ pub struct RenewalInput<'a> {
     pub failures: u32,
     pub last_failure_at: Option<i64>,
     pub backoff: Backoff,
+    /// The newest request of this managed certificate, when it has not ended yet (awaiting
+    /// approval, retrying, in flight): its id and state.
+    pub open_request: Option<(&'a str, RequestState)>,
 }
 
 /// What to do now.
@@ -88,6 +91,8 @@ pub enum RenewalReason {
     RenewBeforeWindow,
     Expired,
     BackingOff,
+    /// A request for it is still open; its end triggers the next decision.
+    RequestOpen,
 }
 
 /// A decision, with a message for people ("renewing: 67% of lifetime elapsed").
@@ -124,9 +129,22 @@ fn format_time(t: i64) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
+/// How long to wait for an open request before looking again (its end wakes the scheduler
+/// sooner).
+const OPEN_REQUEST_RECHECK_SECS: i64 = 3_600;
+
 /// Decides whether to renew now.
 pub fn decide(input: &RenewalInput<'_>) -> RenewalDecision {
     let now = input.now;
+    if let Some((id, state)) = input.open_request {
+        return RenewalDecision {
+            action: RenewalAction::Wait,
+            reason: RenewalReason::RequestOpen,
+            due_at: now,
+            next_check_at: now + OPEN_REQUEST_RECHECK_SECS,
+            message: format!("waiting: request {id} is {}", state.as_str()),
+        };
+    }
     let Some((not_before, not_after)) = input.current else {
         return backoff_or(input, now, || RenewalDecision {
             action: RenewalAction::Renew,
@@ -229,6 +247,20 @@ mod tests {
             failures: 0,
             last_failure_at: None,
             backoff: Backoff { base_secs: 60, cap_secs: 3_600 },
+            open_request: None,
+        }
+    }
+
+    #[test]
+    fn an_open_request_is_waited_for_even_when_due_or_never_issued() {
+        for current in [Some((0, 90 * DAY)), None] {
+            let mut waiting = input(80 * DAY, None);
+            waiting.current = current;
+            waiting.open_request = Some(("req-7", RequestState::AwaitingApproval));
+            let d = decide(&waiting);
+            assert_eq!((d.action, d.reason), (RenewalAction::Wait, RenewalReason::RequestOpen));
+            assert_eq!(d.message, "waiting: request req-7 is awaiting_approval");
+            assert!(d.next_check_at > 80 * DAY);
         }
     }
 

@@ -41,6 +41,8 @@ pub struct NewManaged {
     pub adapter_id: String,
     pub spec: serde_json::Value,
     pub csr: Option<Vec<u8>>,
+    /// When the scheduler first looks at it: after its first request had time to finish.
+    pub first_check_at: i64,
 }
 
 /// One version of a managed certificate.
@@ -181,7 +183,7 @@ impl ManagedStore for SqlStore {
         sqlx::query(
             "INSERT INTO managed_certificates (id, name, owner_id, adapter_id, spec, csr, \
              next_check_at, created_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7, $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $9, $8, $7, $7)",
         )
         .bind(&id)
         .bind(&new.name)
@@ -191,6 +193,7 @@ impl ManagedStore for SqlStore {
         .bind(new.csr.as_deref())
         .bind(ctx.now())
         .bind(&ctx.actor)
+        .bind(new.first_check_at)
         .execute(&mut *tx)
         .await
         .map_err(|e| match StoreError::from(e) {

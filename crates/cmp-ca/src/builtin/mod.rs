@@ -296,6 +296,7 @@ impl CaAdapter for BuiltinCa {
                 },
                 key_types: ["rsa", "ec", "ed25519"].map(String::from).to_vec(),
             },
+            chain_der: vec![self.ca.issuing_der.clone(), self.ca.root_der.clone()],
         }
     }
 }

@@ -147,7 +147,7 @@ pub async fn patch(
     Ok(Json(view(&state, record)))
 }
 
-/// Health and capabilities.
+/// Health, capabilities and the issuer chain.
 #[utoipa::path(get, path = "/api/v1/adapters/{id}/status", tag = "adapters",
     params(("id" = String, Path, description = "Adapter id or name")),
     responses((status = 200, body = AdapterHealth), (status = 404, body = Problem, content_type = "application/problem+json")),
@@ -167,6 +167,11 @@ pub async fn status(
         answers_ocsp: s.capabilities.answers_ocsp,
         max_validity_secs: s.capabilities.max_validity_secs,
         key_types: s.capabilities.key_types,
+        chain: s
+            .chain_der
+            .into_iter()
+            .map(|der| pem::encode(&pem::Pem::new("CERTIFICATE", der)))
+            .collect(),
     }))
 }
 

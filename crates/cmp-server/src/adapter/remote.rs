@@ -143,6 +143,11 @@ impl CaAdapter for RemoteAdapter {
                     max_validity_secs: h.max_validity_secs,
                     key_types: h.key_types,
                 },
+                chain_der: h
+                    .chain
+                    .iter()
+                    .filter_map(|c| pem::parse(c).ok().map(pem::Pem::into_contents))
+                    .collect(),
             },
             Err(e) => AdapterStatus {
                 healthy: false,
@@ -155,6 +160,7 @@ impl CaAdapter for RemoteAdapter {
                     max_validity_secs: 0,
                     key_types: Vec::new(),
                 },
+                chain_der: Vec::new(),
             },
         }
     }

@@ -85,11 +85,11 @@ pub async fn key(
                 .and_then(|v| v.to_str().ok())
                 .ok_or_else(|| ApiError::bad_field("X-Pkcs12-Password", "required for pkcs12"))?;
             let mut chain = vec![state.store.get_certificate_der(&links.id, &Scope::All).await?];
+            // The issuing CA as its adapter reports it (builtin CA, Vault's chain, ...).
             if let Some(adapter) = &links.adapter_id
-                && let Ok(ca) = state.store.get_ca_certificates(adapter).await
+                && let Ok(adapter) = state.adapters.adapter(adapter).await
             {
-                chain.push(ca.issuing_der);
-                chain.push(ca.root_der);
+                chain.extend(adapter.get_status().await.chain_der);
             }
             let p12 = cmp_pki::keygen::export_pkcs12(key.expose(), &chain, password, &links.id)
                 .map_err(|e| ApiError::bad_field("X-Pkcs12-Password", e.to_string()))?;

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use cmp_domain::{Backoff, RenewBefore, RenewalAction, RenewalInput, RequestState, decide};
-use cmp_store::{IdempotencyKey, ManagedRecord, Scope};
+use cmp_store::{IdempotencyKey, ManagedRecord, RequestQuery, RequestRecord, Scope};
 
 use super::service::{self, system_context};
 use crate::state::AppState;
@@ -90,7 +90,19 @@ pub async fn tick(state: &AppState) {
 }
 
 /// Decides about one managed certificate and, if due, renews it.
-async fn consider(state: &AppState, managed: &ManagedRecord, now: i64) {
+async fn consider(state: &AppState, listed: &ManagedRecord, now: i64) {
+    // The tick's list may be stale by now (another attempt finished meanwhile): read it again,
+    // and the newest of its requests, which is waited for while it has not ended.
+    let (managed, newest) = match fresh(state, &listed.id).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(managed = %listed.id, error = %e, "managed certificate unreadable");
+            return;
+        }
+    };
+    let managed = &managed;
+    let open_request =
+        newest.as_ref().filter(|r| !r.state.is_final()).map(|r| (r.id.as_str(), r.state));
     let current = match &managed.current_certificate_id {
         Some(id) => match state.store.get_certificate(id, &Scope::All).await {
             Ok(c) => Some((c.not_before, c.not_after)),
@@ -114,6 +126,7 @@ async fn consider(state: &AppState, managed: &ManagedRecord, now: i64) {
         failures: u32::try_from(managed.renewal_failures).unwrap_or(u32::MAX),
         last_failure_at: managed.last_failure_at,
         backoff: Backoff::default(),
+        open_request,
     };
     let decision = decide(&input);
     let interval = i64::try_from(state.config.issuer.scheduler_interval_secs).unwrap_or(60);
@@ -157,4 +170,22 @@ async fn consider(state: &AppState, managed: &ManagedRecord, now: i64) {
         tracing::info!(managed = %managed.id, outcome, reason = ?decision.reason, "{}", decision.message);
         metrics::counter!("cmp_renewals_total", "outcome" => outcome).increment(1);
     }
+}
+
+/// A managed certificate as it is now, and its newest request.
+async fn fresh(
+    state: &AppState,
+    id: &str,
+) -> Result<(ManagedRecord, Option<RequestRecord>), cmp_store::StoreError> {
+    let managed = state.store.get_managed(id, &Scope::All).await?;
+    let query = RequestQuery {
+        scope: Scope::All,
+        state: None,
+        kind: None,
+        managed_certificate_id: Some(managed.id.clone()),
+        limit: 1,
+        cursor: None,
+    };
+    let newest = state.store.list_requests(&query).await?.items.into_iter().next();
+    Ok((managed, newest))
 }

@@ -475,6 +475,8 @@ pub async fn create_managed(
                 adapter_id: adapter_id.clone(),
                 spec: checked.spec.to_json()?,
                 csr: checked.csr.as_ref().map(|c| c.der.clone()),
+                // Its first request ends (and wakes the scheduler) well before this.
+                first_check_at: lease_end(state),
             },
         )
         .await?;

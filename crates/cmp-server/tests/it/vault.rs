@@ -99,6 +99,13 @@ async fn issue_and_revoke(app: &TestApp, bao: &OpenBao, root: &str, cmp_token: &
     let (_, status) = call(app, &admin, "GET", "/api/v1/adapters/vault/status", None).await;
     assert_eq!(status["healthy"], true, "{status}");
     assert_eq!(status["max_validity_secs"], 2160 * 3600);
+    let chain: Vec<Vec<u8>> = status["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| pem::parse(c.as_str().unwrap()).unwrap().into_contents())
+        .collect();
+    assert_eq!(chain, [pem::parse(root).unwrap().into_contents()], "the issuer chain");
 
     let issued =
         settled(app, request(app, &["api.example.com"]).await["id"].as_str().unwrap()).await;
@@ -115,6 +122,32 @@ async fn issue_and_revoke(app: &TestApp, bao: &OpenBao, root: &str, cmp_token: &
     std::fs::write(dir.path().join("leaf.pem"), pem.as_str().unwrap()).unwrap();
     let verified = openssl(&["verify", "-CAfile", "root.pem", "leaf.pem"], dir.path());
     assert!(verified.contains("leaf.pem: OK"), "{verified}");
+
+    // A server-made key for a Vault certificate: its PKCS#12 carries Vault's chain.
+    let body = json!({"owner": "web", "adapter": "vault", "key_type": "ecdsa_p256",
+                      "dns_names": ["k.example.com"]});
+    let (_, made) = call(app, &admin, "POST", "/api/v1/requests", Some(body)).await;
+    assert_eq!(made["state"], "issued", "{made}");
+    let key_url = format!(
+        "/api/v1/certificates/{}/key?format=pkcs12",
+        made["certificate_id"].as_str().unwrap()
+    );
+    let p12 = app
+        .http()
+        .get(app.url(&key_url))
+        .bearer_auth(&admin)
+        .header("X-Pkcs12-Password", "correct horse")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(p12.status(), 200);
+    std::fs::write(dir.path().join("k.p12"), p12.bytes().await.unwrap()).unwrap();
+    let certs = openssl(
+        &["pkcs12", "-in", "k.p12", "-nokeys", "-passin", "pass:correct horse"],
+        dir.path(),
+    );
+    assert_eq!(certs.matches("BEGIN CERTIFICATE").count(), 2, "leaf and Vault's root:\n{certs}");
+    assert!(certs.contains("test root"), "{certs}");
 
     // A name the role refuses: failed at once with Vault's reason, no certificate.
     let refused = settled(app, request(app, &["evil.org"]).await["id"].as_str().unwrap()).await;
