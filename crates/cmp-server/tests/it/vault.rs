@@ -174,6 +174,31 @@ async fn issue_and_revoke(app: &TestApp, bao: &OpenBao, root: &str, cmp_token: &
     let error = denied["last_error"].as_str().unwrap();
     assert!(error.contains("permission denied") && !error.contains(&reader), "{error}");
 
+    // A managed certificate on Vault, renewed by the scheduler through Vault.
+    let body = json!({"name": "web-api", "owner": "web", "adapter": "vault",
+                      "dns_names": ["m.example.com"], "validity_days": 1, "renew_before": "1d"});
+    let (s, managed) = call(app, &admin, "POST", "/api/v1/managed-certificates", Some(body)).await;
+    assert_eq!(s, 201, "{managed}");
+    let mut versions = Vec::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, m) = call(app, &admin, "GET", "/api/v1/managed-certificates/web-api", None).await;
+        versions = m["versions"].as_array().unwrap().clone();
+        if versions.len() >= 2 {
+            break;
+        }
+    }
+    assert!(versions.len() >= 2, "renewed through Vault: {versions:?}");
+    for version in &versions {
+        let serial = version["serial_number"].as_str().unwrap();
+        let colon: Vec<String> =
+            serial.as_bytes().chunks(2).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+        assert!(
+            bao.stored_serials("pki").await.contains(&colon.join(":")),
+            "{serial} signed by Vault"
+        );
+    }
+
     let serial = cert["serial_number"].as_str().unwrap().to_string();
     let revoke = json!({"reason": "key_compromise"});
     let path = format!("/api/v1/certificates/{cert_id}/revoke");
