@@ -129,8 +129,8 @@ impl RevocationReason {
     }
 }
 
-/// What an adapter can do, for the issuer's checks and the UI.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What an adapter can do, for the issuer's checks and the UI (default: nothing).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capabilities {
     pub supports_csr: bool,
     pub supports_revocation: bool,

@@ -63,13 +63,15 @@ impl std::fmt::Debug for VaultPki {
 }
 
 /// Vault's failures as CA errors: what a retry can fix stays retryable.
-fn ca_error(e: VaultError) -> CaError {
-    if e.is_retryable() {
-        return CaError::Unavailable(e.to_string());
-    }
-    match e {
-        VaultError::Protocol(_) => CaError::Internal(e.to_string()),
-        _ => CaError::Refused(e.to_string()),
+impl From<VaultError> for CaError {
+    fn from(e: VaultError) -> CaError {
+        if e.is_retryable() {
+            return CaError::Unavailable(e.to_string());
+        }
+        match e {
+            VaultError::Protocol(_) => CaError::Internal(e.to_string()),
+            _ => CaError::Refused(e.to_string()),
+        }
     }
 }
 
@@ -99,8 +101,8 @@ impl VaultPki {
         ledger: Arc<dyn CaLedger>,
         clock: Arc<dyn Clock>,
     ) -> Result<VaultPki, CaError> {
-        cmp_vault::check_path_segment("mount", &target.mount, true).map_err(ca_error)?;
-        cmp_vault::check_path_segment("role", &target.role, false).map_err(ca_error)?;
+        cmp_vault::check_path_segment("mount", &target.mount, true)?;
+        cmp_vault::check_path_segment("role", &target.role, false)?;
         Ok(VaultPki {
             ca_id: ca_id.to_string(),
             client,
@@ -114,7 +116,7 @@ impl VaultPki {
     /// Checks that Vault answers unsealed, accepts the credentials, and has the role and an
     /// issuer: what must hold before CMP relies on this adapter.
     pub async fn check(&self) -> Result<(), CaError> {
-        self.client.check().await.map_err(ca_error)?;
+        self.client.check().await?;
         self.role(true).await?;
         self.chain().await?;
         Ok(())
@@ -139,8 +141,7 @@ impl VaultPki {
         {
             return Ok(role.clone());
         }
-        let role =
-            self.client.pki_role(&self.target.mount, &self.target.role).await.map_err(ca_error)?;
+        let role = self.client.pki_role(&self.target.mount, &self.target.role).await?;
         if let Ok(mut cached) = self.role.lock() {
             *cached = Some((Instant::now(), role.clone()));
         }
@@ -148,7 +149,7 @@ impl VaultPki {
     }
 
     async fn chain(&self) -> Result<Vec<Vec<u8>>, CaError> {
-        let chain = self.client.pki_ca_chain(&self.target.mount).await.map_err(ca_error)?;
+        let chain = self.client.pki_ca_chain(&self.target.mount).await?;
         pem::parse_many(chain.as_bytes())
             .map(|blocks| blocks.into_iter().map(pem::Pem::into_contents).collect())
             .map_err(|e| CaError::Internal(format!("Vault's CA chain is not PEM: {e}")))
@@ -222,11 +223,7 @@ impl VaultPki {
             ttl_secs: profile.validity_secs,
         };
         let now = self.clock.now();
-        let signed = self
-            .client
-            .pki_sign(&self.target.mount, &self.target.role, &call)
-            .await
-            .map_err(ca_error)?;
+        let signed = self.client.pki_sign(&self.target.mount, &self.target.role, &call).await?;
         let der = der_of(&signed.certificate_pem)?;
         let facts = cmp_pki::parse_certificate(&der).map_err(|e| {
             CaError::Internal(format!("Vault returned an unreadable certificate: {e}"))
@@ -305,12 +302,9 @@ impl CaAdapter for VaultPki {
                     .await?
                     .ok_or_else(|| CaError::UnknownSerial(serial.clone()))?;
                 let certificate = pem::encode(&pem::Pem::new("CERTIFICATE", entry.certificate_der));
-                self.client
-                    .pki_revoke(mount, Revoke::Certificate(&certificate))
-                    .await
-                    .map_err(ca_error)?;
+                self.client.pki_revoke(mount, Revoke::Certificate(&certificate)).await?;
             }
-            Err(e) => return Err(ca_error(e)),
+            Err(e) => return Err(e.into()),
         }
         let now = self.clock.now().unix_timestamp();
         match self.ledger.revoke(&self.ca_id, &serial, reason, now).await {

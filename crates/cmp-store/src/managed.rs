@@ -97,8 +97,8 @@ pub trait ManagedStore: Send + Sync {
         limit: u32,
         cursor: Option<&Cursor>,
     ) -> StoreResult<Page<ManagedRecord>>;
-    /// Managed certificates whose next check is due at `now`.
-    async fn due_managed(&self, now: i64, limit: u32) -> StoreResult<Vec<ManagedRecord>>;
+    /// Ids of managed certificates whose next check is due at `now`.
+    async fn due_managed(&self, now: i64, limit: u32) -> StoreResult<Vec<String>>;
     /// Stores the scheduler's decision and when to look again.
     async fn record_decision(
         &self,
@@ -248,18 +248,16 @@ impl ManagedStore for SqlStore {
         Ok(Page::from_rows(items, limit, |m| Cursor { key: 0, id: m.id.clone() }))
     }
 
-    async fn due_managed(&self, now: i64, limit: u32) -> StoreResult<Vec<ManagedRecord>> {
-        sqlx::query(
-            "SELECT * FROM managed_certificates WHERE next_check_at <= $1 \
+    async fn due_managed(&self, now: i64, limit: u32) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT id FROM managed_certificates WHERE next_check_at <= $1 \
              ORDER BY next_check_at LIMIT $2",
         )
         .bind(now)
         .bind(i64::from(limit))
         .fetch_all(&self.read)
-        .await?
-        .iter()
-        .map(managed_from_row)
-        .collect()
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
     }
 
     async fn record_decision(

@@ -174,17 +174,13 @@ impl Sessions {
         } else {
             Err(VaultError::TokenInvalid("the token is not renewable".into()))
         };
+        // A lease that shrank has hit the token's maximum TTL: AppRole logs in afresh then, and
+        // whenever renewal failed. A fixed token keeps what renewal gave.
+        let shrank = |s: &Session| s.lease.zip(previous).is_some_and(|(new, old)| new < old / 2);
         let next = match renewed {
-            // A lease that shrank has hit the token's maximum TTL: better a fresh login.
-            Ok(session)
-                if !(self.can_login()
-                    && session.lease.zip(previous).is_some_and(|(new, old)| new < old / 2)) =>
-            {
-                Ok(session)
-            }
-            Ok(_) | Err(_) if self.can_login() => self.start(client).await,
-            Ok(session) => Ok(session),
-            Err(e) => Err(e),
+            Ok(session) if !self.can_login() || !shrank(&session) => Ok(session),
+            _ if self.can_login() => self.start(client).await,
+            other => other,
         };
         match next {
             Ok(session) => {

@@ -21,6 +21,12 @@ use crate::extract::ApiJson;
 use crate::inventory::{service, views};
 use crate::state::AppState;
 
+/// 1-64 characters of a-z, 0-9 and '-': adapter and agent names end up in URLs and Vault paths.
+fn is_url_segment(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 fn view(state: &AppState, r: AdapterRecord) -> Adapter {
     let published = |what: &str| match r.kind.as_str() {
         BUILTIN_KIND => Some(state.builtin.url(&r.name, what)),
@@ -62,9 +68,7 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<AdapterCreate>,
 ) -> ApiResult<(StatusCode, Json<Adapter>)> {
-    let name_ok = (1..=64).contains(&body.name.len())
-        && body.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !name_ok {
+    if !is_url_segment(&body.name) {
         return Err(ApiError::bad_field(
             "name",
             "1-64 characters of a-z, 0-9 and '-' (it is a URL segment)",
@@ -255,9 +259,7 @@ pub async fn agent_token(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<AgentTokenCreate>,
 ) -> ApiResult<(StatusCode, Json<AgentToken>)> {
-    let name_ok = (1..=64).contains(&body.agent.len())
-        && body.agent.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !name_ok {
+    if !is_url_segment(&body.agent) {
         return Err(ApiError::bad_field("agent", "1-64 characters of a-z, 0-9 and '-'"));
     }
     let ttl_secs = body.ttl_secs.unwrap_or(3600);

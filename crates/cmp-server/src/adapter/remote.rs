@@ -152,14 +152,7 @@ impl CaAdapter for RemoteAdapter {
             Err(e) => AdapterStatus {
                 healthy: false,
                 message: e.to_string(),
-                capabilities: Capabilities {
-                    supports_csr: false,
-                    supports_revocation: false,
-                    publishes_crl: false,
-                    answers_ocsp: false,
-                    max_validity_secs: 0,
-                    key_types: Vec::new(),
-                },
+                capabilities: Capabilities::default(),
                 chain_der: Vec::new(),
             },
         }

@@ -57,7 +57,8 @@ struct SecretPart {
     token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     secret_id: Option<String>,
-    /// Accepted with new AppRole credentials (a new role id comes with a new secret id).
+    /// Accepted with new AppRole credentials (a new role id comes with a new secret id); it
+    /// goes to the stored config, never to the secret store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     role_id: Option<String>,
 }
@@ -128,11 +129,11 @@ fn client(config: &VaultAdapterConfig, secret: &SecretPart) -> Result<VaultClien
         }
         StoredAuth::Approle { mount, role_id } => Credentials::AppRole {
             mount: mount.clone(),
-            role_id: secret.role_id.clone().unwrap_or_else(|| role_id.clone()),
+            role_id: role_id.clone(),
             secret_id: Secret::new(secret.secret_id.clone().unwrap_or_default()),
         },
     };
-    VaultClient::new(&settings, credentials).map_err(|e| CaError::Refused(e.to_string()))
+    VaultClient::new(&settings, credentials).map_err(CaError::from)
 }
 
 /// The vault_pki adapters of this process, loaded on first use.
@@ -176,15 +177,12 @@ impl VaultPkis {
         let id = uuid::Uuid::now_v7().to_string();
         let adapter = self.adapter(&id, &stored, &secret)?;
         adapter.check().await?;
-        let serialized = Zeroizing::new(
-            serde_json::to_vec(&secret).map_err(|e| ApiError::Internal(e.to_string()))?,
-        );
-        self.secrets.put(&credentials_name(&id), &SecretBytes::new(serialized.to_vec())).await?;
+        self.put_credentials(&id, &secret).await?;
         let new = NewAdapter {
             id: id.clone(),
             name: name.to_string(),
             kind: KIND.into(),
-            config: serde_json::to_value(&stored).map_err(|e| ApiError::Internal(e.to_string()))?,
+            config: config_value(&stored)?,
             has_credentials: true,
             material: None,
         };
@@ -229,6 +227,19 @@ impl VaultPkis {
         }
         let adapter = self.adapter(&record.id, &stored, &secret)?;
         adapter.check().await?;
+        self.put_credentials(&record.id, &secret).await?;
+        let update = AdapterUpdate {
+            config: Some(config_value(&stored)?),
+            has_credentials: Some(true),
+            ..AdapterUpdate::default()
+        };
+        let record = self.store.update_adapter(ctx, &record.id, &update).await?;
+        self.loaded.write().await.insert(record.id.clone(), adapter);
+        Ok(record)
+    }
+
+    /// Seals the token or secret id (the role id is in the config, not here).
+    async fn put_credentials(&self, adapter_id: &str, secret: &SecretPart) -> ApiResult<()> {
         let kept = SecretPart {
             token: secret.token.clone(),
             secret_id: secret.secret_id.clone(),
@@ -237,19 +248,9 @@ impl VaultPkis {
         let serialized = Zeroizing::new(
             serde_json::to_vec(&kept).map_err(|e| ApiError::Internal(e.to_string()))?,
         );
-        self.secrets
-            .put(&credentials_name(&record.id), &SecretBytes::new(serialized.to_vec()))
-            .await?;
-        let update = AdapterUpdate {
-            config: Some(
-                serde_json::to_value(&stored).map_err(|e| ApiError::Internal(e.to_string()))?,
-            ),
-            has_credentials: Some(true),
-            ..AdapterUpdate::default()
-        };
-        let record = self.store.update_adapter(ctx, &record.id, &update).await?;
-        self.loaded.write().await.insert(record.id.clone(), adapter);
-        Ok(record)
+        let name = credentials_name(adapter_id);
+        self.secrets.put(&name, &SecretBytes::new(serialized.to_vec())).await?;
+        Ok(())
     }
 
     /// A loaded adapter, if this process has it.
@@ -273,6 +274,10 @@ impl VaultPkis {
         let mut loaded = self.loaded.write().await;
         Ok(loaded.entry(record.id.clone()).or_insert(adapter).clone())
     }
+}
+
+fn config_value(stored: &VaultAdapterConfig) -> ApiResult<Value> {
+    serde_json::to_value(stored).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// The stored config of a vault_pki record.
@@ -309,22 +314,16 @@ impl VaultPkis {
         let policy = format!("cmp-agent-{agent}");
         let kv_path = format!("{kv_prefix}/agents/{agent}");
         let rules = cmp_vault::agent_policy(&target.mount, &target.role, kv_mount, &kv_path);
-        let vault_error = |e: cmp_vault::VaultError| {
-            ApiError::Ca(if e.is_retryable() {
-                CaError::Unavailable(e.to_string())
-            } else {
-                CaError::Refused(e.to_string())
-            })
-        };
         let client = adapter.client();
-        client.put_policy(&policy, &rules).await.map_err(vault_error)?;
+        client.put_policy(&policy, &rules).await.map_err(CaError::from)?;
         let request = cmp_vault::TokenRequest {
             policies: vec![policy.clone()],
             ttl_secs,
             display_name: policy.clone(),
             meta: [("cmp_agent".to_string(), agent.to_string())].into(),
         };
-        let issued = client.create_token(AGENT_TOKEN_ROLE, &request).await.map_err(vault_error)?;
+        let issued =
+            client.create_token(AGENT_TOKEN_ROLE, &request).await.map_err(CaError::from)?;
         Ok(cmp_api::AgentToken {
             token: issued.token.expose().to_string(),
             accessor: issued.accessor,

@@ -72,12 +72,12 @@ pub async fn tick(state: &AppState) {
     }
     match state.store.due_managed(now, BATCH).await {
         Ok(due) => {
-            for managed in due {
-                let key = format!("renew:{}", managed.id);
+            for id in due {
+                let key = format!("renew:{id}");
                 if !state.renewal_lock.acquire(&key, 300).await {
                     continue;
                 }
-                consider(state, &managed, now).await;
+                consider(state, &id, now).await;
                 state.renewal_lock.release(&key).await;
             }
         }
@@ -90,17 +90,16 @@ pub async fn tick(state: &AppState) {
 }
 
 /// Decides about one managed certificate and, if due, renews it.
-async fn consider(state: &AppState, listed: &ManagedRecord, now: i64) {
-    // The tick's list may be stale by now (another attempt finished meanwhile): read it again,
-    // and the newest of its requests, which is waited for while it has not ended.
-    let (managed, newest) = match fresh(state, &listed.id).await {
+async fn consider(state: &AppState, id: &str, now: i64) {
+    // Read under the lock, not from the tick's list (another attempt may have finished since),
+    // with the newest of its requests, which is waited for while it has not ended.
+    let (managed, newest) = match fresh(state, id).await {
         Ok(found) => found,
         Err(e) => {
-            tracing::warn!(managed = %listed.id, error = %e, "managed certificate unreadable");
+            tracing::warn!(managed = %id, error = %e, "managed certificate unreadable");
             return;
         }
     };
-    let managed = &managed;
     let open_request =
         newest.as_ref().filter(|r| !r.state.is_final()).map(|r| (r.id.as_str(), r.state));
     let current = match &managed.current_certificate_id {
@@ -155,7 +154,7 @@ async fn consider(state: &AppState, listed: &ManagedRecord, now: i64) {
             not_before: now - state.config.issuer.idempotency_ttl_hours.saturating_mul(3600),
         };
         let ctx = system_context(state, SCHEDULER);
-        let outcome = match service::renew_managed(state, &ctx, managed, Some(&key)).await {
+        let outcome = match service::renew_managed(state, &ctx, &managed, Some(&key)).await {
             Ok((request, _)) => match request.state {
                 RequestState::Issued => "issued",
                 RequestState::AwaitingApproval => "awaiting_approval",

@@ -42,8 +42,19 @@ impl TestApp {
         let mut config = test_config(&db, data.path());
         adjust(&mut config);
         let server = cmp_server::start(config).await.expect("server starts");
-        let base = format!("http://{}", server.addr);
         let admin_token = server.admin_token.clone().expect("first start makes an admin token");
+        TestApp::around(kind, server, admin_token, db, data).await
+    }
+
+    /// The test's view of a started server.
+    async fn around(
+        kind: DbKind,
+        server: cmp_server::Server,
+        admin_token: String,
+        db: TestDb,
+        data: tempfile::TempDir,
+    ) -> TestApp {
+        let base = format!("http://{}", server.addr);
         let store = Arc::new(SqlStore::connect(&db.url, 2).await.unwrap());
         TestApp {
             kind,
@@ -74,19 +85,7 @@ impl TestApp {
         config.issuer.adapter_token = admin_token.clone();
         adjust(&mut config);
         let server = cmp_server::start(config).await.expect("server starts");
-        let base = format!("http://{}", server.addr);
-        let store = Arc::new(SqlStore::connect(&db.url, 2).await.unwrap());
-        let app = TestApp {
-            kind,
-            admin: Client::new(&base, Some(admin_token.clone())).unwrap(),
-            base,
-            admin_token,
-            store,
-            server: Some(server),
-            _db: db,
-            _data: data,
-        };
-        (app, adapter)
+        (TestApp::around(kind, server, admin_token, db, data).await, adapter)
     }
 
     /// (Re)starts an adapter role on this app's database and data directory, at `addr`.
