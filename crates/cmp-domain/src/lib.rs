@@ -12,7 +12,7 @@ pub use certificate::{
     LocationKind, San, SanType, evaluate, static_findings, status_at,
 };
 pub use issuance::{Backoff, RequestKind, RequestState};
-pub use policy::{Ask, KeyRule, Policy, Violation};
+pub use policy::{Ask, KeyRule, Policy, Violation, name_matches};
 pub use renewal::{
     RenewBefore, RenewalAction, RenewalDecision, RenewalInput, RenewalReason, decide,
 };

@@ -159,8 +159,9 @@ impl Policy {
     }
 }
 
-/// Whether one policy name rule admits a requested name.
-fn name_matches(rule: &str, name: &str) -> bool {
+/// Whether one name rule admits a name (lowercase both): `name` exactly, `*.x` (one label
+/// under x), `.x` (any depth under x).
+pub fn name_matches(rule: &str, name: &str) -> bool {
     if let Some(suffix) = rule.strip_prefix('.') {
         // Any depth under the suffix, wildcards included.
         return name.strip_suffix(suffix).is_some_and(|head| head.ends_with('.') && head.len() > 1);

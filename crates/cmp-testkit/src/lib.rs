@@ -1,9 +1,15 @@
 //! Test support: a fresh database per test run, on SQLite or on the local PostgreSQL server;
-//! a real OpenBao server.
+//! a real OpenBao server; a real Pebble ACME server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
 
 pub mod openbao;
 pub mod openssl;
+pub mod pebble;
+
+/// A TCP port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
 
 use std::path::PathBuf;
 

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::free_port;
+
 /// Where `bao` is: `$OPENBAO_BIN`, then `PATH`, then where `scripts/services-up` puts it.
 pub fn bao_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("OPENBAO_BIN") {
@@ -44,10 +46,6 @@ impl Drop for OpenBao {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl OpenBao {

@@ -89,3 +89,58 @@ pub fn csr_pem(common_name: &str) -> String {
     assert!(output.status.success(), "openssl req: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap()
 }
+
+/// A P-256 CSR (PEM) with an empty subject and `names` (DNS names or IPs) as its SAN, as an ACME
+/// CA wants it.
+pub fn csr_pem_for_names(names: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let san: Vec<String> = names
+        .iter()
+        .map(|n| match n.parse::<std::net::IpAddr>() {
+            Ok(_) => format!("IP:{n}"),
+            Err(_) => format!("DNS:{n}"),
+        })
+        .collect();
+    let output = std::process::Command::new("openssl")
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+        .arg("-keyout")
+        .arg(dir.path().join("key.pem"))
+        .args(["-subj", "/", "-addext", &format!("subjectAltName={}", san.join(","))])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "openssl req: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `openssl verify` of a PEM chain (leaf first, intermediates after) against one root, PEM.
+/// `Err` holds what openssl said.
+pub fn verify_chain(chain_pem: &str, root_pem: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks: Vec<&str> = chain_pem
+        .split_inclusive("-----END CERTIFICATE-----")
+        .filter(|b| b.contains("BEGIN CERTIFICATE"))
+        .collect();
+    let (leaf, rest) = blocks.split_first().ok_or("the chain holds no certificate")?;
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (leaf, untrusted, root) =
+        (write("leaf.pem", leaf), write("chain.pem", &rest.concat()), write("root.pem", root_pem));
+    let mut command = std::process::Command::new("openssl");
+    command.arg("verify").arg("-CAfile").arg(root);
+    if !rest.is_empty() {
+        command.arg("-untrusted").arg(untrusted);
+    }
+    let output = command.arg(leaf).output().unwrap();
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}

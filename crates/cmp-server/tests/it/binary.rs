@@ -4,9 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use cmp_testkit::free_port;
 
 #[tokio::test]
 async fn cmpd_prints_the_token_once_keeps_it_out_of_logs_and_stops_gracefully() {

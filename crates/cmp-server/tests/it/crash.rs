@@ -6,14 +6,10 @@ use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cmp_testkit::{DbKind, TestDb};
+use cmp_testkit::{DbKind, TestDb, free_port};
 use serde_json::{Value, json};
 
 const REQUESTS: usize = 40;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn cmpd(data: &std::path::Path, db: &str, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_cmpd"))
