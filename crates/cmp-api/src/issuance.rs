@@ -274,6 +274,9 @@ pub struct SignCall {
     pub ip_addresses: Vec<String>,
     pub usages: Vec<String>,
     pub validity_secs: i64,
+    /// The certificate this one renews, base64 DER (ACME's ARI `replaces`).
+    #[serde(default)]
+    pub replaces: Option<String>,
 }
 
 /// A signed certificate with its chain, base64 DER each.

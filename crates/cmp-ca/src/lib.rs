@@ -1,9 +1,11 @@
-//! The CA adapter contract (`CaAdapter`), the builtin CA and the Vault PKI adapter.
+//! The CA adapter contract (`CaAdapter`), the builtin CA, the Vault PKI adapter and the ACME
+//! adapter.
 //!
 //! The issuer role drives every CA through [`CaAdapter`]: sign a CSR under a profile, revoke a
 //! serial, report health and capabilities. The workflow around signing (policy, approval,
 //! inventory, audit) lives once, in the issuer role, never in an adapter.
 
+pub mod acme;
 pub mod builtin;
 mod ledger;
 pub mod ocsp_client;
@@ -48,6 +50,10 @@ pub struct SignRequest {
     /// PKCS#10 CSR, DER. Its signature has been verified by the caller and is verified again.
     pub csr_der: Vec<u8>,
     pub profile: Profile,
+    /// The certificate this one renews, DER, when it renews one (ACME sends it as ARI's
+    /// `replaces`).
+    #[serde(default)]
+    pub replaces: Option<Vec<u8>>,
 }
 
 /// A signed certificate and the chain above it.
@@ -175,6 +181,9 @@ pub enum CaError {
     /// The CA cannot be reached or is not ready; retrying later can help.
     #[error("CA unavailable: {0}")]
     Unavailable(String),
+    /// The CA asked to be left alone until `retry_at` (Unix seconds): a rate limit.
+    #[error("CA asks to wait: {message}")]
+    Throttled { message: String, retry_at: i64 },
     /// Anything else (a bug, corrupt CA material).
     #[error("CA failure: {0}")]
     Internal(String),
@@ -183,7 +192,15 @@ pub enum CaError {
 impl CaError {
     /// Whether retrying the same call later can succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, CaError::Unavailable(_))
+        matches!(self, CaError::Unavailable(_) | CaError::Throttled { .. })
+    }
+
+    /// Not before when to retry (Unix seconds), when the CA said.
+    pub fn retry_at(&self) -> Option<i64> {
+        match self {
+            CaError::Throttled { retry_at, .. } => Some(*retry_at),
+            _ => None,
+        }
     }
 }
 
@@ -201,4 +218,9 @@ pub trait CaAdapter: Send + Sync {
     ) -> Result<(), CaError>;
     /// Health and capabilities.
     async fn get_status(&self) -> AdapterStatus;
+    /// The CA's suggested renewal window (Unix seconds) for a certificate it issued, when it
+    /// suggests one (ACME ARI, RFC 9773). Default: none, renewal follows the lifetime rule.
+    async fn renewal_window(&self, _certificate_der: &[u8]) -> Result<Option<(i64, i64)>, CaError> {
+        Ok(None)
+    }
 }

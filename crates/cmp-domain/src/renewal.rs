@@ -71,6 +71,9 @@ pub struct RenewalInput<'a> {
     /// The newest request of this managed certificate, when it has not ended yet (awaiting
     /// approval, retrying, in flight): its id and state.
     pub open_request: Option<(&'a str, RequestState)>,
+    /// The CA's suggested renewal window for the current version (ACME ARI, RFC 9773), when
+    /// the CA gives one: it replaces the lifetime rule and `renew_before`.
+    pub suggested_window: Option<(i64, i64)>,
 }
 
 /// What to do now.
@@ -93,6 +96,8 @@ pub enum RenewalReason {
     BackingOff,
     /// A request for it is still open; its end triggers the next decision.
     RequestOpen,
+    /// Inside the renewal window the CA suggested (ACME ARI).
+    SuggestedWindow,
 }
 
 /// A decision, with a message for people ("renewing: 67% of lifetime elapsed").
@@ -107,14 +112,18 @@ pub struct RenewalDecision {
     pub message: String,
 }
 
-/// The spread of renewal times: up to 5% of the lifetime, at most one hour, always earlier.
-fn jitter_secs(id: &str, lifetime: i64) -> i64 {
+/// A point in `0..span` that depends only on `id`.
+fn spread(id: &str, span: i64) -> i64 {
     // FNV-1a: stable across processes and versions, unlike std's hasher.
     let hash = id
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    let span = (lifetime / 20).clamp(0, 3_600);
-    if span == 0 { 0 } else { i64::try_from(hash % span.unsigned_abs()).unwrap_or(0) }
+    if span <= 0 { 0 } else { i64::try_from(hash % span.unsigned_abs()).unwrap_or(0) }
+}
+
+/// The spread of renewal times: up to 5% of the lifetime, at most one hour, always earlier.
+fn jitter_secs(id: &str, lifetime: i64) -> i64 {
+    spread(id, (lifetime / 20).clamp(0, 3_600))
 }
 
 fn percent_elapsed(not_before: i64, not_after: i64, now: i64) -> i64 {
@@ -155,16 +164,25 @@ pub fn decide(input: &RenewalInput<'_>) -> RenewalDecision {
         });
     };
     let lifetime = (not_after - not_before).max(1);
-    let (window_start, reason) = match input.renew_before {
-        None => (not_before + lifetime * 2 / 3, RenewalReason::LifetimeElapsed),
-        Some(RenewBefore::Percent(p)) => {
-            (not_after - lifetime * i64::from(p) / 100, RenewalReason::RenewBeforeWindow)
+    let (due_at, reason) = match (input.suggested_window, input.renew_before) {
+        // RFC 9773 section 4.2: a uniformly chosen moment inside the window (stable per
+        // certificate, so replicas agree); a window already over means now.
+        (Some((start, end)), _) if end > start => {
+            (start + spread(input.id, end - start), RenewalReason::SuggestedWindow)
         }
-        Some(RenewBefore::Secs(s)) => {
-            (not_after - s.min(lifetime), RenewalReason::RenewBeforeWindow)
-        }
+        (_, None) => (
+            not_before + lifetime * 2 / 3 - jitter_secs(input.id, lifetime),
+            RenewalReason::LifetimeElapsed,
+        ),
+        (_, Some(RenewBefore::Percent(p))) => (
+            not_after - lifetime * i64::from(p) / 100 - jitter_secs(input.id, lifetime),
+            RenewalReason::RenewBeforeWindow,
+        ),
+        (_, Some(RenewBefore::Secs(s))) => (
+            not_after - s.min(lifetime) - jitter_secs(input.id, lifetime),
+            RenewalReason::RenewBeforeWindow,
+        ),
     };
-    let due_at = window_start - jitter_secs(input.id, lifetime);
     let elapsed = percent_elapsed(not_before, not_after, now);
     if now < due_at {
         return RenewalDecision {
@@ -190,6 +208,10 @@ pub fn decide(input: &RenewalInput<'_>) -> RenewalDecision {
             }
         } else {
             let message = match (reason, input.renew_before) {
+                (RenewalReason::SuggestedWindow, _) => format!(
+                    "renewing: inside the CA's suggested renewal window (ARI), {elapsed}% of \
+                     lifetime elapsed"
+                ),
                 (RenewalReason::RenewBeforeWindow, Some(rb)) => format!(
                     "renewing: inside the renew-before window ({rb} before expiry), \
                      {elapsed}% of lifetime elapsed"
@@ -248,6 +270,7 @@ mod tests {
             last_failure_at: None,
             backoff: Backoff { base_secs: 60, cap_secs: 3_600 },
             open_request: None,
+            suggested_window: None,
         }
     }
 
@@ -329,5 +352,41 @@ mod tests {
         let mut i = input(5, None);
         i.current = None;
         assert_eq!(decide(&i).reason, RenewalReason::NotIssued);
+    }
+
+    /// Recorded `renewalInfo` windows (as Let's Encrypt sends them), turned into input.
+    #[test]
+    fn a_suggested_window_replaces_the_lifetime_rule_and_spreads_inside_it() {
+        // An incident window early in the lifetime: renew inside it, not at 2/3.
+        let mut early = input(11 * DAY, None);
+        early.suggested_window = Some((10 * DAY, 11 * DAY));
+        let d = decide(&early);
+        assert_eq!((d.action, d.reason), (RenewalAction::Renew, RenewalReason::SuggestedWindow));
+        assert!((10 * DAY..11 * DAY).contains(&d.due_at), "{d:?}");
+        // Certificates spread across the window instead of renewing in one second.
+        let dues: std::collections::BTreeSet<i64> = (0..50)
+            .map(|n| {
+                let id = format!("mc-{n}");
+                decide(&RenewalInput { id: &id, ..early.clone() }).due_at
+            })
+            .collect();
+        assert!(dues.len() > 40, "{} distinct due times", dues.len());
+        // Before the window: wait for it, and say so.
+        let mut before = input(DAY, None);
+        before.suggested_window = Some((60 * DAY, 62 * DAY));
+        let d = decide(&before);
+        assert_eq!((d.action, d.reason), (RenewalAction::Wait, RenewalReason::NotDue));
+        assert!(d.due_at >= 60 * DAY && d.next_check_at == d.due_at, "{d:?}");
+        // A window that already ended: renew now.
+        let mut past = input(70 * DAY, None);
+        past.suggested_window = Some((60 * DAY, 62 * DAY));
+        let d = decide(&past);
+        assert_eq!(d.action, RenewalAction::Renew);
+        assert!(d.message.contains("suggested renewal window"), "{}", d.message);
+        // A backwards window is ignored: the lifetime rule decides.
+        let mut backwards = input(10 * DAY, None);
+        backwards.suggested_window = Some((11 * DAY, 10 * DAY));
+        assert_eq!(decide(&backwards).reason, RenewalReason::NotDue);
+        assert!(decide(&backwards).due_at > 55 * DAY);
     }
 }

@@ -73,7 +73,17 @@ pub struct Config {
     pub ca: CaConfig,
     pub secrets: SecretsConfig,
     pub vault: VaultConfig,
+    pub acme: AcmeConfig,
     pub log: LogConfig,
+}
+
+/// Process-wide ACME settings (each ACME CA is an adapter of kind `acme`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeConfig {
+    /// Where CMP's http-01 responder listens (point port 80 of the names at it), e.g.
+    /// `0.0.0.0:80`; unset: no http-01, only dns-01.
+    pub http01_listen: Option<SocketAddr>,
 }
 
 /// Where private keys and credentials are kept.
@@ -286,6 +296,7 @@ impl Default for Config {
                 kv_mount: "secret".into(),
                 kv_prefix: "cmp".into(),
             },
+            acme: AcmeConfig { http01_listen: None },
             log: LogConfig { format: LogFormat::Auto, level: "info".into() },
         }
     }

@@ -129,6 +129,9 @@ impl ApiError {
                 CaError::Unavailable(_) => {
                     (StatusCode::SERVICE_UNAVAILABLE, "ca-unavailable", "CA unavailable")
                 }
+                CaError::Throttled { .. } => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "ca-throttled", "CA asks to wait")
+                }
                 CaError::Internal(_) => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "ca-internal", "CA failure")
                 }
@@ -205,7 +208,16 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %self, "request failed");
         }
         let body = serde_json::to_vec(&problem).unwrap_or_default();
-        (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+        let mut response =
+            (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response();
+        if let ApiError::Ca(CaError::Throttled { retry_at, .. }) = &self {
+            let at = std::time::UNIX_EPOCH
+                + std::time::Duration::from_secs(u64::try_from(*retry_at).unwrap_or(0));
+            if let Ok(value) = header::HeaderValue::from_str(&httpdate::fmt_http_date(at)) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
     }
 }
 

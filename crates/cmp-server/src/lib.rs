@@ -203,6 +203,23 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     }
     let (router, state) = app::build(state).map_err(anyhow::Error::msg)?;
     let (shutdown, mut stopped) = tokio::sync::watch::channel(false);
+    if role.serves(ServerRole::Adapter)
+        && let (Some(responder), Some(addr)) = (&state.http01, state.config.acme.http01_listen)
+    {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("while binding acme.http01_listen {addr}"))?;
+        let mut stopping = shutdown.subscribe();
+        let router = responder.clone().router();
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+                tracing::error!(error = %e, "the ACME http-01 responder stopped");
+            }
+        });
+    }
     if role.serves(ServerRole::Issuer) {
         tokio::spawn(issuer::scheduler::run(state, shutdown.subscribe()));
     }

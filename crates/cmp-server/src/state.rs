@@ -6,7 +6,11 @@ use cmp_domain::Clock;
 use cmp_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::adapter::{AdapterDirectory, BuiltinCas, LocalAdapters, RemoteAdapters, VaultPkis};
+use cmp_acme::Http01Responder;
+
+use crate::adapter::{
+    AcmeCas, AdapterDirectory, BuiltinCas, LocalAdapters, RemoteAdapters, VaultPkis,
+};
 use crate::auth::RoutePolicies;
 use crate::config::Config;
 use crate::issuer::scheduler::{InProcessLock, RenewalLock};
@@ -33,6 +37,8 @@ pub struct AppState {
     pub adapters: Arc<dyn AdapterDirectory>,
     /// One scheduler per managed certificate at a time.
     pub renewal_lock: Arc<dyn RenewalLock>,
+    /// CMP's ACME http-01 responder, served on `acme.http01_listen` when set.
+    pub http01: Option<Arc<Http01Responder>>,
 }
 
 impl AppState {
@@ -51,7 +57,11 @@ impl AppState {
             config.ca.public_url.clone(),
         ));
         let vault = Arc::new(VaultPkis::new(store.clone(), secrets.clone(), clock.clone()));
-        let local_adapters = Arc::new(LocalAdapters::new(store.clone(), builtin.clone(), vault));
+        let http01 = config.acme.http01_listen.map(|_| Arc::new(Http01Responder::default()));
+        let acme =
+            Arc::new(AcmeCas::new(store.clone(), secrets.clone(), clock.clone(), http01.clone()));
+        let local_adapters =
+            Arc::new(LocalAdapters::new(store.clone(), builtin.clone(), vault, acme));
         let adapters: Arc<dyn AdapterDirectory> = if config.issuer.adapter_url.is_empty() {
             local_adapters.clone()
         } else {
@@ -70,6 +80,7 @@ impl AppState {
             local_adapters,
             adapters,
             renewal_lock: Arc::new(InProcessLock::default()),
+            http01,
         })
     }
 

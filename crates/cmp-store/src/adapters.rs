@@ -113,6 +113,16 @@ pub trait AdapterStore: Send + Sync {
     ) -> StoreResult<LedgerRevoke>;
     /// Revoked rows not expired at `now`.
     async fn ledger_revoked(&self, ca_id: &str, now: i64) -> StoreResult<Vec<LedgerRow>>;
+
+    /// The URL of the ACME order placed for a request, if any.
+    async fn acme_order_find(&self, ca_id: &str, request_id: &str) -> StoreResult<Option<String>>;
+    /// Records a request's ACME order unless one is recorded; returns the URL that stands.
+    async fn acme_order_record(
+        &self,
+        ca_id: &str,
+        request_id: &str,
+        order_url: &str,
+    ) -> StoreResult<String>;
 }
 
 fn adapter_from_row(row: &AnyRow) -> StoreResult<AdapterRecord> {
@@ -357,5 +367,40 @@ impl AdapterStore for SqlStore {
         .iter()
         .map(ledger_from_row)
         .collect()
+    }
+
+    async fn acme_order_find(&self, ca_id: &str, request_id: &str) -> StoreResult<Option<String>> {
+        let row =
+            sqlx::query("SELECT order_url FROM acme_orders WHERE ca_id = $1 AND request_id = $2")
+                .bind(ca_id)
+                .bind(request_id)
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.map(|r| r.try_get("order_url")).transpose()?)
+    }
+
+    async fn acme_order_record(
+        &self,
+        ca_id: &str,
+        request_id: &str,
+        order_url: &str,
+    ) -> StoreResult<String> {
+        sqlx::query(
+            "INSERT INTO acme_orders (ca_id, request_id, order_url) VALUES ($1, $2, $3) \
+             ON CONFLICT (ca_id, request_id) DO NOTHING",
+        )
+        .bind(ca_id)
+        .bind(request_id)
+        .bind(order_url)
+        .execute(&self.write)
+        .await?;
+        // Read on the writer: the row that stands, ours or the one that won a race.
+        let row =
+            sqlx::query("SELECT order_url FROM acme_orders WHERE ca_id = $1 AND request_id = $2")
+                .bind(ca_id)
+                .bind(request_id)
+                .fetch_one(&self.write)
+                .await?;
+        Ok(row.try_get("order_url")?)
     }
 }

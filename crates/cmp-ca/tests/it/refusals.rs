@@ -53,7 +53,12 @@ async fn a_bad_csr_signature_is_an_invalid_csr() {
     let mut csr = csr_der(&key);
     let last = csr.len() - 1;
     csr[last] ^= 0x01;
-    let request = SignRequest { request_id: "bad-sig".into(), csr_der: csr, profile: profile() };
+    let request = SignRequest {
+        request_id: "bad-sig".into(),
+        csr_der: csr,
+        profile: profile(),
+        replaces: None,
+    };
     let CaError::InvalidCsr(message) = refusal(&ca, request).await else { panic!("InvalidCsr") };
     assert!(message.contains("signature does not verify"), "{message}");
 
@@ -61,12 +66,14 @@ async fn a_bad_csr_signature_is_an_invalid_csr() {
         request_id: "garbage".into(),
         csr_der: b"garbage".to_vec(),
         profile: profile(),
+        replaces: None,
     };
     assert!(matches!(refusal(&ca, request).await, CaError::InvalidCsr(_)));
     let request = SignRequest {
         request_id: "a-certificate".into(),
         csr_der: ca.material.root_der.clone(),
         profile: profile(),
+        replaces: None,
     };
     let CaError::InvalidCsr(message) = refusal(&ca, request).await else { panic!("InvalidCsr") };
     assert!(message.contains("a certificate"), "{message}");
@@ -98,7 +105,12 @@ async fn keys_it_does_not_sign() {
         ("p521", p521, "P-521"),
         ("ed448", ed448, "Ed448"),
     ] {
-        let request = SignRequest { request_id: name.into(), csr_der: csr, profile: profile() };
+        let request = SignRequest {
+            request_id: name.into(),
+            csr_der: csr,
+            profile: profile(),
+            replaces: None,
+        };
         let CaError::InvalidCsr(message) = refusal(&ca, request).await else {
             panic!("{name}: expected InvalidCsr")
         };
@@ -107,8 +119,12 @@ async fn keys_it_does_not_sign() {
     // An openssl-made CSR of an accepted key type is fine.
     let rsa2048 =
         openssl_csr(&ca, "rsa2048", &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
-    let request =
-        SignRequest { request_id: "rsa2048".into(), csr_der: rsa2048, profile: profile() };
+    let request = SignRequest {
+        request_id: "rsa2048".into(),
+        csr_der: rsa2048,
+        profile: profile(),
+        replaces: None,
+    };
     ca.ca.create_certificate(&request).await.unwrap();
 }
 

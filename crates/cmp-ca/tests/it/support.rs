@@ -148,7 +148,7 @@ pub fn csr_der(key: &KeyPair) -> Vec<u8> {
 }
 
 pub fn sign_request(request_id: &str, key: &KeyPair, profile: Profile) -> SignRequest {
-    SignRequest { request_id: request_id.into(), csr_der: csr_der(key), profile }
+    SignRequest { request_id: request_id.into(), csr_der: csr_der(key), profile, replaces: None }
 }
 
 /// www.example.com and example.com, 192.0.2.10, serverAuth + clientAuth, 30 days.

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use cmp_ca::{CaAdapter, CaError};
 use cmp_store::{Store, StoreError};
 
+use super::acme::AcmeCas;
 use super::builtin::{BUILTIN_KIND, BuiltinCas};
 use super::vault::VaultPkis;
 
@@ -16,16 +17,22 @@ pub trait AdapterDirectory: Send + Sync {
     async fn adapter(&self, adapter_id: &str) -> Result<Arc<dyn CaAdapter>, CaError>;
 }
 
-/// The adapters this process runs: builtin CAs and Vault PKI roles.
+/// The adapters this process runs: builtin CAs, Vault PKI roles and ACME accounts.
 pub struct LocalAdapters {
     pub builtin: Arc<BuiltinCas>,
     pub vault: Arc<VaultPkis>,
+    pub acme: Arc<AcmeCas>,
     store: Arc<dyn Store>,
 }
 
 impl LocalAdapters {
-    pub fn new(store: Arc<dyn Store>, builtin: Arc<BuiltinCas>, vault: Arc<VaultPkis>) -> Self {
-        LocalAdapters { builtin, vault, store }
+    pub fn new(
+        store: Arc<dyn Store>,
+        builtin: Arc<BuiltinCas>,
+        vault: Arc<VaultPkis>,
+        acme: Arc<AcmeCas>,
+    ) -> Self {
+        LocalAdapters { builtin, vault, acme, store }
     }
 }
 
@@ -38,6 +45,9 @@ impl AdapterDirectory for LocalAdapters {
         if let Some(vault) = self.vault.cached(id_or_name).await {
             return Ok(vault);
         }
+        if let Some(acme) = self.acme.cached(id_or_name).await {
+            return Ok(acme);
+        }
         let record = self.store.get_adapter(id_or_name).await.map_err(|e| match e {
             StoreError::NotFound { .. } => CaError::Refused(format!("no adapter {id_or_name}")),
             other => CaError::Unavailable(other.to_string()),
@@ -45,6 +55,7 @@ impl AdapterDirectory for LocalAdapters {
         match record.kind.as_str() {
             BUILTIN_KIND => Ok(self.builtin.get(&record.id).await?),
             cmp_ca::vault_pki::KIND => Ok(self.vault.get(&record).await?),
+            cmp_ca::acme::KIND => Ok(self.acme.get(&record).await?),
             other => Err(CaError::Refused(format!("adapter kind {other} is not served here"))),
         }
     }

@@ -58,7 +58,9 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Adapter>>
 }
 
 /// Configure a CA. Kind `builtin` makes a new root and issuing CA; kind `vault_pki` connects
-/// a Vault PKI role (checked now; the token or secret id goes to the secret store).
+/// a Vault PKI role (checked now; the token or secret id goes to the secret store); kind
+/// `acme` registers an account at an ACME CA (its key and any EAB HMAC go to the secret
+/// store).
 #[utoipa::path(post, path = "/api/v1/adapters", tag = "adapters",
     request_body = AdapterCreate,
     responses((status = 201, body = Adapter), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")),
@@ -80,10 +82,13 @@ pub async fn create(
         cmp_ca::vault_pki::KIND => {
             state.local_adapters.vault.create(&ctx, &body.name, body.config).await?
         }
+        cmp_ca::acme::KIND => {
+            state.local_adapters.acme.create(&ctx, &body.name, body.config).await?
+        }
         other => {
             return Err(ApiError::bad_field(
                 "kind",
-                format!("unknown adapter kind {other:?} (known: builtin, vault_pki)"),
+                format!("unknown adapter kind {other:?} (known: builtin, vault_pki, acme)"),
             ));
         }
     };
@@ -219,6 +224,11 @@ pub async fn sign(
             usages,
             validity_secs: body.validity_secs,
         },
+        replaces: body
+            .replaces
+            .map(|b64| STANDARD.decode(b64))
+            .transpose()
+            .map_err(|_| ApiError::bad_field("replaces", "not base64"))?,
     };
     let issued = state.local_adapters.adapter(&id).await?.create_certificate(&request).await?;
     Ok(Json(SignedChain {

@@ -1,7 +1,8 @@
-//! The adapter role: CA adapters (builtin, Vault PKI: configuration, status), signing and
+//! The adapter role: CA adapters (builtin, Vault PKI, ACME: configuration, status), signing and
 //! revocation for the issuer role, Vault tokens for agents, and what the builtin CA publishes
 //! (CRL, OCSP, CA certificate).
 
+mod acme;
 mod builtin;
 mod directory;
 mod handlers;
@@ -9,6 +10,7 @@ mod pki;
 mod remote;
 mod vault;
 
+pub use acme::AcmeCas;
 pub use builtin::{BUILTIN_KIND, BuiltinCas, DEFAULT_CA_NAME, ensure_default_ca};
 pub use directory::{AdapterDirectory, LocalAdapters};
 pub use remote::RemoteAdapters;

@@ -52,10 +52,14 @@ struct RemoteAdapter {
     token: String,
 }
 
-/// The adapter role's problem `type` slugs for CA errors, back to `CaError`.
-fn ca_error_of(problem: Problem) -> CaError {
+/// The adapter role's problem `type` slugs for CA errors, back to `CaError`; `retry_after` is
+/// the answer's `Retry-After`.
+fn ca_error_of(problem: Problem, retry_after: Option<i64>) -> CaError {
     let detail = problem.detail.unwrap_or_else(|| problem.title.clone());
     match problem.kind.rsplit('/').next().unwrap_or_default() {
+        "ca-throttled" if let Some(retry_at) = retry_after => {
+            CaError::Throttled { message: detail, retry_at }
+        }
         "ca-invalid-csr" => CaError::InvalidCsr(detail),
         "ca-refused" => CaError::Refused(detail),
         "ca-already-revoked" => CaError::AlreadyRevoked(detail),
@@ -83,8 +87,15 @@ impl RemoteAdapter {
                 .map_err(|e| CaError::Unavailable(format!("adapter role answer unreadable: {e}")));
         }
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|since| i64::try_from(since.as_secs()).ok());
         match response.json::<Problem>().await {
-            Ok(problem) => Err(ca_error_of(problem)),
+            Ok(problem) => Err(ca_error_of(problem, retry_after)),
             Err(_) => Err(CaError::Unavailable(format!("adapter role answered {status}"))),
         }
     }
@@ -109,6 +120,7 @@ impl CaAdapter for RemoteAdapter {
             ip_addresses: profile.ip_addresses.iter().map(ToString::to_string).collect(),
             usages: profile.usages.iter().map(|u| super::usage_name(*u).to_string()).collect(),
             validity_secs: profile.validity_secs,
+            replaces: request.replaces.as_ref().map(|der| STANDARD.encode(der)),
         };
         let signed: SignedChain =
             self.call(self.client.post(format!("{}/sign", self.url)).json(&body)).await?;

@@ -170,6 +170,7 @@ pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
                     let (ca, csr) = (ca.clone(), csr.clone());
                     async move {
                         let request = SignRequest {
+                            replaces: None,
                             request_id: format!("{run_id}-{n}"),
                             csr_der: csr,
                             profile: Profile {

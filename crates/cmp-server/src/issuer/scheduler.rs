@@ -89,6 +89,28 @@ pub async fn tick(state: &AppState) {
     }
 }
 
+/// How often a CA's suggested renewal window is read again (RFC 9773 suggests following
+/// Retry-After, which CAs set to hours).
+const ARI_RECHECK_SECS: i64 = 6 * 3_600;
+
+/// The CA's suggested renewal window for the current version, when its adapter has one; a
+/// failure only means the lifetime rule decides this time.
+async fn suggested_window(
+    state: &AppState,
+    adapter_id: &str,
+    certificate_id: &str,
+) -> Option<(i64, i64)> {
+    let adapter = state.adapters.adapter(adapter_id).await.ok()?;
+    let der = state.store.get_certificate_der(certificate_id, &Scope::All).await.ok()?;
+    match adapter.renewal_window(&der).await {
+        Ok(window) => window,
+        Err(e) => {
+            tracing::warn!(adapter = %adapter_id, error = %e, "no renewal window from the CA");
+            None
+        }
+    }
+}
+
 /// Decides about one managed certificate and, if due, renews it.
 async fn consider(state: &AppState, id: &str, now: i64) {
     // Read under the lock, not from the tick's list (another attempt may have finished since),
@@ -112,6 +134,10 @@ async fn consider(state: &AppState, id: &str, now: i64) {
         },
         None => None,
     };
+    let suggested_window = match (&managed.current_certificate_id, open_request) {
+        (Some(current_id), None) => suggested_window(state, &managed.adapter_id, current_id).await,
+        _ => None,
+    };
     let renew_before = managed
         .spec
         .get("renew_before")
@@ -126,6 +152,7 @@ async fn consider(state: &AppState, id: &str, now: i64) {
         last_failure_at: managed.last_failure_at,
         backoff: Backoff::default(),
         open_request,
+        suggested_window,
     };
     let decision = decide(&input);
     let interval = i64::try_from(state.config.issuer.scheduler_interval_secs).unwrap_or(60);
@@ -134,6 +161,10 @@ async fn consider(state: &AppState, id: &str, now: i64) {
     // (or the failure) changes the next decision.
     let next_check = match decision.action {
         RenewalAction::Renew => now + interval,
+        // A CA's window can move (an incident): ask again within ARI_RECHECK_SECS.
+        RenewalAction::Wait if suggested_window.is_some() => {
+            decision.next_check_at.clamp(now + 1, now + ARI_RECHECK_SECS)
+        }
         RenewalAction::Wait => decision.next_check_at.max(now + 1),
     };
     let value = serde_json::to_value(&decision).unwrap_or_default();

@@ -309,12 +309,17 @@ async fn attempt(state: &AppState, request: RequestRecord) -> ApiResult<RequestR
             (state.store.complete_revoke(&ctx, id, reason.as_str()).await?, "issued")
         }
         Err(e) => {
+            // A CA that asks to wait (a rate limit) is waited for, and that wait spends no
+            // attempt: the request was not wrong, only early.
+            let throttled = matches!(e, CaError::Throttled { .. });
             let retry_at = (e.is_retryable()
-                && request.attempts < state.config.issuer.max_attempts)
+                && (throttled || request.attempts < state.config.issuer.max_attempts))
                 .then(|| {
                     let failures = u32::try_from(request.attempts).unwrap_or(u32::MAX);
                     let backoff = Backoff { base_secs: 5, cap_secs: 600 };
-                    state.clock.now().unix_timestamp() + backoff.delay_secs(failures)
+                    let after_backoff =
+                        state.clock.now().unix_timestamp() + backoff.delay_secs(failures);
+                    e.retry_at().map_or(after_backoff, |at| at.max(after_backoff))
                 });
             let label = if retry_at.is_some() { "retry" } else { "failed" };
             (state.store.fail_request(&ctx, id, &e.to_string(), retry_at).await?, label)
@@ -340,7 +345,12 @@ async fn sign(state: &AppState, request: &RequestRecord) -> Result<Done, CaError
     let csr_der =
         request.csr.clone().ok_or_else(|| CaError::Internal("request has no CSR".into()))?;
     let adapter = state.adapters.adapter(&request.adapter_id).await?;
-    let sign = SignRequest { request_id: request.id.clone(), csr_der, profile: spec.profile() };
+    let replaces = match request.kind {
+        RequestKind::Renew => current_version_der(state, request).await,
+        _ => None,
+    };
+    let sign =
+        SignRequest { request_id: request.id.clone(), csr_der, profile: spec.profile(), replaces };
     let issued = adapter.create_certificate(&sign).await?;
     let parse = |der: &[u8]| {
         cmp_pki::parse_certificate(der).map_err(|e| {
@@ -351,6 +361,16 @@ async fn sign(state: &AppState, request: &RequestRecord) -> Result<Done, CaError
         facts: parse(&issued.certificate_der)?,
         chain: issued.chain_der.iter().map(|d| parse(d)).collect::<Result<_, _>>()?,
     })))
+}
+
+/// The DER of the version a renewal replaces, if it can be read (it only informs the CA).
+async fn current_version_der(state: &AppState, request: &RequestRecord) -> Option<Vec<u8>> {
+    let managed = state
+        .store
+        .get_managed(request.managed_certificate_id.as_deref()?, &Scope::All)
+        .await
+        .ok()?;
+    state.store.get_certificate_der(&managed.current_certificate_id?, &Scope::All).await.ok()
 }
 
 async fn revoke_at_ca(state: &AppState, request: &RequestRecord) -> Result<Done, CaError> {

@@ -6,6 +6,7 @@
     clippy::field_reassign_with_default
 )]
 
+mod acme;
 mod auth_walk;
 mod bad_input;
 mod binary;

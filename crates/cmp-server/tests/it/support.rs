@@ -154,6 +154,20 @@ impl TestApp {
         self._data.path()
     }
 
+    /// Stops the server and starts a new one (a new process's state) on the same database and
+    /// data directory.
+    pub async fn restart(&mut self, adjust: impl FnOnce(&mut Config)) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await.unwrap();
+        }
+        let mut config = test_config(&self._db, self._data.path());
+        adjust(&mut config);
+        let server = cmp_server::start(config).await.expect("server restarts");
+        self.base = format!("http://{}", server.addr);
+        self.admin = Client::new(&self.base, Some(self.admin_token.clone())).unwrap();
+        self.server = Some(server);
+    }
+
     pub async fn stop(mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown().await.unwrap();

@@ -227,3 +227,20 @@ async fn policies_are_set_per_owner_and_audited() {
         assert!(store.put_policy(&ctx(NOW), "no-such-owner", &json!({})).await.is_err());
     });
 }
+
+#[tokio::test]
+async fn the_acme_order_journal_keeps_the_first_order_of_a_request() {
+    on_both_databases!(|store, db| {
+        assert_eq!(store.acme_order_find("ca-1", "r1").await.unwrap(), None);
+        let first = store.acme_order_record("ca-1", "r1", "https://ca/order/1").await.unwrap();
+        assert_eq!(first, "https://ca/order/1");
+        // A second worker's order for the same request loses: the first one is resumed.
+        let raced = store.acme_order_record("ca-1", "r1", "https://ca/order/2").await.unwrap();
+        assert_eq!(raced, "https://ca/order/1", "{:?}", db.kind);
+        assert_eq!(
+            store.acme_order_find("ca-1", "r1").await.unwrap().as_deref(),
+            Some("https://ca/order/1")
+        );
+        assert_eq!(store.acme_order_find("ca-2", "r1").await.unwrap(), None);
+    });
+}

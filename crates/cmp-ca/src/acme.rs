@@ -1,0 +1,277 @@
+//! The ACME adapter: any RFC 8555 CA (Let's Encrypt, ZeroSSL, an internal step-ca or Pebble)
+//! as a [`CaAdapter`].
+//!
+//! An order takes seconds and crosses the network several times, so it must survive a restart
+//! without leaking or duplicating a certificate (cert-manager#3990): its URL is written to an
+//! [`OrderJournal`] as soon as the CA accepts it, and an attempt for the same request resumes
+//! that order instead of placing another. The certificate goes to the [`CaLedger`] by request
+//! id, like every adapter's.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use cmp_acme::{AcmeClient, AcmeError, Solvers};
+use cmp_domain::Clock;
+
+use crate::{
+    AdapterStatus, CaAdapter, CaError, CaLedger, Capabilities, IssuedCertificate, LedgerEntry,
+    RevocationReason, SignRequest,
+};
+
+/// Kind name of this adapter in the `adapters` table.
+pub const KIND: &str = "acme";
+
+/// Where the URL of each request's order is kept.
+#[async_trait]
+pub trait OrderJournal: Send + Sync {
+    /// The order placed for this request, if any.
+    async fn find(&self, ca_id: &str, request_id: &str) -> Result<Option<String>, CaError>;
+    /// Records an order; if one was recorded first (a race), returns that one's URL.
+    async fn record(&self, ca_id: &str, request_id: &str, url: &str) -> Result<String, CaError>;
+}
+
+/// An in-memory journal, for tests and benchmarks.
+#[derive(Debug, Default)]
+pub struct MemoryJournal {
+    orders: Mutex<HashMap<(String, String), String>>,
+}
+
+#[async_trait]
+impl OrderJournal for MemoryJournal {
+    async fn find(&self, ca_id: &str, request_id: &str) -> Result<Option<String>, CaError> {
+        let orders =
+            self.orders.lock().map_err(|_| CaError::Internal("journal poisoned".into()))?;
+        Ok(orders.get(&(ca_id.to_string(), request_id.to_string())).cloned())
+    }
+
+    async fn record(&self, ca_id: &str, request_id: &str, url: &str) -> Result<String, CaError> {
+        let mut orders =
+            self.orders.lock().map_err(|_| CaError::Internal("journal poisoned".into()))?;
+        let key = (ca_id.to_string(), request_id.to_string());
+        Ok(orders.entry(key).or_insert_with(|| url.to_string()).clone())
+    }
+}
+
+/// ACME's failures as CA errors: what a retry can fix stays retryable, with the CA's
+/// `Retry-After` when it gave one; the CA's problem detail is kept word for word.
+impl From<AcmeError> for CaError {
+    fn from(e: AcmeError) -> CaError {
+        let message = e.to_string();
+        if e.is_retryable() {
+            return match e.retry_at() {
+                Some(retry_at) => CaError::Throttled { message, retry_at },
+                None => CaError::Unavailable(message),
+            };
+        }
+        match e {
+            AcmeError::Protocol(_) => CaError::Internal(message),
+            _ => CaError::Refused(message),
+        }
+    }
+}
+
+/// One ACME account at one CA, with its solvers.
+pub struct AcmeCa {
+    ca_id: String,
+    client: Arc<AcmeClient>,
+    solvers: Arc<Solvers>,
+    ledger: Arc<dyn CaLedger>,
+    journal: Arc<dyn OrderJournal>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for AcmeCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcmeCa")
+            .field("ca_id", &self.ca_id)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The names a request orders: DNS names, then IP addresses.
+fn order_names(request: &SignRequest) -> Vec<String> {
+    let profile = &request.profile;
+    let mut names: Vec<String> = profile.dns_names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    names.extend(profile.ip_addresses.iter().map(IpAddr::to_string));
+    names
+}
+
+/// An ACME CA takes the names from the CSR, so the CSR must name exactly what was checked.
+fn check_csr(request: &SignRequest, names: &[String]) -> Result<(), CaError> {
+    let csr =
+        cmp_pki::parse_csr(&request.csr_der).map_err(|e| CaError::InvalidCsr(e.to_string()))?;
+    let mut in_csr: BTreeSet<String> =
+        csr.dns_names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    in_csr.extend(csr.ip_addresses.iter().map(IpAddr::to_string));
+    let wanted: BTreeSet<String> = names.iter().cloned().collect();
+    if names.is_empty() {
+        return Err(CaError::Refused("an ACME order needs at least one name".into()));
+    }
+    if in_csr != wanted {
+        let list = |set: &BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(", ");
+        return Err(CaError::InvalidCsr(format!(
+            "an ACME CA issues for the names in the CSR, and the CSR names [{}] where the request \
+             asks for [{}]",
+            list(&in_csr),
+            list(&wanted)
+        )));
+    }
+    Ok(())
+}
+
+/// Splits a PEM chain (leaf first) into DER certificates.
+fn split_chain(chain_pem: &str) -> Result<(Vec<u8>, Vec<Vec<u8>>), CaError> {
+    let blocks = pem::parse_many(chain_pem)
+        .map_err(|e| CaError::Internal(format!("the ACME CA sent a chain that is not PEM: {e}")))?;
+    let mut ders =
+        blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE").map(pem::Pem::into_contents);
+    let leaf =
+        ders.next().ok_or_else(|| CaError::Internal("the ACME CA sent an empty chain".into()))?;
+    Ok((leaf, ders.collect()))
+}
+
+impl AcmeCa {
+    pub fn new(
+        ca_id: &str,
+        client: Arc<AcmeClient>,
+        solvers: Arc<Solvers>,
+        ledger: Arc<dyn CaLedger>,
+        journal: Arc<dyn OrderJournal>,
+        clock: Arc<dyn Clock>,
+    ) -> AcmeCa {
+        AcmeCa { ca_id: ca_id.to_string(), client, solvers, ledger, journal, clock }
+    }
+
+    pub fn client(&self) -> &Arc<AcmeClient> {
+        &self.client
+    }
+
+    /// Places the order for a request, or finds the one placed before; returns its URL.
+    pub async fn place_order(&self, request: &SignRequest) -> Result<String, CaError> {
+        if let Some(url) = self.journal.find(&self.ca_id, &request.request_id).await? {
+            return Ok(url);
+        }
+        let names = order_names(request);
+        let ari = self.client.probe().await.map(|d| d.renewal_info).unwrap_or(false);
+        let order = self.client.new_order(&names, request.replaces.as_deref(), ari).await?;
+        self.journal.record(&self.ca_id, &request.request_id, order.url()).await
+    }
+
+    /// Carries the request's order to its certificate: the ledger entry and the chain above.
+    async fn order_certificate(
+        &self,
+        request: &SignRequest,
+    ) -> Result<(LedgerEntry, Vec<Vec<u8>>), CaError> {
+        let names = order_names(request);
+        check_csr(request, &names)?;
+        let url = self.place_order(request).await?;
+        let mut order = self.client.resume_order(&url).await?;
+        let chain = self.client.complete(&mut order, &self.solvers, &request.csr_der).await?;
+        let (leaf, chain_der) = split_chain(&chain)?;
+        let facts = cmp_pki::parse_certificate(&leaf).map_err(|e| {
+            CaError::Internal(format!("the ACME CA sent an unreadable certificate: {e}"))
+        })?;
+        let entry = LedgerEntry {
+            ca_id: self.ca_id.clone(),
+            serial: facts.serial_number,
+            request_id: request.request_id.clone(),
+            certificate_der: leaf,
+            not_after: facts.not_after.unix_timestamp(),
+            revoked_at: None,
+            revocation_reason: None,
+        };
+        Ok((entry, chain_der))
+    }
+}
+
+#[async_trait]
+impl CaAdapter for AcmeCa {
+    /// The ledger's certificate for a known request; otherwise the request's order (resumed if
+    /// one was placed) carried to its certificate. The chain is the one the CA sends.
+    async fn create_certificate(
+        &self,
+        request: &SignRequest,
+    ) -> Result<IssuedCertificate, CaError> {
+        if let Some(entry) = self.ledger.find_by_request(&self.ca_id, &request.request_id).await? {
+            // Issued before: the (valid) order gives the chain again; the CA may have dropped
+            // the order since, and the certificate stands without it.
+            let chain_der = match self.order_certificate(request).await {
+                Ok((_, chain)) => chain,
+                Err(_) => Vec::new(),
+            };
+            return Ok(IssuedCertificate {
+                certificate_der: entry.certificate_der,
+                chain_der,
+                serial: entry.serial,
+            });
+        }
+        let (entry, chain_der) = self.order_certificate(request).await?;
+        let recorded = self.ledger.record_issued(&entry).await?;
+        Ok(IssuedCertificate {
+            certificate_der: recorded.certificate_der,
+            chain_der,
+            serial: recorded.serial,
+        })
+    }
+
+    /// Revokes through ACME (signed with the account key) with the reason; the ledger keeps it.
+    async fn revoke_certificate(
+        &self,
+        serial: &str,
+        reason: RevocationReason,
+    ) -> Result<(), CaError> {
+        let entry = self
+            .ledger
+            .find_by_serial(&self.ca_id, serial)
+            .await?
+            .ok_or_else(|| CaError::UnknownSerial(serial.to_string()))?;
+        match self.client.revoke(&entry.certificate_der, reason.code()).await {
+            Ok(()) => {}
+            Err(AcmeError::Problem(p)) if p.r#type == "alreadyRevoked" => {
+                return Err(CaError::AlreadyRevoked(serial.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let now = self.clock.now().unix_timestamp();
+        self.ledger.revoke(&self.ca_id, serial, reason, now).await
+    }
+
+    /// Healthy when the directory answers; says whether the CA offers ARI and profiles.
+    async fn get_status(&self) -> AdapterStatus {
+        let settings = self.client.settings();
+        let capabilities = Capabilities {
+            supports_csr: true,
+            supports_revocation: true,
+            key_types: vec!["rsa".into(), "ec".into()],
+            ..Capabilities::default()
+        };
+        match self.client.probe().await {
+            Ok(facts) => {
+                let mut message = format!(
+                    "ACME directory {} answers; account {}; ARI {}",
+                    settings.directory_url,
+                    self.client.account_url(),
+                    if facts.renewal_info { "offered" } else { "not offered" },
+                );
+                if !facts.profiles.is_empty() {
+                    message.push_str(&format!("; profiles {}", facts.profiles.join(", ")));
+                }
+                AdapterStatus { healthy: true, message, capabilities, chain_der: Vec::new() }
+            }
+            Err(e) => AdapterStatus {
+                healthy: false,
+                message: format!("ACME directory {}: {e}", settings.directory_url),
+                capabilities,
+                chain_der: Vec::new(),
+            },
+        }
+    }
+
+    /// The CA's ARI window for a certificate, when it offers ARI.
+    async fn renewal_window(&self, certificate_der: &[u8]) -> Result<Option<(i64, i64)>, CaError> {
+        Ok(self.client.renewal_window(certificate_der).await?.map(|w| (w.start, w.end)))
+    }
+}

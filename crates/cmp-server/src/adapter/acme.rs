@@ -1,0 +1,245 @@
+//! ACME adapters: their configuration (kept in `adapters.config`, no secrets), their account
+//! (registered when the adapter is created; its key and the EAB HMAC kept in the secret store),
+//! the order journal on the database, and the loaded adapters.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cmp_acme::{AcmeClient, AcmeSettings, Eab, Http01Responder, SolverConfig, Solvers};
+use cmp_ca::CaError;
+use cmp_ca::acme::{AcmeCa, KIND, OrderJournal};
+use cmp_domain::Clock;
+use cmp_secrets::{SecretBytes, SecretStore};
+use cmp_store::{AdapterRecord, AuditContext, NewAdapter, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::RwLock;
+use zeroize::Zeroizing;
+
+use super::builtin::SqlLedger;
+use crate::error::{ApiError, ApiResult};
+
+/// `adapters.config` of an acme adapter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeAdapterConfig {
+    pub directory_url: String,
+    #[serde(default)]
+    pub contact_email: Option<String>,
+    /// PEM certificates to trust for the directory's TLS, besides the system's.
+    #[serde(default)]
+    pub ca_bundle: Option<String>,
+    /// The CA's certificate profile, where it offers profiles.
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default = "default_order_timeout")]
+    pub order_timeout_secs: u64,
+    /// Which challenge proves which names, first match wins.
+    pub solvers: Vec<SolverConfig>,
+    /// The EAB key id the account was bound with (its HMAC is in the secret store).
+    #[serde(default)]
+    pub eab_key_id: Option<String>,
+    /// The account's URL at the CA; set when the account is registered.
+    #[serde(default)]
+    pub account_url: Option<String>,
+}
+
+fn default_order_timeout() -> u64 {
+    90
+}
+
+impl AcmeAdapterConfig {
+    fn settings(&self) -> AcmeSettings {
+        AcmeSettings {
+            directory_url: self.directory_url.clone(),
+            contact_email: self.contact_email.clone(),
+            ca_bundle: self.ca_bundle.clone(),
+            profile: self.profile.clone(),
+            order_timeout_secs: self.order_timeout_secs,
+        }
+    }
+}
+
+/// The External Account Binding as given to the API.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EabInput {
+    key_id: String,
+    hmac_key: String,
+}
+
+fn account_name(adapter_id: &str) -> String {
+    format!("adapters/{adapter_id}/acme-account")
+}
+
+fn eab_name(adapter_id: &str) -> String {
+    format!("adapters/{adapter_id}/eab-hmac")
+}
+
+/// A config error that never echoes a value (the HMAC key may be in it).
+fn config_error(e: &serde_json::Error) -> ApiError {
+    let text = e.to_string();
+    let detail = if text.starts_with("unknown field") || text.starts_with("missing field") {
+        text
+    } else {
+        "expected {directory_url, solvers: [{challenge: \"http-01\" | \"dns-01\", ...}], \
+         contact_email?, ca_bundle?, profile?, order_timeout_secs?, eab?: {key_id, hmac_key}}"
+            .into()
+    };
+    ApiError::bad_field("config", detail)
+}
+
+/// Splits the API's `config` into what is stored and the EAB key.
+fn split_config(mut config: Value) -> ApiResult<(AcmeAdapterConfig, Option<Eab>)> {
+    let eab = match config.as_object_mut().and_then(|o| o.remove("eab")) {
+        None | Some(Value::Null) => None,
+        Some(eab) => {
+            let eab: EabInput = serde_json::from_value(eab).map_err(|_| {
+                ApiError::bad_field("config.eab", "an object {key_id, hmac_key (base64url)}")
+            })?;
+            Some(Eab { key_id: eab.key_id, hmac_key: Zeroizing::new(eab.hmac_key) })
+        }
+    };
+    for server_set in ["config.eab_key_id", "config.account_url"] {
+        let field = server_set.trim_start_matches("config.");
+        if config.get(field).is_some() {
+            return Err(ApiError::bad_field(server_set, "is set by CMP, not given"));
+        }
+    }
+    let mut stored: AcmeAdapterConfig =
+        serde_json::from_value(config).map_err(|e| config_error(&e))?;
+    stored.eab_key_id = eab.as_ref().map(|e| e.key_id.clone());
+    Ok((stored, eab))
+}
+
+/// The order journal on the database (`acme_orders`).
+pub struct SqlJournal {
+    store: Arc<dyn Store>,
+}
+
+#[async_trait]
+impl OrderJournal for SqlJournal {
+    async fn find(&self, ca_id: &str, request_id: &str) -> Result<Option<String>, CaError> {
+        self.store
+            .acme_order_find(ca_id, request_id)
+            .await
+            .map_err(|e| CaError::Unavailable(e.to_string()))
+    }
+
+    async fn record(&self, ca_id: &str, request_id: &str, url: &str) -> Result<String, CaError> {
+        self.store
+            .acme_order_record(ca_id, request_id, url)
+            .await
+            .map_err(|e| CaError::Unavailable(e.to_string()))
+    }
+}
+
+/// The acme adapters of this process, loaded on first use.
+pub struct AcmeCas {
+    store: Arc<dyn Store>,
+    secrets: Arc<dyn SecretStore>,
+    clock: Arc<dyn Clock>,
+    /// CMP's http-01 responder, when `acme.http01_listen` is set.
+    http01: Option<Arc<Http01Responder>>,
+    loaded: RwLock<HashMap<String, Arc<AcmeCa>>>,
+}
+
+impl AcmeCas {
+    pub fn new(
+        store: Arc<dyn Store>,
+        secrets: Arc<dyn SecretStore>,
+        clock: Arc<dyn Clock>,
+        http01: Option<Arc<Http01Responder>>,
+    ) -> Self {
+        AcmeCas { store, secrets, clock, http01, loaded: RwLock::default() }
+    }
+
+    fn adapter(
+        &self,
+        id: &str,
+        config: &AcmeAdapterConfig,
+        client: AcmeClient,
+    ) -> Result<Arc<AcmeCa>, CaError> {
+        let solvers = Solvers::new(&config.solvers, self.http01.as_ref())?;
+        Ok(Arc::new(AcmeCa::new(
+            id,
+            Arc::new(client),
+            Arc::new(solvers),
+            Arc::new(SqlLedger::new(self.store.clone())),
+            Arc::new(SqlJournal { store: self.store.clone() }),
+            self.clock.clone(),
+        )))
+    }
+
+    /// Configures an ACME adapter: checks the solvers, registers the account at the CA (with
+    /// the EAB key when given), seals the account key, then writes the adapter. Nothing is
+    /// written when the CA refuses.
+    pub async fn create(
+        &self,
+        ctx: &AuditContext,
+        name: &str,
+        config: Value,
+    ) -> ApiResult<AdapterRecord> {
+        let (mut stored, eab) = split_config(config)?;
+        Solvers::new(&stored.solvers, self.http01.as_ref()).map_err(CaError::from)?;
+        let (client, credentials) =
+            AcmeClient::register(&stored.settings(), eab.as_ref()).await.map_err(CaError::from)?;
+        stored.account_url = Some(client.account_url().to_string());
+        let id = uuid::Uuid::now_v7().to_string();
+        let adapter = self.adapter(&id, &stored, client)?;
+        self.secrets
+            .put(&account_name(&id), &SecretBytes::new(credentials.as_bytes().to_vec()))
+            .await?;
+        if let Some(eab) = &eab {
+            let hmac = SecretBytes::new(eab.hmac_key.as_bytes().to_vec());
+            if let Err(e) = self.secrets.put(&eab_name(&id), &hmac).await {
+                let _ = self.secrets.delete(&account_name(&id)).await;
+                return Err(e.into());
+            }
+        }
+        let new = NewAdapter {
+            id: id.clone(),
+            name: name.to_string(),
+            kind: KIND.into(),
+            config: serde_json::to_value(&stored).map_err(|e| ApiError::Internal(e.to_string()))?,
+            has_credentials: true,
+            material: None,
+        };
+        match self.store.create_adapter(ctx, &new).await {
+            Ok(record) => {
+                self.loaded.write().await.insert(id, adapter);
+                Ok(record)
+            }
+            Err(e) => {
+                let _ = self.secrets.delete(&account_name(&id)).await;
+                let _ = self.secrets.delete(&eab_name(&id)).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// A loaded adapter, if this process has it.
+    pub async fn cached(&self, id_or_name: &str) -> Option<Arc<AcmeCa>> {
+        self.loaded.read().await.get(id_or_name).cloned()
+    }
+
+    /// The adapter of an acme record, its account restored on first use.
+    pub async fn get(&self, record: &AdapterRecord) -> Result<Arc<AcmeCa>, CaError> {
+        if let Some(adapter) = self.cached(&record.id).await {
+            return Ok(adapter);
+        }
+        let stored: AcmeAdapterConfig = serde_json::from_value(record.config.clone())
+            .map_err(|e| CaError::Internal(format!("config of adapter {}: {e}", record.name)))?;
+        let credentials = self.secrets.get(&account_name(&record.id)).await.map_err(|e| {
+            CaError::Unavailable(format!("ACME account of adapter {}: {e}", record.name))
+        })?;
+        let credentials = std::str::from_utf8(credentials.expose()).map_err(|_| {
+            CaError::Internal(format!("ACME account of adapter {} is unreadable", record.name))
+        })?;
+        let client = AcmeClient::restore(&stored.settings(), credentials).await?;
+        let adapter = self.adapter(&record.id, &stored, client)?;
+        let mut loaded = self.loaded.write().await;
+        Ok(loaded.entry(record.id.clone()).or_insert(adapter).clone())
+    }
+}

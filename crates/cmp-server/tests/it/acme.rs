@@ -1,0 +1,287 @@
+//! ACME end to end against a real Pebble and pebble-challtestsrv: an acme adapter configured
+//! through the API (with External Account Binding), issuance over http-01 and dns-01 (a
+//! wildcard), renewal by the scheduler, revocation seen by Pebble, a challenge that fails, and
+//! an order interrupted by a restart. Each runs on both databases; the main walk also over the
+//! adapter role.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cmp_server::config::Config;
+use cmp_store::AdapterStore;
+use cmp_testkit::DbKind;
+use cmp_testkit::openssl::verify_chain;
+use cmp_testkit::pebble::{EAB_HMAC, EAB_KID, Pebble, PebbleOptions};
+use serde_json::{Value, json};
+
+use crate::issuance::{call, csr_for, fast_scheduler};
+use crate::support::TestApp;
+
+/// A fast scheduler, and CMP's http-01 responder where Pebble validates (`None`: no http-01).
+fn with_responder(port: Option<u16>) -> impl FnOnce(&mut Config) {
+    move |config: &mut Config| {
+        fast_scheduler(config);
+        config.acme.http01_listen = port.map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
+    }
+}
+
+/// dns-01 through challtestsrv's API at `present`/`cleanup`, checked at its DNS server.
+fn dns_solver(pebble: &Pebble, names: &[&str], present: &str, cleanup: &str) -> Value {
+    json!({"challenge": "dns-01", "names": names,
+           "provider": {"kind": "webhook", "present_url": present, "cleanup_url": cleanup},
+           "propagation": {"nameservers": [pebble.dns.to_string()], "timeout_secs": 10}})
+}
+
+fn acme_adapter(name: &str, pebble: &Pebble, solvers: Value, eab: Option<&str>) -> Value {
+    let mut config = json!({"directory_url": pebble.directory, "ca_bundle": pebble.tls_pem,
+                            "contact_email": "pki@example.com", "order_timeout_secs": 20,
+                            "solvers": solvers});
+    if let Some(hmac) = eab {
+        config["eab"] = json!({"key_id": EAB_KID, "hmac_key": hmac});
+    }
+    json!({"name": name, "kind": "acme", "config": config})
+}
+
+/// Polls a request until it leaves the states that still change by themselves.
+async fn settled(app: &TestApp, id: &str) -> Value {
+    for _ in 0..300 {
+        let (_, r) =
+            call(app, &app.admin_token, "GET", &format!("/api/v1/requests/{id}"), None).await;
+        if ["issued", "failed", "rejected"].contains(&r["state"].as_str().unwrap_or_default()) {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("request {id} did not settle");
+}
+
+async fn request(app: &TestApp, names: &[&str]) -> Value {
+    let body = json!({"owner": "web", "adapter": "acme", "csr": csr_for(names),
+                      "dns_names": names});
+    let (s, r) = call(app, &app.admin_token, "POST", "/api/v1/requests", Some(body)).await;
+    assert_eq!(s, 201, "{r}");
+    settled(app, r["id"].as_str().unwrap()).await
+}
+
+async fn leaf_pem(app: &TestApp, certificate_id: &str) -> String {
+    let path = format!("/api/v1/certificates/{certificate_id}/pem");
+    call(app, &app.admin_token, "GET", &path, None).await.1.as_str().unwrap().to_string()
+}
+
+/// The walk: adapter with EAB, refusals, http-01 (when `http01`), dns-01 with a wildcard,
+/// a managed certificate renewed, revocation seen by Pebble.
+async fn walk(app: &TestApp, pebble: &Pebble, http01: bool) {
+    let admin = app.admin_token.clone();
+    call(app, &admin, "POST", "/api/v1/owners", Some(json!({"name": "web"}))).await;
+    let mut solvers = vec![dns_solver(
+        pebble,
+        &[".dns.test", "dns.test"],
+        &pebble.challtestsrv_url("set-txt"),
+        &pebble.challtestsrv_url("clear-txt"),
+    )];
+    if http01 {
+        solvers.push(json!({"challenge": "http-01"}));
+    }
+
+    // A wrong EAB key, or a CA that is down: refused with the reason, nothing written.
+    let before = call(app, &admin, "GET", "/api/v1/adapters", None).await.1;
+    let wrong = acme_adapter("wrong", pebble, json!(solvers), Some("d3Jvbmcta2V5"));
+    let (s, problem) = call(app, &admin, "POST", "/api/v1/adapters", Some(wrong)).await;
+    assert_eq!(s, 422, "{problem}");
+    assert!(!problem.to_string().contains("d3Jvbmcta2V5"), "the HMAC leaked: {problem}");
+    let mut down = acme_adapter("down", pebble, json!(solvers), Some(EAB_HMAC));
+    down["config"]["directory_url"] =
+        json!(format!("https://127.0.0.1:{}/dir", cmp_testkit::free_port()));
+    let (s, problem) = call(app, &admin, "POST", "/api/v1/adapters", Some(down)).await;
+    assert_eq!(s, 503, "{problem}");
+    assert_eq!(call(app, &admin, "GET", "/api/v1/adapters", None).await.1, before);
+
+    let body = acme_adapter("acme", pebble, json!(solvers), Some(EAB_HMAC));
+    let (s, adapter) = call(app, &admin, "POST", "/api/v1/adapters", Some(body)).await;
+    assert_eq!(s, 201, "{adapter}");
+    assert_eq!(adapter["has_credentials"], true);
+    assert_eq!(adapter["config"]["eab_key_id"], EAB_KID);
+    assert!(adapter["config"]["account_url"].as_str().unwrap().starts_with("https://127.0.0.1"));
+    let listed = call(app, &admin, "GET", "/api/v1/adapters", None).await.1.to_string();
+    assert!(!listed.contains(EAB_HMAC) && !adapter.to_string().contains(EAB_HMAC));
+    let (_, status) = call(app, &admin, "GET", "/api/v1/adapters/acme/status", None).await;
+    assert_eq!(status["healthy"], true, "{status}");
+    assert!(status["message"].as_str().unwrap().contains("ARI not offered"), "{status}");
+
+    let root = pebble.root_pem().await;
+    let intermediate = pebble.intermediate_pem().await;
+    let mut names = vec!["*.dns.test", "dns.test"];
+    if http01 {
+        names.push("www.web.test");
+    }
+    let issued = request(app, &names).await;
+    assert_eq!(issued["state"], "issued", "{issued}");
+    let cert_id = issued["certificate_id"].as_str().unwrap().to_string();
+    let (_, cert) =
+        call(app, &admin, "GET", &format!("/api/v1/certificates/{cert_id}"), None).await;
+    assert_eq!(cert["source"], "issued", "{cert}");
+    let chain = format!("{}{intermediate}", leaf_pem(app, &cert_id).await);
+    verify_chain(&chain, &root).unwrap();
+    let (_, found) =
+        call(app, &admin, "GET", "/api/v1/certificates?q=Pebble%20Intermediate", None).await;
+    assert!(!found["items"].as_array().unwrap().is_empty(), "the chain is in the inventory");
+
+    // A CSR that names something else: the CA would issue for the CSR, so it is refused.
+    let body = json!({"owner": "web", "adapter": "acme", "csr": csr_for(&["other.dns.test"]),
+                      "dns_names": ["x.dns.test"]});
+    let (_, r) = call(app, &admin, "POST", "/api/v1/requests", Some(body)).await;
+    let refused = settled(app, r["id"].as_str().unwrap()).await;
+    assert_eq!((refused["state"].as_str(), refused["attempts"].as_i64()), (Some("failed"), Some(1)));
+    assert!(refused["last_error"].as_str().unwrap().contains("the CSR names"), "{refused}");
+
+    // A managed certificate on ACME, renewed by the scheduler (Pebble issues 5 years; a
+    // renew-before longer than that makes it due at once).
+    let body = json!({"name": "acme-web", "owner": "web", "adapter": "acme",
+                      "dns_names": ["m.dns.test"], "renew_before": "2000d"});
+    let (s, managed) = call(app, &admin, "POST", "/api/v1/managed-certificates", Some(body)).await;
+    assert_eq!(s, 201, "{managed}");
+    let mut versions = Vec::new();
+    for _ in 0..150 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, m) = call(app, &admin, "GET", "/api/v1/managed-certificates/acme-web", None).await;
+        versions = m["versions"].as_array().unwrap().clone();
+        if versions.len() >= 2 {
+            break;
+        }
+    }
+    assert!(versions.len() >= 2, "renewed through ACME: {versions:?}");
+
+    let serial = cert["serial_number"].as_str().unwrap().to_string();
+    assert_eq!(pebble.cert_status(&serial).await["Status"], "Valid");
+    let path = format!("/api/v1/certificates/{cert_id}/revoke");
+    let revoke = json!({"reason": "key_compromise"});
+    let (s, r) = call(app, &admin, "POST", &path, Some(revoke.clone())).await;
+    assert_eq!((s, r["state"].as_str()), (200, Some("issued")), "{r}");
+    let status = pebble.cert_status(&serial).await;
+    assert_eq!((status["Status"].as_str(), status["Reason"].as_i64()), (Some("Revoked"), Some(1)));
+    assert_eq!(call(app, &admin, "POST", &path, Some(revoke)).await.0, 409, "revoking twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_renew_and_revoke_through_pebble_in_process_and_over_the_adapter_role() {
+    for kind in DbKind::ALL {
+        let pebble = Pebble::start(PebbleOptions { eab: true, ..Default::default() }).await;
+        let app = TestApp::spawn_with(kind, with_responder(Some(pebble.http_port))).await;
+        walk(&app, &pebble, true).await;
+        app.stop().await;
+
+        // Over the adapter role, which has no http-01 responder here: dns-01 only.
+        let pebble = Pebble::start(PebbleOptions { eab: true, ..Default::default() }).await;
+        let (app, adapter) = TestApp::spawn_with_adapter_role(kind, with_responder(None)).await;
+        walk(&app, &pebble, false).await;
+        app.stop().await;
+        adapter.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_challenge_answer_fails_the_request_with_the_cas_reason_and_writes_nothing() {
+    for kind in DbKind::ALL {
+        let pebble = Pebble::start(PebbleOptions::default()).await;
+        // Something else answers where Pebble validates; CMP's responder listens elsewhere.
+        let listener =
+            tokio::net::TcpListener::bind(("127.0.0.1", pebble.http_port)).await.unwrap();
+        let wrong = axum::Router::new().fallback(|| async { "not-the-key-authorization" });
+        tokio::spawn(async move { axum::serve(listener, wrong).await });
+        let app =
+            TestApp::spawn_with(kind, with_responder(Some(cmp_testkit::free_port()))).await;
+        let admin = app.admin_token.clone();
+        call(&app, &admin, "POST", "/api/v1/owners", Some(json!({"name": "web"}))).await;
+        let body = acme_adapter("acme", &pebble, json!([{"challenge": "http-01"}]), None);
+        assert_eq!(call(&app, &admin, "POST", "/api/v1/adapters", Some(body)).await.0, 201);
+        let before = app.counts().await.0;
+        let failed = request(&app, &["w.web.test"]).await;
+        assert_eq!((failed["state"].as_str(), failed["attempts"].as_i64()), (Some("failed"), Some(1)));
+        let error = failed["last_error"].as_str().unwrap();
+        assert!(error.contains("challenge http-01 for w.web.test failed: unauthorized"), "{error}");
+        assert!(failed["certificate_id"].is_null());
+        assert_eq!(app.counts().await.0, before, "no certificate was written");
+        app.stop().await;
+    }
+}
+
+/// A DNS webhook that fails its first call with a 500 and passes the rest to challtestsrv.
+async fn flaky_dns_webhook(pebble: &Pebble) -> (String, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (counter, target) = (calls.clone(), pebble.challtestsrv.clone());
+    let forward = move |axum::extract::Path(call): axum::extract::Path<String>,
+                        body: axum::body::Bytes| {
+        let (counter, target) = (counter.clone(), target.clone());
+        async move {
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "provider hiccup");
+            }
+            let sent = reqwest::Client::new()
+                .post(format!("{target}/{call}"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_success() => (axum::http::StatusCode::OK, ""),
+                _ => (axum::http::StatusCode::BAD_GATEWAY, "challtestsrv"),
+            }
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = axum::Router::new().route("/{call}", axum::routing::post(forward));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_interrupted_by_a_restart_is_resumed_not_placed_again() {
+    for kind in DbKind::ALL {
+        let pebble = Pebble::start(PebbleOptions::default()).await;
+        let (webhook, calls) = flaky_dns_webhook(&pebble).await;
+        let mut app = TestApp::spawn_with(kind, with_responder(None)).await;
+        let admin = app.admin_token.clone();
+        call(&app, &admin, "POST", "/api/v1/owners", Some(json!({"name": "web"}))).await;
+        let solver = dns_solver(
+            &pebble,
+            &[],
+            &format!("{webhook}/set-txt"),
+            &format!("{webhook}/clear-txt"),
+        );
+        let body = acme_adapter("acme", &pebble, json!([solver]), None);
+        let (_, adapter) = call(&app, &admin, "POST", "/api/v1/adapters", Some(body)).await;
+        let adapter_id = adapter["id"].as_str().unwrap().to_string();
+
+        // The first attempt places the order, then the DNS provider fails: retry later.
+        let body = json!({"owner": "web", "adapter": "acme", "csr": csr_for(&["r.web.test"]),
+                          "dns_names": ["r.web.test"]});
+        let (_, first) = call(&app, &admin, "POST", "/api/v1/requests", Some(body)).await;
+        assert_eq!(first["state"], "approved", "waiting for a retry: {first}");
+        assert!(first["last_error"].as_str().unwrap().contains("DNS webhook answered 500"));
+        let request_id = first["id"].as_str().unwrap().to_string();
+        let order = app.store.acme_order_find(&adapter_id, &request_id).await.unwrap();
+        let order = order.expect("the order was journaled before the challenge");
+
+        // A new process takes the retry over and resumes that order.
+        app.restart(with_responder(None)).await;
+        let done = settled(&app, &request_id).await;
+        assert_eq!((done["state"].as_str(), done["attempts"].as_i64()), (Some("issued"), Some(2)));
+        let resumed = app.store.acme_order_find(&adapter_id, &request_id).await.unwrap();
+        assert_eq!(resumed.as_deref(), Some(order.as_str()), "the same order, not a new one");
+        assert!(calls.load(Ordering::SeqCst) >= 3, "present failed, then present and cleanup");
+
+        // The CA gone: the request waits for a retry with the reason; nothing is written.
+        drop(pebble);
+        let before = app.counts().await.0;
+        let body = json!({"owner": "web", "adapter": "acme", "csr": csr_for(&["l.web.test"]),
+                          "dns_names": ["l.web.test"]});
+        let (_, late) = call(&app, &admin, "POST", "/api/v1/requests", Some(body)).await;
+        assert_eq!(late["state"], "approved", "{late}");
+        assert!(late["last_error"].as_str().unwrap().contains("unreachable"), "{late}");
+        assert_eq!(app.counts().await.0, before);
+        app.stop().await;
+    }
+}
