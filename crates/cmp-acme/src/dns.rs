@@ -1,15 +1,27 @@
-//! dns-01: DNS providers that publish `_acme-challenge` TXT records, and the propagation
-//! check that waits until resolvers see the record before the CA is told to look.
+//! dns-01: DNS providers that publish `_acme-challenge` TXT records (a webhook, RFC 2136 with
+//! TSIG), and the propagation check that waits until resolvers see the record before the CA
+//! is told to look.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use base64::Engine;
+use hickory_client::client::{Client, ClientHandle};
+use hickory_client::proto::dnssec::rdata::tsig::TsigAlgorithm;
+use hickory_client::proto::dnssec::tsig::TSigner;
+use hickory_client::proto::op::ResponseCode;
+use hickory_client::proto::rr::rdata::TXT;
+use hickory_client::proto::rr::{Name, RData, RecordSet, RecordType};
+use hickory_client::proto::runtime::TokioRuntimeProvider;
+use hickory_client::proto::udp::UdpClientStream;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol;
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::AcmeError;
 
@@ -22,19 +34,87 @@ pub trait DnsProvider: Send + Sync {
     async fn cleanup(&self, fqdn: &str, value: &str) -> Result<(), AcmeError>;
 }
 
+/// A provider's credential (a TSIG key, a webhook token): kept in the secret store, never in
+/// the adapter's stored configuration, and never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProviderSecret(pub Zeroizing<String>);
+
+impl std::fmt::Debug for ProviderSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// TSIG algorithms for RFC 2136 updates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TsigAlgorithmName {
+    #[default]
+    #[serde(rename = "hmac-sha256")]
+    HmacSha256,
+    #[serde(rename = "hmac-sha384")]
+    HmacSha384,
+    #[serde(rename = "hmac-sha512")]
+    HmacSha512,
+}
+
 /// A DNS provider's configuration (`provider` of a dns-01 solver).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DnsProviderConfig {
-    /// POSTs `{"host": fqdn, "value": value}` as JSON to `present_url`, then to `cleanup_url`.
-    /// Any 2xx is success. (pebble-challtestsrv's `set-txt` / `clear-txt` speak this.)
-    Webhook { present_url: String, cleanup_url: String },
+    /// POSTs `{"host": fqdn, "value": value}` as JSON to `present_url`, then to `cleanup_url`,
+    /// with `Authorization: Bearer <secret>` when a secret is set. Any 2xx is success.
+    /// (pebble-challtestsrv's `set-txt` / `clear-txt` speak this.)
+    Webhook {
+        present_url: String,
+        cleanup_url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<ProviderSecret>,
+    },
+    /// RFC 2136 dynamic update signed with TSIG (RFC 8945): BIND, PowerDNS, Knot, Windows DNS
+    /// and most enterprise DNS. `secret` is the TSIG key, base64, as `tsig-keygen` prints it.
+    Rfc2136 {
+        /// The primary server, `ip:port`.
+        server: SocketAddr,
+        /// The zone the records are in, e.g. `example.com`.
+        zone: String,
+        key_name: String,
+        #[serde(default)]
+        algorithm: TsigAlgorithmName,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<ProviderSecret>,
+        /// TTL of the TXT record, seconds.
+        #[serde(default = "default_ttl")]
+        ttl: u32,
+    },
+}
+
+fn default_ttl() -> u32 {
+    60
 }
 
 impl DnsProviderConfig {
+    /// Takes the credential out (to keep it in the secret store).
+    pub fn take_secret(&mut self) -> Option<ProviderSecret> {
+        match self {
+            DnsProviderConfig::Webhook { secret, .. }
+            | DnsProviderConfig::Rfc2136 { secret, .. } => secret.take(),
+        }
+    }
+
+    /// Puts a credential from the secret store back.
+    pub fn set_secret(&mut self, value: ProviderSecret) {
+        match self {
+            DnsProviderConfig::Webhook { secret, .. }
+            | DnsProviderConfig::Rfc2136 { secret, .. } => {
+                *secret = Some(value);
+            }
+        }
+    }
+
     pub fn provider(&self) -> Result<Box<dyn DnsProvider>, AcmeError> {
         match self {
-            DnsProviderConfig::Webhook { present_url, cleanup_url } => {
+            DnsProviderConfig::Webhook { present_url, cleanup_url, secret } => {
                 for url in [present_url, cleanup_url] {
                     reqwest::Url::parse(url)
                         .map_err(|e| AcmeError::Config(format!("webhook URL {url:?}: {e}")))?;
@@ -48,7 +128,14 @@ impl DnsProviderConfig {
                     http,
                     present_url: present_url.clone(),
                     cleanup_url: cleanup_url.clone(),
+                    token: secret.clone(),
                 }))
+            }
+            DnsProviderConfig::Rfc2136 { server, zone, key_name, algorithm, secret, ttl } => {
+                let secret = secret.as_ref().ok_or_else(|| {
+                    AcmeError::Config("rfc2136 needs the TSIG key as secret".into())
+                })?;
+                Ok(Box::new(Rfc2136::new(*server, zone, key_name, *algorithm, secret, *ttl)?))
             }
         }
     }
@@ -58,12 +145,17 @@ struct Webhook {
     http: reqwest::Client,
     present_url: String,
     cleanup_url: String,
+    token: Option<ProviderSecret>,
 }
 
 impl Webhook {
     async fn call(&self, url: &str, fqdn: &str, value: &str) -> Result<(), AcmeError> {
         let body = serde_json::json!({ "host": fqdn, "value": value });
-        let response = self.http.post(url).json(&body).send().await.map_err(|e| {
+        let mut request = self.http.post(url).json(&body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.0.as_str());
+        }
+        let response = request.send().await.map_err(|e| {
             AcmeError::Solver(format!("DNS webhook unreachable: {}", e.without_url()))
         })?;
         let status = response.status();
@@ -84,6 +176,93 @@ impl DnsProvider for Webhook {
 
     async fn cleanup(&self, fqdn: &str, value: &str) -> Result<(), AcmeError> {
         self.call(&self.cleanup_url, fqdn, value).await
+    }
+}
+
+/// RFC 2136 updates to one zone, signed with a TSIG key.
+struct Rfc2136 {
+    server: SocketAddr,
+    zone: Name,
+    signer: Arc<TSigner>,
+    ttl: u32,
+}
+
+impl Rfc2136 {
+    fn new(
+        server: SocketAddr,
+        zone: &str,
+        key_name: &str,
+        algorithm: TsigAlgorithmName,
+        secret: &ProviderSecret,
+        ttl: u32,
+    ) -> Result<Rfc2136, AcmeError> {
+        let name = |what: &str, text: &str| {
+            Name::from_ascii(text)
+                .map(|mut n| {
+                    n.set_fqdn(true);
+                    n
+                })
+                .map_err(|e| AcmeError::Config(format!("rfc2136 {what} {text:?}: {e}")))
+        };
+        let key = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(secret.0.trim())
+                .map_err(|_| AcmeError::Config("the TSIG key is not base64".into()))?,
+        );
+        let algorithm = match algorithm {
+            TsigAlgorithmName::HmacSha256 => TsigAlgorithm::HmacSha256,
+            TsigAlgorithmName::HmacSha384 => TsigAlgorithm::HmacSha384,
+            TsigAlgorithmName::HmacSha512 => TsigAlgorithm::HmacSha512,
+        };
+        // Fudge: how far apart the clocks may be (RFC 8945 recommends 300 s).
+        let signer = TSigner::new(key.to_vec(), algorithm, name("key_name", key_name)?, 300)
+            .map_err(|e| AcmeError::Config(format!("TSIG key: {e}")))?;
+        Ok(Rfc2136 { server, zone: name("zone", zone)?, signer: Arc::new(signer), ttl })
+    }
+
+    async fn update(&self, fqdn: &str, value: &str, add: bool) -> Result<(), AcmeError> {
+        let record = Name::from_ascii(fqdn)
+            .map_err(|e| AcmeError::Solver(format!("record name {fqdn:?}: {e}")))?;
+        if !self.zone.zone_of(&record) {
+            return Err(AcmeError::Config(format!("{fqdn} is not in zone {}", self.zone)));
+        }
+        let mut rrset = RecordSet::new(record, RecordType::TXT, self.ttl);
+        rrset.add_rdata(RData::TXT(TXT::new(vec![value.to_string()])));
+        let stream = UdpClientStream::builder(self.server, TokioRuntimeProvider::default())
+            .with_timeout(Some(Duration::from_secs(5)))
+            .with_signer(Some(self.signer.clone()))
+            .build();
+        let server = self.server;
+        let unreachable =
+            |e: &dyn std::fmt::Display| AcmeError::Solver(format!("DNS server {server}: {e}"));
+        let (mut client, background) =
+            Client::connect(stream).await.map_err(|e| unreachable(&e))?;
+        let background = tokio::spawn(background);
+        let zone = self.zone.clone();
+        let answer = if add {
+            client.append(rrset, zone, false).await
+        } else {
+            client.delete_by_rdata(rrset, zone).await
+        };
+        background.abort();
+        let answer = answer.map_err(|e| unreachable(&e))?;
+        match answer.response_code() {
+            ResponseCode::NoError => Ok(()),
+            code => Err(AcmeError::Solver(format!(
+                "DNS server {server} refused the update of {fqdn}: {code}"
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl DnsProvider for Rfc2136 {
+    async fn present(&self, fqdn: &str, value: &str) -> Result<(), AcmeError> {
+        self.update(fqdn, value, true).await
+    }
+
+    async fn cleanup(&self, fqdn: &str, value: &str) -> Result<(), AcmeError> {
+        self.update(fqdn, value, false).await
     }
 }
 

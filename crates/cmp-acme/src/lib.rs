@@ -15,7 +15,7 @@ mod throttle;
 
 pub use ari::{RenewalWindow, certificate_id, parse_renewal_info};
 pub use client::{AcmeClient, AcmeSettings, DirectoryFacts, Eab};
-pub use dns::{DnsProvider, DnsProviderConfig, Propagation};
+pub use dns::{DnsProvider, DnsProviderConfig, Propagation, ProviderSecret, TsigAlgorithmName};
 pub use error::{AcmeError, Problem, ProblemKind};
 pub use instant_acme::{Order, OrderStatus};
 pub use solvers::{Http01Responder, SolverConfig, Solvers};

@@ -35,6 +35,16 @@ pub enum SolverConfig {
     },
 }
 
+impl SolverConfig {
+    /// The DNS provider of a dns-01 solver (to take its credential out or put it back).
+    pub fn provider_mut(&mut self) -> Option<&mut DnsProviderConfig> {
+        match self {
+            SolverConfig::Http01 { .. } => None,
+            SolverConfig::Dns01 { provider, .. } => Some(provider),
+        }
+    }
+}
+
 /// How one name is proved.
 pub(crate) enum Solver {
     Http01(Arc<Http01Responder>),
@@ -165,6 +175,7 @@ mod tests {
             provider: DnsProviderConfig::Webhook {
                 present_url: "http://127.0.0.1:1/set".into(),
                 cleanup_url: "http://127.0.0.1:1/clear".into(),
+                secret: None,
             },
             propagation: Propagation::default(),
         }

@@ -1,7 +1,8 @@
 //! Test support: a fresh database per test run, on SQLite or on the local PostgreSQL server;
-//! a real OpenBao server; a real Pebble ACME server.
+//! a real OpenBao server; a real Pebble ACME server; a real BIND.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
 
+pub mod bind;
 pub mod openbao;
 pub mod openssl;
 pub mod pebble;

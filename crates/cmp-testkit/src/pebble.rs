@@ -24,6 +24,9 @@ pub struct PebbleOptions {
     pub eab: bool,
     /// Percentage of good nonces Pebble rejects as bad (`PEBBLE_WFE_NONCEREJECT`).
     pub nonce_reject_percent: u8,
+    /// The DNS server Pebble resolves with (e.g. a [`crate::bind::Bind`]); default:
+    /// challtestsrv's.
+    pub dns_server: Option<SocketAddr>,
 }
 
 /// A running Pebble and challtestsrv, stopped on drop.
@@ -123,7 +126,7 @@ impl Pebble {
             .arg("-config")
             .arg(&config_path)
             .arg("-dnsserver")
-            .arg(format!("127.0.0.1:{dns_port}"))
+            .arg(options.dns_server.map_or(format!("127.0.0.1:{dns_port}"), |a| a.to_string()))
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_AUTHZREUSE", "0")
             .env("PEBBLE_WFE_NONCEREJECT", options.nonce_reject_percent.to_string())

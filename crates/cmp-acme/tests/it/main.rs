@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod orders;
+mod rfc2136;
 
 use std::sync::Arc;
 
@@ -37,6 +38,7 @@ fn dns_solver(pebble: &Pebble, names: &[&str]) -> SolverConfig {
         provider: DnsProviderConfig::Webhook {
             present_url: pebble.challtestsrv_url("set-txt"),
             cleanup_url: pebble.challtestsrv_url("clear-txt"),
+            secret: None,
         },
         propagation: Propagation { nameservers: vec![pebble.dns], timeout_secs: 10 },
     }

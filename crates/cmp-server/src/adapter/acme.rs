@@ -1,12 +1,15 @@
 //! ACME adapters: their configuration (kept in `adapters.config`, no secrets), their account
-//! (registered when the adapter is created; its key and the EAB HMAC kept in the secret store),
-//! the order journal on the database, and the loaded adapters.
+//! (registered when the adapter is created; its key, the EAB HMAC and the DNS providers'
+//! credentials kept in the secret store), the order journal on the database, and the loaded
+//! adapters.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cmp_acme::{AcmeClient, AcmeSettings, Eab, Http01Responder, SolverConfig, Solvers};
+use cmp_acme::{
+    AcmeClient, AcmeSettings, Eab, Http01Responder, ProviderSecret, SolverConfig, Solvers,
+};
 use cmp_ca::CaError;
 use cmp_ca::acme::{AcmeCa, KIND, OrderJournal};
 use cmp_domain::Clock;
@@ -75,6 +78,22 @@ fn account_name(adapter_id: &str) -> String {
 
 fn eab_name(adapter_id: &str) -> String {
     format!("adapters/{adapter_id}/eab-hmac")
+}
+
+fn solver_secrets_name(adapter_id: &str) -> String {
+    format!("adapters/{adapter_id}/solver-secrets")
+}
+
+/// DNS provider credentials by solver index, as kept in the secret store.
+type SolverSecrets = BTreeMap<usize, ProviderSecret>;
+
+/// Takes the DNS providers' credentials out of the solvers.
+fn take_solver_secrets(solvers: &mut [SolverConfig]) -> SolverSecrets {
+    solvers
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, s)| Some((i, s.provider_mut()?.take_secret()?)))
+        .collect()
 }
 
 /// A config error that never echoes a value (the HMAC key may be in it).
@@ -155,21 +174,52 @@ impl AcmeCas {
         AcmeCas { store, secrets, clock, http01, loaded: RwLock::default() }
     }
 
-    fn adapter(
-        &self,
-        id: &str,
-        config: &AcmeAdapterConfig,
-        client: AcmeClient,
-    ) -> Result<Arc<AcmeCa>, CaError> {
-        let solvers = Solvers::new(&config.solvers, self.http01.as_ref())?;
-        Ok(Arc::new(AcmeCa::new(
+    fn adapter(&self, id: &str, solvers: Solvers, client: AcmeClient) -> Arc<AcmeCa> {
+        Arc::new(AcmeCa::new(
             id,
             Arc::new(client),
             Arc::new(solvers),
             Arc::new(SqlLedger::new(self.store.clone())),
             Arc::new(SqlJournal { store: self.store.clone() }),
             self.clock.clone(),
-        )))
+        ))
+    }
+
+    /// Seals the account, the EAB HMAC and the DNS credentials; on failure removes what it
+    /// sealed.
+    async fn put_secrets(
+        &self,
+        id: &str,
+        account: &[u8],
+        eab: Option<&Eab>,
+        solver_secrets: &SolverSecrets,
+    ) -> ApiResult<()> {
+        let mut sealed = Vec::new();
+        let mut parts = vec![(account_name(id), account.to_vec())];
+        if let Some(eab) = eab {
+            parts.push((eab_name(id), eab.hmac_key.as_bytes().to_vec()));
+        }
+        if !solver_secrets.is_empty() {
+            let json = Zeroizing::new(
+                serde_json::to_vec(solver_secrets)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?,
+            );
+            parts.push((solver_secrets_name(id), json.to_vec()));
+        }
+        for (name, bytes) in parts {
+            if let Err(e) = self.secrets.put(&name, &SecretBytes::new(bytes)).await {
+                self.delete_secrets(&sealed).await;
+                return Err(e.into());
+            }
+            sealed.push(name);
+        }
+        Ok(())
+    }
+
+    async fn delete_secrets(&self, names: &[String]) {
+        for name in names {
+            let _ = self.secrets.delete(name).await;
+        }
     }
 
     /// Configures an ACME adapter: checks the solvers, registers the account at the CA (with
@@ -182,22 +232,14 @@ impl AcmeCas {
         config: Value,
     ) -> ApiResult<AdapterRecord> {
         let (mut stored, eab) = split_config(config)?;
-        Solvers::new(&stored.solvers, self.http01.as_ref()).map_err(CaError::from)?;
+        let solvers = Solvers::new(&stored.solvers, self.http01.as_ref()).map_err(CaError::from)?;
+        let solver_secrets = take_solver_secrets(&mut stored.solvers);
         let (client, credentials) =
             AcmeClient::register(&stored.settings(), eab.as_ref()).await.map_err(CaError::from)?;
         stored.account_url = Some(client.account_url().to_string());
         let id = uuid::Uuid::now_v7().to_string();
-        let adapter = self.adapter(&id, &stored, client)?;
-        self.secrets
-            .put(&account_name(&id), &SecretBytes::new(credentials.as_bytes().to_vec()))
-            .await?;
-        if let Some(eab) = &eab {
-            let hmac = SecretBytes::new(eab.hmac_key.as_bytes().to_vec());
-            if let Err(e) = self.secrets.put(&eab_name(&id), &hmac).await {
-                let _ = self.secrets.delete(&account_name(&id)).await;
-                return Err(e.into());
-            }
-        }
+        let adapter = self.adapter(&id, solvers, client);
+        self.put_secrets(&id, credentials.as_bytes(), eab.as_ref(), &solver_secrets).await?;
         let new = NewAdapter {
             id: id.clone(),
             name: name.to_string(),
@@ -212,8 +254,8 @@ impl AcmeCas {
                 Ok(record)
             }
             Err(e) => {
-                let _ = self.secrets.delete(&account_name(&id)).await;
-                let _ = self.secrets.delete(&eab_name(&id)).await;
+                let names = [account_name(&id), eab_name(&id), solver_secrets_name(&id)];
+                self.delete_secrets(&names).await;
                 Err(e.into())
             }
         }
@@ -229,16 +271,37 @@ impl AcmeCas {
         if let Some(adapter) = self.cached(&record.id).await {
             return Ok(adapter);
         }
-        let stored: AcmeAdapterConfig = serde_json::from_value(record.config.clone())
+        let mut stored: AcmeAdapterConfig = serde_json::from_value(record.config.clone())
             .map_err(|e| CaError::Internal(format!("config of adapter {}: {e}", record.name)))?;
+        let unreadable =
+            || CaError::Internal(format!("secrets of adapter {} are unreadable", record.name));
+        match self.secrets.get(&solver_secrets_name(&record.id)).await {
+            Ok(bytes) => {
+                let secrets: SolverSecrets =
+                    serde_json::from_slice(bytes.expose()).map_err(|_| unreadable())?;
+                for (index, secret) in secrets {
+                    if let Some(provider) =
+                        stored.solvers.get_mut(index).and_then(SolverConfig::provider_mut)
+                    {
+                        provider.set_secret(secret);
+                    }
+                }
+            }
+            Err(cmp_secrets::SecretError::NotFound(_)) => {}
+            Err(e) => {
+                return Err(CaError::Unavailable(format!(
+                    "DNS credentials of adapter {}: {e}",
+                    record.name
+                )));
+            }
+        }
         let credentials = self.secrets.get(&account_name(&record.id)).await.map_err(|e| {
             CaError::Unavailable(format!("ACME account of adapter {}: {e}", record.name))
         })?;
-        let credentials = std::str::from_utf8(credentials.expose()).map_err(|_| {
-            CaError::Internal(format!("ACME account of adapter {} is unreadable", record.name))
-        })?;
+        let credentials = std::str::from_utf8(credentials.expose()).map_err(|_| unreadable())?;
+        let solvers = Solvers::new(&stored.solvers, self.http01.as_ref())?;
         let client = AcmeClient::restore(&stored.settings(), credentials).await?;
-        let adapter = self.adapter(&record.id, &stored, client)?;
+        let adapter = self.adapter(&record.id, solvers, client);
         let mut loaded = self.loaded.write().await;
         Ok(loaded.entry(record.id.clone()).or_insert(adapter).clone())
     }

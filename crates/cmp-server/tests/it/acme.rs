@@ -133,7 +133,10 @@ async fn walk(app: &TestApp, pebble: &Pebble, http01: bool) {
                       "dns_names": ["x.dns.test"]});
     let (_, r) = call(app, &admin, "POST", "/api/v1/requests", Some(body)).await;
     let refused = settled(app, r["id"].as_str().unwrap()).await;
-    assert_eq!((refused["state"].as_str(), refused["attempts"].as_i64()), (Some("failed"), Some(1)));
+    assert_eq!(
+        (refused["state"].as_str(), refused["attempts"].as_i64()),
+        (Some("failed"), Some(1))
+    );
     assert!(refused["last_error"].as_str().unwrap().contains("the CSR names"), "{refused}");
 
     // A managed certificate on ACME, renewed by the scheduler (Pebble issues 5 years; a
@@ -190,15 +193,17 @@ async fn a_wrong_challenge_answer_fails_the_request_with_the_cas_reason_and_writ
             tokio::net::TcpListener::bind(("127.0.0.1", pebble.http_port)).await.unwrap();
         let wrong = axum::Router::new().fallback(|| async { "not-the-key-authorization" });
         tokio::spawn(async move { axum::serve(listener, wrong).await });
-        let app =
-            TestApp::spawn_with(kind, with_responder(Some(cmp_testkit::free_port()))).await;
+        let app = TestApp::spawn_with(kind, with_responder(Some(cmp_testkit::free_port()))).await;
         let admin = app.admin_token.clone();
         call(&app, &admin, "POST", "/api/v1/owners", Some(json!({"name": "web"}))).await;
         let body = acme_adapter("acme", &pebble, json!([{"challenge": "http-01"}]), None);
         assert_eq!(call(&app, &admin, "POST", "/api/v1/adapters", Some(body)).await.0, 201);
         let before = app.counts().await.0;
         let failed = request(&app, &["w.web.test"]).await;
-        assert_eq!((failed["state"].as_str(), failed["attempts"].as_i64()), (Some("failed"), Some(1)));
+        assert_eq!(
+            (failed["state"].as_str(), failed["attempts"].as_i64()),
+            (Some("failed"), Some(1))
+        );
         let error = failed["last_error"].as_str().unwrap();
         assert!(error.contains("challenge http-01 for w.web.test failed: unauthorized"), "{error}");
         assert!(failed["certificate_id"].is_null());
@@ -282,6 +287,39 @@ async fn an_order_interrupted_by_a_restart_is_resumed_not_placed_again() {
         assert_eq!(late["state"], "approved", "{late}");
         assert!(late["last_error"].as_str().unwrap().contains("unreachable"), "{late}");
         assert_eq!(app.counts().await.0, before);
+        app.stop().await;
+    }
+}
+
+/// RFC 2136 with a TSIG key against a real BIND that Pebble resolves through: the key goes
+/// to the secret store (never into the adapter's config or answers) and comes back from it
+/// after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns01_through_rfc2136_keeps_the_tsig_key_in_the_secret_store() {
+    for kind in DbKind::ALL {
+        let bind = cmp_testkit::bind::Bind::start("dns.test").await;
+        let pebble =
+            Pebble::start(PebbleOptions { dns_server: Some(bind.addr), ..Default::default() })
+                .await;
+        let mut app = TestApp::spawn_with(kind, with_responder(None)).await;
+        let admin = app.admin_token.clone();
+        call(&app, &admin, "POST", "/api/v1/owners", Some(json!({"name": "web"}))).await;
+        let solver = json!({"challenge": "dns-01",
+            "provider": {"kind": "rfc2136", "server": bind.addr.to_string(), "zone": "dns.test",
+                         "key_name": cmp_testkit::bind::KEY_NAME, "secret": bind.secret},
+            "propagation": {"nameservers": [bind.addr.to_string()], "timeout_secs": 10}});
+        let body = acme_adapter("acme", &pebble, json!([solver]), None);
+        let (s, adapter) = call(&app, &admin, "POST", "/api/v1/adapters", Some(body)).await;
+        assert_eq!(s, 201, "{adapter}");
+        let listed = call(&app, &admin, "GET", "/api/v1/adapters", None).await.1.to_string();
+        assert!(!listed.contains(&bind.secret) && !adapter.to_string().contains(&bind.secret));
+        assert_eq!(adapter["config"]["solvers"][0]["provider"]["kind"], "rfc2136");
+
+        let issued = request(&app, &["*.dns.test", "dns.test"]).await;
+        assert_eq!(issued["state"], "issued", "{issued}");
+        app.restart(with_responder(None)).await;
+        let again = request(&app, &["api.dns.test"]).await;
+        assert_eq!(again["state"], "issued", "the key came back from the secret store: {again}");
         app.stop().await;
     }
 }
