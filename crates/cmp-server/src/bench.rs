@@ -7,9 +7,11 @@
 //! References from the same run: the database's raw insert rate for rows of the same shape, and
 //! the HTTP round trip of `/healthz` on the same server.
 
+mod acme;
 mod issuance;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -33,6 +35,9 @@ pub enum BenchCommand {
     Inventory(InventoryBench),
     /// Issuance: builtin CA signing in-process and through the API, against OpenBao and openssl.
     Issuance(issuance::IssuanceBench),
+    /// ACME: orders against a running ACME CA (Pebble; see bench/acme.sh), through the
+    /// cmp-acme library and through the HTTP API.
+    Acme(acme::AcmeBench),
 }
 
 /// Options of the inventory benchmark.
@@ -67,6 +72,7 @@ pub async fn run(command: &BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Inventory(opts) => inventory(opts).await,
         BenchCommand::Issuance(opts) => issuance::run(opts).await,
+        BenchCommand::Acme(opts) => acme::run(opts).await,
     }
 }
 
@@ -147,6 +153,51 @@ impl Report {
             peak / 1024
         );
     }
+}
+
+/// One measurement: certificates per second and latency.
+struct Run {
+    what: String,
+    concurrency: usize,
+    rate: f64,
+    latency: Latency,
+}
+
+/// Runs `op` from `concurrency` tasks for `seconds`; `op(n)` does one signature.
+async fn measure<F, Fut>(what: &str, concurrency: usize, seconds: u64, op: F) -> anyhow::Result<Run>
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let op = Arc::new(op);
+    let counter = Arc::new(AtomicU64::new(0));
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (op, counter) = (op.clone(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while Instant::now() < end {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                op(n).await?;
+                samples.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(samples)
+        }));
+    }
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await??);
+    }
+    let rate = samples.len() as f64 / started.elapsed().as_secs_f64();
+    let run = Run { what: what.into(), concurrency, rate, latency: latency(samples) };
+    println!(
+        "{:<34} c={:<3} {:>8.0} certs/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
+        run.what, run.concurrency, run.rate, run.latency.p50_ms, run.latency.p99_ms
+    );
+    Ok(run)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -409,6 +460,11 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start(url: &str) -> anyhow::Result<ServerProcess> {
+        Self::start_with(url, &[])
+    }
+
+    /// The same with more environment (`CMP_...` settings).
+    fn start_with(url: &str, env: &[(&str, String)]) -> anyhow::Result<ServerProcess> {
         use std::io::BufRead;
         let data = tempfile::tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -418,6 +474,7 @@ impl ServerProcess {
             .arg(data.path())
             .env("CMP_DATABASE__URL", url)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(std::process::Stdio::piped())
             .spawn()
             .context("while starting cmpd")?;

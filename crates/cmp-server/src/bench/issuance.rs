@@ -5,14 +5,13 @@
 //! limit.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cmp_ca::{CaAdapter, Profile, SignRequest, Usage};
 use cmp_store::SqlStore;
 
-use super::{Latency, ScratchDb, ServerProcess, latency};
+use super::{ScratchDb, ServerProcess, measure};
 use crate::adapter::{BuiltinCas, DEFAULT_CA_NAME, ensure_default_ca};
 use crate::config::Config;
 use crate::state::SystemClock;
@@ -36,51 +35,6 @@ pub struct IssuanceBench {
     /// PostgreSQL server to create the benchmark database on.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub postgres_url: String,
-}
-
-/// One measurement: certificates per second and latency.
-struct Run {
-    what: String,
-    concurrency: usize,
-    rate: f64,
-    latency: Latency,
-}
-
-/// Runs `op` from `concurrency` tasks for `seconds`; `op(n)` does one signature.
-async fn measure<F, Fut>(what: &str, concurrency: usize, seconds: u64, op: F) -> anyhow::Result<Run>
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let op = Arc::new(op);
-    let counter = Arc::new(AtomicU64::new(0));
-    let end = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (op, counter) = (op.clone(), counter.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut samples = Vec::new();
-            while Instant::now() < end {
-                let n = counter.fetch_add(1, Ordering::Relaxed);
-                let t = Instant::now();
-                op(n).await?;
-                samples.push(t.elapsed());
-            }
-            Ok::<_, anyhow::Error>(samples)
-        }));
-    }
-    let mut samples = Vec::new();
-    for task in tasks {
-        samples.extend(task.await??);
-    }
-    let rate = samples.len() as f64 / started.elapsed().as_secs_f64();
-    let run = Run { what: what.into(), concurrency, rate, latency: latency(samples) };
-    println!(
-        "{:<34} c={:<3} {:>8.0} certs/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
-        run.what, run.concurrency, run.rate, run.latency.p50_ms, run.latency.p99_ms
-    );
-    Ok(run)
 }
 
 /// An operation that POSTs `body` to `url` with one header and expects `status`.
