@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use instant_acme::{
-    Account, AuthorizationStatus, ChallengeStatus, ExternalAccountKey, Identifier, NewAccount,
-    NewOrder, Order, OrderStatus, RetryPolicy, RevocationRequest,
+    Account, AuthorizationStatus, CertificateIdentifier, ChallengeStatus, ExternalAccountKey,
+    Identifier, NewAccount, NewOrder, Order, OrderStatus, RetryPolicy, RevocationRequest,
 };
 use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
@@ -232,18 +232,27 @@ impl AcmeClient {
         &self,
         names: &[String],
         replaces: Option<&[u8]>,
-        ari: bool,
     ) -> Result<Order, AcmeError> {
         self.throttle.check(unix_now(), names)?;
         let identifiers = identifiers(names);
-        let mut order = NewOrder::new(&identifiers);
-        if let Some(profile) = &self.settings.profile {
-            order = order.profile(profile);
+        let order = |replaces: Option<CertificateIdentifier<'static>>| {
+            let mut order = NewOrder::new(&identifiers);
+            if let Some(profile) = &self.settings.profile {
+                order = order.profile(profile);
+            }
+            match replaces {
+                Some(id) => order.replaces(id),
+                None => order,
+            }
+        };
+        // A certificate without an authority key id cannot be named: no `replaces` then.
+        let replaces = replaces.and_then(|previous| certificate_id(previous).ok());
+        let with_replaces = replaces.is_some();
+        let mut placed = exchange_retrying_nonce!(self.account.new_order(&order(replaces.clone())));
+        if with_replaces && let Err(AcmeError::Config(_)) = placed {
+            // instant-acme refuses `replaces` before sending when the CA has no ARI.
+            placed = exchange_retrying_nonce!(self.account.new_order(&order(None)));
         }
-        if ari && let Some(previous) = replaces {
-            order = order.replaces(certificate_id(previous)?);
-        }
-        let placed = exchange_retrying_nonce!(self.account.new_order(&order));
         if let Err(e) = &placed {
             self.throttle.note(unix_now(), names, e);
         }

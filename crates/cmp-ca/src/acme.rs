@@ -101,15 +101,15 @@ fn order_names(request: &SignRequest) -> Vec<String> {
 
 /// An ACME CA takes the names from the CSR, so the CSR must name exactly what was checked.
 fn check_csr(request: &SignRequest, names: &[String]) -> Result<(), CaError> {
+    if names.is_empty() {
+        return Err(CaError::Refused("an ACME order needs at least one name".into()));
+    }
     let csr =
         cmp_pki::parse_csr(&request.csr_der).map_err(|e| CaError::InvalidCsr(e.to_string()))?;
     let mut in_csr: BTreeSet<String> =
         csr.dns_names.iter().map(|n| n.to_ascii_lowercase()).collect();
     in_csr.extend(csr.ip_addresses.iter().map(IpAddr::to_string));
     let wanted: BTreeSet<String> = names.iter().cloned().collect();
-    if names.is_empty() {
-        return Err(CaError::Refused("an ACME order needs at least one name".into()));
-    }
     if in_csr != wanted {
         let list = |set: &BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(", ");
         return Err(CaError::InvalidCsr(format!(
@@ -155,8 +155,7 @@ impl AcmeCa {
             return Ok(url);
         }
         let names = order_names(request);
-        let ari = self.client.probe().await.map(|d| d.renewal_info).unwrap_or(false);
-        let order = self.client.new_order(&names, request.replaces.as_deref(), ari).await?;
+        let order = self.client.new_order(&names, request.replaces.as_deref()).await?;
         self.journal.record(&self.ca_id, &request.request_id, order.url()).await
     }
 
@@ -202,19 +201,11 @@ impl CaAdapter for AcmeCa {
                 Ok((_, chain)) => chain,
                 Err(_) => Vec::new(),
             };
-            return Ok(IssuedCertificate {
-                certificate_der: entry.certificate_der,
-                chain_der,
-                serial: entry.serial,
-            });
+            return Ok(IssuedCertificate::recorded(entry, chain_der));
         }
         let (entry, chain_der) = self.order_certificate(request).await?;
         let recorded = self.ledger.record_issued(&entry).await?;
-        Ok(IssuedCertificate {
-            certificate_der: recorded.certificate_der,
-            chain_der,
-            serial: recorded.serial,
-        })
+        Ok(IssuedCertificate::recorded(recorded, chain_der))
     }
 
     /// Revokes through ACME (signed with the account key) with the reason; the ledger keeps it.
@@ -273,5 +264,66 @@ impl CaAdapter for AcmeCa {
     /// The CA's ARI window for a certificate, when it offers ARI.
     async fn renewal_window(&self, certificate_der: &[u8]) -> Result<Option<(i64, i64)>, CaError> {
         Ok(self.client.renewal_window(certificate_der).await?.map(|w| (w.start, w.end)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Profile, Usage};
+
+    fn problem(kind: cmp_acme::ProblemKind, retry_after: Option<i64>) -> cmp_acme::Problem {
+        cmp_acme::Problem {
+            kind,
+            r#type: format!("{kind:?}"),
+            detail: "the CA's words".into(),
+            subproblems: Vec::new(),
+            retry_after,
+        }
+    }
+
+    #[test]
+    fn acme_errors_keep_their_retry_time_and_their_finality() {
+        let limited = AcmeError::Problem(problem(cmp_acme::ProblemKind::RateLimited, Some(99)));
+        let e = CaError::from(limited);
+        assert_eq!((e.is_retryable(), e.retry_at()), (true, Some(99)));
+        assert!(e.to_string().contains("the CA's words"), "{e}");
+        let down = CaError::from(AcmeError::Unreachable("connection refused".into()));
+        assert!(matches!(down, CaError::Unavailable(_)));
+        let failed = CaError::from(AcmeError::ChallengeFailed {
+            challenge: "http-01 for a.example".into(),
+            problem: problem(cmp_acme::ProblemKind::Unauthorized, None),
+        });
+        assert!(matches!(&failed, CaError::Refused(m) if m.contains("http-01 for a.example")));
+        assert!(!failed.is_retryable());
+        let nonsense = CaError::from(AcmeError::Protocol("no certificate URL".into()));
+        assert!(matches!(nonsense, CaError::Internal(_)));
+    }
+
+    #[test]
+    fn the_csr_must_name_exactly_what_was_checked() {
+        let mut params = rcgen::CertificateParams::new(vec!["a.example".to_string()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let csr_der = params.serialize_request(&key).unwrap().der().to_vec();
+        let request = |names: &[&str]| SignRequest {
+            request_id: "r".into(),
+            csr_der: csr_der.clone(),
+            profile: Profile {
+                common_name: None,
+                dns_names: names.iter().map(|n| n.to_string()).collect(),
+                ip_addresses: Vec::new(),
+                usages: vec![Usage::ServerAuth],
+                validity_secs: 86_400,
+            },
+            replaces: None,
+        };
+        let same = request(&["A.example"]);
+        assert!(check_csr(&same, &order_names(&same)).is_ok());
+        let other = request(&["a.example", "b.example"]);
+        let e = check_csr(&other, &order_names(&other)).unwrap_err();
+        assert!(matches!(&e, CaError::InvalidCsr(m) if m.contains("[a.example]")), "{e}");
+        let none = request(&[]);
+        assert!(matches!(check_csr(&none, &order_names(&none)), Err(CaError::Refused(_))));
     }
 }

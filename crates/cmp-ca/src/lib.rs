@@ -67,6 +67,17 @@ pub struct IssuedCertificate {
     pub serial: String,
 }
 
+impl IssuedCertificate {
+    /// A ledger entry with the chain above it.
+    pub fn recorded(entry: LedgerEntry, chain_der: Vec<Vec<u8>>) -> IssuedCertificate {
+        IssuedCertificate {
+            certificate_der: entry.certificate_der,
+            chain_der,
+            serial: entry.serial,
+        }
+    }
+}
+
 /// RFC 5280 section 5.3.1 CRL reason codes (value 7 is unused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

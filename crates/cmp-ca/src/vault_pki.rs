@@ -277,11 +277,7 @@ impl CaAdapter for VaultPki {
                     (recorded, chain)
                 }
             };
-        Ok(IssuedCertificate {
-            certificate_der: recorded.certificate_der,
-            chain_der,
-            serial: recorded.serial,
-        })
+        Ok(IssuedCertificate::recorded(recorded, chain_der))
     }
 
     /// Revokes by serial; for a certificate Vault did not store (`no_store` roles), by the

@@ -200,6 +200,14 @@ where
     Ok(run)
 }
 
+/// The best rate among runs whose name starts with `what`, at `concurrency` or at any.
+fn best_rate(runs: &[Run], what: &str, concurrency: Option<usize>) -> f64 {
+    runs.iter()
+        .filter(|r| r.what.starts_with(what) && concurrency.is_none_or(|c| r.concurrency == c))
+        .map(|r| r.rate)
+        .fold(0.0, f64::max)
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Latency {
     p50_ms: f64,

@@ -238,6 +238,18 @@ mod tests {
     }
 
     #[test]
+    fn a_throttled_ca_is_a_503_with_retry_after_as_a_date() {
+        let e = ApiError::Ca(CaError::Throttled {
+            message: "rate limited".into(),
+            retry_at: 784_111_777,
+        });
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let retry_after = response.headers().get(header::RETRY_AFTER).unwrap();
+        assert_eq!(retry_after, "Sun, 06 Nov 1994 08:49:37 GMT");
+    }
+
+    #[test]
     fn every_kind_has_its_status() {
         let cases = [
             (ApiError::bad_request("x"), 400),

@@ -394,13 +394,9 @@ impl AdapterStore for SqlStore {
         .bind(order_url)
         .execute(&self.write)
         .await?;
-        // Read on the writer: the row that stands, ours or the one that won a race.
-        let row =
-            sqlx::query("SELECT order_url FROM acme_orders WHERE ca_id = $1 AND request_id = $2")
-                .bind(ca_id)
-                .bind(request_id)
-                .fetch_one(&self.write)
-                .await?;
-        Ok(row.try_get("order_url")?)
+        // The row that stands, ours or the one that won a race (committed either way).
+        self.acme_order_find(ca_id, request_id)
+            .await?
+            .ok_or_else(|| StoreError::Conflict("ACME order row vanished during a race".into()))
     }
 }

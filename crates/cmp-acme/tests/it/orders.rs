@@ -41,7 +41,7 @@ async fn http01_issues_a_chain_that_verifies_against_pebbles_root() {
     let responder = serve_responder(&pebble).await;
     let client = register(&pebble).await;
     let names = ["www.shop.test".to_string(), "shop.test".to_string()];
-    let mut order = client.new_order(&names, None, false).await.unwrap();
+    let mut order = client.new_order(&names, None).await.unwrap();
     let chain = client
         .complete(&mut order, &http_solvers(&responder), &csr_der(&["www.shop.test", "shop.test"]))
         .await
@@ -62,7 +62,7 @@ async fn dns01_proves_a_wildcard_and_its_base_name_through_the_webhook_provider(
     let client = register(&pebble).await;
     let solvers = Solvers::new(&[dns_solver(&pebble, &[".corp.test", "corp.test"])], None).unwrap();
     let names = ["*.corp.test".to_string(), "corp.test".to_string()];
-    let mut order = client.new_order(&names, None, false).await.unwrap();
+    let mut order = client.new_order(&names, None).await.unwrap();
     let chain = client
         .complete(&mut order, &solvers, &csr_der(&["*.corp.test", "corp.test"]))
         .await
@@ -82,7 +82,7 @@ async fn a_wildcard_without_a_dns_solver_is_refused_before_anything_is_ordered()
     let responder = serve_responder(&pebble).await;
     let client = register(&pebble).await;
     let names = ["*.web.test".to_string()];
-    let mut order = client.new_order(&names, None, false).await.unwrap();
+    let mut order = client.new_order(&names, None).await.unwrap();
     let e = client
         .complete(&mut order, &http_solvers(&responder), &csr_der(&["*.web.test"]))
         .await
@@ -107,7 +107,7 @@ async fn eab_is_required_by_such_a_ca_and_accepted_with_the_right_key() {
     let (client, _) = AcmeClient::register(&settings(&pebble), Some(&eab)).await.unwrap();
     let responder = serve_responder(&pebble).await;
     let names = ["eab.test".to_string()];
-    let mut order = client.new_order(&names, None, false).await.unwrap();
+    let mut order = client.new_order(&names, None).await.unwrap();
     let chain = client
         .complete(&mut order, &http_solvers(&responder), &csr_der(&["eab.test"]))
         .await
@@ -121,7 +121,7 @@ async fn revocation_shows_in_pebbles_status_with_the_reason() {
     let responder = serve_responder(&pebble).await;
     let client = register(&pebble).await;
     let names = ["revoke.test".to_string()];
-    let mut order = client.new_order(&names, None, false).await.unwrap();
+    let mut order = client.new_order(&names, None).await.unwrap();
     let chain = client
         .complete(&mut order, &http_solvers(&responder), &csr_der(&["revoke.test"]))
         .await
@@ -148,7 +148,7 @@ async fn a_wrong_http01_answer_fails_the_order_with_the_cas_reason_and_takes_not
     let responder = Arc::new(cmp_acme::Http01Responder::default());
     let client = register(&pebble).await;
     let names = ["wrong.test".to_string()];
-    let mut order = client.new_order(&names, None, false).await.unwrap();
+    let mut order = client.new_order(&names, None).await.unwrap();
     let e = client
         .complete(&mut order, &http_solvers(&responder), &csr_der(&["wrong.test"]))
         .await
@@ -168,7 +168,7 @@ async fn orders_complete_while_pebble_rejects_half_the_nonces() {
     let client = register(&pebble).await;
     for n in 0..3 {
         let name = format!("nonce{n}.test");
-        let mut order = client.new_order(std::slice::from_ref(&name), None, false).await.unwrap();
+        let mut order = client.new_order(std::slice::from_ref(&name), None).await.unwrap();
         let chain = client
             .complete(&mut order, &http_solvers(&responder), &csr_der(&[&name]))
             .await
@@ -183,7 +183,7 @@ async fn an_order_placed_before_a_restart_is_resumed_by_url_and_yields_one_certi
     let responder = serve_responder(&pebble).await;
     let (first, credentials) = AcmeClient::register(&settings(&pebble), None).await.unwrap();
     let names = ["resume.test".to_string()];
-    let url = first.new_order(&names, None, false).await.unwrap().url().to_string();
+    let url = first.new_order(&names, None).await.unwrap().url().to_string();
     drop(first); // the process "dies" with the order pending
     let second = AcmeClient::restore(&settings(&pebble), &credentials).await.unwrap();
     let mut order = second.resume_order(&url).await.unwrap();
@@ -205,7 +205,7 @@ async fn a_ca_that_is_down_is_a_retryable_error_and_pebble_has_no_ari() {
     let facts = client.probe().await.unwrap();
     assert!(!facts.renewal_info, "Pebble 2.4 offers no renewalInfo");
     let names = ["ari.test".to_string()];
-    let mut order = client.new_order(&names, None, false).await.unwrap();
+    let mut order = client.new_order(&names, None).await.unwrap();
     let chain = client
         .complete(&mut order, &http_solvers(&responder), &csr_der(&["ari.test"]))
         .await

@@ -62,7 +62,7 @@ async fn pebble_issues_a_wildcard_proved_through_bind() {
     };
     let solvers = Solvers::new(&[solver], None).unwrap();
     let names = ["*.dns.test".to_string(), "dns.test".to_string()];
-    let mut order = client.new_order(&names, None, false).await.unwrap();
+    let mut order = client.new_order(&names, None).await.unwrap();
     let chain =
         client.complete(&mut order, &solvers, &csr_der(&["*.dns.test", "dns.test"])).await.unwrap();
     verify_chain(&chain, &pebble.root_pem().await).unwrap();

@@ -183,11 +183,8 @@ impl BuiltinCa {
     }
 
     fn issued(&self, entry: LedgerEntry) -> IssuedCertificate {
-        IssuedCertificate {
-            certificate_der: entry.certificate_der,
-            chain_der: vec![self.ca.issuing_der.clone(), self.ca.root_der.clone()],
-            serial: entry.serial,
-        }
+        let chain_der = vec![self.ca.issuing_der.clone(), self.ca.root_der.clone()];
+        IssuedCertificate::recorded(entry, chain_der)
     }
 
     /// Signs the leaf for `request` at `now`: the checks, then the signature.

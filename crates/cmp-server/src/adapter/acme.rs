@@ -194,7 +194,7 @@ impl AcmeCas {
         eab: Option<&Eab>,
         solver_secrets: &SolverSecrets,
     ) -> ApiResult<()> {
-        let mut sealed = Vec::new();
+        let mut sealed: Vec<String> = Vec::new();
         let mut parts = vec![(account_name(id), account.to_vec())];
         if let Some(eab) = eab {
             parts.push((eab_name(id), eab.hmac_key.as_bytes().to_vec()));
@@ -208,18 +208,14 @@ impl AcmeCas {
         }
         for (name, bytes) in parts {
             if let Err(e) = self.secrets.put(&name, &SecretBytes::new(bytes)).await {
-                self.delete_secrets(&sealed).await;
+                for name in &sealed {
+                    let _ = self.secrets.delete(name).await;
+                }
                 return Err(e.into());
             }
             sealed.push(name);
         }
         Ok(())
-    }
-
-    async fn delete_secrets(&self, names: &[String]) {
-        for name in names {
-            let _ = self.secrets.delete(name).await;
-        }
     }
 
     /// Configures an ACME adapter: checks the solvers, registers the account at the CA (with
@@ -248,17 +244,10 @@ impl AcmeCas {
             has_credentials: true,
             material: None,
         };
-        match self.store.create_adapter(ctx, &new).await {
-            Ok(record) => {
-                self.loaded.write().await.insert(id, adapter);
-                Ok(record)
-            }
-            Err(e) => {
-                let names = [account_name(&id), eab_name(&id), solver_secrets_name(&id)];
-                self.delete_secrets(&names).await;
-                Err(e.into())
-            }
-        }
+        let sealed = [account_name(&id), eab_name(&id), solver_secrets_name(&id)];
+        let record = super::store_adapter(&*self.store, &*self.secrets, ctx, &new, &sealed).await?;
+        self.loaded.write().await.insert(id, adapter);
+        Ok(record)
     }
 
     /// A loaded adapter, if this process has it.

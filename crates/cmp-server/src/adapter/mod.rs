@@ -38,6 +38,26 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(pki::ocsp_get))
 }
 
+/// Writes a configured adapter's row; if that fails, deletes the secrets sealed for it (a
+/// credential of an adapter that does not exist would only be clutter).
+async fn store_adapter(
+    store: &dyn cmp_store::Store,
+    secrets: &dyn cmp_secrets::SecretStore,
+    ctx: &cmp_store::AuditContext,
+    new: &cmp_store::NewAdapter,
+    sealed: &[String],
+) -> crate::error::ApiResult<cmp_store::AdapterRecord> {
+    match store.create_adapter(ctx, new).await {
+        Ok(record) => Ok(record),
+        Err(e) => {
+            for name in sealed {
+                let _ = secrets.delete(name).await;
+            }
+            Err(e.into())
+        }
+    }
+}
+
 /// The wire name of a usage.
 pub fn usage_name(usage: Usage) -> &'static str {
     match usage {

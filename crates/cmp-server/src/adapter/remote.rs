@@ -170,3 +170,29 @@ impl CaAdapter for RemoteAdapter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(slug: &str, status: u16) -> Problem {
+        Problem {
+            kind: format!("https://cmp.dev/problems/{slug}"),
+            title: "t".into(),
+            status,
+            detail: Some("rate limited by the CA".into()),
+            instance: None,
+            errors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_throttled_answer_comes_back_with_its_retry_time() {
+        let e = ca_error_of(problem("ca-throttled", 503), Some(1_800_000_000));
+        assert_eq!(e.retry_at(), Some(1_800_000_000));
+        // Without Retry-After it is a plain outage, retried with the issuer's backoff.
+        let e = ca_error_of(problem("ca-throttled", 503), None);
+        assert!(matches!(e, CaError::Unavailable(_)));
+        assert!(matches!(ca_error_of(problem("ca-refused", 422), None), CaError::Refused(_)));
+    }
+}

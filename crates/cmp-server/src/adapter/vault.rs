@@ -186,16 +186,10 @@ impl VaultPkis {
             has_credentials: true,
             material: None,
         };
-        match self.store.create_adapter(ctx, &new).await {
-            Ok(record) => {
-                self.loaded.write().await.insert(id, adapter);
-                Ok(record)
-            }
-            Err(e) => {
-                let _ = self.secrets.delete(&credentials_name(&id)).await;
-                Err(e.into())
-            }
-        }
+        let sealed = [credentials_name(&id)];
+        let record = super::store_adapter(&*self.store, &*self.secrets, ctx, &new, &sealed).await?;
+        self.loaded.write().await.insert(id, adapter);
+        Ok(record)
     }
 
     /// Replaces an adapter's credentials with checked ones.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use cmp_acme::{AcmeClient, AcmeSettings, Http01Responder, SolverConfig, Solvers};
 
-use super::{Run, ScratchDb, ServerProcess, measure};
+use super::{Run, ScratchDb, ServerProcess, best_rate, measure};
 
 /// Options of the ACME benchmark.
 #[derive(Debug, Clone, clap::Args)]
@@ -88,7 +88,7 @@ pub async fn run(opts: &AcmeBench) -> anyhow::Result<()> {
                 let name = format!("l{n}-{tag}.bench.test");
                 async move {
                     let (csr, _) = csr_for(&name)?;
-                    let mut order = client.new_order(&[name], None, false).await?;
+                    let mut order = client.new_order(&[name], None).await?;
                     client.complete(&mut order, &solvers, &csr).await?;
                     Ok(())
                 }
@@ -151,12 +151,7 @@ pub async fn run(opts: &AcmeBench) -> anyhow::Result<()> {
         );
     }
     for &c in &opts.concurrency {
-        let at = |what: &str| {
-            runs.iter()
-                .filter(|r| r.what.starts_with(what) && r.concurrency == c)
-                .map(|r| r.rate)
-                .fold(0.0, f64::max)
-        };
+        let at = |what: &str| best_rate(&runs, what, Some(c));
         let (library, api) = (at("cmp-acme library"), at("CMP HTTP API"));
         if library > 0.0 {
             println!(

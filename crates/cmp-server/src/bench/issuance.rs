@@ -11,7 +11,7 @@ use anyhow::Context;
 use cmp_ca::{CaAdapter, Profile, SignRequest, Usage};
 use cmp_store::SqlStore;
 
-use super::{ScratchDb, ServerProcess, measure};
+use super::{ScratchDb, ServerProcess, best_rate, measure};
 use crate::adapter::{BuiltinCas, DEFAULT_CA_NAME, ensure_default_ca};
 use crate::config::Config;
 use crate::state::SystemClock;
@@ -204,21 +204,14 @@ pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
 
     let openssl = openssl_sign_rate()?;
     println!("openssl speed ecdsap256 (all cores): {openssl:.0} signs/s");
-    let best = |what: &str| {
-        runs.iter().filter(|r| r.what.starts_with(what)).map(|r| r.rate).fold(0.0, f64::max)
-    };
+    let best = |what: &str| best_rate(&runs, what, None);
     let (api, inproc, bao) = (best("CMP HTTP"), best("builtin CA, in-process"), best("OpenBao"));
     println!("\nbest CMP HTTP API: {api:.0} certs/s; in-process CA: {inproc:.0} certs/s");
     if bao > 0.0 {
         println!("CMP HTTP API / OpenBao pki/sign: {:.2}x (goal >= 5x)", api / bao);
         // Overhead at each concurrency level: CMP in front of Vault against Vault alone.
         for &c in &opts.concurrency {
-            let at = |what: &str| {
-                runs.iter()
-                    .filter(|r| r.what.starts_with(what) && r.concurrency == c)
-                    .map(|r| r.rate)
-                    .fold(0.0, f64::max)
-            };
+            let at = |what: &str| best_rate(&runs, what, Some(c));
             let (through, alone) = (at("CMP API -> Vault"), at("OpenBao"));
             if through > 0.0 && alone > 0.0 {
                 println!(
