@@ -272,11 +272,13 @@ impl AcmeClient {
     }
 
     /// Carries an order from wherever it stands to its certificate chain (PEM, leaf first):
-    /// proves pending names, finalizes with `csr_der`, waits for and downloads the chain.
+    /// proves pending names (with the solver whose id is `chosen`, or by name pattern),
+    /// finalizes with `csr_der`, waits for and downloads the chain.
     pub async fn complete(
         &self,
         order: &mut Order,
         solvers: &Solvers,
+        chosen: Option<&str>,
         csr_der: &[u8],
     ) -> Result<String, AcmeError> {
         let retry = self.retry_policy();
@@ -290,7 +292,7 @@ impl AcmeClient {
                 Ok(())
             })?;
             let mut presented = Vec::new();
-            let proved = self.prove(order, solvers, &mut presented).await;
+            let proved = self.prove(order, solvers, chosen, &mut presented).await;
             let status = match proved {
                 Ok(()) => exchange_retrying_nonce!(order.poll_ready(&retry)),
                 Err(e) => Err(e),
@@ -320,6 +322,7 @@ impl AcmeClient {
         &self,
         order: &mut Order,
         solvers: &'s Solvers,
+        chosen: Option<&str>,
         presented: &mut Vec<Presented<'s>>,
     ) -> Result<(), AcmeError> {
         let mut authorizations = order.authorizations();
@@ -336,7 +339,7 @@ impl AcmeClient {
                 }
             }
             let name = authorization.identifier().to_string();
-            let solver = solvers.pick(&name)?;
+            let solver = solvers.pick(&name, chosen)?;
             let kind = solver.challenge_type();
             let Some(mut challenge) = authorization.challenge(kind.clone()) else {
                 return Err(AcmeError::Config(format!(

@@ -14,19 +14,24 @@ use crate::dns::{DnsProvider, DnsProviderConfig, Propagation};
 
 /// One solver of an adapter's configuration. The first solver whose `names` admit a name
 /// proves it; empty `names` admit every name. Rules: `a.example` exactly, `*.example` one
-/// label under it, `.example` any depth under it.
+/// label under it, `.example` any depth under it. A request or managed certificate may name a
+/// solver by `id` instead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "challenge", deny_unknown_fields)]
 pub enum SolverConfig {
     /// Served by CMP's http-01 responder (the listener port 80 is pointed at).
     #[serde(rename = "http-01")]
     Http01 {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
         #[serde(default)]
         names: Vec<String>,
     },
     /// A TXT record through a DNS provider, checked for propagation first.
     #[serde(rename = "dns-01")]
     Dns01 {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
         #[serde(default)]
         names: Vec<String>,
         provider: DnsProviderConfig,
@@ -60,9 +65,16 @@ impl Solver {
     }
 }
 
+/// One configured solver: its id, its name rules, and how it proves.
+struct Entry {
+    id: Option<String>,
+    rules: Vec<String>,
+    solver: Solver,
+}
+
 /// An adapter's solvers, in order.
 pub struct Solvers {
-    entries: Vec<(Vec<String>, Solver)>,
+    entries: Vec<Entry>,
 }
 
 impl Solvers {
@@ -74,40 +86,64 @@ impl Solvers {
         if configs.is_empty() {
             return Err(AcmeError::Config("at least one solver is needed".into()));
         }
-        let entries = configs
-            .iter()
-            .map(|config| match config {
-                SolverConfig::Http01 { names } => {
+        let mut entries: Vec<Entry> = Vec::new();
+        for config in configs {
+            let entry = match config {
+                SolverConfig::Http01 { id, names } => {
                     let responder = http01.ok_or_else(|| {
                         AcmeError::Config(
                             "http-01 needs CMP's responder: set acme.http01_listen".into(),
                         )
                     })?;
-                    Ok((lowercase(names), Solver::Http01(responder.clone())))
+                    Entry {
+                        id: id.clone(),
+                        rules: lowercase(names),
+                        solver: Solver::Http01(responder.clone()),
+                    }
                 }
-                SolverConfig::Dns01 { names, provider, propagation } => Ok((
-                    lowercase(names),
-                    Solver::Dns01 {
+                SolverConfig::Dns01 { id, names, provider, propagation } => Entry {
+                    id: id.clone(),
+                    rules: lowercase(names),
+                    solver: Solver::Dns01 {
                         provider: provider.provider()?,
                         propagation: propagation.clone(),
                     },
-                )),
-            })
-            .collect::<Result<_, AcmeError>>()?;
+                },
+            };
+            if let Some(id) = &entry.id
+                && entries.iter().any(|e| e.id.as_ref() == Some(id))
+            {
+                return Err(AcmeError::Config(format!("two solvers have the id {id:?}")));
+            }
+            entries.push(entry);
+        }
         Ok(Solvers { entries })
     }
 
-    /// The solver for a name (`*.x` for a wildcard, which only dns-01 can prove).
-    pub(crate) fn pick(&self, name: &str) -> Result<&Solver, AcmeError> {
+    /// The solver for a name (`*.x` for a wildcard, which only dns-01 can prove): the one
+    /// whose id is `chosen`, else the first whose rules admit the name.
+    pub(crate) fn pick(&self, name: &str, chosen: Option<&str>) -> Result<&Solver, AcmeError> {
         let name = name.to_ascii_lowercase();
         let wildcard = name.starts_with("*.");
+        let usable = |entry: &&Entry| !(wildcard && matches!(entry.solver, Solver::Http01(_)));
+        if let Some(chosen) = chosen {
+            let entry = self
+                .entries
+                .iter()
+                .find(|e| e.id.as_deref() == Some(chosen))
+                .ok_or_else(|| AcmeError::Config(format!("no solver has the id {chosen:?}")))?;
+            return Some(entry).filter(usable).map(|e| &e.solver).ok_or_else(|| {
+                AcmeError::Config(format!("solver {chosen:?} is http-01; {name} needs dns-01"))
+            });
+        }
         self.entries
             .iter()
-            .filter(|(_, solver)| !(wildcard && matches!(solver, Solver::Http01(_))))
-            .find(|(rules, _)| {
-                rules.is_empty() || rules.iter().any(|rule| cmp_domain::name_matches(rule, &name))
+            .filter(usable)
+            .find(|e| {
+                e.rules.is_empty()
+                    || e.rules.iter().any(|rule| cmp_domain::name_matches(rule, &name))
             })
-            .map(|(_, solver)| solver)
+            .map(|e| &e.solver)
             .ok_or_else(|| {
                 AcmeError::Config(if wildcard {
                     format!("no dns-01 solver admits {name} (a wildcard needs dns-01)")
@@ -171,6 +207,7 @@ mod tests {
 
     fn dns(names: &[&str]) -> SolverConfig {
         SolverConfig::Dns01 {
+            id: Some("corp-dns".into()),
             names: names.iter().map(|n| n.to_string()).collect(),
             provider: DnsProviderConfig::Webhook {
                 present_url: "http://127.0.0.1:1/set".into(),
@@ -184,19 +221,29 @@ mod tests {
     #[test]
     fn names_pick_the_first_matching_solver_and_wildcards_only_dns() {
         let responder = Arc::new(Http01Responder::default());
-        let configs = [dns(&[".internal.example"]), SolverConfig::Http01 { names: Vec::new() }];
+        let configs =
+            [dns(&[".internal.example"]), SolverConfig::Http01 { id: None, names: Vec::new() }];
         let solvers = Solvers::new(&configs, Some(&responder)).unwrap();
-        let kind = |name: &str| solvers.pick(name).map(Solver::challenge_type);
+        let kind = |name: &str| solvers.pick(name, None).map(Solver::challenge_type);
         assert_eq!(kind("a.internal.example").unwrap(), instant_acme::ChallengeType::Dns01);
         assert_eq!(kind("www.example").unwrap(), instant_acme::ChallengeType::Http01);
         assert_eq!(kind("*.internal.example").unwrap(), instant_acme::ChallengeType::Dns01);
         let e = kind("*.example").unwrap_err();
         assert!(e.to_string().contains("a wildcard needs dns-01"), "{e}");
+        // Chosen by id, whatever the patterns say; an unknown id is an error.
+        let chosen = solvers.pick("www.example", Some("corp-dns")).map(Solver::challenge_type);
+        assert_eq!(chosen.unwrap(), instant_acme::ChallengeType::Dns01);
+        let e = solvers.pick("www.example", Some("nope")).err().unwrap();
+        assert!(e.to_string().contains("no solver has the id \"nope\""), "{e}");
+        let twice = Solvers::new(&[dns(&[]), dns(&[])], None).err().unwrap();
+        assert!(twice.to_string().contains("two solvers have the id"), "{twice}");
     }
 
     #[test]
     fn http01_without_a_responder_and_no_solvers_are_configuration_errors() {
-        let e = Solvers::new(&[SolverConfig::Http01 { names: Vec::new() }], None).err().unwrap();
+        let e = Solvers::new(&[SolverConfig::Http01 { id: None, names: Vec::new() }], None)
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("acme.http01_listen"), "{e}");
         assert!(Solvers::new(&[], None).is_err());
     }

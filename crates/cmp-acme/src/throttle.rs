@@ -60,8 +60,9 @@ impl Throttle {
         Ok(())
     }
 
-    /// Records what an error asks of us: a rate limit holds back the names' domains (or the
-    /// account, for calls that name none) until the CA's `Retry-After`.
+    /// Records what an error asks of us: a rate limit holds back the names' domains until the
+    /// CA's `Retry-After`; the whole account when the call named none or the CA says the limit
+    /// is the account's (Let's Encrypt: "too many new orders ... from this account").
     pub fn note(&self, now: i64, names: &[String], error: &AcmeError) {
         let problem = match error {
             AcmeError::Problem(p) if p.kind == crate::ProblemKind::RateLimited => p,
@@ -71,7 +72,7 @@ impl Throttle {
         let why = problem.detail.clone();
         let Ok(mut holds) = self.holds.lock() else { return };
         holds.domains.retain(|_, (held, _)| *held > now);
-        if names.is_empty() {
+        if names.is_empty() || why.to_ascii_lowercase().contains("account") {
             holds.account = Some((until, why));
             return;
         }
@@ -117,6 +118,18 @@ mod tests {
         assert!(held.to_string().contains("example.com: too many new orders"), "{held}");
         assert!(throttle.check(1_001, &["www.example.org".into()]).is_ok());
         assert!(throttle.check(4_600, &names).is_ok());
+    }
+
+    #[test]
+    fn an_account_limit_holds_back_every_domain() {
+        let throttle = Throttle::default();
+        let mut limit = rate_limited(Some(2_000));
+        if let AcmeError::Problem(p) = &mut limit {
+            p.detail = "too many new orders (300) from this account in the last 3h0m0s".into();
+        }
+        throttle.note(1_000, &["a.example.com".into()], &limit);
+        let held = throttle.check(1_500, &["b.example.org".into()]).unwrap_err();
+        assert!(held.to_string().contains("account: too many new orders"), "{held}");
     }
 
     #[test]

@@ -20,6 +20,10 @@ pub struct Subject {
     /// Lifetime in days (default 90).
     #[serde(default)]
     pub validity_days: Option<i64>,
+    /// ACME adapters: the `id` of the solver that proves these names, instead of the first
+    /// solver whose name patterns admit them.
+    #[serde(default)]
+    pub acme_solver: Option<String>,
 }
 
 /// `POST /api/v1/requests`: a certificate for a CSR (preferred), or with a key the server
@@ -277,6 +281,9 @@ pub struct SignCall {
     /// The certificate this one renews, base64 DER (ACME's ARI `replaces`).
     #[serde(default)]
     pub replaces: Option<String>,
+    /// The ACME solver to prove the names with (its id).
+    #[serde(default)]
+    pub acme_solver: Option<String>,
 }
 
 /// A signed certificate with its chain, base64 DER each.

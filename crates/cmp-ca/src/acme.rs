@@ -168,7 +168,9 @@ impl AcmeCa {
         check_csr(request, &names)?;
         let url = self.place_order(request).await?;
         let mut order = self.client.resume_order(&url).await?;
-        let chain = self.client.complete(&mut order, &self.solvers, &request.csr_der).await?;
+        let chosen = request.acme_solver.as_deref();
+        let chain =
+            self.client.complete(&mut order, &self.solvers, chosen, &request.csr_der).await?;
         let (leaf, chain_der) = split_chain(&chain)?;
         let facts = cmp_pki::parse_certificate(&leaf).map_err(|e| {
             CaError::Internal(format!("the ACME CA sent an unreadable certificate: {e}"))
@@ -317,6 +319,7 @@ mod tests {
                 validity_secs: 86_400,
             },
             replaces: None,
+            acme_solver: None,
         };
         let same = request(&["A.example"]);
         assert!(check_csr(&same, &order_names(&same)).is_ok());

@@ -54,6 +54,9 @@ pub struct SignRequest {
     /// `replaces`).
     #[serde(default)]
     pub replaces: Option<Vec<u8>>,
+    /// ACME: the solver (by id) that proves the names; `None` chooses by name pattern.
+    #[serde(default)]
+    pub acme_solver: Option<String>,
 }
 
 /// A signed certificate and the chain above it.

@@ -28,6 +28,9 @@ pub struct SubjectArgs {
     common_name: Option<String>,
     #[arg(long)]
     validity_days: Option<i64>,
+    /// ACME adapters: the id of the solver that proves the names (default: by name pattern).
+    #[arg(long)]
+    acme_solver: Option<String>,
 }
 
 impl SubjectArgs {
@@ -37,6 +40,7 @@ impl SubjectArgs {
             dns_names: self.dns_names,
             ip_addresses: self.ip_addresses,
             validity_days: self.validity_days,
+            acme_solver: self.acme_solver,
         }
     }
 }

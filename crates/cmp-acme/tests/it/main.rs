@@ -34,6 +34,7 @@ async fn serve_responder(pebble: &Pebble) -> Arc<Http01Responder> {
 /// dns-01 through challtestsrv's API as a webhook provider, checked at its DNS server.
 fn dns_solver(pebble: &Pebble, names: &[&str]) -> SolverConfig {
     SolverConfig::Dns01 {
+        id: None,
         names: names.iter().map(|n| n.to_string()).collect(),
         provider: DnsProviderConfig::Webhook {
             present_url: pebble.challtestsrv_url("set-txt"),
@@ -45,7 +46,7 @@ fn dns_solver(pebble: &Pebble, names: &[&str]) -> SolverConfig {
 }
 
 fn http_solvers(responder: &Arc<Http01Responder>) -> Solvers {
-    Solvers::new(&[SolverConfig::Http01 { names: Vec::new() }], Some(responder)).unwrap()
+    Solvers::new(&[SolverConfig::Http01 { id: None, names: Vec::new() }], Some(responder)).unwrap()
 }
 
 async fn register(pebble: &Pebble) -> AcmeClient {

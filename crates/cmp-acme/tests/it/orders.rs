@@ -43,7 +43,12 @@ async fn http01_issues_a_chain_that_verifies_against_pebbles_root() {
     let names = ["www.shop.test".to_string(), "shop.test".to_string()];
     let mut order = client.new_order(&names, None).await.unwrap();
     let chain = client
-        .complete(&mut order, &http_solvers(&responder), &csr_der(&["www.shop.test", "shop.test"]))
+        .complete(
+            &mut order,
+            &http_solvers(&responder),
+            None,
+            &csr_der(&["www.shop.test", "shop.test"]),
+        )
         .await
         .unwrap();
     verify_chain(&chain, &pebble.root_pem().await).unwrap();
@@ -64,7 +69,7 @@ async fn dns01_proves_a_wildcard_and_its_base_name_through_the_webhook_provider(
     let names = ["*.corp.test".to_string(), "corp.test".to_string()];
     let mut order = client.new_order(&names, None).await.unwrap();
     let chain = client
-        .complete(&mut order, &solvers, &csr_der(&["*.corp.test", "corp.test"]))
+        .complete(&mut order, &solvers, None, &csr_der(&["*.corp.test", "corp.test"]))
         .await
         .unwrap();
     verify_chain(&chain, &pebble.root_pem().await).unwrap();
@@ -84,7 +89,7 @@ async fn a_wildcard_without_a_dns_solver_is_refused_before_anything_is_ordered()
     let names = ["*.web.test".to_string()];
     let mut order = client.new_order(&names, None).await.unwrap();
     let e = client
-        .complete(&mut order, &http_solvers(&responder), &csr_der(&["*.web.test"]))
+        .complete(&mut order, &http_solvers(&responder), None, &csr_der(&["*.web.test"]))
         .await
         .unwrap_err();
     assert!(matches!(&e, AcmeError::Config(m) if m.contains("a wildcard needs dns-01")), "{e}");
@@ -109,7 +114,7 @@ async fn eab_is_required_by_such_a_ca_and_accepted_with_the_right_key() {
     let names = ["eab.test".to_string()];
     let mut order = client.new_order(&names, None).await.unwrap();
     let chain = client
-        .complete(&mut order, &http_solvers(&responder), &csr_der(&["eab.test"]))
+        .complete(&mut order, &http_solvers(&responder), None, &csr_der(&["eab.test"]))
         .await
         .unwrap();
     verify_chain(&chain, &pebble.root_pem().await).unwrap();
@@ -123,7 +128,7 @@ async fn revocation_shows_in_pebbles_status_with_the_reason() {
     let names = ["revoke.test".to_string()];
     let mut order = client.new_order(&names, None).await.unwrap();
     let chain = client
-        .complete(&mut order, &http_solvers(&responder), &csr_der(&["revoke.test"]))
+        .complete(&mut order, &http_solvers(&responder), None, &csr_der(&["revoke.test"]))
         .await
         .unwrap();
     let (serial, _) = leaf_facts(&chain);
@@ -150,7 +155,7 @@ async fn a_wrong_http01_answer_fails_the_order_with_the_cas_reason_and_takes_not
     let names = ["wrong.test".to_string()];
     let mut order = client.new_order(&names, None).await.unwrap();
     let e = client
-        .complete(&mut order, &http_solvers(&responder), &csr_der(&["wrong.test"]))
+        .complete(&mut order, &http_solvers(&responder), None, &csr_der(&["wrong.test"]))
         .await
         .unwrap_err();
     let AcmeError::ChallengeFailed { challenge, problem } = &e else { panic!("{e}") };
@@ -170,7 +175,7 @@ async fn orders_complete_while_pebble_rejects_half_the_nonces() {
         let name = format!("nonce{n}.test");
         let mut order = client.new_order(std::slice::from_ref(&name), None).await.unwrap();
         let chain = client
-            .complete(&mut order, &http_solvers(&responder), &csr_der(&[&name]))
+            .complete(&mut order, &http_solvers(&responder), None, &csr_der(&[&name]))
             .await
             .unwrap();
         verify_chain(&chain, &pebble.root_pem().await).unwrap();
@@ -189,11 +194,11 @@ async fn an_order_placed_before_a_restart_is_resumed_by_url_and_yields_one_certi
     let mut order = second.resume_order(&url).await.unwrap();
     assert_eq!(order.state().status, OrderStatus::Pending);
     let csr = csr_der(&["resume.test"]);
-    let chain = second.complete(&mut order, &http_solvers(&responder), &csr).await.unwrap();
+    let chain = second.complete(&mut order, &http_solvers(&responder), None, &csr).await.unwrap();
     // Resumed again after it was issued: the same certificate, no new order.
     let mut again = second.resume_order(&url).await.unwrap();
     assert_eq!(again.state().status, OrderStatus::Valid);
-    let same = second.complete(&mut again, &http_solvers(&responder), &csr).await.unwrap();
+    let same = second.complete(&mut again, &http_solvers(&responder), None, &csr).await.unwrap();
     assert_eq!(leaf_facts(&same).0, leaf_facts(&chain).0);
 }
 
@@ -207,7 +212,7 @@ async fn a_ca_that_is_down_is_a_retryable_error_and_pebble_has_no_ari() {
     let names = ["ari.test".to_string()];
     let mut order = client.new_order(&names, None).await.unwrap();
     let chain = client
-        .complete(&mut order, &http_solvers(&responder), &csr_der(&["ari.test"]))
+        .complete(&mut order, &http_solvers(&responder), None, &csr_der(&["ari.test"]))
         .await
         .unwrap();
     assert_eq!(client.renewal_window(&leaf_der(&chain)).await.unwrap(), None);

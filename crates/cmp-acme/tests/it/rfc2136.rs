@@ -56,6 +56,7 @@ async fn pebble_issues_a_wildcard_proved_through_bind() {
     let pebble = Pebble::start(options).await;
     let client = register(&pebble).await;
     let solver = SolverConfig::Dns01 {
+        id: None,
         names: Vec::new(),
         provider: rfc2136(&bind, &bind.secret),
         propagation: at(&bind, 10),
@@ -63,8 +64,10 @@ async fn pebble_issues_a_wildcard_proved_through_bind() {
     let solvers = Solvers::new(&[solver], None).unwrap();
     let names = ["*.dns.test".to_string(), "dns.test".to_string()];
     let mut order = client.new_order(&names, None).await.unwrap();
-    let chain =
-        client.complete(&mut order, &solvers, &csr_der(&["*.dns.test", "dns.test"])).await.unwrap();
+    let chain = client
+        .complete(&mut order, &solvers, None, &csr_der(&["*.dns.test", "dns.test"]))
+        .await
+        .unwrap();
     verify_chain(&chain, &pebble.root_pem().await).unwrap();
     let gone = at(&bind, 1).wait_for("_acme-challenge.dns.test.", "anything").await;
     assert!(gone.is_err());

@@ -58,6 +58,7 @@ async fn a_bad_csr_signature_is_an_invalid_csr() {
         csr_der: csr,
         profile: profile(),
         replaces: None,
+        acme_solver: None,
     };
     let CaError::InvalidCsr(message) = refusal(&ca, request).await else { panic!("InvalidCsr") };
     assert!(message.contains("signature does not verify"), "{message}");
@@ -67,6 +68,7 @@ async fn a_bad_csr_signature_is_an_invalid_csr() {
         csr_der: b"garbage".to_vec(),
         profile: profile(),
         replaces: None,
+        acme_solver: None,
     };
     assert!(matches!(refusal(&ca, request).await, CaError::InvalidCsr(_)));
     let request = SignRequest {
@@ -74,6 +76,7 @@ async fn a_bad_csr_signature_is_an_invalid_csr() {
         csr_der: ca.material.root_der.clone(),
         profile: profile(),
         replaces: None,
+        acme_solver: None,
     };
     let CaError::InvalidCsr(message) = refusal(&ca, request).await else { panic!("InvalidCsr") };
     assert!(message.contains("a certificate"), "{message}");
@@ -110,6 +113,7 @@ async fn keys_it_does_not_sign() {
             csr_der: csr,
             profile: profile(),
             replaces: None,
+            acme_solver: None,
         };
         let CaError::InvalidCsr(message) = refusal(&ca, request).await else {
             panic!("{name}: expected InvalidCsr")
@@ -124,6 +128,7 @@ async fn keys_it_does_not_sign() {
         csr_der: rsa2048,
         profile: profile(),
         replaces: None,
+        acme_solver: None,
     };
     ca.ca.create_certificate(&request).await.unwrap();
 }

@@ -148,7 +148,13 @@ pub fn csr_der(key: &KeyPair) -> Vec<u8> {
 }
 
 pub fn sign_request(request_id: &str, key: &KeyPair, profile: Profile) -> SignRequest {
-    SignRequest { request_id: request_id.into(), csr_der: csr_der(key), profile, replaces: None }
+    SignRequest {
+        request_id: request_id.into(),
+        csr_der: csr_der(key),
+        profile,
+        replaces: None,
+        acme_solver: None,
+    }
 }
 
 /// www.example.com and example.com, 192.0.2.10, serverAuth + clientAuth, 30 days.

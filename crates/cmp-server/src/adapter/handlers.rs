@@ -229,6 +229,7 @@ pub async fn sign(
             .map(|b64| STANDARD.decode(b64))
             .transpose()
             .map_err(|_| ApiError::bad_field("replaces", "not base64"))?,
+        acme_solver: body.acme_solver,
     };
     let issued = state.local_adapters.adapter(&id).await?.create_certificate(&request).await?;
     Ok(Json(SignedChain {

@@ -121,6 +121,7 @@ impl CaAdapter for RemoteAdapter {
             usages: profile.usages.iter().map(|u| super::usage_name(*u).to_string()).collect(),
             validity_secs: profile.validity_secs,
             replaces: request.replaces.as_ref().map(|der| STANDARD.encode(der)),
+            acme_solver: request.acme_solver.clone(),
         };
         let signed: SignedChain =
             self.call(self.client.post(format!("{}/sign", self.url)).json(&body)).await?;

@@ -77,8 +77,10 @@ pub async fn run(opts: &AcmeBench) -> anyhow::Result<()> {
         .with_context(|| format!("while binding the http-01 port {http01}"))?;
     let serving = tokio::spawn(responder.clone().serve(listener));
     let client = Arc::new(AcmeClient::register(&settings, None).await?.0);
-    let solvers =
-        Arc::new(Solvers::new(&[SolverConfig::Http01 { names: Vec::new() }], Some(&responder))?);
+    let solvers = Arc::new(Solvers::new(
+        &[SolverConfig::Http01 { id: None, names: Vec::new() }],
+        Some(&responder),
+    )?);
     for &c in &opts.concurrency {
         let (client, solvers, tag) = (client.clone(), solvers.clone(), run_tag.clone());
         let what = "cmp-acme library (reference)";
@@ -89,7 +91,7 @@ pub async fn run(opts: &AcmeBench) -> anyhow::Result<()> {
                 async move {
                     let (csr, _) = csr_for(&name)?;
                     let mut order = client.new_order(&[name], None).await?;
-                    client.complete(&mut order, &solvers, &csr).await?;
+                    client.complete(&mut order, &solvers, None, &csr).await?;
                     Ok(())
                 }
             })

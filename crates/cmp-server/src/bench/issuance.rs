@@ -125,6 +125,7 @@ pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
                     async move {
                         let request = SignRequest {
                             replaces: None,
+                            acme_solver: None,
                             request_id: format!("{run_id}-{n}"),
                             csr_der: csr,
                             profile: Profile {

@@ -349,8 +349,13 @@ async fn sign(state: &AppState, request: &RequestRecord) -> Result<Done, CaError
         RequestKind::Renew => current_version_der(state, request).await,
         _ => None,
     };
-    let sign =
-        SignRequest { request_id: request.id.clone(), csr_der, profile: spec.profile(), replaces };
+    let sign = SignRequest {
+        request_id: request.id.clone(),
+        csr_der,
+        profile: spec.profile(),
+        replaces,
+        acme_solver: spec.acme_solver.clone(),
+    };
     let issued = adapter.create_certificate(&sign).await?;
     let parse = |der: &[u8]| {
         cmp_pki::parse_certificate(der).map_err(|e| {
@@ -417,6 +422,7 @@ pub async fn revoke(
         key_source: KeySource::Csr,
         key_type: None,
         renew_before: None,
+        acme_solver: None,
         reason: Some(reason.as_str().to_string()),
         serial: Some(links.serial_number.clone()),
     };

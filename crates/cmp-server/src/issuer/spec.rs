@@ -29,6 +29,9 @@ pub struct Spec {
     /// `renew_before` of a managed certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renew_before: Option<String>,
+    /// The ACME solver (its id) chosen for these names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_solver: Option<String>,
     /// For revoke requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -135,6 +138,11 @@ pub fn build(
     if dns_names.len() + ip_addresses.len() > 100 {
         return Err(ApiError::bad_field("dns_names", "at most 100 names"));
     }
+    if let Some(solver) = &subject.acme_solver
+        && !(1..=64).contains(&solver.len())
+    {
+        return Err(ApiError::bad_field("acme_solver", "the id of a solver, 1-64 characters"));
+    }
     let validity_days = subject.validity_days.unwrap_or(default_validity_days);
     if !(1..=MAX_VALIDITY_DAYS).contains(&validity_days) {
         return Err(ApiError::bad_field(
@@ -150,6 +158,7 @@ pub fn build(
         key_source: if key_type.is_some() { KeySource::Server } else { KeySource::Csr },
         key_type: key_type.map(|k| k.as_str().to_string()),
         renew_before: None,
+        acme_solver: subject.acme_solver.clone(),
         reason: None,
         serial: None,
     })

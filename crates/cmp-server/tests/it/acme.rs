@@ -304,21 +304,39 @@ async fn dns01_through_rfc2136_keeps_the_tsig_key_in_the_secret_store() {
         let mut app = TestApp::spawn_with(kind, with_responder(None)).await;
         let admin = app.admin_token.clone();
         call(&app, &admin, "POST", "/api/v1/owners", Some(json!({"name": "web"}))).await;
-        let solver = json!({"challenge": "dns-01",
+        // The first solver admits every name but its webhook goes nowhere: requests choose
+        // the BIND one by id.
+        let nowhere = format!("http://127.0.0.1:{}/dns", cmp_testkit::free_port());
+        let unused = dns_solver(&pebble, &[], &nowhere, &nowhere);
+        let solver = json!({"challenge": "dns-01", "id": "bind",
             "provider": {"kind": "rfc2136", "server": bind.addr.to_string(), "zone": "dns.test",
                          "key_name": cmp_testkit::bind::KEY_NAME, "secret": bind.secret},
             "propagation": {"nameservers": [bind.addr.to_string()], "timeout_secs": 10}});
-        let body = acme_adapter("acme", &pebble, json!([solver]), None);
+        let body = acme_adapter("acme", &pebble, json!([unused, solver]), None);
         let (s, adapter) = call(&app, &admin, "POST", "/api/v1/adapters", Some(body)).await;
         assert_eq!(s, 201, "{adapter}");
         let listed = call(&app, &admin, "GET", "/api/v1/adapters", None).await.1.to_string();
         assert!(!listed.contains(&bind.secret) && !adapter.to_string().contains(&bind.secret));
-        assert_eq!(adapter["config"]["solvers"][0]["provider"]["kind"], "rfc2136");
+        assert_eq!(adapter["config"]["solvers"][1]["provider"]["kind"], "rfc2136");
 
-        let issued = request(&app, &["*.dns.test", "dns.test"]).await;
+        let with_solver = |names: &[&str], solver: &str| {
+            json!({"owner": "web", "adapter": "acme", "csr": csr_for(names), "dns_names": names,
+                   "acme_solver": solver})
+        };
+        let body = with_solver(&["*.dns.test", "dns.test"], "bind");
+        let (_, r) = call(&app, &admin, "POST", "/api/v1/requests", Some(body)).await;
+        let issued = settled(&app, r["id"].as_str().unwrap()).await;
         assert_eq!(issued["state"], "issued", "{issued}");
+        let body = with_solver(&["x.dns.test"], "nope");
+        let (_, r) = call(&app, &admin, "POST", "/api/v1/requests", Some(body)).await;
+        let refused = settled(&app, r["id"].as_str().unwrap()).await;
+        assert_eq!(refused["state"], "failed", "{refused}");
+        assert!(refused["last_error"].as_str().unwrap().contains("no solver has the id \"nope\""));
+
         app.restart(with_responder(None)).await;
-        let again = request(&app, &["api.dns.test"]).await;
+        let body = with_solver(&["api.dns.test"], "bind");
+        let (_, r) = call(&app, &admin, "POST", "/api/v1/requests", Some(body)).await;
+        let again = settled(&app, r["id"].as_str().unwrap()).await;
         assert_eq!(again["state"], "issued", "the key came back from the secret store: {again}");
         app.stop().await;
     }
