@@ -28,13 +28,18 @@ fn with_responder(port: Option<u16>) -> impl FnOnce(&mut Config) {
 }
 
 /// dns-01 through challtestsrv's API at `present`/`cleanup`, checked at its DNS server.
-fn dns_solver(pebble: &Pebble, names: &[&str], present: &str, cleanup: &str) -> Value {
+pub(crate) fn dns_solver(pebble: &Pebble, names: &[&str], present: &str, cleanup: &str) -> Value {
     json!({"challenge": "dns-01", "names": names,
            "provider": {"kind": "webhook", "present_url": present, "cleanup_url": cleanup},
            "propagation": {"nameservers": [pebble.dns.to_string()], "timeout_secs": 10}})
 }
 
-fn acme_adapter(name: &str, pebble: &Pebble, solvers: Value, eab: Option<&str>) -> Value {
+pub(crate) fn acme_adapter(
+    name: &str,
+    pebble: &Pebble,
+    solvers: Value,
+    eab: Option<&str>,
+) -> Value {
     let mut config = json!({"directory_url": pebble.directory, "ca_bundle": pebble.tls_pem,
                             "contact_email": "pki@example.com", "order_timeout_secs": 20,
                             "solvers": solvers});
@@ -212,15 +217,21 @@ async fn a_wrong_challenge_answer_fails_the_request_with_the_cas_reason_and_writ
     }
 }
 
-/// A DNS webhook that fails its first call with a 500 and passes the rest to challtestsrv.
-async fn flaky_dns_webhook(pebble: &Pebble) -> (String, Arc<AtomicUsize>) {
+/// A DNS webhook in front of challtestsrv: each call waits `delay`; with `fail_first`, the
+/// first call is a 500. Returns its URL and how many calls it had.
+pub(crate) async fn dns_webhook(
+    pebble: &Pebble,
+    fail_first: bool,
+    delay: Duration,
+) -> (String, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let (counter, target) = (calls.clone(), pebble.challtestsrv.clone());
     let forward = move |axum::extract::Path(call): axum::extract::Path<String>,
                         body: axum::body::Bytes| {
         let (counter, target) = (counter.clone(), target.clone());
         async move {
-            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+            tokio::time::sleep(delay).await;
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 && fail_first {
                 return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "provider hiccup");
             }
             let sent = reqwest::Client::new()
@@ -246,7 +257,7 @@ async fn flaky_dns_webhook(pebble: &Pebble) -> (String, Arc<AtomicUsize>) {
 async fn an_order_interrupted_by_a_restart_is_resumed_not_placed_again() {
     for kind in DbKind::ALL {
         let pebble = Pebble::start(PebbleOptions::default()).await;
-        let (webhook, calls) = flaky_dns_webhook(&pebble).await;
+        let (webhook, calls) = dns_webhook(&pebble, true, Duration::ZERO).await;
         let mut app = TestApp::spawn_with(kind, with_responder(None)).await;
         let admin = app.admin_token.clone();
         call(&app, &admin, "POST", "/api/v1/owners", Some(json!({"name": "web"}))).await;
