@@ -327,3 +327,56 @@ async fn a_person_issues_and_revokes_through_vault_with_cmpctl() {
         f.server.shutdown().await.unwrap();
     }
 }
+
+/// The ACME walk of the README with cmpctl alone, against Pebble (with EAB): an adapter from a
+/// config file (the HMAC never shown again), a request proved over dns-01 by the solver it
+/// names, a revocation that Pebble reports.
+#[tokio::test]
+async fn a_person_issues_and_revokes_through_acme_with_cmpctl() {
+    use cmp_testkit::pebble::{EAB_HMAC, EAB_KID, Pebble, PebbleOptions};
+    use serde_json::json;
+
+    for kind in DbKind::ALL {
+        let pebble = Pebble::start(PebbleOptions { eab: true, ..Default::default() }).await;
+        let f = start(kind).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("acme.json");
+        let body = json!({"directory_url": pebble.directory, "ca_bundle": pebble.tls_pem,
+            "contact_email": "pki@shop.example", "eab": {"key_id": EAB_KID, "hmac_key": EAB_HMAC},
+            "solvers": [{"challenge": "dns-01", "id": "lab-dns",
+                         "provider": {"kind": "webhook",
+                                      "present_url": pebble.challtestsrv_url("set-txt"),
+                                      "cleanup_url": pebble.challtestsrv_url("clear-txt")},
+                         "propagation": {"nameservers": [pebble.dns.to_string()]}}]});
+        std::fs::write(&config, body.to_string()).unwrap();
+        let at_config = format!("@{}", config.display());
+        let out =
+            cmpctl(&f, &["adapter", "create", "pebble", "--kind", "acme", "--config", &at_config])
+                .await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let listed = json(&f, &["adapter", "list"]).await;
+        assert!(!listed.to_string().contains(EAB_HMAC) && !stdout(&out).contains(EAB_HMAC));
+
+        json(&f, &["owner", "create", "shop"]).await;
+        let made = std::process::Command::new("openssl")
+            .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+            .args(["-keyout", "key.pem", "-out", "req.csr", "-subj", "/"])
+            .args(["-addext", "subjectAltName=DNS:www.shop.example"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(made.status.success());
+        let csr = dir.path().join("req.csr");
+        let args = ["request", "create", "--owner", "shop", "--adapter", "pebble"];
+        let args = [&args[..], &["--acme-solver", "lab-dns", "--csr", csr.to_str().unwrap()]];
+        let request = json(&f, &args.concat()).await;
+        assert_eq!(request["state"], "issued", "{request}");
+        let cert = request["certificate_id"].as_str().unwrap();
+        let serial =
+            json(&f, &["cert", "show", cert]).await["serial_number"].as_str().unwrap().to_string();
+        let revoked = json(&f, &["revoke", cert, "--reason", "key_compromise"]).await;
+        assert_eq!(revoked["state"], "issued", "{revoked}");
+        assert_eq!(pebble.cert_status(&serial).await["Status"], "Revoked");
+        f.server.shutdown().await.unwrap();
+    }
+}
