@@ -19,7 +19,7 @@ pub use dns::{DnsProvider, DnsProviderConfig, Propagation, ProviderSecret, TsigA
 pub use error::{AcmeError, Problem, ProblemKind};
 pub use instant_acme::{Order, OrderStatus};
 pub use solvers::{Http01Responder, SolverConfig, Solvers};
-pub use throttle::{Throttle, registered_domain};
+use throttle::Throttle;
 
 /// reqwest is built without a default TLS provider: use aws-lc-rs, the workspace's one.
 pub(crate) fn install_crypto() {

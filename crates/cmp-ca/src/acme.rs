@@ -145,12 +145,8 @@ impl AcmeCa {
         AcmeCa { ca_id: ca_id.to_string(), client, solvers, ledger, journal, clock }
     }
 
-    pub fn client(&self) -> &Arc<AcmeClient> {
-        &self.client
-    }
-
     /// Places the order for a request, or finds the one placed before; returns its URL.
-    pub async fn place_order(&self, request: &SignRequest) -> Result<String, CaError> {
+    async fn place_order(&self, request: &SignRequest) -> Result<String, CaError> {
         if let Some(url) = self.journal.find(&self.ca_id, &request.request_id).await? {
             return Ok(url);
         }

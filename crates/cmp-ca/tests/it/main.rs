@@ -1,7 +1,8 @@
-//! The builtin CA against independent verifiers (openssl and rustls-webpki), and the Vault
-//! PKI adapter against a real OpenBao.
+//! The builtin CA against independent verifiers (openssl and rustls-webpki), the Vault
+//! PKI adapter against a real OpenBao, and the ACME adapter against a real Pebble.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
+mod acme;
 mod issuance;
 mod ledger;
 mod ocsp;
