@@ -217,8 +217,9 @@ async fn a_wrong_challenge_answer_fails_the_request_with_the_cas_reason_and_writ
     }
 }
 
-/// A DNS webhook in front of challtestsrv: each call waits `delay`; with `fail_first`, the
-/// first call is a 500. Returns its URL and how many calls it had.
+/// A DNS webhook in front of challtestsrv: call n waits `delay` times (n % 8), so that orders
+/// started together finish apart; with `fail_first`, the first call is a 500. Returns its URL
+/// and how many calls it had.
 pub(crate) async fn dns_webhook(
     pebble: &Pebble,
     fail_first: bool,
@@ -230,8 +231,9 @@ pub(crate) async fn dns_webhook(
                         body: axum::body::Bytes| {
         let (counter, target) = (counter.clone(), target.clone());
         async move {
-            tokio::time::sleep(delay).await;
-            if counter.fetch_add(1, Ordering::SeqCst) == 0 && fail_first {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(delay * u32::try_from(n % 8).unwrap_or(0)).await;
+            if n == 0 && fail_first {
                 return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "provider hiccup");
             }
             let sent = reqwest::Client::new()
