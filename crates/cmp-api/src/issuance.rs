@@ -294,6 +294,28 @@ pub struct SignedChain {
     pub serial: String,
 }
 
+/// The adapter role's renewal-window call: the CA's suggested window for a certificate it
+/// issued (ACME ARI).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenewalWindowCall {
+    /// The certificate, base64 DER.
+    pub certificate: String,
+}
+
+/// A suggested renewal window, Unix seconds; `null` when the CA suggests none.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RenewalWindowAnswer {
+    pub window: Option<RenewalWindowSpan>,
+}
+
+/// Start and end of a suggested renewal window, Unix seconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct RenewalWindowSpan {
+    pub start: i64,
+    pub end: i64,
+}
+
 /// The adapter role's revocation call.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

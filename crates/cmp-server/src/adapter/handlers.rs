@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use cmp_api::{
     Adapter, AdapterCreate, AdapterHealth, AdapterPatch, AgentToken, AgentTokenCreate, Problem,
-    RevokeCall, SignCall, SignedChain,
+    RenewalWindowAnswer, RenewalWindowCall, RenewalWindowSpan, RevokeCall, SignCall, SignedChain,
 };
 use cmp_ca::builtin::BuiltinConfig;
 use cmp_ca::{Profile, RevocationReason, SignRequest};
@@ -255,6 +255,27 @@ pub async fn revoke(
     })?;
     state.local_adapters.adapter(&id).await?.revoke_certificate(&body.serial, reason).await?;
     Ok(Json(serde_json::json!({"revoked": body.serial})))
+}
+
+/// The CA's suggested renewal window for a certificate it issued (ACME ARI; `null` for CAs
+/// without one): the issuer role's call.
+#[utoipa::path(post, path = "/api/v1/adapters/{id}/renewal-window", tag = "adapters",
+    params(("id" = String, Path, description = "Adapter id or name")),
+    request_body = RenewalWindowCall,
+    responses((status = 200, body = RenewalWindowAnswer), (status = 400, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
+pub async fn renewal_window(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RenewalWindowCall>,
+) -> ApiResult<Json<RenewalWindowAnswer>> {
+    let der = STANDARD
+        .decode(&body.certificate)
+        .map_err(|_| ApiError::bad_field("certificate", "not base64"))?;
+    let window = state.local_adapters.adapter(&id).await?.renewal_window(&der).await?;
+    Ok(Json(RenewalWindowAnswer {
+        window: window.map(|(start, end)| RenewalWindowSpan { start, end }),
+    }))
 }
 
 /// A short-lived, renewable Vault token for an agent (vault_pki adapters): it may sign with

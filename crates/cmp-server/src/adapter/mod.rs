@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::status))
         .routes(routes!(handlers::sign))
         .routes(routes!(handlers::revoke))
+        .routes(routes!(handlers::renewal_window))
         .routes(routes!(handlers::agent_token))
         .routes(routes!(pki::crl))
         .routes(routes!(pki::ca_certificate))

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use cmp_api::{AdapterHealth, Problem, RevokeCall, SignCall, SignedChain};
+use cmp_api::{
+    AdapterHealth, Problem, RenewalWindowAnswer, RenewalWindowCall, RevokeCall, SignCall,
+    SignedChain,
+};
 use cmp_ca::{
     AdapterStatus, CaAdapter, CaError, Capabilities, IssuedCertificate, RevocationReason,
     SignRequest,
@@ -141,6 +144,13 @@ impl CaAdapter for RemoteAdapter {
         let _: serde_json::Value =
             self.call(self.client.post(format!("{}/revoke", self.url)).json(&body)).await?;
         Ok(())
+    }
+
+    async fn renewal_window(&self, certificate_der: &[u8]) -> Result<Option<(i64, i64)>, CaError> {
+        let body = RenewalWindowCall { certificate: STANDARD.encode(certificate_der) };
+        let url = format!("{}/renewal-window", self.url);
+        let answer: RenewalWindowAnswer = self.call(self.client.post(url).json(&body)).await?;
+        Ok(answer.window.map(|w| (w.start, w.end)))
     }
 
     async fn get_status(&self) -> AdapterStatus {

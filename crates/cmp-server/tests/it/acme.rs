@@ -127,8 +127,18 @@ async fn walk(app: &TestApp, pebble: &Pebble, http01: bool) {
     let (_, cert) =
         call(app, &admin, "GET", &format!("/api/v1/certificates/{cert_id}"), None).await;
     assert_eq!(cert["source"], "issued", "{cert}");
-    let chain = format!("{}{intermediate}", leaf_pem(app, &cert_id).await);
+    let leaf = leaf_pem(app, &cert_id).await;
+    let chain = format!("{leaf}{intermediate}");
     verify_chain(&chain, &root).unwrap();
+    // The issuer role's ARI call: Pebble suggests no window; junk is a 400.
+    use base64::Engine;
+    let der = pem::parse(&leaf).unwrap().into_contents();
+    let body = json!({"certificate": base64::engine::general_purpose::STANDARD.encode(der)});
+    let path = "/api/v1/adapters/acme/renewal-window";
+    let (s, window) = call(app, &admin, "POST", path, Some(body)).await;
+    assert_eq!((s, &window["window"]), (200, &Value::Null), "{window}");
+    let (s, _) = call(app, &admin, "POST", path, Some(json!({"certificate": "%%"}))).await;
+    assert_eq!(s, 400);
     let (_, found) =
         call(app, &admin, "GET", "/api/v1/certificates?q=Pebble%20Intermediate", None).await;
     assert!(!found["items"].as_array().unwrap().is_empty(), "the chain is in the inventory");
