@@ -29,6 +29,38 @@ fn cmpd(data: &std::path::Path, db: &str, port: u16) -> Child {
         .unwrap()
 }
 
+/// A fresh database and data directory with `cmpd` serving them, ready, and owner `crash`.
+struct Started {
+    db: TestDb,
+    data: tempfile::TempDir,
+    http: reqwest::Client,
+    port: u16,
+    base: String,
+    token: String,
+    server: Child,
+}
+
+async fn start(kind: DbKind) -> Started {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let db = TestDb::new(kind).await;
+    let data = tempfile::tempdir().unwrap();
+    let (http, port) = (reqwest::Client::new(), free_port());
+    let base = format!("http://127.0.0.1:{port}");
+    let server = cmpd(data.path(), &db.url, port);
+    wait_ready(&http, &base).await;
+    let token =
+        std::fs::read_to_string(data.path().join("admin-token")).unwrap().trim().to_string();
+    let owner = http
+        .post(format!("{base}/api/v1/owners"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "crash"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(owner.status(), 201);
+    Started { db, data, http, port, base, token, server }
+}
+
 /// Polls the requests until each is issued or failed, for up to 60 s; returns those that are.
 async fn finals(http: &reqwest::Client, base: &str, token: &str, ids: &[String]) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -131,24 +163,8 @@ async fn post(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_issues_each_request_once_after_restart() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     for kind in DbKind::ALL {
-        let db = TestDb::new(kind).await;
-        let data = tempfile::tempdir().unwrap();
-        let (http, port) = (reqwest::Client::new(), free_port());
-        let base = format!("http://127.0.0.1:{port}");
-        let mut server = cmpd(data.path(), &db.url, port);
-        wait_ready(&http, &base).await;
-        let token =
-            std::fs::read_to_string(data.path().join("admin-token")).unwrap().trim().to_string();
-        let owner = http
-            .post(format!("{base}/api/v1/owners"))
-            .bearer_auth(&token)
-            .json(&json!({"name": "crash"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(owner.status(), 201);
+        let Started { db, data, http, port, base, token, mut server } = start(kind).await;
         let bodies: Vec<Value> =
             (0..REQUESTS).map(|n| json!({"owner": "crash", "csr": csr(n)})).collect();
 
@@ -211,22 +227,13 @@ async fn a_killed_server_issues_each_request_once_after_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_resumes_its_acme_orders_and_issues_each_once() {
     const ORDERS: usize = 8;
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     for kind in DbKind::ALL {
         let pebble = Pebble::start(PebbleOptions::default()).await;
         let (webhook, _) = dns_webhook(&pebble, false, Duration::from_millis(150)).await;
-        let db = TestDb::new(kind).await;
-        let data = tempfile::tempdir().unwrap();
-        let (http, port) = (reqwest::Client::new(), free_port());
-        let base = format!("http://127.0.0.1:{port}");
-        let mut server = cmpd(data.path(), &db.url, port);
-        wait_ready(&http, &base).await;
-        let token =
-            std::fs::read_to_string(data.path().join("admin-token")).unwrap().trim().to_string();
+        let Started { db, data, http, port, base, token, mut server } = start(kind).await;
         let setup = |path: &str, body: Value| {
             http.post(format!("{base}{path}")).bearer_auth(&token).json(&body).send()
         };
-        assert_eq!(setup("/api/v1/owners", json!({"name": "crash"})).await.unwrap().status(), 201);
         let present = format!("{webhook}/set-txt");
         let cleanup = format!("{webhook}/clear-txt");
         let solver = dns_solver(&pebble, &[], &present, &cleanup);
