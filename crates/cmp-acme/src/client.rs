@@ -328,30 +328,37 @@ impl AcmeClient {
         let mut authorizations = order.authorizations();
         while let Some(authorization) = authorizations.next().await {
             let mut authorization = authorization.map_err(|e| AcmeError::from_acme(e, None))?;
-            match authorization.status {
-                AuthorizationStatus::Pending => {}
-                AuthorizationStatus::Valid => continue,
+            let name = authorization.identifier().to_string();
+            // Set up only what is still pending. What an attempt before a restart set up is
+            // taken down too: a dns-01 value depends only on the challenge and the account,
+            // so the record it left is known.
+            let pending = match authorization.status {
+                AuthorizationStatus::Pending => true,
+                AuthorizationStatus::Valid => false,
                 other => {
-                    let name = authorization.identifier().to_string();
                     return Err(AcmeError::Protocol(format!(
                         "authorization for {name} is {other:?}"
                     )));
                 }
-            }
-            let name = authorization.identifier().to_string();
-            let solver = solvers.pick(&name, chosen)?;
+            };
+            let solver = match solvers.pick(&name, chosen) {
+                Ok(solver) => solver,
+                Err(e) if pending => return Err(e),
+                Err(_) => continue,
+            };
             let kind = solver.challenge_type();
             let Some(mut challenge) = authorization.challenge(kind.clone()) else {
+                if !pending {
+                    continue;
+                }
                 return Err(AcmeError::Config(format!(
                     "the CA offers no {kind:?} challenge for {name}"
                 )));
             };
-            if challenge.status != ChallengeStatus::Pending {
-                continue; // already being validated (an attempt before a restart)
-            }
+            let set_up = pending && challenge.status == ChallengeStatus::Pending;
             let key_authorization = challenge.key_authorization();
             match solver {
-                Solver::Http01(responder) => {
+                Solver::Http01(responder) if set_up => {
                     responder.present(&challenge.token, key_authorization.as_str());
                     presented.push(Presented {
                         solver,
@@ -359,15 +366,20 @@ impl AcmeClient {
                         value: String::new(),
                     });
                 }
+                Solver::Http01(_) => {} // the token lived in the memory of the attempt
                 Solver::Dns01 { provider, propagation } => {
                     let fqdn = format!("_acme-challenge.{}.", name.trim_start_matches("*."));
                     let value = key_authorization.dns_value();
-                    provider.present(&fqdn, &value).await?;
                     presented.push(Presented { solver, key: fqdn.clone(), value: value.clone() });
-                    propagation.wait_for(&fqdn, &value).await?;
+                    if set_up {
+                        provider.present(&fqdn, &value).await?;
+                        propagation.wait_for(&fqdn, &value).await?;
+                    }
                 }
             }
-            exchange_retrying_nonce!(challenge.set_ready())?;
+            if set_up {
+                exchange_retrying_nonce!(challenge.set_ready())?;
+            }
         }
         Ok(())
     }

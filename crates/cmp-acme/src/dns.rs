@@ -315,6 +315,15 @@ impl Propagation {
             .collect())
     }
 
+    /// The TXT values of `fqdn` as the first resolver sees them now.
+    pub async fn txt_values(&self, fqdn: &str) -> Result<Vec<String>, AcmeError> {
+        let resolvers = self.resolvers()?;
+        match resolvers.first() {
+            Some(resolver) => Ok(values(resolver, fqdn).await),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Waits until every resolver returns `value` among the TXT records of `fqdn`.
     pub async fn wait_for(&self, fqdn: &str, value: &str) -> Result<(), AcmeError> {
         let resolvers = self.resolvers()?;
@@ -342,13 +351,21 @@ impl Propagation {
     }
 }
 
-async fn sees(resolver: &TokioResolver, fqdn: &str, value: &str) -> bool {
+/// The TXT values of `fqdn` at one resolver; none when the name has none (or no answer).
+async fn values(resolver: &TokioResolver, fqdn: &str) -> Vec<String> {
     match resolver.txt_lookup(fqdn).await {
-        Ok(records) => records.iter().any(|txt| {
-            let text: Vec<u8> =
-                txt.txt_data().iter().flat_map(|part| part.iter().copied()).collect();
-            text == value.as_bytes()
-        }),
-        Err(_) => false,
+        Ok(records) => records
+            .iter()
+            .map(|txt| {
+                let bytes: Vec<u8> =
+                    txt.txt_data().iter().flat_map(|part| part.iter().copied()).collect();
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+            .collect(),
+        Err(_) => Vec::new(),
     }
+}
+
+async fn sees(resolver: &TokioResolver, fqdn: &str, value: &str) -> bool {
+    values(resolver, fqdn).await.iter().any(|v| v == value)
 }
