@@ -125,6 +125,27 @@ pub trait AdapterStore: Send + Sync {
     ) -> StoreResult<String>;
 }
 
+/// A ledger row, unless its request id has one already.
+const LEDGER_INSERT: &str = "INSERT INTO ca_ledger (ca_id, serial, request_id, der, not_after) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (ca_id, request_id) DO NOTHING";
+
+/// Inserts a ledger row inside a transaction; `false` if its request id had one already.
+pub(crate) async fn ledger_insert_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    row: &LedgerRow,
+) -> StoreResult<bool> {
+    let inserted = sqlx::query(LEDGER_INSERT)
+        .bind(&row.ca_id)
+        .bind(&row.serial)
+        .bind(&row.request_id)
+        .bind(row.der.as_slice())
+        .bind(row.not_after)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(inserted == 1)
+}
+
 fn adapter_from_row(row: &AnyRow) -> StoreResult<AdapterRecord> {
     let config: String = row.try_get("config")?;
     Ok(AdapterRecord {
@@ -305,18 +326,15 @@ impl AdapterStore for SqlStore {
     }
 
     async fn ledger_record(&self, row: &LedgerRow) -> StoreResult<LedgerRow> {
-        let inserted = sqlx::query(
-            "INSERT INTO ca_ledger (ca_id, serial, request_id, der, not_after) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (ca_id, request_id) DO NOTHING",
-        )
-        .bind(&row.ca_id)
-        .bind(&row.serial)
-        .bind(&row.request_id)
-        .bind(row.der.as_slice())
-        .bind(row.not_after)
-        .execute(&self.write)
-        .await?
-        .rows_affected();
+        let inserted = sqlx::query(LEDGER_INSERT)
+            .bind(&row.ca_id)
+            .bind(&row.serial)
+            .bind(&row.request_id)
+            .bind(row.der.as_slice())
+            .bind(row.not_after)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
         if inserted == 1 {
             return Ok(row.clone());
         }

@@ -7,6 +7,7 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::adapters::{LedgerRow, ledger_insert_in};
 use crate::audit;
 use crate::certificates::{import_chunk, push_owner_scope};
 use crate::sql::{Arg, SqlBuilder};
@@ -104,6 +105,19 @@ pub trait RequestStore: Send + Sync {
         ctx: &AuditContext,
         request: &NewRequest,
         idempotency: Option<&IdempotencyKey>,
+    ) -> StoreResult<(RequestRecord, bool)>;
+    /// Stores an approved request that a CA in this process has signed already, finished: the
+    /// request, the CA's ledger row, the certificate and its chain, and every audit event, in
+    /// one transaction. A local CA's signature leaves no trace outside this database, so a
+    /// crash before the commit loses nothing. With a live idempotency key, returns the first
+    /// request and this signature is dropped.
+    async fn create_issued_request(
+        &self,
+        ctx: &AuditContext,
+        request: &NewRequest,
+        idempotency: Option<&IdempotencyKey>,
+        ledger: &LedgerRow,
+        issued: &IssuedRecord,
     ) -> StoreResult<(RequestRecord, bool)>;
     /// The request a live idempotency key made, if any (`Unprocessable` for another body).
     async fn find_idempotent(&self, key: &IdempotencyKey) -> StoreResult<Option<String>>;
@@ -252,85 +266,193 @@ async fn transition(
     )))
 }
 
+/// Inserts a request (and its idempotency key) with its audit events; `Some(existing id)`
+/// instead when a live key already made one.
+async fn insert_request_in(
+    tx: &mut Transaction<'static, Any>,
+    ctx: &AuditContext,
+    request: &NewRequest,
+    idempotency: Option<&IdempotencyKey>,
+) -> StoreResult<Option<String>> {
+    let id = request.id.clone();
+    let now = ctx.now();
+    if let Some(key) = idempotency {
+        if let Some(existing) = find_idempotent(tx, key).await? {
+            return Ok(Some(existing));
+        }
+        // An expired key of the same name is forgotten, so that it can be used again. Only
+        // an expired one: a live key a concurrent retry just committed must make this
+        // INSERT conflict (and this retry return that request), not be deleted.
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2 AND created_at < $3",
+        )
+        .bind(&key.caller)
+        .bind(&key.key)
+        .bind(key.not_before)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO idempotency_keys (caller, key, body_hash, resource_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&key.caller)
+        .bind(&key.key)
+        .bind(&key.body_hash)
+        .bind(&id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let claim = request.claim_until.filter(|_| request.state == RequestState::Approved);
+    let state = if claim.is_some() { RequestState::Submitted } else { request.state };
+    sqlx::query(
+        "INSERT INTO issuance_requests (id, kind, state, owner_id, adapter_id, \
+         managed_certificate_id, certificate_id, spec, csr, key_secret, requested_by, \
+         attempts, lease_until, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+    )
+    .bind(&id)
+    .bind(request.kind.as_str())
+    .bind(state.as_str())
+    .bind(&request.owner_id)
+    .bind(&request.adapter_id)
+    .bind(&request.managed_certificate_id)
+    .bind(&request.certificate_id)
+    .bind(request.spec.to_string())
+    .bind(request.csr.as_deref())
+    .bind(&request.key_secret)
+    .bind(&request.requested_by)
+    .bind(i64::from(claim.is_some()))
+    .bind(claim)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let details = json!({
+        "kind": request.kind.as_str(),
+        "state": request.state.as_str(),
+        "owner_id": request.owner_id,
+        "adapter_id": request.adapter_id,
+        "managed_certificate_id": request.managed_certificate_id,
+        "certificate_id": request.certificate_id,
+        "spec": request.spec,
+    });
+    let mut events = vec![request_event("request.created", &id, details)];
+    if claim.is_some() {
+        let details = json!({"attempt": 1, "adapter_id": request.adapter_id});
+        events.push(request_event("request.submitted", &id, details));
+    }
+    audit::append_many(tx, ctx, &events).await?;
+    Ok(None)
+}
+
+/// Finishes an issue or renew request inside `tx` (see [`RequestStore::complete_issue`]).
+async fn complete_issue_in(
+    tx: &mut Transaction<'static, Any>,
+    ctx: &AuditContext,
+    id: &str,
+    issued: &IssuedRecord,
+) -> StoreResult<()> {
+    let now = ctx.now();
+    let request = request_in_tx(tx, id).await?;
+    // The chain first (CA certificates are ownerless), then the leaf with the owner.
+    let mut certificates: Vec<NewCertificate> = issued
+        .chain
+        .iter()
+        .map(|facts| NewCertificate {
+            facts: facts.clone(),
+            source: CertificateSource::Issued,
+            owner_id: None,
+            location: None,
+        })
+        .collect();
+    certificates.push(NewCertificate {
+        facts: issued.facts.clone(),
+        source: CertificateSource::Issued,
+        owner_id: request.owner_id.clone(),
+        location: None,
+    });
+    let outcomes = import_chunk(tx, ctx, &Scope::All, &certificates).await?;
+    let leaf =
+        outcomes.last().ok_or_else(|| StoreError::corrupt("import outcome", "no leaf"))?.id.clone();
+    sqlx::query(
+        "UPDATE certificates SET managed_certificate_id = $1, adapter_id = $2, \
+         key_secret = $3 WHERE id = $4",
+    )
+    .bind(&request.managed_certificate_id)
+    .bind(&request.adapter_id)
+    .bind(&request.key_secret)
+    .bind(&leaf)
+    .execute(&mut **tx)
+    .await?;
+    let extra = [("certificate_id", Arg::Text(leaf.clone())), ("last_error", Arg::OptText(None))];
+    transition(tx, id, &[RequestState::Submitted], RequestState::Issued, now, &extra).await?;
+    if let Some(managed) = &request.managed_certificate_id {
+        sqlx::query(
+            "UPDATE managed_certificates SET current_certificate_id = $1, \
+             renewal_failures = 0, last_failure_at = NULL, last_error = NULL, \
+             next_check_at = $2, updated_at = $2 WHERE id = $3",
+        )
+        .bind(&leaf)
+        .bind(now)
+        .bind(managed)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let details = json!({
+        "certificate_id": leaf,
+        "serial_number": issued.facts.serial_number,
+        "fingerprint_sha256": issued.facts.fingerprint_sha256,
+        "managed_certificate_id": request.managed_certificate_id,
+    });
+    audit::append(tx, ctx, &request_event("request.issued", id, details)).await?;
+    Ok(())
+}
+
 impl SqlStore {
+    /// Inserts a request; with `signed`, also its ledger row and its certificate, finished.
     async fn insert_request(
         &self,
         ctx: &AuditContext,
         request: &NewRequest,
+        signed: Option<(&LedgerRow, &IssuedRecord)>,
         idempotency: Option<&IdempotencyKey>,
     ) -> StoreResult<(RequestRecord, bool)> {
-        let id = request.id.clone();
-        let now = ctx.now();
         let mut tx = self.begin().await?;
-        if let Some(key) = idempotency {
-            if let Some(existing) = find_idempotent(&mut tx, key).await? {
-                return Ok((request_in_tx(&mut tx, &existing).await?, false));
+        if let Some(existing) = insert_request_in(&mut tx, ctx, request, idempotency).await? {
+            return Ok((request_in_tx(&mut tx, &existing).await?, false));
+        }
+        if let Some((ledger, issued)) = signed {
+            if !ledger_insert_in(&mut tx, ledger).await? {
+                return Err(StoreError::Conflict(format!(
+                    "request {} already has a certificate in the ledger",
+                    request.id
+                )));
             }
-            // An expired key of the same name is forgotten, so that it can be used again. Only
-            // an expired one: a live key a concurrent retry just committed must make this
-            // INSERT conflict (and this retry return that request), not be deleted.
-            sqlx::query(
-                "DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2 AND created_at < $3",
-            )
-            .bind(&key.caller)
-            .bind(&key.key)
-            .bind(key.not_before)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO idempotency_keys (caller, key, body_hash, resource_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&key.caller)
-            .bind(&key.key)
-            .bind(&key.body_hash)
-            .bind(&id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            complete_issue_in(&mut tx, ctx, &request.id, issued).await?;
         }
-        let claim = request.claim_until.filter(|_| request.state == RequestState::Approved);
-        let state = if claim.is_some() { RequestState::Submitted } else { request.state };
-        sqlx::query(
-            "INSERT INTO issuance_requests (id, kind, state, owner_id, adapter_id, \
-             managed_certificate_id, certificate_id, spec, csr, key_secret, requested_by, \
-             attempts, lease_until, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
-        )
-        .bind(&id)
-        .bind(request.kind.as_str())
-        .bind(state.as_str())
-        .bind(&request.owner_id)
-        .bind(&request.adapter_id)
-        .bind(&request.managed_certificate_id)
-        .bind(&request.certificate_id)
-        .bind(request.spec.to_string())
-        .bind(request.csr.as_deref())
-        .bind(&request.key_secret)
-        .bind(&request.requested_by)
-        .bind(i64::from(claim.is_some()))
-        .bind(claim)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let details = json!({
-            "kind": request.kind.as_str(),
-            "state": request.state.as_str(),
-            "owner_id": request.owner_id,
-            "adapter_id": request.adapter_id,
-            "managed_certificate_id": request.managed_certificate_id,
-            "certificate_id": request.certificate_id,
-            "spec": request.spec,
-        });
-        let mut events = vec![request_event("request.created", &id, details)];
-        if claim.is_some() {
-            let details = json!({"attempt": 1, "adapter_id": request.adapter_id});
-            events.push(request_event("request.submitted", &id, details));
-        }
-        audit::append_many(&mut tx, ctx, &events).await?;
-        let record = request_in_tx(&mut tx, &id).await?;
+        let record = request_in_tx(&mut tx, &request.id).await?;
         tx.commit().await?;
         Ok((record, true))
+    }
+
+    /// Two retries raced with one idempotency key (PostgreSQL): the loser returns the
+    /// winner's request.
+    async fn settle_key_race(
+        &self,
+        inserted: StoreResult<(RequestRecord, bool)>,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> StoreResult<(RequestRecord, bool)> {
+        match inserted {
+            Err(StoreError::Conflict(why)) => {
+                let Some(key) = idempotency else { return Err(StoreError::Conflict(why)) };
+                let mut tx = self.begin().await?;
+                match find_idempotent(&mut tx, key).await? {
+                    Some(existing) => Ok((request_in_tx(&mut tx, &existing).await?, false)),
+                    None => Err(StoreError::Conflict(why)),
+                }
+            }
+            other => other,
+        }
     }
 }
 
@@ -342,18 +464,20 @@ impl RequestStore for SqlStore {
         request: &NewRequest,
         idempotency: Option<&IdempotencyKey>,
     ) -> StoreResult<(RequestRecord, bool)> {
-        match self.insert_request(ctx, request, idempotency).await {
-            // Two retries raced with one key (PostgreSQL): the loser returns the winner's.
-            Err(StoreError::Conflict(why)) => {
-                let Some(key) = idempotency else { return Err(StoreError::Conflict(why)) };
-                let mut tx = self.begin().await?;
-                match find_idempotent(&mut tx, key).await? {
-                    Some(existing) => Ok((request_in_tx(&mut tx, &existing).await?, false)),
-                    None => Err(StoreError::Conflict(why)),
-                }
-            }
-            other => other,
-        }
+        let inserted = self.insert_request(ctx, request, None, idempotency).await;
+        self.settle_key_race(inserted, idempotency).await
+    }
+
+    async fn create_issued_request(
+        &self,
+        ctx: &AuditContext,
+        request: &NewRequest,
+        idempotency: Option<&IdempotencyKey>,
+        ledger: &LedgerRow,
+        issued: &IssuedRecord,
+    ) -> StoreResult<(RequestRecord, bool)> {
+        let inserted = self.insert_request(ctx, request, Some((ledger, issued)), idempotency).await;
+        self.settle_key_race(inserted, idempotency).await
     }
 
     async fn find_idempotent(&self, key: &IdempotencyKey) -> StoreResult<Option<String>> {
@@ -464,65 +588,8 @@ impl RequestStore for SqlStore {
         id: &str,
         issued: &IssuedRecord,
     ) -> StoreResult<RequestRecord> {
-        let now = ctx.now();
         let mut tx = self.begin().await?;
-        let request = request_in_tx(&mut tx, id).await?;
-        // The chain first (CA certificates are ownerless), then the leaf with the owner.
-        let mut certificates: Vec<NewCertificate> = issued
-            .chain
-            .iter()
-            .map(|facts| NewCertificate {
-                facts: facts.clone(),
-                source: CertificateSource::Issued,
-                owner_id: None,
-                location: None,
-            })
-            .collect();
-        certificates.push(NewCertificate {
-            facts: issued.facts.clone(),
-            source: CertificateSource::Issued,
-            owner_id: request.owner_id.clone(),
-            location: None,
-        });
-        let outcomes = import_chunk(&mut tx, ctx, &Scope::All, &certificates).await?;
-        let leaf = outcomes
-            .last()
-            .ok_or_else(|| StoreError::corrupt("import outcome", "no leaf"))?
-            .id
-            .clone();
-        sqlx::query(
-            "UPDATE certificates SET managed_certificate_id = $1, adapter_id = $2, \
-             key_secret = $3 WHERE id = $4",
-        )
-        .bind(&request.managed_certificate_id)
-        .bind(&request.adapter_id)
-        .bind(&request.key_secret)
-        .bind(&leaf)
-        .execute(&mut *tx)
-        .await?;
-        let extra =
-            [("certificate_id", Arg::Text(leaf.clone())), ("last_error", Arg::OptText(None))];
-        transition(&mut tx, id, &[RequestState::Submitted], RequestState::Issued, now, &extra)
-            .await?;
-        if let Some(managed) = &request.managed_certificate_id {
-            sqlx::query(
-                "UPDATE managed_certificates SET current_certificate_id = $1, \
-                 renewal_failures = 0, last_failure_at = NULL, last_error = NULL, \
-                 next_check_at = $2, updated_at = $2 WHERE id = $3",
-            )
-            .bind(&leaf)
-            .bind(now)
-            .bind(managed)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let details = json!({
-            "certificate_id": leaf,
-            "serial_number": issued.facts.serial_number,
-            "fingerprint_sha256": issued.facts.fingerprint_sha256,
-            "managed_certificate_id": request.managed_certificate_id,
-        });
-        audit::append(&mut tx, ctx, &request_event("request.issued", id, details)).await?;
+        complete_issue_in(&mut tx, ctx, id, issued).await?;
         let record = request_in_tx(&mut tx, id).await?;
         tx.commit().await?;
         Ok(record)

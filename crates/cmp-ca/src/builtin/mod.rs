@@ -182,6 +182,16 @@ impl BuiltinCa {
         ocsp::respond(&self.ca, self.ledger.as_ref(), &self.ca_id, now, request_der).await
     }
 
+    /// Signs without recording: the ledger entry (for the caller to store in the same
+    /// transaction as the rest of the issuance) and the certificate with its chain.
+    pub fn sign_unrecorded(
+        &self,
+        request: &SignRequest,
+    ) -> Result<(LedgerEntry, IssuedCertificate), CaError> {
+        let entry = self.sign(request, self.clock.now())?;
+        Ok((entry.clone(), self.issued(entry)))
+    }
+
     fn issued(&self, entry: LedgerEntry) -> IssuedCertificate {
         let chain_der = vec![self.ca.issuing_der.clone(), self.ca.root_der.clone()];
         IssuedCertificate::recorded(entry, chain_der)

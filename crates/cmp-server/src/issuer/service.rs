@@ -228,6 +228,19 @@ async fn submit(
     }
     // An approved request is carried out now: its first attempt is claimed as it is stored.
     new.claim_until = Some(lease_end(state));
+    if let Some(done) = issue_in_process(state, ctx, &new, checked, key).await {
+        let (record, created) = match done {
+            Ok(done) => done,
+            Err(e) => {
+                discard_key(state, new.key_secret.as_deref()).await;
+                return Err(e);
+            }
+        };
+        if !created {
+            discard_key(state, new.key_secret.as_deref()).await;
+        }
+        return Ok((record, created));
+    }
     let (record, created) = match state.store.create_request(ctx, &new, key).await {
         Ok(done) => done,
         Err(e) => {
@@ -246,6 +259,55 @@ async fn submit(
         record
     };
     Ok((record, true))
+}
+
+/// The fast path for an approved request to a builtin CA in this process: sign first, then
+/// store the request, the ledger row and the certificate in one transaction (the signature
+/// leaves no trace outside the database until then). `None` when it does not apply or the CA
+/// refuses: the stored-first path then records the request and the refusal as usual.
+async fn issue_in_process(
+    state: &AppState,
+    ctx: &AuditContext,
+    new: &NewRequest,
+    checked: &Checked,
+    key: Option<&IdempotencyKey>,
+) -> Option<ApiResult<(RequestRecord, bool)>> {
+    let in_process = state.config.issuer.adapter_url.is_empty();
+    if !in_process || new.state != RequestState::Approved {
+        return None;
+    }
+    let ca = state.local_adapters.builtin.get(&new.adapter_id).await.ok()?;
+    let sign = SignRequest {
+        request_id: new.id.clone(),
+        csr_der: new.csr.clone()?,
+        profile: checked.spec.profile(),
+        replaces: None,
+        acme_solver: None,
+    };
+    let started = Instant::now();
+    let (entry, issued) = ca.sign_unrecorded(&sign).ok()?;
+    let record = match issued_record(&issued) {
+        Ok(record) => record,
+        Err(e) => return Some(Err(ApiError::Ca(e))),
+    };
+    let ledger = cmp_store::LedgerRow {
+        ca_id: entry.ca_id,
+        serial: entry.serial,
+        request_id: entry.request_id,
+        der: entry.certificate_der,
+        not_after: entry.not_after,
+        revoked_at: None,
+        revocation_reason: None,
+    };
+    let stored = state.store.create_issued_request(ctx, new, key, &ledger, &record).await;
+    let labels = [
+        ("adapter", new.adapter_id.clone()),
+        ("outcome", "issued".to_string()),
+        ("kind", new.kind.as_str().to_string()),
+    ];
+    metrics::histogram!("cmp_issuance_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    Some(stored.map_err(ApiError::from))
 }
 
 async fn discard_key(state: &AppState, secret: Option<&str>) {
@@ -357,15 +419,20 @@ async fn sign(state: &AppState, request: &RequestRecord) -> Result<Done, CaError
         acme_solver: spec.acme_solver.clone(),
     };
     let issued = adapter.create_certificate(&sign).await?;
+    Ok(Done::Issued(Box::new(issued_record(&issued)?)))
+}
+
+/// What the inventory keeps of a signed certificate and its chain.
+fn issued_record(issued: &cmp_ca::IssuedCertificate) -> Result<IssuedRecord, CaError> {
     let parse = |der: &[u8]| {
         cmp_pki::parse_certificate(der).map_err(|e| {
             CaError::Internal(format!("the CA returned an unreadable certificate: {e}"))
         })
     };
-    Ok(Done::Issued(Box::new(IssuedRecord {
+    Ok(IssuedRecord {
         facts: parse(&issued.certificate_der)?,
         chain: issued.chain_der.iter().map(|d| parse(d)).collect::<Result<_, _>>()?,
-    })))
+    })
 }
 
 /// The DER of the version a renewal replaces, if it can be read (it only informs the CA).

@@ -244,3 +244,56 @@ async fn the_acme_order_journal_keeps_the_first_order_of_a_request() {
         assert_eq!(store.acme_order_find("ca-2", "r1").await.unwrap(), None);
     });
 }
+
+#[tokio::test]
+async fn a_request_signed_in_process_is_stored_issued_in_one_transaction() {
+    on_both_databases!(|store, db| {
+        let a = adapter(&store).await;
+        let signed = |new: &NewRequest, serial: &str| LedgerRow {
+            ca_id: a.id.clone(),
+            serial: serial.into(),
+            request_id: new.id.clone(),
+            der: vec![1, 2, 3],
+            not_after: NOW + 1000,
+            revoked_at: None,
+            revocation_reason: None,
+        };
+        let issued = IssuedRecord {
+            facts: crate::facts(1, NOW + 1000),
+            chain: vec![crate::facts(2, NOW + 5000)],
+        };
+        let mut new = request(&a.id, RequestState::Approved);
+        new.claim_until = Some(NOW + 60);
+        let (record, created) = store
+            .create_issued_request(&ctx(NOW), &new, Some(&key("h1")), &signed(&new, "0a"), &issued)
+            .await
+            .unwrap();
+        assert!(created);
+        assert_eq!((record.state, record.attempts), (RequestState::Issued, 1), "{:?}", db.kind);
+        let certificate_id = record.certificate_id.clone().expect("the certificate is linked");
+        let certificate = store.get_certificate(&certificate_id, &Scope::All).await.unwrap();
+        assert_eq!(certificate.fingerprint_sha256, issued.facts.fingerprint_sha256);
+        let ledger = store.ledger_find_by_request(&a.id, &new.id).await.unwrap().unwrap();
+        assert_eq!(ledger.serial, "0a");
+        let audit = store.list_audit(&AuditQuery { limit: 50, ..Default::default() }).await;
+        let actions: Vec<String> = audit.unwrap().items.into_iter().map(|e| e.action).collect();
+        for action in ["request.created", "request.submitted", "request.issued"] {
+            assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
+        }
+        // A retry with the same key gets the first request; its own signature is not stored.
+        let mut retry = request(&a.id, RequestState::Approved);
+        retry.claim_until = Some(NOW + 60);
+        let (again, created) = store
+            .create_issued_request(
+                &ctx(NOW),
+                &retry,
+                Some(&key("h1")),
+                &signed(&retry, "0b"),
+                &issued,
+            )
+            .await
+            .unwrap();
+        assert_eq!((again.id.as_str(), created), (record.id.as_str(), false));
+        assert!(store.ledger_find_by_serial(&a.id, "0b").await.unwrap().is_none());
+    });
+}
