@@ -281,13 +281,30 @@ async fn lookup_known<'f>(
     Ok(known)
 }
 
-/// Imports one chunk with a few statements (look up known, insert new, append audit events)
-/// rather than several per certificate: statement round trips dominate bulk imports.
+/// Imports one chunk and appends its audit events.
 pub(crate) async fn import_chunk(
     tx: &mut Transaction<'static, Any>,
     ctx: &AuditContext,
     scope: &Scope,
     chunk: &[NewCertificate],
+) -> StoreResult<Vec<ImportOutcome>> {
+    let mut events = Vec::new();
+    let outcomes = import_chunk_with(tx, ctx, scope, chunk, &mut events).await?;
+    if !events.is_empty() {
+        audit::append_many(tx, ctx, &events).await?;
+    }
+    Ok(outcomes)
+}
+
+/// Imports one chunk with a few statements (look up known, insert new) rather than several per
+/// certificate, statement round trips dominating bulk imports; its audit events are pushed to
+/// `events`, for the caller to append with the rest of its transaction's.
+pub(crate) async fn import_chunk_with(
+    tx: &mut Transaction<'static, Any>,
+    ctx: &AuditContext,
+    scope: &Scope,
+    chunk: &[NewCertificate],
+    events: &mut Vec<NewAuditEvent>,
 ) -> StoreResult<Vec<ImportOutcome>> {
     let now = ctx.now();
     // Known certificates: fingerprint -> (id, whether the caller's scope covers it).
@@ -333,7 +350,6 @@ pub(crate) async fn import_chunk(
         created = fresh;
     }
     let mut outcomes = Vec::with_capacity(chunk.len());
-    let mut events = Vec::new();
     for cert in chunk {
         let f = &cert.facts;
         let (outcome, in_scope) = match created.remove(&f.fingerprint_sha256) {
@@ -395,9 +411,6 @@ pub(crate) async fn import_chunk(
             }
         }
         outcomes.push(outcome);
-    }
-    if !events.is_empty() {
-        audit::append_many(tx, ctx, &events).await?;
     }
     Ok(outcomes)
 }

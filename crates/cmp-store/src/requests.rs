@@ -9,7 +9,7 @@ use sqlx::{Any, Row, Transaction};
 
 use crate::adapters::{LedgerRow, ledger_insert_in};
 use crate::audit;
-use crate::certificates::{import_chunk, push_owner_scope};
+use crate::certificates::{import_chunk_with, push_owner_scope};
 use crate::sql::{Arg, SqlBuilder};
 use crate::{
     AuditContext, CertificateSource, Cursor, NewAuditEvent, NewCertificate, Page, Scope, SqlStore,
@@ -266,13 +266,14 @@ async fn transition(
     )))
 }
 
-/// Inserts a request (and its idempotency key) with its audit events; `Some(existing id)`
-/// instead when a live key already made one.
+/// Inserts a request (and its idempotency key), pushing its audit events to `events`;
+/// `Some(existing id)` instead when a live key already made one.
 async fn insert_request_in(
     tx: &mut Transaction<'static, Any>,
     ctx: &AuditContext,
     request: &NewRequest,
     idempotency: Option<&IdempotencyKey>,
+    events: &mut Vec<NewAuditEvent>,
 ) -> StoreResult<Option<String>> {
     let id = request.id.clone();
     let now = ctx.now();
@@ -336,21 +337,22 @@ async fn insert_request_in(
         "certificate_id": request.certificate_id,
         "spec": request.spec,
     });
-    let mut events = vec![request_event("request.created", &id, details)];
+    events.push(request_event("request.created", &id, details));
     if claim.is_some() {
         let details = json!({"attempt": 1, "adapter_id": request.adapter_id});
         events.push(request_event("request.submitted", &id, details));
     }
-    audit::append_many(tx, ctx, &events).await?;
     Ok(None)
 }
 
-/// Finishes an issue or renew request inside `tx` (see [`RequestStore::complete_issue`]).
+/// Finishes an issue or renew request inside `tx` (see [`RequestStore::complete_issue`]),
+/// pushing its audit events to `events`.
 async fn complete_issue_in(
     tx: &mut Transaction<'static, Any>,
     ctx: &AuditContext,
     id: &str,
     issued: &IssuedRecord,
+    events: &mut Vec<NewAuditEvent>,
 ) -> StoreResult<()> {
     let now = ctx.now();
     let request = request_in_tx(tx, id).await?;
@@ -371,7 +373,7 @@ async fn complete_issue_in(
         owner_id: request.owner_id.clone(),
         location: None,
     });
-    let outcomes = import_chunk(tx, ctx, &Scope::All, &certificates).await?;
+    let outcomes = import_chunk_with(tx, ctx, &Scope::All, &certificates, events).await?;
     let leaf =
         outcomes.last().ok_or_else(|| StoreError::corrupt("import outcome", "no leaf"))?.id.clone();
     sqlx::query(
@@ -404,7 +406,7 @@ async fn complete_issue_in(
         "fingerprint_sha256": issued.facts.fingerprint_sha256,
         "managed_certificate_id": request.managed_certificate_id,
     });
-    audit::append(tx, ctx, &request_event("request.issued", id, details)).await?;
+    events.push(request_event("request.issued", id, details));
     Ok(())
 }
 
@@ -418,7 +420,11 @@ impl SqlStore {
         idempotency: Option<&IdempotencyKey>,
     ) -> StoreResult<(RequestRecord, bool)> {
         let mut tx = self.begin().await?;
-        if let Some(existing) = insert_request_in(&mut tx, ctx, request, idempotency).await? {
+        // Every audit event of the transaction goes in one append at its end.
+        let mut events = Vec::new();
+        if let Some(existing) =
+            insert_request_in(&mut tx, ctx, request, idempotency, &mut events).await?
+        {
             return Ok((request_in_tx(&mut tx, &existing).await?, false));
         }
         if let Some((ledger, issued)) = signed {
@@ -428,8 +434,9 @@ impl SqlStore {
                     request.id
                 )));
             }
-            complete_issue_in(&mut tx, ctx, &request.id, issued).await?;
+            complete_issue_in(&mut tx, ctx, &request.id, issued, &mut events).await?;
         }
+        audit::append_many(&mut tx, ctx, &events).await?;
         let record = request_in_tx(&mut tx, &request.id).await?;
         tx.commit().await?;
         Ok((record, true))
@@ -589,7 +596,9 @@ impl RequestStore for SqlStore {
         issued: &IssuedRecord,
     ) -> StoreResult<RequestRecord> {
         let mut tx = self.begin().await?;
-        complete_issue_in(&mut tx, ctx, id, issued).await?;
+        let mut events = Vec::new();
+        complete_issue_in(&mut tx, ctx, id, issued, &mut events).await?;
+        audit::append_many(&mut tx, ctx, &events).await?;
         let record = request_in_tx(&mut tx, id).await?;
         tx.commit().await?;
         Ok(record)
