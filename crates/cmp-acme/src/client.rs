@@ -130,10 +130,6 @@ struct Presented<'s> {
 }
 
 impl AcmeClient {
-    fn builder(settings: &AcmeSettings) -> Result<instant_acme::AccountBuilder, AcmeError> {
-        Ok(Account::builder_with_http(Box::new(AcmeHttp::new(settings.ca_bundle.as_deref())?)))
-    }
-
     /// Registers a new account (agreeing to the CA's terms) and returns it with its
     /// credentials (account URL and private key, JSON) to keep in the secret store.
     pub async fn register(
@@ -160,12 +156,14 @@ impl AcmeClient {
             None => None,
         };
         let directory = &settings.directory_url;
-        let (account, credentials) = exchange_retrying_nonce!(Self::builder(settings)?.create(
-            &new_account,
-            directory.clone(),
-            eab_key.as_ref()
-        ))?;
-        let http = AcmeHttp::new(settings.ca_bundle.as_deref())?.client();
+        let http = AcmeHttp::new(settings.ca_bundle.as_deref())?;
+        let (account, credentials) =
+            exchange_retrying_nonce!(Account::builder_with_http(Box::new(http.clone())).create(
+                &new_account,
+                directory.clone(),
+                eab_key.as_ref()
+            ))?;
+        let http = http.client();
         let credentials = serde_json::to_string(&credentials)
             .map_err(|e| AcmeError::Protocol(format!("account credentials: {e}")))?;
         let client =
@@ -183,8 +181,11 @@ impl AcmeClient {
                 AcmeError::Config("stored ACME account credentials are unreadable".into())
             })
         };
-        let account = exchange_retrying_nonce!(Self::builder(settings)?.from_credentials(read()?))?;
-        let http = AcmeHttp::new(settings.ca_bundle.as_deref())?.client();
+        let http = AcmeHttp::new(settings.ca_bundle.as_deref())?;
+        let account = exchange_retrying_nonce!(
+            Account::builder_with_http(Box::new(http.clone())).from_credentials(read()?)
+        )?;
+        let http = http.client();
         Ok(AcmeClient { account, settings: settings.clone(), http, throttle: Throttle::default() })
     }
 

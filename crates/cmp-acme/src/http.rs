@@ -41,7 +41,8 @@ fn parse_retry_after(value: &str, now: SystemTime) -> Option<i64> {
     i64::try_from(secs).ok()
 }
 
-/// The HTTP client of one ACME account.
+/// The HTTP client of one ACME account (cheap to clone: the connection pool is shared).
+#[derive(Clone)]
 pub(crate) struct AcmeHttp {
     client: reqwest::Client,
 }

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use cmp_acme::{AcmeClient, AcmeError, Solvers};
+use cmp_acme::{AcmeClient, AcmeError, Order, Solvers};
 use cmp_domain::Clock;
 
 use crate::{
@@ -145,14 +145,19 @@ impl AcmeCa {
         AcmeCa { ca_id: ca_id.to_string(), client, solvers, ledger, journal, clock }
     }
 
-    /// Places the order for a request, or finds the one placed before; returns its URL.
-    async fn place_order(&self, request: &SignRequest) -> Result<String, CaError> {
+    /// The request's order: the one placed before (resumed), or a new one, journaled.
+    async fn order(&self, request: &SignRequest) -> Result<Order, CaError> {
         if let Some(url) = self.journal.find(&self.ca_id, &request.request_id).await? {
-            return Ok(url);
+            return Ok(self.client.resume_order(&url).await?);
         }
         let names = order_names(request);
         let order = self.client.new_order(&names, request.replaces.as_deref()).await?;
-        self.journal.record(&self.ca_id, &request.request_id, order.url()).await
+        let url = self.journal.record(&self.ca_id, &request.request_id, order.url()).await?;
+        if url == order.url() {
+            return Ok(order);
+        }
+        // Another attempt journaled its order first: that one is carried on, ours left unused.
+        Ok(self.client.resume_order(&url).await?)
     }
 
     /// Carries the request's order to its certificate: the ledger entry and the chain above.
@@ -162,8 +167,7 @@ impl AcmeCa {
     ) -> Result<(LedgerEntry, Vec<Vec<u8>>), CaError> {
         let names = order_names(request);
         check_csr(request, &names)?;
-        let url = self.place_order(request).await?;
-        let mut order = self.client.resume_order(&url).await?;
+        let mut order = self.order(request).await?;
         let chosen = request.acme_solver.as_deref();
         let chain =
             self.client.complete(&mut order, &self.solvers, chosen, &request.csr_der).await?;

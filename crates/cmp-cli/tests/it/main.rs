@@ -48,6 +48,20 @@ async fn cmpctl(f: &Fixture, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A key and CSR for www.shop.example made with openssl in `dir`, as the README shows; the CSR's
+/// path.
+fn openssl_csr(dir: &std::path::Path) -> std::path::PathBuf {
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+        .args(["-keyout", "key.pem", "-out", "req.csr", "-subj", "/CN=www.shop.example"])
+        .args(["-addext", "subjectAltName=DNS:www.shop.example"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    dir.join("req.csr")
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -183,15 +197,7 @@ async fn a_person_issues_renews_and_revokes_with_cmpctl() {
 
         // The developer makes a key and CSR with openssl, as the README shows.
         let dir = tempfile::tempdir().unwrap();
-        let status = std::process::Command::new("openssl")
-            .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
-            .args(["-keyout", "key.pem", "-out", "req.csr", "-subj", "/CN=www.shop.example"])
-            .args(["-addext", "subjectAltName=DNS:www.shop.example"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(status.status.success());
-        let csr = dir.path().join("req.csr");
+        let csr = openssl_csr(dir.path());
         let csr = csr.to_str().unwrap();
         let managed = cmpctl_as(
             &f,
@@ -284,15 +290,7 @@ async fn a_person_issues_and_revokes_through_vault_with_cmpctl() {
         assert!(!listed.to_string().contains(&token) && listed.to_string().contains("vault_pki"));
 
         json(&f, &["owner", "create", "shop"]).await;
-        let made = std::process::Command::new("openssl")
-            .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
-            .args(["-keyout", "key.pem", "-out", "req.csr", "-subj", "/CN=www.shop.example"])
-            .args(["-addext", "subjectAltName=DNS:www.shop.example"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(made.status.success());
-        let csr = dir.path().join("req.csr");
+        let csr = openssl_csr(dir.path());
         let args = ["request", "create", "--owner", "shop", "--adapter", "vault", "--csr"];
         let request = json(&f, &[&args[..], &[csr.to_str().unwrap()]].concat()).await;
         assert_eq!(request["state"], "issued", "{request}");

@@ -208,9 +208,7 @@ impl AcmeCas {
         }
         for (name, bytes) in parts {
             if let Err(e) = self.secrets.put(&name, &SecretBytes::new(bytes)).await {
-                for name in &sealed {
-                    let _ = self.secrets.delete(name).await;
-                }
+                super::delete_secrets(&*self.secrets, &sealed).await;
                 return Err(e.into());
             }
             sealed.push(name);

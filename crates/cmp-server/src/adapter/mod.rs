@@ -51,11 +51,16 @@ async fn store_adapter(
     match store.create_adapter(ctx, new).await {
         Ok(record) => Ok(record),
         Err(e) => {
-            for name in sealed {
-                let _ = secrets.delete(name).await;
-            }
+            delete_secrets(secrets, sealed).await;
             Err(e.into())
         }
+    }
+}
+
+/// Deletes secrets sealed for an adapter that is not made after all (best effort).
+async fn delete_secrets(secrets: &dyn cmp_secrets::SecretStore, names: &[String]) {
+    for name in names {
+        let _ = secrets.delete(name).await;
     }
 }
 

@@ -276,7 +276,9 @@ async fn issue_in_process(
     if !in_process || new.state != RequestState::Approved {
         return None;
     }
-    let ca = state.local_adapters.builtin.get(&new.adapter_id).await.ok()?;
+    // Loaded builtin CAs only: any other adapter (or a CA's first request, which loads it)
+    // costs no lookup here and takes the stored-first path.
+    let ca = state.local_adapters.builtin.cached(&new.adapter_id).await?;
     let sign = SignRequest {
         request_id: new.id.clone(),
         csr_der: new.csr.clone()?,
@@ -300,13 +302,7 @@ async fn issue_in_process(
         revocation_reason: None,
     };
     let stored = state.store.create_issued_request(ctx, new, key, &ledger, &record).await;
-    let labels = [
-        ("adapter", new.adapter_id.clone()),
-        ("outcome", "issued".to_string()),
-        ("kind", new.kind.as_str().to_string()),
-    ];
-    metrics::histogram!("cmp_issuance_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    record_duration(&new.adapter_id, "issued", new.kind, started);
     Some(stored.map_err(ApiError::from))
 }
 
@@ -357,7 +353,6 @@ fn lease_end(state: &AppState) -> i64 {
 async fn attempt(state: &AppState, request: RequestRecord) -> ApiResult<RequestRecord> {
     let id = request.id.as_str();
     let started = Instant::now();
-    let adapter_label = request.adapter_id.clone();
     let outcome = match request.kind {
         RequestKind::Issue | RequestKind::Renew => sign(state, &request).await,
         RequestKind::Revoke => revoke_at_ca(state, &request).await,
@@ -387,14 +382,19 @@ async fn attempt(state: &AppState, request: RequestRecord) -> ApiResult<RequestR
             (state.store.fail_request(&ctx, id, &e.to_string(), retry_at).await?, label)
         }
     };
+    record_duration(&request.adapter_id, label, request.kind, started);
+    Ok(record)
+}
+
+/// The issuance latency histogram, by adapter, outcome and request kind.
+fn record_duration(adapter: &str, outcome: &str, kind: RequestKind, started: Instant) {
     let labels = [
-        ("adapter", adapter_label),
-        ("outcome", label.to_string()),
-        ("kind", request.kind.as_str().to_string()),
+        ("adapter", adapter.to_string()),
+        ("outcome", outcome.to_string()),
+        ("kind", kind.as_str().to_string()),
     ];
     metrics::histogram!("cmp_issuance_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
-    Ok(record)
 }
 
 enum Done {

@@ -61,6 +61,24 @@ async fn start(kind: DbKind) -> Started {
     Started { db, data, http, port, base, token, server }
 }
 
+/// The clients' retries after a restart, with the same keys: each one's request id.
+async fn retry_all(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    bodies: &[Value],
+    prefix: &str,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (n, body) in bodies.iter().enumerate() {
+        let answer = post(http, base, token, &format!("{prefix}{n}"), body)
+            .await
+            .expect("answered after restart");
+        ids.push(answer["id"].as_str().expect("a request").to_string());
+    }
+    ids
+}
+
 /// Polls the requests until each is issued or failed, for up to 60 s; returns those that are.
 async fn finals(http: &reqwest::Client, base: &str, token: &str, ids: &[String]) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -177,13 +195,7 @@ async fn a_killed_server_issues_each_request_once_after_restart() {
         // Restart; the clients retry with the same keys.
         let mut server = cmpd(data.path(), &db.url, port);
         wait_ready(&http, &base).await;
-        let mut ids = Vec::new();
-        for (n, body) in bodies.iter().enumerate() {
-            let answer = post(&http, &base, &token, &format!("k{n}"), body)
-                .await
-                .expect("answered after restart");
-            ids.push(answer["id"].as_str().expect("a request").to_string());
-        }
+        let ids = retry_all(&http, &base, &token, &bodies, "k").await;
         assert_eq!(ids.iter().collect::<HashSet<_>>().len(), REQUESTS, "one request per key");
 
         // Stranded attempts are taken over when their lease ends.
@@ -267,13 +279,7 @@ async fn a_killed_server_resumes_its_acme_orders_and_issues_each_once() {
 
         let mut server = cmpd(data.path(), &db.url, port);
         wait_ready(&http, &base).await;
-        let mut ids = Vec::new();
-        for (n, body) in bodies.iter().enumerate() {
-            let answer = post(&http, &base, &token, &format!("acme{n}"), body)
-                .await
-                .expect("answered after restart");
-            ids.push(answer["id"].as_str().expect("a request").to_string());
-        }
+        let ids = retry_all(&http, &base, &token, &bodies, "acme").await;
         let finals = finals(&http, &base, &token, &ids).await;
         assert_eq!(finals.len(), ORDERS, "every request reached a final state on {kind:?}");
         let mut certificates = HashSet::new();
