@@ -328,6 +328,7 @@ async fn inventory_on(opts: &InventoryBench, url: &str, bundle: &str) -> anyhow:
                 source: CertificateSource::Import,
                 owner_id: Some(owner_ids[(n % OWNERS) as usize].clone()),
                 location: None,
+                issued: None,
             })
             .collect();
         store.import_certificates(&ctx, &Scope::All, &certs).await?;

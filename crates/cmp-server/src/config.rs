@@ -234,12 +234,16 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
-/// HTTP limits.
+/// HTTP serving.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
+    /// How long API calls reuse a token, owner, adapter or policy they read, in milliseconds
+    /// (0: read every time). Changes made through this process apply at once; other
+    /// replicas see them after at most this long.
+    pub lookup_cache_ms: u64,
 }
 
 /// Inventory rules.
@@ -266,7 +270,7 @@ impl Default for Config {
             listen: None,
             data_dir: PathBuf::from("./cmp-data"),
             database: DatabaseConfig { url: None, max_connections: 16 },
-            http: HttpConfig { body_limit_bytes: 10 * 1024 * 1024 },
+            http: HttpConfig { body_limit_bytes: 10 * 1024 * 1024, lookup_cache_ms: 2000 },
             inventory: InventoryConfig {
                 expiry_window_days: cmp_domain::DEFAULT_EXPIRY_WINDOW_DAYS,
             },

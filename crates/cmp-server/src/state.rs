@@ -1,6 +1,7 @@
 //! What every handler can reach.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cmp_domain::Clock;
 use cmp_store::Store;
@@ -13,6 +14,7 @@ use crate::adapter::{
 };
 use crate::auth::RoutePolicies;
 use crate::config::Config;
+use crate::core::lookups::Lookups;
 use crate::issuer::scheduler::{InProcessLock, RenewalLock};
 
 /// Shared, cheap to clone.
@@ -39,6 +41,8 @@ pub struct AppState {
     pub renewal_lock: Arc<dyn RenewalLock>,
     /// CMP's ACME http-01 responder, served on `acme.http01_listen` when set.
     pub http01: Option<Arc<Http01Responder>>,
+    /// Short-lived copies of token, owner, adapter and policy reads.
+    pub lookups: Arc<Lookups>,
 }
 
 impl AppState {
@@ -67,6 +71,7 @@ impl AppState {
         } else {
             Arc::new(RemoteAdapters::new(&config.issuer.adapter_url, &config.issuer.adapter_token)?)
         };
+        let lookups = Arc::new(Lookups::new(Duration::from_millis(config.http.lookup_cache_ms)));
         Ok(AppState {
             store,
             config,
@@ -81,6 +86,7 @@ impl AppState {
             adapters,
             renewal_lock: Arc::new(InProcessLock::default()),
             http01,
+            lookups,
         })
     }
 

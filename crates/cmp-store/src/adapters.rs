@@ -131,7 +131,7 @@ const LEDGER_INSERT: &str = "INSERT INTO ca_ledger (ca_id, serial, request_id, d
 
 /// Inserts a ledger row inside a transaction; `false` if its request id had one already.
 pub(crate) async fn ledger_insert_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     row: &LedgerRow,
 ) -> StoreResult<bool> {
     let inserted = sqlx::query(LEDGER_INSERT)

@@ -4,7 +4,7 @@
 //! the previous event's hash as raw bytes (32 zero bytes before the first event) and canonical
 //! JSON has sorted keys, no whitespace, and the time in RFC 3339 UTC with microseconds.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
 use time::OffsetDateTime;
@@ -24,39 +24,45 @@ pub struct ChainBreak {
 
 /// JSON with object keys sorted at every level and no insignificant whitespace.
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_canonical(value, &mut out);
-    out
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out).unwrap_or_default()
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            out.push('{');
+            out.push(b'{');
             for (i, key) in keys.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
+                write_json(out, key);
+                out.push(b':');
                 write_canonical(&map[key], out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_json(out, scalar),
     }
+}
+
+/// Appends `value` as JSON (written into memory, which cannot fail).
+fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
+    let _ = serde_json::to_writer(out, value);
 }
 
 fn rfc3339_micros(us: i64) -> String {
@@ -76,21 +82,60 @@ fn rfc3339_micros(us: i64) -> String {
 
 /// The hash an event must carry, given the hash before it.
 pub fn event_hash(event: &AuditEvent, prev_hash: &str) -> String {
-    let body = json!({
-        "seq": event.seq,
-        "occurred_at": rfc3339_micros(event.occurred_us),
-        "actor": event.actor,
-        "action": event.action,
-        "entity_type": event.entity_type,
-        "entity_id": event.entity_id,
-        "request_id": event.request_id,
-        "details": event.details,
-        "prev_hash": prev_hash,
-    });
-    let mut hasher = Sha256::new();
-    hasher.update(hex::decode(prev_hash).unwrap_or_else(|_| prev_hash.as_bytes().to_vec()));
-    hasher.update(canonical_json(&body).as_bytes());
-    hex::encode(hasher.finalize())
+    let fields = Hashed {
+        seq: event.seq,
+        occurred_us: event.occurred_us,
+        actor: &event.actor,
+        action: &event.action,
+        entity_type: &event.entity_type,
+        entity_id: &event.entity_id,
+        request_id: event.request_id.as_deref(),
+        details: &canonical_json(&event.details),
+    };
+    fields.hash(prev_hash)
+}
+
+/// What an event's hash covers, with its details as canonical JSON already.
+struct Hashed<'a> {
+    seq: i64,
+    occurred_us: i64,
+    actor: &'a str,
+    action: &'a str,
+    entity_type: &'a str,
+    entity_id: &'a str,
+    request_id: Option<&'a str>,
+    details: &'a str,
+}
+
+impl Hashed<'_> {
+    /// SHA-256 of the previous hash and the canonical JSON of the event with `prev_hash`,
+    /// written straight out with its keys in sorted order.
+    fn hash(&self, prev_hash: &str) -> String {
+        let mut body = Vec::with_capacity(320 + self.details.len());
+        body.extend_from_slice(b"{\"action\":");
+        write_json(&mut body, self.action);
+        body.extend_from_slice(b",\"actor\":");
+        write_json(&mut body, self.actor);
+        body.extend_from_slice(b",\"details\":");
+        body.extend_from_slice(self.details.as_bytes());
+        body.extend_from_slice(b",\"entity_id\":");
+        write_json(&mut body, self.entity_id);
+        body.extend_from_slice(b",\"entity_type\":");
+        write_json(&mut body, self.entity_type);
+        body.extend_from_slice(b",\"occurred_at\":");
+        write_json(&mut body, &rfc3339_micros(self.occurred_us));
+        body.extend_from_slice(b",\"prev_hash\":");
+        write_json(&mut body, prev_hash);
+        body.extend_from_slice(b",\"request_id\":");
+        write_json(&mut body, &self.request_id);
+        body.extend_from_slice(b",\"seq\":");
+        write_json(&mut body, &self.seq);
+        body.push(b'}');
+        let mut hasher = Sha256::new();
+        hasher.update(hex::decode(prev_hash).unwrap_or_else(|_| prev_hash.as_bytes().to_vec()));
+        hasher.update(&body);
+        hex::encode(hasher.finalize())
+    }
 }
 
 /// Events per multi-row INSERT (10 parameters each, well under both databases' limits).
@@ -113,6 +158,15 @@ pub(crate) async fn append_many(
     ctx: &AuditContext,
     events: &[NewAuditEvent],
 ) -> StoreResult<i64> {
+    let attributed: Vec<_> = events.iter().map(|event| (ctx, event)).collect();
+    append_attributed(tx, &attributed).await
+}
+
+/// [`append_many`] for events of several callers (a group commit), each with its context.
+pub(crate) async fn append_attributed(
+    tx: &mut Transaction<'_, Any>,
+    events: &[(&AuditContext, &NewAuditEvent)],
+) -> StoreResult<i64> {
     let count = i64::try_from(events.len()).map_err(|e| StoreError::corrupt("event count", e))?;
     let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
         .bind(count)
@@ -123,45 +177,40 @@ pub(crate) async fn append_many(
     if events.is_empty() {
         return Ok(last_seq);
     }
-    let mut chained = Vec::with_capacity(events.len());
-    for (i, event) in (0_i64..).zip(events) {
-        let mut stored = AuditEvent {
-            seq: last_seq - count + 1 + i,
-            occurred_us: ctx.now_us,
-            actor: ctx.actor.clone(),
-            action: event.action.clone(),
-            entity_type: event.entity_type.clone(),
-            entity_id: event.entity_id.clone(),
-            request_id: ctx.request_id.clone(),
-            details: event.details.clone(),
-            prev_hash: prev_hash.clone(),
-            hash: String::new(),
-        };
-        stored.hash = event_hash(&stored, &prev_hash);
-        prev_hash = stored.hash.clone();
-        chained.push(stored);
-    }
-    for chunk in chained.chunks(APPEND_CHUNK) {
+    let first_seq = last_seq - count + 1;
+    for (chunk_start, chunk) in (0_i64..).step_by(APPEND_CHUNK).zip(events.chunks(APPEND_CHUNK)) {
         let mut b = SqlBuilder::bulk(
             tx,
             "INSERT INTO audit_logs (seq, occurred_us, actor, action, entity_type, entity_id, \
              request_id, details, prev_hash, hash) VALUES ",
         );
-        for (i, e) in chunk.iter().enumerate() {
+        for (i, (ctx, event)) in (0_i64..).zip(chunk) {
+            let details = canonical_json(&event.details);
+            let fields = Hashed {
+                seq: first_seq + chunk_start + i,
+                occurred_us: ctx.now_us,
+                actor: &ctx.actor,
+                action: &event.action,
+                entity_type: &event.entity_type,
+                entity_id: &event.entity_id,
+                request_id: ctx.request_id.as_deref(),
+                details: &details,
+            };
+            let hash = fields.hash(&prev_hash);
             if i > 0 {
                 b.push(", ");
             }
             b.row([
-                Arg::Int(e.seq),
-                Arg::Int(e.occurred_us),
-                Arg::Text(e.actor.clone()),
-                Arg::Text(e.action.clone()),
-                Arg::Text(e.entity_type.clone()),
-                Arg::Text(e.entity_id.clone()),
-                Arg::OptText(e.request_id.clone()),
-                Arg::Text(canonical_json(&e.details)),
-                Arg::Text(e.prev_hash.clone()),
-                Arg::Text(e.hash.clone()),
+                Arg::Int(fields.seq),
+                Arg::Int(fields.occurred_us),
+                Arg::Text(ctx.actor.clone()),
+                Arg::Text(event.action.clone()),
+                Arg::Text(event.entity_type.clone()),
+                Arg::Text(event.entity_id.clone()),
+                Arg::OptText(ctx.request_id.clone()),
+                Arg::Text(details),
+                Arg::Text(std::mem::replace(&mut prev_hash, hash.clone())),
+                Arg::Text(hash),
             ]);
         }
         b.query().execute(&mut **tx).await?;
@@ -220,12 +269,55 @@ pub(crate) fn check_link(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
     fn canonical_json_sorts_keys_at_every_level() {
         let v = json!({"b": 1, "a": {"d": [1, {"z": 0, "y": "x"}], "c": null}});
         assert_eq!(canonical_json(&v), r#"{"a":{"c":null,"d":[1,{"y":"x","z":0}]},"b":1}"#);
+    }
+
+    /// The hash as first defined: the canonical JSON of a `json!` object of the fields.
+    fn hash_by_definition(e: &AuditEvent, prev_hash: &str) -> String {
+        let body = json!({
+            "seq": e.seq,
+            "occurred_at": rfc3339_micros(e.occurred_us),
+            "actor": e.actor,
+            "action": e.action,
+            "entity_type": e.entity_type,
+            "entity_id": e.entity_id,
+            "request_id": e.request_id,
+            "details": e.details,
+            "prev_hash": prev_hash,
+        });
+        let mut hasher = Sha256::new();
+        hasher.update(hex::decode(prev_hash).unwrap_or_default());
+        hasher.update(canonical_json(&body).as_bytes());
+        hex::encode(hasher.finalize())
+    }
+
+    #[test]
+    fn event_hashes_match_their_definition() {
+        for (request_id, details) in [
+            (None, json!({})),
+            (Some("r-1".to_string()), json!({"z": "\"quoted\" \u{e9}\n", "a": [1.5, null, true]})),
+        ] {
+            let event = AuditEvent {
+                seq: 42,
+                occurred_us: 1_700_000_000_000_001,
+                actor: "token:ünïcode \\ slash".into(),
+                action: "request.created".into(),
+                entity_type: "issuance_request".into(),
+                entity_id: "id-\u{1}".into(),
+                request_id,
+                details,
+                prev_hash: GENESIS_HASH.into(),
+                hash: String::new(),
+            };
+            assert_eq!(event_hash(&event, GENESIS_HASH), hash_by_definition(&event, GENESIS_HASH));
+        }
     }
 
     #[test]

@@ -227,7 +227,7 @@ fn record_from_row(row: &AnyRow) -> StoreResult<CertificateRecord> {
     })
 }
 
-/// Certificates per multi-row INSERT: 21 parameters each stays well under SQLite's 32,766.
+/// Certificates per multi-row INSERT: 25 parameters each stays well under SQLite's 32,766.
 const IMPORT_CHUNK: usize = 500;
 
 fn insert_row(cert: &NewCertificate, id: String, now: i64) -> StoreResult<Vec<Arg>> {
@@ -253,6 +253,9 @@ fn insert_row(cert: &NewCertificate, id: String, now: i64) -> StoreResult<Vec<Ar
         Arg::OptText(cert.owner_id.clone()),
         Arg::Text(cert.source.as_str().to_string()),
         Arg::Bytes(f.der.clone()),
+        Arg::OptText(cert.issued.as_ref().map(|l| l.adapter_id.clone())),
+        Arg::OptText(cert.issued.as_ref().and_then(|l| l.managed_certificate_id.clone())),
+        Arg::OptText(cert.issued.as_ref().and_then(|l| l.key_secret.clone())),
         Arg::Int(now),
         Arg::Int(now),
     ])
@@ -260,7 +263,7 @@ fn insert_row(cert: &NewCertificate, id: String, now: i64) -> StoreResult<Vec<Ar
 
 /// Ids of the certificates among `fingerprints` that exist, and whether `scope` covers each.
 async fn lookup_known<'f>(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     scope: &Scope,
     fingerprints: impl Iterator<Item = &'f str>,
 ) -> StoreResult<HashMap<String, (String, bool)>> {
@@ -283,7 +286,7 @@ async fn lookup_known<'f>(
 
 /// Imports one chunk and appends its audit events.
 pub(crate) async fn import_chunk(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     ctx: &AuditContext,
     scope: &Scope,
     chunk: &[NewCertificate],
@@ -300,7 +303,7 @@ pub(crate) async fn import_chunk(
 /// certificate, statement round trips dominating bulk imports; its audit events are pushed to
 /// `events`, for the caller to append with the rest of its transaction's.
 pub(crate) async fn import_chunk_with(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     ctx: &AuditContext,
     scope: &Scope,
     chunk: &[NewCertificate],
@@ -318,7 +321,7 @@ pub(crate) async fn import_chunk_with(
         "INSERT INTO certificates (id, fingerprint_sha256, serial_number, subject, issuer, \
          common_name, not_before, not_after, sans, search_text, key_type, key_bits, key_curve, \
          signature_algorithm, is_ca, self_signed, finding_flags, owner_id, source, der, \
-         created_at, updated_at) VALUES ",
+         adapter_id, managed_certificate_id, key_secret, created_at, updated_at) VALUES ",
     );
     for cert in chunk {
         let fp = &cert.facts.fingerprint_sha256;

@@ -65,6 +65,17 @@ pub struct NewCertificate {
     pub source: CertificateSource,
     pub owner_id: Option<String>,
     pub location: Option<NewLocation>,
+    /// For a certificate a CA has just issued: its links, written with its row.
+    pub issued: Option<IssuedLinks>,
+}
+
+/// What ties an issued certificate to the platform.
+#[derive(Debug, Clone)]
+pub struct IssuedLinks {
+    pub adapter_id: String,
+    pub managed_certificate_id: Option<String>,
+    /// Name of a server-made private key in the secret store.
+    pub key_secret: Option<String>,
 }
 
 /// What an import did with one certificate.

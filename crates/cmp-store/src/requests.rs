@@ -12,8 +12,8 @@ use crate::audit;
 use crate::certificates::{import_chunk_with, push_owner_scope};
 use crate::sql::{Arg, SqlBuilder};
 use crate::{
-    AuditContext, CertificateSource, Cursor, NewAuditEvent, NewCertificate, Page, Scope, SqlStore,
-    StoreError, StoreResult,
+    AuditContext, CertificateSource, Cursor, IssuedLinks, NewAuditEvent, NewCertificate, Page,
+    Scope, SqlStore, StoreError, StoreResult,
 };
 
 /// One issuance request.
@@ -110,7 +110,8 @@ pub trait RequestStore: Send + Sync {
     /// request, the CA's ledger row, the certificate and its chain, and every audit event, in
     /// one transaction. A local CA's signature leaves no trace outside this database, so a
     /// crash before the commit loses nothing. With a live idempotency key, returns the first
-    /// request and this signature is dropped.
+    /// request and this signature is dropped. Concurrent calls share a transaction (group
+    /// commit).
     async fn create_issued_request(
         &self,
         ctx: &AuditContext,
@@ -168,7 +169,7 @@ pub trait RequestStore: Send + Sync {
     async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<u64>;
 }
 
-fn request_from_row(row: &AnyRow) -> StoreResult<RequestRecord> {
+pub(crate) fn request_from_row(row: &AnyRow) -> StoreResult<RequestRecord> {
     let kind: String = row.try_get("kind")?;
     let state: String = row.try_get("state")?;
     let spec: String = row.try_get("spec")?;
@@ -206,7 +207,10 @@ pub(crate) fn request_event(action: &str, id: &str, details: serde_json::Value) 
     }
 }
 
-async fn request_in_tx(tx: &mut Transaction<'static, Any>, id: &str) -> StoreResult<RequestRecord> {
+pub(crate) async fn request_in_tx(
+    tx: &mut Transaction<'_, Any>,
+    id: &str,
+) -> StoreResult<RequestRecord> {
     let row = sqlx::query("SELECT * FROM issuance_requests WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut **tx)
@@ -217,7 +221,7 @@ async fn request_in_tx(tx: &mut Transaction<'static, Any>, id: &str) -> StoreRes
 
 /// Looks up a live idempotency key: the resource it made, or a mismatch.
 async fn find_idempotent(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     key: &IdempotencyKey,
 ) -> StoreResult<Option<String>> {
     let row = sqlx::query(
@@ -232,16 +236,19 @@ async fn find_idempotent(
     let Some(row) = row else { return Ok(None) };
     let body_hash: String = row.try_get("body_hash")?;
     if body_hash != key.body_hash {
-        return Err(StoreError::Unprocessable(
-            "this Idempotency-Key was used with a different request body".into(),
-        ));
+        return Err(key_body_mismatch());
     }
     Ok(Some(row.try_get("resource_id")?))
 }
 
+/// The answer to a live idempotency key sent with another body.
+pub(crate) fn key_body_mismatch() -> StoreError {
+    StoreError::Unprocessable("this Idempotency-Key was used with a different request body".into())
+}
+
 /// Moves a request from `from` to `to` with extra assignments, or says why it cannot.
 async fn transition(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     id: &str,
     from: &[RequestState],
     to: RequestState,
@@ -269,7 +276,7 @@ async fn transition(
 /// Inserts a request (and its idempotency key), pushing its audit events to `events`;
 /// `Some(existing id)` instead when a live key already made one.
 async fn insert_request_in(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     ctx: &AuditContext,
     request: &NewRequest,
     idempotency: Option<&IdempotencyKey>,
@@ -306,28 +313,48 @@ async fn insert_request_in(
     }
     let claim = request.claim_until.filter(|_| request.state == RequestState::Approved);
     let state = if claim.is_some() { RequestState::Submitted } else { request.state };
-    sqlx::query(
-        "INSERT INTO issuance_requests (id, kind, state, owner_id, adapter_id, \
-         managed_certificate_id, certificate_id, spec, csr, key_secret, requested_by, \
-         attempts, lease_until, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
-    )
-    .bind(&id)
-    .bind(request.kind.as_str())
-    .bind(state.as_str())
-    .bind(&request.owner_id)
-    .bind(&request.adapter_id)
-    .bind(&request.managed_certificate_id)
-    .bind(&request.certificate_id)
-    .bind(request.spec.to_string())
-    .bind(request.csr.as_deref())
-    .bind(&request.key_secret)
-    .bind(&request.requested_by)
-    .bind(i64::from(claim.is_some()))
-    .bind(claim)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    let mut insert = SqlBuilder::new(REQUEST_INSERT);
+    insert.row(request_row(request, state, request.certificate_id.clone(), now));
+    insert.query().execute(&mut **tx).await?;
+    events.extend(created_events(request));
+    Ok(None)
+}
+
+/// The head of a (multi-row) request INSERT; rows come from [`request_row`].
+pub(crate) const REQUEST_INSERT: &str = "INSERT INTO issuance_requests (id, kind, state, \
+     owner_id, adapter_id, managed_certificate_id, certificate_id, spec, csr, key_secret, \
+     requested_by, attempts, lease_until, created_at, updated_at) VALUES ";
+
+/// A new request's row in `state`; a claimed request (approved and carried out at once) is on
+/// its first attempt.
+pub(crate) fn request_row(
+    request: &NewRequest,
+    state: RequestState,
+    certificate_id: Option<String>,
+    now: i64,
+) -> Vec<Arg> {
+    let claim = request.claim_until.filter(|_| request.state == RequestState::Approved);
+    vec![
+        Arg::Text(request.id.clone()),
+        Arg::Text(request.kind.as_str().into()),
+        Arg::Text(state.as_str().into()),
+        Arg::OptText(request.owner_id.clone()),
+        Arg::Text(request.adapter_id.clone()),
+        Arg::OptText(request.managed_certificate_id.clone()),
+        Arg::OptText(certificate_id),
+        Arg::Text(request.spec.to_string()),
+        Arg::OptBytes(request.csr.clone()),
+        Arg::OptText(request.key_secret.clone()),
+        Arg::Text(request.requested_by.clone()),
+        Arg::Int(i64::from(claim.is_some())),
+        Arg::OptInt(claim),
+        Arg::Int(now),
+        Arg::Int(now),
+    ]
+}
+
+/// The audit events of a new request: created, and submitted when it is claimed at once.
+pub(crate) fn created_events(request: &NewRequest) -> Vec<NewAuditEvent> {
     let details = json!({
         "kind": request.kind.as_str(),
         "state": request.state.as_str(),
@@ -337,18 +364,78 @@ async fn insert_request_in(
         "certificate_id": request.certificate_id,
         "spec": request.spec,
     });
-    events.push(request_event("request.created", &id, details));
-    if claim.is_some() {
+    let mut events = vec![request_event("request.created", &request.id, details)];
+    if request.claim_until.is_some() && request.state == RequestState::Approved {
         let details = json!({"attempt": 1, "adapter_id": request.adapter_id});
-        events.push(request_event("request.submitted", &id, details));
+        events.push(request_event("request.submitted", &request.id, details));
     }
-    Ok(None)
+    events
+}
+
+/// An issued certificate's rows for the inventory: the chain first (CA certificates are
+/// ownerless), then the leaf with the owner and its links.
+pub(crate) fn issued_certificates(
+    issued: &IssuedRecord,
+    owner_id: Option<String>,
+    links: IssuedLinks,
+) -> Vec<NewCertificate> {
+    let chain = issued.chain.iter().map(|facts| NewCertificate {
+        facts: facts.clone(),
+        source: CertificateSource::Issued,
+        owner_id: None,
+        location: None,
+        issued: None,
+    });
+    let leaf = NewCertificate {
+        facts: issued.facts.clone(),
+        source: CertificateSource::Issued,
+        owner_id,
+        location: None,
+        issued: Some(links),
+    };
+    chain.chain(std::iter::once(leaf)).collect()
+}
+
+/// The audit event of an issue or renew request finished with certificate `leaf`.
+pub(crate) fn issued_event(
+    id: &str,
+    leaf: &str,
+    issued: &IssuedRecord,
+    managed_certificate_id: Option<&str>,
+) -> NewAuditEvent {
+    let details = json!({
+        "certificate_id": leaf,
+        "serial_number": issued.facts.serial_number,
+        "fingerprint_sha256": issued.facts.fingerprint_sha256,
+        "managed_certificate_id": managed_certificate_id,
+    });
+    request_event("request.issued", id, details)
+}
+
+/// Makes `leaf` the current version of a managed certificate, whose renewal starts afresh.
+pub(crate) async fn set_current_version(
+    tx: &mut Transaction<'_, Any>,
+    managed: &str,
+    leaf: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE managed_certificates SET current_certificate_id = $1, \
+         renewal_failures = 0, last_failure_at = NULL, last_error = NULL, \
+         next_check_at = $2, updated_at = $2 WHERE id = $3",
+    )
+    .bind(leaf)
+    .bind(now)
+    .bind(managed)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Finishes an issue or renew request inside `tx` (see [`RequestStore::complete_issue`]),
 /// pushing its audit events to `events`.
 async fn complete_issue_in(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     ctx: &AuditContext,
     id: &str,
     issued: &IssuedRecord,
@@ -356,63 +443,40 @@ async fn complete_issue_in(
 ) -> StoreResult<()> {
     let now = ctx.now();
     let request = request_in_tx(tx, id).await?;
-    // The chain first (CA certificates are ownerless), then the leaf with the owner.
-    let mut certificates: Vec<NewCertificate> = issued
-        .chain
-        .iter()
-        .map(|facts| NewCertificate {
-            facts: facts.clone(),
-            source: CertificateSource::Issued,
-            owner_id: None,
-            location: None,
-        })
-        .collect();
-    certificates.push(NewCertificate {
-        facts: issued.facts.clone(),
-        source: CertificateSource::Issued,
-        owner_id: request.owner_id.clone(),
-        location: None,
-    });
+    let links = IssuedLinks {
+        adapter_id: request.adapter_id.clone(),
+        managed_certificate_id: request.managed_certificate_id.clone(),
+        key_secret: request.key_secret.clone(),
+    };
+    let certificates = issued_certificates(issued, request.owner_id.clone(), links);
     let outcomes = import_chunk_with(tx, ctx, &Scope::All, &certificates, events).await?;
-    let leaf =
-        outcomes.last().ok_or_else(|| StoreError::corrupt("import outcome", "no leaf"))?.id.clone();
-    sqlx::query(
-        "UPDATE certificates SET managed_certificate_id = $1, adapter_id = $2, \
-         key_secret = $3 WHERE id = $4",
-    )
-    .bind(&request.managed_certificate_id)
-    .bind(&request.adapter_id)
-    .bind(&request.key_secret)
-    .bind(&leaf)
-    .execute(&mut **tx)
-    .await?;
-    let extra = [("certificate_id", Arg::Text(leaf.clone())), ("last_error", Arg::OptText(None))];
-    transition(tx, id, &[RequestState::Submitted], RequestState::Issued, now, &extra).await?;
-    if let Some(managed) = &request.managed_certificate_id {
+    let leaf = outcomes.last().ok_or_else(|| StoreError::corrupt("import outcome", "no leaf"))?;
+    if !leaf.created {
+        // Known already (an import saw it first): link it now.
         sqlx::query(
-            "UPDATE managed_certificates SET current_certificate_id = $1, \
-             renewal_failures = 0, last_failure_at = NULL, last_error = NULL, \
-             next_check_at = $2, updated_at = $2 WHERE id = $3",
+            "UPDATE certificates SET managed_certificate_id = $1, adapter_id = $2, \
+             key_secret = $3 WHERE id = $4",
         )
-        .bind(&leaf)
-        .bind(now)
-        .bind(managed)
+        .bind(&request.managed_certificate_id)
+        .bind(&request.adapter_id)
+        .bind(&request.key_secret)
+        .bind(&leaf.id)
         .execute(&mut **tx)
         .await?;
     }
-    let details = json!({
-        "certificate_id": leaf,
-        "serial_number": issued.facts.serial_number,
-        "fingerprint_sha256": issued.facts.fingerprint_sha256,
-        "managed_certificate_id": request.managed_certificate_id,
-    });
-    events.push(request_event("request.issued", id, details));
+    let leaf = leaf.id.clone();
+    let extra = [("certificate_id", Arg::Text(leaf.clone())), ("last_error", Arg::OptText(None))];
+    transition(tx, id, &[RequestState::Submitted], RequestState::Issued, now, &extra).await?;
+    if let Some(managed) = &request.managed_certificate_id {
+        set_current_version(tx, managed, &leaf, now).await?;
+    }
+    events.push(issued_event(id, &leaf, issued, request.managed_certificate_id.as_deref()));
     Ok(())
 }
 
 impl SqlStore {
     /// Inserts a request; with `signed`, also its ledger row and its certificate, finished.
-    async fn insert_request(
+    pub(crate) async fn insert_request(
         &self,
         ctx: &AuditContext,
         request: &NewRequest,
@@ -444,7 +508,7 @@ impl SqlStore {
 
     /// Two retries raced with one idempotency key (PostgreSQL): the loser returns the
     /// winner's request.
-    async fn settle_key_race(
+    pub(crate) async fn settle_key_race(
         &self,
         inserted: StoreResult<(RequestRecord, bool)>,
         idempotency: Option<&IdempotencyKey>,
@@ -483,8 +547,14 @@ impl RequestStore for SqlStore {
         ledger: &LedgerRow,
         issued: &IssuedRecord,
     ) -> StoreResult<(RequestRecord, bool)> {
-        let inserted = self.insert_request(ctx, request, Some((ledger, issued)), idempotency).await;
-        self.settle_key_race(inserted, idempotency).await
+        let item = crate::IssuedRequest {
+            ctx: ctx.clone(),
+            request: request.clone(),
+            key: idempotency.cloned(),
+            ledger: ledger.clone(),
+            issued: issued.clone(),
+        };
+        self.commit_issued(item).await
     }
 
     async fn find_idempotent(&self, key: &IdempotencyKey) -> StoreResult<Option<String>> {

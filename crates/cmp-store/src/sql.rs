@@ -5,6 +5,7 @@
 //! opened, which migrations apply, and SQLite's single writer.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,6 +14,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
 use crate::audit::{self, ChainBreak};
+use crate::group_commit::GroupCommit;
 use crate::{
     AuditContext, AuditEvent, AuditQuery, AuditStore, Cursor, NewAuditEvent, Page, Store,
     StoreError, StoreResult,
@@ -56,6 +58,8 @@ pub struct SqlStore {
     pub(crate) read: AnyPool,
     pub(crate) write: AnyPool,
     dialect: Dialect,
+    /// Requests signed in this process, waiting to be stored together.
+    pub(crate) group: Arc<GroupCommit>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -75,8 +79,11 @@ impl SqlStore {
                 ensure_sqlite_file(url)?;
                 let write = sqlite_pool(1, 65_536).connect(url).await?;
                 sqlx::query("PRAGMA journal_mode = WAL").execute(&write).await?;
+                // The writer checkpoints only if the background checkpoints fall behind.
+                sqlx::query("PRAGMA wal_autocheckpoint = 10000").execute(&write).await?;
                 let read = sqlite_pool(max_connections.clamp(2, 8), 4_096).connect(url).await?;
-                SqlStore { read, write, dialect }
+                spawn_checkpoints(read.clone());
+                SqlStore { read, write, dialect, group: Arc::default() }
             }
             Dialect::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -84,7 +91,7 @@ impl SqlStore {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect(url)
                     .await?;
-                SqlStore { read: pool.clone(), write: pool, dialect }
+                SqlStore { read: pool.clone(), write: pool, dialect, group: Arc::default() }
             }
         };
         dialect.migrator().run(&store.write).await?;
@@ -134,6 +141,24 @@ impl SqlStore {
     }
 }
 
+/// How often the WAL is copied into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Copies the WAL into the database file from a reader connection, so that the checkpoint's
+/// writes and fsyncs happen beside the writer rather than inside its commits (which would
+/// hold up every request waiting for that commit).
+fn spawn_checkpoints(read: AnyPool) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        while !read.is_closed() {
+            tick.tick().await;
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&read).await {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+        }
+    });
+}
+
 /// SQLite connections. `cache_kib` is each connection's page cache: large for the one writer,
 /// whose index updates it keeps in memory; small for readers, which read through a shared
 /// memory map of the file instead (pages the kernel can drop, not private memory).
@@ -141,6 +166,9 @@ fn sqlite_pool(max: u32, cache_kib: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(30))
+        // A local file does not drop connections; the ping before each use would be a
+        // round trip to the connection's thread on every transaction.
+        .test_before_acquire(false)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 conn.execute("PRAGMA foreign_keys = ON").await?;
@@ -183,6 +211,7 @@ pub(crate) enum Arg {
     Text(String),
     OptText(Option<String>),
     Bytes(Vec<u8>),
+    OptBytes(Option<Vec<u8>>),
 }
 
 /// Builds SQL with numbered parameters (`$n`), valid on both databases.
@@ -248,6 +277,7 @@ impl SqlBuilder {
                 Arg::Text(v) => q.bind(v.as_str()),
                 Arg::OptText(v) => q.bind(v.as_deref()),
                 Arg::Bytes(v) => q.bind(v.as_slice()),
+                Arg::OptBytes(v) => q.bind(v.as_deref()),
             };
         }
         q

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cmp_domain::Clock;
+use cmp_pki::CsrInfo;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
@@ -183,12 +184,18 @@ impl BuiltinCa {
     }
 
     /// Signs without recording: the ledger entry (for the caller to store in the same
-    /// transaction as the rest of the issuance) and the certificate with its chain.
+    /// transaction as the rest of the issuance) and the certificate with its chain. `csr` is
+    /// `request.csr_der` as this process has parsed and verified it already (the signature is
+    /// not checked twice); other bytes are refused.
     pub fn sign_unrecorded(
         &self,
         request: &SignRequest,
+        csr: &CsrInfo,
     ) -> Result<(LedgerEntry, IssuedCertificate), CaError> {
-        let entry = self.sign(request, self.clock.now())?;
+        if csr.der != request.csr_der {
+            return Err(CaError::InvalidCsr("the parsed CSR is not the request's".into()));
+        }
+        let entry = self.sign_csr(request, csr, self.clock.now())?;
         Ok((entry.clone(), self.issued(entry)))
     }
 
@@ -201,7 +208,17 @@ impl BuiltinCa {
     fn sign(&self, request: &SignRequest, now: OffsetDateTime) -> Result<LedgerEntry, CaError> {
         let csr = cmp_pki::parse_csr(&request.csr_der)
             .map_err(|error| CaError::InvalidCsr(error.to_string()))?;
-        let key = CsrKey::from_csr(&csr)?;
+        self.sign_csr(request, &csr, now)
+    }
+
+    /// [`Self::sign`] with the CSR parsed and its signature verified.
+    fn sign_csr(
+        &self,
+        request: &SignRequest,
+        csr: &CsrInfo,
+        now: OffsetDateTime,
+    ) -> Result<LedgerEntry, CaError> {
+        let key = CsrKey::from_csr(csr)?;
         let validity = request.profile.validity_secs;
         if validity <= 0 {
             return Err(CaError::Refused(format!(

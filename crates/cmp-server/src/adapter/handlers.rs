@@ -153,6 +153,7 @@ pub async fn patch(
         let update = AdapterUpdate { enabled: body.enabled, ..AdapterUpdate::default() };
         record = state.store.update_adapter(&ctx, &record.id, &update).await?;
     }
+    state.lookups.forget();
     Ok(Json(view(&state, record)))
 }
 

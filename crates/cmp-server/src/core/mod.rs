@@ -2,6 +2,7 @@
 //! administration of tokens and the audit trail.
 
 pub mod audit;
+pub mod lookups;
 pub mod ops;
 pub mod tokens;
 

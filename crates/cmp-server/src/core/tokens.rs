@@ -91,5 +91,6 @@ pub async fn revoke(
 ) -> ApiResult<StatusCode> {
     let now = state.clock.now().unix_timestamp();
     state.store.revoke_token(&audit_context(&state, &caller), &id, now).await?;
+    state.lookups.forget();
     Ok(StatusCode::NO_CONTENT)
 }

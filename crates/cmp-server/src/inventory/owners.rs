@@ -102,7 +102,9 @@ pub async fn patch(
     check_text("description", body.description.as_ref().and_then(|e| e.as_deref()), 2000)?;
     let ctx = service::audit_context(&state, &caller);
     let update = OwnerUpdate { name: body.name, email: body.email, description: body.description };
-    Ok(Json(views::owner(state.store.update_owner(&ctx, &id, &update).await?)))
+    let owner = state.store.update_owner(&ctx, &id, &update).await?;
+    state.lookups.forget();
+    Ok(Json(views::owner(owner)))
 }
 
 /// Delete an owner; its certificates stay, without an owner.
@@ -119,5 +121,6 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let ctx = service::audit_context(&state, &caller);
     state.store.delete_owner(&ctx, &id).await?;
+    state.lookups.forget();
     Ok(StatusCode::NO_CONTENT)
 }

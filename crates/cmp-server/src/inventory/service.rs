@@ -27,7 +27,7 @@ pub async fn resolve_owner(
     caller: &Caller,
     id_or_name: &str,
 ) -> ApiResult<String> {
-    let owner = state.store.get_owner(id_or_name).await?;
+    let owner = state.lookups.owner(state.store.as_ref(), id_or_name).await?;
     if !caller.may_act_for(&owner.id) {
         return Err(ApiError::Forbidden);
     }
@@ -112,6 +112,7 @@ pub async fn import(
             source: CertificateSource::Import,
             owner_id: owner_id.clone(),
             location: location.clone(),
+            issued: None,
         })
         .collect();
     let outcomes =

@@ -46,7 +46,8 @@ pub fn system_context(state: &AppState, actor: &str) -> AuditContext {
 
 /// The adapter a request names, or the builtin CA; it must be enabled.
 async fn resolve_adapter(state: &AppState, name: Option<&str>) -> ApiResult<String> {
-    let adapter = state.store.get_adapter(name.unwrap_or(crate::adapter::DEFAULT_CA_NAME)).await?;
+    let name = name.unwrap_or(crate::adapter::DEFAULT_CA_NAME);
+    let adapter = state.lookups.adapter(state.store.as_ref(), name).await?;
     if !adapter.enabled {
         return Err(ApiError::Conflict(format!("adapter {} is disabled", adapter.name)));
     }
@@ -79,7 +80,7 @@ fn parse_csr(pem: &str) -> ApiResult<CsrInfo> {
 
 /// The owner's policy, or the default one.
 pub async fn policy_of(state: &AppState, owner_id: &str) -> ApiResult<(Policy, bool)> {
-    match state.store.get_policy(owner_id).await? {
+    match state.lookups.policy(state.store.as_ref(), owner_id).await? {
         Some(record) => {
             let policy = serde_json::from_value(record.rules)
                 .map_err(|e| ApiError::Internal(format!("stored policy: {e}")))?;
@@ -287,7 +288,7 @@ async fn issue_in_process(
         acme_solver: None,
     };
     let started = Instant::now();
-    let (entry, issued) = ca.sign_unrecorded(&sign).ok()?;
+    let (entry, issued) = ca.sign_unrecorded(&sign, checked.csr.as_ref()?).ok()?;
     let record = match issued_record(&issued) {
         Ok(record) => record,
         Err(e) => return Some(Err(ApiError::Ca(e))),

@@ -144,3 +144,41 @@ async fn revoked_and_expired_tokens_stop_working() {
         assert_eq!(err.status(), Some(401));
     });
 }
+
+#[tokio::test]
+async fn another_replica_sees_a_revocation_within_the_lookup_cache_time() {
+    let cache_ms = 300;
+    on_both_databases!(|app| {
+        let created = app
+            .admin
+            .create_token(&cmp_api::TokenCreate {
+                name: "cached".into(),
+                role: Role::Security,
+                owners: vec![],
+                expires_in_days: None,
+            })
+            .await
+            .unwrap();
+        let replica = app.start_replica(|c| c.http.lookup_cache_ms = cache_ms).await;
+        let on_replica =
+            cmp_client::Client::new(&format!("http://{}", replica.addr), Some(created.token))
+                .unwrap();
+        // The replica reads the token once and keeps it.
+        on_replica.list_certificates(&Default::default()).await.unwrap();
+        let revoked_at = std::time::Instant::now();
+        app.admin.revoke_token(&created.info.id).await.unwrap();
+        // Refused once the replica's copy is older than the cache time.
+        let refused_after = loop {
+            match on_replica.list_certificates(&Default::default()).await {
+                Ok(_) => assert!(revoked_at.elapsed().as_secs() < 5, "still accepted after 5 s"),
+                Err(e) => {
+                    assert_eq!(e.status(), Some(401), "{e}");
+                    break revoked_at.elapsed();
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        assert!(refused_after.as_millis() <= u128::from(cache_ms) + 1000, "{refused_after:?}");
+        replica.shutdown().await.unwrap();
+    });
+}

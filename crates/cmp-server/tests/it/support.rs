@@ -88,6 +88,13 @@ impl TestApp {
         (TestApp::around(kind, server, admin_token, db, data).await, adapter)
     }
 
+    /// Another server of role `all` on this app's database and data directory: a replica.
+    pub async fn start_replica(&self, adjust: impl FnOnce(&mut Config)) -> cmp_server::Server {
+        let mut config = test_config(&self._db, self._data.path());
+        adjust(&mut config);
+        cmp_server::start(config).await.expect("replica starts")
+    }
+
     /// (Re)starts an adapter role on this app's database and data directory, at `addr`.
     pub async fn start_adapter_role(&self, addr: std::net::SocketAddr) -> cmp_server::Server {
         let mut config = test_config(&self._db, self._data.path());

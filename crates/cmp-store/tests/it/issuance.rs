@@ -297,3 +297,181 @@ async fn a_request_signed_in_process_is_stored_issued_in_one_transaction() {
         assert!(store.ledger_find_by_serial(&a.id, "0b").await.unwrap().is_none());
     });
 }
+
+/// A signed, approved request of `actor` for the group commit, with leaf `n` under chain 900.
+fn signed_request(
+    adapter_id: &str,
+    n: u32,
+    actor: &str,
+    key: Option<IdempotencyKey>,
+) -> IssuedRequest {
+    let mut new = request(adapter_id, RequestState::Approved);
+    new.claim_until = Some(NOW + 60);
+    new.requested_by = actor.into();
+    IssuedRequest {
+        ctx: AuditContext { actor: actor.into(), request_id: None, now_us: NOW * 1_000_000 },
+        ledger: LedgerRow {
+            ca_id: adapter_id.into(),
+            serial: format!("{n:x}"),
+            request_id: new.id.clone(),
+            der: vec![1, 2, 3],
+            not_after: NOW + 1000,
+            revoked_at: None,
+            revocation_reason: None,
+        },
+        issued: IssuedRecord {
+            facts: crate::facts(n, NOW + 1000),
+            chain: vec![crate::facts(900, NOW + 5000)],
+        },
+        request: new,
+        key,
+    }
+}
+
+fn named_key(name: &str, body_hash: &str) -> IdempotencyKey {
+    IdempotencyKey { key: name.into(), ..key(body_hash) }
+}
+
+#[tokio::test]
+async fn signed_requests_stored_together_each_get_their_own_answer() {
+    on_both_databases!(|store, db| {
+        let a = adapter(&store).await;
+        // Before the batch: a live key, and an expired one of another name.
+        let stored = signed_request(&a.id, 1, "token:dev", Some(named_key("live", "h")));
+        let first = store.store_issued(std::slice::from_ref(&stored)).await;
+        let (live, _) = first.into_iter().next().unwrap().unwrap();
+        let mut old = signed_request(&a.id, 2, "token:dev", Some(named_key("old", "h")));
+        old.ctx.now_us = (NOW - 2 * 86_400) * 1_000_000;
+        store.store_issued(std::slice::from_ref(&old)).await[0].as_ref().unwrap();
+
+        let batch = vec![
+            signed_request(&a.id, 10, "token:a", None),
+            signed_request(&a.id, 11, "token:b", Some(named_key("k1", "h"))),
+            // The same key and body later in the batch: the first one's request.
+            signed_request(&a.id, 12, "token:dev", Some(named_key("k1", "h"))),
+            // The same key with another body: refused, nothing of it stored.
+            signed_request(&a.id, 13, "token:dev", Some(named_key("k1", "other"))),
+            // A live key from before: that request.
+            signed_request(&a.id, 14, "token:dev", Some(named_key("live", "h"))),
+            // An expired key is forgotten and made anew.
+            signed_request(&a.id, 15, "token:c", Some(named_key("old", "h"))),
+        ];
+        let answers = store.store_issued_together(&batch).await.unwrap();
+        assert_eq!(answers.len(), batch.len());
+        let ok =
+            |i: usize| answers[i].as_ref().unwrap_or_else(|e| panic!("{i}: {e} {:?}", db.kind));
+        for i in [0, 1, 5] {
+            let (record, created) = ok(i);
+            assert!(created, "{i}");
+            assert_eq!(record.id, batch[i].request.id);
+            assert_eq!((record.state, record.attempts), (RequestState::Issued, 1), "{i}");
+            let leaf = store
+                .get_certificate(record.certificate_id.as_deref().unwrap(), &Scope::All)
+                .await
+                .unwrap();
+            assert_eq!(leaf.fingerprint_sha256, batch[i].issued.facts.fingerprint_sha256);
+            let ledger = store.ledger_find_by_request(&a.id, &record.id).await.unwrap().unwrap();
+            assert_eq!(ledger.serial, batch[i].ledger.serial);
+        }
+        assert_eq!((ok(2).0.id.as_str(), ok(2).1), (batch[1].request.id.as_str(), false));
+        assert!(matches!(answers[3], Err(StoreError::Unprocessable(_))), "{:?}", answers[3]);
+        assert_eq!((ok(4).0.id.as_str(), ok(4).1), (live.id.as_str(), false));
+        for i in [2, 3, 4] {
+            let id = &batch[i].request.id;
+            assert!(store.get_request(id, &Scope::All).await.is_err(), "{i} stored nothing");
+            assert!(store.ledger_find_by_request(&a.id, id).await.unwrap().is_none(), "{i}");
+        }
+        // Each event carries its own caller; the shared chain certificate is created once;
+        // the trail is intact.
+        let audit = store.list_audit(&AuditQuery { limit: 200, ..Default::default() }).await;
+        let events = audit.unwrap().items;
+        for i in [0, 1, 5] {
+            let id = &batch[i].request.id;
+            let mine: Vec<_> = events.iter().filter(|e| &e.entity_id == id).collect();
+            let actions: Vec<&str> = mine.iter().map(|e| e.action.as_str()).collect();
+            assert_eq!(actions, ["request.issued", "request.submitted", "request.created"]);
+            assert!(mine.iter().all(|e| e.actor == batch[i].ctx.actor), "{i}");
+        }
+        let chain = crate::facts(900, NOW).fingerprint_sha256;
+        let chain_created = events
+            .iter()
+            .filter(|e| {
+                e.action == "certificate.created" && e.details["fingerprint_sha256"] == chain
+            })
+            .count();
+        assert_eq!(chain_created, 1);
+        assert_eq!(store.verify_audit_chain().await.unwrap().1, None);
+    });
+}
+
+#[tokio::test]
+async fn a_batch_that_fails_as_a_whole_is_stored_one_by_one() {
+    on_both_databases!(|store, db| {
+        let a = adapter(&store).await;
+        let earlier = signed_request(&a.id, 20, "token:dev", None);
+        store.store_issued(std::slice::from_ref(&earlier)).await[0].as_ref().unwrap();
+        // The second one's request id already has a ledger row: the batch's ledger INSERT
+        // fails, so each is stored alone and only that one is refused.
+        let mut clash = signed_request(&a.id, 22, "token:dev", None);
+        clash.request.id = uuid::Uuid::now_v7().to_string();
+        clash.ledger.request_id = earlier.request.id.clone();
+        let batch = vec![
+            signed_request(&a.id, 21, "token:dev", None),
+            clash,
+            signed_request(&a.id, 23, "token:dev", None),
+        ];
+        let together = store.store_issued_together(&batch).await;
+        assert!(together.is_err(), "{:?}", db.kind);
+        assert!(store.get_request(&batch[0].request.id, &Scope::All).await.is_err(), "rolled back");
+        let answers = store.store_issued(&batch).await;
+        assert!(answers[0].as_ref().is_ok_and(|(r, c)| *c && r.state == RequestState::Issued));
+        assert!(answers[2].as_ref().is_ok_and(|(r, c)| *c && r.state == RequestState::Issued));
+        assert!(
+            matches!(answers[1], Err(StoreError::Conflict(_))),
+            "{:?} {:?}",
+            answers[1],
+            db.kind
+        );
+        assert!(store.get_request(&batch[1].request.id, &Scope::All).await.is_err());
+        assert_eq!(store.verify_audit_chain().await.unwrap().1, None);
+    });
+}
+
+#[tokio::test]
+async fn concurrent_signed_requests_each_get_their_own_answer() {
+    on_both_databases!(|store, db| {
+        let a = adapter(&store).await;
+        let batch: Vec<_> = (30..50)
+            .map(|n| signed_request(&a.id, n, "token:dev", Some(named_key(&format!("c{n}"), "h"))))
+            .collect();
+        // All queued before the first commit starts (one thread), so they share it.
+        let calls = batch.iter().map(|item| {
+            store.create_issued_request(
+                &item.ctx,
+                &item.request,
+                item.key.as_ref(),
+                &item.ledger,
+                &item.issued,
+            )
+        });
+        let answers = futures::future::join_all(calls).await;
+        for (item, answer) in batch.iter().zip(answers) {
+            let (record, created) = answer.unwrap();
+            assert!(created && record.id == item.request.id, "{:?}", db.kind);
+            assert_eq!(record.state, RequestState::Issued);
+        }
+        let issued = store
+            .list_requests(&RequestQuery {
+                scope: Scope::All,
+                state: Some(RequestState::Issued),
+                kind: None,
+                managed_certificate_id: None,
+                limit: 100,
+                cursor: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(issued.items.len(), batch.len());
+        assert_eq!(store.verify_audit_chain().await.unwrap().1, None);
+    });
+}

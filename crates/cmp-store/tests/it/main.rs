@@ -67,7 +67,13 @@ pub fn facts(n: u32, not_after: i64) -> CertificateFacts {
 }
 
 pub fn new_cert(f: CertificateFacts) -> NewCertificate {
-    NewCertificate { facts: f, source: CertificateSource::Import, owner_id: None, location: None }
+    NewCertificate {
+        facts: f,
+        source: CertificateSource::Import,
+        owner_id: None,
+        location: None,
+        issued: None,
+    }
 }
 
 pub const NOW: i64 = 1_800_000_000;
