@@ -98,12 +98,9 @@ impl SqlStore {
             !std::mem::replace(&mut queue.committing, true)
         };
         if start {
-            // A thread of its own: a caller that goes away must not strand the others, and
-            // each of the commit's statements resumes it at once, never behind the request
-            // tasks queued on the runtime's workers.
+            // A task of its own: a caller that goes away must not strand the others.
             let store = self.clone();
-            let runtime = tokio::runtime::Handle::current();
-            tokio::task::spawn_blocking(move || runtime.block_on(store.drain_group()));
+            tokio::spawn(async move { store.drain_group().await });
         }
         answer.await.map_err(|_| StoreError::corrupt("group commit", "ended without an answer"))?
     }
@@ -151,11 +148,11 @@ impl SqlStore {
         items: &[IssuedRequest],
     ) -> Vec<Answer> {
         let together = match held {
-            Some((conn, _)) => self.together_on(conn, items).await,
+            Some((conn, _)) => store_together(conn, items).await,
             None => match self.write.acquire().await {
                 Ok(conn) => {
                     let (conn, _) = held.insert((conn, Instant::now()));
-                    self.together_on(conn, items).await
+                    store_together(conn, items).await
                 }
                 Err(e) => Err(e.into()),
             },
@@ -180,51 +177,48 @@ impl SqlStore {
     /// whose idempotency key decides otherwise gets its own answer inside the `Ok`.
     pub async fn store_issued_together(&self, items: &[IssuedRequest]) -> StoreResult<Vec<Answer>> {
         let mut conn = self.write.acquire().await?;
-        self.together_on(&mut conn, items).await
+        store_together(&mut conn, items).await
     }
+}
 
-    async fn together_on(
-        &self,
-        conn: &mut AnyConnection,
-        items: &[IssuedRequest],
-    ) -> StoreResult<Vec<Answer>> {
-        let unclaimed = |i: &&IssuedRequest| {
-            i.request.state != RequestState::Approved || i.request.claim_until.is_none()
-        };
-        if let Some(item) = items.iter().find(unclaimed) {
-            return Err(StoreError::Conflict(format!(
-                "request {} is not approved",
-                item.request.id
-            )));
-        }
-        let mut tx = conn.begin().await?;
-        let plans = claim_keys(&mut tx, items).await?;
-        let fresh: Vec<&IssuedRequest> = items
-            .iter()
-            .zip(&plans)
-            .filter(|(_, plan)| matches!(plan, Plan::Fresh))
-            .map(|(item, _)| item)
-            .collect();
-        if !fresh.is_empty() {
-            insert_fresh(&mut tx, &fresh).await?;
-        }
-        let records = read_requests(&mut tx, items, &plans).await?;
-        tx.commit().await?;
-        let answers = items
-            .iter()
-            .zip(plans)
-            .map(|(item, plan)| {
-                let (id, created) = match plan {
-                    Plan::Fresh => (item.request.id.clone(), true),
-                    Plan::Existing(id) => (id, false),
-                    Plan::Refused(e) => return Err(e),
-                };
-                let record = records.get(&id).cloned();
-                record.map(|r| (r, created)).ok_or_else(|| StoreError::not_found("request", &id))
-            })
-            .collect();
-        Ok(answers)
+/// [`SqlStore::store_issued_together`] on `conn`.
+async fn store_together(
+    conn: &mut AnyConnection,
+    items: &[IssuedRequest],
+) -> StoreResult<Vec<Answer>> {
+    let unclaimed = |i: &&IssuedRequest| {
+        i.request.state != RequestState::Approved || i.request.claim_until.is_none()
+    };
+    if let Some(item) = items.iter().find(unclaimed) {
+        return Err(StoreError::Conflict(format!("request {} is not approved", item.request.id)));
     }
+    let mut tx = conn.begin().await?;
+    let plans = claim_keys(&mut tx, items).await?;
+    let fresh: Vec<&IssuedRequest> = items
+        .iter()
+        .zip(&plans)
+        .filter(|(_, plan)| matches!(plan, Plan::Fresh))
+        .map(|(item, _)| item)
+        .collect();
+    if !fresh.is_empty() {
+        insert_fresh(&mut tx, &fresh).await?;
+    }
+    let records = read_requests(&mut tx, items, &plans).await?;
+    tx.commit().await?;
+    let answers = items
+        .iter()
+        .zip(plans)
+        .map(|(item, plan)| {
+            let (id, created) = match plan {
+                Plan::Fresh => (item.request.id.clone(), true),
+                Plan::Existing(id) => (id, false),
+                Plan::Refused(e) => return Err(e),
+            };
+            let record = records.get(&id).cloned();
+            record.map(|r| (r, created)).ok_or_else(|| StoreError::not_found("request", &id))
+        })
+        .collect();
+    Ok(answers)
 }
 
 /// Decides each request's idempotency key against the stored ones and the batch's earlier

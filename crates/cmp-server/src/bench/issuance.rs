@@ -23,7 +23,7 @@ pub struct IssuanceBench {
     #[arg(long, default_value_t = 30)]
     pub seconds: u64,
     /// Concurrency levels.
-    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
     pub concurrency: Vec<usize>,
     /// The `bao` binary for the OpenBao runs (skipped, and said so, when absent); default:
     /// `bao` on PATH, else where scripts/services-up installs it.
