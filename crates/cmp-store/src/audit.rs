@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
 use time::OffsetDateTime;
 
-use crate::sql::{Arg, SqlBuilder};
+use crate::sql::{Arg, SqlBuilder, run_statements};
 use crate::{AuditContext, AuditEvent, NewAuditEvent, StoreError, StoreResult};
 
 /// `prev_hash` of the first event: 32 zero bytes, hex.
@@ -167,6 +167,17 @@ pub(crate) async fn append_attributed(
     tx: &mut Transaction<'_, Any>,
     events: &[(&AuditContext, &NewAuditEvent)],
 ) -> StoreResult<i64> {
+    let (last_seq, statements) = append_statements(tx, events).await?;
+    run_statements(tx, statements).await?;
+    Ok(last_seq)
+}
+
+/// Moves the chain head past `events`; returns the last sequence number and the statements
+/// that write the events and the new head hash, for the caller to run with its own.
+pub(crate) async fn append_statements(
+    tx: &mut Transaction<'_, Any>,
+    events: &[(&AuditContext, &NewAuditEvent)],
+) -> StoreResult<(i64, Vec<SqlBuilder>)> {
     let count = i64::try_from(events.len()).map_err(|e| StoreError::corrupt("event count", e))?;
     let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
         .bind(count)
@@ -175,9 +186,10 @@ pub(crate) async fn append_attributed(
     let last_seq: i64 = head.try_get("seq")?;
     let mut prev_hash: String = head.try_get("hash")?;
     if events.is_empty() {
-        return Ok(last_seq);
+        return Ok((last_seq, Vec::new()));
     }
     let first_seq = last_seq - count + 1;
+    let mut statements = Vec::new();
     for (chunk_start, chunk) in (0_i64..).step_by(APPEND_CHUNK).zip(events.chunks(APPEND_CHUNK)) {
         let mut b = SqlBuilder::bulk(
             tx,
@@ -213,13 +225,12 @@ pub(crate) async fn append_attributed(
                 Arg::Text(hash),
             ]);
         }
-        b.query().execute(&mut **tx).await?;
+        statements.push(b);
     }
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&prev_hash)
-        .execute(&mut **tx)
-        .await?;
-    Ok(last_seq)
+    let mut head = SqlBuilder::bulk(tx, "UPDATE audit_head SET hash = ");
+    head.bind(Arg::Text(prev_hash)).push(" WHERE id = 1");
+    statements.push(head);
+    Ok((last_seq, statements))
 }
 
 /// Reads an audit row.

@@ -21,7 +21,7 @@ use crate::requests::{
     REQUEST_INSERT, created_events, issued_certificates, issued_event, key_body_mismatch,
     request_from_row, request_row, set_current_version,
 };
-use crate::sql::{Arg, SqlBuilder};
+use crate::sql::{Arg, SqlBuilder, run_statements};
 use crate::{
     AuditContext, IdempotencyKey, IssuedLinks, IssuedRecord, NewAuditEvent, NewRequest,
     RequestRecord, Scope, SqlStore, StoreError, StoreResult,
@@ -380,15 +380,14 @@ async fn insert_fresh(tx: &mut Transaction<'_, Any>, fresh: &[&IssuedRequest]) -
         }
         events[i].push(issued_event(&item.request.id, leaf, &item.issued, managed));
     }
-    requests.query().execute(&mut **tx).await?;
-    ledger.query().execute(&mut **tx).await?;
     let attributed: Vec<(&AuditContext, &NewAuditEvent)> = fresh
         .iter()
         .zip(&events)
         .flat_map(|(item, events)| events.iter().map(|event| (&item.ctx, event)))
         .collect();
-    audit::append_attributed(tx, &attributed).await?;
-    Ok(())
+    let (_, audit) = audit::append_statements(tx, &attributed).await?;
+    let statements = [requests, ledger].into_iter().chain(audit).collect();
+    run_statements(tx, statements).await
 }
 
 /// The records of every request the batch answers with, by id.

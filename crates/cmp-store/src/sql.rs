@@ -284,6 +284,29 @@ impl SqlBuilder {
     }
 }
 
+/// Runs statements in order: on SQLite, when all use `?` placeholders, as one call (SQLite
+/// takes several statements in one string, and sqlx binds the values statement by
+/// statement), since each call is a round trip to the connection's own thread.
+pub(crate) async fn run_statements(
+    tx: &mut Transaction<'_, Any>,
+    statements: Vec<SqlBuilder>,
+) -> StoreResult<()> {
+    if statements.len() > 1 && statements.iter().all(|s| s.positional) {
+        let mut joined = SqlBuilder { positional: true, ..SqlBuilder::default() };
+        for statement in statements {
+            joined.sql.push_str(&statement.sql);
+            joined.sql.push_str(";\n");
+            joined.args.extend(statement.args);
+        }
+        joined.query().execute(&mut **tx).await?;
+        return Ok(());
+    }
+    for statement in statements {
+        statement.query().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
