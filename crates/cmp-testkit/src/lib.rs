@@ -7,9 +7,27 @@ pub mod openbao;
 pub mod openssl;
 pub mod pebble;
 
-/// A TCP port that was free a moment ago on 127.0.0.1.
+/// A port free on 127.0.0.1 (TCP and UDP) a moment ago, for a server that is told its port
+/// before it binds it. It is taken below the kernel's ephemeral range (32768-60999 here):
+/// there, an outgoing connection or another test's `:0` bind could take it in the meantime
+/// (seen: Pebble's http-01 port, taken while Pebble started).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Test processes running side by side start at different places.
+    let start = std::process::id().wrapping_mul(7_919);
+    for _ in 0..COUNT {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(FIRST + start.wrapping_add(n) % COUNT).unwrap();
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {FIRST} and {}", FIRST + COUNT);
 }
 
 use std::path::PathBuf;
