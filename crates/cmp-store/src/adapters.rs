@@ -125,24 +125,34 @@ pub trait AdapterStore: Send + Sync {
     ) -> StoreResult<String>;
 }
 
+/// The head of a (multi-row) ledger INSERT; rows come from [`ledger_row`].
+pub(crate) const LEDGER_INSERT: &str =
+    "INSERT INTO ca_ledger (ca_id, serial, request_id, der, not_after) VALUES ";
+
+/// The values of a new ledger row.
+pub(crate) fn ledger_row(row: &LedgerRow) -> [Arg; 5] {
+    [
+        Arg::Text(row.ca_id.clone()),
+        Arg::Text(row.serial.clone()),
+        Arg::Text(row.request_id.clone()),
+        Arg::Bytes(row.der.clone()),
+        Arg::Int(row.not_after),
+    ]
+}
+
 /// A ledger row, unless its request id has one already.
-const LEDGER_INSERT: &str = "INSERT INTO ca_ledger (ca_id, serial, request_id, der, not_after) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (ca_id, request_id) DO NOTHING";
+fn ledger_insert_once(row: &LedgerRow) -> SqlBuilder {
+    let mut b = SqlBuilder::new(LEDGER_INSERT);
+    b.row(ledger_row(row)).push(" ON CONFLICT (ca_id, request_id) DO NOTHING");
+    b
+}
 
 /// Inserts a ledger row inside a transaction; `false` if its request id had one already.
 pub(crate) async fn ledger_insert_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     row: &LedgerRow,
 ) -> StoreResult<bool> {
-    let inserted = sqlx::query(LEDGER_INSERT)
-        .bind(&row.ca_id)
-        .bind(&row.serial)
-        .bind(&row.request_id)
-        .bind(row.der.as_slice())
-        .bind(row.not_after)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+    let inserted = ledger_insert_once(row).query().execute(&mut **tx).await?.rows_affected();
     Ok(inserted == 1)
 }
 
@@ -326,15 +336,7 @@ impl AdapterStore for SqlStore {
     }
 
     async fn ledger_record(&self, row: &LedgerRow) -> StoreResult<LedgerRow> {
-        let inserted = sqlx::query(LEDGER_INSERT)
-            .bind(&row.ca_id)
-            .bind(&row.serial)
-            .bind(&row.request_id)
-            .bind(row.der.as_slice())
-            .bind(row.not_after)
-            .execute(&self.write)
-            .await?
-            .rows_affected();
+        let inserted = ledger_insert_once(row).query().execute(&self.write).await?.rows_affected();
         if inserted == 1 {
             return Ok(row.clone());
         }

@@ -14,7 +14,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, Connection, Row, Transaction};
 use tokio::sync::oneshot;
 
-use crate::adapters::LedgerRow;
+use crate::adapters::{LEDGER_INSERT, LedgerRow, ledger_row};
 use crate::audit;
 use crate::certificates::import_chunk_with;
 use crate::requests::{
@@ -65,8 +65,8 @@ impl GroupCommit {
     }
 }
 
-/// Clears `committing` if the committing task ends early (a panic), so the next caller
-/// starts another.
+/// If the committing task ends early (a panic): clears `committing`, so that the next caller
+/// starts another, and answers the waiting callers with an error (their senders dropped).
 struct Committing<'a> {
     group: &'a GroupCommit,
     done: bool,
@@ -75,7 +75,9 @@ struct Committing<'a> {
 impl Drop for Committing<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.group.lock().committing = false;
+            let mut queue = self.group.lock();
+            queue.committing = false;
+            queue.waiting.clear();
         }
     }
 }
@@ -186,9 +188,7 @@ async fn store_together(
     conn: &mut AnyConnection,
     items: &[IssuedRequest],
 ) -> StoreResult<Vec<Answer>> {
-    let unclaimed = |i: &&IssuedRequest| {
-        i.request.state != RequestState::Approved || i.request.claim_until.is_none()
-    };
+    let unclaimed = |i: &&IssuedRequest| i.request.claimed_until().is_none();
     if let Some(item) = items.iter().find(unclaimed) {
         return Err(StoreError::Conflict(format!("request {} is not approved", item.request.id)));
     }
@@ -355,10 +355,8 @@ async fn insert_fresh(tx: &mut Transaction<'_, Any>, fresh: &[&IssuedRequest]) -
         }
     }
     let mut requests = SqlBuilder::bulk(tx, REQUEST_INSERT);
-    let mut ledger = SqlBuilder::bulk(
-        tx,
-        "INSERT INTO ca_ledger (ca_id, serial, request_id, der, not_after) VALUES ",
-    );
+    // No ON CONFLICT: a request id with a ledger row already fails the batch.
+    let mut ledger = SqlBuilder::bulk(tx, LEDGER_INSERT);
     for (i, (item, leaf)) in fresh.iter().zip(&leaves).enumerate() {
         if i > 0 {
             requests.push(", ");
@@ -366,14 +364,7 @@ async fn insert_fresh(tx: &mut Transaction<'_, Any>, fresh: &[&IssuedRequest]) -
         }
         let now = item.ctx.now();
         requests.row(request_row(&item.request, RequestState::Issued, Some(leaf.clone()), now));
-        let row = &item.ledger;
-        ledger.row([
-            Arg::Text(row.ca_id.clone()),
-            Arg::Text(row.serial.clone()),
-            Arg::Text(row.request_id.clone()),
-            Arg::Bytes(row.der.clone()),
-            Arg::Int(row.not_after),
-        ]);
+        ledger.row(ledger_row(&item.ledger));
         let managed = item.request.managed_certificate_id.as_deref();
         if let Some(managed) = managed {
             set_current_version(tx, managed, leaf, now).await?;

@@ -65,6 +65,13 @@ pub struct NewRequest {
     pub claim_until: Option<i64>,
 }
 
+impl NewRequest {
+    /// The end of its first attempt's claim, for an approved request carried out at once.
+    pub fn claimed_until(&self) -> Option<i64> {
+        self.claim_until.filter(|_| self.state == RequestState::Approved)
+    }
+}
+
 /// An `Idempotency-Key` with what it must match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey {
@@ -311,7 +318,7 @@ async fn insert_request_in(
         .execute(&mut **tx)
         .await?;
     }
-    let claim = request.claim_until.filter(|_| request.state == RequestState::Approved);
+    let claim = request.claimed_until();
     let state = if claim.is_some() { RequestState::Submitted } else { request.state };
     let mut insert = SqlBuilder::new(REQUEST_INSERT);
     insert.row(request_row(request, state, request.certificate_id.clone(), now));
@@ -333,7 +340,7 @@ pub(crate) fn request_row(
     certificate_id: Option<String>,
     now: i64,
 ) -> Vec<Arg> {
-    let claim = request.claim_until.filter(|_| request.state == RequestState::Approved);
+    let claim = request.claimed_until();
     vec![
         Arg::Text(request.id.clone()),
         Arg::Text(request.kind.as_str().into()),
@@ -365,7 +372,7 @@ pub(crate) fn created_events(request: &NewRequest) -> Vec<NewAuditEvent> {
         "spec": request.spec,
     });
     let mut events = vec![request_event("request.created", &request.id, details)];
-    if request.claim_until.is_some() && request.state == RequestState::Approved {
+    if request.claimed_until().is_some() {
         let details = json!({"attempt": 1, "adapter_id": request.adapter_id});
         events.push(request_event("request.submitted", &request.id, details));
     }

@@ -77,11 +77,11 @@ impl SqlStore {
         let store = match dialect {
             Dialect::Sqlite => {
                 ensure_sqlite_file(url)?;
-                let write = sqlite_pool(1, 65_536).connect(url).await?;
-                sqlx::query("PRAGMA journal_mode = WAL").execute(&write).await?;
                 // The writer checkpoints only if the background checkpoints fall behind.
-                sqlx::query("PRAGMA wal_autocheckpoint = 10000").execute(&write).await?;
-                let read = sqlite_pool(max_connections.clamp(2, 8), 4_096).connect(url).await?;
+                let write = sqlite_pool(1, 65_536, 10_000).connect(url).await?;
+                sqlx::query("PRAGMA journal_mode = WAL").execute(&write).await?;
+                let read =
+                    sqlite_pool(max_connections.clamp(2, 8), 4_096, 1_000).connect(url).await?;
                 spawn_checkpoints(read.clone());
                 SqlStore { read, write, dialect, group: Arc::default() }
             }
@@ -150,19 +150,26 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 fn spawn_checkpoints(read: AnyPool) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        let mut failing = false;
         while !read.is_closed() {
             tick.tick().await;
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&read).await {
-                tracing::warn!(error = %e, "WAL checkpoint failed");
+            let done = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&read).await;
+            // Said once, not ten times a second; the writer checkpoints meanwhile.
+            match (&done, failing) {
+                (Err(e), false) => tracing::warn!(error = %e, "WAL checkpoints fail"),
+                (Ok(_), true) => tracing::info!("WAL checkpoints work again"),
+                _ => {}
             }
+            failing = done.is_err();
         }
     });
 }
 
 /// SQLite connections. `cache_kib` is each connection's page cache: large for the one writer,
 /// whose index updates it keeps in memory; small for readers, which read through a shared
-/// memory map of the file instead (pages the kernel can drop, not private memory).
-fn sqlite_pool(max: u32, cache_kib: u32) -> AnyPoolOptions {
+/// memory map of the file instead (pages the kernel can drop, not private memory). A commit
+/// that leaves the WAL longer than `autocheckpoint_pages` checkpoints it.
+fn sqlite_pool(max: u32, cache_kib: u32, autocheckpoint_pages: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(30))
@@ -177,6 +184,8 @@ fn sqlite_pool(max: u32, cache_kib: u32) -> AnyPoolOptions {
                 conn.execute(format!("PRAGMA cache_size = -{cache_kib}").as_str()).await?;
                 conn.execute("PRAGMA mmap_size = 268435456").await?;
                 conn.execute("PRAGMA temp_store = MEMORY").await?;
+                let pages = format!("PRAGMA wal_autocheckpoint = {autocheckpoint_pages}");
+                conn.execute(pages.as_str()).await?;
                 Ok(())
             })
         })
@@ -294,6 +303,8 @@ pub(crate) async fn run_statements(
     if statements.len() > 1 && statements.iter().all(|s| s.positional) {
         let mut joined = SqlBuilder { positional: true, ..SqlBuilder::default() };
         for statement in statements {
+            // `$n` would name the n-th value of the whole call, not of this statement.
+            debug_assert!(!statement.sql.contains('$'), "a joined statement uses $n");
             joined.sql.push_str(&statement.sql);
             joined.sql.push_str(";\n");
             joined.args.extend(statement.args);

@@ -148,12 +148,13 @@ pub async fn patch(
     let mut record = state.store.get_adapter(&id).await?;
     if let Some(credentials) = body.credentials {
         record = state.local_adapters.vault.rotate(&ctx, &record, credentials).await?;
+        state.lookups.forget();
     }
     if body.enabled.is_some() {
         let update = AdapterUpdate { enabled: body.enabled, ..AdapterUpdate::default() };
         record = state.store.update_adapter(&ctx, &record.id, &update).await?;
+        state.lookups.forget();
     }
-    state.lookups.forget();
     Ok(Json(view(&state, record)))
 }
 

@@ -16,8 +16,7 @@ use cmp_store::{AdapterRecord, ApiToken, Owner, PolicyRecord, Store, StoreResult
 /// Entries per kind before the cache starts over (a bound, never reached by real use).
 const MAX_ENTRIES: usize = 10_000;
 
-/// The cached reads.
-#[derive(Debug)]
+/// The cached reads (not `Debug`: token hashes are its keys).
 pub struct Lookups {
     ttl: Duration,
     /// Moves on every change, so that a read that began before it is not kept.
@@ -28,7 +27,6 @@ pub struct Lookups {
     policies: Entries<Option<PolicyRecord>>,
 }
 
-#[derive(Debug)]
 struct Entries<V>(Mutex<HashMap<String, (Instant, V)>>);
 
 impl<V: Clone> Entries<V> {
@@ -41,8 +39,13 @@ impl<V: Clone> Entries<V> {
         entries.get(key).filter(|(at, _)| at.elapsed() < ttl).map(|(_, v)| v.clone())
     }
 
-    fn put(&self, key: &str, value: V) {
+    /// Keeps `value` unless `generation` has moved since `read_at` (checked under the lock
+    /// that [`Lookups::forget`] clears under, after moving it).
+    fn put(&self, key: &str, value: V, generation: &AtomicU64, read_at: u64) {
         let mut entries = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if generation.load(Ordering::SeqCst) != read_at {
+            return;
+        }
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
@@ -93,8 +96,8 @@ impl Lookups {
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let value = read.await?;
-        if keep(&value) && self.generation.load(Ordering::SeqCst) == generation {
-            entries.put(key, value.clone());
+        if keep(&value) {
+            entries.put(key, value.clone(), &self.generation, generation);
         }
         Ok(value)
     }
@@ -140,12 +143,17 @@ mod tests {
     #[test]
     fn entries_expire_and_are_bounded() {
         let entries = Entries::new();
-        entries.put("a", 1);
+        let generation = AtomicU64::new(0);
+        entries.put("a", 1, &generation, 0);
         assert_eq!(entries.get("a", Duration::from_secs(60)), Some(1));
         assert_eq!(entries.get("a", Duration::ZERO), None);
         for i in 0..MAX_ENTRIES {
-            entries.put(&i.to_string(), 2);
+            entries.put(&i.to_string(), 2, &generation, 0);
         }
         assert!(entries.0.lock().unwrap().len() <= MAX_ENTRIES);
+        // A read that began before a change is not kept.
+        generation.fetch_add(1, Ordering::SeqCst);
+        entries.put("late", 3, &generation, 0);
+        assert_eq!(entries.get("late", Duration::from_secs(60)), None);
     }
 }

@@ -288,7 +288,16 @@ async fn issue_in_process(
         acme_solver: None,
     };
     let started = Instant::now();
-    let (entry, issued) = ca.sign_unrecorded(&sign, checked.csr.as_ref()?).ok()?;
+    // A server-made key's CSR was made here, not parsed yet.
+    let made_here;
+    let csr = match &checked.csr {
+        Some(csr) => csr,
+        None => {
+            made_here = cmp_pki::parse_csr(&sign.csr_der).ok()?;
+            &made_here
+        }
+    };
+    let (entry, issued) = ca.sign_unrecorded(&sign, csr).ok()?;
     let record = match issued_record(&issued) {
         Ok(record) => record,
         Err(e) => return Some(Err(ApiError::Ca(e))),
