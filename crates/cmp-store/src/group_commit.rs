@@ -253,14 +253,13 @@ async fn claim_keys(
             continue;
         };
         let name = (key.caller.as_str(), key.key.as_str());
-        let live = stored
-            .get(&(key.caller.clone(), key.key.clone()))
-            .filter(|(_, created_at)| *created_at >= key.not_before);
+        let found = stored.get(&(key.caller.clone(), key.key.clone()));
+        let live = found.filter(|(_, created_at)| *created_at >= key.not_before);
         let (body_hash, made) = match (first.get(&name), live) {
             (Some(earlier), _) => (earlier.key.as_ref().map(|k| &k.body_hash), &earlier.request.id),
             (None, Some(((body_hash, resource_id), _))) => (Some(body_hash), resource_id),
             (None, None) => {
-                if stored.contains_key(&(key.caller.clone(), key.key.clone())) {
+                if found.is_some() {
                     expired.push(key);
                 }
                 first.insert(name, item);
@@ -387,16 +386,20 @@ async fn read_requests(
     items: &[IssuedRequest],
     plans: &[Plan],
 ) -> StoreResult<HashMap<String, RequestRecord>> {
-    let ids = items.iter().zip(plans).filter_map(|(item, plan)| match plan {
-        Plan::Fresh => Some(item.request.id.clone()),
-        Plan::Existing(id) => Some(id.clone()),
-        Plan::Refused(_) => None,
-    });
-    let mut b = SqlBuilder::bulk(tx, "SELECT * FROM issuance_requests WHERE id IN ");
-    b.row(ids.map(Arg::Text));
-    if b.args.is_empty() {
+    let ids: Vec<Arg> = items
+        .iter()
+        .zip(plans)
+        .filter_map(|(item, plan)| match plan {
+            Plan::Fresh => Some(Arg::Text(item.request.id.clone())),
+            Plan::Existing(id) => Some(Arg::Text(id.clone())),
+            Plan::Refused(_) => None,
+        })
+        .collect();
+    if ids.is_empty() {
         return Ok(HashMap::new());
     }
+    let mut b = SqlBuilder::bulk(tx, "SELECT * FROM issuance_requests WHERE id IN ");
+    b.row(ids);
     let mut records = HashMap::new();
     for row in b.query().fetch_all(&mut **tx).await? {
         let record = request_from_row(&row)?;

@@ -12,8 +12,8 @@ use crate::audit;
 use crate::certificates::{import_chunk_with, push_owner_scope};
 use crate::sql::{Arg, SqlBuilder};
 use crate::{
-    AuditContext, CertificateSource, Cursor, IssuedLinks, NewAuditEvent, NewCertificate, Page,
-    Scope, SqlStore, StoreError, StoreResult,
+    AuditContext, CertificateSource, Cursor, IssuedLinks, IssuedRequest, NewAuditEvent,
+    NewCertificate, Page, Scope, SqlStore, StoreError, StoreResult,
 };
 
 /// One issuance request.
@@ -121,11 +121,7 @@ pub trait RequestStore: Send + Sync {
     /// commit).
     async fn create_issued_request(
         &self,
-        ctx: &AuditContext,
-        request: &NewRequest,
-        idempotency: Option<&IdempotencyKey>,
-        ledger: &LedgerRow,
-        issued: &IssuedRecord,
+        item: IssuedRequest,
     ) -> StoreResult<(RequestRecord, bool)>;
     /// The request a live idempotency key made, if any (`Unprocessable` for another body).
     async fn find_idempotent(&self, key: &IdempotencyKey) -> StoreResult<Option<String>>;
@@ -548,19 +544,8 @@ impl RequestStore for SqlStore {
 
     async fn create_issued_request(
         &self,
-        ctx: &AuditContext,
-        request: &NewRequest,
-        idempotency: Option<&IdempotencyKey>,
-        ledger: &LedgerRow,
-        issued: &IssuedRecord,
+        item: IssuedRequest,
     ) -> StoreResult<(RequestRecord, bool)> {
-        let item = crate::IssuedRequest {
-            ctx: ctx.clone(),
-            request: request.clone(),
-            key: idempotency.cloned(),
-            ledger: ledger.clone(),
-            issued: issued.clone(),
-        };
         self.commit_issued(item).await
     }
 

@@ -311,7 +311,14 @@ async fn issue_in_process(
         revoked_at: None,
         revocation_reason: None,
     };
-    let stored = state.store.create_issued_request(ctx, new, key, &ledger, &record).await;
+    let item = cmp_store::IssuedRequest {
+        ctx: ctx.clone(),
+        request: new.clone(),
+        key: key.cloned(),
+        ledger,
+        issued: record,
+    };
+    let stored = state.store.create_issued_request(item).await;
     record_duration(&new.adapter_id, "issued", new.kind, started);
     Some(stored.map_err(ApiError::from))
 }

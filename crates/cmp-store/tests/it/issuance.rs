@@ -264,10 +264,14 @@ async fn a_request_signed_in_process_is_stored_issued_in_one_transaction() {
         };
         let mut new = request(&a.id, RequestState::Approved);
         new.claim_until = Some(NOW + 60);
-        let (record, created) = store
-            .create_issued_request(&ctx(NOW), &new, Some(&key("h1")), &signed(&new, "0a"), &issued)
-            .await
-            .unwrap();
+        let item = |new: &NewRequest, serial: &str| IssuedRequest {
+            ctx: ctx(NOW),
+            request: new.clone(),
+            key: Some(key("h1")),
+            ledger: signed(new, serial),
+            issued: issued.clone(),
+        };
+        let (record, created) = store.create_issued_request(item(&new, "0a")).await.unwrap();
         assert!(created);
         assert_eq!((record.state, record.attempts), (RequestState::Issued, 1), "{:?}", db.kind);
         let certificate_id = record.certificate_id.clone().expect("the certificate is linked");
@@ -283,16 +287,7 @@ async fn a_request_signed_in_process_is_stored_issued_in_one_transaction() {
         // A retry with the same key gets the first request; its own signature is not stored.
         let mut retry = request(&a.id, RequestState::Approved);
         retry.claim_until = Some(NOW + 60);
-        let (again, created) = store
-            .create_issued_request(
-                &ctx(NOW),
-                &retry,
-                Some(&key("h1")),
-                &signed(&retry, "0b"),
-                &issued,
-            )
-            .await
-            .unwrap();
+        let (again, created) = store.create_issued_request(item(&retry, "0b")).await.unwrap();
         assert_eq!((again.id.as_str(), created), (record.id.as_str(), false));
         assert!(store.ledger_find_by_serial(&a.id, "0b").await.unwrap().is_none());
     });
@@ -445,15 +440,7 @@ async fn concurrent_signed_requests_each_get_their_own_answer() {
             .map(|n| signed_request(&a.id, n, "token:dev", Some(named_key(&format!("c{n}"), "h"))))
             .collect();
         // All queued before the first commit starts (one thread), so they share it.
-        let calls = batch.iter().map(|item| {
-            store.create_issued_request(
-                &item.ctx,
-                &item.request,
-                item.key.as_ref(),
-                &item.ledger,
-                &item.issued,
-            )
-        });
+        let calls = batch.iter().map(|item| store.create_issued_request(item.clone()));
         let answers = futures::future::join_all(calls).await;
         for (item, answer) in batch.iter().zip(answers) {
             let (record, created) = answer.unwrap();
