@@ -2,13 +2,16 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, HeaderValue};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -43,9 +46,11 @@ impl Modify for BearerScheme {
     }
 }
 
-/// The routes and OpenAPI document of a role.
-pub fn routes(role: ServerRole) -> (Router<AppState>, OpenApiDoc) {
-    let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(core::ops_router());
+/// The routes and OpenAPI document of a role; `/metrics` is left out when it has a listener of
+/// its own.
+pub fn routes(role: ServerRole, metrics_on_main: bool) -> (Router<AppState>, OpenApiDoc) {
+    let mut router =
+        OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(core::ops_router(metrics_on_main));
     if role.serves(ServerRole::Inventory) {
         router = router.merge(inventory::router()).merge(core::admin_router());
     }
@@ -60,31 +65,115 @@ pub fn routes(role: ServerRole) -> (Router<AppState>, OpenApiDoc) {
 
 /// The complete application of a role, ready to serve, and its state.
 pub fn build(state: AppState) -> Result<(Router, AppState), String> {
-    let (router, doc) = routes(state.config.role);
+    let config = state.config.clone();
+    let (router, doc) = routes(config.role, config.http.metrics_listen.is_none());
     let policies = RoutePolicies::from_openapi(&doc)?;
     let state = AppState { openapi: Arc::new(doc), policies: Arc::new(policies), ..state };
-    let body_limit = state.config.http.body_limit_bytes;
+    let headers = SecurityHeaders { hsts: config.tls_enabled() };
     let router = router
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .fallback(|| async { ApiError::NotFound { entity: "route", id: "for this path".into() } })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state.clone())
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(DefaultBodyLimit::max(config.http.body_limit_bytes))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(config.http.body_timeout_secs)))
         .layer(middleware::from_fn(crate::metrics::track_http))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("handler panicked".into()).into_response()
         }))
+        .layer(middleware::from_fn(problem_for_plain_errors))
+        .layer(middleware::from_fn_with_state(headers, security_headers))
         .layer(middleware::from_fn(reject_nul))
         .layer(middleware::from_fn(with_request_id))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id = req
+                        .headers()
+                        .get(REQUEST_ID_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!("http", request_id = %id)
+                })
+                // One line per request comes from `metrics::track_http`, with the route template.
+                .on_request(())
+                .on_response(())
+                .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid));
     Ok((router, state))
+}
+
+/// The router of `http.metrics_listen`: `/metrics` alone, without authentication.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(core::ops::metrics))
+        .fallback(|| async { ApiError::NotFound { entity: "route", id: "for this path".into() } })
+        .with_state(state)
+}
+
+/// Which security headers go on every answer.
+#[derive(Debug, Clone, Copy)]
+struct SecurityHeaders {
+    /// Strict-Transport-Security, only when serving HTTPS (browsers ignore it over HTTP).
+    hsts: bool,
+}
+
+/// Headers that keep browsers and caches from misusing API answers: no MIME sniffing, no
+/// active content or framing, and for the API no caching at all (answers carry tokens, keys
+/// and PKCS#12 files, and are scoped to the caller). The public CRL, OCSP and CA files under
+/// `/pki` stay cacheable.
+async fn security_headers(
+    State(headers): State<SecurityHeaders>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let api = !request.uri().path().starts_with("/pki/");
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if api {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if headers.hsts {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
+    response
+}
+
+/// Longest error text of the framework kept in a problem's detail.
+const MAX_REJECTION_DETAIL: usize = 300;
+
+/// Turns error answers that are not problem documents (axum's own rejections: a path segment
+/// that is not UTF-8, a body that timed out) into RFC 9457 problems, so that every error a
+/// client sees has one shape.
+async fn problem_for_plain_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let detail = crate::error::cut(String::from_utf8_lossy(&text).trim(), MAX_REJECTION_DETAIL);
+    let mut problem = ApiError::from_status(status, detail).into_response();
+    // Keep what the framework said besides the body (Allow on a 405, Retry-After).
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    problem
 }
 
 /// Refuses a NUL anywhere in the path or query: no id, name or filter holds one, and

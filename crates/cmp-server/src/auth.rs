@@ -147,18 +147,35 @@ pub async fn authorize(
         .map(str::to_owned);
     let caller = authenticate(&state, authorization.as_deref()).await?;
     if !allowed.contains(&caller.role) {
-        return Err(ApiError::Forbidden);
+        return Err(ApiError::Forbidden(format!(
+            "{} {} needs the role {}; this token has the role {}",
+            method,
+            matched.as_str(),
+            allowed.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or "),
+            caller.role.as_str()
+        )));
     }
+    let actor = Actor(caller.actor.clone());
     request.extensions_mut().insert(Arc::new(caller));
-    Ok(next.run(request).await)
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(actor);
+    Ok(response)
+}
+
+/// Who made a request, on its response, for the request log.
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
+/// The credentials of an `Authorization: Bearer ...` header; the scheme is matched without
+/// regard to case (RFC 7235).
+fn bearer_credentials(header: &str) -> Option<&str> {
+    let (scheme, credentials) = header.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| credentials.trim())
 }
 
 async fn authenticate(state: &AppState, authorization: Option<&str>) -> Result<Caller, ApiError> {
     let header = authorization.ok_or(ApiError::Unauthorized)?;
-    let secret = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .map(str::trim)
+    let secret = bearer_credentials(header)
         .filter(|s| s.starts_with(TOKEN_PREFIX))
         .ok_or(ApiError::Unauthorized)?;
     let now = state.clock.now().unix_timestamp();
@@ -177,6 +194,15 @@ async fn authenticate(state: &AppState, authorization: Option<&str>) -> Result<C
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer cmp_x", "bearer cmp_x", "BEARER cmp_x", "bEaReR  cmp_x "] {
+            assert_eq!(bearer_credentials(header), Some("cmp_x"), "{header}");
+        }
+        assert_eq!(bearer_credentials("Basic cmp_x"), None);
+        assert_eq!(bearer_credentials("Bearercmp_x"), None);
+    }
 
     #[test]
     fn token_secrets_are_random_and_prefixed() {

@@ -472,7 +472,7 @@ impl ServerProcess {
         Self::start_with(url, &[])
     }
 
-    /// The same with more environment (`CMP_...` settings).
+    /// The same with more environment (`CMPD_...` settings).
     fn start_with(url: &str, env: &[(&str, String)]) -> anyhow::Result<ServerProcess> {
         use std::io::BufRead;
         let data = tempfile::tempdir()?;
@@ -481,22 +481,25 @@ impl ServerProcess {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(data.path())
-            .env("CMP_DATABASE__URL", url)
+            .env("CMPD_DATABASE__URL", url)
             .env("RUST_LOG", "warn")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(std::process::Stdio::piped())
             .spawn()
             .context("while starting cmpd")?;
         let stdout = child.stdout.take().context("cmpd's stdout")?;
-        // The fresh database gets a bootstrap token, printed once on stdout.
+        // The banner says the server listens; the fresh database's bootstrap token is then in
+        // the data directory (stdout is not a terminal, so it is not printed).
         let mut lines = std::io::BufReader::new(stdout).lines();
-        let token = lines
+        lines
             .by_ref()
             .map_while(Result::ok)
-            .find_map(|l| {
-                l.trim().starts_with(crate::auth::TOKEN_PREFIX).then(|| l.trim().to_string())
-            })
-            .context("cmpd printed no admin token")?;
+            .find(|l| l.contains("is listening on"))
+            .context("cmpd stopped before it listened")?;
+        let token = std::fs::read_to_string(data.path().join(crate::ADMIN_TOKEN_FILE))
+            .context("while reading the bootstrap admin token")?
+            .trim()
+            .to_string();
         // Keep reading, so that the server never writes into a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
         Ok(ServerProcess { child, base: format!("http://127.0.0.1:{port}"), token, _data: data })

@@ -1,5 +1,8 @@
-//! Configuration: defaults, then a TOML file, then `CMP_` environment variables
-//! (`CMP_DATABASE__URL` sets `database.url`). Unknown keys are rejected by name.
+//! Configuration: defaults, then a TOML file, then `CMPD_` environment variables
+//! (`CMPD_DATABASE__URL` sets `database.url`). Unknown keys are rejected by name.
+//!
+//! The prefix is `CMPD_`, not `CMP_`, because `cmpctl` reads `CMP_SERVER`, `CMP_TOKEN` and
+//! friends: a shell set up for the one must not stop the other.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -62,7 +65,8 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub role: ServerRole,
-    /// Address to listen on; default `0.0.0.0:<the role's port>`.
+    /// Address to listen on; default `127.0.0.1:<the role's port>` in plain HTTP and
+    /// `0.0.0.0:<the role's port>` with TLS.
     pub listen: Option<SocketAddr>,
     /// Where the embedded database, keys and the bootstrap token live.
     pub data_dir: PathBuf,
@@ -127,7 +131,7 @@ impl std::fmt::Debug for VaultConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let hidden = |v: &str| if v.is_empty() { "" } else { "***" };
         f.debug_struct("VaultConfig")
-            .field("address", &self.address)
+            .field("address", &cmp_vault::without_userinfo(&self.address))
             .field("token", &hidden(&self.token))
             .field("approle_mount", &self.approle_mount)
             .field("role_id", &self.role_id)
@@ -244,6 +248,48 @@ pub struct HttpConfig {
     /// (0: read every time). Changes made through this process apply at once; other
     /// replicas see them after at most this long.
     pub lookup_cache_ms: u64,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may sit idle between requests, in seconds.
+    pub header_timeout_secs: u64,
+    /// How long a client may take to send a request's body, in seconds.
+    pub body_timeout_secs: u64,
+    /// Connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// Serve plain HTTP on an address other than loopback (tokens and keys then cross the
+    /// network in clear; a warning is logged). Not needed with TLS.
+    pub allow_plain_http: bool,
+    /// Where `/metrics` is served on its own (e.g. `127.0.0.1:9100`, plain HTTP, no other
+    /// route); unset: on the main listener, beside the API.
+    pub metrics_listen: Option<SocketAddr>,
+    pub tls: TlsConfig,
+}
+
+/// TLS on the main listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// `off` (plain HTTP), `files` (`cert_file` and `key_file`, reloaded when they change) or
+    /// `auto` (a server certificate from CMP's own internal CA, renewed before it expires).
+    pub mode: TlsMode,
+    /// PEM certificate chain, leaf first (mode `files`).
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (mode `files`).
+    pub key_file: Option<PathBuf>,
+    /// Names of the `auto` server certificate (DNS names or IP addresses); default
+    /// `localhost`, `127.0.0.1`, `::1` and the host name.
+    pub auto_names: Vec<String>,
+    /// How often the certificate files are checked for changes (and the `auto` certificate
+    /// for renewal), in seconds.
+    pub reload_interval_secs: u64,
+}
+
+/// How the main listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    Off,
+    Files,
+    Auto,
 }
 
 /// Inventory rules.
@@ -270,7 +316,22 @@ impl Default for Config {
             listen: None,
             data_dir: PathBuf::from("./cmp-data"),
             database: DatabaseConfig { url: None, max_connections: 16 },
-            http: HttpConfig { body_limit_bytes: 10 * 1024 * 1024, lookup_cache_ms: 2000 },
+            http: HttpConfig {
+                body_limit_bytes: 10 * 1024 * 1024,
+                lookup_cache_ms: 2000,
+                header_timeout_secs: 10,
+                body_timeout_secs: 30,
+                max_connections: 1024,
+                allow_plain_http: false,
+                metrics_listen: None,
+                tls: TlsConfig {
+                    mode: TlsMode::Off,
+                    cert_file: None,
+                    key_file: None,
+                    auto_names: Vec::new(),
+                    reload_interval_secs: 60,
+                },
+            },
             inventory: InventoryConfig {
                 expiry_window_days: cmp_domain::DEFAULT_EXPIRY_WINDOW_DAYS,
             },
@@ -306,11 +367,11 @@ impl Default for Config {
     }
 }
 
-/// `CMP_` variables that are not configuration keys (the CLI's and the tests').
-const NON_CONFIG_ENV: [&str; 3] = ["config", "token", "server"];
+/// Prefix of the environment variables that configure `cmpd`.
+pub const ENV_PREFIX: &str = "CMPD_";
 
 impl Config {
-    /// Loads defaults, then `file` (if any), then the environment.
+    /// Loads defaults, then `file` (if any), then the `CMPD_` environment.
     pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
@@ -322,16 +383,41 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        let env = Env::prefixed("CMP_").split("__").filter(|key| {
-            let key = key.as_str();
-            !NON_CONFIG_ENV.contains(&key) && !key.starts_with("test_")
-        });
+        // CMPD_CONFIG names the file; it is not a key.
+        let env = Env::prefixed(ENV_PREFIX).split("__").filter(|key| key.as_str() != "config");
         figment.merge(env).extract().map_err(Box::new)
     }
 
-    /// The address to listen on.
+    /// `CMP_` variables that look like the configuration of an older `cmpd` (which read that
+    /// prefix), so that the start can say they are ignored now.
+    pub fn stale_env_names() -> Vec<String> {
+        std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .filter(|name| name.starts_with("CMP_") && name.contains("__"))
+            .collect()
+    }
+
+    /// The address to listen on: the role's port, on every address with TLS and on loopback
+    /// without (so that tokens never cross a network in clear unless asked).
     pub fn listen_addr(&self) -> SocketAddr {
-        self.listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], self.role.default_port())))
+        self.listen.unwrap_or_else(|| {
+            let ip = if self.tls_enabled() {
+                std::net::IpAddr::from([0, 0, 0, 0])
+            } else {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            };
+            SocketAddr::new(ip, self.role.default_port())
+        })
+    }
+
+    /// Whether the main listener speaks TLS.
+    pub fn tls_enabled(&self) -> bool {
+        self.http.tls.mode != TlsMode::Off
+    }
+
+    /// `https` or `http`: how clients reach the main listener.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_enabled() { "https" } else { "http" }
     }
 
     /// The database URL, defaulting to SQLite in the data directory.
@@ -349,6 +435,32 @@ impl Config {
         }
         if self.http.body_limit_bytes < 1024 {
             return Err("http.body_limit_bytes must be at least 1024".into());
+        }
+        let http = &self.http;
+        if http.header_timeout_secs == 0 || http.body_timeout_secs == 0 || http.max_connections == 0
+        {
+            return Err("http.header_timeout_secs, http.body_timeout_secs and \
+                        http.max_connections must be positive"
+                .into());
+        }
+        if !self.tls_enabled() && !http.allow_plain_http && !self.listen_addr().ip().is_loopback() {
+            return Err(format!(
+                "plain HTTP on {} would send tokens and keys in clear: set http.tls.mode \
+                 (\"auto\" or \"files\"), listen on 127.0.0.1, or set \
+                 http.allow_plain_http = true",
+                self.listen_addr()
+            ));
+        }
+        match http.tls.mode {
+            TlsMode::Files if http.tls.cert_file.is_none() || http.tls.key_file.is_none() => {
+                return Err("http.tls.mode = \"files\" needs http.tls.cert_file and \
+                            http.tls.key_file"
+                    .into());
+            }
+            TlsMode::Off | TlsMode::Files | TlsMode::Auto => {}
+        }
+        if http.tls.reload_interval_secs == 0 {
+            return Err("http.tls.reload_interval_secs must be positive".into());
         }
         if self.database.max_connections == 0 {
             return Err("database.max_connections must be at least 1".into());

@@ -21,9 +21,9 @@ pub enum ApiError {
     /// No credentials, or credentials that are not valid.
     #[error("authentication required")]
     Unauthorized,
-    /// Valid credentials whose role may not do this.
-    #[error("forbidden")]
-    Forbidden,
+    /// Valid credentials whose role or team may not do this; the detail says what is needed.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// No such thing (or not visible to the caller).
     #[error("{entity} {id} not found")]
     NotFound { entity: &'static str, id: String },
@@ -54,14 +54,42 @@ pub enum ApiError {
     /// The request breaks the owner's policy.
     #[error("outside policy ({}): {}", .0.rule, .0.message)]
     Policy(cmp_domain::Violation),
+    /// A dependency this process needs (database, secret store) does not answer.
+    #[error("{0}")]
+    Unavailable(String),
+    /// An error answer of the HTTP framework itself (a path that is not UTF-8, a body that
+    /// timed out), reshaped into a problem.
+    #[error("{detail}")]
+    Framework { status: StatusCode, detail: String },
     /// A bug or an unexpected failure; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
+/// Longest `detail` of a problem, in characters: input echoed in an error (a 100 KB name) is
+/// cut, so that an error is never larger than what caused it.
+pub const MAX_DETAIL_CHARS: usize = 500;
+
+/// `text` cut to at most `max` characters, with an ellipsis when something was cut.
+pub fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
 impl ApiError {
     pub fn bad_request(detail: impl Into<String>) -> Self {
         ApiError::BadRequest { detail: detail.into(), errors: Vec::new() }
+    }
+
+    /// The problem for an error answer the framework made with `status` and `detail`.
+    pub fn from_status(status: StatusCode, detail: String) -> Self {
+        match status {
+            StatusCode::UNAUTHORIZED => ApiError::Unauthorized,
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+            _ => ApiError::Framework { status, detail },
+        }
     }
 
     /// A bad value for one named field or parameter.
@@ -80,7 +108,7 @@ impl ApiError {
             ApiError::Unauthorized => {
                 (StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required")
             }
-            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
@@ -153,6 +181,26 @@ impl ApiError {
             ApiError::Policy(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "policy-violation", "Outside policy")
             }
+            ApiError::Unavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
+            }
+            ApiError::Framework { status, .. } => {
+                let (slug, title) = match *status {
+                    StatusCode::BAD_REQUEST => ("bad-request", "Bad request"),
+                    StatusCode::NOT_FOUND => ("not-found", "Not found"),
+                    StatusCode::REQUEST_TIMEOUT => ("request-timeout", "Request timeout"),
+                    StatusCode::PAYLOAD_TOO_LARGE => {
+                        ("payload-too-large", "Request body too large")
+                    }
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                        ("unsupported-media-type", "Unsupported media type")
+                    }
+                    StatusCode::UNPROCESSABLE_ENTITY => ("unprocessable", "Input refused"),
+                    s if s.is_server_error() => ("internal", "Internal error"),
+                    _ => ("http-error", "Request refused"),
+                };
+                (*status, slug, title)
+            }
             ApiError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error")
             }
@@ -183,16 +231,25 @@ impl ApiError {
             ApiError::Store(StoreError::Corrupt { .. })
             | ApiError::Store(StoreError::UnsupportedUrl)
             | ApiError::Store(StoreError::Migration(_))
+            | ApiError::Framework { status: StatusCode::INTERNAL_SERVER_ERROR, .. }
             | ApiError::Internal(_) => {
                 (Some("see the server log for this request id".to_string()), Vec::new())
             }
             other => (Some(other.to_string()), Vec::new()),
         };
+        let errors = errors
+            .into_iter()
+            .map(|e| ProblemItem {
+                pointer: cut(&e.pointer, MAX_DETAIL_CHARS),
+                detail: cut(&e.detail, MAX_DETAIL_CHARS),
+                ..e
+            })
+            .collect();
         Problem {
             kind: format!("https://cmp.dev/problems/{slug}"),
             title: title.to_string(),
             status: status.as_u16(),
-            detail,
+            detail: detail.map(|d| cut(&d, MAX_DETAIL_CHARS)),
             instance: REQUEST_ID.try_with(|id| id.clone()).ok(),
             errors,
         }
@@ -238,6 +295,23 @@ mod tests {
     }
 
     #[test]
+    fn echoed_input_is_cut() {
+        let name = "n".repeat(100_000);
+        let e = ApiError::Unprocessable {
+            detail: format!("name {name:?} is not valid"),
+            errors: vec![ProblemItem {
+                pointer: "/name".into(),
+                reason: "invalid".into(),
+                detail: name.clone(),
+            }],
+        };
+        let body = serde_json::to_string(&e.to_problem()).unwrap();
+        assert!(body.len() < 2 * MAX_DETAIL_CHARS + 500, "{} bytes", body.len());
+        assert_eq!(cut("héllo", 2), "hé…");
+        assert_eq!(cut("hé", 2), "hé");
+    }
+
+    #[test]
     fn a_throttled_ca_is_a_503_with_retry_after_as_a_date() {
         let e = ApiError::Ca(CaError::Throttled {
             message: "rate limited".into(),
@@ -254,7 +328,7 @@ mod tests {
         let cases = [
             (ApiError::bad_request("x"), 400),
             (ApiError::Unauthorized, 401),
-            (ApiError::Forbidden, 403),
+            (ApiError::Forbidden("x".into()), 403),
             (ApiError::NotFound { entity: "certificate", id: "1".into() }, 404),
             (ApiError::MethodNotAllowed, 405),
             (ApiError::Conflict("x".into()), 409),
@@ -264,6 +338,8 @@ mod tests {
             (ApiError::Store(StoreError::NotFound { entity: "owner", id: "1".into() }), 404),
             (ApiError::Store(StoreError::Conflict("x".into())), 409),
             (ApiError::Store(StoreError::InvalidValue), 400),
+            (ApiError::Unavailable("x".into()), 503),
+            (ApiError::Framework { status: StatusCode::REQUEST_TIMEOUT, detail: "x".into() }, 408),
             (ApiError::Internal("x".into()), 500),
         ];
         for (e, status) in cases {

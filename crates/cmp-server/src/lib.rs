@@ -11,8 +11,11 @@ pub mod extract;
 pub mod inventory;
 pub mod issuer;
 pub mod metrics;
+pub mod platform_ca;
+pub mod serve;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -131,9 +134,12 @@ pub async fn open_secrets(config: &Config) -> anyhow::Result<Arc<dyn cmp_secrets
             let client = Arc::new(vault_client(vault)?);
             client.spawn_renewal();
             let store = cmp_vault::VaultKvStore::new(client, &vault.kv_mount, &vault.kv_prefix)?;
-            cmp_secrets::SecretStore::check(&store)
-                .await
-                .with_context(|| format!("while opening the secret store at {}", vault.address))?;
+            cmp_secrets::SecretStore::check(&store).await.with_context(|| {
+                format!(
+                    "while opening the secret store at {}",
+                    cmp_vault::without_userinfo(&vault.address)
+                )
+            })?;
             Ok(Arc::new(store))
         }
     }
@@ -163,6 +169,12 @@ pub fn vault_client(vault: &VaultConfig) -> anyhow::Result<cmp_vault::VaultClien
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served on its own (`http.metrics_listen`).
+    pub metrics_addr: Option<SocketAddr>,
+    /// `https` or `http`.
+    pub scheme: &'static str,
+    /// The certificate the HTTPS listener presents (`None` in plain HTTP).
+    pub tls_cert: Option<Arc<tls::ReloadingCert>>,
     pub admin_token: Option<String>,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -179,18 +191,47 @@ impl Server {
 /// Opens storage, bootstraps, binds and serves in the background.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     config.validate().map_err(anyhow::Error::msg)?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("while creating data dir {}", config.data_dir.display()))?;
+    create_data_dir(&config.data_dir)?;
     let store = open_store(&config).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let secrets = open_secrets(&config).await?;
     let admin_token =
         bootstrap_admin_token(store.as_ref(), clock.as_ref(), &config, secrets.as_ref()).await?;
+    let (shutdown, stopped) = tokio::sync::watch::channel(false);
+    let platform_ca = match config.http.tls.mode {
+        config::TlsMode::Auto => {
+            let ca = platform_ca::PlatformCa::load_or_create(secrets.as_ref(), clock.now()).await?;
+            let file = config.data_dir.join(platform_ca::CA_FILE);
+            std::fs::write(&file, ca.cert_pem()).with_context(|| {
+                format!("while exporting the platform CA to {}", file.display())
+            })?;
+            Some(Arc::new(ca))
+        }
+        config::TlsMode::Off | config::TlsMode::Files => None,
+    };
+    let tls = tls::start(&config, platform_ca, shutdown.subscribe()).await?;
+    if !config.tls_enabled() && !config.listen_addr().ip().is_loopback() {
+        tracing::warn!(
+            addr = %config.listen_addr(),
+            "serving plain HTTP beyond loopback (http.allow_plain_http): tokens and keys cross \
+             the network in clear"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(config.listen_addr())
         .await
         .with_context(|| format!("while binding {}", config.listen_addr()))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match config.http.metrics_listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("while binding http.metrics_listen {at}"))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics_listener.as_ref().map(|l| l.local_addr()).transpose()?;
     let role = config.role;
+    let scheme = config.scheme();
     let state = state::AppState::assemble(Arc::new(config), store.clone(), clock, secrets)?;
     if role.serves(ServerRole::Adapter) {
         adapter::ensure_default_ca(
@@ -202,34 +243,45 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .await?;
     }
     let (router, state) = app::build(state).map_err(anyhow::Error::msg)?;
-    let (shutdown, mut stopped) = tokio::sync::watch::channel(false);
+    let options = serve::ServeOptions {
+        header_timeout: std::time::Duration::from_secs(state.config.http.header_timeout_secs),
+        max_connections: state.config.http.max_connections,
+        tls: None,
+    };
+    if let Some(listener) = metrics_listener {
+        let router = app::metrics_router(state.clone());
+        tokio::spawn(serve::serve(listener, router, options.clone(), shutdown.subscribe()));
+    }
     if role.serves(ServerRole::Adapter)
         && let (Some(responder), Some(addr)) = (&state.http01, state.config.acme.http01_listen)
     {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("while binding acme.http01_listen {addr}"))?;
-        let mut stopping = shutdown.subscribe();
         let router = responder.clone().router();
-        tokio::spawn(async move {
-            let stop = async move {
-                let _ = stopping.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
-                tracing::error!(error = %e, "the ACME http-01 responder stopped");
-            }
-        });
+        tokio::spawn(serve::serve(listener, router, options.clone(), shutdown.subscribe()));
     }
     if role.serves(ServerRole::Issuer) {
         tokio::spawn(issuer::scheduler::run(state, shutdown.subscribe()));
     }
+    let tls_cert = tls.as_ref().map(|t| t.cert.clone());
+    let options = serve::ServeOptions { tls: tls.map(|t| t.acceptor), ..options };
     let task = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
-            .context("while serving")
+        serve::serve(listener, router, options, stopped).await.context("while serving")
     });
-    Ok(Server { addr, admin_token, shutdown, task })
+    Ok(Server { addr, metrics_addr, scheme, tls_cert, admin_token, shutdown, task })
+}
+
+/// Creates the data directory readable by its owner only (it holds the database, the sealed
+/// keys and the bootstrap token); an existing directory is left as it is.
+fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("while creating data dir {}", dir.display()))
 }

@@ -1,5 +1,6 @@
 //! `cmpd`: the CMP server.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -16,11 +17,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "cmpd",
     version,
-    about = "CMP server: certificate inventory, issuance and deployment"
+    about = "CMP server: certificate inventory, issuance, renewal and revocation through \
+             pluggable CAs (builtin, Vault PKI, ACME), with an audit trail",
+    after_help = "Configuration: defaults, then --config FILE (TOML), then CMPD_ environment \
+                  variables (CMPD_DATABASE__URL sets database.url). `cmpd config check` prints \
+                  what is in force."
 )]
 struct Cli {
     /// TOML configuration file.
-    #[arg(long, short, env = "CMP_CONFIG", global = true)]
+    #[arg(long, short, env = "CMPD_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Role to run (overrides the file): all, inventory, issuer, adapter.
     #[arg(long, global = true)]
@@ -108,26 +113,50 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     cmp_server::telemetry::init(&config.log);
+    for name in Config::stale_env_names() {
+        tracing::warn!(
+            variable = %name,
+            "ignored: cmpd reads its settings from CMPD_ variables (CMP_ ones are cmpctl's)"
+        );
+    }
     let role = config.role;
     let token_location = cmp_server::admin_token_location(&config);
     let token_file = (config.secrets.backend == cmp_server::config::SecretsBackend::Local)
         .then(|| config.data_dir.join(cmp_server::ADMIN_TOKEN_FILE));
+    let ca_file = config
+        .tls_enabled()
+        .then(|| match &config.http.tls.cert_file {
+            Some(_) => None,
+            None => Some(config.data_dir.join(cmp_server::platform_ca::CA_FILE)),
+        })
+        .flatten();
     let server = cmp_server::start(config).await?;
     tracing::info!(role = role.as_str(), addr = %server.addr, "cmpd listening");
     let port = server.addr.port();
+    let base = format!("{}://localhost:{port}", server.scheme);
     let mut banner = format!(
-        "CMP ({} role) is listening on http://localhost:{port}\n  API docs: http://localhost:{port}/api/v1/openapi.json\n",
+        "CMP ({} role) is listening on {base}\n  API docs: {base}/api/v1/openapi.json\n",
         role.as_str()
     );
+    if let Some(file) = &ca_file {
+        banner.push_str(&format!("  Clients trust the platform CA in {}\n", file.display()));
+    }
+    let ca_flag = ca_file.map(|f| format!(" --ca-file {}", f.display())).unwrap_or_default();
     if let Some(token) = &server.admin_token {
-        // Shown once, on stdout only (never in the logs).
         let try_it = match &token_file {
             Some(file) => format!("cmpctl --token-file {}", file.display()),
             None => "CMP_TOKEN=<the token> cmpctl".into(),
         };
-        banner.push_str(&format!(
-            "  First start: admin API token (also saved to {token_location}):\n\n    {token}\n\n  Try: {try_it} --server http://localhost:{port} cert list\n",
-        ));
+        // Shown on a terminal only: stdout that is a file or a pipe ends in journald and
+        // container logs, where a token must never be.
+        if std::io::stdout().is_terminal() {
+            banner.push_str(&format!(
+                "  First start: admin API token (also saved to {token_location}):\n\n    {token}\n\n"
+            ));
+        } else {
+            banner.push_str(&format!("  First start: admin API token saved to {token_location}\n"));
+        }
+        banner.push_str(&format!("  Try: {try_it}{ca_flag} --server {base} cert list\n"));
     }
     // Not println!: a closed stdout (a daemon, a pipe read once) must not stop the server.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());

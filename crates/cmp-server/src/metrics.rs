@@ -4,10 +4,12 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::auth::Actor;
 use crate::state::AppState;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -39,22 +41,57 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Middleware: counts requests and observes latency by method, route and status.
+/// Middleware: counts requests, observes latency by method, route template and status, and
+/// logs each request once. Every label has a bounded set of values (a method outside the
+/// standard ones is `other`, a path no route matches is `unmatched`), so that odd requests
+/// cannot grow the series without end.
 pub async fn track_http(request: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let response = next.run(request).await;
-    let labels =
-        [("method", method), ("route", route), ("status", response.status().as_u16().to_string())];
+    let elapsed = start.elapsed();
+    let status = response.status().as_u16();
+    let actor = response.extensions().get::<Actor>().map(|a| a.0.as_str()).unwrap_or("-");
+    tracing::info!(
+        method,
+        route = %route,
+        status,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        request_id = %request_id,
+        actor,
+        "request"
+    );
+    let labels = [("method", method.to_string()), ("route", route), ("status", status.to_string())];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
     response
+}
+
+/// The method as a metric label: the standard methods by name, anything else `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// How long inventory gauges are reused between scrapes.

@@ -192,7 +192,10 @@ fn sqlite_pool(max: u32, cache_kib: u32, autocheckpoint_pages: u32) -> AnyPoolOp
 }
 
 /// sqlx opens SQLite files only if they exist unless `mode=rwc`; make sure the folder exists.
+/// A new file is made readable by its owner only: SQLite gives its `-wal` and `-shm` files the
+/// mode of the database file, so they are 0600 too.
 fn ensure_sqlite_file(url: &str) -> StoreResult<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let path = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:")
@@ -204,10 +207,17 @@ fn ensure_sqlite_file(url: &str) -> StoreResult<()> {
     }
     let path = std::path::PathBuf::from_str(path).map_err(|_| StoreError::UnsupportedUrl)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
     }
-    if !path.exists() {
-        std::fs::File::create(&path).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path);
+    match created {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(StoreError::Database(sqlx::Error::Io(e))),
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ use crate::error::error_message;
 use crate::session::Sessions;
 
 /// Where Vault is and how to reach it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VaultSettings {
     /// `http(s)://host:port`, without `/v1`.
     pub address: String,
@@ -51,6 +51,31 @@ impl VaultSettings {
     }
 }
 
+impl std::fmt::Debug for VaultSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultSettings")
+            .field("address", &without_userinfo(&self.address))
+            .field("namespace", &self.namespace)
+            .field("ca_bundle_pem", &self.ca_bundle_pem.as_ref().map(|_| "..."))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// `url` without a `user:password@` part, for errors and logs: an address pasted with
+/// credentials in it must not be echoed.
+pub fn without_userinfo(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let authority_end =
+        url[scheme_end..].find(['/', '?', '#']).map_or(url.len(), |i| scheme_end + i);
+    match url[scheme_end..authority_end].rfind('@') {
+        Some(at) => format!("{}{}", &url[..scheme_end], &url[scheme_end + at + 1..]),
+        None => url.to_string(),
+    }
+}
+
 /// `sys/health`, read without a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Health {
@@ -64,6 +89,8 @@ pub struct Health {
 pub struct VaultClient {
     http: reqwest::Client,
     address: String,
+    /// The address without user info, for errors and logs.
+    shown_address: String,
     namespace: Option<String>,
     sessions: Sessions,
 }
@@ -71,7 +98,7 @@ pub struct VaultClient {
 impl std::fmt::Debug for VaultClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VaultClient")
-            .field("address", &self.address)
+            .field("address", &self.shown_address)
             .field("namespace", &self.namespace)
             .finish_non_exhaustive()
     }
@@ -108,7 +135,8 @@ impl VaultClient {
         let address = settings.address.trim_end_matches('/').to_string();
         if !(address.starts_with("http://") || address.starts_with("https://")) {
             return Err(VaultError::InvalidConfig(format!(
-                "address {address:?} must start with http:// or https://"
+                "address {:?} must start with http:// or https://",
+                without_userinfo(&address)
             )));
         }
         let mut builder = reqwest::Client::builder().timeout(settings.timeout);
@@ -126,6 +154,7 @@ impl VaultClient {
         let http = builder.build().map_err(|e| VaultError::InvalidConfig(e.to_string()))?;
         Ok(VaultClient {
             http,
+            shown_address: without_userinfo(&address),
             address,
             namespace: settings.namespace.clone().filter(|n| !n.is_empty()),
             sessions: Sessions::new(credentials),
@@ -134,7 +163,7 @@ impl VaultClient {
 
     /// The address this client talks to.
     pub fn address(&self) -> &str {
-        &self.address
+        &self.shown_address
     }
 
     /// Whether Vault is initialized, sealed, standby (no token needed).
@@ -214,12 +243,12 @@ impl VaultClient {
             request = request.json(body);
         }
         let response = request.send().await.map_err(|e| VaultError::Unreachable {
-            address: self.address.clone(),
+            address: self.shown_address.clone(),
             reason: without_url(&e),
         })?;
         let status = response.status().as_u16();
         let text = response.text().await.map_err(|e| VaultError::Unreachable {
-            address: self.address.clone(),
+            address: self.shown_address.clone(),
             reason: without_url(&e),
         })?;
         let path = path.split('?').next().unwrap_or(path).to_string();
@@ -264,4 +293,17 @@ pub(crate) fn field<'a>(value: &'a Value, pointer: &str) -> Result<&'a str, Vaul
         .pointer(pointer)
         .and_then(Value::as_str)
         .ok_or_else(|| VaultError::Protocol(format!("answer has no {pointer}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_userinfo;
+
+    #[test]
+    fn user_info_is_left_out_of_shown_addresses() {
+        assert_eq!(without_userinfo("https://u:p@vault:8200/x@y"), "https://vault:8200/x@y");
+        assert_eq!(without_userinfo("http://tok@127.0.0.1:8200"), "http://127.0.0.1:8200");
+        assert_eq!(without_userinfo("https://vault:8200"), "https://vault:8200");
+        assert_eq!(without_userinfo("vault:8200"), "vault:8200");
+    }
 }

@@ -105,6 +105,13 @@ fn split_config(mut config: Value) -> ApiResult<(VaultAdapterConfig, SecretPart)
     }
     let stored: VaultAdapterConfig =
         serde_json::from_value(config).map_err(|e| config_error(&e))?;
+    if cmp_vault::without_userinfo(&stored.address) != stored.address {
+        // Vault reads no credentials from the URL; one pasted there would be stored and shown.
+        return Err(ApiError::bad_field(
+            "config.address",
+            "must not carry user:password@ (Vault authenticates with config.auth)",
+        ));
+    }
     let complete = match &stored.auth {
         StoredAuth::Token => secret.token.as_deref().is_some_and(|t| !t.is_empty()),
         StoredAuth::Approle { .. } => secret.secret_id.as_deref().is_some_and(|s| !s.is_empty()),

@@ -105,7 +105,7 @@ pub async fn run(opts: &AcmeBench) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     for database in &opts.databases {
         let db = ScratchDb::create(*database, &opts.postgres_url).await?;
-        let env = [("CMP_ACME__HTTP01_LISTEN", http01.to_string())];
+        let env = [("CMPD_ACME__HTTP01_LISTEN", http01.to_string())];
         let server = ServerProcess::start_with(&db.url, &env)?;
         let auth = format!("Bearer {}", server.token);
         let setup = |path: &str, body: serde_json::Value| {

@@ -11,13 +11,14 @@ use utoipa_axum::routes;
 
 use crate::state::AppState;
 
-/// Health, readiness and metrics: on every role.
-pub fn ops_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+/// Health, readiness, the OpenAPI document and (unless it has a listener of its own) metrics:
+/// on every role.
+pub fn ops_router(with_metrics: bool) -> OpenApiRouter<AppState> {
+    let router = OpenApiRouter::new()
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
-        .routes(routes!(ops::metrics))
-        .routes(routes!(ops::openapi))
+        .routes(routes!(ops::openapi));
+    if with_metrics { router.routes(routes!(ops::metrics)) } else { router }
 }
 
 /// Tokens and audit (served with the inventory role).

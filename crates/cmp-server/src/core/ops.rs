@@ -1,9 +1,10 @@
 //! Health, readiness and Prometheus metrics.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::IntoResponse;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The process is up.
@@ -14,18 +15,19 @@ pub async fn healthz() -> &'static str {
 
 /// The process can serve: its database and its secret store answer.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = String), (status = 503, body = String)))]
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    responses((status = 200, body = String),
+        (status = 503, body = cmp_api::Problem, content_type = "application/problem+json")))]
+pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     if let Err(e) = state.store.ping().await {
         tracing::warn!(error = %e, "not ready");
-        return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable");
+        return Err(ApiError::Unavailable("database unavailable".into()));
     }
     // Keys live there: a sealed Vault makes this replica unable to issue or download.
     if let Err(e) = state.secrets.check().await {
         tracing::warn!(error = %e, "not ready");
-        return (StatusCode::SERVICE_UNAVAILABLE, "secret store unavailable");
+        return Err(ApiError::Unavailable("secret store unavailable".into()));
     }
-    (StatusCode::OK, "ready")
+    Ok("ready")
 }
 
 /// Prometheus metrics: HTTP requests and latency, certificates by status.

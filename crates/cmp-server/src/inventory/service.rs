@@ -29,7 +29,10 @@ pub async fn resolve_owner(
 ) -> ApiResult<String> {
     let owner = state.lookups.owner(state.store.as_ref(), id_or_name).await?;
     if !caller.may_act_for(&owner.id) {
-        return Err(ApiError::Forbidden);
+        return Err(ApiError::Forbidden(format!(
+            "this token may act only for its own teams, not for owner {}",
+            owner.name
+        )));
     }
     Ok(owner.id)
 }
@@ -203,6 +206,8 @@ pub fn check_owner_change(caller: &Caller, owner_id: Option<&str>) -> ApiResult<
         (Role::Admin | Role::Security, _) => Ok(()),
         (_, Some(id)) if caller.may_act_for(id) => Ok(()),
         // A developer may not give a certificate away to a team it is not in, or orphan it.
-        _ => Err(ApiError::Forbidden),
+        _ => Err(ApiError::Forbidden(
+            "a developer may give certificates only to its own teams".into(),
+        )),
     }
 }

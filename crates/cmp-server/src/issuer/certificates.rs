@@ -65,7 +65,9 @@ pub async fn key(
 ) -> ApiResult<Response> {
     let links = state.store.certificate_links(&id, &caller.scope).await?;
     if !service::may_download_key(&caller, links.owner_id.as_deref()) {
-        return Err(ApiError::Forbidden);
+        return Err(ApiError::Forbidden(
+            "only an admin or a member of the owning team may download this key".into(),
+        ));
     }
     let secret = links.key_secret.ok_or_else(|| ApiError::NotFound {
         entity: "private key of certificate",

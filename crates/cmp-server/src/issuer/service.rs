@@ -341,7 +341,10 @@ pub async fn decide(
 ) -> ApiResult<RequestRecord> {
     let request = state.store.get_request(id, &Scope::All).await?;
     if request.requested_by == caller.actor {
-        return Err(ApiError::Forbidden);
+        // Separation of duties: approval is a second person's check.
+        return Err(ApiError::Forbidden(
+            "a request cannot be approved or rejected by the caller who made it".into(),
+        ));
     }
     if comment.is_some_and(|c| c.len() > 2000) {
         return Err(ApiError::bad_field("comment", "at most 2000 bytes"));

@@ -14,24 +14,31 @@ async fn cmpd_prints_the_token_once_keeps_it_out_of_logs_and_stops_gracefully() 
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cmpd"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("CMP_DATA_DIR", dir.path())
+        .env("CMPD_DATA_DIR", dir.path())
         .env("RUST_LOG", "debug")
-        .env_remove("CMP_DATABASE__URL")
+        .env_remove("CMPD_DATABASE__URL")
+        // The shell the README sets up for cmpctl: none of it is cmpd's configuration.
+        .env("CMP_SERVER", "http://localhost:3000")
+        .env("CMP_TOKEN", "cmp_not-a-real-token")
+        .env("CMP_P12_PASSWORD", "secret")
+        .env("CMP_CA_FILE", "/nonexistent/ca.pem")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut printed = String::new();
-    let token = loop {
+    while !printed.contains("Try:") {
         let mut line = String::new();
         assert!(stdout.read_line(&mut line).unwrap() > 0, "cmpd exited early: {printed}");
         printed.push_str(&line);
-        if let Some(t) = line.trim().strip_prefix("cmp_") {
-            break format!("cmp_{t}");
-        }
-    };
+    }
     assert!(printed.contains(&format!("http://localhost:{port}")), "{printed}");
+    // stdout is a pipe here, as under systemd or in a container: the token stays in its file.
+    let token_file = dir.path().join("admin-token");
+    let token = std::fs::read_to_string(&token_file).unwrap().trim().to_string();
+    assert!(!printed.contains(&token[4..]), "the token went to a non-terminal stdout");
+    assert!(printed.contains(&token_file.display().to_string()), "{printed}");
 
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
@@ -59,6 +66,13 @@ async fn cmpd_prints_the_token_once_keeps_it_out_of_logs_and_stops_gracefully() 
     let mut logs = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
     assert!(logs.contains("\"request_id\""), "JSON logs with request ids: {logs}");
+    // Each request is logged once, by its route template, with status and caller.
+    let line = logs
+        .lines()
+        .find(|l| l.contains("\"route\":\"/api/v1/certificates\""))
+        .unwrap_or_else(|| panic!("no request line: {logs}"));
+    assert!(line.contains("\"status\":200") && line.contains("\"actor\":\"token:"), "{line}");
+    assert!(line.contains("\"duration_ms\"") && line.contains("\"method\":\"GET\""), "{line}");
     assert!(!logs.contains(&token[4..]), "the token leaked into the logs");
     assert!(logs.contains("shutting down"));
 }

@@ -16,4 +16,5 @@ mod issuance;
 mod mozilla;
 mod operations;
 mod support;
+mod transport;
 mod vault;

@@ -54,7 +54,7 @@ impl TestApp {
         db: TestDb,
         data: tempfile::TempDir,
     ) -> TestApp {
-        let base = format!("http://{}", server.addr);
+        let base = format!("{}://{}", server.scheme, server.addr);
         let store = Arc::new(SqlStore::connect(&db.url, 2).await.unwrap());
         TestApp {
             kind,
@@ -154,6 +154,11 @@ impl TestApp {
             .items
             .len();
         (certs, audit)
+    }
+
+    /// Where the server serves `/metrics` on its own, if it does.
+    pub fn server_metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.as_ref()?.metrics_addr
     }
 
     /// The server's data directory.
