@@ -119,7 +119,8 @@ pub struct ManagedCreate {
     pub key_type: Option<String>,
     #[serde(flatten)]
     pub subject: Subject,
-    /// `30d`, `12h` or `33%` before expiry; default: at 2/3 of the lifetime.
+    /// `30d`, `12h` or `33%` before expiry; default: at 2/3 of the lifetime. Must leave a
+    /// version its minimum age, the longer of 1 hour and 10% of the lifetime (a 422 otherwise).
     #[serde(default)]
     pub renew_before: Option<String>,
 }

@@ -108,7 +108,9 @@ pub enum ManagedCommand {
         name: String,
         #[command(flatten)]
         issue: IssueArgs,
-        /// 30d, 12h or 33% before expiry (default: at 2/3 of the lifetime).
+        /// 30d, 12h or 33% before expiry (default: at 2/3 of the lifetime). Must leave at
+        /// least the longer of 1 h and 10% of the lifetime, so that a renewal is never due at
+        /// once.
         #[arg(long)]
         renew_before: Option<String>,
     },

@@ -14,7 +14,9 @@ pub use certificate::{
 pub use issuance::{Backoff, RequestKind, RequestState};
 pub use policy::{Ask, KeyRule, Policy, Violation, name_matches};
 pub use renewal::{
-    RenewBefore, RenewalAction, RenewalDecision, RenewalInput, RenewalReason, decide,
+    CurrentVersion, RenewBefore, RenewBeforeTooLong, RenewalAction, RenewalDecision, RenewalInput,
+    RenewalReason, check_renew_before, decide, format_span, max_renew_before_secs, min_age_secs,
+    renew_before_secs,
 };
 pub use role::Role;
 

@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use cmp_domain::{Backoff, RenewBefore, RenewalAction, RenewalInput, RequestState, decide};
+use cmp_domain::{
+    Backoff, CurrentVersion, RenewBefore, RenewalAction, RenewalInput, RequestState, decide,
+};
 use cmp_store::{IdempotencyKey, ManagedRecord, RequestQuery, RequestRecord, Scope};
 
 use super::service::{self, system_context};
@@ -125,8 +127,14 @@ async fn consider(state: &AppState, id: &str, now: i64) {
     let open_request =
         newest.as_ref().filter(|r| !r.state.is_final()).map(|r| (r.id.as_str(), r.state));
     let current = match &managed.current_certificate_id {
+        // Recorded when the CA's answer was stored: the version's age counts from then, not
+        // from a backdated notBefore.
         Some(id) => match state.store.get_certificate(id, &Scope::All).await {
-            Ok(c) => Some((c.not_before, c.not_after)),
+            Ok(c) => Some(CurrentVersion {
+                not_before: c.not_before,
+                not_after: c.not_after,
+                issued_at: Some(c.created_at),
+            }),
             Err(e) => {
                 tracing::warn!(managed = %managed.id, error = %e, "current version unreadable");
                 None

@@ -566,7 +566,7 @@ pub async fn create_managed(
     let mut checked =
         check_issue(state, &owner_id, &body.subject, body.csr.as_deref(), key_type).await?;
     if let Some(rb) = &body.renew_before {
-        cmp_domain::RenewBefore::parse(rb).map_err(|e| ApiError::bad_field("renew_before", e))?;
+        check_renew_before(rb, &checked.spec)?;
         checked.spec.renew_before = Some(rb.clone());
     }
     let key = idempotency.map(|i| i.for_caller(state, &caller.actor));
@@ -605,6 +605,26 @@ pub async fn create_managed(
     let (request, _) = submit(state, &ctx, new, &checked, key.as_ref()).await?;
     let managed = state.store.get_managed(&managed.id, &Scope::All).await?;
     Ok((managed, request))
+}
+
+/// Refuses a `renew_before` that is not one (400) or that leaves a version of the asked
+/// lifetime less than its minimum age (422): each new version would be due as soon as issued.
+fn check_renew_before(text: &str, spec: &Spec) -> ApiResult<()> {
+    let renew_before =
+        cmp_domain::RenewBefore::parse(text).map_err(|e| ApiError::bad_field("renew_before", e))?;
+    cmp_domain::check_renew_before(renew_before, spec.validity_days.saturating_mul(86_400)).map_err(
+        |e| {
+            let detail = e.as_written(text).to_string();
+            ApiError::Unprocessable {
+                detail: detail.clone(),
+                errors: vec![cmp_api::ProblemItem {
+                    pointer: "renew_before".into(),
+                    reason: "leaves_no_time".into(),
+                    detail,
+                }],
+            }
+        },
+    )
 }
 
 /// Starts a renewal of a managed certificate: a new key (server-made keys) or the stored CSR

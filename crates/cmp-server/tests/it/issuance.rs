@@ -7,10 +7,13 @@ use std::path::Path;
 use std::process::Command;
 
 use cmp_domain::Role;
+use cmp_server::issuer::scheduler;
 use cmp_testkit::DbKind;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
-use crate::support::TestApp;
+use crate::support::{TestApp, TestClock, on_both_databases};
 
 /// A CSR and its key, made by the requester (rcgen).
 pub(crate) fn csr_for(names: &[&str]) -> String {
@@ -350,11 +353,11 @@ async fn server_keys(app: &TestApp) {
 }
 
 /// Managed certificates: first version at creation, a manual renewal, and the scheduler
-/// renewing one that is always due (1-day lifetime, renew 1 day before expiry).
+/// renewing one once it is due (on a clock the test moves, not by sleeping), then not again.
 async fn managed(app: &TestApp) {
     let admin = app.admin_token.clone();
     call(app, &admin, "POST", "/api/v1/owners", Some(json!({"name": "edge"}))).await;
-    let body = json!({"name": "edge-api", "owner": "edge", "dns_names": ["api.edge.example"], "validity_days": 1, "renew_before": "1d"});
+    let body = json!({"name": "edge-api", "owner": "edge", "dns_names": ["api.edge.example"], "validity_days": 1, "renew_before": "12h"});
     let (s, managed) = call(app, &admin, "POST", "/api/v1/managed-certificates", Some(body)).await;
     assert_eq!(s, 201, "{managed}");
     assert_eq!(managed["versions"].as_array().unwrap().len(), 1, "{managed}");
@@ -365,22 +368,173 @@ async fn managed(app: &TestApp) {
         (201, Some("issued"), Some("renew")),
         "{renewal}"
     );
-    let mut versions = 0;
-    for _ in 0..100 {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Inside the renew-before window of the newest version: the scheduler renews it once.
+    let (_, m) = call(app, &admin, "GET", "/api/v1/managed-certificates/edge-api", None).await;
+    let due = unix(&m["versions"][0]["not_after"]) - 12 * 3_600 + 60;
+    let clock = TestClock::at(due);
+    let state = app.issuer_state(clock.clone()).await;
+    scheduler::tick(&state).await;
+    let (_, m) = call(app, &admin, "GET", "/api/v1/managed-certificates/edge-api", None).await;
+    assert_eq!(m["versions"].as_array().unwrap().len(), 3, "the scheduler renewed it: {m}");
+    assert!(m["renewal"]["message"].as_str().unwrap().starts_with("renewing"), "{m}");
+    // The next ticks find the new version too young: the CA signed it on its own clock, 12 h
+    // behind the test's, so to CMP it came already inside its renew-before window (as from a
+    // CA that returns a shorter lifetime than asked).
+    for later in [60, 3_600] {
+        clock.set(due + later);
+        scheduler::tick(&state).await;
         let (_, m) = call(app, &admin, "GET", "/api/v1/managed-certificates/edge-api", None).await;
-        versions = m["versions"].as_array().unwrap().len();
-        if versions >= 3 {
-            assert!(m["renewal"]["message"].as_str().unwrap().starts_with("renewing"), "{m}");
-            break;
-        }
+        assert_eq!(m["versions"].as_array().unwrap().len(), 3, "not renewed again: {m}");
+        let renewal = &m["renewal"];
+        assert_eq!(
+            (renewal["action"].as_str(), renewal["reason"].as_str()),
+            (Some("wait"), Some("minimum_age")),
+            "{m}"
+        );
     }
-    assert!(versions >= 3, "the scheduler renewed it ({versions} versions)");
     let metrics = String::from_utf8(fetch(app, "/metrics").await).unwrap();
     assert!(metrics.contains("cmp_issuance_duration_seconds_bucket"), "a histogram");
     assert!(metrics.contains("cmp_renewals_total{outcome=\"issued\"}"), "renewals by outcome");
     let body = json!({"name": "edge-api", "owner": "edge", "dns_names": ["x.edge.example"]});
     assert_eq!(call(app, &admin, "POST", "/api/v1/managed-certificates", Some(body)).await.0, 409);
+}
+
+/// Unix seconds of an RFC 3339 time in an answer.
+pub(crate) fn unix(value: &Value) -> i64 {
+    let text = value.as_str().unwrap_or_else(|| panic!("not a time: {value}"));
+    OffsetDateTime::parse(text, &Rfc3339).unwrap().unix_timestamp()
+}
+
+/// Files under `dir`, at any depth.
+fn files_under(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries.flatten().map(|e| if e.path().is_dir() { files_under(&e.path()) } else { 1 }).sum()
+    })
+}
+
+/// The issue's example (a 1-day certificate renewed 24 h before expiry was due as soon as
+/// issued, so every tick made a new certificate and key) is refused and says why, and so is
+/// any renew_before that leaves a version less than its minimum age; nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renew_before_that_leaves_no_time_is_refused_and_writes_nothing() {
+    on_both_databases!(|app| {
+        let admin = app.admin_token.clone();
+        call(&app, &admin, "POST", "/api/v1/owners", Some(json!({"name": "lab"}))).await;
+        let before = (app.counts().await, files_under(app.data_dir()));
+        let ask = |renew_before: &str, validity_days: Option<i64>| {
+            let mut body = json!({"name": "x", "owner": "lab", "key_type": "ecdsa_p256",
+                                  "dns_names": ["c.lab.test"], "renew_before": renew_before});
+            if let Some(days) = validity_days {
+                body["validity_days"] = json!(days);
+            }
+            call(&app, &admin, "POST", "/api/v1/managed-certificates", Some(body))
+        };
+        for (renew_before, days, says) in [
+            (
+                "24h",
+                Some(1),
+                "renew_before (24h) must be shorter than the validity (1 day) by at least \
+                 2 h 24 min, the minimum age of a version",
+            ),
+            ("22h", Some(1), "give at most 21 h 36 min (e.g. 21h)"),
+            ("95%", Some(1), "renew_before (95%) must leave at least 2 h 24 min of the validity"),
+            ("82d", None, "renew_before (82d) must be shorter than the validity (90 days)"),
+        ] {
+            let (s, problem) = ask(renew_before, days).await;
+            assert_eq!(s, 422, "{renew_before}: {problem}");
+            assert_eq!(problem["errors"][0]["pointer"], "renew_before", "{problem}");
+            assert_eq!(problem["errors"][0]["reason"], "leaves_no_time", "{problem}");
+            let detail = problem["detail"].as_str().unwrap();
+            assert!(detail.contains(says), "{renew_before}: {detail}");
+        }
+        let (s, problem) = ask("soon", Some(1)).await;
+        assert_eq!((s, problem["errors"][0]["pointer"].as_str()), (400, Some("renew_before")));
+        assert_eq!(
+            (app.counts().await, files_under(app.data_dir())),
+            before,
+            "no certificate, audit event or key on {:?}",
+            app.kind
+        );
+        let (_, managed) = call(&app, &admin, "GET", "/api/v1/managed-certificates", None).await;
+        assert_eq!(managed["items"], json!([]), "{managed}");
+        let (_, requests) = call(&app, &admin, "GET", "/api/v1/requests", None).await;
+        assert_eq!(requests["items"], json!([]), "{requests}");
+        // The largest renew_before the lifetime allows is accepted.
+        let (s, managed) = ask("21h", Some(1)).await;
+        assert_eq!(s, 201, "{managed}");
+        assert_eq!(ask("90%", Some(1)).await.0, 409, "accepted, and the name is taken");
+    })
+}
+
+/// A managed certificate whose version is due as soon as it is issued (stored before the
+/// check above, as the issue's example was): six hours of scheduler ticks, five minutes apart,
+/// renew it once per minimum age (2 h 24 min for a day), not once per tick, and the decision
+/// says why it waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_due_at_once_is_renewed_once_per_minimum_age_not_every_tick() {
+    for kind in DbKind::ALL {
+        // After a renewal the scheduler looks again one interval later.
+        let app = TestApp::spawn_with(kind, |c| c.issuer.scheduler_interval_secs = 60).await;
+        let admin = app.admin_token.clone();
+        call(&app, &admin, "POST", "/api/v1/owners", Some(json!({"name": "lab"}))).await;
+        let body = json!({"name": "x", "owner": "lab", "key_type": "ecdsa_p256",
+                          "dns_names": ["c.lab.test"], "validity_days": 1, "renew_before": "21h"});
+        let (s, managed) =
+            call(&app, &admin, "POST", "/api/v1/managed-certificates", Some(body)).await;
+        assert_eq!(s, 201, "{managed}");
+        let mut spec = managed["spec"].clone();
+        spec["renew_before"] = json!("24h");
+        let id = managed["id"].as_str().unwrap();
+        let sql = format!("UPDATE managed_certificates SET spec = '{spec}' WHERE id = '{id}'");
+        assert_eq!(app.store.execute_raw(&sql).await.unwrap(), 1);
+
+        let start = OffsetDateTime::now_utc().unix_timestamp();
+        let clock = TestClock::at(start);
+        let state = app.issuer_state(clock.clone()).await;
+        let mut renewed_at = Vec::new();
+        let mut versions = 1;
+        for step in 0..=72 {
+            clock.set(start + step * 300);
+            scheduler::tick(&state).await;
+            let (_, m) = call(&app, &admin, "GET", "/api/v1/managed-certificates/x", None).await;
+            let now = m["versions"].as_array().unwrap().len();
+            if now > versions {
+                assert_eq!(now, versions + 1, "one renewal per tick at most: {m}");
+                renewed_at.push(step * 300);
+                versions = now;
+            }
+            if step == 1 {
+                assert_eq!(versions, 1, "{m}");
+                let renewal = &m["renewal"];
+                assert_eq!(
+                    (renewal["action"].as_str(), renewal["reason"].as_str()),
+                    (Some("wait"), Some("minimum_age")),
+                    "{m}"
+                );
+                let message = renewal["message"].as_str().unwrap();
+                assert!(message.starts_with("waiting: the current version is "), "{message}");
+                assert!(
+                    message.contains(
+                        "under its minimum age of 2 h 24 min before a renewal; renew_before (1d) \
+                         leaves less than that of its 1 day lifetime; renews at "
+                    ),
+                    "{message}"
+                );
+                // Received a minute after its (backdated) notBefore; 10% of 1 day and 1 min.
+                let wait =
+                    renewal["due_at"].as_i64().unwrap() - unix(&m["versions"][0]["not_before"]);
+                assert!((8_706..=8_708).contains(&wait), "{wait} s: {m}");
+            }
+            if step == 72 {
+                assert_eq!(m["renewal"]["reason"], "minimum_age", "{m}");
+            }
+        }
+        // Before the minimum age, each of these ticks made a new certificate and key.
+        assert_eq!(renewed_at.len(), 2, "renewed twice in 6 h on {kind:?}: {renewed_at:?}");
+        assert!(renewed_at[0] >= 8_646 - 60, "{renewed_at:?}");
+        assert!(renewed_at[1] - renewed_at[0] >= 8_646, "{renewed_at:?}");
+        app.stop().await;
+    }
 }
 
 pub(crate) fn fast_scheduler(config: &mut cmp_server::config::Config) {

@@ -1,13 +1,15 @@
 //! Spawning the app and making test certificates.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cmp_api::TokenCreate;
 use cmp_client::Client;
-use cmp_domain::Role;
+use cmp_domain::{Clock, Role};
 use cmp_server::config::Config;
+use cmp_server::state::AppState;
 use cmp_store::{AuditQuery, AuditStore, CertificateQuery, CertificateStore, SqlStore};
 use cmp_testkit::{DbKind, TestDb};
+use time::OffsetDateTime;
 
 /// A server on port 0 with its data in `data_dir` and its database `db`.
 fn test_config(db: &TestDb, data_dir: &std::path::Path) -> Config {
@@ -26,6 +28,8 @@ pub struct TestApp {
     pub admin_token: String,
     pub admin: Client,
     pub store: Arc<SqlStore>,
+    /// The configuration the server was started with.
+    pub config: Config,
     server: Option<cmp_server::Server>,
     _db: TestDb,
     _data: tempfile::TempDir,
@@ -41,15 +45,16 @@ impl TestApp {
         let data = tempfile::tempdir().unwrap();
         let mut config = test_config(&db, data.path());
         adjust(&mut config);
-        let server = cmp_server::start(config).await.expect("server starts");
+        let server = cmp_server::start(config.clone()).await.expect("server starts");
         let admin_token = server.admin_token.clone().expect("first start makes an admin token");
-        TestApp::around(kind, server, admin_token, db, data).await
+        TestApp::around(kind, server, config, admin_token, db, data).await
     }
 
     /// The test's view of a started server.
     async fn around(
         kind: DbKind,
         server: cmp_server::Server,
+        config: Config,
         admin_token: String,
         db: TestDb,
         data: tempfile::TempDir,
@@ -62,6 +67,7 @@ impl TestApp {
             base,
             admin_token,
             store,
+            config,
             server: Some(server),
             _db: db,
             _data: data,
@@ -84,8 +90,8 @@ impl TestApp {
         config.issuer.adapter_url = format!("http://{}", adapter.addr);
         config.issuer.adapter_token = admin_token.clone();
         adjust(&mut config);
-        let server = cmp_server::start(config).await.expect("server starts");
-        (TestApp::around(kind, server, admin_token, db, data).await, adapter)
+        let server = cmp_server::start(config.clone()).await.expect("server starts");
+        (TestApp::around(kind, server, config, admin_token, db, data).await, adapter)
     }
 
     /// Another server of role `all` on this app's database and data directory: a replica.
@@ -174,16 +180,52 @@ impl TestApp {
         }
         let mut config = test_config(&self._db, self._data.path());
         adjust(&mut config);
-        let server = cmp_server::start(config).await.expect("server restarts");
+        let server = cmp_server::start(config.clone()).await.expect("server restarts");
+        self.config = config;
         self.base = format!("http://{}", server.addr);
         self.admin = Client::new(&self.base, Some(self.admin_token.clone())).unwrap();
         self.server = Some(server);
+    }
+
+    /// The issuer's state on this app's database, secrets and adapters, with the issuer on
+    /// `clock`: what `scheduler::tick` runs on, so that a test takes the scheduler through
+    /// hours of renewals in a moment instead of sleeping. The CAs keep the system clock, as a
+    /// real CA keeps its own (Vault checks the lifetime it signs against it).
+    pub async fn issuer_state(&self, clock: Arc<TestClock>) -> AppState {
+        let store = Arc::new(SqlStore::connect(&self._db.url, 4).await.unwrap());
+        let secrets = cmp_server::open_secrets(&self.config).await.unwrap();
+        let config = Arc::new(self.config.clone());
+        let system = Arc::new(cmp_server::state::SystemClock);
+        let mut state = AppState::assemble(config, store, system, secrets).unwrap();
+        state.clock = clock;
+        state
     }
 
     pub async fn stop(mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown().await.unwrap();
         }
+    }
+}
+
+/// A clock the test sets.
+#[derive(Debug)]
+pub struct TestClock(Mutex<OffsetDateTime>);
+
+impl TestClock {
+    /// Starts at `unix` seconds.
+    pub fn at(unix: i64) -> Arc<TestClock> {
+        Arc::new(TestClock(Mutex::new(OffsetDateTime::from_unix_timestamp(unix).unwrap())))
+    }
+
+    pub fn set(&self, unix: i64) {
+        *self.0.lock().unwrap() = OffsetDateTime::from_unix_timestamp(unix).unwrap();
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap()
     }
 }
 

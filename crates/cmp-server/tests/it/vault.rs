@@ -6,12 +6,13 @@
 use std::time::Duration;
 
 use cmp_domain::Role;
+use cmp_server::issuer::scheduler;
 use cmp_testkit::DbKind;
 use cmp_testkit::openbao::OpenBao;
 use serde_json::{Value, json};
 
-use crate::issuance::{call, csr_for, fast_scheduler, openssl};
-use crate::support::TestApp;
+use crate::issuance::{call, csr_for, fast_scheduler, openssl, unix};
+use crate::support::{TestApp, TestClock};
 
 const CMP_POLICY: &str = include_str!("../../../../docs/vault/cmp-policy.hcl");
 
@@ -174,21 +175,18 @@ async fn issue_and_revoke(app: &TestApp, bao: &OpenBao, root: &str, cmp_token: &
     let error = denied["last_error"].as_str().unwrap();
     assert!(error.contains("permission denied") && !error.contains(&reader), "{error}");
 
-    // A managed certificate on Vault, renewed by the scheduler through Vault.
+    // A managed certificate on Vault, renewed by the scheduler through Vault once it is due
+    // (on a clock the test moves).
     let body = json!({"name": "web-api", "owner": "web", "adapter": "vault",
-                      "dns_names": ["m.example.com"], "validity_days": 1, "renew_before": "1d"});
+                      "dns_names": ["m.example.com"], "validity_days": 1, "renew_before": "12h"});
     let (s, managed) = call(app, &admin, "POST", "/api/v1/managed-certificates", Some(body)).await;
     assert_eq!(s, 201, "{managed}");
-    let mut versions = Vec::new();
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let (_, m) = call(app, &admin, "GET", "/api/v1/managed-certificates/web-api", None).await;
-        versions = m["versions"].as_array().unwrap().clone();
-        if versions.len() >= 2 {
-            break;
-        }
-    }
-    assert!(versions.len() >= 2, "renewed through Vault: {versions:?}");
+    let due = unix(&managed["versions"][0]["not_after"]) - 12 * 3_600 + 60;
+    let state = app.issuer_state(TestClock::at(due)).await;
+    scheduler::tick(&state).await;
+    let (_, m) = call(app, &admin, "GET", "/api/v1/managed-certificates/web-api", None).await;
+    let versions = m["versions"].as_array().unwrap().clone();
+    assert_eq!(versions.len(), 2, "renewed through Vault: {m}");
     for version in &versions {
         let serial = version["serial_number"].as_str().unwrap();
         let colon: Vec<String> =
