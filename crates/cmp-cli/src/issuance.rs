@@ -8,12 +8,22 @@ use clap::{Args, Subcommand};
 use cmp_api::{
     AdapterCreate, AdapterPatch, AgentTokenCreate, ManagedCreate, Request, RequestCreate, Subject,
 };
+use cmp_ca::RevocationReason;
 use cmp_ca::ocsp_client::{OcspAnswer, ocsp_request, read_ocsp_response};
 use cmp_client::Client;
-use cmp_domain::{KeyRule, KeyType, Policy};
+use cmp_domain::{KeyRule, KeyType, Policy, RequestKind, RequestState};
+use time::format_description::well_known::Rfc3339;
 use x509_parser::prelude::FromDer;
 
-use crate::output::Output;
+use crate::output::{Output, write_raw};
+use crate::{one_of, resolve};
+
+/// What `--key-type` may ask the server to make.
+const SERVER_KEY_TYPES: [&str; 6] =
+    ["ecdsa_p256", "ecdsa_p384", "rsa2048", "rsa3072", "rsa4096", "ed25519"];
+
+/// The CA kinds the server knows (`cmp_ca` names the two plug-in ones).
+const ADAPTER_KINDS: [&str; 3] = ["builtin", cmp_ca::vault_pki::KIND, cmp_ca::acme::KIND];
 
 /// Names and lifetime of a certificate.
 #[derive(Debug, Args)]
@@ -24,8 +34,10 @@ pub struct SubjectArgs {
     /// IP address; repeatable.
     #[arg(long = "ip")]
     ip_addresses: Vec<String>,
+    /// Subject common name (optional: the names go in the SAN).
     #[arg(long)]
     common_name: Option<String>,
+    /// Lifetime in days (default: issuer.default_validity_days, within the owner's policy).
     #[arg(long)]
     validity_days: Option<i64>,
     /// ACME adapters: the id of the solver that proves the names (default: by name pattern).
@@ -54,8 +66,8 @@ pub struct IssueArgs {
     /// PKCS#10 CSR file (PEM): you keep the key.
     #[arg(long, conflicts_with = "key_type")]
     csr: Option<PathBuf>,
-    /// Have the server make the key: ecdsa_p256, ecdsa_p384, rsa2048, rsa3072, rsa4096, ed25519.
-    #[arg(long)]
+    /// Have the server make the key (kept in its secret store; `cmpctl download` gives it).
+    #[arg(long, value_parser = one_of(SERVER_KEY_TYPES))]
     key_type: Option<String>,
     /// Adapter id or name (default: the builtin CA).
     #[arg(long)]
@@ -76,6 +88,7 @@ impl IssueArgs {
     }
 }
 
+/// `cmpctl request ...`.
 #[derive(Debug, Subcommand)]
 pub enum RequestCommand {
     /// Request a certificate for a CSR (you keep the key) or with a server-made key.
@@ -86,25 +99,38 @@ pub enum RequestCommand {
         #[arg(long)]
         idempotency_key: Option<String>,
     },
-    /// Requests, newest first.
+    /// Requests, newest first. The table shows a carried-out revocation as `revoked` (the
+    /// API and `--state` call it `issued`).
     List {
-        /// pending, awaiting_approval, approved, submitted, issued, failed, rejected.
-        #[arg(long)]
+        /// Only requests in this state.
+        #[arg(long, value_parser = one_of(RequestState::ALL.map(RequestState::as_str)))]
         state: Option<String>,
+        /// Only requests of this kind.
+        #[arg(long, value_parser = one_of(RequestKind::ALL.map(RequestKind::as_str)))]
+        kind: Option<String>,
+        /// Page size, 1 to 500 (default 100).
         #[arg(long)]
         limit: Option<u32>,
+        /// Next page: the cursor the previous page printed.
+        #[arg(long)]
+        cursor: Option<String>,
     },
+    /// Show one request: its state, certificate, attempts and decision.
     Show {
+        /// Request id.
         id: String,
     },
 }
 
+/// `cmpctl managed ...`.
 // Parsed once per process: the size of the largest variant does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum ManagedCommand {
-    /// Manage a certificate: issued now, renewed by the scheduler.
+    /// Manage a certificate: requested now, renewed by the scheduler. Prints the request it
+    /// made and its state (in JSON under `request`).
     Create {
+        /// Unique name, e.g. shop-www (letters, digits, '-', '_', '.').
         name: String,
         #[command(flatten)]
         issue: IssueArgs,
@@ -114,19 +140,26 @@ pub enum ManagedCommand {
         #[arg(long)]
         renew_before: Option<String>,
     },
+    /// List managed certificates.
     List,
+    /// Show one: its versions, and the scheduler's last decision.
     Show {
+        /// Managed certificate id or name.
         id: String,
     },
 }
 
+/// `cmpctl policy ...`.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
+    /// Show an owner's policy (or the default it falls under).
     Show {
+        /// Owner id or name.
         owner: String,
     },
     /// Replace an owner's policy.
     Set {
+        /// Owner id or name.
         owner: String,
         /// Allowed name rule (api.example.com, *.example.com, .example.com); repeatable.
         #[arg(long = "allow")]
@@ -134,6 +167,7 @@ pub enum PolicyCommand {
         /// Allowed key as type:min_bits (rsa:3072, ec:256, ed25519); repeatable.
         #[arg(long = "key")]
         keys: Vec<String>,
+        /// Longest lifetime allowed, in days.
         #[arg(long, default_value_t = 397)]
         max_validity_days: i64,
         /// Every request needs the security role's approval.
@@ -142,36 +176,48 @@ pub enum PolicyCommand {
     },
 }
 
+/// `cmpctl adapter ...`.
 #[derive(Debug, Subcommand)]
 pub enum AdapterCommand {
+    /// List the configured CAs.
     List,
-    /// Configure a CA: a new builtin CA, or a Vault PKI role (`--kind vault_pki`).
+    /// Configure a CA: a new builtin CA, a Vault PKI role (docs/VAULT.md) or an ACME CA
+    /// (docs/ACME.md).
     Create {
+        /// Unique name, used by `--adapter` in requests.
         name: String,
-        /// `builtin` or `vault_pki`.
-        #[arg(long, default_value = "builtin")]
+        /// Which kind of CA.
+        #[arg(long, default_value = "builtin", value_parser = one_of(ADAPTER_KINDS))]
         kind: String,
-        /// JSON, or `@file` (`@-` for stdin): keep Vault tokens out of the shell history.
-        /// builtin: '{"key_algorithm":"rsa3072"}'; vault_pki: '{"address":...,"role":...,
-        /// "auth":{"method":"token","token":...}}'.
+        /// JSON, or `@file` (`@-` for stdin): keep Vault tokens and EAB keys out of the shell
+        /// history. builtin: '{"key_algorithm":"rsa3072"}'; vault_pki: '{"address":...,
+        /// "role":..., "auth":{"method":"token","token":...}}'; acme: '{"directory_url":...,
+        /// "contact_email":..., "solvers":[{"challenge":"http-01"}]}'.
         #[arg(long)]
         config: Option<String>,
     },
+    /// Check that a CA answers, and what it can do.
     Status {
+        /// Adapter id or name.
         id: String,
     },
     /// Replace a Vault adapter's credentials: JSON `{"token":...}` or `{"secret_id":...}`,
     /// from `@file` or `@-` (stdin).
     Credentials {
+        /// Adapter id or name.
         id: String,
+        /// The JSON: `@file` or `@-`.
         #[arg(long)]
         from: String,
     },
     /// A short-lived, renewable Vault token for an agent (vault_pki adapters), printed once.
     AgentToken {
+        /// Adapter id or name.
         id: String,
+        /// The agent's name (a-z, 0-9, '-').
         #[arg(long)]
         agent: String,
+        /// Lifetime before renewal, 60 to 86400 seconds (default 3600).
         #[arg(long)]
         ttl_secs: Option<i64>,
     },
@@ -189,26 +235,32 @@ fn json_argument(value: &str, what: &str) -> anyhow::Result<serde_json::Value> {
     serde_json::from_str(&text).with_context(|| format!("{what} must be JSON"))
 }
 
+/// `cmpctl pki ...`.
 #[derive(Debug, Subcommand)]
 pub enum PkiCommand {
-    /// Save a CA's CRL (DER) and list its revoked serials.
+    /// List the revoked serials of a CA's CRL, with their RFC 5280 reasons.
     Crl {
+        /// The builtin CA adapter's name.
         #[arg(long, default_value = "builtin")]
         ca: String,
+        /// Also save the CRL (DER) to this file.
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Save a CA's chain (PEM): what clients trust.
+    /// Print a CA's chain (PEM): what clients trust.
     Chain {
+        /// The builtin CA adapter's name.
         #[arg(long, default_value = "builtin")]
         ca: String,
+        /// Write it to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
     },
     /// Ask the CA's OCSP responder about a certificate (signature checked).
     Ocsp {
-        /// Certificate id or fingerprint.
+        /// Certificate id, SHA-256 fingerprint or a prefix of it.
         id: String,
+        /// The builtin CA adapter's name.
         #[arg(long, default_value = "builtin")]
         ca: String,
     },
@@ -221,13 +273,22 @@ fn read_csr(path: Option<PathBuf>) -> anyhow::Result<Option<String>> {
     .transpose()
 }
 
+/// A request's state as people read it: the API ends a carried-out revocation in `issued`
+/// (its state machine has one success state for every kind), which reads as the opposite.
+pub fn state_label(r: &Request) -> &'static str {
+    match (r.kind, r.state) {
+        (RequestKind::Revoke, RequestState::Issued) => "revoked",
+        (_, state) => state.as_str(),
+    }
+}
+
 fn show_request(out: &Output, r: &Request) -> anyhow::Result<ExitCode> {
     out.value(
         r,
         &[
             ("id", r.id.clone()),
-            ("kind", format!("{:?}", r.kind).to_lowercase()),
-            ("state", serde_json::to_value(r.state)?.as_str().unwrap_or_default().to_string()),
+            ("kind", r.kind.as_str().to_string()),
+            ("state", state_label(r).to_string()),
             ("certificate", r.certificate_id.clone().unwrap_or_default()),
             ("attempts", r.attempts.to_string()),
             ("last error", r.last_error.clone().unwrap_or_default()),
@@ -240,6 +301,7 @@ fn show_request(out: &Output, r: &Request) -> anyhow::Result<ExitCode> {
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+/// `cmpctl request ...`.
 pub async fn request(
     client: &Client,
     out: &Output,
@@ -250,21 +312,22 @@ pub async fn request(
             let body = issue.request()?;
             show_request(out, &client.create_request(&body, idempotency_key.as_deref()).await?)
         }
-        RequestCommand::List { state, limit } => {
-            let page = client
-                .requests(&[("state", state), ("limit", limit.map(|l| l.to_string()))])
-                .await?;
+        RequestCommand::List { state, kind, limit, cursor } => {
+            let query = [
+                ("state", state),
+                ("kind", kind),
+                ("limit", limit.map(|l| l.to_string())),
+                ("cursor", cursor),
+            ];
+            let page = client.requests(&query).await?;
             let rows = page
                 .items
                 .iter()
                 .map(|r| {
                     vec![
                         r.id.clone(),
-                        format!("{:?}", r.kind).to_lowercase(),
-                        serde_json::to_value(r.state)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default(),
+                        r.kind.as_str().to_string(),
+                        state_label(r).to_string(),
                         r.certificate_id.clone().unwrap_or_default(),
                         r.requested_by.clone(),
                     ]
@@ -277,6 +340,7 @@ pub async fn request(
     }
 }
 
+/// `cmpctl approve|reject`.
 pub async fn decide(
     client: &Client,
     out: &Output,
@@ -287,20 +351,35 @@ pub async fn decide(
     show_request(out, &client.decide(id, approve, comment).await?)
 }
 
+/// `cmpctl managed ...`.
 pub async fn managed(
     client: &Client,
     out: &Output,
     cmd: ManagedCommand,
 ) -> anyhow::Result<ExitCode> {
     let show = |m: &cmp_api::Managed| -> Vec<(&'static str, String)> {
-        vec![
+        let mut fields = vec![
             ("id", m.id.clone()),
             ("name", m.name.clone()),
             ("current", m.current_certificate_id.clone().unwrap_or_default()),
             ("versions", m.versions.len().to_string()),
-            ("renewal", m.renewal.as_ref().map(|d| d.message.clone()).unwrap_or_default()),
+        ];
+        for v in &m.versions {
+            let revoked = if v.revoked { ", revoked" } else { "" };
+            let until = v.not_after.format(&Rfc3339).unwrap_or_default();
+            fields.push(("version", format!("{} (until {until}{revoked})", v.certificate_id)));
+        }
+        fields.extend([
+            (
+                "renewal",
+                m.renewal
+                    .as_ref()
+                    .map(|d| d.message.clone())
+                    .unwrap_or_else(|| "not checked yet".into()),
+            ),
             ("last error", m.last_error.clone().unwrap_or_default()),
-        ]
+        ]);
+        fields
     };
     match cmd {
         ManagedCommand::Create { name, issue, renew_before } => {
@@ -315,7 +394,26 @@ pub async fn managed(
                 renew_before,
             };
             let m = client.create_managed(&body).await?;
-            out.value(&m, &show(&m))?;
+            // The answer is the managed certificate alone; its first request is the newest
+            // one that names it.
+            let query = [("managed_certificate", Some(m.id.clone())), ("limit", Some("1".into()))];
+            let request = client
+                .requests(&query)
+                .await
+                .context("while reading the request it made")?
+                .items
+                .into_iter()
+                .next();
+            let mut fields = show(&m);
+            if let Some(r) = &request {
+                fields.push(("request", r.id.clone()));
+                fields.push(("request state", state_label(r).to_string()));
+            }
+            let mut json = serde_json::to_value(&m)?;
+            if let Some(object) = json.as_object_mut() {
+                object.insert("request".into(), serde_json::to_value(&request)?);
+            }
+            out.value(&json, &fields)?;
         }
         ManagedCommand::List => {
             let page = client.managed_list().await?;
@@ -341,10 +439,12 @@ pub async fn managed(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `cmpctl renew`: the renewal request.
 pub async fn renew(client: &Client, out: &Output, id: &str) -> anyhow::Result<ExitCode> {
     show_request(out, &client.renew(id).await?)
 }
 
+/// `cmpctl revoke`: the revocation request.
 pub async fn revoke(
     client: &Client,
     out: &Output,
@@ -355,6 +455,7 @@ pub async fn revoke(
     show_request(out, &client.revoke(id, reason, purge_key).await?)
 }
 
+/// `cmpctl download`: a server-made key, to a 0600 file or standard output.
 pub async fn download(
     client: &Client,
     out: &Output,
@@ -369,7 +470,7 @@ pub async fn download(
             out.done(&format!("wrote the private key to {}", path.display()))?;
         }
         None if pkcs12_password.is_some() => bail!("a PKCS#12 file is binary: give --out"),
-        None => print!("{}", String::from_utf8_lossy(&bytes)),
+        None => write_raw(&bytes)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -402,6 +503,29 @@ fn parse_key_rule(s: &str) -> anyhow::Result<KeyRule> {
     Ok(KeyRule { kind, min_bits: bits })
 }
 
+/// Key rules as `--key` takes them (`ec:256, ed25519`); the default when there are none.
+fn key_rules(rules: &[KeyRule]) -> String {
+    if rules.is_empty() {
+        return "default (rsa:2048, ec:256, ed25519)".into();
+    }
+    let rules: Vec<String> = rules
+        .iter()
+        .map(|r| match r.min_bits {
+            Some(bits) => format!("{}:{bits}", r.kind.as_str()),
+            None => r.kind.as_str().to_string(),
+        })
+        .collect();
+    rules.join(", ")
+}
+
+/// The RFC 5280 name of a CRL reason code, as `--reason` takes it.
+fn reason_name(code: u8) -> String {
+    RevocationReason::from_code(code)
+        .map(|r| r.as_str().to_string())
+        .unwrap_or_else(|| format!("code {code}"))
+}
+
+/// `cmpctl policy ...`.
 pub async fn policy(client: &Client, out: &Output, cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
     let view = match cmd {
         PolicyCommand::Show { owner } => client.policy(&owner).await?,
@@ -422,6 +546,7 @@ pub async fn policy(client: &Client, out: &Output, cmd: PolicyCommand) -> anyhow
                 "allowed names",
                 if p.allowed_names.is_empty() { "any".into() } else { p.allowed_names.join(", ") },
             ),
+            ("allowed keys", key_rules(&p.allowed_keys)),
             ("max validity", format!("{} days", p.max_validity_days)),
             (
                 "approval",
@@ -433,6 +558,7 @@ pub async fn policy(client: &Client, out: &Output, cmd: PolicyCommand) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
+/// `cmpctl adapter ...`.
 pub async fn adapter(
     client: &Client,
     out: &Output,
@@ -500,6 +626,7 @@ pub async fn adapter(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `cmpctl pki ...`: what a CA publishes, fetched without a token.
 pub async fn pki(client: &Client, out: &Output, cmd: PkiCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PkiCommand::Crl { ca, out: file } => {
@@ -513,10 +640,11 @@ pub async fn pki(client: &Client, out: &Output, cmd: PkiCommand) -> anyhow::Resu
             let rows: Vec<Vec<String>> = crl
                 .iter_revoked_certificates()
                 .map(|r| {
+                    // No reason extension means unspecified (RFC 5280 5.3.1).
                     let reason = r
                         .reason_code()
-                        .map(|(_, c)| format!("{:?}", c.0))
-                        .unwrap_or_else(|| "unspecified".into());
+                        .map(|(_, c)| reason_name(c.0))
+                        .unwrap_or_else(|| RevocationReason::Unspecified.as_str().into());
                     vec![
                         r.raw_serial_as_string().replace(':', ""),
                         r.revocation_date.to_rfc2822().unwrap_or_default(),
@@ -535,10 +663,11 @@ pub async fn pki(client: &Client, out: &Output, cmd: PkiCommand) -> anyhow::Resu
             match file {
                 Some(path) => std::fs::write(&path, &pem)
                     .with_context(|| format!("while writing {}", path.display()))?,
-                None => print!("{}", String::from_utf8_lossy(&pem)),
+                None => write_raw(&pem)?,
             }
         }
         PkiCommand::Ocsp { id, ca } => {
+            let id = resolve::certificate_id(client, &id).await?;
             let leaf = pem::parse(client.certificate_pem(&id).await?)?.contents().to_vec();
             let issuer = client.pki(&ca, "ca").await?;
             let request = ocsp_request(&leaf, &issuer).map_err(anyhow::Error::msg)?;
@@ -548,8 +677,8 @@ pub async fn pki(client: &Client, out: &Output, cmd: PkiCommand) -> anyhow::Resu
                 OcspAnswer::Good => "good".to_string(),
                 OcspAnswer::Unknown => "unknown".to_string(),
                 OcspAnswer::Revoked { at, reason } => format!(
-                    "revoked at {at} (reason code {})",
-                    reason.map(|r| r.to_string()).unwrap_or_else(|| "unspecified".into())
+                    "revoked at {at} ({})",
+                    reason_name(reason.unwrap_or(RevocationReason::Unspecified.code()))
                 ),
             };
             out.done(&format!("OCSP: {text} (response signature verified)"))?;

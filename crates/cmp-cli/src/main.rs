@@ -2,18 +2,22 @@
 
 mod issuance;
 mod output;
+mod resolve;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
 use cmp_api::{
     AuditListParams, CertificateListParams, CertificatePatch, ImportParams, OwnerCreate,
     OwnerPatch, TokenCreate,
 };
 use cmp_client::{Client, ImportBody};
+use cmp_domain::{CertificateStatus, Finding, KeyType, Role};
 use output::{Format, Output};
 
 // No Debug: it holds the token and PKCS#12 passwords.
@@ -21,20 +25,40 @@ use output::{Format, Output};
 #[command(
     name = "cmpctl",
     version,
-    about = "Command line for CMP, the certificate management platform"
+    about = "Command line for CMP, the certificate management platform",
+    after_help = "Certificates are named by id, by SHA-256 fingerprint, or by the first 8 or more \
+                  hex digits of it (the SHA256 column of `cmpctl cert list`).\n\
+                  Exit codes: 0 done, 1 a check or an item failed, 2 an error, 141 standard \
+                  output closed early (`cmpctl ... | head`)."
 )]
 struct Cli {
-    /// Server URL.
-    #[arg(long, env = "CMP_SERVER", default_value = "http://localhost:3000", global = true)]
+    /// Server URL, http:// or https:// (a bare localhost:PORT, 127.0.0.1:PORT or
+    /// [::1]:PORT gets http://; other hosts must say which).
+    #[arg(
+        long,
+        env = "CMP_SERVER",
+        default_value = "http://localhost:3000",
+        global = true,
+        help_heading = "Global options"
+    )]
     server: String,
-    /// API token (or CMP_TOKEN).
-    #[arg(long, env = "CMP_TOKEN", hide_env_values = true, global = true)]
+    /// API token.
+    #[arg(
+        long,
+        env = "CMP_TOKEN",
+        hide_env_values = true,
+        global = true,
+        help_heading = "Global options"
+    )]
     token: Option<String>,
     /// Read the API token from this file.
-    #[arg(long, global = true, conflicts_with = "token")]
+    #[arg(long, global = true, conflicts_with = "token", help_heading = "Global options")]
     token_file: Option<PathBuf>,
+    /// PEM file of CA certificates to trust, besides the system's, for an https:// server.
+    #[arg(long, env = "CMP_CA_FILE", global = true, help_heading = "Global options")]
+    ca_file: Option<PathBuf>,
     /// Output format.
-    #[arg(long, short, value_enum, default_value_t = Format::Table, global = true)]
+    #[arg(long, short, value_enum, default_value_t = Format::Table, global = true, help_heading = "Global options")]
     output: Format,
     #[command(subcommand)]
     command: Command,
@@ -59,13 +83,17 @@ enum Command {
     Request(issuance::RequestCommand),
     /// Approve a request awaiting approval (security, admin).
     Approve {
+        /// Request id.
         id: String,
+        /// Why, kept with the decision.
         #[arg(long)]
         comment: Option<String>,
     },
     /// Reject a request awaiting approval (security, admin).
     Reject {
+        /// Request id.
         id: String,
+        /// Why, kept with the decision.
         #[arg(long)]
         comment: Option<String>,
     },
@@ -73,13 +101,16 @@ enum Command {
     #[command(subcommand)]
     Managed(issuance::ManagedCommand),
     /// Renew a managed certificate now.
-    Renew { id: String },
+    Renew {
+        /// Managed certificate id or name.
+        id: String,
+    },
     /// Revoke a certificate through the CA that issued it.
     Revoke {
-        /// Certificate id or fingerprint.
+        /// Certificate id, SHA-256 fingerprint or a prefix of it.
         id: String,
-        /// RFC 5280 reason: unspecified, key_compromise, superseded, cessation_of_operation, ...
-        #[arg(long, default_value = "unspecified")]
+        /// RFC 5280 reason.
+        #[arg(long, default_value = "unspecified", value_parser = revocation_reasons())]
         reason: String,
         /// Also delete the private key the server made for it, once revoked.
         #[arg(long)]
@@ -87,9 +118,9 @@ enum Command {
     },
     /// Download a server-made private key (admins and the owning team; audited).
     Download {
-        /// Certificate id or fingerprint.
+        /// Certificate id, SHA-256 fingerprint or a prefix of it.
         id: String,
-        /// PKCS#12 with this password instead of PEM (or CMP_P12_PASSWORD).
+        /// PKCS#12 with this password instead of PEM.
         #[arg(long, env = "CMP_P12_PASSWORD", hide_env_values = true)]
         pkcs12_password: Option<String>,
         /// Write to this file (mode 0600) instead of standard output.
@@ -107,16 +138,26 @@ enum Command {
     Pki(issuance::PkiCommand),
 }
 
+/// A parser that accepts only `values` and lists them in `--help`.
+pub(crate) fn one_of<const N: usize>(values: [&'static str; N]) -> PossibleValuesParser {
+    PossibleValuesParser::new(values)
+}
+
+fn revocation_reasons() -> PossibleValuesParser {
+    one_of(cmp_ca::RevocationReason::ALL.map(cmp_ca::RevocationReason::as_str))
+}
+
 #[derive(Subcommand)]
 enum CertCommand {
     /// Import PEM, DER, PKCS#7 or PKCS#12 files.
     Import {
+        /// Files to import; each may hold several certificates.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Owner (id or name) of the certificates created.
         #[arg(long)]
         owner: Option<String>,
-        /// Password of PKCS#12 files (or CMP_P12_PASSWORD).
+        /// Password of PKCS#12 files.
         #[arg(long, env = "CMP_P12_PASSWORD", hide_env_values = true)]
         password: Option<String>,
         /// Where they were seen: endpoint:host:port, file:host:/path or k8s:cluster/ns/secret.
@@ -128,12 +169,19 @@ enum CertCommand {
     },
     /// List certificates.
     List(ListArgs),
-    /// Show one certificate (id or SHA-256 fingerprint).
-    Show { id: String },
+    /// Show one certificate.
+    Show {
+        /// Certificate id, SHA-256 fingerprint or a prefix of it (8 hex digits or more).
+        id: String,
+    },
     /// Print a certificate as PEM.
-    Pem { id: String },
+    Pem {
+        /// Certificate id, SHA-256 fingerprint or a prefix of it.
+        id: String,
+    },
     /// Set owner and labels.
     Update {
+        /// Certificate id, SHA-256 fingerprint or a prefix of it.
         id: String,
         /// Owner id or name.
         #[arg(long, conflicts_with = "no_owner")]
@@ -141,12 +189,15 @@ enum CertCommand {
         /// Remove the owner.
         #[arg(long)]
         no_owner: bool,
-        /// Labels as key=value (replaces all labels).
+        /// Labels as key=value (replaces all labels); repeatable.
         #[arg(long = "label", value_parser = parse_label)]
         labels: Vec<(String, String)>,
     },
     /// Delete a certificate from the inventory.
-    Delete { id: String },
+    Delete {
+        /// Certificate id, SHA-256 fingerprint or a prefix of it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -154,54 +205,78 @@ struct ListArgs {
     /// Substring of subject or SAN.
     #[arg(long)]
     q: Option<String>,
-    #[arg(long)]
+    /// Status (expiring: within inventory.expiry_window_days).
+    #[arg(long, value_parser = one_of(CertificateStatus::ALL.map(CertificateStatus::as_str)))]
     status: Option<String>,
+    /// Owner id or name.
     #[arg(long)]
     owner: Option<String>,
+    /// Issuer DN, RFC 4514, exactly as `cert show` prints it.
     #[arg(long)]
     issuer: Option<String>,
-    /// RFC 3339 time.
+    /// Expiring before this RFC 3339 time.
     #[arg(long)]
     expires_before: Option<String>,
-    /// RFC 3339 time.
+    /// Expiring after this RFC 3339 time.
     #[arg(long)]
     expires_after: Option<String>,
-    #[arg(long)]
+    /// Key algorithm.
+    #[arg(long, value_parser = one_of(
+        [KeyType::Rsa, KeyType::Ec, KeyType::Ed25519, KeyType::Ed448, KeyType::Dsa, KeyType::Other]
+            .map(KeyType::as_str)
+    ))]
     key_type: Option<String>,
-    #[arg(long)]
+    /// Only certificates with this finding.
+    #[arg(long, value_parser = one_of(Finding::ALL.map(Finding::as_str)))]
     finding: Option<String>,
-    /// not_after or created_at.
-    #[arg(long)]
+    /// Sort order (default: not_after).
+    #[arg(long, value_parser = one_of(["not_after", "created_at"]))]
     sort: Option<String>,
+    /// Page size, 1 to 500 (default 100).
     #[arg(long)]
     limit: Option<u32>,
+    /// Next page: the cursor the previous page printed.
     #[arg(long)]
     cursor: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 enum OwnerCommand {
+    /// List owners.
     List,
+    /// Show one owner.
     Show {
+        /// Owner id or name.
         id: String,
     },
+    /// Create an owner (a team that owns certificates).
     Create {
+        /// Unique name.
         name: String,
+        /// Contact address.
         #[arg(long)]
         email: Option<String>,
+        /// Free text.
         #[arg(long)]
         description: Option<String>,
     },
+    /// Change an owner's name, email or description.
     Update {
+        /// Owner id or name.
         id: String,
+        /// New name.
         #[arg(long)]
         name: Option<String>,
+        /// New contact address.
         #[arg(long)]
         email: Option<String>,
+        /// New description.
         #[arg(long)]
         description: Option<String>,
     },
+    /// Delete an owner.
     Delete {
+        /// Owner id or name.
         id: String,
     },
 }
@@ -210,19 +285,27 @@ enum OwnerCommand {
 enum TokenCommand {
     /// Create a token; its secret is printed once.
     Create {
+        /// A name to recognise it by.
         #[arg(long)]
         name: String,
-        /// admin, security, developer or agent.
-        #[arg(long)]
+        /// What it may do.
+        #[arg(long, value_parser = one_of(Role::ALL.map(Role::as_str)))]
         role: String,
         /// Owner (id or name) a developer token acts for; repeatable.
         #[arg(long = "owner")]
         owners: Vec<String>,
+        /// Lifetime in days (default: no expiry).
         #[arg(long)]
         expires_in_days: Option<u32>,
+        /// Print only the secret, for `DEV=$(cmpctl token create ... --quiet)`.
+        #[arg(long, short)]
+        quiet: bool,
     },
+    /// List tokens (never their secrets).
     List,
+    /// Revoke a token: it stops working at once.
     Revoke {
+        /// Token id.
         id: String,
     },
 }
@@ -231,20 +314,28 @@ enum TokenCommand {
 enum AuditCommand {
     /// Audit events, newest first.
     List {
+        /// Who: `token:<id>` or `system`.
         #[arg(long)]
         actor: Option<String>,
+        /// What, e.g. certificate.created, request.approved, token.revoked.
         #[arg(long)]
         action: Option<String>,
+        /// Kind of entity: certificate, owner, api_token, issuance_request, adapter, ...
         #[arg(long)]
         entity_type: Option<String>,
+        /// The entity's id.
         #[arg(long)]
         entity_id: Option<String>,
+        /// From this RFC 3339 time.
         #[arg(long)]
         since: Option<String>,
+        /// Until this RFC 3339 time.
         #[arg(long)]
         until: Option<String>,
+        /// Page size, 1 to 500 (default 100).
         #[arg(long)]
         limit: Option<u32>,
+        /// Next page: the cursor the previous page printed.
         #[arg(long)]
         cursor: Option<String>,
     },
@@ -271,13 +362,55 @@ fn api_enum<T: serde::de::DeserializeOwned>(
         .transpose()
 }
 
+/// The server URL to call: a bare loopback `host:port` gets `http://` (nothing leaves the
+/// machine); anything else without a scheme is left to the client, which says a scheme is
+/// needed, rather than guessing http:// and sending a token in clear across a network.
+fn server_url(server: &str) -> String {
+    if server.contains("://") {
+        return server.to_string();
+    }
+    let authority = server.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback { format!("http://{server}") } else { server.to_string() }
+}
+
+/// An error and its causes on one line, each cause once: reqwest repeats its own message in
+/// its source.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+/// The exit status of a process killed by SIGPIPE, as a shell reports it (128 + 13).
+const EXIT_BROKEN_PIPE: u8 = 141;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    let result = run(cli).await;
+    // What is still buffered goes out now, so that a closed pipe is seen here too.
+    let result = result.and_then(|code| {
+        std::io::stdout().flush().context("while writing to standard output")?;
+        Ok(code)
+    });
+    match result {
         Ok(code) => code,
+        // The reader (`| head`) has what it wanted: end as cat or git would, without a word.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::from(EXIT_BROKEN_PIPE),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let _ = writeln!(std::io::stderr(), "error: {}", error_text(&e));
             ExitCode::from(2)
         }
     }
@@ -293,7 +426,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ),
         None => cli.token.clone(),
     };
-    let client = Client::new(&cli.server, token)?;
+    let server = server_url(&cli.server);
+    let client = match &cli.ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("--ca-file: while reading {}", path.display()))?;
+            Client::with_ca_bundle(&server, token, &pem)
+                .with_context(|| format!("--ca-file {}", path.display()))?
+        }
+        None => Client::new(&server, token)?,
+    };
     let out = Output(cli.output);
     match cli.command {
         Command::Cert(cmd) => cert(&client, &out, cmd).await,
@@ -310,9 +452,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Managed(cmd) => issuance::managed(&client, &out, cmd).await,
         Command::Renew { id } => issuance::renew(&client, &out, &id).await,
         Command::Revoke { id, reason, purge_key } => {
+            let id = resolve::certificate_id(&client, &id).await?;
             issuance::revoke(&client, &out, &id, &reason, purge_key).await
         }
         Command::Download { id, pkcs12_password, out: file } => {
+            let id = resolve::certificate_id(&client, &id).await?;
             issuance::download(&client, &out, &id, pkcs12_password, file).await
         }
         Command::Policy(cmd) => issuance::policy(&client, &out, cmd).await,
@@ -367,14 +511,17 @@ async fn cert(client: &Client, out: &Output, cmd: CertCommand) -> anyhow::Result
             Ok(ExitCode::SUCCESS)
         }
         CertCommand::Show { id } => {
+            let id = resolve::certificate_id(client, &id).await?;
             out.certificate(&client.certificate(&id).await?)?;
             Ok(ExitCode::SUCCESS)
         }
         CertCommand::Pem { id } => {
-            print!("{}", client.certificate_pem(&id).await?);
+            let id = resolve::certificate_id(client, &id).await?;
+            output::write_raw(client.certificate_pem(&id).await?.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         CertCommand::Update { id, owner, no_owner, labels } => {
+            let id = resolve::certificate_id(client, &id).await?;
             let patch = CertificatePatch {
                 owner: if no_owner { Some(None) } else { owner.map(Some) },
                 labels: (!labels.is_empty())
@@ -384,6 +531,7 @@ async fn cert(client: &Client, out: &Output, cmd: CertCommand) -> anyhow::Result
             Ok(ExitCode::SUCCESS)
         }
         CertCommand::Delete { id } => {
+            let id = resolve::certificate_id(client, &id).await?;
             client.delete_certificate(&id).await?;
             out.done(&format!("deleted certificate {id}"))?;
             Ok(ExitCode::SUCCESS)
@@ -413,11 +561,15 @@ async fn owner(client: &Client, out: &Output, cmd: OwnerCommand) -> anyhow::Resu
 
 async fn token_cmd(client: &Client, out: &Output, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        TokenCommand::Create { name, role, owners, expires_in_days } => {
+        TokenCommand::Create { name, role, owners, expires_in_days, quiet } => {
             let role = api_enum("role", Some(role))?.context("--role is required")?;
             let created =
                 client.create_token(&TokenCreate { name, role, owners, expires_in_days }).await?;
-            out.token_created(&created)?;
+            if quiet {
+                outln!("{}", created.token)?;
+            } else {
+                out.token_created(&created)?;
+            }
         }
         TokenCommand::List => out.tokens(&client.tokens().await?)?,
         TokenCommand::Revoke { id } => {

@@ -1,5 +1,9 @@
-//! Printing results as aligned tables or JSON.
+//! Printing results as aligned tables or JSON, to a standard output that may close early.
+//!
+//! Every write returns its error instead of panicking as `println!` does: `cmpctl ... | head`
+//! closes the pipe after a few lines, and [`is_broken_pipe`] lets `main` end quietly then.
 
+use std::io::Write;
 use std::path::Path;
 
 use cmp_api::{
@@ -12,8 +16,37 @@ use time::format_description::well_known::Rfc3339;
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// Aligned columns or `field  value` lines, for people.
     Table,
+    /// The API's JSON, for scripts (`| jq`).
     Json,
+}
+
+/// Writes formatted text to standard output, returning the error `println!` would panic on.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes to standard output; see [`outln!`].
+pub fn write_stdout(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    std::io::stdout().lock().write_fmt(args)
+}
+
+/// Writes bytes (PEM, a CRL) to standard output as they are.
+pub fn write_raw(bytes: &[u8]) -> std::io::Result<()> {
+    std::io::stdout().lock().write_all(bytes)
+}
+
+/// Whether an error comes from writing to a standard output whose reader has gone away.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Prints in the chosen format.
@@ -24,7 +57,7 @@ fn date(t: &time::OffsetDateTime) -> String {
 }
 
 /// Prints rows as columns padded to their widest cell.
-fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> std::io::Result<()> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (i, cell) in row.iter().enumerate() {
@@ -34,18 +67,19 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     let line = |cells: Vec<String>| {
         let padded: Vec<String> =
             cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
-        println!("{}", padded.join("  ").trim_end());
+        outln!("{}", padded.join("  ").trim_end())
     };
-    line(headers.iter().map(|h| h.to_uppercase()).collect());
+    line(headers.iter().map(|h| h.to_uppercase()).collect())?;
     for row in rows {
-        line(row);
+        line(row)?;
     }
+    Ok(())
 }
 
 impl Output {
     fn json<T: Serialize>(&self, value: &T) -> anyhow::Result<bool> {
         if self.0 == Format::Json {
-            println!("{}", serde_json::to_string_pretty(value)?);
+            outln!("{}", serde_json::to_string_pretty(value)?)?;
             return Ok(true);
         }
         Ok(false)
@@ -56,7 +90,7 @@ impl Output {
         if !self.json(value)? {
             let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
             for (key, text) in fields {
-                println!("{key:<width$}  {text}");
+                outln!("{key:<width$}  {text}")?;
             }
         }
         Ok(())
@@ -70,7 +104,7 @@ impl Output {
         rows: Vec<Vec<String>>,
     ) -> anyhow::Result<()> {
         if !self.json(value)? {
-            table(headers, rows);
+            table(headers, rows)?;
         }
         Ok(())
     }
@@ -85,59 +119,68 @@ impl Output {
         if self.json(page)? {
             return Ok(());
         }
-        table(headers, rows);
+        table(headers, rows)?;
         if let Some(cursor) = &page.next_cursor {
-            println!("(more: --cursor {cursor})");
+            outln!("(more: --cursor {cursor})")?;
         }
         Ok(())
     }
 
+    /// A message: `{"ok": true, "message": ...}` in JSON.
     pub fn done(&self, message: &str) -> anyhow::Result<()> {
         if !self.json(&serde_json::json!({"ok": true, "message": message}))? {
-            println!("{message}");
+            outln!("{message}")?;
         }
         Ok(())
     }
 
+    /// The failure of one item of several (an imported file): the others go on.
     pub fn error(&self, item: &str, e: &ClientError) -> anyhow::Result<()> {
+        // A closed standard error is no reason to stop: the exit code still tells.
+        let mut err = std::io::stderr().lock();
         match e {
             ClientError::Api(p) if self.0 == Format::Json => {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({"file": item, "problem": p}))?
-                )
+                )?;
             }
             ClientError::Api(p) => {
-                eprintln!("{item}: {e}");
+                let _ = writeln!(err, "{item}: {e}");
                 for cause in &p.errors {
-                    eprintln!("  {}: {} ({})", cause.pointer, cause.detail, cause.reason);
+                    let _ =
+                        writeln!(err, "  {}: {} ({})", cause.pointer, cause.detail, cause.reason);
                 }
             }
-            other => eprintln!("{item}: {other}"),
+            other => {
+                let _ = writeln!(err, "{item}: {other}");
+            }
         }
         Ok(())
     }
 
+    /// What one imported file gave.
     pub fn import(&self, file: &Path, r: &ImportResponse) -> anyhow::Result<()> {
         if self.json(r)? {
             return Ok(());
         }
-        println!(
+        outln!(
             "{}: {} created, {} already known, {} refused",
             file.display(),
             r.created,
             r.already_known,
             r.rejected.len()
-        );
+        )?;
         for c in &r.certificates {
-            println!("  {:<13} {}  {}", c.outcome, c.id, c.subject);
+            outln!("  {:<13} {}  {}", c.outcome, c.id, c.subject)?;
         }
         for x in &r.rejected {
-            println!("  refused       {}: {} ({})", x.item, x.detail, x.reason);
+            outln!("  refused       {}: {} ({})", x.item, x.detail, x.reason)?;
         }
         Ok(())
     }
 
+    /// A page of certificates. The SHA256 column is a prefix that `cert show` also accepts.
     pub fn certificates(&self, page: &Page<Certificate>) -> anyhow::Result<()> {
         if self.json(page)? {
             return Ok(());
@@ -156,13 +199,14 @@ impl Output {
                 ]
             })
             .collect();
-        table(&["id", "name", "not_after", "status", "owner", "sha256"], rows);
+        table(&["id", "name", "not_after", "status", "owner", "sha256"], rows)?;
         if let Some(cursor) = &page.next_cursor {
-            println!("(more: --cursor {cursor})");
+            outln!("(more: --cursor {cursor})")?;
         }
         Ok(())
     }
 
+    /// One certificate, every field.
     pub fn certificate(&self, c: &Certificate) -> anyhow::Result<()> {
         if self.json(c)? {
             return Ok(());
@@ -194,19 +238,20 @@ impl Output {
             ),
             ("source", c.source.clone()),
         ] {
-            println!("{k:<11} {v}");
+            outln!("{k:<11} {v}")?;
         }
         for l in &c.locations {
-            println!(
+            outln!(
                 "location    {} {} (last seen {})",
                 l.kind.as_str(),
                 l.address,
                 date(&l.last_seen)
-            );
+            )?;
         }
         Ok(())
     }
 
+    /// Owners, as a table.
     pub fn owners(&self, owners: &[Owner]) -> anyhow::Result<()> {
         if self.json(&owners)? {
             return Ok(());
@@ -215,23 +260,25 @@ impl Output {
             .iter()
             .map(|o| vec![o.id.clone(), o.name.clone(), o.email.clone().unwrap_or_default()])
             .collect();
-        table(&["id", "name", "email"], rows);
+        table(&["id", "name", "email"], rows)?;
         Ok(())
     }
 
+    /// A new token and its secret, which the server shows only this once.
     pub fn token_created(&self, t: &TokenCreated) -> anyhow::Result<()> {
         if self.json(t)? {
             return Ok(());
         }
-        println!(
+        outln!(
             "token {} ({}) created. Its secret, shown only now:\n\n  {}\n",
             t.info.id,
             t.info.role.as_str(),
             t.token
-        );
+        )?;
         Ok(())
     }
 
+    /// Tokens, without their secrets.
     pub fn tokens(&self, tokens: &[ApiToken]) -> anyhow::Result<()> {
         if self.json(&tokens)? {
             return Ok(());
@@ -248,10 +295,11 @@ impl Output {
                 ]
             })
             .collect();
-        table(&["id", "name", "role", "expires", "state"], rows);
+        table(&["id", "name", "role", "expires", "state"], rows)?;
         Ok(())
     }
 
+    /// A page of audit events.
     pub fn audit(&self, page: &Page<AuditEvent>) -> anyhow::Result<()> {
         if self.json(page)? {
             return Ok(());
@@ -269,25 +317,26 @@ impl Output {
                 ]
             })
             .collect();
-        table(&["seq", "time", "actor", "action", "entity"], rows);
+        table(&["seq", "time", "actor", "action", "entity"], rows)?;
         if let Some(cursor) = &page.next_cursor {
-            println!("(more: --cursor {cursor})");
+            outln!("(more: --cursor {cursor})")?;
         }
         Ok(())
     }
 
+    /// The audit chain check.
     pub fn verification(&self, v: &AuditVerification) -> anyhow::Result<()> {
         if self.json(v)? {
             return Ok(());
         }
         match (v.intact, v.first_broken_seq) {
-            (true, _) => println!("audit chain intact: {} events verified", v.checked),
-            (false, seq) => println!(
+            (true, _) => outln!("audit chain intact: {} events verified", v.checked)?,
+            (false, seq) => outln!(
                 "AUDIT CHAIN BROKEN at event {}: {} ({} events verified before it)",
                 seq.map(|s| s.to_string()).unwrap_or_default(),
                 v.reason.as_deref().unwrap_or(""),
                 v.checked
-            ),
+            )?,
         }
         Ok(())
     }

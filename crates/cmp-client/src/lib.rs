@@ -21,6 +21,12 @@ pub enum ClientError {
     /// The server could not be reached.
     #[error("could not reach the server: {0}")]
     Transport(#[from] reqwest::Error),
+    /// The server URL is not one the client can call (no `http://` or `https://`, no host).
+    #[error("server URL {url:?}: {reason}")]
+    BadServerUrl { url: String, reason: String },
+    /// The CA bundle to trust holds no usable certificate.
+    #[error("CA bundle: {0}")]
+    BadCaBundle(String),
 }
 
 impl ClientError {
@@ -29,7 +35,9 @@ impl ClientError {
         match self {
             ClientError::Api(p) => Some(p.status),
             ClientError::Unexpected { status, .. } => Some(status.as_u16()),
-            ClientError::Transport(_) => None,
+            ClientError::Transport(_)
+            | ClientError::BadServerUrl { .. }
+            | ClientError::BadCaBundle(_) => None,
         }
     }
 }
@@ -81,15 +89,74 @@ impl std::fmt::Debug for ImportBody {
 
 pub type ClientResult<T> = Result<T, ClientError>;
 
+/// The base URL without its trailing slashes, once it is known to be `http(s)://host...`:
+/// reqwest's own complaint about a missing scheme is a bare "builder error".
+fn check_base_url(base: &str) -> ClientResult<String> {
+    let bad =
+        |reason: &str| ClientError::BadServerUrl { url: base.to_string(), reason: reason.into() };
+    // Without this, `localhost:3000` parses as the scheme `localhost` with the path `3000`.
+    if !base.contains("://") {
+        return Err(bad("no scheme: write http:// or https:// before the host"));
+    }
+    let url = reqwest::Url::parse(base).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("the scheme must be http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    Ok(base.trim_end_matches('/').to_string())
+}
+
+/// The certificates of a PEM bundle; an error when it holds none.
+fn ca_roots(pem: &[u8]) -> ClientResult<Vec<reqwest::Certificate>> {
+    let roots = reqwest::Certificate::from_pem_bundle(pem)
+        .map_err(|e| ClientError::BadCaBundle(format!("not PEM ({e})")))?;
+    if roots.is_empty() {
+        return Err(ClientError::BadCaBundle(
+            "no \"-----BEGIN CERTIFICATE-----\" block in it".into(),
+        ));
+    }
+    Ok(roots)
+}
+
 impl Client {
-    /// `base` like `http://localhost:3000`.
+    /// `base` like `http://localhost:3000`, trusting the platform's CA certificates.
     pub fn new(base: &str, token: Option<String>) -> ClientResult<Client> {
+        Self::build(base, token, None)
+    }
+
+    /// Like [`Client::new`], also trusting the CA certificates of a PEM bundle: for a server
+    /// whose certificate comes from a private CA (CMP's builtin CA, for one).
+    pub fn with_ca_bundle(
+        base: &str,
+        token: Option<String>,
+        ca_bundle_pem: &[u8],
+    ) -> ClientResult<Client> {
+        Self::build(base, token, Some(ca_bundle_pem))
+    }
+
+    fn build(
+        base: &str,
+        token: Option<String>,
+        ca_bundle_pem: Option<&[u8]>,
+    ) -> ClientResult<Client> {
+        let base = check_base_url(base)?;
         // rustls with aws-lc-rs, the platform's one crypto provider.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("cmp-client/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Client { base: base.trim_end_matches('/').to_string(), token, http })
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("cmp-client/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = ca_bundle_pem {
+            for root in ca_roots(pem)? {
+                builder = builder.add_root_certificate(root);
+            }
+        }
+        let http = builder.build().map_err(|e| match ca_bundle_pem {
+            // A certificate that is not DER inside its PEM armour is refused only here.
+            Some(_) => ClientError::BadCaBundle(format!("a certificate is not valid X.509 ({e})")),
+            None => ClientError::Transport(e),
+        })?;
+        Ok(Client { base, token, http })
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {

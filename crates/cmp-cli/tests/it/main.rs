@@ -6,6 +6,9 @@
     clippy::field_reassign_with_default
 )]
 
+mod help;
+mod plumbing;
+
 use std::process::Output;
 
 use cmp_store::{Dialect, SqlStore, Store};
@@ -146,6 +149,30 @@ async fn a_person_manages_the_inventory_with_cmpctl_and_audit_verify_catches_tam
     }
 }
 
+/// Runs cmpctl with another token in table form; its standard output, once it succeeded.
+async fn table_as(f: &Fixture, token: &str, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cmpctl"))
+        .args(args)
+        .env("CMP_SERVER", &f.base)
+        .env("CMP_TOKEN", token)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "cmpctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    stdout(&out)
+}
+
+/// The value of a `key  value` line of a table-form answer ("" when the line is missing).
+fn field<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix(key)?;
+            // `request` must not match `request state`: the key is followed by spaces only.
+            (rest.is_empty() || rest.starts_with("  ")).then(|| rest.trim())
+        })
+        .unwrap_or("")
+}
+
 /// Runs cmpctl with another token.
 async fn cmpctl_as(f: &Fixture, token: &str, args: &[&str]) -> Value {
     let mut all = args.to_vec();
@@ -186,39 +213,32 @@ async fn a_person_issues_renews_and_revokes_with_cmpctl() {
         )
         .await;
         assert_eq!(policy["policy"]["require_approval"], true);
-        let dev = json(
-            &f,
-            &["token", "create", "--name", "dev", "--role", "developer", "--owner", "shop"],
-        )
-        .await;
-        let dev = dev["token"].as_str().unwrap().to_string();
-        let security = json(&f, &["token", "create", "--name", "sec", "--role", "security"]).await;
-        let security = security["token"].as_str().unwrap().to_string();
+        let shown = table_as(&f, &f.token, &["policy", "show", "shop"]).await;
+        assert_eq!(field(&shown, "allowed keys"), "ec:256", "{shown}");
+        assert_eq!(field(&shown, "allowed names"), ".shop.example", "{shown}");
+
+        // The README sets $DEV and $SEC this way: the secret alone on one line.
+        let args = ["token", "create", "--name", "dev", "--role", "developer", "--owner", "shop"];
+        let dev = table_as(&f, &f.token, &[&args[..], &["--quiet"]].concat()).await;
+        let args = ["token", "create", "--name", "sec", "--role", "security", "-q"];
+        let security = table_as(&f, &f.token, &args).await;
+        for secret in [&dev, &security] {
+            assert!(secret.starts_with("cmp_") && secret.lines().count() == 1, "{secret:?}");
+        }
+        let (dev, security) = (dev.trim().to_string(), security.trim().to_string());
 
         // The developer makes a key and CSR with openssl, as the README shows.
         let dir = tempfile::tempdir().unwrap();
         let csr = openssl_csr(dir.path());
         let csr = csr.to_str().unwrap();
-        let managed = cmpctl_as(
-            &f,
-            &dev,
-            &[
-                "managed",
-                "create",
-                "shop-www",
-                "--owner",
-                "shop",
-                "--csr",
-                csr,
-                "--validity-days",
-                "60",
-            ],
-        )
-        .await;
-        assert!(managed["current_certificate_id"].is_null(), "waits for approval");
+        let args = ["managed", "create", "shop-www", "--owner", "shop", "--csr", csr];
+        let managed = table_as(&f, &dev, &[&args[..], &["--validity-days", "60"]].concat()).await;
+        assert_eq!(field(&managed, "current"), "", "waits for approval: {managed}");
+        assert_eq!(field(&managed, "request state"), "awaiting_approval", "{managed}");
         let pending =
             cmpctl_as(&f, &security, &["request", "list", "--state", "awaiting_approval"]).await;
         let request = pending["items"][0]["id"].as_str().unwrap().to_string();
+        assert_eq!(field(&managed, "request"), request, "the request it printed is the one listed");
         let issued = cmpctl_as(&f, &security, &["approve", &request, "--comment", "ok"]).await;
         assert_eq!(issued["state"], "issued", "{issued}");
         let cert = issued["certificate_id"].as_str().unwrap().to_string();
@@ -226,6 +246,19 @@ async fn a_person_issues_renews_and_revokes_with_cmpctl() {
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
         let listed = cmpctl_as(&f, &dev, &["cert", "list", "--owner", &owner_id]).await;
         assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+
+        // What the table's SHA256 column prints names the certificate too.
+        let table = table_as(&f, &dev, &["cert", "list", "--owner", "shop"]).await;
+        let short = table.lines().nth(1).unwrap().split_whitespace().last().unwrap().to_string();
+        assert_eq!(short.len(), 16, "{table}");
+        let by_prefix = table_as(&f, &dev, &["cert", "show", &short]).await;
+        assert_eq!(field(&by_prefix, "id"), cert, "{by_prefix}");
+        let pem_by_prefix = table_as(&f, &dev, &["cert", "pem", &short[..8]]).await;
+        assert_eq!(pem_by_prefix, pem);
+        let unknown = cmpctl(&f, &["cert", "show", "00000000deadbeef"]).await;
+        assert_eq!(unknown.status.code(), Some(2));
+        let said = String::from_utf8_lossy(&unknown.stderr);
+        assert!(said.contains("no certificate") && said.contains("00000000deadbeef"), "{said}");
 
         let renewal = cmpctl_as(&f, &dev, &["renew", "shop-www"]).await;
         assert_eq!(renewal["state"], "awaiting_approval");
@@ -236,23 +269,40 @@ async fn a_person_issues_renews_and_revokes_with_cmpctl() {
 
         let good = cmpctl_as(&f, &dev, &["pki", "ocsp", &cert]).await;
         assert!(good["message"].as_str().unwrap().starts_with("OCSP: good"), "{good}");
-        let revoked = cmpctl_as(&f, &security, &["revoke", &cert, "--reason", "superseded"]).await;
-        assert_eq!(
-            (revoked["kind"].as_str(), revoked["state"].as_str()),
-            (Some("revoke"), Some("issued"))
-        );
+        // A carried-out revocation reads as revoked, though the API's state for it is `issued`.
+        let revoked = table_as(&f, &security, &["revoke", &cert, "--reason", "superseded"]).await;
+        assert_eq!((field(&revoked, "kind"), field(&revoked, "state")), ("revoke", "revoked"));
+        let request_id = field(&revoked, "id").to_string();
+        let wire = cmpctl_as(&f, &security, &["request", "show", &request_id]).await;
+        assert_eq!(wire["state"], "issued", "{wire}");
+        let requests = table_as(&f, &security, &["request", "list", "--kind", "revoke"]).await;
+        let row = requests.lines().find(|l| l.starts_with(&request_id)).unwrap();
+        assert_eq!(row.split_whitespace().nth(2), Some("revoked"), "{requests}");
+
+        // The CRL and OCSP name the reason as --reason does.
         let crl = cmpctl_as(&f, &dev, &["pki", "crl"]).await;
         let serial =
             json(&f, &["cert", "show", &cert]).await["serial_number"].as_str().unwrap().to_string();
-        assert!(
-            crl.as_array()
-                .unwrap()
-                .iter()
-                .any(|r| r["serial"].as_str().unwrap().eq_ignore_ascii_case(&serial)),
-            "{crl} has {serial}"
-        );
+        let entry = crl
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["serial"].as_str().unwrap().eq_ignore_ascii_case(&serial))
+            .unwrap_or_else(|| panic!("{crl} has {serial}"))
+            .clone();
+        assert_eq!(entry["reason"], "superseded", "{entry}");
+        let crl_table = table_as(&f, &dev, &["pki", "crl"]).await;
+        assert!(crl_table.lines().any(|l| l.ends_with("  superseded")), "{crl_table}");
         let answer = cmpctl_as(&f, &dev, &["pki", "ocsp", &cert]).await;
-        assert!(answer["message"].as_str().unwrap().starts_with("OCSP: revoked"), "{answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.starts_with("OCSP: revoked") && message.contains("superseded"), "{answer}");
+
+        // In JSON, `managed create` gives the request it made under `request`.
+        let args = ["managed", "create", "shop-api", "--owner", "shop", "--key-type", "ecdsa_p256"];
+        let api = cmpctl_as(&f, &dev, &[&args[..], &["--dns", "api.shop.example"]].concat()).await;
+        assert_eq!(api["name"], "shop-api");
+        assert_eq!(api["request"]["state"], "awaiting_approval", "{api}");
+        assert_eq!(api["request"]["managed_certificate_id"], api["id"], "{api}");
         f.server.shutdown().await.unwrap();
     }
 }
