@@ -15,11 +15,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ServerRole {
-    /// Every role in one process, with the UI, on one port (3000).
+    /// Every role in one process, on one port (3000).
     All,
     /// Certificates, locations, owners, import, search (8081).
     Inventory,
-    /// Managed certificates, requests, policies, renewal, agents (8082).
+    /// Managed certificates, requests, policies, approvals, renewal (8082).
     Issuer,
     /// CA adapters: sign, revoke, status; CRL and OCSP (8083).
     Adapter,
