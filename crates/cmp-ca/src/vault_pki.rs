@@ -56,7 +56,7 @@ impl std::fmt::Debug for VaultPki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VaultPki")
             .field("ca_id", &self.ca_id)
-            .field("address", &self.client.address())
+            .field("address", &self.client.shown_address())
             .field("target", &self.target)
             .finish_non_exhaustive()
     }
@@ -324,7 +324,7 @@ impl CaAdapter for VaultPki {
             "{}/roles/{} at {}",
             self.target.mount,
             self.target.role,
-            self.client.address()
+            self.client.shown_address()
         );
         let unhealthy = |message: String, capabilities| AdapterStatus {
             healthy: false,
@@ -335,7 +335,7 @@ impl CaAdapter for VaultPki {
         match self.client.health().await {
             Ok(health) if health.sealed => {
                 return unhealthy(
-                    format!("Vault at {} is sealed", self.client.address()),
+                    format!("Vault at {} is sealed", self.client.shown_address()),
                     capabilities,
                 );
             }

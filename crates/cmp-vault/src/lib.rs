@@ -161,8 +161,8 @@ impl VaultClient {
         })
     }
 
-    /// The address this client talks to.
-    pub fn address(&self) -> &str {
+    /// The address this client talks to, without any user info: for errors, logs and status.
+    pub fn shown_address(&self) -> &str {
         &self.shown_address
     }
 

@@ -148,7 +148,7 @@ impl Sessions {
                         other => other,
                     })?
                     .unwrap_or_default();
-                tracing::debug!(address = client.address(), "logged in to Vault with AppRole");
+                tracing::debug!(address = client.shown_address(), "logged in to Vault with AppRole");
                 session_of(&answer["auth"], now)
             }
         }
@@ -189,7 +189,7 @@ impl Sessions {
                 wait
             }
             Err(e) => {
-                tracing::warn!(address = client.address(), error = %e, "Vault token renewal failed");
+                tracing::warn!(address = client.shown_address(), error = %e, "Vault token renewal failed");
                 Duration::from_secs(5)
             }
         }
@@ -205,7 +205,7 @@ impl VaultClient {
             if let Some(client) = weak.upgrade()
                 && let Err(e) = client.sessions.token(&client).await
             {
-                tracing::debug!(address = client.address(), error = %e, "Vault not ready yet");
+                tracing::debug!(address = client.shown_address(), error = %e, "Vault not ready yet");
             }
             let mut wait = Duration::from_secs(1);
             loop {

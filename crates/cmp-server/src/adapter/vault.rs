@@ -331,7 +331,7 @@ impl VaultPkis {
             ttl_secs: issued.ttl_secs,
             renewable: issued.renewable,
             policy,
-            vault_address: client.address().to_string(),
+            vault_address: client.shown_address().to_string(),
             sign_path: format!("{}/sign/{}", target.mount, target.role),
             kv_path: format!("{kv_mount}/data/{kv_path}/"),
         })
