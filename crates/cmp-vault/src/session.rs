@@ -148,7 +148,10 @@ impl Sessions {
                         other => other,
                     })?
                     .unwrap_or_default();
-                tracing::debug!(address = client.shown_address(), "logged in to Vault with AppRole");
+                tracing::debug!(
+                    address = client.shown_address(),
+                    "logged in to Vault with AppRole"
+                );
                 session_of(&answer["auth"], now)
             }
         }
