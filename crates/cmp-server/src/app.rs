@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
@@ -11,7 +9,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -24,7 +21,7 @@ use crate::error::{ApiError, REQUEST_ID};
 use crate::state::AppState;
 use crate::{adapter, core, inventory, issuer};
 
-const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 #[derive(OpenApi)]
 #[openapi(
@@ -72,15 +69,15 @@ pub fn build(state: AppState) -> Result<(Router, AppState), String> {
     let headers = SecurityHeaders { hsts: config.tls_enabled() };
     let router = router
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
-        .fallback(|| async { ApiError::NotFound { entity: "route", id: "for this path".into() } })
+        .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(config.http.body_limit_bytes))
-        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(config.http.body_timeout_secs)))
-        .layer(middleware::from_fn(crate::metrics::track_http))
+        // Inside the request log, so that a panic's 500 is logged and counted like any answer.
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("handler panicked".into()).into_response()
         }))
+        .layer(middleware::from_fn(crate::metrics::track_http))
         .layer(middleware::from_fn(problem_for_plain_errors))
         .layer(middleware::from_fn_with_state(headers, security_headers))
         .layer(middleware::from_fn(reject_nul))
@@ -109,7 +106,7 @@ pub fn build(state: AppState) -> Result<(Router, AppState), String> {
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", axum::routing::get(core::ops::metrics))
-        .fallback(|| async { ApiError::NotFound { entity: "route", id: "for this path".into() } })
+        .fallback(|| async { ApiError::route_not_found() })
         .with_state(state)
 }
 
@@ -150,8 +147,8 @@ async fn security_headers(
 /// Longest error text of the framework kept in a problem's detail.
 const MAX_REJECTION_DETAIL: usize = 300;
 
-/// Turns error answers that are not problem documents (axum's own rejections: a path segment
-/// that is not UTF-8, a body that timed out) into RFC 9457 problems, so that every error a
+/// Turns error answers that are not problem documents (axum's own rejections, such as a path
+/// segment that is not UTF-8) into RFC 9457 problems, so that every error a
 /// client sees has one shape.
 async fn problem_for_plain_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;

@@ -209,34 +209,31 @@ impl std::fmt::Debug for DatabaseConfig {
     }
 }
 
-/// Hides the password of a URL, in its user part and in a `password=` query parameter.
+/// Hides the credentials of a URL: its user info (by `cmp_vault::without_userinfo`'s rule,
+/// shown as `***@`) and a `password=` query parameter.
 pub fn redact_url(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let mut out = match (base.find("://"), base.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            match base[scheme_end + 3..at].split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &base[..scheme_end + 3], &base[at..]),
-                None => base.to_string(),
-            }
+    let shown = cmp_vault::without_userinfo(url);
+    let shown = match url.find("://") {
+        Some(scheme_end) if shown != url => {
+            format!("{}***@{}", &url[..scheme_end + 3], &shown[scheme_end + 3..])
         }
-        _ => base.to_string(),
+        _ => shown,
     };
-    if let Some(query) = query {
-        let params: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                _ => kv.to_string(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&params.join("&"));
-    }
-    out
+    let Some((base, query)) = shown.split_once('?') else {
+        return shown;
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
 }
+
+/// Highest `http.max_connections`: far beyond what one process's file descriptors allow.
+const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 
 /// HTTP serving.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -437,6 +434,9 @@ impl Config {
             return Err("http.body_limit_bytes must be at least 1024".into());
         }
         let http = &self.http;
+        if http.max_connections > MAX_CONNECTIONS_LIMIT {
+            return Err(format!("http.max_connections must be at most {MAX_CONNECTIONS_LIMIT}"));
+        }
         if http.header_timeout_secs == 0 || http.body_timeout_secs == 0 || http.max_connections == 0
         {
             return Err("http.header_timeout_secs, http.body_timeout_secs and \
@@ -517,9 +517,11 @@ mod tests {
 
     #[test]
     fn passwords_in_urls_are_hidden() {
+        assert_eq!(redact_url("postgres://cmp:s3cret@db:5432/cmp"), "postgres://***@db:5432/cmp");
+        assert_eq!(redact_url("postgres://u:p?w/d@db/cmp"), "postgres://***@db/cmp");
         assert_eq!(
-            redact_url("postgres://cmp:s3cret@db:5432/cmp"),
-            "postgres://cmp:***@db:5432/cmp"
+            redact_url("postgres://db/cmp?user=u&password=pw"),
+            "postgres://db/cmp?user=u&password=***"
         );
         let config = DatabaseConfig { url: Some("postgres://u:pw@h/d".into()), max_connections: 1 };
         assert!(!format!("{config:?}").contains("pw"));

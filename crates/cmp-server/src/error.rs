@@ -36,6 +36,9 @@ pub enum ApiError {
     /// The body is larger than the configured limit.
     #[error("request body over the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The body did not arrive within `http.body_timeout_secs`.
+    #[error("the request body did not arrive within {secs} s")]
+    BodyTimeout { secs: u64 },
     /// The body's media type is not one this route reads.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -57,8 +60,8 @@ pub enum ApiError {
     /// A dependency this process needs (database, secret store) does not answer.
     #[error("{0}")]
     Unavailable(String),
-    /// An error answer of the HTTP framework itself (a path that is not UTF-8, a body that
-    /// timed out), reshaped into a problem.
+    /// An error answer of the HTTP framework itself that no other variant stands for,
+    /// reshaped into a problem.
     #[error("{detail}")]
     Framework { status: StatusCode, detail: String },
     /// A bug or an unexpected failure; details go to the log only.
@@ -83,13 +86,26 @@ impl ApiError {
         ApiError::BadRequest { detail: detail.into(), errors: Vec::new() }
     }
 
-    /// The problem for an error answer the framework made with `status` and `detail`.
+    /// The problem for an error answer the framework made with `status` and `detail` (a path
+    /// segment that is not UTF-8 is a 400 in text): the variant of that status where there is
+    /// one, so that the table below stays the only one.
     pub fn from_status(status: StatusCode, detail: String) -> Self {
         match status {
+            StatusCode::BAD_REQUEST => ApiError::bad_request(detail),
             StatusCode::UNAUTHORIZED => ApiError::Unauthorized,
+            StatusCode::NOT_FOUND => ApiError::route_not_found(),
             StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(detail),
+            StatusCode::UNPROCESSABLE_ENTITY => {
+                ApiError::Unprocessable { detail, errors: Vec::new() }
+            }
             _ => ApiError::Framework { status, detail },
         }
+    }
+
+    /// A path that no route serves.
+    pub fn route_not_found() -> Self {
+        ApiError::NotFound { entity: "route", id: "for this path".into() }
     }
 
     /// A bad value for one named field or parameter.
@@ -116,6 +132,9 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large")
+            }
+            ApiError::BodyTimeout { .. } => {
+                (StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout")
             }
             ApiError::UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -184,23 +203,10 @@ impl ApiError {
             ApiError::Unavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
             }
-            ApiError::Framework { status, .. } => {
-                let (slug, title) = match *status {
-                    StatusCode::BAD_REQUEST => ("bad-request", "Bad request"),
-                    StatusCode::NOT_FOUND => ("not-found", "Not found"),
-                    StatusCode::REQUEST_TIMEOUT => ("request-timeout", "Request timeout"),
-                    StatusCode::PAYLOAD_TOO_LARGE => {
-                        ("payload-too-large", "Request body too large")
-                    }
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                        ("unsupported-media-type", "Unsupported media type")
-                    }
-                    StatusCode::UNPROCESSABLE_ENTITY => ("unprocessable", "Input refused"),
-                    s if s.is_server_error() => ("internal", "Internal error"),
-                    _ => ("http-error", "Request refused"),
-                };
-                (*status, slug, title)
+            ApiError::Framework { status, .. } if status.is_server_error() => {
+                (*status, "internal", "Internal error")
             }
+            ApiError::Framework { status, .. } => (*status, "http-error", "Request refused"),
             ApiError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error")
             }

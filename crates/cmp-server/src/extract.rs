@@ -1,6 +1,7 @@
 //! Extractors whose rejections are problem documents, and the caller of a request.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -19,6 +20,18 @@ fn body_error(status: StatusCode, text: String, limit: usize) -> ApiError {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(text),
         _ => ApiError::bad_request(text),
     }
+}
+
+/// `read` (of a request's whole body) cut off after `http.body_timeout_secs` in all: a client
+/// that trickles a byte now and then cannot hold its connection for longer.
+async fn within_body_timeout<T>(
+    state: &AppState,
+    read: impl Future<Output = T>,
+) -> Result<T, ApiError> {
+    let secs = state.config.http.body_timeout_secs;
+    tokio::time::timeout(Duration::from_secs(secs), read)
+        .await
+        .map_err(|_| ApiError::BodyTimeout { secs })
 }
 
 /// Whether any string (or key) in `value` holds a NUL, which no field accepts and PostgreSQL
@@ -41,7 +54,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let limit = state.config.http.body_limit_bytes;
-        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+        let read = axum::Json::<serde_json::Value>::from_request(req, state);
+        let value = match within_body_timeout(state, read).await? {
             Ok(axum::Json(v)) => v,
             Err(JsonRejection::JsonDataError(e)) => {
                 return Err(ApiError::bad_request(e.body_text()));
@@ -82,8 +96,8 @@ impl FromRequest<AppState> for ApiBytes {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let limit = state.config.http.body_limit_bytes;
-        axum::body::Bytes::from_request(req, state)
-            .await
+        within_body_timeout(state, axum::body::Bytes::from_request(req, state))
+            .await?
             .map(ApiBytes)
             .map_err(|e: BytesRejection| body_error(e.status(), e.body_text(), limit))
     }

@@ -177,14 +177,19 @@ pub struct Server {
     pub tls_cert: Option<Arc<tls::ReloadingCert>>,
     pub admin_token: Option<String>,
     shutdown: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The listeners (API, and `/metrics` and ACME http-01 when they have their own).
+    listeners: tokio::task::JoinSet<()>,
 }
 
 impl Server {
-    /// Stops accepting, lets in-flight requests finish, and waits.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    /// Stops accepting, lets in-flight requests finish, and waits until every listener is
+    /// closed.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
-        self.task.await.context("while joining the server task")?
+        while let Some(joined) = self.listeners.join_next().await {
+            joined.context("while joining a listener")?;
+        }
+        Ok(())
     }
 }
 
@@ -209,7 +214,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         }
         config::TlsMode::Off | config::TlsMode::Files => None,
     };
-    let tls = tls::start(&config, platform_ca, shutdown.subscribe()).await?;
+    let tls = tls::start(&config, platform_ca, clock.clone(), shutdown.subscribe()).await?;
     if !config.tls_enabled() && !config.listen_addr().ip().is_loopback() {
         tracing::warn!(
             addr = %config.listen_addr(),
@@ -248,9 +253,10 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         max_connections: state.config.http.max_connections,
         tls: None,
     };
+    let mut listeners = tokio::task::JoinSet::new();
     if let Some(listener) = metrics_listener {
         let router = app::metrics_router(state.clone());
-        tokio::spawn(serve::serve(listener, router, options.clone(), shutdown.subscribe()));
+        listeners.spawn(serve::serve(listener, router, options.clone(), shutdown.subscribe()));
     }
     if role.serves(ServerRole::Adapter)
         && let (Some(responder), Some(addr)) = (&state.http01, state.config.acme.http01_listen)
@@ -259,17 +265,15 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             .await
             .with_context(|| format!("while binding acme.http01_listen {addr}"))?;
         let router = responder.clone().router();
-        tokio::spawn(serve::serve(listener, router, options.clone(), shutdown.subscribe()));
+        listeners.spawn(serve::serve(listener, router, options.clone(), shutdown.subscribe()));
     }
     if role.serves(ServerRole::Issuer) {
         tokio::spawn(issuer::scheduler::run(state, shutdown.subscribe()));
     }
     let tls_cert = tls.as_ref().map(|t| t.cert.clone());
     let options = serve::ServeOptions { tls: tls.map(|t| t.acceptor), ..options };
-    let task = tokio::spawn(async move {
-        serve::serve(listener, router, options, stopped).await.context("while serving")
-    });
-    Ok(Server { addr, metrics_addr, scheme, tls_cert, admin_token, shutdown, task })
+    listeners.spawn(serve::serve(listener, router, options, stopped));
+    Ok(Server { addr, metrics_addr, scheme, tls_cert, admin_token, shutdown, listeners })
 }
 
 /// Creates the data directory readable by its owner only (it holds the database, the sealed

@@ -55,7 +55,7 @@ pub async fn track_http(request: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".into());
     let request_id = request
         .headers()
-        .get("x-request-id")
+        .get(crate::app::REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();

@@ -10,8 +10,9 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-const KEY_SECRET: &str = "platform/ca/key";
-const CERT_SECRET: &str = "platform/ca/cert";
+/// Secret holding the CA's key and certificate.
+const SECRET: &str = "platform/ca";
+const CERT_BEGIN: &str = "-----BEGIN CERTIFICATE-----";
 /// File in the data directory that holds the CA certificate, for `cmpctl --ca-file`.
 pub const CA_FILE: &str = "ca.pem";
 /// Lifetime of the platform root.
@@ -35,39 +36,40 @@ pub struct IssuedServerCert {
 }
 
 impl PlatformCa {
-    /// Loads the CA from the secret store, or makes it on the first start.
+    /// Loads the CA from the secret store, or makes it on the first start. Key and certificate
+    /// are one secret, written at once, so that replicas starting together cannot store one's
+    /// key beside another's certificate. (Such replicas may each make a CA; what was stored
+    /// last is what they all use from their next start.)
     pub async fn load_or_create(
         secrets: &dyn SecretStore,
         now: OffsetDateTime,
     ) -> anyhow::Result<PlatformCa> {
-        match (secrets.get(KEY_SECRET).await, secrets.get(CERT_SECRET).await) {
-            (Ok(key), Ok(cert)) => {
-                let key = std::str::from_utf8(key.expose()).context("platform CA key")?;
-                let cert_pem =
-                    String::from_utf8(cert.expose().to_vec()).context("platform CA certificate")?;
-                let key = KeyPair::from_pem(key).context("while reading the platform CA key")?;
-                let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)
-                    .context("while reading the platform CA certificate")?;
-                Ok(PlatformCa { cert_pem, issuer })
-            }
-            (Err(SecretError::NotFound(_)), _) | (_, Err(SecretError::NotFound(_))) => {
-                let ca = Self::create(now)?;
+        match secrets.get(SECRET).await {
+            Ok(stored) => Self::from_stored(&stored),
+            Err(SecretError::NotFound(_)) => {
+                let made = Self::create(now)?;
+                let stored = format!("{}{}", made.issuer.key().serialize_pem(), made.cert_pem);
                 secrets
-                    .put(
-                        KEY_SECRET,
-                        &SecretBytes::new(ca.issuer.key().serialize_pem().into_bytes()),
-                    )
+                    .put(SECRET, &SecretBytes::new(stored.into_bytes()))
                     .await
-                    .context("while keeping the platform CA key")?;
-                secrets
-                    .put(CERT_SECRET, &SecretBytes::new(ca.cert_pem.clone().into_bytes()))
-                    .await
-                    .context("while keeping the platform CA certificate")?;
+                    .context("while keeping the platform CA")?;
                 tracing::info!("made the platform CA (for CMP's own TLS)");
-                Ok(ca)
+                let stored = secrets.get(SECRET).await.context("while reading the platform CA")?;
+                Self::from_stored(&stored)
             }
-            (Err(e), _) | (_, Err(e)) => Err(e).context("while reading the platform CA"),
+            Err(e) => Err(e).context("while reading the platform CA"),
         }
+    }
+
+    /// The CA from its secret: the key's PEM, then the certificate's.
+    fn from_stored(stored: &SecretBytes) -> anyhow::Result<PlatformCa> {
+        let text = std::str::from_utf8(stored.expose()).context("platform CA secret")?;
+        let at = text.find(CERT_BEGIN).context("the platform CA secret holds no certificate")?;
+        let (key_pem, cert_pem) = text.split_at(at);
+        let key = KeyPair::from_pem(key_pem).context("while reading the platform CA key")?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)
+            .context("while reading the platform CA certificate")?;
+        Ok(PlatformCa { cert_pem: cert_pem.to_string(), issuer })
     }
 
     fn create(now: OffsetDateTime) -> anyhow::Result<PlatformCa> {

@@ -1,21 +1,26 @@
 //! The accept loop of every listener: TLS when configured, a bound on open connections, a
-//! timeout on headers and on idle kept-alive connections, and a graceful stop.
+//! timeout on headers, on idle connections and on answers the peer does not read, and a
+//! graceful stop.
 //!
-//! `axum::serve` has none of these knobs; hyper's connection builder has them, so the loop is
-//! hyper-util's auto (HTTP/1.1 and, over TLS with ALPN, HTTP/2) builder around the router.
+//! `axum::serve` has none of these knobs; hyper's connection builders have most of them, and
+//! `drive` adds what hyper lacks: an idle timeout for HTTP/2 and a deadline for closing.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tower::ServiceExt;
 
 /// How long in-flight requests may run on after a stop was asked for.
@@ -24,8 +29,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Limits and transport of one listener.
 #[derive(Clone)]
 pub struct ServeOptions {
-    /// Time to send a request's headers, and the longest idle gap between two requests on a
-    /// kept-alive connection (hyper starts the header timer when a connection goes idle).
+    /// Time to send a request's headers; also the longest a connection may sit with no request
+    /// running, and the longest a closing connection may take to deliver its last answer.
     pub header_timeout: Duration,
     /// Connections served at once; the next ones wait in the kernel's backlog.
     pub max_connections: usize,
@@ -33,16 +38,17 @@ pub struct ServeOptions {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
-/// Serves `router` on `listener` until `stop` turns true, then lets open requests finish.
+/// Serves `router` on `listener` until `stop` turns true, then lets open requests finish for
+/// up to `DRAIN_TIMEOUT`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     options: ServeOptions,
     mut stop: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+) {
     let builders = Arc::new(Builders::new(options.header_timeout));
     let slots = Arc::new(Semaphore::new(options.max_connections));
-    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     loop {
         let permit = tokio::select! {
             permit = slots.clone().acquire_owned() => match permit {
@@ -70,40 +76,40 @@ pub async fn serve(
             stream,
             peer,
             options.clone(),
-            graceful.watcher(),
+            stop.clone(),
         );
-        tokio::spawn(async move {
+        connections.spawn(async move {
             connection.await;
             drop(permit);
         });
+        // Reap finished connections so that the set holds only open ones.
+        while connections.try_join_next().is_some() {}
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::warn!("requests still running {DRAIN_TIMEOUT:?} after the stop; closing them");
+    // Every connection closes itself within the drain timeout; the margin covers the last
+    // answer's delivery, after which a connection is dropped anyway.
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(DRAIN_TIMEOUT + options.header_timeout, drained).await.is_err() {
+        tracing::warn!("connections still open after the stop; closing them");
+        connections.abort_all();
     }
-    Ok(())
 }
 
 /// Connection builders for each protocol. The protocol is chosen before any byte is read
 /// (HTTP/1.1 in plain HTTP; by ALPN over TLS): hyper-util's sniffing of the first bytes has no
 /// timeout, so a client that never sends one would hold its connection forever.
 struct Builders {
-    http1: Builder<TokioExecutor>,
-    http2: Builder<TokioExecutor>,
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
 }
 
 impl Builders {
     fn new(header_timeout: Duration) -> Builders {
-        let mut http1 = Builder::new(TokioExecutor::new()).http1_only();
-        http1
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .max_buf_size(64 * 1024);
-        let mut http2 = Builder::new(TokioExecutor::new()).http2_only();
-        // Pings find dead peers; a peer that is alive but idle keeps its (one) connection.
+        let mut http1 = http1::Builder::new();
+        http1.timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(64 * 1024);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        // Pings find dead peers; `drive` closes live ones that stay idle.
         http2
-            .http2()
             .timer(TokioTimer::new())
             .keep_alive_interval(header_timeout)
             .keep_alive_timeout(header_timeout)
@@ -119,19 +125,30 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     options: ServeOptions,
-    watcher: hyper_util::server::graceful::Watcher,
+    stop: watch::Receiver<bool>,
 ) {
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        request.extensions_mut().insert(ConnectInfo(peer));
-        router.clone().oneshot(request)
-    });
+    let activity = Arc::new(Activity::new());
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let running = activity.begin();
+            let answer = router.clone().oneshot(request);
+            async move {
+                let answer = answer.await;
+                drop(running);
+                answer
+            }
+        })
+    };
+    let idle = options.header_timeout;
     let result = match options.tls {
         None => {
             let connection = builders.http1.serve_connection(TokioIo::new(stream), service);
-            watcher.watch(connection.into_owned()).await
+            drive(connection, &activity, idle, stop).await.map_err(|e| e.to_string())
         }
         Some(acceptor) => {
-            let handshake = tokio::time::timeout(options.header_timeout, acceptor.accept(stream));
+            let handshake = tokio::time::timeout(idle, acceptor.accept(stream));
             let tls = match handshake.await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
@@ -143,16 +160,108 @@ async fn serve_connection(
                     return;
                 }
             };
-            let builder = match tls.get_ref().1.alpn_protocol() {
-                Some(b"h2") => &builders.http2,
-                _ => &builders.http1,
-            };
-            let connection = builder.serve_connection(TokioIo::new(tls), service);
-            watcher.watch(connection.into_owned()).await
+            let io = TokioIo::new(tls);
+            if io.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
+                let connection = builders.http2.serve_connection(io, service);
+                drive(connection, &activity, idle, stop).await.map_err(|e| e.to_string())
+            } else {
+                let connection = builders.http1.serve_connection(io, service);
+                drive(connection, &activity, idle, stop).await.map_err(|e| e.to_string())
+            }
         }
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Runs `connection` to its end. It is asked to close (hyper finishes the answers under way and
+/// takes no new request) when the listener stops, or when no request has run on it for `idle`:
+/// an HTTP/2 peer that answers pings but sends nothing would otherwise hold its slot forever.
+/// A closing connection that has not finished in time (the drain timeout after a stop, `idle`
+/// otherwise: a peer that does not read its answer) is dropped, which closes the socket.
+async fn drive<C: GracefulConnection>(
+    connection: C,
+    activity: &Activity,
+    idle: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), C::Error> {
+    let mut connection = std::pin::pin!(connection);
+    let mut close_by: Option<Instant> = None;
+    loop {
+        let wake_at = close_by.unwrap_or_else(|| activity.next_check(idle));
+        tokio::select! {
+            result = connection.as_mut() => return result,
+            () = stopped(&mut stop), if close_by.is_none() => {
+                close(connection.as_mut(), &mut close_by, DRAIN_TIMEOUT);
+            }
+            () = tokio::time::sleep_until(wake_at) => {
+                if close_by.is_some() {
+                    return Ok(());
+                }
+                if activity.is_idle_for(idle) {
+                    close(connection.as_mut(), &mut close_by, idle);
+                }
+            }
+        }
+    }
+}
+
+fn close<C: GracefulConnection>(
+    connection: Pin<&mut C>,
+    close_by: &mut Option<Instant>,
+    within: Duration,
+) {
+    connection.graceful_shutdown();
+    *close_by = Some(Instant::now() + within);
+}
+
+/// The requests running on one connection, and since when it has had none (in milliseconds
+/// after the connection opened).
+struct Activity {
+    opened: Instant,
+    running: AtomicUsize,
+    idle_since_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity { opened: Instant::now(), running: AtomicUsize::new(0), idle_since_ms: 0.into() }
+    }
+
+    /// Counts a request as running until the returned guard is dropped.
+    fn begin(self: &Arc<Self>) -> Running {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        Running(self.clone())
+    }
+
+    fn is_idle_for(&self, idle: Duration) -> bool {
+        self.running.load(Ordering::SeqCst) == 0 && self.idle_since().elapsed() >= idle
+    }
+
+    /// When to look again: when the idle time runs out, or (a request running) one `idle`
+    /// from now, since nothing wakes the connection's task when a request ends.
+    fn next_check(&self, idle: Duration) -> Instant {
+        if self.running.load(Ordering::SeqCst) > 0 {
+            Instant::now() + idle
+        } else {
+            self.idle_since() + idle
+        }
+    }
+
+    fn idle_since(&self) -> Instant {
+        self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::SeqCst))
+    }
+}
+
+struct Running(Arc<Activity>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        let now_ms = u64::try_from(activity.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        activity.idle_since_ms.store(now_ms, Ordering::SeqCst);
+        activity.running.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

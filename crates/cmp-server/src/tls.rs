@@ -4,14 +4,16 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context;
+use cmp_domain::Clock;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio::sync::watch;
+use zeroize::Zeroizing;
 
 use crate::config::{Config, TlsMode};
 use crate::platform_ca::PlatformCa;
@@ -66,6 +68,7 @@ pub struct Tls {
 pub async fn start(
     config: &Config,
     platform_ca: Option<Arc<PlatformCa>>,
+    clock: Arc<dyn Clock>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Tls>> {
     let tls = &config.http.tls;
@@ -81,7 +84,7 @@ pub async fn start(
             let ca = platform_ca.context("http.tls.mode = \"auto\" needs the platform CA")?;
             let names =
                 if tls.auto_names.is_empty() { default_names() } else { tls.auto_names.clone() };
-            Source::Auto { ca, names, not_after: None }
+            Source::Auto { ca, names, clock, not_after: None }
         }
     };
     let cert = Arc::new(ReloadingCert::default());
@@ -103,8 +106,15 @@ pub async fn start(
 
 /// Where the certificate comes from, and what was last loaded.
 enum Source {
-    Files { cert: PathBuf, key: PathBuf, seen: Option<(SystemTime, SystemTime)> },
-    Auto { ca: Arc<PlatformCa>, names: Vec<String>, not_after: Option<time::OffsetDateTime> },
+    /// Compared by content, not modification time: a copy that keeps the old time (`cp -p`,
+    /// some sync tools) is still a change.
+    Files { cert: PathBuf, key: PathBuf, seen: Option<(Vec<u8>, Zeroizing<Vec<u8>>)> },
+    Auto {
+        ca: Arc<PlatformCa>,
+        names: Vec<String>,
+        clock: Arc<dyn Clock>,
+        not_after: Option<time::OffsetDateTime>,
+    },
 }
 
 impl Source {
@@ -112,25 +122,21 @@ impl Source {
     async fn refresh(&mut self, cert: &ReloadingCert) -> anyhow::Result<()> {
         match self {
             Source::Files { cert: cert_file, key: key_file, seen } => {
-                let stamp = (modified(cert_file)?, modified(key_file)?);
-                if *seen == Some(stamp) {
+                let files = (read(cert_file)?, Zeroizing::new(read(key_file)?));
+                if seen.as_ref() == Some(&files) {
                     return Ok(());
                 }
-                let chain = std::fs::read(&cert_file)
-                    .with_context(|| format!("while reading {}", cert_file.display()))?;
-                let key = std::fs::read(&key_file)
-                    .with_context(|| format!("while reading {}", key_file.display()))?;
-                let loaded = certified_key(&chain, &key).with_context(|| {
+                let loaded = certified_key(&files.0, &files.1).with_context(|| {
                     format!("in {} and {}", cert_file.display(), key_file.display())
                 })?;
                 cert.set(loaded);
                 if seen.is_some() {
                     tracing::info!(file = %cert_file.display(), "TLS certificate reloaded");
                 }
-                *seen = Some(stamp);
+                *seen = Some(files);
             }
-            Source::Auto { ca, names, not_after } => {
-                let now = time::OffsetDateTime::now_utc();
+            Source::Auto { ca, names, clock, not_after } => {
+                let now = clock.now();
                 if not_after.is_some_and(|end| end - now > crate::platform_ca::SERVER_RENEW_BEFORE)
                 {
                     return Ok(());
@@ -169,10 +175,8 @@ async fn keep_current(
     }
 }
 
-fn modified(path: &Path) -> anyhow::Result<SystemTime> {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .with_context(|| format!("while reading {}", path.display()))
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("while reading {}", path.display()))
 }
 
 /// `localhost`, the loopback addresses and this host's name.

@@ -63,14 +63,14 @@ impl std::fmt::Debug for VaultSettings {
 }
 
 /// `url` without a `user:password@` part, for errors and logs: an address pasted with
-/// credentials in it must not be echoed.
+/// credentials in it must not be echoed. Everything up to the last `@` goes, since a password
+/// may hold `@`, `/`, `?` or `#`; an address with an `@` in its path is cut too far rather
+/// than shown.
 pub fn without_userinfo(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_string();
     };
-    let authority_end =
-        url[scheme_end..].find(['/', '?', '#']).map_or(url.len(), |i| scheme_end + i);
-    match url[scheme_end..authority_end].rfind('@') {
+    match url[scheme_end..].rfind('@') {
         Some(at) => format!("{}{}", &url[..scheme_end], &url[scheme_end + at + 1..]),
         None => url.to_string(),
     }
@@ -301,7 +301,9 @@ mod tests {
 
     #[test]
     fn user_info_is_left_out_of_shown_addresses() {
-        assert_eq!(without_userinfo("https://u:p@vault:8200/x@y"), "https://vault:8200/x@y");
+        assert_eq!(without_userinfo("https://u:p@vault:8200/x"), "https://vault:8200/x");
+        assert_eq!(without_userinfo("https://u:pa/ss@vault:8200/v1"), "https://vault:8200/v1");
+        assert_eq!(without_userinfo("https://u:p@s?s#@vault:8200"), "https://vault:8200");
         assert_eq!(without_userinfo("http://tok@127.0.0.1:8200"), "http://127.0.0.1:8200");
         assert_eq!(without_userinfo("https://vault:8200"), "https://vault:8200");
         assert_eq!(without_userinfo("vault:8200"), "vault:8200");

@@ -27,17 +27,25 @@ fn is_url_segment(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-fn view(state: &AppState, r: AdapterRecord) -> Adapter {
+fn view(state: &AppState, mut r: AdapterRecord) -> Adapter {
     let published = |what: &str| match r.kind.as_str() {
         BUILTIN_KIND => Some(state.builtin.url(&r.name, what)),
-        cmp_ca::vault_pki::KIND => super::vault::stored_config(&r)
-            .ok()
-            .map(|c| format!("{}/v1/{}/{what}", c.address.trim_end_matches('/'), c.target.mount)),
+        cmp_ca::vault_pki::KIND => super::vault::stored_config(&r).ok().map(|c| {
+            let address = cmp_vault::without_userinfo(&c.address);
+            format!("{}/v1/{}/{what}", address.trim_end_matches('/'), c.target.mount)
+        }),
         _ => None,
     };
+    let (crl_url, ocsp_url) = (published("crl"), published("ocsp"));
+    // Adapters stored before addresses with user info were refused may still hold one.
+    if let Some(address) = r.config.get_mut("address")
+        && let Some(text) = address.as_str()
+    {
+        *address = cmp_vault::without_userinfo(text).into();
+    }
     Adapter {
-        crl_url: published("crl"),
-        ocsp_url: published("ocsp"),
+        crl_url,
+        ocsp_url,
         id: r.id,
         name: r.name,
         kind: r.kind,

@@ -30,8 +30,7 @@ pub async fn resolve_owner(
     let owner = state.lookups.owner(state.store.as_ref(), id_or_name).await?;
     if !caller.may_act_for(&owner.id) {
         return Err(ApiError::Forbidden(format!(
-            "this token may act only for its own teams, not for owner {}",
-            owner.name
+            "this token may act only for its own teams, not for owner {id_or_name}"
         )));
     }
     Ok(owner.id)

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use cmp_server::config::TlsMode;
 use cmp_testkit::DbKind;
+use rustls::pki_types::pem::PemObject;
 
 use crate::support::TestApp;
 
@@ -196,9 +197,79 @@ async fn a_stalled_body_gets_a_problem_and_writes_nothing() {
     })
     .await
     .unwrap();
-    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("application/problem+json"), "{answer}");
     assert_eq!(app.counts().await, before);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_trickled_body_is_cut_off_after_the_body_timeout_in_all() {
+    let app = TestApp::spawn_with(DbKind::Sqlite, |c| c.http.body_timeout_secs = 1).await;
+    let before = app.counts().await;
+    let (addr, token) =
+        (app.base.trim_start_matches("http://").to_string(), app.admin_token.clone());
+    let (answer, took) = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        let head = format!(
+            "POST /api/v1/owners HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 60\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        // One byte every 200 ms: each gap is well inside the timeout, the whole is not.
+        let started = Instant::now();
+        for b in br#"{"name": "trickled-owner-name-that-takes-long-to-arrive..."}"#.iter() {
+            if stream.write_all(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        (answer, started.elapsed())
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "after {took:?}: {answer}");
+    assert!(answer.contains("request-timeout"), "{answer}");
+    assert_eq!(app.counts().await, before);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_even_if_it_answers_pings() {
+    let app = TestApp::spawn_with(DbKind::Sqlite, |c| {
+        c.http.tls.mode = TlsMode::Auto;
+        c.http.header_timeout_secs = 1;
+    })
+    .await;
+    let ca = std::fs::read(app.data_dir().join("ca.pem")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(app.base.trim_start_matches("https://")).await;
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    // The h2 client answers the server's pings, as a live but idle peer does.
+    let (mut client, connection) = h2::client::handshake(tls).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let request = axum::http::Request::get(app.url("/healthz")).body(()).unwrap();
+    let (answer, _) = client.send_request(request, true).unwrap();
+    assert_eq!(answer.await.unwrap().status(), 200);
+    let closed = tokio::time::timeout(Duration::from_secs(10), connection).await;
+    assert!(closed.is_ok(), "an idle HTTP/2 connection was kept open for 10 s");
     app.stop().await;
 }
 
