@@ -97,5 +97,5 @@ fn config_check_names_unknown_keys() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("postgres://cmp:***@db/cmp") && !text.contains("hunter2"), "{text}");
+    assert!(text.contains("postgres://***@db/cmp") && !text.contains("hunter2"), "{text}");
 }
