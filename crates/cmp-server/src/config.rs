@@ -187,7 +187,10 @@ pub struct CaConfig {
     /// Prefix of the CA names ("<name> Root CA", "<name> Issuing CA").
     pub common_name: String,
     /// Base URL clients reach this server at, written into certificates (CRL, OCSP, AIA).
-    pub public_url: String,
+    /// Unset: this listener's scheme and port on 127.0.0.1 (or on the address it listens on,
+    /// when that is a specific one); set it to the name other hosts reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 /// Database connection.
@@ -344,7 +347,7 @@ impl Default for Config {
             ca: CaConfig {
                 key_algorithm: "ecdsa_p256".into(),
                 common_name: "CMP Builtin".into(),
-                public_url: "http://127.0.0.1:3000".into(),
+                public_url: None,
             },
             secrets: SecretsConfig { backend: SecretsBackend::Local },
             vault: VaultConfig {
@@ -415,6 +418,18 @@ impl Config {
     /// `https` or `http`: how clients reach the main listener.
     pub fn scheme(&self) -> &'static str {
         if self.tls_enabled() { "https" } else { "http" }
+    }
+
+    /// `ca.public_url`, or where this listener is reached on this host.
+    pub fn ca_public_url(&self) -> String {
+        if let Some(url) = &self.ca.public_url {
+            return url.clone();
+        }
+        let mut addr = self.listen_addr();
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
+        }
+        format!("{}://{addr}", self.scheme())
     }
 
     /// The database URL, defaulting to SQLite in the data directory.

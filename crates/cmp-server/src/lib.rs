@@ -194,7 +194,7 @@ impl Server {
 }
 
 /// Opens storage, bootstraps, binds and serves in the background.
-pub async fn start(config: Config) -> anyhow::Result<Server> {
+pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     config.validate().map_err(anyhow::Error::msg)?;
     create_data_dir(&config.data_dir)?;
     let store = open_store(&config).await?;
@@ -226,6 +226,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .await
         .with_context(|| format!("while binding {}", config.listen_addr()))?;
     let addr = listener.local_addr()?;
+    // The port the kernel chose for `:0`, so that derived URLs (`ca.public_url`) hold it.
+    config.listen = Some(addr);
     let metrics_listener = match config.http.metrics_listen {
         Some(at) => Some(
             tokio::net::TcpListener::bind(at)

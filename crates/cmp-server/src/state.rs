@@ -58,7 +58,7 @@ impl AppState {
             store.clone(),
             secrets.clone(),
             clock.clone(),
-            config.ca.public_url.clone(),
+            config.ca_public_url(),
         ));
         let vault = Arc::new(VaultPkis::new(store.clone(), secrets.clone(), clock.clone()));
         let http01 = config.acme.http01_listen.map(|_| Arc::new(Http01Responder::default()));

@@ -100,7 +100,7 @@ pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
         store.clone(),
         secrets,
         Arc::new(SystemClock),
-        config.ca.public_url.clone(),
+        config.ca_public_url(),
     ));
     ensure_default_ca(&cas, store.as_ref(), &config.ca, 0).await?;
     let ca = cas.get(DEFAULT_CA_NAME).await?;
@@ -111,7 +111,7 @@ pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
         "bench".into(),
         "bench".into(),
         &material,
-        config.ca.public_url.clone(),
+        config.ca_public_url(),
         Arc::new(cmp_ca::MemoryLedger::default()),
         Arc::new(SystemClock),
     )?);

@@ -198,7 +198,17 @@ async fn lifecycle(app: &TestApp) {
     .unwrap();
     let out = openssl(&["verify", "-CAfile", "chain.pem", "leaf.pem"], dir.path());
     assert!(out.contains("leaf.pem: OK"), "{out}");
-    let ocsp_url = app.url("/pki/builtin/ocsp");
+    // OCSP and the CRL are reached where the certificate says: the port of the role that
+    // serves `/pki` (not a fixed :3000).
+    let ocsp_url = openssl(&["x509", "-in", "leaf.pem", "-noout", "-ocsp_uri"], dir.path());
+    let ocsp_url = ocsp_url.trim().to_string();
+    assert!(ocsp_url.ends_with("/pki/builtin/ocsp"), "{ocsp_url}");
+    let crl_url = openssl(
+        &["x509", "-in", "leaf.pem", "-noout", "-ext", "crlDistributionPoints"],
+        dir.path(),
+    );
+    let crl_url = crl_url.lines().find_map(|l| l.trim().strip_prefix("URI:")).unwrap().to_string();
+    assert!(crl_url.ends_with("/pki/builtin/crl"), "{crl_url}");
     let ocsp = |dir: &Path| {
         openssl(
             &[
@@ -257,7 +267,9 @@ async fn lifecycle(app: &TestApp) {
     let out = ocsp(dir.path());
     assert!(out.contains("Response verify OK") && out.contains("leaf.pem: revoked"), "{out}");
     assert!(out.contains("keyCompromise"), "{out}");
-    std::fs::write(dir.path().join("crl.der"), fetch(app, "/pki/builtin/crl").await).unwrap();
+    let crl = app.http().get(&crl_url).send().await.unwrap();
+    assert_eq!(crl.status(), 200, "{crl_url}");
+    std::fs::write(dir.path().join("crl.der"), crl.bytes().await.unwrap()).unwrap();
     let out = openssl(
         &[
             "crl",
