@@ -163,21 +163,52 @@ pub struct ImportParams {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ImportResponse {
     pub created: usize,
+    /// Known already, and within the caller's scope.
     pub already_known: usize,
+    /// Known already, but outside the caller's scope (another team's, or without an owner
+    /// for a developer): nothing of them is told, not even their ids.
+    #[serde(default)]
+    pub known_elsewhere: usize,
     /// One entry per certificate in the input, in input order.
     pub certificates: Vec<ImportedCertificate>,
     /// Inputs that were not certificates, each with why.
     pub rejected: Vec<ImportRejection>,
 }
 
+/// What an import did with one certificate.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportOutcome {
+    /// New to the inventory; it has the owner of the import.
+    Created,
+    /// In the inventory already, and the caller may see it: its id is given.
+    AlreadyKnown,
+    /// In the inventory already, outside the caller's scope: no id, and nothing changed.
+    KnownElsewhere,
+}
+
+impl ImportOutcome {
+    /// The wire name, e.g. `known_elsewhere`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportOutcome::Created => "created",
+            ImportOutcome::AlreadyKnown => "already_known",
+            ImportOutcome::KnownElsewhere => "known_elsewhere",
+        }
+    }
+}
+
 /// One certificate of an import.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ImportedCertificate {
-    pub id: String,
+    /// The platform id; absent for `known_elsewhere`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Of the certificate given (the caller's own input).
     pub fingerprint_sha256: String,
+    /// Of the certificate given (the caller's own input).
     pub subject: String,
-    /// `created` or `already_known`.
-    pub outcome: String,
+    pub outcome: ImportOutcome,
 }
 
 /// One rejected input item.

@@ -106,7 +106,7 @@ fn unspecified() -> String {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ManagedCreate {
-    /// Unique name, e.g. `shop-frontend`.
+    /// Unique among the owner's managed certificates, e.g. `shop-frontend`.
     pub name: String,
     pub owner: String,
     #[serde(default)]
@@ -129,8 +129,11 @@ pub struct ManagedCreate {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Managed {
     pub id: String,
+    /// Unique per owner; `owner/name` names it for callers who see several owners.
     pub name: String,
     pub owner_id: Option<String>,
+    #[serde(default)]
+    pub owner_name: Option<String>,
     pub adapter_id: String,
     pub spec: serde_json::Value,
     pub current_certificate_id: Option<String>,

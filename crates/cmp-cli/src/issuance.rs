@@ -130,7 +130,8 @@ pub enum ManagedCommand {
     /// Manage a certificate: requested now, renewed by the scheduler. Prints the request it
     /// made and its state (in JSON under `request`).
     Create {
-        /// Unique name, e.g. shop-www (letters, digits, '-', '_', '.').
+        /// Name, unique among the owner's managed certificates, e.g. shop-www (letters, digits,
+        /// '-', '_', '.').
         name: String,
         #[command(flatten)]
         issue: IssueArgs,
@@ -144,7 +145,7 @@ pub enum ManagedCommand {
     List,
     /// Show one: its versions, and the scheduler's last decision.
     Show {
-        /// Managed certificate id or name.
+        /// Managed certificate id, name, or owner/name (when you see several owners).
         id: String,
     },
 }
@@ -360,6 +361,7 @@ pub async fn managed(
     let show = |m: &cmp_api::Managed| -> Vec<(&'static str, String)> {
         let mut fields = vec![
             ("id", m.id.clone()),
+            ("owner", m.owner_name.clone().unwrap_or_default()),
             ("name", m.name.clone()),
             ("current", m.current_certificate_id.clone().unwrap_or_default()),
             ("versions", m.versions.len().to_string()),
@@ -423,13 +425,14 @@ pub async fn managed(
                 .map(|m| {
                     vec![
                         m.id.clone(),
+                        m.owner_name.clone().unwrap_or_default(),
                         m.name.clone(),
                         m.versions.len().to_string(),
                         m.renewal.as_ref().map(|d| d.message.clone()).unwrap_or_default(),
                     ]
                 })
                 .collect();
-            out.rows(&page, &["ID", "NAME", "VERSIONS", "RENEWAL"], rows)?;
+            out.rows(&page, &["ID", "OWNER", "NAME", "VERSIONS", "RENEWAL"], rows)?;
         }
         ManagedCommand::Show { id } => {
             let m = client.managed(&id).await?;

@@ -102,7 +102,7 @@ enum Command {
     Managed(issuance::ManagedCommand),
     /// Renew a managed certificate now.
     Renew {
-        /// Managed certificate id or name.
+        /// Managed certificate id, name, or owner/name (when you see several owners).
         id: String,
     },
     /// Revoke a certificate through the CA that issued it.

@@ -165,17 +165,20 @@ impl Output {
             return Ok(());
         }
         outln!(
-            "{}: {} created, {} already known, {} refused",
+            "{}: {} created, {} already known, {} known elsewhere, {} refused",
             file.display(),
             r.created,
             r.already_known,
+            r.known_elsewhere,
             r.rejected.len()
         )?;
         for c in &r.certificates {
-            outln!("  {:<13} {}  {}", c.outcome, c.id, c.subject)?;
+            // Another team's certificate has no id to show: its fingerprint names it.
+            let id = c.id.as_deref().unwrap_or(&c.fingerprint_sha256);
+            outln!("  {:<15} {}  {}", c.outcome.as_str(), id, c.subject)?;
         }
         for x in &r.rejected {
-            outln!("  refused       {}: {} ({})", x.item, x.detail, x.reason)?;
+            outln!("  refused         {}: {} ({})", x.item, x.detail, x.reason)?;
         }
         Ok(())
     }

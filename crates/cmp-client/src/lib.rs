@@ -353,12 +353,14 @@ impl Client {
         self.get("/api/v1/managed-certificates", &()).await
     }
 
+    /// One managed certificate by id, name, or `owner/name`.
     pub async fn managed(&self, id: &str) -> ClientResult<cmp_api::Managed> {
-        self.get(&format!("/api/v1/managed-certificates/{id}"), &()).await
+        self.get(&format!("/api/v1/managed-certificates/{}", segment(id)), &()).await
     }
 
+    /// Renews a managed certificate given by id, name, or `owner/name`.
     pub async fn renew(&self, id: &str) -> ClientResult<cmp_api::Request> {
-        let path = format!("/api/v1/managed-certificates/{id}/renew");
+        let path = format!("/api/v1/managed-certificates/{}/renew", segment(id));
         Self::read(self.request(Method::POST, &path).send().await?).await
     }
 
@@ -460,4 +462,19 @@ impl Client {
         }
         Err(Self::error(response).await)
     }
+}
+
+/// `value` as one URL path segment: the '/' of `owner/name` and the spaces of an owner's name
+/// are percent-encoded, everything but unreserved characters with them.
+fn segment(value: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }

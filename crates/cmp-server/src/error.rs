@@ -146,6 +146,9 @@ impl ApiError {
             }
             ApiError::Store(e) => match e {
                 StoreError::NotFound { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+                StoreError::AmbiguousName { .. } => {
+                    (StatusCode::CONFLICT, "ambiguous-name", "Ambiguous name")
+                }
                 StoreError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
                 StoreError::InvalidValue => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
                 StoreError::Unprocessable(_) => {
@@ -343,6 +346,14 @@ mod tests {
             (ApiError::Unprocessable { detail: "x".into(), errors: vec![] }, 422),
             (ApiError::Store(StoreError::NotFound { entity: "owner", id: "1".into() }), 404),
             (ApiError::Store(StoreError::Conflict("x".into())), 409),
+            (
+                ApiError::Store(StoreError::AmbiguousName {
+                    entity: "managed certificate",
+                    name: "web".into(),
+                    candidates: vec!["a/web".into(), "b/web".into()],
+                }),
+                409,
+            ),
             (ApiError::Store(StoreError::InvalidValue), 400),
             (ApiError::Unavailable("x".into()), 503),
             (ApiError::Framework { status: StatusCode::REQUEST_TIMEOUT, detail: "x".into() }, 408),

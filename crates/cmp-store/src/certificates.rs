@@ -355,7 +355,7 @@ pub(crate) async fn import_chunk_with(
     let mut outcomes = Vec::with_capacity(chunk.len());
     for cert in chunk {
         let f = &cert.facts;
-        let (outcome, in_scope) = match created.remove(&f.fingerprint_sha256) {
+        let outcome = match created.remove(&f.fingerprint_sha256) {
             Some(id) => {
                 known.insert(f.fingerprint_sha256.clone(), (id.clone(), true));
                 events.push(NewAuditEvent {
@@ -369,28 +369,28 @@ pub(crate) async fn import_chunk_with(
                         "source": cert.source.as_str(),
                     }),
                 });
-                let outcome = ImportOutcome {
+                ImportOutcome {
                     id,
                     fingerprint_sha256: f.fingerprint_sha256.clone(),
                     created: true,
-                };
-                (outcome, true)
+                    in_scope: true,
+                }
             }
             None => {
                 let (id, in_scope) =
                     known.get(&f.fingerprint_sha256).cloned().ok_or_else(|| {
                         StoreError::corrupt("import", "a conflicting certificate is not there")
                     })?;
-                let outcome = ImportOutcome {
+                ImportOutcome {
                     id,
                     fingerprint_sha256: f.fingerprint_sha256.clone(),
                     created: false,
-                };
-                (outcome, in_scope)
+                    in_scope,
+                }
             }
         };
         // A sighting changes the certificate's record: only for callers who may change it.
-        if let Some(location) = cert.location.as_ref().filter(|_| in_scope) {
+        if let Some(location) = cert.location.as_ref().filter(|_| outcome.in_scope) {
             let first_seen: i64 = sqlx::query(
                 "INSERT INTO locations (id, certificate_id, kind, address, first_seen, last_seen) \
                  VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (certificate_id, kind, address) \

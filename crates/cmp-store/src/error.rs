@@ -6,6 +6,13 @@ pub enum StoreError {
     /// No such entity (or not visible in the caller's scope).
     #[error("{entity} {id} not found")]
     NotFound { entity: &'static str, id: String },
+    /// A name given without its owner names several things the caller can see (names are
+    /// unique per owner only); `candidates` are the `owner/name` forms that are not.
+    #[error(
+        "{entity} name {name:?} is used by several owners ({}): use owner/name or the id",
+        candidates.join(", ")
+    )]
+    AmbiguousName { entity: &'static str, name: String, candidates: Vec<String> },
     /// A uniqueness or reference rule would be broken.
     #[error("{0}")]
     Conflict(String),

@@ -14,8 +14,11 @@ use crate::{AuditContext, Cursor, NewAuditEvent, Page, Scope, SqlStore, StoreErr
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedRecord {
     pub id: String,
+    /// Unique per owner, not across owners.
     pub name: String,
     pub owner_id: Option<String>,
+    /// The owner's name, read with the record.
+    pub owner_name: Option<String>,
     pub adapter_id: String,
     /// Names, key, validity, renew-before (JSON; the issuer role owns its shape).
     pub spec: serde_json::Value,
@@ -88,7 +91,8 @@ pub trait ManagedStore: Send + Sync {
         ctx: &AuditContext,
         new: &NewManaged,
     ) -> StoreResult<ManagedRecord>;
-    /// By id or name, within the scope.
+    /// By id, `owner/name` (owner by id or name) or a bare name, within the scope. A bare name
+    /// that several owners in the scope use is [`StoreError::AmbiguousName`].
     async fn get_managed(&self, id_or_name: &str, scope: &Scope) -> StoreResult<ManagedRecord>;
     /// By name, newest first after the cursor.
     async fn list_managed(
@@ -134,6 +138,7 @@ fn managed_from_row(row: &AnyRow) -> StoreResult<ManagedRecord> {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         owner_id: row.try_get("owner_id")?,
+        owner_name: row.try_get("owner_name")?,
         adapter_id: row.try_get("adapter_id")?,
         spec: serde_json::from_str(&spec).map_err(|e| StoreError::corrupt("managed spec", e))?,
         csr: row.try_get("csr")?,
@@ -151,6 +156,13 @@ fn managed_from_row(row: &AnyRow) -> StoreResult<ManagedRecord> {
         updated_at: row.try_get("updated_at")?,
     })
 }
+
+/// Managed certificates with their owner's name; `m` and `o` in the rest of the query.
+const SELECT_MANAGED: &str = "SELECT m.*, o.name AS owner_name FROM managed_certificates m \
+    LEFT JOIN owners o ON o.id = m.owner_id";
+
+/// Rows a name lookup reads at most: one is the answer, more are named in the ambiguity error.
+const NAME_CANDIDATES: i64 = 10;
 
 fn policy_from_row(row: &AnyRow) -> StoreResult<PolicyRecord> {
     let rules: String = row.try_get("rules")?;
@@ -197,8 +209,9 @@ impl ManagedStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| match StoreError::from(e) {
+            // Names are unique per owner: a clash is within the caller's own team.
             StoreError::Conflict(_) => StoreError::Conflict(format!(
-                "a managed certificate named {:?} already exists",
+                "this owner already has a managed certificate named {:?}",
                 new.name
             )),
             other => other,
@@ -211,18 +224,52 @@ impl ManagedStore for SqlStore {
     }
 
     async fn get_managed(&self, id_or_name: &str, scope: &Scope) -> StoreResult<ManagedRecord> {
-        let mut b = SqlBuilder::new("SELECT * FROM managed_certificates WHERE (id = ");
-        b.bind(Arg::Text(id_or_name.into()))
-            .push(" OR name = ")
-            .bind(Arg::Text(id_or_name.into()))
-            .push(")");
-        push_owner_scope(&mut b, "owner_id", scope);
-        let row = b
+        let mut b = SqlBuilder::new(SELECT_MANAGED);
+        // Neither owner names nor managed names contain '/': it can only separate the two.
+        match id_or_name.split_once('/') {
+            Some((owner, name)) => {
+                b.push(" WHERE (m.owner_id = ")
+                    .bind(Arg::Text(owner.into()))
+                    .push(" OR o.name = ")
+                    .bind(Arg::Text(owner.into()))
+                    .push(") AND m.name = ")
+                    .bind(Arg::Text(name.into()));
+            }
+            None => {
+                b.push(" WHERE (m.id = ")
+                    .bind(Arg::Text(id_or_name.into()))
+                    .push(" OR m.name = ")
+                    .bind(Arg::Text(id_or_name.into()))
+                    .push(")");
+            }
+        }
+        push_owner_scope(&mut b, "m.owner_id", scope);
+        b.push(" ORDER BY o.name, m.id LIMIT ").bind(Arg::Int(NAME_CANDIDATES));
+        let mut found = b
             .query()
-            .fetch_optional(&self.read)
+            .fetch_all(&self.read)
             .await?
-            .ok_or_else(|| StoreError::not_found("managed certificate", id_or_name))?;
-        managed_from_row(&row)
+            .iter()
+            .map(managed_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if let Some(by_id) = found.iter().position(|m| m.id == id_or_name) {
+            return Ok(found.swap_remove(by_id));
+        }
+        match found.len() {
+            0 => Err(StoreError::not_found("managed certificate", id_or_name)),
+            1 => Ok(found.remove(0)),
+            _ => Err(StoreError::AmbiguousName {
+                entity: "managed certificate",
+                name: id_or_name.to_string(),
+                candidates: found
+                    .iter()
+                    .map(|m| match &m.owner_name {
+                        Some(owner) => format!("{owner}/{}", m.name),
+                        None => m.id.clone(),
+                    })
+                    .collect(),
+            }),
+        }
     }
 
     async fn list_managed(
@@ -232,12 +279,13 @@ impl ManagedStore for SqlStore {
         cursor: Option<&Cursor>,
     ) -> StoreResult<Page<ManagedRecord>> {
         let limit = limit.clamp(1, 500);
-        let mut b = SqlBuilder::new("SELECT * FROM managed_certificates WHERE 1 = 1");
-        push_owner_scope(&mut b, "owner_id", scope);
+        let mut b = SqlBuilder::new(SELECT_MANAGED);
+        b.push(" WHERE 1 = 1");
+        push_owner_scope(&mut b, "m.owner_id", scope);
         if let Some(cursor) = cursor {
-            b.push(" AND id > ").bind(Arg::Text(cursor.id.clone()));
+            b.push(" AND m.id > ").bind(Arg::Text(cursor.id.clone()));
         }
-        b.push(" ORDER BY id LIMIT ").bind(Arg::Int(i64::from(limit) + 1));
+        b.push(" ORDER BY m.id LIMIT ").bind(Arg::Int(i64::from(limit) + 1));
         let items = b
             .query()
             .fetch_all(&self.read)

@@ -85,6 +85,10 @@ pub struct ImportOutcome {
     pub fingerprint_sha256: String,
     /// True when the certificate was new to the inventory.
     pub created: bool,
+    /// Whether the caller's scope covers the certificate. False only for one that existed
+    /// outside it (another team's, or one without an owner for a scoped caller): the caller
+    /// may learn that it exists, not its id or anything else of it.
+    pub in_scope: bool,
 }
 
 /// A recorded location.

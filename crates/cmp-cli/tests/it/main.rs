@@ -266,6 +266,10 @@ async fn a_person_issues_renews_and_revokes_with_cmpctl() {
         assert_eq!(renewed["state"], "issued");
         let shown = cmpctl_as(&f, &dev, &["managed", "show", "shop-www"]).await;
         assert_eq!(shown["versions"].as_array().unwrap().len(), 2);
+        // Names are per owner: `owner/name` names it for callers who see several owners.
+        let by_owner = cmpctl_as(&f, &security, &["managed", "show", "shop/shop-www"]).await;
+        assert_eq!(by_owner["id"], shown["id"], "{by_owner}");
+        assert_eq!(by_owner["owner_name"], "shop", "{by_owner}");
 
         let good = cmpctl_as(&f, &dev, &["pki", "ocsp", &cert]).await;
         assert!(good["message"].as_str().unwrap().starts_with("OCSP: good"), "{good}");

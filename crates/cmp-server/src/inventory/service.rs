@@ -1,6 +1,6 @@
 //! Inventory operations: what the handlers and the benchmark call.
 
-use cmp_api::{ImportRejection, ImportResponse, ImportedCertificate, ProblemItem};
+use cmp_api::{ImportOutcome, ImportRejection, ImportResponse, ImportedCertificate, ProblemItem};
 use cmp_domain::{KeyType, LocationKind, Role};
 use cmp_store::{
     AuditContext, CertificateQuery, CertificateSort, CertificateSource, NewCertificate,
@@ -119,24 +119,38 @@ pub async fn import(
         .collect();
     let outcomes =
         state.store.import_certificates(&audit_context(state, caller), &caller.scope, &new).await?;
-    let created = outcomes.iter().filter(|o| o.created).count();
+    let outcomes: Vec<(ImportOutcome, cmp_store::ImportOutcome)> =
+        outcomes.into_iter().map(|o| (outcome_of(&o), o)).collect();
+    let count = |which: ImportOutcome| outcomes.iter().filter(|(o, _)| *o == which).count();
+    let created = count(ImportOutcome::Created);
     metrics::counter!("cmp_certificates_imported_total", "outcome" => "created")
         .increment(created as u64);
     Ok(ImportResponse {
         created,
-        already_known: outcomes.len() - created,
+        already_known: count(ImportOutcome::AlreadyKnown),
+        known_elsewhere: count(ImportOutcome::KnownElsewhere),
         certificates: outcomes
             .into_iter()
             .zip(subjects)
-            .map(|(o, subject)| ImportedCertificate {
-                id: o.id,
+            .map(|((outcome, o), subject)| ImportedCertificate {
+                // Another team's certificate: that it exists, nothing more.
+                id: (outcome != ImportOutcome::KnownElsewhere).then_some(o.id),
                 fingerprint_sha256: o.fingerprint_sha256,
                 subject,
-                outcome: if o.created { "created" } else { "already_known" }.to_string(),
+                outcome,
             })
             .collect(),
         rejected,
     })
+}
+
+/// What the caller is told about one imported certificate.
+fn outcome_of(o: &cmp_store::ImportOutcome) -> ImportOutcome {
+    match (o.created, o.in_scope) {
+        (true, _) => ImportOutcome::Created,
+        (false, true) => ImportOutcome::AlreadyKnown,
+        (false, false) => ImportOutcome::KnownElsewhere,
+    }
 }
 
 /// Parses `kind:address`, e.g. `endpoint:web1.example.com:443`.

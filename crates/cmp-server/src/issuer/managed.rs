@@ -75,10 +75,12 @@ pub async fn list(
     Ok(Json(Page { items, next_cursor: page.next_cursor.as_ref().map(|c| encode_tagged("m", c)) }))
 }
 
-/// One managed certificate, by id or name, with its versions and renewal decision.
+/// One managed certificate, by id, name or `owner/name`, with its versions and renewal decision.
+/// A name is looked up among the caller's owners; one that several of them use is a 409.
 #[utoipa::path(get, path = "/api/v1/managed-certificates/{id}", tag = "managed-certificates",
-    params(("id" = String, Path, description = "Id or name")),
-    responses((status = 200, body = Managed), (status = 404, body = Problem, content_type = "application/problem+json")),
+    params(("id" = String, Path, description = "Id, name, or owner/name (owner id or name; the '/' as %2F)")),
+    responses((status = 200, body = Managed), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "ambiguous-name: several owners the caller sees use the name", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin", "security", "developer"])))]
 pub async fn get(
     State(state): State<AppState>,
@@ -91,10 +93,11 @@ pub async fn get(
 
 /// Renew now, whatever the schedule says.
 #[utoipa::path(post, path = "/api/v1/managed-certificates/{id}/renew", tag = "managed-certificates",
-    params(("id" = String, Path, description = "Id or name"),
+    params(("id" = String, Path, description = "Id, name, or owner/name (owner id or name; the '/' as %2F)"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, body = Request), (status = 200, body = Request, description = "A retry: the original request"),
-        (status = 404, body = Problem, content_type = "application/problem+json")),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "ambiguous-name: several owners the caller sees use the name", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin", "security", "developer"])))]
 pub async fn renew(
     State(state): State<AppState>,

@@ -51,6 +51,7 @@ pub async fn create(
 pub struct ListParams {
     pub state: Option<String>,
     pub kind: Option<String>,
+    /// Managed certificate id, name, or `owner/name`.
     pub managed_certificate: Option<String>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
@@ -80,7 +81,10 @@ pub async fn list(
                     .ok_or_else(|| ApiError::bad_field("kind", "issue, renew or revoke"))
             })
             .transpose()?,
-        managed_certificate_id: params.managed_certificate,
+        managed_certificate_id: match params.managed_certificate {
+            Some(m) => Some(managed_filter(&state, &caller, m).await?),
+            None => None,
+        },
         limit: page_limit(params.limit)?,
         cursor: params.cursor.as_deref().map(|c| decode_tagged("r", c)).transpose()?,
     };
@@ -89,6 +93,16 @@ pub async fn list(
         next_cursor: page.next_cursor.as_ref().map(|c| encode_tagged("r", c)),
         items: page.items.into_iter().map(views::request).collect(),
     }))
+}
+
+/// The id a `managed_certificate` filter (id, name or `owner/name`) stands for. One the caller
+/// cannot see is kept as given: it matches none of the requests the caller may see.
+async fn managed_filter(state: &AppState, caller: &Caller, given: String) -> ApiResult<String> {
+    match state.store.get_managed(&given, &caller.scope).await {
+        Ok(managed) => Ok(managed.id),
+        Err(cmp_store::StoreError::NotFound { .. }) => Ok(given),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// One request.

@@ -33,6 +33,7 @@ pub fn managed(m: ManagedRecord, versions: Vec<VersionRow>) -> Managed {
         id: m.id,
         name: m.name,
         owner_id: m.owner_id,
+        owner_name: m.owner_name,
         adapter_id: m.adapter_id,
         spec: m.spec,
         current_certificate_id: m.current_certificate_id,

@@ -15,6 +15,7 @@ mod crash;
 mod issuance;
 mod mozilla;
 mod operations;
+mod scope;
 mod support;
 mod transport;
 mod vault;

@@ -56,6 +56,52 @@ async fn import_deduplicates_by_fingerprint_and_records_locations() {
     });
 }
 
+/// A scoped caller re-importing a certificate outside its scope (another team's, or one without
+/// an owner) is told it is not in scope; nothing of it changes and nothing is added.
+#[tokio::test]
+async fn a_certificate_outside_the_scope_is_reported_as_such_and_left_alone() {
+    on_both_databases!(|store, db| {
+        let new_owner = |name: &str| NewOwner { name: name.into(), email: None, description: None };
+        let a = store.create_owner(&ctx(NOW), &new_owner("team-a")).await.unwrap();
+        let b = store.create_owner(&ctx(NOW), &new_owner("team-b")).await.unwrap();
+        let mut theirs = new_cert(facts(1, NOW + 100 * DAY));
+        theirs.owner_id = Some(b.id.clone());
+        let nobodys = new_cert(facts(2, NOW + 100 * DAY));
+        let mut ours = new_cert(facts(3, NOW + 100 * DAY));
+        ours.owner_id = Some(a.id.clone());
+        let first = store
+            .import_certificates(&ctx(NOW), &Scope::All, &[theirs, nobodys, ours])
+            .await
+            .unwrap();
+        assert!(first.iter().all(|o| o.created && o.in_scope));
+        let before = store.list_certificates(&CertificateQuery::all(NOW)).await.unwrap().items;
+
+        // Team A's developer imports all three again (as its own, seen somewhere).
+        let mut again: Vec<NewCertificate> =
+            [1, 2, 3].map(|n| new_cert(facts(n, NOW + 100 * DAY))).into();
+        for cert in &mut again {
+            cert.owner_id = Some(a.id.clone());
+            cert.location =
+                Some(NewLocation { kind: LocationKind::Endpoint, address: "x.example:443".into() });
+        }
+        let scope_a = Scope::Owners(vec![a.id.clone()]);
+        let out = store.import_certificates(&ctx(NOW + 5), &scope_a, &again).await.unwrap();
+        let seen: Vec<(bool, bool)> = out.iter().map(|o| (o.created, o.in_scope)).collect();
+        assert_eq!(seen, [(false, false), (false, false), (false, true)], "{:?}", db.kind);
+
+        // Only its own certificate got the sighting; the others are as they were.
+        let after = store.list_certificates(&CertificateQuery::all(NOW)).await.unwrap().items;
+        assert_eq!(after.len(), 3);
+        for (was, is) in before.iter().zip(&after) {
+            if is.id == first[2].id {
+                assert_eq!(is.locations.len(), 1);
+            } else {
+                assert_eq!(was, is, "{:?}", db.kind);
+            }
+        }
+    });
+}
+
 #[tokio::test]
 async fn filters_select_the_right_certificates() {
     on_both_databases!(|store, db| {

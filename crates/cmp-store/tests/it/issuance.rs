@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::{NOW, ctx, on_both_databases};
 
-async fn adapter(store: &SqlStore) -> AdapterRecord {
+pub(crate) async fn adapter(store: &SqlStore) -> AdapterRecord {
     let new = NewAdapter {
         id: uuid::Uuid::now_v7().to_string(),
         name: "builtin".into(),

@@ -9,6 +9,7 @@
 mod audit;
 mod certificates;
 mod issuance;
+mod managed;
 mod migrations;
 mod owners_tokens;
 
