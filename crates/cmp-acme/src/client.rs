@@ -2,6 +2,7 @@
 //! through challenges to a certificate (new or resumed after a restart), revocation, and ARI.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
@@ -16,6 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::ari::{RenewalWindow, certificate_id, window_of};
 use crate::http::{AcmeHttp, last_retry_after, with_retry_after};
+use crate::jws::{self, AccountKey};
 use crate::solvers::{Solver, Solvers};
 use crate::{AcmeError, Problem, ProblemKind, Throttle};
 
@@ -37,10 +39,19 @@ pub struct AcmeSettings {
     /// How long one order may take to validate and issue, in seconds.
     #[serde(default = "default_order_timeout")]
     pub order_timeout_secs: u64,
+    /// Send the lifetime asked as `notAfter` in each newOrder (RFC 8555 section 7.4). Pebble and
+    /// most private CAs honour it; a CA that refuses it as malformed (Let's Encrypt today) is
+    /// asked again without it, and false skips it altogether.
+    #[serde(default = "default_send_not_after")]
+    pub send_not_after: bool,
 }
 
 fn default_order_timeout() -> u64 {
     90
+}
+
+fn default_send_not_after() -> bool {
+    true
 }
 
 /// An External Account Binding key: key id and HMAC key (base64url, as CAs hand it out).
@@ -70,6 +81,10 @@ pub struct AcmeClient {
     settings: AcmeSettings,
     http: reqwest::Client,
     throttle: Throttle,
+    /// The account key again, to sign the newOrders instant-acme cannot (with `notAfter`).
+    key: AccountKey,
+    /// The CA refused `notAfter` once: later orders go without it.
+    not_after_refused: AtomicBool,
 }
 
 impl std::fmt::Debug for AcmeClient {
@@ -164,10 +179,17 @@ impl AcmeClient {
                 eab_key.as_ref()
             ))?;
         let http = http.client();
+        let key = AccountKey::new(credentials.private_key().secret_pkcs8_der(), account.id())?;
         let credentials = serde_json::to_string(&credentials)
             .map_err(|e| AcmeError::Protocol(format!("account credentials: {e}")))?;
-        let client =
-            AcmeClient { account, settings: settings.clone(), http, throttle: Throttle::default() };
+        let client = AcmeClient {
+            account,
+            settings: settings.clone(),
+            http,
+            throttle: Throttle::default(),
+            key,
+            not_after_refused: AtomicBool::new(false),
+        };
         Ok((client, Zeroizing::new(credentials)))
     }
 
@@ -182,11 +204,20 @@ impl AcmeClient {
             })
         };
         let http = AcmeHttp::new(settings.ca_bundle.as_deref())?;
+        let pkcs8 = Zeroizing::new(read()?.private_key().secret_pkcs8_der().to_vec());
         let account = exchange_retrying_nonce!(
             Account::builder_with_http(Box::new(http.clone())).from_credentials(read()?)
         )?;
+        let key = AccountKey::new(&pkcs8, account.id())?;
         let http = http.client();
-        Ok(AcmeClient { account, settings: settings.clone(), http, throttle: Throttle::default() })
+        Ok(AcmeClient {
+            account,
+            settings: settings.clone(),
+            http,
+            throttle: Throttle::default(),
+            key,
+            not_after_refused: AtomicBool::new(false),
+        })
     }
 
     /// The account URL at the CA.
@@ -234,6 +265,54 @@ impl AcmeClient {
         names: &[String],
         replaces: Option<&[u8]>,
     ) -> Result<Order, AcmeError> {
+        self.new_order_until(names, replaces, None).await
+    }
+
+    /// Whether orders ask for their lifetime (`notAfter`): the setting is on and the CA has not
+    /// refused it.
+    pub fn sends_not_after(&self) -> bool {
+        self.settings.send_not_after && !self.not_after_refused.load(Ordering::Relaxed)
+    }
+
+    /// [`new_order`](Self::new_order) asking for a certificate that ends at `not_after` (Unix
+    /// seconds), when [`sends_not_after`](Self::sends_not_after). A CA that refuses `notAfter`
+    /// as such gets the order again without it, and no `notAfter` from then on.
+    pub async fn new_order_until(
+        &self,
+        names: &[String],
+        replaces: Option<&[u8]>,
+        not_after: Option<i64>,
+    ) -> Result<Order, AcmeError> {
+        if let Some(not_after) = not_after.filter(|_| self.sends_not_after()) {
+            self.throttle.check(unix_now(), names)?;
+            let mut retries = 5;
+            let placed = loop {
+                match self.new_order_with_not_after(names, replaces, not_after).await {
+                    Err(AcmeError::Problem(p))
+                        if p.kind == ProblemKind::BadNonce && retries > 0 =>
+                    {
+                        retries -= 1;
+                    }
+                    outcome => break outcome,
+                }
+            };
+            match placed {
+                Ok(url) => return self.resume_order(&url).await,
+                Err(AcmeError::Problem(p)) if jws::refuses_validity(&p) => {
+                    tracing::warn!(
+                        directory = %self.settings.directory_url,
+                        problem = %p,
+                        "the ACME CA refuses notAfter: ordering without it (set send_not_after \
+                         = false to skip it)"
+                    );
+                    self.not_after_refused.store(true, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    self.throttle.note(unix_now(), names, &e);
+                    return Err(e);
+                }
+            }
+        }
         self.throttle.check(unix_now(), names)?;
         let identifiers = identifiers(names);
         let order = |replaces: Option<CertificateIdentifier<'static>>| {
@@ -258,6 +337,32 @@ impl AcmeClient {
             self.throttle.note(unix_now(), names, e);
         }
         placed
+    }
+
+    /// A newOrder with `notAfter`, signed here (instant-acme cannot send it); its URL.
+    async fn new_order_with_not_after(
+        &self,
+        names: &[String],
+        replaces: Option<&[u8]>,
+        not_after: i64,
+    ) -> Result<String, AcmeError> {
+        let directory = jws::directory(&self.http, &self.settings.directory_url).await?;
+        let mut payload = serde_json::json!({
+            "identifiers": identifiers(names),
+            "notAfter": crate::format_time(not_after),
+        });
+        if let Some(profile) = &self.settings.profile {
+            payload["profile"] = serde_json::json!(profile);
+        }
+        // As with instant-acme: `replaces` only to a CA with ARI, and only for a certificate
+        // that can be named.
+        if directory.renewal_info
+            && let Some(id) = replaces.and_then(|previous| certificate_id(previous).ok())
+        {
+            payload["replaces"] = serde_json::to_value(&id)
+                .map_err(|e| AcmeError::Protocol(format!("replaces: {e}")))?;
+        }
+        jws::post_new_order(&self.http, &directory, &self.key, &payload).await
     }
 
     /// An order placed earlier (e.g. before a restart), by URL.

@@ -41,6 +41,11 @@ fn parse_retry_after(value: &str, now: SystemTime) -> Option<i64> {
     i64::try_from(secs).ok()
 }
 
+/// `Retry-After` as Unix seconds, from now.
+pub(crate) fn parse_retry_after_now(value: &str) -> Option<i64> {
+    parse_retry_after(value, SystemTime::now())
+}
+
 /// The HTTP client of one ACME account (cheap to clone: the connection pool is shared).
 #[derive(Clone)]
 pub(crate) struct AcmeHttp {

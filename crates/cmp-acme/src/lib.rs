@@ -10,6 +10,7 @@ mod client;
 mod dns;
 mod error;
 mod http;
+mod jws;
 mod solvers;
 mod throttle;
 

@@ -142,6 +142,18 @@ impl std::fmt::Debug for ImportRequest {
     }
 }
 
+/// Query of `GET /api/v1/certificates/{id}/pem`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PemParams {
+    /// `true`: the leaf, then the chain its CA returned with it (issuing CA first), as a
+    /// server sends it. A certificate without a recorded chain (an import) gives the leaf
+    /// alone.
+    #[serde(default)]
+    pub chain: bool,
+}
+
 /// Query of `POST /api/v1/certificates/import`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

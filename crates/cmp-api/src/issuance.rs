@@ -265,7 +265,16 @@ pub struct AdapterHealth {
     pub answers_ocsp: bool,
     pub max_validity_secs: i64,
     pub key_types: Vec<String>,
-    /// The CA certificates above its leaves, issuer first, PEM; empty when unknown.
+    /// Whether it issues for the lifetime asked. ACME: true while it sends `notAfter` in its
+    /// orders and the CA's last certificate kept to it; false when it does not send it or the
+    /// CA ignored it (those certificates carry a `validity_exceeds_*` finding).
+    #[serde(default)]
+    pub honours_validity: bool,
+    /// The lifetime of the last certificate it issued (since the adapter was loaded), seconds.
+    #[serde(default)]
+    pub issued_validity_secs: Option<i64>,
+    /// The CA certificates above its leaves, issuer first, PEM; empty when unknown (ACME: the
+    /// chain comes with each certificate and is kept with it, see `/certificates/{id}/pem`).
     #[serde(default)]
     pub chain: Vec<String>,
 }

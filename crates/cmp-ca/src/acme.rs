@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use cmp_acme::{AcmeClient, AcmeError, Order, Solvers};
-use cmp_domain::Clock;
+use cmp_domain::{Clock, VALIDITY_SLACK_SECS};
 
 use crate::{
     AdapterStatus, CaAdapter, CaError, CaLedger, Capabilities, IssuedCertificate, LedgerEntry,
@@ -80,6 +80,8 @@ pub struct AcmeCa {
     ledger: Arc<dyn CaLedger>,
     journal: Arc<dyn OrderJournal>,
     clock: Arc<dyn Clock>,
+    /// The last certificate's lifetime, and whether it ran longer than asked.
+    last_issued: Mutex<Option<(i64, bool)>>,
 }
 
 impl std::fmt::Debug for AcmeCa {
@@ -142,7 +144,15 @@ impl AcmeCa {
         journal: Arc<dyn OrderJournal>,
         clock: Arc<dyn Clock>,
     ) -> AcmeCa {
-        AcmeCa { ca_id: ca_id.to_string(), client, solvers, ledger, journal, clock }
+        AcmeCa {
+            ca_id: ca_id.to_string(),
+            client,
+            solvers,
+            ledger,
+            journal,
+            clock,
+            last_issued: Mutex::new(None),
+        }
     }
 
     /// The request's order: the one placed before (resumed), or a new one, journaled.
@@ -151,7 +161,12 @@ impl AcmeCa {
             return Ok(self.client.resume_order(&url).await?);
         }
         let names = order_names(request);
-        let order = self.client.new_order(&names, request.replaces.as_deref()).await?;
+        // The lifetime asked, as the end date ACME lets a client ask for (`notAfter`).
+        let not_after = (request.profile.validity_secs > 0).then(|| {
+            self.clock.now().unix_timestamp().saturating_add(request.profile.validity_secs)
+        });
+        let replaces = request.replaces.as_deref();
+        let order = self.client.new_order_until(&names, replaces, not_after).await?;
         let url = self.journal.record(&self.ca_id, &request.request_id, order.url()).await?;
         if url == order.url() {
             return Ok(order);
@@ -175,6 +190,12 @@ impl AcmeCa {
         let facts = cmp_pki::parse_certificate(&leaf).map_err(|e| {
             CaError::Internal(format!("the ACME CA sent an unreadable certificate: {e}"))
         })?;
+        let lifetime = (facts.not_after - facts.not_before).whole_seconds();
+        let longer = request.profile.validity_secs > 0
+            && lifetime > request.profile.validity_secs.saturating_add(VALIDITY_SLACK_SECS);
+        if let Ok(mut last) = self.last_issued.lock() {
+            *last = Some((lifetime, longer));
+        }
         let entry = LedgerEntry {
             ca_id: self.ca_id.clone(),
             serial: facts.serial_number,
@@ -232,14 +253,25 @@ impl CaAdapter for AcmeCa {
         self.ledger.revoke(&self.ca_id, serial, reason, now).await
     }
 
-    /// Healthy when the directory answers; says whether the CA offers ARI and profiles.
+    /// Healthy when the directory answers; says whether the CA offers ARI and profiles, and
+    /// whether it keeps to the lifetime asked (`notAfter` sent, and the last certificate no
+    /// longer than asked).
     async fn get_status(&self) -> AdapterStatus {
         let settings = self.client.settings();
+        let last = self.last_issued.lock().ok().and_then(|last| *last);
+        let sends = self.client.sends_not_after();
         let capabilities = Capabilities {
             supports_csr: true,
             supports_revocation: true,
             key_types: vec!["rsa".into(), "ec".into()],
+            honours_validity: sends && !last.is_some_and(|(_, longer)| longer),
+            issued_validity_secs: last.map(|(lifetime, _)| lifetime),
             ..Capabilities::default()
+        };
+        let validity = match (sends, last) {
+            (_, Some((_, true))) => "the CA issued longer than asked (notAfter ignored)",
+            (true, _) => "asks for the lifetime with notAfter",
+            (false, _) => "does not send notAfter: the CA chooses the lifetime",
         };
         match self.client.probe().await {
             Ok(facts) => {
@@ -252,6 +284,7 @@ impl CaAdapter for AcmeCa {
                 if !facts.profiles.is_empty() {
                     message.push_str(&format!("; profiles {}", facts.profiles.join(", ")));
                 }
+                message.push_str(&format!("; {validity}"));
                 AdapterStatus { healthy: true, message, capabilities, chain_der: Vec::new() }
             }
             Err(e) => AdapterStatus {

@@ -161,6 +161,16 @@ pub struct Capabilities {
     pub max_validity_secs: i64,
     /// Key types it signs, e.g. `rsa`, `ec`, `ed25519`.
     pub key_types: Vec<String>,
+    /// Whether it issues for the lifetime asked (builtin, Vault: always; ACME: when it sends
+    /// `notAfter` and the CA's last certificate kept to it). When false, certificates may run
+    /// longer than asked: they are stored with a `validity_exceeds_*` finding and renewed on
+    /// the lifetime asked.
+    #[serde(default)]
+    pub honours_validity: bool,
+    /// The lifetime of the last certificate it issued (in this process), in seconds; `None`
+    /// before the first.
+    #[serde(default)]
+    pub issued_validity_secs: Option<i64>,
 }
 
 /// Health, capabilities and the issuer chain.

@@ -319,6 +319,10 @@ impl CaAdapter for VaultPki {
             answers_ocsp: true,
             max_validity_secs: 0,
             key_types: Vec::new(),
+            // The ttl asked is sent; Vault refuses (or caps at the role's max, which
+            // max_validity_secs shows) rather than extends it.
+            honours_validity: true,
+            issued_validity_secs: None,
         };
         let where_ = format!(
             "{}/roles/{} at {}",

@@ -622,6 +622,11 @@ pub async fn adapter(
                     ("healthy", s.healthy.to_string()),
                     ("message", s.message.clone()),
                     ("max validity", format!("{} s", s.max_validity_secs)),
+                    ("honours validity", s.honours_validity.to_string()),
+                    (
+                        "issued validity",
+                        s.issued_validity_secs.map_or("-".into(), |v| format!("{v} s")),
+                    ),
                 ],
             )?;
         }

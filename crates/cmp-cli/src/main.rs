@@ -174,10 +174,14 @@ enum CertCommand {
         /// Certificate id, SHA-256 fingerprint or a prefix of it (8 hex digits or more).
         id: String,
     },
-    /// Print a certificate as PEM.
+    /// Print a certificate as PEM (with --chain, followed by the chain its CA returned).
     Pem {
         /// Certificate id, SHA-256 fingerprint or a prefix of it.
         id: String,
+        /// Follow the certificate with the chain its CA returned (issuing CA first), as a
+        /// server sends it.
+        #[arg(long)]
+        chain: bool,
     },
     /// Set owner and labels.
     Update {
@@ -515,9 +519,14 @@ async fn cert(client: &Client, out: &Output, cmd: CertCommand) -> anyhow::Result
             out.certificate(&client.certificate(&id).await?)?;
             Ok(ExitCode::SUCCESS)
         }
-        CertCommand::Pem { id } => {
+        CertCommand::Pem { id, chain } => {
             let id = resolve::certificate_id(client, &id).await?;
-            output::write_raw(client.certificate_pem(&id).await?.as_bytes())?;
+            let pem = if chain {
+                client.certificate_pem_chain(&id).await?
+            } else {
+                client.certificate_pem(&id).await?
+            };
+            output::write_raw(pem.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         CertCommand::Update { id, owner, no_owner, labels } => {

@@ -252,6 +252,16 @@ impl Client {
         Err(Self::error(response).await)
     }
 
+    /// The certificate followed by the chain its CA returned with it (issuing CA first), PEM.
+    pub async fn certificate_pem_chain(&self, id: &str) -> ClientResult<String> {
+        let path = format!("/api/v1/certificates/{id}/pem?chain=true");
+        let response = self.request(Method::GET, &path).send().await?;
+        if response.status().is_success() {
+            return Ok(response.text().await?);
+        }
+        Err(Self::error(response).await)
+    }
+
     pub async fn update_certificate(
         &self,
         id: &str,

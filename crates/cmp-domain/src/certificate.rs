@@ -170,10 +170,17 @@ pub enum Finding {
     SelfSignedLeaf,
     NoSan,
     CaCertificate,
+    /// Issued for longer than the owner's policy allows (a CA that ignored the lifetime asked
+    /// for): recorded when the certificate is stored, not derived from its facts.
+    ValidityExceedsPolicy,
+    /// Issued for longer than was asked; recorded when the certificate is stored.
+    ValidityExceedsRequest,
 }
 
 impl Finding {
-    pub const ALL: [Finding; 9] = [
+    /// Every finding. New ones go at the end: the store keeps fixed findings as bits by
+    /// position.
+    pub const ALL: [Finding; 11] = [
         Self::Expired,
         Self::NotYetValid,
         Self::Expiring,
@@ -183,6 +190,8 @@ impl Finding {
         Self::SelfSignedLeaf,
         Self::NoSan,
         Self::CaCertificate,
+        Self::ValidityExceedsPolicy,
+        Self::ValidityExceedsRequest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -196,6 +205,8 @@ impl Finding {
             Finding::SelfSignedLeaf => "self_signed_leaf",
             Finding::NoSan => "no_san",
             Finding::CaCertificate => "ca_certificate",
+            Finding::ValidityExceedsPolicy => "validity_exceeds_policy",
+            Finding::ValidityExceedsRequest => "validity_exceeds_request",
         }
     }
 
@@ -207,6 +218,28 @@ impl Finding {
     pub fn is_time_dependent(self) -> bool {
         matches!(self, Finding::Expired | Finding::NotYetValid | Finding::Expiring)
     }
+}
+
+/// How much longer than asked a certificate may run before it counts as exceeding: CAs
+/// backdate `notBefore` (Let's Encrypt by an hour) and round.
+pub const VALIDITY_SLACK_SECS: i64 = 3_600 + 300;
+
+/// Findings about a certificate's lifetime against what was asked (`requested_secs`) and the
+/// policy's longest (`policy_max_secs`, none when the policy has no limit).
+pub fn validity_findings(
+    facts: &CertificateFacts,
+    requested_secs: i64,
+    policy_max_secs: Option<i64>,
+) -> Vec<Finding> {
+    let lifetime = (facts.not_after - facts.not_before).whole_seconds();
+    let mut findings = Vec::new();
+    if policy_max_secs.is_some_and(|max| lifetime > max.saturating_add(VALIDITY_SLACK_SECS)) {
+        findings.push(Finding::ValidityExceedsPolicy);
+    }
+    if requested_secs > 0 && lifetime > requested_secs.saturating_add(VALIDITY_SLACK_SECS) {
+        findings.push(Finding::ValidityExceedsRequest);
+    }
+    findings
 }
 
 /// Status and findings of a certificate at `now`, with `window` as the expiring horizon.
@@ -333,6 +366,21 @@ mod tests {
         f.self_signed = true;
         f.sans.clear();
         assert_eq!(static_findings(&f), vec![Finding::CaCertificate]);
+    }
+
+    #[test]
+    fn a_lifetime_longer_than_asked_or_allowed_is_named() {
+        let mut f = facts();
+        f.not_after = f.not_before + Duration::days(1825);
+        let day = 86_400;
+        assert_eq!(
+            validity_findings(&f, 90 * day, Some(90 * day)),
+            vec![Finding::ValidityExceedsPolicy, Finding::ValidityExceedsRequest]
+        );
+        assert_eq!(validity_findings(&f, 90 * day, None), vec![Finding::ValidityExceedsRequest]);
+        // Backdated by an hour (Let's Encrypt): still what was asked.
+        f.not_after = f.not_before + Duration::days(90) + Duration::hours(1);
+        assert!(validity_findings(&f, 90 * day, Some(90 * day)).is_empty());
     }
 
     #[test]

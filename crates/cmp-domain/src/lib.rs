@@ -9,7 +9,8 @@ pub mod role;
 
 pub use certificate::{
     CertificateFacts, CertificateStatus, DEFAULT_EXPIRY_WINDOW_DAYS, Finding, KeyInfo, KeyType,
-    LocationKind, San, SanType, evaluate, static_findings, status_at,
+    LocationKind, San, SanType, VALIDITY_SLACK_SECS, evaluate, static_findings, status_at,
+    validity_findings,
 };
 pub use issuance::{Backoff, RequestKind, RequestState};
 pub use policy::{Ask, KeyRule, Policy, Violation, name_matches};

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::certificate::VALIDITY_SLACK_SECS;
 use crate::issuance::{Backoff, RequestState};
 
 /// How long before expiry to renew.
@@ -196,6 +197,11 @@ pub struct CurrentVersion {
     /// role by any `not_before_duration`): the minimum age counts from the later of the two.
     /// `None` when unknown.
     pub issued_at: Option<i64>,
+    /// The lifetime that was asked for, in seconds (within the policy's longest). A CA that
+    /// ignored it and issued for longer (an ACME CA without `notAfter`) does not stretch the
+    /// renewal: a version longer than asked by more than [`VALIDITY_SLACK_SECS`] is renewed as
+    /// if it ended `asked_lifetime_secs` after its `not_before`. `None`: its own lifetime.
+    pub asked_lifetime_secs: Option<i64>,
 }
 
 /// Everything a renewal decision depends on. Times are Unix seconds.
@@ -315,6 +321,14 @@ pub fn decide(input: &RenewalInput<'_>) -> RenewalDecision {
         });
     };
     let CurrentVersion { not_before, not_after, .. } = version;
+    // The renewal follows the lifetime asked for, never a longer one the CA chose (beyond
+    // the slack a backdated notBefore takes, as for the `validity_exceeds_request` finding).
+    let not_after = match version.asked_lifetime_secs.filter(|asked| *asked > 0) {
+        Some(asked) if not_after - not_before > asked.saturating_add(VALIDITY_SLACK_SECS) => {
+            not_before.saturating_add(asked)
+        }
+        _ => not_after,
+    };
     let lifetime = (not_after - not_before).max(1);
     let issued = version.issued_at.map_or(not_before, |t| t.max(not_before));
     let min_age = min_age_secs(lifetime);
@@ -448,7 +462,12 @@ mod tests {
     const DAY: i64 = 86_400;
 
     fn version(not_before: i64, not_after: i64) -> CurrentVersion {
-        CurrentVersion { not_before, not_after, issued_at: Some(not_before) }
+        CurrentVersion {
+            not_before,
+            not_after,
+            issued_at: Some(not_before),
+            asked_lifetime_secs: None,
+        }
     }
 
     fn input(now: i64, renew_before: Option<RenewBefore>) -> RenewalInput<'static> {
@@ -463,6 +482,31 @@ mod tests {
             open_request: None,
             suggested_window: None,
         }
+    }
+
+    #[test]
+    fn a_version_longer_than_asked_renews_on_the_asked_lifetime() {
+        // Asked for 90 days, the CA issued 5 years: due at 2/3 of 90 days, not of 5 years.
+        let mut i = input(61 * DAY, None);
+        i.current = Some(CurrentVersion {
+            not_before: 0,
+            not_after: 1_825 * DAY,
+            issued_at: Some(0),
+            asked_lifetime_secs: Some(90 * DAY),
+        });
+        let d = decide(&i);
+        assert_eq!((d.action, d.reason), (RenewalAction::Renew, RenewalReason::LifetimeElapsed));
+        i.now = 50 * DAY;
+        assert_eq!(decide(&i).action, RenewalAction::Wait);
+        // A shorter certificate than asked keeps its own end.
+        i.current = Some(CurrentVersion {
+            not_before: 0,
+            not_after: 30 * DAY,
+            issued_at: Some(0),
+            asked_lifetime_secs: Some(90 * DAY),
+        });
+        i.now = 21 * DAY;
+        assert_eq!(decide(&i).action, RenewalAction::Renew);
     }
 
     #[test]
@@ -649,12 +693,22 @@ mod tests {
     #[test]
     fn a_backdated_version_counts_its_age_from_when_it_was_received() {
         let mut i = input(3 * 3_600, Some(RenewBefore::Percent(90)));
-        i.current = Some(CurrentVersion { not_before: 0, not_after: DAY, issued_at: Some(7_200) });
+        i.current = Some(CurrentVersion {
+            not_before: 0,
+            not_after: DAY,
+            issued_at: Some(7_200),
+            asked_lifetime_secs: None,
+        });
         let d = decide(&i);
         assert_eq!((d.action, d.reason), (RenewalAction::Wait, RenewalReason::MinimumAge));
         assert_eq!(d.due_at, 7_200 + 8_640);
         // Received before its not_before (a postdated certificate): not_before counts.
-        i.current = Some(CurrentVersion { not_before: 0, not_after: DAY, issued_at: Some(-50) });
+        i.current = Some(CurrentVersion {
+            not_before: 0,
+            not_after: DAY,
+            issued_at: Some(-50),
+            asked_lifetime_secs: None,
+        });
         assert_eq!(decide(&i).due_at, 8_640);
     }
 
@@ -768,7 +822,12 @@ mod tests {
                 let not_after = NOT_BEFORE + lifetime;
                 let issued = NOT_BEFORE + late;
                 let current =
-                    CurrentVersion { not_before: NOT_BEFORE, not_after, issued_at: Some(issued) };
+                    CurrentVersion {
+                        not_before: NOT_BEFORE,
+                        not_after,
+                        issued_at: Some(issued),
+                        asked_lifetime_secs: None,
+                    };
                 let d = decide(&input_for(&id, NOT_BEFORE, current, renew_before, None));
                 prop_assert!(d.due_at >= issued + min_age_secs(lifetime), "{d:?}");
                 prop_assert!(d.due_at < not_after, "{d:?}");
@@ -798,6 +857,7 @@ mod tests {
                     not_before: NOT_BEFORE,
                     not_after: NOT_BEFORE + lifetime,
                     issued_at: Some(NOT_BEFORE + late),
+                    asked_lifetime_secs: None,
                 };
                 let issued = NOT_BEFORE + late.max(0);
                 let window = window.map(|(start, len)| (NOT_BEFORE + start, NOT_BEFORE + start + len));

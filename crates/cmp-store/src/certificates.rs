@@ -31,7 +31,7 @@ fn finding_bit(f: Finding) -> i64 {
     1 << index
 }
 
-fn flags_of(findings: &[Finding]) -> i64 {
+pub(crate) fn flags_of(findings: &[Finding]) -> i64 {
     findings.iter().fold(0, |acc, f| acc | finding_bit(*f))
 }
 
@@ -536,6 +536,19 @@ impl CertificateStore for SqlStore {
         Ok(row.try_get("der")?)
     }
 
+    async fn certificate_chain(&self, id: &str, scope: &Scope) -> StoreResult<Vec<Vec<u8>>> {
+        let mut b = SqlBuilder::new(
+            "SELECT m.der FROM certificates c \
+             JOIN certificate_chains ch ON ch.certificate_id = c.id \
+             JOIN certificates m ON m.id = ch.chain_certificate_id WHERE",
+        );
+        push_identity(&mut b, id);
+        push_scope(&mut b, scope);
+        b.push(" ORDER BY ch.position");
+        let rows = b.query().fetch_all(&self.read).await?;
+        rows.iter().map(|row| Ok(row.try_get("der")?)).collect()
+    }
+
     async fn update_certificate(
         &self,
         ctx: &AuditContext,
@@ -600,6 +613,18 @@ impl CertificateStore for SqlStore {
     ) -> StoreResult<()> {
         let current = self.get_certificate(id, scope).await?;
         let mut tx = self.begin().await?;
+        // A CA certificate that a recorded chain names: deleting it would break every download
+        // of those certificates, so the caller deletes them (or lets them expire) first.
+        let holders = crate::chains::chains_holding(&mut tx, &current.id, 4).await?;
+        if !holders.is_empty() {
+            let shown: Vec<&str> = holders.iter().take(3).map(String::as_str).collect();
+            let more = if holders.len() > 3 { ", ..." } else { "" };
+            return Err(StoreError::Conflict(format!(
+                "certificate {} is in the chain of certificate {}{more}; delete those first",
+                current.id,
+                shown.join(", ")
+            )));
+        }
         let mut b = SqlBuilder::new("DELETE FROM certificates AS c WHERE c.id = ");
         b.bind(Arg::Text(current.id.clone()));
         push_scope(&mut b, scope);

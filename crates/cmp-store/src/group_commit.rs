@@ -18,8 +18,8 @@ use crate::adapters::{LEDGER_INSERT, LedgerRow, ledger_row};
 use crate::audit;
 use crate::certificates::import_chunk_with;
 use crate::requests::{
-    REQUEST_INSERT, created_events, issued_certificates, issued_event, key_body_mismatch,
-    request_from_row, request_row, set_current_version,
+    REQUEST_INSERT, add_findings, created_events, issued_certificates, issued_event,
+    key_body_mismatch, request_from_row, request_row, set_current_version,
 };
 use crate::sql::{Arg, SqlBuilder, run_statements};
 use crate::{
@@ -340,7 +340,11 @@ async fn insert_fresh(tx: &mut Transaction<'_, Any>, fresh: &[&IssuedRequest]) -
         fresh.iter().map(|item| created_events(&item.request)).collect();
     let mut imported = imported.into_iter();
     let mut leaves = vec![String::new(); fresh.len()];
+    let mut chains: Vec<Vec<String>> = vec![Vec::new(); fresh.len()];
     for ((outcome, &i), certificate) in outcomes.iter().zip(&certificate_of).zip(&certificates) {
+        if certificate.issued.is_none() {
+            chains[i].push(outcome.id.clone());
+        }
         if outcome.created {
             let event = imported.next().ok_or_else(|| StoreError::corrupt("import", "no event"))?;
             events[i].push(event);
@@ -370,6 +374,14 @@ async fn insert_fresh(tx: &mut Transaction<'_, Any>, fresh: &[&IssuedRequest]) -
         }
         events[i].push(issued_event(&item.request.id, leaf, &item.issued, managed));
     }
+    let links: Vec<(String, Vec<String>)> = leaves.iter().cloned().zip(chains).collect();
+    crate::chains::link_chains(tx, &links).await?;
+    let findings: Vec<(String, &[cmp_domain::Finding])> = leaves
+        .iter()
+        .zip(fresh)
+        .map(|(leaf, item)| (leaf.clone(), &item.issued.findings[..]))
+        .collect();
+    add_findings(tx, &findings).await?;
     let attributed: Vec<(&AuditContext, &NewAuditEvent)> = fresh
         .iter()
         .zip(&events)

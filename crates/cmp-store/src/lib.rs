@@ -7,6 +7,7 @@
 mod adapters;
 mod audit;
 mod certificates;
+mod chains;
 mod error;
 mod group_commit;
 mod managed;
@@ -64,7 +65,12 @@ pub trait CertificateStore: Send + Sync {
         update: &CertificateUpdate,
     ) -> StoreResult<CertificateRecord>;
 
-    /// Deletes a certificate and its locations.
+    /// The chain recorded with an issued certificate (issuing CA first), DER, the leaf within
+    /// the scope; empty when none was recorded (an import, or issued before chains were kept).
+    async fn certificate_chain(&self, id: &str, scope: &Scope) -> StoreResult<Vec<Vec<u8>>>;
+
+    /// Deletes a certificate and its locations. `Conflict` when it is in the recorded chain of
+    /// another certificate (a CA certificate that downloads still need).
     async fn delete_certificate(
         &self,
         ctx: &AuditContext,

@@ -99,6 +99,9 @@ pub struct RequestQuery {
 pub struct IssuedRecord {
     pub facts: CertificateFacts,
     pub chain: Vec<CertificateFacts>,
+    /// Findings about how it was issued that its facts alone do not show (e.g. a CA that
+    /// ignored the requested lifetime), stored with the leaf.
+    pub findings: Vec<cmp_domain::Finding>,
 }
 
 /// Issuance requests.
@@ -435,6 +438,22 @@ pub(crate) async fn set_current_version(
     Ok(())
 }
 
+/// Adds issuance findings to leaves' `finding_flags`.
+pub(crate) async fn add_findings(
+    tx: &mut Transaction<'_, Any>,
+    findings: &[(String, &[cmp_domain::Finding])],
+) -> StoreResult<()> {
+    for (leaf, found) in findings.iter().filter(|(_, found)| !found.is_empty()) {
+        let flags = crate::certificates::flags_of(found);
+        sqlx::query("UPDATE certificates SET finding_flags = finding_flags | $1 WHERE id = $2")
+            .bind(flags)
+            .bind(leaf)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Finishes an issue or renew request inside `tx` (see [`RequestStore::complete_issue`]),
 /// pushing its audit events to `events`.
 async fn complete_issue_in(
@@ -468,6 +487,10 @@ async fn complete_issue_in(
         .await?;
     }
     let leaf = leaf.id.clone();
+    let chain: Vec<String> =
+        outcomes[..outcomes.len() - 1].iter().map(|outcome| outcome.id.clone()).collect();
+    crate::chains::link_chains(tx, &[(leaf.clone(), chain)]).await?;
+    add_findings(tx, &[(leaf.clone(), &issued.findings[..])]).await?;
     let extra = [("certificate_id", Arg::Text(leaf.clone())), ("last_error", Arg::OptText(None))];
     transition(tx, id, &[RequestState::Submitted], RequestState::Issued, now, &extra).await?;
     if let Some(managed) = &request.managed_certificate_id {

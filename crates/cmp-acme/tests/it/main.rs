@@ -20,6 +20,7 @@ fn settings(pebble: &Pebble) -> AcmeSettings {
         ca_bundle: Some(pebble.tls_pem.clone()),
         profile: None,
         order_timeout_secs: 30,
+        send_not_after: true,
     }
 }
 

@@ -222,3 +222,40 @@ async fn a_ca_that_is_down_is_a_retryable_error_and_pebble_has_no_ari() {
     assert!(matches!(e, AcmeError::Unreachable(_)), "{e}");
     assert!(e.is_retryable());
 }
+
+/// The lifetime asked reaches the CA: `notAfter` in a newOrder signed with the account key
+/// (also after a restore from the stored credentials), which Pebble keeps to; without it,
+/// Pebble's default of five years.
+#[tokio::test]
+async fn an_order_asks_for_its_end_date_and_pebble_keeps_to_it() {
+    let pebble =
+        Pebble::start(PebbleOptions { nonce_reject_percent: 10, ..Default::default() }).await;
+    let (_, credentials) = AcmeClient::register(&settings(&pebble), None).await.unwrap();
+    let client = AcmeClient::restore(&settings(&pebble), &credentials).await.unwrap();
+    assert!(client.sends_not_after());
+    let solvers = Solvers::new(&[dns_solver(&pebble, &[])], None).unwrap();
+    let end_of = |chain: &str| {
+        let der = leaf_der(chain);
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        (cert.validity().not_before.timestamp(), cert.validity().not_after.timestamp())
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let asked = now + 30 * 86_400;
+    let names = ["until.shop.test".to_string()];
+    let mut order = client.new_order_until(&names, None, Some(asked)).await.unwrap();
+    let chain =
+        client.complete(&mut order, &solvers, None, &csr_der(&["until.shop.test"])).await.unwrap();
+    verify_chain(&chain, &pebble.root_pem().await).unwrap();
+    assert_eq!(end_of(&chain).1, asked, "the certificate ends when asked");
+
+    let mut lax = settings(&pebble);
+    lax.send_not_after = false;
+    let client = AcmeClient::restore(&lax, &credentials).await.unwrap();
+    assert!(!client.sends_not_after());
+    let names = ["lax.shop.test".to_string()];
+    let mut order = client.new_order_until(&names, None, Some(asked)).await.unwrap();
+    let chain =
+        client.complete(&mut order, &solvers, None, &csr_der(&["lax.shop.test"])).await.unwrap();
+    let (not_before, not_after) = end_of(&chain);
+    assert!(not_after - not_before > 1_000 * 86_400, "Pebble's default without notAfter");
+}

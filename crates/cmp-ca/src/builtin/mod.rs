@@ -319,6 +319,8 @@ impl CaAdapter for BuiltinCa {
                     0
                 },
                 key_types: ["rsa", "ec", "ed25519"].map(String::from).to_vec(),
+                honours_validity: true,
+                issued_validity_secs: None,
             },
             chain_der: vec![self.ca.issuing_der.clone(), self.ca.root_der.clone()],
         }

@@ -47,6 +47,7 @@ async fn one_certificate_per_request_and_revocation_through_acme() {
         ca_bundle: Some(pebble.tls_pem.clone()),
         profile: None,
         order_timeout_secs: 20,
+        send_not_after: true,
     };
     let client = Arc::new(AcmeClient::register(&settings, None).await.unwrap().0);
     let solvers =

@@ -244,6 +244,10 @@ async fn a_person_issues_renews_and_revokes_with_cmpctl() {
         let cert = issued["certificate_id"].as_str().unwrap().to_string();
         let pem = stdout(&cmpctl(&f, &["cert", "pem", &cert]).await);
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        // With --chain: the leaf, then the builtin CA's issuing and root certificates.
+        let full = stdout(&cmpctl(&f, &["cert", "pem", &cert, "--chain"]).await);
+        assert!(full.starts_with(&pem), "{full}");
+        assert_eq!(full.matches("BEGIN CERTIFICATE").count(), 3, "{full}");
         let listed = cmpctl_as(&f, &dev, &["cert", "list", "--owner", &owner_id]).await;
         assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
 

@@ -38,6 +38,11 @@ pub struct AcmeAdapterConfig {
     pub profile: Option<String>,
     #[serde(default = "default_order_timeout")]
     pub order_timeout_secs: u64,
+    /// Ask for the requested lifetime with `notAfter` in each order (default true). Set false
+    /// for a CA that refuses it (Let's Encrypt today; CMP also falls back by itself when the
+    /// CA refuses `notAfter` as malformed).
+    #[serde(default = "default_send_not_after")]
+    pub send_not_after: bool,
     /// Which challenge proves which names, first match wins.
     pub solvers: Vec<SolverConfig>,
     /// The EAB key id the account was bound with (its HMAC is in the secret store).
@@ -52,6 +57,10 @@ fn default_order_timeout() -> u64 {
     90
 }
 
+fn default_send_not_after() -> bool {
+    true
+}
+
 impl AcmeAdapterConfig {
     fn settings(&self) -> AcmeSettings {
         AcmeSettings {
@@ -60,6 +69,7 @@ impl AcmeAdapterConfig {
             ca_bundle: self.ca_bundle.clone(),
             profile: self.profile.clone(),
             order_timeout_secs: self.order_timeout_secs,
+            send_not_after: self.send_not_after,
         }
     }
 }

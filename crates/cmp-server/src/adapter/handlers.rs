@@ -186,6 +186,8 @@ pub async fn status(
         answers_ocsp: s.capabilities.answers_ocsp,
         max_validity_secs: s.capabilities.max_validity_secs,
         key_types: s.capabilities.key_types,
+        honours_validity: s.capabilities.honours_validity,
+        issued_validity_secs: s.capabilities.issued_validity_secs,
         chain: s
             .chain_der
             .into_iter()

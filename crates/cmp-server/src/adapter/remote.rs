@@ -165,6 +165,8 @@ impl CaAdapter for RemoteAdapter {
                     answers_ocsp: h.answers_ocsp,
                     max_validity_secs: h.max_validity_secs,
                     key_types: h.key_types,
+                    honours_validity: h.honours_validity,
+                    issued_validity_secs: h.issued_validity_secs,
                 },
                 chain_der: h
                     .chain

@@ -63,6 +63,7 @@ pub async fn run(opts: &AcmeBench) -> anyhow::Result<()> {
         ca_bundle: ca_bundle.clone(),
         profile: None,
         order_timeout_secs: 60,
+        send_not_after: true,
     };
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let run_tag = run_id.get(run_id.len() - 8..).unwrap_or("bench").to_string();

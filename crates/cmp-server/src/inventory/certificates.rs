@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use base64::Engine;
 use cmp_api::{
     Certificate, CertificateListParams, CertificatePatch, ImportParams, ImportRequest,
-    ImportResponse, Page, Problem,
+    ImportResponse, Page, PemParams, Problem,
 };
 use cmp_store::CertificateUpdate;
 
@@ -106,10 +106,10 @@ pub async fn get(
     Ok(Json(views::certificate(record, state.clock.now(), state.expiry_window_secs())))
 }
 
-/// The certificate as PEM.
+/// The certificate as PEM; with `chain=true`, followed by the chain its CA returned.
 #[utoipa::path(
     get, path = "/api/v1/certificates/{id}/pem", tag = "certificates",
-    params(("id" = String, Path, description = "Platform id or SHA-256 fingerprint")),
+    params(("id" = String, Path, description = "Platform id or SHA-256 fingerprint"), PemParams),
     responses((status = 200, content_type = "application/x-pem-file", body = String), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin", "security", "developer"]))
 )]
@@ -117,9 +117,15 @@ pub async fn pem(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<PemParams>,
 ) -> ApiResult<impl IntoResponse> {
     let der = state.store.get_certificate_der(&id, &caller.scope).await?;
-    let text = pem::encode(&pem::Pem::new("CERTIFICATE", der));
+    let mut text = pem::encode(&pem::Pem::new("CERTIFICATE", der));
+    if params.chain {
+        for der in state.store.certificate_chain(&id, &caller.scope).await? {
+            text.push_str(&pem::encode(&pem::Pem::new("CERTIFICATE", der)));
+        }
+    }
     Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], text))
 }
 
@@ -158,11 +164,13 @@ pub async fn patch(
     Ok(Json(views::certificate(record, state.clock.now(), state.expiry_window_secs())))
 }
 
-/// Remove a certificate from the inventory (audited).
+/// Remove a certificate from the inventory (audited). A CA certificate in the recorded chain
+/// of another certificate is a 409: its downloads need it; delete those first.
 #[utoipa::path(
     delete, path = "/api/v1/certificates/{id}", tag = "certificates",
     params(("id" = String, Path, description = "Platform id or SHA-256 fingerprint")),
-    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")),
+    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin", "security"]))
 )]
 pub async fn delete(

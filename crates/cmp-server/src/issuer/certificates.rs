@@ -87,10 +87,14 @@ pub async fn key(
                 .and_then(|v| v.to_str().ok())
                 .ok_or_else(|| ApiError::bad_field("X-Pkcs12-Password", "required for pkcs12"))?;
             let mut chain = vec![state.store.get_certificate_der(&links.id, &Scope::All).await?];
-            // The issuing CA as its adapter reports it (builtin CA, Vault's chain, ...).
-            if let Some(adapter) = &links.adapter_id
+            // The chain the CA returned with this certificate, whatever the adapter.
+            let stored = state.store.certificate_chain(&links.id, &Scope::All).await?;
+            if !stored.is_empty() {
+                chain.extend(stored);
+            } else if let Some(adapter) = &links.adapter_id
                 && let Ok(adapter) = state.adapters.adapter(adapter).await
             {
+                // Issued before chains were kept: the issuing CA as its adapter reports it.
                 chain.extend(adapter.get_status().await.chain_der);
             }
             let p12 = cmp_pki::keygen::export_pkcs12(key.expose(), &chain, password, &links.id)

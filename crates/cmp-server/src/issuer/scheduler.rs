@@ -134,6 +134,13 @@ async fn consider(state: &AppState, id: &str, now: i64) {
                 not_before: c.not_before,
                 not_after: c.not_after,
                 issued_at: Some(c.created_at),
+                // The lifetime asked for (within the policy's): a CA that issued for longer
+                // does not put the renewal off.
+                asked_lifetime_secs: managed
+                    .spec
+                    .get("validity_days")
+                    .and_then(serde_json::Value::as_i64)
+                    .map(|days| days.saturating_mul(86_400)),
             }),
             Err(e) => {
                 tracing::warn!(managed = %managed.id, error = %e, "current version unreadable");

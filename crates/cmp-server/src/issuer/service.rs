@@ -97,6 +97,9 @@ struct Checked {
     csr: Option<CsrInfo>,
     key_type: Option<KeySpec>,
     require_approval: bool,
+    /// The policy's longest lifetime, in seconds: a certificate longer than that is stored
+    /// with a finding.
+    policy_max_secs: i64,
 }
 
 async fn check_issue(
@@ -128,7 +131,13 @@ async fn check_issue(
     };
     let (policy, _) = policy_of(state, owner_id).await?;
     policy.check(&spec.ask(&key)).map_err(ApiError::Policy)?;
-    Ok(Checked { spec, csr, key_type, require_approval: policy.require_approval })
+    Ok(Checked {
+        spec,
+        csr,
+        key_type,
+        require_approval: policy.require_approval,
+        policy_max_secs: policy.max_validity_days.saturating_mul(86_400),
+    })
 }
 
 /// Makes a key in the secret store and a CSR for it.
@@ -298,7 +307,11 @@ async fn issue_in_process(
         }
     };
     let (entry, issued) = ca.sign_unrecorded(&sign, csr).ok()?;
-    let record = match issued_record(&issued) {
+    let limits = Limits {
+        requested_secs: sign.profile.validity_secs,
+        policy_max_secs: Some(checked.policy_max_secs),
+    };
+    let record = match issued_record(&issued, limits) {
         Ok(record) => record,
         Err(e) => return Some(Err(ApiError::Ca(e))),
     };
@@ -438,20 +451,56 @@ async fn sign(state: &AppState, request: &RequestRecord) -> Result<Done, CaError
         replaces,
         acme_solver: spec.acme_solver.clone(),
     };
+    let requested_secs = sign.profile.validity_secs;
     let issued = adapter.create_certificate(&sign).await?;
-    Ok(Done::Issued(Box::new(issued_record(&issued)?)))
+    // The policy as it is now (the request was checked against it, or an older one): a
+    // policy that cannot be read only leaves the policy finding out.
+    let policy_max_secs = match &request.owner_id {
+        Some(owner) => policy_of(state, owner)
+            .await
+            .ok()
+            .map(|(policy, _)| policy.max_validity_days.saturating_mul(86_400)),
+        None => None,
+    };
+    let limits = Limits { requested_secs, policy_max_secs };
+    Ok(Done::Issued(Box::new(issued_record(&issued, limits)?)))
 }
 
-/// What the inventory keeps of a signed certificate and its chain.
-fn issued_record(issued: &cmp_ca::IssuedCertificate) -> Result<IssuedRecord, CaError> {
+/// The lifetime a certificate was asked for and the policy's longest, in seconds.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    requested_secs: i64,
+    policy_max_secs: Option<i64>,
+}
+
+/// What the inventory keeps of a signed certificate and its chain, with a finding when the CA
+/// issued it for longer than asked or than the policy allows (stored as issued: it exists,
+/// and hiding it would be worse).
+fn issued_record(
+    issued: &cmp_ca::IssuedCertificate,
+    limits: Limits,
+) -> Result<IssuedRecord, CaError> {
     let parse = |der: &[u8]| {
         cmp_pki::parse_certificate(der).map_err(|e| {
             CaError::Internal(format!("the CA returned an unreadable certificate: {e}"))
         })
     };
+    let facts = parse(&issued.certificate_der)?;
+    let findings =
+        cmp_domain::validity_findings(&facts, limits.requested_secs, limits.policy_max_secs);
+    if !findings.is_empty() {
+        tracing::warn!(
+            serial = %facts.serial_number,
+            not_after = %facts.not_after,
+            requested_secs = limits.requested_secs,
+            ?findings,
+            "the CA issued a certificate for longer than asked or allowed"
+        );
+    }
     Ok(IssuedRecord {
-        facts: parse(&issued.certificate_der)?,
+        facts,
         chain: issued.chain_der.iter().map(|d| parse(d)).collect::<Result<_, _>>()?,
+        findings,
     })
 }
 
@@ -664,8 +713,13 @@ pub async fn renew_managed(
     };
     let (policy, _) = policy_of(state, &owner_id).await?;
     policy.check(&spec.ask(&key)).map_err(ApiError::Policy)?;
-    let checked =
-        Checked { spec: spec.clone(), csr, key_type, require_approval: policy.require_approval };
+    let checked = Checked {
+        spec: spec.clone(),
+        csr,
+        key_type,
+        require_approval: policy.require_approval,
+        policy_max_secs: policy.max_validity_days.saturating_mul(86_400),
+    };
     let new = new_request(
         RequestKind::Renew,
         policy.require_approval,

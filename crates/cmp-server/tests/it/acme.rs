@@ -17,7 +17,7 @@ use cmp_testkit::openssl::verify_chain;
 use cmp_testkit::pebble::{EAB_HMAC, EAB_KID, Pebble, PebbleOptions};
 use serde_json::{Value, json};
 
-use crate::issuance::{call, csr_for, fast_scheduler, unix};
+use crate::issuance::{call, csr_for, fast_scheduler, openssl, unix};
 use crate::support::{TestApp, TestClock};
 
 /// A fast scheduler, and CMP's http-01 responder where Pebble validates (`None`: no http-01).
@@ -192,6 +192,143 @@ async fn issue_renew_and_revoke_through_pebble_in_process_and_over_the_adapter_r
         walk(&app, &pebble, false).await;
         app.stop().await;
         adapter.shutdown().await.unwrap();
+    }
+}
+
+/// The PEM blocks of `text` that are certificates, in order.
+fn certificate_blocks(text: &str) -> Vec<String> {
+    pem::parse_many(text)
+        .unwrap()
+        .into_iter()
+        .filter(|block| block.tag() == "CERTIFICATE")
+        .map(|block| pem::encode(&block))
+        .collect()
+}
+
+fn lifetime_of(certificate: &Value) -> i64 {
+    unix(&certificate["not_after"]) - unix(&certificate["not_before"])
+}
+
+/// The lifetime asked reaches the CA (`notAfter`); a CA that ignores it is caught (findings,
+/// status) and does not stretch the renewal; downloads (PEM with `chain=true`, PKCS#12) hold
+/// the chain the CA returned, and the CA certificate in it cannot be deleted under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_certificates_keep_the_lifetime_asked_and_the_chain_the_ca_returned() {
+    const DAY: i64 = 86_400;
+    for kind in DbKind::ALL {
+        let pebble = Pebble::start(PebbleOptions::default()).await;
+        let app = TestApp::spawn_with(kind, with_responder(None)).await;
+        let admin = app.admin_token.clone();
+        call(&app, &admin, "POST", "/api/v1/owners", Some(json!({"name": "web"}))).await;
+        let policy = json!({"max_validity_days": 90});
+        let (s, body) = call(&app, &admin, "PUT", "/api/v1/owners/web/policy", Some(policy)).await;
+        assert_eq!(s, 200, "{body}");
+        let solver = dns_solver(
+            &pebble,
+            &[],
+            &pebble.challtestsrv_url("set-txt"),
+            &pebble.challtestsrv_url("clear-txt"),
+        );
+        let body = acme_adapter("acme", &pebble, json!([solver.clone()]), None);
+        assert_eq!(call(&app, &admin, "POST", "/api/v1/adapters", Some(body)).await.0, 201);
+
+        // 90 days asked under a 90-day policy, server-made key: Pebble issues 90 days (it
+        // issues 5 years when no notAfter is asked).
+        let body = json!({"owner": "web", "adapter": "acme", "key_type": "ecdsa_p256",
+                          "dns_names": ["v.dns.test"], "validity_days": 90});
+        let (s, r) = call(&app, &admin, "POST", "/api/v1/requests", Some(body)).await;
+        assert_eq!(s, 201, "{r}");
+        let issued = settled(&app, r["id"].as_str().unwrap()).await;
+        assert_eq!(issued["state"], "issued", "{issued}");
+        let cert_id = issued["certificate_id"].as_str().unwrap().to_string();
+        let path = format!("/api/v1/certificates/{cert_id}");
+        let (_, cert) = call(&app, &admin, "GET", &path, None).await;
+        assert!((lifetime_of(&cert) - 90 * DAY).abs() <= 3_600, "90 days: {cert}");
+        assert!(!cert["findings"].to_string().contains("validity_exceeds"), "{cert}");
+        let (_, status) = call(&app, &admin, "GET", "/api/v1/adapters/acme/status", None).await;
+        assert_eq!(status["honours_validity"], true, "{status}");
+        let issued_validity = status["issued_validity_secs"].as_i64().unwrap();
+        assert!((issued_validity - 90 * DAY).abs() <= 3_600, "{status}");
+
+        // The PEM with its chain: the leaf, then Pebble's intermediate, up to Pebble's root;
+        // the leaf alone does not verify.
+        let root = pebble.root_pem().await;
+        let chain = call(&app, &admin, "GET", &format!("{path}/pem?chain=true"), None).await.1;
+        let chain = chain.as_str().unwrap().to_string();
+        let blocks = certificate_blocks(&chain);
+        assert_eq!(blocks.len(), 2, "{chain}");
+        assert_eq!(blocks[0], leaf_pem(&app, &cert_id).await);
+        verify_chain(&chain, &root).unwrap();
+        assert!(verify_chain(&blocks[0], &root).is_err(), "the intermediate is needed");
+        assert_eq!(app.admin.certificate_pem_chain(&cert_id).await.unwrap(), chain);
+
+        // The PKCS#12 holds the leaf and the chain (parsed here, and by openssl).
+        let p12 = app
+            .http()
+            .get(app.url(&format!("{path}/key?format=pkcs12")))
+            .bearer_auth(&admin)
+            .header("X-Pkcs12-Password", "correct-horse")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(p12.status(), 200);
+        let p12 = p12.bytes().await.unwrap().to_vec();
+        let decoded = cmp_pki::decode_import(&p12, Some("correct-horse"));
+        assert_eq!(decoded.certificates.len(), 2, "{:?}", decoded.rejected);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k.p12"), &p12).unwrap();
+        let args = ["pkcs12", "-in", "k.p12", "-passin", "pass:correct-horse", "-nokeys"];
+        let in_p12 = certificate_blocks(&openssl(&args, dir.path()));
+        assert_eq!(in_p12.len(), 2, "leaf and intermediate");
+        assert!(in_p12.contains(&blocks[0]) && in_p12.contains(&blocks[1]));
+        verify_chain(&format!("{}{}", blocks[0], blocks[1]), &root).unwrap();
+
+        // The intermediate is in that chain: deleting it is a conflict that names the leaf.
+        let (_, found) =
+            call(&app, &admin, "GET", "/api/v1/certificates?q=Pebble%20Intermediate", None).await;
+        let intermediate = found["items"][0]["id"].as_str().unwrap().to_string();
+        let path_of = |id: &str| format!("/api/v1/certificates/{id}");
+        let (s, problem) = call(&app, &admin, "DELETE", &path_of(&intermediate), None).await;
+        assert_eq!(s, 409, "{problem}");
+        assert!(problem["detail"].as_str().unwrap().contains(&cert_id), "{problem}");
+
+        // An adapter that does not send notAfter (as for a CA that ignores it): Pebble's 5
+        // years, stored with the findings that name the breach, shown by the status.
+        let mut body = acme_adapter("lax", &pebble, json!([solver]), None);
+        body["config"]["send_not_after"] = json!(false);
+        assert_eq!(call(&app, &admin, "POST", "/api/v1/adapters", Some(body)).await.0, 201);
+        let body = json!({"name": "lax-web", "owner": "web", "adapter": "lax",
+                          "dns_names": ["m.dns.test"], "validity_days": 90});
+        let (s, managed) =
+            call(&app, &admin, "POST", "/api/v1/managed-certificates", Some(body)).await;
+        assert_eq!(s, 201, "{managed}");
+        let version = &managed["versions"][0];
+        let long_id = version["certificate_id"].as_str().unwrap();
+        let (_, long) = call(&app, &admin, "GET", &path_of(long_id), None).await;
+        assert!(lifetime_of(&long) > 1_000 * DAY, "Pebble's default: {long}");
+        let findings: Vec<&str> =
+            long["findings"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        assert!(findings.contains(&"validity_exceeds_policy"), "{long}");
+        assert!(findings.contains(&"validity_exceeds_request"), "{long}");
+        let (_, listed) =
+            call(&app, &admin, "GET", "/api/v1/certificates?finding=validity_exceeds_policy", None)
+                .await;
+        assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+        let (_, status) = call(&app, &admin, "GET", "/api/v1/adapters/lax/status", None).await;
+        assert_eq!(status["honours_validity"], false, "{status}");
+        assert!(status["issued_validity_secs"].as_i64().unwrap() > 1_000 * DAY, "{status}");
+
+        // Its renewal follows the 90 days asked: due at 2/3 of them, not of 5 years.
+        let not_before = unix(&version["not_before"]);
+        let state = app.issuer_state(TestClock::at(not_before + 50 * DAY)).await;
+        scheduler::tick(&state).await;
+        let (_, m) = call(&app, &admin, "GET", "/api/v1/managed-certificates/lax-web", None).await;
+        assert_eq!(m["versions"].as_array().unwrap().len(), 1, "not due yet: {m}");
+        let state = app.issuer_state(TestClock::at(not_before + 61 * DAY)).await;
+        scheduler::tick(&state).await;
+        let (_, m) = call(&app, &admin, "GET", "/api/v1/managed-certificates/lax-web", None).await;
+        assert_eq!(m["versions"].as_array().unwrap().len(), 2, "renewed on 90 days: {m}");
+        app.stop().await;
     }
 }
 

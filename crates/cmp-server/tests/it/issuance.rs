@@ -345,6 +345,19 @@ async fn server_keys(app: &TestApp) {
         dir.path(),
     );
     assert!(!out.to_lowercase().contains("error"), "{out}");
+    // The builtin CA's chain is kept with the certificate too: issuing CA and root, in the
+    // PKCS#12 and after the leaf in the PEM with `chain=true`.
+    let p12 = std::fs::read(dir.path().join("k.p12")).unwrap();
+    let decoded = cmp_pki::decode_import(&p12, Some("correct-horse"));
+    assert_eq!(decoded.certificates.len(), 3, "{:?}", decoded.rejected);
+    let chain = app.admin.certificate_pem_chain(cert).await.unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 3, "{chain}");
+    let root = chain
+        .split_inclusive("-----END CERTIFICATE-----")
+        .filter(|block| block.contains("BEGIN CERTIFICATE"))
+        .last()
+        .unwrap();
+    cmp_testkit::openssl::verify_chain(&chain, root).unwrap();
     let (_, trail) =
         call(app, &admin, "GET", "/api/v1/audit?action=certificate.key_downloaded", None).await;
     assert_eq!(trail["items"].as_array().unwrap().len(), 2, "{trail}");

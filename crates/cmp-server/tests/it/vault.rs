@@ -123,6 +123,11 @@ async fn issue_and_revoke(app: &TestApp, bao: &OpenBao, root: &str, cmp_token: &
     std::fs::write(dir.path().join("leaf.pem"), pem.as_str().unwrap()).unwrap();
     let verified = openssl(&["verify", "-CAfile", "root.pem", "leaf.pem"], dir.path());
     assert!(verified.contains("leaf.pem: OK"), "{verified}");
+    // The chain Vault returned is kept with the certificate: leaf, then Vault's CA.
+    let chain = app.admin.certificate_pem_chain(cert_id).await.unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2, "{chain}");
+    assert!(chain.starts_with(pem.as_str().unwrap()), "leaf first: {chain}");
+    cmp_testkit::openssl::verify_chain(&chain, root).unwrap();
 
     // A server-made key for a Vault certificate: its PKCS#12 carries Vault's chain.
     let body = json!({"owner": "web", "adapter": "vault", "key_type": "ecdsa_p256",

@@ -261,6 +261,7 @@ async fn a_request_signed_in_process_is_stored_issued_in_one_transaction() {
         let issued = IssuedRecord {
             facts: crate::facts(1, NOW + 1000),
             chain: vec![crate::facts(2, NOW + 5000)],
+            findings: vec![cmp_domain::Finding::ValidityExceedsPolicy],
         };
         let mut new = request(&a.id, RequestState::Approved);
         new.claim_until = Some(NOW + 60);
@@ -279,6 +280,18 @@ async fn a_request_signed_in_process_is_stored_issued_in_one_transaction() {
         assert_eq!(certificate.fingerprint_sha256, issued.facts.fingerprint_sha256);
         let ledger = store.ledger_find_by_request(&a.id, &new.id).await.unwrap().unwrap();
         assert_eq!(ledger.serial, "0a");
+        // The chain it came with is kept with it, for downloads; its CA certificate cannot be
+        // deleted while a chain names it.
+        let chain = store.certificate_chain(&certificate_id, &Scope::All).await.unwrap();
+        assert_eq!(chain, vec![issued.chain[0].der.clone()], "{:?}", db.kind);
+        let ca = &issued.chain[0].fingerprint_sha256;
+        let ca = store.get_certificate(ca, &Scope::All).await.unwrap().id;
+        let refused = store.delete_certificate(&ctx(NOW), &ca, &Scope::All).await.unwrap_err();
+        assert!(
+            matches!(&refused, StoreError::Conflict(why) if why.contains(&certificate_id)),
+            "{refused:?}"
+        );
+        assert!(certificate.static_findings.contains(&cmp_domain::Finding::ValidityExceedsPolicy));
         let audit = store.list_audit(&AuditQuery { limit: 50, ..Default::default() }).await;
         let actions: Vec<String> = audit.unwrap().items.into_iter().map(|e| e.action).collect();
         for action in ["request.created", "request.submitted", "request.issued"] {
@@ -290,6 +303,9 @@ async fn a_request_signed_in_process_is_stored_issued_in_one_transaction() {
         let (again, created) = store.create_issued_request(item(&retry, "0b")).await.unwrap();
         assert_eq!((again.id.as_str(), created), (record.id.as_str(), false));
         assert!(store.ledger_find_by_serial(&a.id, "0b").await.unwrap().is_none());
+        // Once the leaf is gone, so is its chain row, and the CA certificate can go.
+        store.delete_certificate(&ctx(NOW), &certificate_id, &Scope::All).await.unwrap();
+        store.delete_certificate(&ctx(NOW), &ca, &Scope::All).await.unwrap();
     });
 }
 
@@ -317,6 +333,7 @@ fn signed_request(
         issued: IssuedRecord {
             facts: crate::facts(n, NOW + 1000),
             chain: vec![crate::facts(900, NOW + 5000)],
+            findings: Vec::new(),
         },
         request: new,
         key,
