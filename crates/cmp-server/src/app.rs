@@ -102,6 +102,12 @@ pub fn build(state: AppState) -> Result<(Router, AppState), String> {
     Ok((router, state))
 }
 
+/// The router of `http.pki_listen`: the builtin CA's CRL, OCSP and CA certificates alone.
+pub fn pki_router(state: AppState) -> Router {
+    let (router, _) = adapter::pki_router().split_for_parts();
+    router.fallback(|| async { ApiError::route_not_found() }).with_state(state)
+}
+
 /// The router of `http.metrics_listen`: `/metrics` alone, without authentication.
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()

@@ -187,8 +187,9 @@ pub struct CaConfig {
     /// Prefix of the CA names ("<name> Root CA", "<name> Issuing CA").
     pub common_name: String,
     /// Base URL clients reach this server at, written into certificates (CRL, OCSP, AIA).
-    /// Unset: this listener's scheme and port on 127.0.0.1 (or on the address it listens on,
-    /// when that is a specific one); set it to the name other hosts reach.
+    /// Unset: `http.pki_listen`, or else the main listener (its scheme and port, on 127.0.0.1
+    /// or on the address it listens on when that is a specific one). Set it to the name other
+    /// hosts reach.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
 }
@@ -261,6 +262,11 @@ pub struct HttpConfig {
     /// Where `/metrics` is served on its own (e.g. `127.0.0.1:9100`, plain HTTP, no other
     /// route); unset: on the main listener, beside the API.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the builtin CA's CRL, OCSP responder and CA certificates (`/pki/...`, public) are
+    /// also served in plain HTTP, as RFC 5280 expects of the URLs written in certificates (a
+    /// client checking a TLS certificate's revocation should not need TLS for it). When set,
+    /// the default `ca.public_url` points here. Roles that serve the adapter only.
+    pub pki_listen: Option<SocketAddr>,
     pub tls: TlsConfig,
 }
 
@@ -324,6 +330,7 @@ impl Default for Config {
                 max_connections: 1024,
                 allow_plain_http: false,
                 metrics_listen: None,
+                pki_listen: None,
                 tls: TlsConfig {
                     mode: TlsMode::Off,
                     cert_file: None,
@@ -420,16 +427,20 @@ impl Config {
         if self.tls_enabled() { "https" } else { "http" }
     }
 
-    /// `ca.public_url`, or where this listener is reached on this host.
+    /// `ca.public_url`, or where `/pki` is reached on this host: `http.pki_listen` in plain
+    /// HTTP, else the main listener.
     pub fn ca_public_url(&self) -> String {
         if let Some(url) = &self.ca.public_url {
             return url.clone();
         }
-        let mut addr = self.listen_addr();
+        let (scheme, mut addr) = match self.http.pki_listen {
+            Some(addr) => ("http", addr),
+            None => (self.scheme(), self.listen_addr()),
+        };
         if addr.ip().is_unspecified() {
             addr.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
         }
-        format!("{}://{addr}", self.scheme())
+        format!("{scheme}://{addr}")
     }
 
     /// The database URL, defaulting to SQLite in the data directory.

@@ -228,15 +228,13 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     let addr = listener.local_addr()?;
     // The port the kernel chose for `:0`, so that derived URLs (`ca.public_url`) hold it.
     config.listen = Some(addr);
-    let metrics_listener = match config.http.metrics_listen {
-        Some(at) => Some(
-            tokio::net::TcpListener::bind(at)
-                .await
-                .with_context(|| format!("while binding http.metrics_listen {at}"))?,
-        ),
-        None => None,
-    };
+    let metrics_listener = bind_if_set(config.http.metrics_listen, "http.metrics_listen").await?;
     let metrics_addr = metrics_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let pki_at = config.http.pki_listen.filter(|_| config.role.serves(ServerRole::Adapter));
+    let pki_listener = bind_if_set(pki_at, "http.pki_listen").await?;
+    if let Some(listener) = &pki_listener {
+        config.http.pki_listen = Some(listener.local_addr()?);
+    }
     let role = config.role;
     let scheme = config.scheme();
     let state = state::AppState::assemble(Arc::new(config), store.clone(), clock, secrets)?;
@@ -260,6 +258,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         let router = app::metrics_router(state.clone());
         listeners.spawn(serve::serve(listener, router, options.clone(), shutdown.subscribe()));
     }
+    if let Some(listener) = pki_listener {
+        let router = app::pki_router(state.clone());
+        listeners.spawn(serve::serve(listener, router, options.clone(), shutdown.subscribe()));
+    }
     if role.serves(ServerRole::Adapter)
         && let (Some(responder), Some(addr)) = (&state.http01, state.config.acme.http01_listen)
     {
@@ -276,6 +278,18 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     let options = serve::ServeOptions { tls: tls.map(|t| t.acceptor), ..options };
     listeners.spawn(serve::serve(listener, router, options, stopped));
     Ok(Server { addr, metrics_addr, scheme, tls_cert, admin_token, shutdown, listeners })
+}
+
+/// A listener on `at`, when the setting named `setting` is set.
+async fn bind_if_set(
+    at: Option<SocketAddr>,
+    setting: &str,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let Some(at) = at else { return Ok(None) };
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .with_context(|| format!("while binding {setting} {at}"))?;
+    Ok(Some(listener))
 }
 
 /// Creates the data directory readable by its owner only (it holds the database, the sealed

@@ -32,6 +32,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::revoke))
         .routes(routes!(handlers::renewal_window))
         .routes(routes!(handlers::agent_token))
+        .merge(pki_router())
+}
+
+/// What the builtin CA publishes without authentication (`/pki/<ca>/...`): also served alone
+/// on `http.pki_listen`.
+pub fn pki_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(pki::crl))
         .routes(routes!(pki::ca_certificate))
         .routes(routes!(pki::chain))

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use cmp_server::config::TlsMode;
 use cmp_testkit::DbKind;
 use rustls::pki_types::pem::PemObject;
+use serde_json::json;
 
 use crate::support::TestApp;
 
@@ -49,6 +50,41 @@ async fn auto_tls_serves_https_from_the_platform_ca_with_hsts() {
     // Plain HTTP to the TLS port gets no answer.
     let plain = app.url("/healthz").replace("https://", "http://");
     assert!(reqwest::Client::new().get(plain).send().await.is_err());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn pki_is_served_in_plain_http_beside_https_and_certificates_point_there() {
+    let app = TestApp::spawn_with(DbKind::Sqlite, |c| {
+        c.http.tls.mode = TlsMode::Auto;
+        c.http.pki_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let https = https_client(&std::fs::read(app.data_dir().join("ca.pem")).unwrap());
+    let admin = |r: reqwest::RequestBuilder| r.bearer_auth(&app.admin_token).send();
+    let owner = admin(https.post(app.url("/api/v1/owners")).json(&json!({"name": "web"}))).await;
+    assert_eq!(owner.unwrap().status(), 201);
+    let body = json!({"owner": "web", "key_type": "ecdsa_p256", "dns_names": ["www.web.test"]});
+    let request = admin(https.post(app.url("/api/v1/requests")).json(&body)).await.unwrap();
+    let request: serde_json::Value = request.json().await.unwrap();
+    assert_eq!(request["state"], "issued", "{request}");
+    let id = request["certificate_id"].as_str().unwrap();
+    let pem = admin(https.get(app.url(&format!("/api/v1/certificates/{id}/pem"))));
+    let leaf = pem.await.unwrap().bytes().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("leaf.pem"), leaf).unwrap();
+    let ext = ["x509", "-in", "leaf.pem", "-noout", "-ext", "crlDistributionPoints"];
+    let crl_url = crate::issuance::openssl(&ext, dir.path());
+    let crl_url = crl_url.lines().find_map(|l| l.trim().strip_prefix("URI:")).unwrap().to_string();
+    // Plain HTTP on its own port, reached without trusting anything.
+    assert!(crl_url.starts_with("http://127.0.0.1:"), "{crl_url}");
+    assert!(!crl_url.contains(app.base.trim_start_matches("https://")), "{crl_url}");
+    let crl = reqwest::get(&crl_url).await.unwrap();
+    assert_eq!(crl.status(), 200);
+    assert_eq!(crl.bytes().await.unwrap()[0], 0x30, "a DER CRL");
+    // Nothing but /pki there.
+    let api = crl_url.replace("/pki/builtin/crl", "/api/v1/certificates");
+    assert_eq!(reqwest::get(&api).await.unwrap().status(), 404);
     app.stop().await;
 }
 
