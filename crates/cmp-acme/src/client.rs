@@ -182,15 +182,7 @@ impl AcmeClient {
         let key = AccountKey::new(credentials.private_key().secret_pkcs8_der(), account.id())?;
         let credentials = serde_json::to_string(&credentials)
             .map_err(|e| AcmeError::Protocol(format!("account credentials: {e}")))?;
-        let client = AcmeClient {
-            account,
-            settings: settings.clone(),
-            http,
-            throttle: Throttle::default(),
-            key,
-            not_after_refused: AtomicBool::new(false),
-        };
-        Ok((client, Zeroizing::new(credentials)))
+        Ok((AcmeClient::around(account, settings, http, key), Zeroizing::new(credentials)))
     }
 
     /// The account from credentials [`register`](Self::register) returned.
@@ -209,15 +201,24 @@ impl AcmeClient {
             Account::builder_with_http(Box::new(http.clone())).from_credentials(read()?)
         )?;
         let key = AccountKey::new(&pkcs8, account.id())?;
-        let http = http.client();
-        Ok(AcmeClient {
+        Ok(AcmeClient::around(account, settings, http.client(), key))
+    }
+
+    /// A client of a registered or restored account.
+    fn around(
+        account: Account,
+        settings: &AcmeSettings,
+        http: reqwest::Client,
+        key: AccountKey,
+    ) -> AcmeClient {
+        AcmeClient {
             account,
             settings: settings.clone(),
             http,
             throttle: Throttle::default(),
             key,
             not_after_refused: AtomicBool::new(false),
-        })
+        }
     }
 
     /// The account URL at the CA.

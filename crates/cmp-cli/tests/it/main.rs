@@ -151,6 +151,11 @@ async fn a_person_manages_the_inventory_with_cmpctl_and_audit_verify_catches_tam
 
 /// Runs cmpctl with another token in table form; its standard output, once it succeeded.
 async fn table_as(f: &Fixture, token: &str, args: &[&str]) -> String {
+    stdout(&succeeded_as(f, token, args).await)
+}
+
+/// Runs cmpctl with another token and checks that it succeeded.
+async fn succeeded_as(f: &Fixture, token: &str, args: &[&str]) -> Output {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cmpctl"))
         .args(args)
         .env("CMP_SERVER", &f.base)
@@ -159,7 +164,7 @@ async fn table_as(f: &Fixture, token: &str, args: &[&str]) -> String {
         .await
         .unwrap();
     assert!(out.status.success(), "cmpctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    stdout(&out)
+    out
 }
 
 /// The value of a `key  value` line of a table-form answer ("" when the line is missing).
@@ -175,16 +180,7 @@ fn field<'a>(text: &'a str, key: &str) -> &'a str {
 
 /// Runs cmpctl with another token.
 async fn cmpctl_as(f: &Fixture, token: &str, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["--output", "json"]);
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cmpctl"))
-        .args(&all)
-        .env("CMP_SERVER", &f.base)
-        .env("CMP_TOKEN", token)
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success(), "cmpctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = succeeded_as(f, token, &[args, &["--output", "json"]].concat()).await;
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

@@ -263,16 +263,7 @@ async fn acme_certificates_keep_the_lifetime_asked_and_the_chain_the_ca_returned
         assert_eq!(app.admin.certificate_pem_chain(&cert_id).await.unwrap(), chain);
 
         // The PKCS#12 holds the leaf and the chain (parsed here, and by openssl).
-        let p12 = app
-            .http()
-            .get(app.url(&format!("{path}/key?format=pkcs12")))
-            .bearer_auth(&admin)
-            .header("X-Pkcs12-Password", "correct-horse")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(p12.status(), 200);
-        let p12 = p12.bytes().await.unwrap().to_vec();
+        let p12 = app.admin.download_key(&cert_id, Some("correct-horse")).await.unwrap();
         let decoded = cmp_pki::decode_import(&p12, Some("correct-horse"));
         assert_eq!(decoded.certificates.len(), 2, "{:?}", decoded.rejected);
         let dir = tempfile::tempdir().unwrap();

@@ -330,16 +330,8 @@ async fn server_keys(app: &TestApp) {
     let from_key = openssl(&["pkey", "-in", "key.pem", "-pubout"], dir.path());
     let from_cert = openssl(&["x509", "-in", "leaf.pem", "-noout", "-pubkey"], dir.path());
     assert_eq!(from_key, from_cert);
-    let p12 = app
-        .http()
-        .get(app.url(&format!("{key_path}?format=pkcs12")))
-        .bearer_auth(&admin)
-        .header("X-Pkcs12-Password", "correct-horse")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(p12.status(), 200);
-    std::fs::write(dir.path().join("k.p12"), p12.bytes().await.unwrap()).unwrap();
+    let p12 = app.admin.download_key(cert, Some("correct-horse")).await.unwrap();
+    std::fs::write(dir.path().join("k.p12"), p12).unwrap();
     let out = openssl(
         &["pkcs12", "-in", "k.p12", "-passin", "pass:correct-horse", "-nodes", "-noout"],
         dir.path(),

@@ -134,20 +134,9 @@ async fn issue_and_revoke(app: &TestApp, bao: &OpenBao, root: &str, cmp_token: &
                       "dns_names": ["k.example.com"]});
     let (_, made) = call(app, &admin, "POST", "/api/v1/requests", Some(body)).await;
     assert_eq!(made["state"], "issued", "{made}");
-    let key_url = format!(
-        "/api/v1/certificates/{}/key?format=pkcs12",
-        made["certificate_id"].as_str().unwrap()
-    );
-    let p12 = app
-        .http()
-        .get(app.url(&key_url))
-        .bearer_auth(&admin)
-        .header("X-Pkcs12-Password", "correct horse")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(p12.status(), 200);
-    std::fs::write(dir.path().join("k.p12"), p12.bytes().await.unwrap()).unwrap();
+    let made_id = made["certificate_id"].as_str().unwrap();
+    let p12 = app.admin.download_key(made_id, Some("correct horse")).await.unwrap();
+    std::fs::write(dir.path().join("k.p12"), p12).unwrap();
     let certs = openssl(
         &["pkcs12", "-in", "k.p12", "-nokeys", "-passin", "pass:correct horse"],
         dir.path(),
