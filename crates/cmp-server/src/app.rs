@@ -30,7 +30,9 @@ const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 #[openapi(
     info(title = "CMP", description = "Certificate Management Platform API"),
     modifiers(&BearerScheme),
-    components(schemas(cmp_api::Problem))
+    // The sort key appears only in a query parameter, where utoipa refers to it without
+    // collecting it.
+    components(schemas(cmp_api::Problem, cmp_api::CertificateSortKey))
 )]
 struct ApiDoc;
 
@@ -60,7 +62,9 @@ pub fn routes(role: ServerRole, metrics_on_main: bool) -> (Router<AppState>, Ope
     if role.serves(ServerRole::Adapter) {
         router = router.merge(adapter::router());
     }
-    router.split_for_parts()
+    let (router, mut doc) = router.split_for_parts();
+    core::apidoc::finish(&mut doc);
+    (router, doc)
 }
 
 /// The complete application of a role, ready to serve, and its state.

@@ -22,6 +22,7 @@ use crate::state::AppState;
     request_body = ManagedCreate,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, body = Managed), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such owner or adapter", body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin", "security", "developer"])))]
 pub async fn create(
@@ -45,8 +46,12 @@ async fn with_versions(state: &AppState, managed: cmp_store::ManagedRecord) -> A
 /// Paging of managed certificates.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 

@@ -31,6 +31,7 @@ pub fn idempotency<T: serde::Serialize>(
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, body = Request), (status = 200, body = Request, description = "A retry: the original request"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such owner or adapter", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin", "security", "developer"])))]
 pub async fn create(
@@ -48,11 +49,19 @@ pub async fn create(
 /// Filters of the request listing.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// `pending`, `awaiting_approval`, `approved`, `submitted`, `issued`, `failed` or
+    /// `rejected`.
     pub state: Option<String>,
+    /// `issue`, `renew` or `revoke`.
     pub kind: Option<String>,
+    /// Managed certificate id.
     pub managed_certificate: Option<String>,
+    /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
