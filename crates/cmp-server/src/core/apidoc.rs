@@ -4,6 +4,7 @@
 //! `allOf` of closed objects that no JSON value satisfies).
 
 use utoipa::openapi::content::Content;
+use utoipa::openapi::header::Header;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::schema::{AdditionalProperties, Object, Schema, Type};
 use utoipa::openapi::{OpenApi, Ref, RefOr, Response};
@@ -47,6 +48,7 @@ pub fn finish(doc: &mut OpenApi) {
     for (path, item) in doc.paths.paths.iter_mut() {
         for op in operations_mut(item) {
             name_operation(op);
+            describe_headers(path, op);
             add_error_statuses(path, op);
         }
     }
@@ -71,10 +73,38 @@ pub fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operatio
 /// An error answer: a problem document.
 fn problem_response(description: &str) -> Response {
     let mut response = Response::new(description);
+    response.headers.insert(REQUEST_ID.to_string(), request_id_header());
     response
         .content
         .insert(PROBLEM_JSON.to_string(), Content::new(Some(Ref::from_schema_name("Problem"))));
     response
+}
+
+/// The header that names each request (the caller's own, or one the server made).
+const REQUEST_ID: &str = "x-request-id";
+
+fn request_id_header() -> Header {
+    let mut header = Header::new(RefOr::T(Schema::Object(Object::with_type(Type::String))));
+    header.description = Some("The request id, also the `instance` of a problem".into());
+    header
+}
+
+/// Headers every answer of an operation carries: the request id, and outside `/pki/` (whose
+/// CRL, OCSP and CA files are meant to be cached) `Cache-Control: no-store`.
+fn describe_headers(path: &str, op: &mut Operation) {
+    for response in op.responses.responses.values_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        response.headers.insert(REQUEST_ID.to_string(), request_id_header());
+        if !path.starts_with("/pki/") {
+            let mut no_store = Object::with_type(Type::String);
+            no_store.enum_values = Some(vec!["no-store".into()]);
+            let mut header = Header::new(RefOr::T(Schema::Object(no_store)));
+            header.description = Some("Answers are never cached: they hold tokens and keys".into());
+            response.headers.insert("cache-control".to_string(), header);
+        }
+    }
 }
 
 /// `<tag>_<handler>` (`requests_create`): handler names repeat across modules (`list`, `get`),

@@ -173,6 +173,12 @@ async fn every_error_answer_is_a_described_problem() {
         for (status, response) in responses {
             let response = resolve(&doc, response);
             assert!(response["description"].is_string(), "{method} {path} {status}");
+            let headers = &response["headers"];
+            assert!(headers.get("x-request-id").is_some(), "{method} {path} {status}");
+            let own = responses[status].get("$ref").is_none();
+            if own && !path.starts_with("/pki/") {
+                assert!(headers.get("cache-control").is_some(), "{method} {path} {status}");
+            }
             if !status.starts_with('4') && !status.starts_with('5') {
                 continue;
             }
