@@ -20,7 +20,8 @@ use crate::state::AppState;
 /// Manage a certificate: it is issued now and renewed by the scheduler from then on.
 #[utoipa::path(post, path = "/api/v1/managed-certificates", tag = "managed-certificates",
     request_body = ManagedCreate,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe",
+        min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     responses((status = 201, body = Managed), (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such owner or adapter", body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")),
@@ -97,7 +98,8 @@ pub async fn get(
 /// Renew now, whatever the schedule says.
 #[utoipa::path(post, path = "/api/v1/managed-certificates/{id}/renew", tag = "managed-certificates",
     params(("id" = String, Path, description = "Id or name"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe",
+            min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     responses((status = 201, body = Request), (status = 200, body = Request, description = "A retry: the original request"),
         (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin", "security", "developer"])))]

@@ -28,7 +28,8 @@ pub fn idempotency<T: serde::Serialize>(
 /// Request a certificate. With `Idempotency-Key`, a retry returns the same request.
 #[utoipa::path(post, path = "/api/v1/requests", tag = "requests",
     request_body = RequestCreate,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe",
+        min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     responses((status = 201, body = Request), (status = 200, body = Request, description = "A retry: the original request"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such owner or adapter", body = Problem, content_type = "application/problem+json"),
@@ -51,10 +52,10 @@ pub async fn create(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// `pending`, `awaiting_approval`, `approved`, `submitted`, `issued`, `failed` or
-    /// `rejected`.
+    // Read as text so that a bad value is a 400 naming the field.
+    #[param(value_type = Option<RequestState>)]
     pub state: Option<String>,
-    /// `issue`, `renew` or `revoke`.
+    #[param(value_type = Option<RequestKind>)]
     pub kind: Option<String>,
     /// Managed certificate id.
     pub managed_certificate: Option<String>,

@@ -105,6 +105,24 @@ async fn parameters_are_where_the_server_reads_them() {
         .clone();
     assert_eq!(limit["schema"]["minimum"], 1);
     assert_eq!(limit["schema"]["maximum"], 500);
+    let state = doc["paths"]["/api/v1/requests"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "state")
+        .unwrap()
+        .clone();
+    assert!(state["schema"].to_string().contains("RequestState"), "{state}");
+    // The server refuses keys it cannot store or compare (1-200 visible ASCII characters).
+    let key = doc["paths"]["/api/v1/requests"]["post"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Idempotency-Key")
+        .unwrap()
+        .clone();
+    assert_eq!(key["in"], "header");
+    assert_eq!(key["schema"]["maxLength"], 200, "{key}");
 }
 
 #[tokio::test]
