@@ -31,8 +31,9 @@ pub struct TokenCreate {
     /// Owners (ids or names) a developer token may act for; required for developers.
     #[serde(default)]
     pub owners: Vec<String>,
-    /// Lifetime in days; absent means the token does not expire.
+    /// Lifetime in days, 1 to 36500; absent means the token does not expire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 36500)]
     pub expires_in_days: Option<u32>,
 }
 

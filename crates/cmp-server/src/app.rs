@@ -1,12 +1,17 @@
 //! Assembles the router of a role: routes, OpenAPI document, access rules, middleware.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
 use axum::Router;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use hyper::body::{Frame, SizeHint};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -27,7 +32,9 @@ pub(crate) const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-requ
 #[openapi(
     info(title = "CMP", description = "Certificate Management Platform API"),
     modifiers(&BearerScheme),
-    components(schemas(cmp_api::Problem))
+    // The sort key appears only in a query parameter, where utoipa refers to it without
+    // collecting it.
+    components(schemas(cmp_api::Problem, cmp_api::CertificateSortKey))
 )]
 struct ApiDoc;
 
@@ -57,7 +64,9 @@ pub fn routes(role: ServerRole, metrics_on_main: bool) -> (Router<AppState>, Ope
     if role.serves(ServerRole::Adapter) {
         router = router.merge(adapter::router());
     }
-    router.split_for_parts()
+    let (router, mut doc) = router.split_for_parts();
+    core::apidoc::finish(&mut doc);
+    (router, doc)
 }
 
 /// The complete application of a role, ready to serve, and its state.
@@ -81,6 +90,7 @@ pub fn build(state: AppState) -> Result<(Router, AppState), String> {
         .layer(middleware::from_fn(problem_for_plain_errors))
         .layer(middleware::from_fn_with_state(headers, security_headers))
         .layer(middleware::from_fn(reject_nul))
+        .layer(middleware::from_fn(close_if_body_unread))
         .layer(middleware::from_fn(with_request_id))
         .layer(
             TraceLayer::new_for_http()
@@ -190,6 +200,53 @@ async fn reject_nul(request: Request, next: Next) -> Response {
         return ApiError::bad_request("the URL must not contain NUL characters").into_response();
     }
     next.run(request).await
+}
+
+/// Says `Connection: close` on an HTTP/1 answer given before its request's body was read (a
+/// 401, 403 or 404 decided from the headers, a body over the limit or too slow). hyper then
+/// closes the connection unless the rest of the body has already arrived; without the header
+/// a client that reuses the connection has its next request fail ("closed without response").
+async fn close_if_body_unread(request: Request, next: Next) -> Response {
+    if request.version() > Version::HTTP_11 || request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let read = Arc::new(AtomicBool::new(false));
+    let request = request.map(|inner| Body::new(ReadToEnd { inner, read: read.clone() }));
+    let mut response = next.run(request).await;
+    if !read.load(Ordering::Acquire) {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// A request body that records when it has been read to its end.
+struct ReadToEnd {
+    inner: Body,
+    read: Arc<AtomicBool>,
+}
+
+impl HttpBody for ReadToEnd {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Makes the request id visible to the error mapping of this request.

@@ -141,7 +141,9 @@ pub async fn get(
 #[utoipa::path(patch, path = "/api/v1/adapters/{id}", tag = "adapters",
     params(("id" = String, Path, description = "Adapter id or name")),
     request_body = AdapterPatch,
-    responses((status = 200, body = Adapter), (status = 404, body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = Adapter), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Credentials for an adapter kind without any, or refused by Vault",
+            body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin"])))]
 pub async fn patch(
     State(state): State<AppState>,
@@ -255,7 +257,8 @@ pub async fn sign(
 #[utoipa::path(post, path = "/api/v1/adapters/{id}/revoke", tag = "adapters",
     params(("id" = String, Path, description = "Adapter id or name")),
     request_body = RevokeCall,
-    responses((status = 200, body = Object), (status = 409, body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = Object), (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Refused by the CA (or no such adapter)", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin"])))]
 pub async fn revoke(
     State(state): State<AppState>,
@@ -274,7 +277,8 @@ pub async fn revoke(
 #[utoipa::path(post, path = "/api/v1/adapters/{id}/renewal-window", tag = "adapters",
     params(("id" = String, Path, description = "Adapter id or name")),
     request_body = RenewalWindowCall,
-    responses((status = 200, body = RenewalWindowAnswer), (status = 400, body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = RenewalWindowAnswer), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Refused by the CA (or no such adapter)", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin"])))]
 pub async fn renewal_window(
     State(state): State<AppState>,

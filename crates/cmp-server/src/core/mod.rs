@@ -1,6 +1,7 @@
 //! Routes every role serves: health, metrics, the OpenAPI document; and the shared
 //! administration of tokens and the audit trail.
 
+pub mod apidoc;
 pub mod audit;
 pub mod lookups;
 pub mod ops;

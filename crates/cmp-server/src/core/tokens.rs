@@ -14,6 +14,10 @@ use crate::inventory::service::audit_context;
 use crate::inventory::views::time_of;
 use crate::state::AppState;
 
+/// Longest token lifetime, in days (100 years): a longer one would be past the years a time
+/// can show, and no token needs it; leave the expiry out instead.
+const MAX_TOKEN_DAYS: u32 = 36_500;
+
 pub fn view(t: cmp_store::ApiToken) -> ApiToken {
     ApiToken {
         id: t.id,
@@ -61,8 +65,13 @@ pub async fn create(
     }
     let now = state.clock.now().unix_timestamp();
     let expires_at = match body.expires_in_days {
-        Some(0) => return Err(ApiError::bad_field("expires_in_days", "must be at least 1")),
-        Some(days) => Some(now + i64::from(days) * 86_400),
+        Some(days @ 1..=MAX_TOKEN_DAYS) => Some(now + i64::from(days) * 86_400),
+        Some(_) => {
+            return Err(ApiError::bad_field(
+                "expires_in_days",
+                format!("between 1 and {MAX_TOKEN_DAYS}"),
+            ));
+        }
         None => None,
     };
     let secret = new_token_secret();

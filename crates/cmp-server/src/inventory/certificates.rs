@@ -27,7 +27,7 @@ use crate::state::AppState;
     responses(
         (status = 201, description = "At least one certificate was new", body = ImportResponse),
         (status = 200, description = "Nothing was new: every certificate was known already (in or outside the caller's scope)", body = ImportResponse),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such owner", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Input refused; nothing stored", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["admin", "security", "developer"]))

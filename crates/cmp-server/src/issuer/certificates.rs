@@ -43,6 +43,7 @@ pub async fn revoke(
 /// Format of a key download.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct KeyParams {
     /// `pem` (default) or `pkcs12` (password in the `X-Pkcs12-Password` header).
     pub format: Option<String>,
@@ -53,7 +54,9 @@ pub struct KeyParams {
 #[utoipa::path(get, path = "/api/v1/certificates/{id}/key", tag = "certificates",
     params(("id" = String, Path, description = "Certificate id or SHA-256 fingerprint"), KeyParams,
            ("X-Pkcs12-Password" = Option<String>, Header, description = "For format=pkcs12, 8 characters or more")),
-    responses((status = 200, content_type = "application/x-pem-file", body = String), (status = 403, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "PEM (PKCS#8), or PKCS#12 with format=pkcs12",
+            content((String = "application/x-pem-file"), (Vec<u8> = "application/x-pkcs12"))),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin", "developer"])))]
 pub async fn key(

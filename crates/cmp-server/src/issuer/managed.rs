@@ -20,8 +20,10 @@ use crate::state::AppState;
 /// Manage a certificate: it is issued now and renewed by the scheduler from then on.
 #[utoipa::path(post, path = "/api/v1/managed-certificates", tag = "managed-certificates",
     request_body = ManagedCreate,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe",
+        min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     responses((status = 201, body = Managed), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such owner or adapter", body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin", "security", "developer"])))]
 pub async fn create(
@@ -45,8 +47,12 @@ async fn with_versions(state: &AppState, managed: cmp_store::ManagedRecord) -> A
 /// Paging of managed certificates.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
@@ -94,7 +100,8 @@ pub async fn get(
 /// Renew now, whatever the schedule says.
 #[utoipa::path(post, path = "/api/v1/managed-certificates/{id}/renew", tag = "managed-certificates",
     params(("id" = String, Path, description = "Id, name, or owner/name (owner id or name; the '/' as %2F)"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe",
+            min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     responses((status = 201, body = Request), (status = 200, body = Request, description = "A retry: the original request"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "ambiguous-name: several owners the caller sees use the name", body = Problem, content_type = "application/problem+json")),

@@ -28,9 +28,11 @@ pub fn idempotency<T: serde::Serialize>(
 /// Request a certificate. With `Idempotency-Key`, a retry returns the same request.
 #[utoipa::path(post, path = "/api/v1/requests", tag = "requests",
     request_body = RequestCreate,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe",
+        min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     responses((status = 201, body = Request), (status = 200, body = Request, description = "A retry: the original request"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such owner or adapter", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin", "security", "developer"])))]
 pub async fn create(
@@ -48,12 +50,19 @@ pub async fn create(
 /// Filters of the request listing.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    // Read as text so that a bad value is a 400 naming the field.
+    #[param(value_type = Option<RequestState>)]
     pub state: Option<String>,
+    #[param(value_type = Option<RequestKind>)]
     pub kind: Option<String>,
     /// Managed certificate id, name, or `owner/name`.
     pub managed_certificate: Option<String>,
+    /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 

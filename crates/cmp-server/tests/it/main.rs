@@ -14,6 +14,7 @@ mod certificates;
 mod crash;
 mod issuance;
 mod mozilla;
+mod openapi;
 mod operations;
 mod scope;
 mod support;

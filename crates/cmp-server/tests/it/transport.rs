@@ -487,3 +487,25 @@ async fn the_data_dir_and_the_database_are_private() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_answer_given_before_the_body_was_read_closes_the_connection() {
+    let app = TestApp::spawn(DbKind::Sqlite).await;
+    // Refused from its headers alone (no token): the body is never read, and hyper may close
+    // the connection; a client told nothing would reuse it and see its next request fail.
+    let resp = app
+        .http()
+        .patch(app.url("/api/v1/adapters/builtin"))
+        .header("content-type", "application/json")
+        .body(vec![b'x'; 30_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["connection"], "close");
+    // A body the handler read keeps the connection open.
+    let resp = app.send_json("POST", "/api/v1/owners", r#"{"name": "kept"}"#).await;
+    assert_eq!(resp.status(), 201);
+    assert!(resp.headers().get("connection").is_none());
+    app.stop().await;
+}
