@@ -394,8 +394,15 @@ fn error_text(e: &anyhow::Error) -> String {
             text.push_str(&cause);
         }
     }
-    text
+    // An error may echo its input (a 100 KB argument in a URL): a screenful is enough.
+    match text.char_indices().nth(MAX_ERROR_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text,
+    }
 }
+
+/// Longest error message printed, in characters.
+const MAX_ERROR_CHARS: usize = 1000;
 
 /// The exit status of a process killed by SIGPIPE, as a shell reports it (128 + 13).
 const EXIT_BROKEN_PIPE: u8 = 141;

@@ -194,7 +194,7 @@ impl Output {
             .map(|c| {
                 vec![
                     c.id.clone(),
-                    c.common_name.clone().unwrap_or_else(|| c.subject.clone()),
+                    display_name(c),
                     date(&c.not_after),
                     c.status.as_str().to_string(),
                     c.owner.as_ref().map(|o| o.name.clone()).unwrap_or_default(),
@@ -343,4 +343,14 @@ impl Output {
         }
         Ok(())
     }
+}
+
+/// What a certificate is called in a table: its common name, else its first subject
+/// alternative name (certificates issued today often have only those), else its subject.
+fn display_name(c: &Certificate) -> String {
+    c.common_name
+        .clone()
+        .or_else(|| c.sans.first().map(|san| san.value.clone()))
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| c.subject.clone())
 }

@@ -131,7 +131,7 @@ impl std::fmt::Debug for VaultConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let hidden = |v: &str| if v.is_empty() { "" } else { "***" };
         f.debug_struct("VaultConfig")
-            .field("address", &cmp_vault::without_userinfo(&self.address))
+            .field("address", &cmp_vault::redacted_address(&self.address))
             .field("token", &hidden(&self.token))
             .field("approle_mount", &self.approle_mount)
             .field("role_id", &self.role_id)

@@ -276,6 +276,12 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response =
             (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response();
+        if let ApiError::Unauthorized = &self {
+            // RFC 7235: a 401 names the scheme that would be accepted.
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
         if let ApiError::Ca(CaError::Throttled { retry_at, .. }) = &self {
             let at = std::time::UNIX_EPOCH
                 + std::time::Duration::from_secs(u64::try_from(*retry_at).unwrap_or(0));

@@ -137,7 +137,7 @@ pub async fn open_secrets(config: &Config) -> anyhow::Result<Arc<dyn cmp_secrets
             cmp_secrets::SecretStore::check(&store).await.with_context(|| {
                 format!(
                     "while opening the secret store at {}",
-                    cmp_vault::without_userinfo(&vault.address)
+                    cmp_vault::redacted_address(&vault.address)
                 )
             })?;
             Ok(Arc::new(store))

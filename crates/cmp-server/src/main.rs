@@ -94,7 +94,9 @@ async fn main() -> anyhow::Result<()> {
     match &cli.command {
         None | Some(Command::Serve) => serve(load_config(&cli)?).await,
         Some(Command::Config { command: ConfigCommand::Check }) => {
-            let config = load_config(&cli)?;
+            let mut config = load_config(&cli)?;
+            // What is in force: the address a default would bind, not "none".
+            config.listen = Some(config.listen_addr());
             println!("configuration is valid\n{config:#?}");
             Ok(())
         }
@@ -132,8 +134,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .flatten();
     let server = cmp_server::start(config).await?;
     tracing::info!(role = role.as_str(), addr = %server.addr, "cmpd listening");
-    let port = server.addr.port();
-    let base = format!("{}://localhost:{port}", server.scheme);
+    // `localhost` where it reaches the listener (the TLS auto certificate names it).
+    let base = match server.addr.ip() {
+        ip if ip.is_unspecified() || ip == std::net::Ipv4Addr::LOCALHOST => {
+            format!("{}://localhost:{}", server.scheme, server.addr.port())
+        }
+        _ => format!("{}://{}", server.scheme, server.addr),
+    };
     let mut banner = format!(
         "CMP ({} role) is listening on {base}\n  API docs: {base}/api/v1/openapi.json\n",
         role.as_str()

@@ -154,23 +154,28 @@ impl Source {
 }
 
 /// Re-checks the source every `interval` until the stop; a failed reload keeps the old
-/// certificate and says why.
+/// certificate and says why, once for each new reason (not at every check).
 async fn keep_current(
     mut source: Source,
     cert: Arc<ReloadingCert>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut last_error = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        if let Err(e) = source.refresh(&cert).await {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "TLS certificate not reloaded; keeping the old one"
-            );
+        match source.refresh(&cert).await {
+            Ok(()) => last_error = None,
+            Err(e) => {
+                let error = format!("{e:#}");
+                if last_error.as_ref() != Some(&error) {
+                    tracing::warn!(error, "TLS certificate not reloaded; keeping the old one");
+                    last_error = Some(error);
+                }
+            }
         }
     }
 }

@@ -54,7 +54,7 @@ impl VaultSettings {
 impl std::fmt::Debug for VaultSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VaultSettings")
-            .field("address", &without_userinfo(&self.address))
+            .field("address", &redacted_address(&self.address))
             .field("namespace", &self.namespace)
             .field("ca_bundle_pem", &self.ca_bundle_pem.as_ref().map(|_| "..."))
             .field("timeout", &self.timeout)
@@ -73,6 +73,16 @@ pub fn without_userinfo(url: &str) -> String {
     match url[scheme_end..].rfind('@') {
         Some(at) => format!("{}{}", &url[..scheme_end], &url[scheme_end + at + 1..]),
         None => url.to_string(),
+    }
+}
+
+/// `url` as it may be shown: without user info and without a query or fragment, where a
+/// token pasted into the address would sit (Vault reads neither).
+pub fn redacted_address(url: &str) -> String {
+    let shown = without_userinfo(url);
+    match shown.find(['?', '#']) {
+        Some(end) => shown[..end].to_string(),
+        None => shown,
     }
 }
 
@@ -136,7 +146,7 @@ impl VaultClient {
         if !(address.starts_with("http://") || address.starts_with("https://")) {
             return Err(VaultError::InvalidConfig(format!(
                 "address {:?} must start with http:// or https://",
-                without_userinfo(&address)
+                redacted_address(&address)
             )));
         }
         let mut builder = reqwest::Client::builder().timeout(settings.timeout);
@@ -154,7 +164,7 @@ impl VaultClient {
         let http = builder.build().map_err(|e| VaultError::InvalidConfig(e.to_string()))?;
         Ok(VaultClient {
             http,
-            shown_address: without_userinfo(&address),
+            shown_address: redacted_address(&address),
             address,
             namespace: settings.namespace.clone().filter(|n| !n.is_empty()),
             sessions: Sessions::new(credentials),
@@ -297,7 +307,7 @@ pub(crate) fn field<'a>(value: &'a Value, pointer: &str) -> Result<&'a str, Vaul
 
 #[cfg(test)]
 mod tests {
-    use super::without_userinfo;
+    use super::{redacted_address, without_userinfo};
 
     #[test]
     fn user_info_is_left_out_of_shown_addresses() {
@@ -307,5 +317,7 @@ mod tests {
         assert_eq!(without_userinfo("http://tok@127.0.0.1:8200"), "http://127.0.0.1:8200");
         assert_eq!(without_userinfo("https://vault:8200"), "https://vault:8200");
         assert_eq!(without_userinfo("vault:8200"), "vault:8200");
+        assert_eq!(redacted_address("http://u:p@v:8200/?token=s#f"), "http://v:8200/");
+        assert_eq!(redacted_address("http://v:8200#token"), "http://v:8200");
     }
 }

@@ -307,6 +307,12 @@ async fn a_person_issues_renews_and_revokes_with_cmpctl() {
         assert_eq!(api["name"], "shop-api");
         assert_eq!(api["request"]["state"], "awaiting_approval", "{api}");
         assert_eq!(api["request"]["managed_certificate_id"], api["id"], "{api}");
+        // A server-made certificate has SANs only: the table names it by its first one.
+        let request = api["request"]["id"].as_str().unwrap();
+        let issued = cmpctl_as(&f, &security, &["approve", request]).await;
+        assert_eq!(issued["state"], "issued", "{issued}");
+        let table = table_as(&f, &dev, &["cert", "list", "--owner", "shop"]).await;
+        assert!(table.lines().any(|l| l.contains("  api.shop.example  ")), "{table}");
         f.server.shutdown().await.unwrap();
     }
 }

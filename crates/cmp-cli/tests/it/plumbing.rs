@@ -73,6 +73,12 @@ async fn server_urls_without_a_scheme_and_bad_ca_files_get_clear_errors() {
         assert!(out.status.success(), "{bare}: {}", stderr(&out));
         assert!(stdout(&out).starts_with("ID"), "{}", stdout(&out));
     }
+    // An argument far over what the server takes comes back cut, not as 100 KB of error.
+    let long = "o".repeat(100_000);
+    let server = format!("localhost:{port}");
+    let out = cmpctl_at(&f, &["--server", &server, "cert", "list", "--owner", &long]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).len() < 2_000, "{} bytes of error", stderr(&out).len());
     let remote = cmpctl_at(&f, &["--server", "cmp.example.com:3000", "owner", "list"]).await;
     assert_eq!(remote.status.code(), Some(2));
     let said = stderr(&remote);

@@ -31,17 +31,17 @@ fn view(state: &AppState, mut r: AdapterRecord) -> Adapter {
     let published = |what: &str| match r.kind.as_str() {
         BUILTIN_KIND => Some(state.builtin.url(&r.name, what)),
         cmp_ca::vault_pki::KIND => super::vault::stored_config(&r).ok().map(|c| {
-            let address = cmp_vault::without_userinfo(&c.address);
+            let address = cmp_vault::redacted_address(&c.address);
             format!("{}/v1/{}/{what}", address.trim_end_matches('/'), c.target.mount)
         }),
         _ => None,
     };
     let (crl_url, ocsp_url) = (published("crl"), published("ocsp"));
-    // Adapters stored before addresses with user info were refused may still hold one.
+    // Adapters stored before such addresses were refused may still hold user info or a query.
     if let Some(address) = r.config.get_mut("address")
         && let Some(text) = address.as_str()
     {
-        *address = cmp_vault::without_userinfo(text).into();
+        *address = cmp_vault::redacted_address(text).into();
     }
     Adapter {
         crl_url,

@@ -105,11 +105,12 @@ fn split_config(mut config: Value) -> ApiResult<(VaultAdapterConfig, SecretPart)
     }
     let stored: VaultAdapterConfig =
         serde_json::from_value(config).map_err(|e| config_error(&e))?;
-    if cmp_vault::without_userinfo(&stored.address) != stored.address {
+    if cmp_vault::redacted_address(&stored.address) != stored.address {
         // Vault reads no credentials from the URL; one pasted there would be stored and shown.
         return Err(ApiError::bad_field(
             "config.address",
-            "must not carry user:password@ (Vault authenticates with config.auth)",
+            "must be the server's address alone, without user:password@, a query or a fragment \
+             (Vault authenticates with config.auth)",
         ));
     }
     let complete = match &stored.auth {

@@ -400,6 +400,10 @@ async fn answers_carry_security_headers_and_bearer_is_case_insensitive() {
         assert!(h["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
         assert!(h.get("strict-transport-security").is_none(), "HSTS over plain HTTP");
     }
+    // RFC 7235: a 401 says which scheme would do.
+    let resp = http.get(app.url("/api/v1/tokens")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
     app.stop().await;
 }
 
@@ -444,21 +448,28 @@ async fn framework_rejections_and_forbidden_answers_are_explained_problems() {
     assert!(resp.text().await.unwrap().len() < 4096);
     assert_eq!(app.counts().await, before);
 
-    // A Vault address with credentials in it is refused without echoing them.
-    let resp = http
-        .post(app.url("/api/v1/adapters"))
-        .bearer_auth(&app.admin_token)
-        .json(&serde_json::json!({
-            "name": "v", "kind": "vault_pki",
-            "config": {"address": "http://user:hunter2@127.0.0.1:1", "role": "web",
-                       "auth": {"method": "token", "token": "s.x"}}
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_client_error());
-    let text = resp.text().await.unwrap();
-    assert!(!text.contains("hunter2") && text.contains("config.address"), "{text}");
+    // A Vault address with credentials in it (user info, or a token in its query or fragment)
+    // is refused without echoing them.
+    for address in [
+        "http://user:hunter2@127.0.0.1:1",
+        "http://127.0.0.1:1/?token=hunter2",
+        "http://127.0.0.1:1#hunter2",
+    ] {
+        let resp = http
+            .post(app.url("/api/v1/adapters"))
+            .bearer_auth(&app.admin_token)
+            .json(&serde_json::json!({
+                "name": "v", "kind": "vault_pki",
+                "config": {"address": address, "role": "web",
+                           "auth": {"method": "token", "token": "s.x"}}
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{address}");
+        let text = resp.text().await.unwrap();
+        assert!(!text.contains("hunter2") && text.contains("config.address"), "{text}");
+    }
     assert_eq!(app.counts().await, before);
     app.stop().await;
 }
