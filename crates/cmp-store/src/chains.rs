@@ -13,32 +13,43 @@ pub(crate) async fn link_chains(
     tx: &mut Transaction<'_, Any>,
     links: &[(String, Vec<String>)],
 ) -> StoreResult<()> {
-    let links: Vec<&(String, Vec<String>)> =
-        links.iter().filter(|(_, chain)| !chain.is_empty()).collect();
-    if links.is_empty() {
+    let Some(insert) = chain_rows(tx, links) else {
         return Ok(());
-    }
+    };
     let mut delete =
         SqlBuilder::bulk(tx, "DELETE FROM certificate_chains WHERE certificate_id IN ");
-    delete.row(links.iter().map(|(leaf, _)| Arg::Text(leaf.clone())));
+    delete.row(links.iter().filter(|(_, c)| !c.is_empty()).map(|(l, _)| Arg::Text(l.clone())));
     delete.query().execute(&mut **tx).await?;
+    insert.query().execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The INSERT of the chain rows of `links` (leaves with an empty chain have none), or `None`
+/// when there are none. Alone, for leaves just created: the group commit sends it with its
+/// other statements.
+pub(crate) fn chain_rows(
+    tx: &Transaction<'_, Any>,
+    links: &[(String, Vec<String>)],
+) -> Option<SqlBuilder> {
+    let mut rows = links
+        .iter()
+        .flat_map(|(leaf, chain)| {
+            chain.iter().enumerate().map(move |(at, member)| (leaf, at, member))
+        })
+        .peekable();
+    rows.peek()?;
     let mut insert = SqlBuilder::bulk(
         tx,
         "INSERT INTO certificate_chains (certificate_id, position, chain_certificate_id) VALUES ",
     );
-    let mut first = true;
-    for (leaf, chain) in links {
-        for (position, member) in chain.iter().enumerate() {
-            if !first {
-                insert.push(", ");
-            }
-            first = false;
-            let position = i64::try_from(position).unwrap_or(i64::MAX);
-            insert.row([Arg::Text(leaf.clone()), Arg::Int(position), Arg::Text(member.clone())]);
+    for (i, (leaf, position, member)) in rows.enumerate() {
+        if i > 0 {
+            insert.push(", ");
         }
+        let position = i64::try_from(position).unwrap_or(i64::MAX);
+        insert.row([Arg::Text(leaf.clone()), Arg::Int(position), Arg::Text(member.clone())]);
     }
-    insert.query().execute(&mut **tx).await?;
-    Ok(())
+    Some(insert)
 }
 
 /// The leaves (ids, at most `limit`) whose recorded chain holds `id`.

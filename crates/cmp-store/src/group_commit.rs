@@ -374,8 +374,9 @@ async fn insert_fresh(tx: &mut Transaction<'_, Any>, fresh: &[&IssuedRequest]) -
         }
         events[i].push(issued_event(&item.request.id, leaf, &item.issued, managed));
     }
+    // The leaves are new: their chain rows need no DELETE first, and go with the INSERTs below.
     let links: Vec<(String, Vec<String>)> = leaves.iter().cloned().zip(chains).collect();
-    crate::chains::link_chains(tx, &links).await?;
+    let chain_rows = crate::chains::chain_rows(tx, &links);
     let findings: Vec<(String, &[cmp_domain::Finding])> = leaves
         .iter()
         .zip(fresh)
@@ -388,7 +389,7 @@ async fn insert_fresh(tx: &mut Transaction<'_, Any>, fresh: &[&IssuedRequest]) -
         .flat_map(|(item, events)| events.iter().map(|event| (&item.ctx, event)))
         .collect();
     let (_, audit) = audit::append_statements(tx, &attributed).await?;
-    let statements = [requests, ledger].into_iter().chain(audit).collect();
+    let statements = [requests, ledger].into_iter().chain(chain_rows).chain(audit).collect();
     run_statements(tx, statements).await
 }
 
