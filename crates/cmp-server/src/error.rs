@@ -12,6 +12,9 @@ tokio::task_local! {
     pub static REQUEST_ID: String;
 }
 
+/// Media type of every error answer (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -274,8 +277,7 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %self, "request failed");
         }
         let body = serde_json::to_vec(&problem).unwrap_or_default();
-        let mut response =
-            (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response();
+        let mut response = (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response();
         if let ApiError::Unauthorized = &self {
             // RFC 7235: a 401 names the scheme that would be accepted.
             response

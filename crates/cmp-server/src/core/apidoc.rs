@@ -9,8 +9,8 @@ use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::schema::{AdditionalProperties, Object, Schema, Type};
 use utoipa::openapi::{OpenApi, Ref, RefOr, Response};
 
-/// Media type of every error answer (RFC 9457).
-pub const PROBLEM_JSON: &str = "application/problem+json";
+use crate::app::REQUEST_ID_HEADER;
+use crate::error::PROBLEM_JSON;
 
 /// Error answers shared by many operations: (status, name in `components/responses`, why).
 const SHARED: &[(&str, &str, &str)] = &[
@@ -73,7 +73,7 @@ pub fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operatio
 /// An error answer: a problem document.
 fn problem_response(description: &str) -> Response {
     let mut response = Response::new(description);
-    response.headers.insert(REQUEST_ID.to_string(), request_id_header());
+    response.headers.insert(REQUEST_ID_HEADER.to_string(), request_id_header());
     response
         .content
         .insert(PROBLEM_JSON.to_string(), Content::new(Some(Ref::from_schema_name("Problem"))));
@@ -81,8 +81,6 @@ fn problem_response(description: &str) -> Response {
 }
 
 /// The header that names each request (the caller's own, or one the server made).
-const REQUEST_ID: &str = "x-request-id";
-
 fn request_id_header() -> Header {
     let mut header = Header::new(RefOr::T(Schema::Object(Object::with_type(Type::String))));
     header.description = Some("The request id, also the `instance` of a problem".into());
@@ -96,7 +94,7 @@ fn describe_headers(path: &str, op: &mut Operation) {
         let RefOr::T(response) = response else {
             continue;
         };
-        response.headers.insert(REQUEST_ID.to_string(), request_id_header());
+        response.headers.insert(REQUEST_ID_HEADER.to_string(), request_id_header());
         if !path.starts_with("/pki/") {
             let mut no_store = Object::with_type(Type::String);
             no_store.enum_values = Some(vec!["no-store".into()]);

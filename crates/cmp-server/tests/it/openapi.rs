@@ -66,6 +66,12 @@ async fn every_reference_resolves() {
     }
 }
 
+/// The parameter `name` of `method path`.
+fn parameter<'a>(doc: &'a Value, path: &str, method: &str, name: &str) -> &'a Value {
+    let params = doc["paths"][path][method]["parameters"].as_array().unwrap();
+    params.iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("{method} {path}: {name}"))
+}
+
 #[tokio::test]
 async fn parameters_are_where_the_server_reads_them() {
     let doc = document().await;
@@ -91,36 +97,17 @@ async fn parameters_are_where_the_server_reads_them() {
         ("/api/v1/managed-certificates", "cursor"),
         ("/api/v1/certificates/{id}/key", "format"),
     ] {
-        let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
-        let p = params.iter().find(|p| p["name"] == name).unwrap();
+        let p = parameter(&doc, path, "get", name);
         assert_eq!(p["in"], "query", "{path} {name}");
         assert_eq!(p["required"], false, "{path} {name}");
     }
-    let limit = doc["paths"]["/api/v1/requests"]["get"]["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "limit")
-        .unwrap()
-        .clone();
+    let limit = parameter(&doc, "/api/v1/requests", "get", "limit");
     assert_eq!(limit["schema"]["minimum"], 1);
     assert_eq!(limit["schema"]["maximum"], 500);
-    let state = doc["paths"]["/api/v1/requests"]["get"]["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "state")
-        .unwrap()
-        .clone();
+    let state = parameter(&doc, "/api/v1/requests", "get", "state");
     assert!(state["schema"].to_string().contains("RequestState"), "{state}");
     // The server refuses keys it cannot store or compare (1-200 visible ASCII characters).
-    let key = doc["paths"]["/api/v1/requests"]["post"]["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "Idempotency-Key")
-        .unwrap()
-        .clone();
+    let key = parameter(&doc, "/api/v1/requests", "post", "Idempotency-Key");
     assert_eq!(key["in"], "header");
     assert_eq!(key["schema"]["maxLength"], 200, "{key}");
 }

@@ -213,26 +213,49 @@ async fn slow_and_silent_clients_are_cut_off() {
     app.stop().await;
 }
 
+/// `POST /api/v1/owners` as the admin declaring `declared` body bytes, sending `body` one byte
+/// per `gap` (all at once for zero); the raw answer, and how long sending and reading took.
+async fn post_owner_slowly(
+    app: &TestApp,
+    declared: usize,
+    body: &'static [u8],
+    gap: Duration,
+) -> (String, Duration) {
+    let (addr, token) =
+        (app.base.trim_start_matches("http://").to_string(), app.admin_token.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        let head = format!(
+            "POST /api/v1/owners HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let started = Instant::now();
+        if gap.is_zero() {
+            stream.write_all(body).unwrap();
+        } else {
+            for b in body {
+                if stream.write_all(&[*b]).is_err() {
+                    break;
+                }
+                std::thread::sleep(gap);
+            }
+        }
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        (answer, started.elapsed())
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_stalled_body_gets_a_problem_and_writes_nothing() {
     let app = TestApp::spawn_with(DbKind::Sqlite, |c| c.http.body_timeout_secs = 1).await;
     let before = app.counts().await;
-    let (addr, token) =
-        (app.base.trim_start_matches("http://").to_string(), app.admin_token.clone());
-    let answer = tokio::task::spawn_blocking(move || {
-        let mut stream = TcpStream::connect(&addr).unwrap();
-        let head = format!(
-            "POST /api/v1/owners HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
-             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\""
-        );
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        answer
-    })
-    .await
-    .unwrap();
+    // Seven bytes of the hundred declared, then nothing.
+    let (answer, _) = post_owner_slowly(&app, 100, br#"{"name""#, Duration::ZERO).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("application/problem+json"), "{answer}");
     assert_eq!(app.counts().await, before);
@@ -243,30 +266,10 @@ async fn a_stalled_body_gets_a_problem_and_writes_nothing() {
 async fn a_trickled_body_is_cut_off_after_the_body_timeout_in_all() {
     let app = TestApp::spawn_with(DbKind::Sqlite, |c| c.http.body_timeout_secs = 1).await;
     let before = app.counts().await;
-    let (addr, token) =
-        (app.base.trim_start_matches("http://").to_string(), app.admin_token.clone());
-    let (answer, took) = tokio::task::spawn_blocking(move || {
-        let mut stream = TcpStream::connect(&addr).unwrap();
-        let head = format!(
-            "POST /api/v1/owners HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
-             Content-Type: application/json\r\nContent-Length: 60\r\n\r\n"
-        );
-        stream.write_all(head.as_bytes()).unwrap();
-        // One byte every 200 ms: each gap is well inside the timeout, the whole is not.
-        let started = Instant::now();
-        for b in br#"{"name": "trickled-owner-name-that-takes-long-to-arrive..."}"#.iter() {
-            if stream.write_all(&[*b]).is_err() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        (answer, started.elapsed())
-    })
-    .await
-    .unwrap();
+    // One byte every 200 ms: each gap is well inside the timeout, the whole is not.
+    let body = br#"{"name": "trickled-owner-name-that-takes-long-to-arrive..."}"#;
+    let (answer, took) =
+        post_owner_slowly(&app, body.len(), body, Duration::from_millis(200)).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "after {took:?}: {answer}");
     assert!(answer.contains("request-timeout"), "{answer}");
     assert_eq!(app.counts().await, before);
