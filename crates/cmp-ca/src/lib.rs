@@ -247,4 +247,25 @@ pub trait CaAdapter: Send + Sync {
     async fn renewal_window(&self, _certificate_der: &[u8]) -> Result<Option<(i64, i64)>, CaError> {
         Ok(None)
     }
+    /// For a CA whose signatures exist only in its answers until the caller stores them:
+    /// the way to sign without recording (see [`SignsUnrecorded`]). Default: none, the CA
+    /// records every signature itself (or the signature exists at a CA outside CMP), and the
+    /// caller must store its request before asking.
+    fn unrecorded(&self) -> Option<&dyn SignsUnrecorded> {
+        None
+    }
+}
+
+/// Signing whose only trace is the answer: the caller stores the returned ledger entry with
+/// the certificate, in its own transaction, so that a crash before that leaves nothing behind
+/// and the caller may sign before it stores anything (the builtin CA in this process).
+pub trait SignsUnrecorded: Send + Sync {
+    /// Signs `request`; returns the ledger entry to store and the certificate with its chain.
+    /// `csr` is `request.csr_der` as the caller already parsed and verified it, if it did
+    /// (its signature is not checked twice; other bytes are refused).
+    fn sign_unrecorded(
+        &self,
+        request: &SignRequest,
+        csr: Option<&cmp_pki::CsrInfo>,
+    ) -> Result<(LedgerEntry, IssuedCertificate), CaError>;
 }

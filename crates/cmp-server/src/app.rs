@@ -22,7 +22,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::{BEARER, RoutePolicies, authorize};
 use crate::config::ServerRole;
-use crate::error::{ApiError, REQUEST_ID};
+use crate::core::context::REQUEST_ID;
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{adapter, core, inventory, issuer};
 

@@ -295,14 +295,16 @@ async fn inventory_on(opts: &InventoryBench, url: &str, bundle: &str) -> anyhow:
     let state = bench_state(config, store.clone()).await?;
     let admin = Caller { actor: "bench".into(), role: Role::Admin, scope: Scope::All };
     let started = Instant::now();
-    let input = crate::inventory::service::ImportInput {
+    let input = crate::inventory::ImportInput {
         data: bundle.as_bytes(),
         password: None,
         owner: Some("team0"),
         location: None,
         partial: false,
     };
-    let imported = crate::inventory::service::import(&state, &admin, input)
+    let imported = state
+        .inventory
+        .import(&admin, input)
         .await
         .map_err(|e| anyhow::anyhow!("bundle import failed: {e}"))?;
     let bundle_rate = f64::from(opts.bundle) / started.elapsed().as_secs_f64();

@@ -7,10 +7,7 @@ use cmp_ca::CaError;
 use cmp_secrets::SecretError;
 use cmp_store::StoreError;
 
-tokio::task_local! {
-    /// The id of the request being served, for the `instance` of problems.
-    pub static REQUEST_ID: String;
-}
+use crate::core::context::REQUEST_ID;
 
 /// Media type of every error answer (RFC 9457).
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -70,6 +67,58 @@ pub enum ApiError {
     /// A bug or an unexpected failure; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<crate::issuer::IssueError> for ApiError {
+    /// The issuer's errors as problems: exhaustive, so that a new one needs a row here.
+    fn from(e: crate::issuer::IssueError) -> Self {
+        use crate::issuer::IssueError as E;
+        let item = |pointer: &str, reason: &str, detail: String| ProblemItem {
+            pointer: pointer.into(),
+            reason: reason.into(),
+            detail,
+        };
+        match e {
+            E::BadField { field, detail } => ApiError::bad_field(field, detail),
+            E::BadRequest(detail) => ApiError::bad_request(detail),
+            E::InvalidCsr(why) => ApiError::Unprocessable {
+                detail: format!("csr: {why}"),
+                errors: vec![item("csr", "invalid_csr", why)],
+            },
+            E::LeavesNoTime(detail) => ApiError::Unprocessable {
+                detail: detail.clone(),
+                errors: vec![item("renew_before", "leaves_no_time", detail)],
+            },
+            E::Policy(violation) => ApiError::Policy(violation),
+            E::Forbidden(detail) => ApiError::Forbidden(detail),
+            E::Conflict(detail) => ApiError::Conflict(detail),
+            e @ E::NotIssuedHere => {
+                ApiError::Unprocessable { detail: e.to_string(), errors: vec![] }
+            }
+            E::NoKey(id) => ApiError::NotFound {
+                entity: "private key of certificate",
+                id: format!("{id} (the requester made it, or it was purged)"),
+            },
+            E::Store(e) => ApiError::Store(e),
+            E::Ca(e) => ApiError::Ca(e),
+            E::Secret(e) => ApiError::Secret(e),
+            E::Internal(detail) => ApiError::Internal(detail),
+        }
+    }
+}
+
+impl From<crate::inventory::InventoryError> for ApiError {
+    /// The inventory's errors as problems: exhaustive, so that a new one needs a row here.
+    fn from(e: crate::inventory::InventoryError) -> Self {
+        use crate::inventory::InventoryError as E;
+        match e {
+            E::BadField { field, detail } => ApiError::bad_field(field, detail),
+            E::Refused { detail, items } => ApiError::Unprocessable { detail, errors: items },
+            E::Forbidden(detail) => ApiError::Forbidden(detail),
+            E::Store(e) => ApiError::Store(e),
+            E::Internal(detail) => ApiError::Internal(detail),
+        }
+    }
 }
 
 /// Longest `detail` of a problem, in characters: input echoed in an error (a 100 KB name) is

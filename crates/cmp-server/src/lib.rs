@@ -272,7 +272,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         listeners.spawn(serve::serve(listener, router, options.clone(), shutdown.subscribe()));
     }
     if role.serves(ServerRole::Issuer) {
-        tokio::spawn(issuer::scheduler::run(state, shutdown.subscribe()));
+        let (issuer, lock) = (state.issuer.clone(), state.renewal_lock.clone());
+        tokio::spawn(issuer::scheduler::run(issuer, lock, shutdown.subscribe()));
     }
     let tls_cert = tls.as_ref().map(|t| t.cert.clone());
     let options = serve::ServeOptions { tls: tls.map(|t| t.acceptor), ..options };

@@ -12,10 +12,13 @@ use cmp_acme::Http01Responder;
 use crate::adapter::{
     AcmeCas, AdapterDirectory, BuiltinCas, LocalAdapters, RemoteAdapters, VaultPkis,
 };
+use crate::auth::Caller;
 use crate::auth::RoutePolicies;
 use crate::config::Config;
+use crate::core::locks::{InProcessLock, RenewalLock};
 use crate::core::lookups::Lookups;
-use crate::issuer::scheduler::{InProcessLock, RenewalLock};
+use crate::inventory::Inventory;
+use crate::issuer::Issuer;
 
 /// Shared, cheap to clone.
 #[derive(Clone)]
@@ -43,6 +46,10 @@ pub struct AppState {
     pub http01: Option<Arc<Http01Responder>>,
     /// Short-lived copies of token, owner, adapter and policy reads.
     pub lookups: Arc<Lookups>,
+    /// The issuance workflow (issuer role).
+    pub issuer: Arc<Issuer>,
+    /// Import, queries and ownership of the inventory (inventory role).
+    pub inventory: Arc<Inventory>,
 }
 
 impl AppState {
@@ -72,6 +79,15 @@ impl AppState {
             Arc::new(RemoteAdapters::new(&config.issuer.adapter_url, &config.issuer.adapter_token)?)
         };
         let lookups = Arc::new(Lookups::new(Duration::from_millis(config.http.lookup_cache_ms)));
+        let issuer = Arc::new(Issuer::new(
+            store.clone(),
+            adapters.clone(),
+            secrets.clone(),
+            clock.clone(),
+            lookups.clone(),
+            config.issuer.clone(),
+        ));
+        let inventory = Arc::new(Inventory::new(store.clone(), lookups.clone(), clock.clone()));
         Ok(AppState {
             store,
             config,
@@ -87,12 +103,19 @@ impl AppState {
             renewal_lock: Arc::new(InProcessLock::default()),
             http01,
             lookups,
+            issuer,
+            inventory,
         })
     }
 
     /// Microseconds since the epoch, now: the time stamp of audit events.
     pub fn now_us(&self) -> i64 {
         unix_micros(self.clock.now())
+    }
+
+    /// The audit context of a change `caller` makes now.
+    pub fn audit_context(&self, caller: &Caller) -> cmp_store::AuditContext {
+        crate::core::context::caller_context(caller, self.now_us())
     }
 
     /// Expiring window of the inventory, in seconds.

@@ -33,7 +33,7 @@ pub use ocsp::OCSP_VALIDITY;
 
 use crate::{
     AdapterStatus, CaAdapter, CaError, CaLedger, Capabilities, IssuedCertificate, LedgerEntry,
-    RevocationReason, SignRequest,
+    RevocationReason, SignRequest, SignsUnrecorded,
 };
 use crl::CrlCache;
 use issuing::IssuingCa;
@@ -183,22 +183,6 @@ impl BuiltinCa {
         ocsp::respond(&self.ca, self.ledger.as_ref(), &self.ca_id, now, request_der).await
     }
 
-    /// Signs without recording: the ledger entry (for the caller to store in the same
-    /// transaction as the rest of the issuance) and the certificate with its chain. `csr` is
-    /// `request.csr_der` as this process has parsed and verified it already (the signature is
-    /// not checked twice); other bytes are refused.
-    pub fn sign_unrecorded(
-        &self,
-        request: &SignRequest,
-        csr: &CsrInfo,
-    ) -> Result<(LedgerEntry, IssuedCertificate), CaError> {
-        if csr.der != request.csr_der {
-            return Err(CaError::InvalidCsr("the parsed CSR is not the request's".into()));
-        }
-        let entry = self.sign_csr(request, csr, self.clock.now())?;
-        Ok((entry.clone(), self.issued(entry)))
-    }
-
     fn issued(&self, entry: LedgerEntry) -> IssuedCertificate {
         let chain_der = vec![self.ca.issuing_der.clone(), self.ca.root_der.clone()];
         IssuedCertificate::recorded(entry, chain_der)
@@ -293,6 +277,11 @@ impl CaAdapter for BuiltinCa {
         Ok(())
     }
 
+    /// Signs without recording: the issuer stores the ledger row with the certificate.
+    fn unrecorded(&self) -> Option<&dyn SignsUnrecorded> {
+        Some(self)
+    }
+
     /// Healthy while the issuing CA certificate is valid; the longest lifetime is what is
     /// left of it.
     async fn get_status(&self) -> AdapterStatus {
@@ -324,5 +313,23 @@ impl CaAdapter for BuiltinCa {
             },
             chain_der: vec![self.ca.issuing_der.clone(), self.ca.root_der.clone()],
         }
+    }
+}
+
+impl SignsUnrecorded for BuiltinCa {
+    fn sign_unrecorded(
+        &self,
+        request: &SignRequest,
+        csr: Option<&CsrInfo>,
+    ) -> Result<(LedgerEntry, IssuedCertificate), CaError> {
+        let now = self.clock.now();
+        let entry = match csr {
+            Some(csr) if csr.der == request.csr_der => self.sign_csr(request, csr, now)?,
+            Some(_) => {
+                return Err(CaError::InvalidCsr("the parsed CSR is not the request's".into()));
+            }
+            None => self.sign(request, now)?,
+        };
+        Ok((entry.clone(), self.issued(entry)))
     }
 }

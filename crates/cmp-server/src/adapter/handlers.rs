@@ -18,7 +18,7 @@ use super::{AdapterDirectory, BUILTIN_KIND, parse_usage};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
-use crate::inventory::{service, views};
+use crate::inventory::views;
 use crate::state::AppState;
 
 /// 1-64 characters of a-z, 0-9 and '-': adapter and agent names end up in URLs and Vault paths.
@@ -84,7 +84,7 @@ pub async fn create(
             "1-64 characters of a-z, 0-9 and '-' (it is a URL segment)",
         ));
     }
-    let ctx = service::audit_context(&state, &caller);
+    let ctx = state.audit_context(&caller);
     let record = match body.kind.as_str() {
         BUILTIN_KIND => create_builtin(&state, &ctx, &body.name, body.config).await?,
         cmp_ca::vault_pki::KIND => {
@@ -154,7 +154,7 @@ pub async fn patch(
     if body.enabled.is_none() && body.credentials.is_none() {
         return Err(ApiError::bad_request("nothing to change: give enabled or credentials"));
     }
-    let ctx = service::audit_context(&state, &caller);
+    let ctx = state.audit_context(&caller);
     let mut record = state.store.get_adapter(&id).await?;
     if let Some(credentials) = body.credentials {
         record = state.local_adapters.vault.rotate(&ctx, &record, credentials).await?;
@@ -328,7 +328,7 @@ pub async fn agent_token(
             "ttl_secs": token.ttl_secs,
         }),
     };
-    let ctx = service::audit_context(&state, &caller);
+    let ctx = state.audit_context(&caller);
     if let Err(e) = state.store.append_audit(&ctx, &event).await {
         // A token nobody can account for must not stay valid.
         vaults.revoke_agent_token(&record, &token.accessor).await;

@@ -10,7 +10,6 @@ use cmp_store::NewApiToken;
 use crate::auth::{Caller, new_token_secret, token_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
-use crate::inventory::service::audit_context;
 use crate::inventory::views::time_of;
 use crate::state::AppState;
 
@@ -82,7 +81,7 @@ pub async fn create(
         owner_ids,
         expires_at,
     };
-    let token = state.store.create_token(&audit_context(&state, &caller), &new).await?;
+    let token = state.store.create_token(&state.audit_context(&caller), &new).await?;
     Ok((StatusCode::CREATED, Json(TokenCreated { token: secret, info: view(token) })))
 }
 
@@ -99,7 +98,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let now = state.clock.now().unix_timestamp();
-    state.store.revoke_token(&audit_context(&state, &caller), &id, now).await?;
+    state.store.revoke_token(&state.audit_context(&caller), &id, now).await?;
     state.lookups.forget();
     Ok(StatusCode::NO_CONTENT)
 }

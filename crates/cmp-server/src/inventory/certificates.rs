@@ -9,12 +9,11 @@ use cmp_api::{
     Certificate, CertificateListParams, CertificatePatch, ImportParams, ImportRequest,
     ImportResponse, Page, PemParams, Problem,
 };
-use cmp_store::CertificateUpdate;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiBytes, ApiQuery};
-use crate::inventory::{service, views};
+use crate::inventory::views;
 use crate::state::AppState;
 
 /// Import certificates: PEM (one or many blocks), DER, PKCS#7, or JSON `{"data": base64,
@@ -53,14 +52,14 @@ pub async fn import(
     } else {
         (body.to_vec(), None, params.owner)
     };
-    let input = service::ImportInput {
+    let input = crate::inventory::ImportInput {
         data: &data,
         password: password.as_deref(),
         owner: owner.as_deref(),
         location: params.location.as_deref(),
         partial: params.partial.unwrap_or(false),
     };
-    let result = service::import(&state, &caller, input).await?;
+    let result = state.inventory.import(&caller, input).await?;
     let status = if result.created > 0 { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(result)))
 }
@@ -81,13 +80,62 @@ pub async fn list(
     ApiQuery(params): ApiQuery<CertificateListParams>,
 ) -> ApiResult<Json<Page<Certificate>>> {
     let now = views::whole_seconds(state.clock.now());
-    let query = service::certificate_query(&state, &caller, &params, now).await?;
+    let query = certificate_query(&state, &caller, &params, now).await?;
     let page = state.store.list_certificates(&query).await?;
     let window = state.expiry_window_secs();
     Ok(Json(Page {
         items: page.items.into_iter().map(|r| views::certificate(r, now, window)).collect(),
         next_cursor: page.next_cursor.as_ref().map(|c| views::encode_cursor(query.sort, c)),
     }))
+}
+
+/// Turns listing parameters into a store query, checking every value.
+async fn certificate_query(
+    state: &AppState,
+    caller: &Caller,
+    p: &cmp_api::CertificateListParams,
+    now: time::OffsetDateTime,
+) -> ApiResult<cmp_store::CertificateQuery> {
+    let mut query = cmp_store::CertificateQuery::all(now.unix_timestamp());
+    query.scope = caller.scope.clone();
+    query.window_secs = state.expiry_window_secs();
+    if let Some(q) = &p.q {
+        if q.len() > 256 {
+            return Err(ApiError::bad_field("q", "at most 256 bytes"));
+        }
+        query.q = Some(q.clone());
+    }
+    query.status = p.status;
+    query.finding = p.finding;
+    query.issuer = p.issuer.clone();
+    if let Some(owner) = &p.owner {
+        query.owner_id = Some(match state.store.get_owner(owner).await {
+            Ok(o) => o.id,
+            Err(cmp_store::StoreError::NotFound { .. }) => {
+                return Err(ApiError::bad_field("owner", format!("no owner {owner:?}")));
+            }
+            Err(e) => return Err(e.into()),
+        });
+    }
+    if let Some(t) = &p.expires_before {
+        query.expires_before = Some(views::parse_time("expires_before", t)?.unix_timestamp());
+    }
+    if let Some(t) = &p.expires_after {
+        query.expires_after = Some(views::parse_time("expires_after", t)?.unix_timestamp());
+    }
+    if let Some(k) = &p.key_type {
+        query.key_type =
+            Some(cmp_domain::KeyType::parse(k).ok_or_else(|| {
+                ApiError::bad_field("key_type", format!("unknown key type {k:?}"))
+            })?);
+    }
+    query.sort = match p.sort.unwrap_or_default() {
+        cmp_api::CertificateSortKey::NotAfter => cmp_store::CertificateSort::NotAfter,
+        cmp_api::CertificateSortKey::CreatedAt => cmp_store::CertificateSort::CreatedAt,
+    };
+    query.limit = views::page_limit(p.limit)?;
+    query.cursor = p.cursor.as_deref().map(|c| views::decode_cursor(query.sort, c)).transpose()?;
+    Ok(query)
 }
 
 /// One certificate, by platform id or SHA-256 fingerprint.
@@ -146,21 +194,7 @@ pub async fn patch(
     if body.owner.is_none() && body.labels.is_none() {
         return Err(ApiError::bad_request("nothing to change: give owner and/or labels"));
     }
-    let mut update = CertificateUpdate { owner_id: None, labels: None };
-    if let Some(owner) = body.owner {
-        let owner_id = match owner {
-            Some(o) => Some(state.store.get_owner(&o).await?.id),
-            None => None,
-        };
-        service::check_owner_change(&caller, owner_id.as_deref())?;
-        update.owner_id = Some(owner_id);
-    }
-    if let Some(labels) = body.labels {
-        cmp_store::validate_labels(&labels).map_err(|e| ApiError::bad_field("labels", e))?;
-        update.labels = Some(labels);
-    }
-    let ctx = service::audit_context(&state, &caller);
-    let record = state.store.update_certificate(&ctx, &id, &caller.scope, &update).await?;
+    let record = state.inventory.update_certificate(&caller, &id, body.owner, body.labels).await?;
     Ok(Json(views::certificate(record, state.clock.now(), state.expiry_window_secs())))
 }
 
@@ -178,7 +212,7 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let ctx = service::audit_context(&state, &caller);
+    let ctx = state.audit_context(&caller);
     state.store.delete_certificate(&ctx, &id, &caller.scope).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,8 +2,10 @@
 
 mod certificates;
 mod owners;
-pub mod service;
+mod service;
 pub mod views;
+
+pub use service::{ImportInput, Inventory, InventoryError};
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

@@ -9,7 +9,7 @@ use cmp_store::{NewOwner, OwnerUpdate};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
-use crate::inventory::{service, views};
+use crate::inventory::views;
 use crate::state::AppState;
 
 fn check_name(name: &str) -> ApiResult<()> {
@@ -61,7 +61,7 @@ pub async fn create(
     check_name(&body.name)?;
     check_text("email", body.email.as_deref(), 254)?;
     check_text("description", body.description.as_deref(), 2000)?;
-    let ctx = service::audit_context(&state, &caller);
+    let ctx = state.audit_context(&caller);
     let new = NewOwner { name: body.name, email: body.email, description: body.description };
     let owner = state.store.create_owner(&ctx, &new).await?;
     Ok((StatusCode::CREATED, Json(views::owner(owner))))
@@ -100,7 +100,7 @@ pub async fn patch(
     }
     check_text("email", body.email.as_ref().and_then(|e| e.as_deref()), 254)?;
     check_text("description", body.description.as_ref().and_then(|e| e.as_deref()), 2000)?;
-    let ctx = service::audit_context(&state, &caller);
+    let ctx = state.audit_context(&caller);
     let update = OwnerUpdate { name: body.name, email: body.email, description: body.description };
     let owner = state.store.update_owner(&ctx, &id, &update).await?;
     state.lookups.forget();
@@ -119,7 +119,7 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let ctx = service::audit_context(&state, &caller);
+    let ctx = state.audit_context(&caller);
     state.store.delete_owner(&ctx, &id).await?;
     state.lookups.forget();
     Ok(StatusCode::NO_CONTENT)

@@ -5,18 +5,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use cmp_api::{Problem, Request, RevokeBody};
-use cmp_domain::RequestState;
-use cmp_store::{NewAuditEvent, Scope};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::IntoParams;
 
-use super::service;
+use super::KeyFile;
 use super::views;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiQuery};
-use crate::inventory::service::audit_context;
 use crate::state::AppState;
 
 /// Revoke through the CA that issued it; the CRL and OCSP reflect it at once. With
@@ -33,10 +29,7 @@ pub async fn revoke(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RevokeBody>,
 ) -> ApiResult<Json<Request>> {
-    let request = service::revoke(&state, &caller, &id, &body.reason).await?;
-    if body.purge_key && request.state == RequestState::Issued {
-        service::purge_key(&state, &caller, &id).await?;
-    }
+    let request = state.issuer.revoke(&caller, &id, &body.reason, body.purge_key).await?;
     Ok(Json(views::request(request)))
 }
 
@@ -66,52 +59,14 @@ pub async fn key(
     ApiQuery(params): ApiQuery<KeyParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let links = state.store.certificate_links(&id, &caller.scope).await?;
-    if !service::may_download_key(&caller, links.owner_id.as_deref()) {
-        return Err(ApiError::Forbidden(
-            "only an admin or a member of the owning team may download this key".into(),
-        ));
-    }
-    let secret = links.key_secret.ok_or_else(|| ApiError::NotFound {
-        entity: "private key of certificate",
-        id: format!("{id} (the requester made it, or it was purged)"),
-    })?;
-    let format = params.format.unwrap_or_else(|| "pem".into());
-    let key = state.secrets.get(&secret).await?;
-    let response = match format.as_str() {
-        "pem" => {
-            let pem =
-                zeroize::Zeroizing::new(pem::encode(&pem::Pem::new("PRIVATE KEY", key.expose())));
+    let format = params.format.as_deref().unwrap_or("pem");
+    let password = headers.get("x-pkcs12-password").and_then(|v| v.to_str().ok());
+    Ok(match state.issuer.download_key(&caller, &id, format, password).await? {
+        KeyFile::Pem(pem) => {
             ([(header::CONTENT_TYPE, "application/x-pem-file")], pem.to_string()).into_response()
         }
-        "pkcs12" => {
-            let password = headers
-                .get("x-pkcs12-password")
-                .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| ApiError::bad_field("X-Pkcs12-Password", "required for pkcs12"))?;
-            let mut chain = vec![state.store.get_certificate_der(&links.id, &Scope::All).await?];
-            // The chain the CA returned with this certificate, whatever the adapter.
-            let stored = state.store.certificate_chain(&links.id, &Scope::All).await?;
-            if !stored.is_empty() {
-                chain.extend(stored);
-            } else if let Some(adapter) = &links.adapter_id
-                && let Ok(adapter) = state.adapters.adapter(adapter).await
-            {
-                // Issued before chains were kept: the issuing CA as its adapter reports it.
-                chain.extend(adapter.get_status().await.chain_der);
-            }
-            let p12 = cmp_pki::keygen::export_pkcs12(key.expose(), &chain, password, &links.id)
-                .map_err(|e| ApiError::bad_field("X-Pkcs12-Password", e.to_string()))?;
+        KeyFile::Pkcs12(p12) => {
             ([(header::CONTENT_TYPE, "application/x-pkcs12")], p12).into_response()
         }
-        _ => return Err(ApiError::bad_field("format", "pem or pkcs12")),
-    };
-    let event = NewAuditEvent {
-        action: "certificate.key_downloaded".into(),
-        entity_type: "certificate".into(),
-        entity_id: links.id.clone(),
-        details: json!({"format": format, "serial_number": links.serial_number}),
-    };
-    state.store.append_audit(&audit_context(&state, &caller), &event).await?;
-    Ok(response)
+    })
 }

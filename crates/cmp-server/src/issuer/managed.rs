@@ -8,12 +8,10 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::requests::idempotency;
-use super::service;
 use super::views;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiQuery, IdempotencyHeader};
-use crate::inventory::service::audit_context;
 use crate::inventory::views::{decode_tagged, encode_tagged, page_limit};
 use crate::state::AppState;
 
@@ -33,7 +31,7 @@ pub async fn create(
     ApiJson(body): ApiJson<ManagedCreate>,
 ) -> ApiResult<(StatusCode, Json<Managed>)> {
     let idem = idempotency(header, &body);
-    let (managed, _) = service::create_managed(&state, &caller, &body, idem.as_ref()).await?;
+    let (managed, _) = state.issuer.create_managed(&caller, &body, idem.as_ref()).await?;
     Ok((StatusCode::CREATED, Json(with_versions(&state, managed).await?)))
 }
 
@@ -113,9 +111,8 @@ pub async fn renew(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Request>)> {
     let managed = state.store.get_managed(&id, &caller.scope).await?;
-    let key = idempotency(header, &managed.id).map(|i| i.for_caller(&state, &caller.actor));
-    let ctx = audit_context(&state, &caller);
-    let (record, created) = service::renew_managed(&state, &ctx, &managed, key.as_ref()).await?;
+    let idem = idempotency(header, &managed.id);
+    let (record, created) = state.issuer.renew_for(&caller, &managed, idem.as_ref()).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(views::request(record))))
 }

@@ -1,14 +1,19 @@
 //! The issuer role: issuance requests, approvals, policies, managed certificates, revocation,
-//! key downloads, and the renewal scheduler.
+//! key downloads, and the renewal scheduler. The workflow is [`Issuer`] (no HTTP in it); the
+//! other modules are its routes.
 
 mod certificates;
+mod error;
 mod managed;
 mod policies;
 mod requests;
 pub mod scheduler;
-pub mod service;
 mod spec;
 mod views;
+mod workflow;
+
+pub use error::{IssueError, IssueResult};
+pub use workflow::{Idempotency, Issuer, KeyFile};
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

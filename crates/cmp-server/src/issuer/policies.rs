@@ -5,11 +5,9 @@ use axum::extract::{Path, State};
 use cmp_api::{PolicyView, Problem};
 use cmp_domain::Policy;
 
-use super::service::policy_of;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
-use crate::inventory::service::audit_context;
 use crate::state::AppState;
 
 /// An owner's policy (the default one when none is set).
@@ -22,7 +20,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<PolicyView>> {
     let owner = state.store.get_owner(&id).await?;
-    let (policy, explicit) = policy_of(&state, &owner.id).await?;
+    let (policy, explicit) = state.issuer.policy_of(&owner.id).await?;
     Ok(Json(PolicyView { owner_id: owner.id, policy, explicit }))
 }
 
@@ -48,7 +46,7 @@ pub async fn put(
     }
     let owner = state.store.get_owner(&id).await?;
     let rules = serde_json::to_value(&policy).map_err(|e| ApiError::Internal(e.to_string()))?;
-    state.store.put_policy(&audit_context(&state, &caller), &owner.id, &rules).await?;
+    state.store.put_policy(&state.audit_context(&caller), &owner.id, &rules).await?;
     state.lookups.forget();
     Ok(Json(PolicyView { owner_id: owner.id, policy, explicit: true }))
 }

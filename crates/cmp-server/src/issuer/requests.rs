@@ -9,7 +9,7 @@ use cmp_store::RequestQuery;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::service::{self, Idempotency};
+use super::Idempotency;
 use super::views;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -42,7 +42,7 @@ pub async fn create(
     ApiJson(body): ApiJson<RequestCreate>,
 ) -> ApiResult<(StatusCode, Json<Request>)> {
     let idem = idempotency(header, &body);
-    let (record, created) = service::create_request(&state, &caller, &body, idem.as_ref()).await?;
+    let (record, created) = state.issuer.create_request(&caller, &body, idem.as_ref()).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(views::request(record))))
 }
@@ -138,7 +138,7 @@ pub async fn approve(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Decision>,
 ) -> ApiResult<Json<Request>> {
-    let record = service::decide(&state, &caller, &id, true, body.comment.as_deref()).await?;
+    let record = state.issuer.decide(&caller, &id, true, body.comment.as_deref()).await?;
     Ok(Json(views::request(record)))
 }
 
@@ -153,6 +153,6 @@ pub async fn reject(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Decision>,
 ) -> ApiResult<Json<Request>> {
-    let record = service::decide(&state, &caller, &id, false, body.comment.as_deref()).await?;
+    let record = state.issuer.decide(&caller, &id, false, body.comment.as_deref()).await?;
     Ok(Json(views::request(record)))
 }

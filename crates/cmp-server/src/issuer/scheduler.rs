@@ -2,16 +2,16 @@
 //! `cmp_domain::renewal`), renews each under a lock, and picks up requests whose attempt was
 //! cut short (a crash, a CA outage) once their retry time has come.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use cmp_domain::{
     Backoff, CurrentVersion, RenewBefore, RenewalAction, RenewalInput, RequestState, decide,
 };
 use cmp_store::{IdempotencyKey, ManagedRecord, RequestQuery, RequestRecord, Scope};
 
-use super::service::{self, system_context};
+use super::Issuer;
+use super::spec::Spec;
+use crate::core::locks::RenewalLock;
 use crate::state::AppState;
 
 /// The scheduler's actor in the audit trail.
@@ -19,39 +19,15 @@ const SCHEDULER: &str = "system:scheduler";
 /// Managed certificates and requests looked at per tick.
 const BATCH: u32 = 200;
 
-/// Ensures only one scheduler acts on a managed certificate at a time. In-process now; the
-/// distributed mode puts a Redis implementation behind the same trait.
-#[async_trait]
-pub trait RenewalLock: Send + Sync {
-    /// Takes the lock on `key` for at most `ttl_secs`; false if someone holds it.
-    async fn acquire(&self, key: &str, ttl_secs: u64) -> bool;
-    async fn release(&self, key: &str);
-}
-
-/// A lock for one process.
-#[derive(Debug, Default)]
-pub struct InProcessLock {
-    held: Mutex<HashSet<String>>,
-}
-
-#[async_trait]
-impl RenewalLock for InProcessLock {
-    async fn acquire(&self, key: &str, _ttl_secs: u64) -> bool {
-        self.held.lock().map(|mut held| held.insert(key.to_string())).unwrap_or(false)
-    }
-
-    async fn release(&self, key: &str) {
-        if let Ok(mut held) = self.held.lock() {
-            held.remove(key);
-        }
-    }
-}
-
-/// Runs ticks until `stop` turns true.
-pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let interval = std::time::Duration::from_secs(state.config.issuer.scheduler_interval_secs);
+/// Runs ticks of `issuer`'s scheduler until `stop` turns true.
+pub async fn run(
+    issuer: Arc<Issuer>,
+    lock: Arc<dyn RenewalLock>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let interval = std::time::Duration::from_secs(issuer.settings().scheduler_interval_secs);
     loop {
-        tick(&state).await;
+        pass(&issuer, lock.as_ref()).await;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = stop.wait_for(|s| *s) => return,
@@ -59,34 +35,39 @@ pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) 
     }
 }
 
-/// One pass: stranded requests, due renewals, old idempotency keys.
+/// One pass of the scheduler of `state` (what tests drive, with the time they set).
 pub async fn tick(state: &AppState) {
-    let now = state.clock.now().unix_timestamp();
-    match state.store.due_requests(now, BATCH).await {
+    pass(&state.issuer, state.renewal_lock.as_ref()).await;
+}
+
+/// One pass: stranded requests, due renewals, old idempotency keys.
+async fn pass(issuer: &Issuer, lock: &dyn RenewalLock) {
+    let now = issuer.now();
+    let store = issuer.store();
+    match store.due_requests(now, BATCH).await {
         Ok(ids) => {
             for id in ids {
-                if let Err(e) = service::process(state, &id).await {
+                if let Err(e) = issuer.process(&id).await {
                     tracing::warn!(request = %id, error = %e, "request attempt failed");
                 }
             }
         }
         Err(e) => tracing::warn!(error = %e, "could not list due requests"),
     }
-    match state.store.due_managed(now, BATCH).await {
+    match store.due_managed(now, BATCH).await {
         Ok(due) => {
             for id in due {
                 let key = format!("renew:{id}");
-                if !state.renewal_lock.acquire(&key, 300).await {
+                if !lock.acquire(&key, 300).await {
                     continue;
                 }
-                consider(state, &id, now).await;
-                state.renewal_lock.release(&key).await;
+                consider(issuer, &id, now).await;
+                lock.release(&key).await;
             }
         }
         Err(e) => tracing::warn!(error = %e, "could not list due managed certificates"),
     }
-    let ttl = state.config.issuer.idempotency_ttl_hours.saturating_mul(3600);
-    if let Err(e) = state.store.purge_idempotency_keys(now - ttl).await {
+    if let Err(e) = store.purge_idempotency_keys(now - issuer.idempotency_ttl_secs()).await {
         tracing::warn!(error = %e, "could not purge idempotency keys");
     }
 }
@@ -98,12 +79,12 @@ const ARI_RECHECK_SECS: i64 = 6 * 3_600;
 /// The CA's suggested renewal window for the current version, when its adapter has one; a
 /// failure only means the lifetime rule decides this time.
 async fn suggested_window(
-    state: &AppState,
+    issuer: &Issuer,
     adapter_id: &str,
     certificate_id: &str,
 ) -> Option<(i64, i64)> {
-    let adapter = state.adapters.adapter(adapter_id).await.ok()?;
-    let der = state.store.get_certificate_der(certificate_id, &Scope::All).await.ok()?;
+    let adapter = issuer.adapters().adapter(adapter_id).await.ok()?;
+    let der = issuer.store().get_certificate_der(certificate_id, &Scope::All).await.ok()?;
     match adapter.renewal_window(&der).await {
         Ok(window) => window,
         Err(e) => {
@@ -114,13 +95,20 @@ async fn suggested_window(
 }
 
 /// Decides about one managed certificate and, if due, renews it.
-async fn consider(state: &AppState, id: &str, now: i64) {
+async fn consider(issuer: &Issuer, id: &str, now: i64) {
     // Read under the lock, not from the tick's list (another attempt may have finished since),
     // with the newest of its requests, which is waited for while it has not ended.
-    let (managed, newest) = match fresh(state, id).await {
+    let (managed, newest) = match fresh(issuer, id).await {
         Ok(found) => found,
         Err(e) => {
             tracing::warn!(managed = %id, error = %e, "managed certificate unreadable");
+            return;
+        }
+    };
+    let spec = match Spec::from_json(&managed.spec) {
+        Ok(spec) => spec,
+        Err(e) => {
+            tracing::warn!(managed = %managed.id, error = %e, "managed certificate unreadable");
             return;
         }
     };
@@ -129,18 +117,14 @@ async fn consider(state: &AppState, id: &str, now: i64) {
     let current = match &managed.current_certificate_id {
         // Recorded when the CA's answer was stored: the version's age counts from then, not
         // from a backdated notBefore.
-        Some(id) => match state.store.get_certificate(id, &Scope::All).await {
+        Some(id) => match issuer.store().get_certificate(id, &Scope::All).await {
             Ok(c) => Some(CurrentVersion {
                 not_before: c.not_before,
                 not_after: c.not_after,
                 issued_at: Some(c.created_at),
                 // The lifetime asked for (within the policy's): a CA that issued for longer
                 // does not put the renewal off.
-                asked_lifetime_secs: managed
-                    .spec
-                    .get("validity_days")
-                    .and_then(serde_json::Value::as_i64)
-                    .map(|days| days.saturating_mul(86_400)),
+                asked_lifetime_secs: Some(spec.validity_days.saturating_mul(86_400)),
             }),
             Err(e) => {
                 tracing::warn!(managed = %managed.id, error = %e, "current version unreadable");
@@ -150,14 +134,10 @@ async fn consider(state: &AppState, id: &str, now: i64) {
         None => None,
     };
     let suggested_window = match (&managed.current_certificate_id, open_request) {
-        (Some(current_id), None) => suggested_window(state, &managed.adapter_id, current_id).await,
+        (Some(current_id), None) => suggested_window(issuer, &managed.adapter_id, current_id).await,
         _ => None,
     };
-    let renew_before = managed
-        .spec
-        .get("renew_before")
-        .and_then(|v| v.as_str())
-        .and_then(|s| RenewBefore::parse(s).ok());
+    let renew_before = spec.renew_before.as_deref().and_then(|s| RenewBefore::parse(s).ok());
     let input = RenewalInput {
         id: &managed.id,
         now,
@@ -170,7 +150,7 @@ async fn consider(state: &AppState, id: &str, now: i64) {
         suggested_window,
     };
     let decision = decide(&input);
-    let interval = i64::try_from(state.config.issuer.scheduler_interval_secs).unwrap_or(60);
+    let interval = i64::try_from(issuer.settings().scheduler_interval_secs).unwrap_or(60);
     // The decision is recorded before it is acted on, so that a new version is never seen
     // without the decision that made it. After a renewal, look again soon: the new version
     // (or the failure) changes the next decision.
@@ -183,7 +163,7 @@ async fn consider(state: &AppState, id: &str, now: i64) {
         RenewalAction::Wait => decision.next_check_at.max(now + 1),
     };
     let value = serde_json::to_value(&decision).unwrap_or_default();
-    if let Err(e) = state.store.record_decision(&managed.id, &value, next_check).await {
+    if let Err(e) = issuer.store().record_decision(&managed.id, &value, next_check).await {
         tracing::warn!(managed = %managed.id, error = %e, "could not record the renewal decision");
     }
     if decision.action == RenewalAction::Renew {
@@ -197,10 +177,10 @@ async fn consider(state: &AppState, id: &str, now: i64) {
                 managed.renewal_failures
             ),
             body_hash: String::new(),
-            not_before: now - state.config.issuer.idempotency_ttl_hours.saturating_mul(3600),
+            not_before: now - issuer.idempotency_ttl_secs(),
         };
-        let ctx = system_context(state, SCHEDULER);
-        let outcome = match service::renew_managed(state, &ctx, &managed, Some(&key)).await {
+        let ctx = issuer.system(SCHEDULER);
+        let outcome = match issuer.renew_managed(&ctx, &managed, Some(&key)).await {
             Ok((request, _)) => match request.state {
                 RequestState::Issued => "issued",
                 RequestState::AwaitingApproval => "awaiting_approval",
@@ -219,10 +199,10 @@ async fn consider(state: &AppState, id: &str, now: i64) {
 
 /// A managed certificate as it is now, and its newest request.
 async fn fresh(
-    state: &AppState,
+    issuer: &Issuer,
     id: &str,
 ) -> Result<(ManagedRecord, Option<RequestRecord>), cmp_store::StoreError> {
-    let managed = state.store.get_managed(id, &Scope::All).await?;
+    let managed = issuer.store().get_managed(id, &Scope::All).await?;
     let query = RequestQuery {
         scope: Scope::All,
         state: None,
@@ -231,6 +211,6 @@ async fn fresh(
         limit: 1,
         cursor: None,
     };
-    let newest = state.store.list_requests(&query).await?.items.into_iter().next();
+    let newest = issuer.store().list_requests(&query).await?.items.into_iter().next();
     Ok((managed, newest))
 }

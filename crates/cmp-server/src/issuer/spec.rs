@@ -10,7 +10,7 @@ use cmp_pki::CsrInfo;
 use cmp_pki::keygen::KeySpec;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ApiError, ApiResult};
+use super::error::{IssueError, IssueResult};
 
 /// Longest lifetime anyone may ask for, whatever the policy.
 const MAX_VALIDITY_DAYS: i64 = 3650;
@@ -48,13 +48,13 @@ pub enum KeySource {
 }
 
 impl Spec {
-    pub fn to_json(&self) -> ApiResult<serde_json::Value> {
-        serde_json::to_value(self).map_err(|e| ApiError::Internal(e.to_string()))
+    pub fn to_json(&self) -> IssueResult<serde_json::Value> {
+        serde_json::to_value(self).map_err(|e| IssueError::Internal(e.to_string()))
     }
 
-    pub fn from_json(value: &serde_json::Value) -> ApiResult<Spec> {
+    pub fn from_json(value: &serde_json::Value) -> IssueResult<Spec> {
         serde_json::from_value(value.clone())
-            .map_err(|e| ApiError::Internal(format!("stored spec: {e}")))
+            .map_err(|e| IssueError::Internal(format!("stored spec: {e}")))
     }
 
     /// What the CA is asked to sign.
@@ -81,7 +81,7 @@ impl Spec {
 }
 
 /// A DNS name as certificates carry it: LDH labels, optionally a leading `*.`.
-fn check_dns_name(name: &str) -> ApiResult<String> {
+fn check_dns_name(name: &str) -> IssueResult<String> {
     let lower = name.trim_end_matches('.').to_ascii_lowercase();
     let body = lower.strip_prefix("*.").unwrap_or(&lower);
     let labels_ok = !body.is_empty()
@@ -93,7 +93,10 @@ fn check_dns_name(name: &str) -> ApiResult<String> {
                 && !l.ends_with('-')
         });
     if !labels_ok {
-        return Err(ApiError::bad_field("dns_names", format!("{name:?} is not a valid DNS name")));
+        return Err(IssueError::bad_field(
+            "dns_names",
+            format!("{name:?} is not a valid DNS name"),
+        ));
     }
     Ok(lower)
 }
@@ -104,17 +107,17 @@ pub fn build(
     csr: Option<&CsrInfo>,
     key_type: Option<KeySpec>,
     default_validity_days: i64,
-) -> ApiResult<Spec> {
+) -> IssueResult<Spec> {
     let mut dns_names = subject.dns_names.clone();
     let mut ip_addresses: Vec<IpAddr> = subject
         .ip_addresses
         .iter()
         .map(|ip| {
             ip.parse().map_err(|_| {
-                ApiError::bad_field("ip_addresses", format!("{ip:?} is not an IP address"))
+                IssueError::bad_field("ip_addresses", format!("{ip:?} is not an IP address"))
             })
         })
-        .collect::<ApiResult<_>>()?;
+        .collect::<IssueResult<_>>()?;
     let mut common_name = subject.common_name.clone();
     if let Some(csr) =
         csr.filter(|_| dns_names.is_empty() && ip_addresses.is_empty() && common_name.is_none())
@@ -124,28 +127,28 @@ pub fn build(
         common_name = csr.common_name.clone();
     }
     let dns_names: Vec<String> =
-        dns_names.iter().map(|n| check_dns_name(n)).collect::<ApiResult<_>>()?;
+        dns_names.iter().map(|n| check_dns_name(n)).collect::<IssueResult<_>>()?;
     if let Some(cn) = &common_name
         && (cn.is_empty() || cn.len() > 64 || cn.chars().any(char::is_control))
     {
-        return Err(ApiError::bad_field("common_name", "1-64 printable characters"));
+        return Err(IssueError::bad_field("common_name", "1-64 printable characters"));
     }
     if dns_names.is_empty() && ip_addresses.is_empty() && common_name.is_none() {
-        return Err(ApiError::bad_request(
-            "no names: give dns_names, ip_addresses or common_name (or a CSR that has them)",
+        return Err(IssueError::BadRequest(
+            "no names: give dns_names, ip_addresses or common_name (or a CSR that has them)".into(),
         ));
     }
     if dns_names.len() + ip_addresses.len() > 100 {
-        return Err(ApiError::bad_field("dns_names", "at most 100 names"));
+        return Err(IssueError::bad_field("dns_names", "at most 100 names"));
     }
     if let Some(solver) = &subject.acme_solver
         && !(1..=64).contains(&solver.len())
     {
-        return Err(ApiError::bad_field("acme_solver", "the id of a solver, 1-64 characters"));
+        return Err(IssueError::bad_field("acme_solver", "the id of a solver, 1-64 characters"));
     }
     let validity_days = subject.validity_days.unwrap_or(default_validity_days);
     if !(1..=MAX_VALIDITY_DAYS).contains(&validity_days) {
-        return Err(ApiError::bad_field(
+        return Err(IssueError::bad_field(
             "validity_days",
             format!("between 1 and {MAX_VALIDITY_DAYS}"),
         ));

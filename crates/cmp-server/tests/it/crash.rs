@@ -119,6 +119,9 @@ async fn post_all_and_kill(
     let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut inflight = Vec::new();
     for (n, body) in bodies.iter().enumerate() {
+        // Staggered, so that they land in several group commits and the kill finds some
+        // answered and some in flight (all at once, one commit answers them together).
+        tokio::time::sleep(Duration::from_millis(3)).await;
         let (http, base, token, body) =
             (http.clone(), base.to_string(), token.to_string(), body.clone());
         let (done, key) = (done.clone(), format!("{prefix}{n}"));

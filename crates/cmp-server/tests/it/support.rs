@@ -197,6 +197,14 @@ impl TestApp {
         let config = Arc::new(self.config.clone());
         let system = Arc::new(cmp_server::state::SystemClock);
         let mut state = AppState::assemble(config, store, system, secrets).unwrap();
+        state.issuer = Arc::new(cmp_server::issuer::Issuer::new(
+            state.store.clone(),
+            state.adapters.clone(),
+            state.secrets.clone(),
+            clock.clone(),
+            state.lookups.clone(),
+            state.config.issuer.clone(),
+        ));
         state.clock = clock;
         state
     }
