@@ -226,6 +226,35 @@ impl CaError {
             _ => None,
         }
     }
+
+    /// The stable name of the kind of error: the last segment of the problem `type` the API
+    /// answers with, and what an adapter role's caller reads back with [`CaError::from_slug`].
+    pub fn slug(&self) -> &'static str {
+        match self {
+            CaError::InvalidCsr(_) => "ca-invalid-csr",
+            CaError::Refused(_) => "ca-refused",
+            CaError::AlreadyRevoked(_) => "ca-already-revoked",
+            CaError::UnknownSerial(_) => "ca-unknown-serial",
+            CaError::Unavailable(_) => "ca-unavailable",
+            CaError::Throttled { .. } => "ca-throttled",
+            CaError::Internal(_) => "ca-internal",
+        }
+    }
+
+    /// The error a slug of [`CaError::slug`] stands for, with `message`; a throttle needs
+    /// `retry_at`. `None` for a slug that is not a CA error's.
+    pub fn from_slug(slug: &str, message: String, retry_at: Option<i64>) -> Option<CaError> {
+        Some(match slug {
+            "ca-invalid-csr" => CaError::InvalidCsr(message),
+            "ca-refused" => CaError::Refused(message),
+            "ca-already-revoked" => CaError::AlreadyRevoked(message),
+            "ca-unknown-serial" => CaError::UnknownSerial(message),
+            "ca-unavailable" => CaError::Unavailable(message),
+            "ca-throttled" => CaError::Throttled { message, retry_at: retry_at? },
+            "ca-internal" => CaError::Internal(message),
+            _ => return None,
+        })
+    }
 }
 
 /// One configured CA connection.
@@ -268,4 +297,27 @@ pub trait SignsUnrecorded: Send + Sync {
         request: &SignRequest,
         csr: Option<&cmp_pki::CsrInfo>,
     ) -> Result<(LedgerEntry, IssuedCertificate), CaError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CaError;
+
+    #[test]
+    fn every_error_comes_back_from_its_slug() {
+        let all = [
+            CaError::InvalidCsr("m".into()),
+            CaError::Refused("m".into()),
+            CaError::AlreadyRevoked("m".into()),
+            CaError::UnknownSerial("m".into()),
+            CaError::Unavailable("m".into()),
+            CaError::Throttled { message: "m".into(), retry_at: 7 },
+            CaError::Internal("m".into()),
+        ];
+        for e in all {
+            assert_eq!(CaError::from_slug(e.slug(), "m".into(), Some(7)), Some(e));
+        }
+        assert_eq!(CaError::from_slug("not-found", "m".into(), None), None);
+        assert_eq!(CaError::from_slug("ca-throttled", "m".into(), None), None, "no time given");
+    }
 }

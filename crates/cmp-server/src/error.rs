@@ -215,29 +215,29 @@ impl ApiError {
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error")
                 }
             },
-            ApiError::Ca(e) => match e {
-                CaError::InvalidCsr(_) => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, "ca-invalid-csr", "Invalid CSR")
-                }
-                CaError::Refused(_) => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, "ca-refused", "Refused by the CA")
-                }
-                CaError::AlreadyRevoked(_) => {
-                    (StatusCode::CONFLICT, "ca-already-revoked", "Already revoked")
-                }
-                CaError::UnknownSerial(_) => {
-                    (StatusCode::NOT_FOUND, "ca-unknown-serial", "Serial not issued by this CA")
-                }
-                CaError::Unavailable(_) => {
-                    (StatusCode::SERVICE_UNAVAILABLE, "ca-unavailable", "CA unavailable")
-                }
-                CaError::Throttled { .. } => {
-                    (StatusCode::SERVICE_UNAVAILABLE, "ca-throttled", "CA asks to wait")
-                }
-                CaError::Internal(_) => {
-                    (StatusCode::INTERNAL_SERVER_ERROR, "ca-internal", "CA failure")
-                }
-            },
+            ApiError::Ca(e) => {
+                let status = match e {
+                    CaError::InvalidCsr(_) | CaError::Refused(_) => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
+                    CaError::AlreadyRevoked(_) => StatusCode::CONFLICT,
+                    CaError::UnknownSerial(_) => StatusCode::NOT_FOUND,
+                    CaError::Unavailable(_) | CaError::Throttled { .. } => {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                    CaError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                let title = match e {
+                    CaError::InvalidCsr(_) => "Invalid CSR",
+                    CaError::Refused(_) => "Refused by the CA",
+                    CaError::AlreadyRevoked(_) => "Already revoked",
+                    CaError::UnknownSerial(_) => "Serial not issued by this CA",
+                    CaError::Unavailable(_) => "CA unavailable",
+                    CaError::Throttled { .. } => "CA asks to wait",
+                    CaError::Internal(_) => "CA failure",
+                };
+                (status, e.slug(), title)
+            }
             ApiError::Secret(e) => match e {
                 SecretError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
                 SecretError::InvalidName(_) => {

@@ -59,17 +59,11 @@ struct RemoteAdapter {
 /// the answer's `Retry-After`.
 fn ca_error_of(problem: Problem, retry_after: Option<i64>) -> CaError {
     let detail = problem.detail.unwrap_or_else(|| problem.title.clone());
-    match problem.kind.rsplit('/').next().unwrap_or_default() {
-        "ca-throttled" if let Some(retry_at) = retry_after => {
-            CaError::Throttled { message: detail, retry_at }
-        }
-        "ca-invalid-csr" => CaError::InvalidCsr(detail),
-        "ca-refused" => CaError::Refused(detail),
-        "ca-already-revoked" => CaError::AlreadyRevoked(detail),
-        "ca-unknown-serial" => CaError::UnknownSerial(detail),
-        "ca-internal" => CaError::Internal(detail),
-        _ if problem.status >= 500 => CaError::Unavailable(detail),
-        _ => CaError::Refused(detail),
+    let slug = problem.kind.rsplit('/').next().unwrap_or_default();
+    match CaError::from_slug(slug, detail.clone(), retry_after) {
+        Some(e) => e,
+        None if problem.status >= 500 => CaError::Unavailable(detail),
+        None => CaError::Refused(detail),
     }
 }
 
