@@ -3,7 +3,8 @@
 //! restart), revocation, ARI renewal windows (RFC 9773), problem documents classified for
 //! retrying, and holding back when the CA says so.
 //!
-//! The CA adapter around it (idempotency, the order journal, the CA contract) is in cmp-ca.
+//! The CA adapter around it (idempotency, the order journal) is in cmp-ca-acme, on the contract
+//! in cmp-ca.
 
 mod ari;
 mod client;

@@ -1,16 +1,16 @@
-//! The CA adapter contract (`CaAdapter`), the builtin CA, the Vault PKI adapter and the ACME
-//! adapter.
+//! The CA adapter contract: [`CaAdapter`] and the types it speaks (profiles, sign requests,
+//! issued certificates, status, errors), and the [`CaLedger`] every adapter records its serials
+//! in.
 //!
 //! The issuer role drives every CA through [`CaAdapter`]: sign a CSR under a profile, revoke a
 //! serial, report health and capabilities. The workflow around signing (policy, approval,
-//! inventory, audit) lives once, in the issuer role, never in an adapter.
+//! inventory, audit) lives once, in the issuer role, never in an adapter. Each CA is its own
+//! crate on this one (`cmp-ca-builtin`, `cmp-ca-vault`, `cmp-ca-acme`), so what needs only the
+//! contract links none of them.
 
-pub mod acme;
-pub mod builtin;
 mod ledger;
-pub mod ocsp_client;
-pub mod vault_pki;
 
+pub use cmp_domain::RevocationReason;
 pub use ledger::{CaLedger, LedgerEntry, MemoryLedger};
 
 use std::net::IpAddr;
@@ -78,74 +78,6 @@ impl IssuedCertificate {
             chain_der,
             serial: entry.serial,
         }
-    }
-}
-
-/// RFC 5280 section 5.3.1 CRL reason codes (value 7 is unused).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RevocationReason {
-    Unspecified,
-    KeyCompromise,
-    CaCompromise,
-    AffiliationChanged,
-    Superseded,
-    CessationOfOperation,
-    CertificateHold,
-    PrivilegeWithdrawn,
-    AaCompromise,
-}
-
-impl RevocationReason {
-    /// Every reason, in code order.
-    pub const ALL: [RevocationReason; 9] = [
-        Self::Unspecified,
-        Self::KeyCompromise,
-        Self::CaCompromise,
-        Self::AffiliationChanged,
-        Self::Superseded,
-        Self::CessationOfOperation,
-        Self::CertificateHold,
-        Self::PrivilegeWithdrawn,
-        Self::AaCompromise,
-    ];
-
-    /// The RFC 5280 `CRLReason` code.
-    pub fn code(self) -> u8 {
-        match self {
-            Self::Unspecified => 0,
-            Self::KeyCompromise => 1,
-            Self::CaCompromise => 2,
-            Self::AffiliationChanged => 3,
-            Self::Superseded => 4,
-            Self::CessationOfOperation => 5,
-            Self::CertificateHold => 6,
-            Self::PrivilegeWithdrawn => 9,
-            Self::AaCompromise => 10,
-        }
-    }
-
-    /// The snake_case name used in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unspecified => "unspecified",
-            Self::KeyCompromise => "key_compromise",
-            Self::CaCompromise => "ca_compromise",
-            Self::AffiliationChanged => "affiliation_changed",
-            Self::Superseded => "superseded",
-            Self::CessationOfOperation => "cessation_of_operation",
-            Self::CertificateHold => "certificate_hold",
-            Self::PrivilegeWithdrawn => "privilege_withdrawn",
-            Self::AaCompromise => "aa_compromise",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-
-    pub fn from_code(code: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.code() == code)
     }
 }
 

@@ -17,7 +17,7 @@ use cmp_api::{
     OwnerPatch, TokenCreate,
 };
 use cmp_client::{Client, ImportBody};
-use cmp_domain::{CertificateStatus, Finding, KeyType, Role};
+use cmp_domain::{CertificateStatus, Finding, KeyType, RevocationReason, Role};
 use output::{Format, Output};
 
 // No Debug: it holds the token and PKCS#12 passwords.
@@ -144,7 +144,7 @@ pub(crate) fn one_of<const N: usize>(values: [&'static str; N]) -> PossibleValue
 }
 
 fn revocation_reasons() -> PossibleValuesParser {
-    one_of(cmp_ca::RevocationReason::ALL.map(cmp_ca::RevocationReason::as_str))
+    one_of(RevocationReason::ALL.map(RevocationReason::as_str))
 }
 
 #[derive(Subcommand)]

@@ -5,6 +5,7 @@ pub mod certificate;
 pub mod issuance;
 pub mod policy;
 pub mod renewal;
+pub mod revocation;
 pub mod role;
 
 pub use certificate::{
@@ -19,6 +20,7 @@ pub use renewal::{
     RenewalReason, check_renew_before, decide, format_span, max_renew_before_secs, min_age_secs,
     renew_before_secs,
 };
+pub use revocation::RevocationReason;
 pub use role::Role;
 
 /// The source of the current time. Code that decides by time takes it from here (or as a

@@ -1,6 +1,7 @@
 //! X.509 parsing and import for CMP: one DER certificate into [`CertificateFacts`], import
 //! bodies (PEM, DER, PKCS#7, PKCS#12) into certificates plus a reason for everything rejected,
-//! and PKCS#10 requests into a verified [`CsrInfo`].
+//! PKCS#10 requests into a verified [`CsrInfo`], and OCSP requests and their checked answers
+//! ([`ocsp`]).
 //!
 //! Parsing never panics and bounds ASN.1 nesting before any parser recurses. Subjects and
 //! issuers are printed exactly as `openssl x509 -nameopt RFC2253` prints them, serials as
@@ -14,6 +15,7 @@ mod detect;
 mod import;
 pub mod keygen;
 mod names;
+pub mod ocsp;
 mod parse;
 mod pem;
 mod pkcs12;
@@ -29,6 +31,7 @@ pub use keygen::{
     GeneratedKey, KeySpec, KeygenError, MIN_PKCS12_PASSWORD_CHARS, PKCS12_ITERATIONS,
     export_pkcs12, generate_key, make_csr,
 };
+pub use ocsp::{OcspAnswer, OcspError, ocsp_request, read_ocsp_response};
 pub use parse::{ParseError, parse_certificate, serial_hex};
 
 use sha2::{Digest, Sha256};

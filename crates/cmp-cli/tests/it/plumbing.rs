@@ -1,5 +1,5 @@
 //! What surrounds the commands: a standard output closed early, server URLs without a scheme,
-//! CA bundles that are not.
+//! CA bundles that are not, CA kinds the server does not know.
 
 use tokio::io::AsyncReadExt;
 
@@ -126,5 +126,20 @@ async fn server_urls_without_a_scheme_and_bad_ca_files_get_clear_errors() {
         .await
         .unwrap();
     assert!(stderr(&bad_env).contains("CA bundle"), "{}", stderr(&bad_env));
+    f.server.shutdown().await.unwrap();
+}
+
+/// cmpctl does not know the CA kinds (it links no CA crate): the server refuses one it does not
+/// know, saying which it knows, and cmpctl shows that.
+#[tokio::test]
+async fn an_unknown_ca_kind_is_refused_by_the_server() {
+    let f = start(DbKind::Sqlite).await;
+    let out = cmpctl(&f, &["adapter", "create", "other", "--kind", "step_ca"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains(r#"unknown adapter kind "step_ca""#), "{said}");
+    assert!(said.contains("known: builtin, vault_pki, acme"), "{said}");
+    let listed = cmpctl(&f, &["adapter", "list"]).await;
+    assert!(!stdout(&listed).contains("other"), "{}", stdout(&listed));
     f.server.shutdown().await.unwrap();
 }

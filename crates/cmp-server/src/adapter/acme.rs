@@ -11,7 +11,7 @@ use cmp_acme::{
     AcmeClient, AcmeSettings, Eab, Http01Responder, ProviderSecret, SolverConfig, Solvers,
 };
 use cmp_ca::CaError;
-use cmp_ca::acme::{AcmeCa, KIND, OrderJournal};
+use cmp_ca_acme::{AcmeCa, KIND, OrderJournal, ca_error};
 use cmp_domain::Clock;
 use cmp_secrets::{SecretBytes, SecretStore};
 use cmp_store::{AdapterRecord, AuditContext, NewAdapter, Store};
@@ -236,10 +236,10 @@ impl AcmeCas {
         config: Value,
     ) -> ApiResult<AdapterRecord> {
         let (mut stored, eab) = split_config(config)?;
-        let solvers = Solvers::new(&stored.solvers, self.http01.as_ref()).map_err(CaError::from)?;
+        let solvers = Solvers::new(&stored.solvers, self.http01.as_ref()).map_err(ca_error)?;
         let solver_secrets = take_solver_secrets(&mut stored.solvers);
         let (client, credentials) =
-            AcmeClient::register(&stored.settings(), eab.as_ref()).await.map_err(CaError::from)?;
+            AcmeClient::register(&stored.settings(), eab.as_ref()).await.map_err(ca_error)?;
         stored.account_url = Some(client.account_url().to_string());
         let id = uuid::Uuid::now_v7().to_string();
         let adapter = self.adapter(&id, solvers, client);
@@ -296,8 +296,9 @@ impl AcmeCas {
             CaError::Unavailable(format!("ACME account of adapter {}: {e}", record.name))
         })?;
         let credentials = std::str::from_utf8(credentials.expose()).map_err(|_| unreadable())?;
-        let solvers = Solvers::new(&stored.solvers, self.http01.as_ref())?;
-        let client = AcmeClient::restore(&stored.settings(), credentials).await?;
+        let solvers = Solvers::new(&stored.solvers, self.http01.as_ref()).map_err(ca_error)?;
+        let client =
+            AcmeClient::restore(&stored.settings(), credentials).await.map_err(ca_error)?;
         let adapter = self.adapter(&record.id, solvers, client);
         let mut loaded = self.loaded.write().await;
         Ok(loaded.entry(record.id.clone()).or_insert(adapter).clone())

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cmp_ca::builtin::{BuiltinCa, BuiltinConfig, CaMaterial, KeyAlgorithm};
 use cmp_ca::{CaError, RevocationReason};
 use cmp_ca::{CaLedger, LedgerEntry};
+use cmp_ca_builtin::{BuiltinCa, BuiltinConfig, CaMaterial, KeyAlgorithm};
 use cmp_domain::Clock;
 use cmp_secrets::{SecretBytes, SecretStore};
 use cmp_store::{
@@ -70,7 +70,7 @@ impl BuiltinCas {
         let config = BuiltinConfig { base_url: self.public_url.clone(), ..config };
         let for_material = config.clone();
         let material = tokio::task::spawn_blocking(move || {
-            cmp_ca::builtin::create_material(&for_material, now)
+            cmp_ca_builtin::create_material(&for_material, now)
         })
         .await
         .map_err(|e| crate::error::ApiError::Internal(e.to_string()))??;

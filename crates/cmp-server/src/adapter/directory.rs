@@ -54,8 +54,8 @@ impl AdapterDirectory for LocalAdapters {
         })?;
         match record.kind.as_str() {
             BUILTIN_KIND => Ok(self.builtin.get(&record.id).await?),
-            cmp_ca::vault_pki::KIND => Ok(self.vault.get(&record).await?),
-            cmp_ca::acme::KIND => Ok(self.acme.get(&record).await?),
+            cmp_ca_vault::KIND => Ok(self.vault.get(&record).await?),
+            cmp_ca_acme::KIND => Ok(self.acme.get(&record).await?),
             other => Err(CaError::Refused(format!("adapter kind {other} is not served here"))),
         }
     }

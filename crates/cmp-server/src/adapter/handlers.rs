@@ -10,8 +10,8 @@ use cmp_api::{
     Adapter, AdapterCreate, AdapterHealth, AdapterPatch, AgentToken, AgentTokenCreate, Problem,
     RenewalWindowAnswer, RenewalWindowCall, RenewalWindowSpan, RevokeCall, SignCall, SignedChain,
 };
-use cmp_ca::builtin::BuiltinConfig;
 use cmp_ca::{Profile, RevocationReason, SignRequest};
+use cmp_ca_builtin::BuiltinConfig;
 use cmp_store::{AdapterRecord, AdapterUpdate};
 
 use super::{AdapterDirectory, BUILTIN_KIND, parse_usage};
@@ -30,7 +30,7 @@ fn is_url_segment(name: &str) -> bool {
 fn view(state: &AppState, mut r: AdapterRecord) -> Adapter {
     let published = |what: &str| match r.kind.as_str() {
         BUILTIN_KIND => Some(state.builtin.url(&r.name, what)),
-        cmp_ca::vault_pki::KIND => super::vault::stored_config(&r).ok().map(|c| {
+        cmp_ca_vault::KIND => super::vault::stored_config(&r).ok().map(|c| {
             let address = cmp_vault::redacted_address(&c.address);
             format!("{}/v1/{}/{what}", address.trim_end_matches('/'), c.target.mount)
         }),
@@ -87,10 +87,10 @@ pub async fn create(
     let ctx = state.audit_context(&caller);
     let record = match body.kind.as_str() {
         BUILTIN_KIND => create_builtin(&state, &ctx, &body.name, body.config).await?,
-        cmp_ca::vault_pki::KIND => {
+        cmp_ca_vault::KIND => {
             state.local_adapters.vault.create(&ctx, &body.name, body.config).await?
         }
-        cmp_ca::acme::KIND => {
+        cmp_ca_acme::KIND => {
             state.local_adapters.acme.create(&ctx, &body.name, body.config).await?
         }
         other => {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cmp_ca::CaError;
-use cmp_ca::vault_pki::{KIND, VaultPki, VaultPkiTarget};
+use cmp_ca_vault::{KIND, VaultPki, VaultPkiTarget, ca_error};
 use cmp_domain::Clock;
 use cmp_secrets::{SecretBytes, SecretStore};
 use cmp_store::{AdapterRecord, AdapterUpdate, AuditContext, NewAdapter, Store};
@@ -141,7 +141,7 @@ fn client(config: &VaultAdapterConfig, secret: &SecretPart) -> Result<VaultClien
             secret_id: Secret::new(secret.secret_id.clone().unwrap_or_default()),
         },
     };
-    VaultClient::new(&settings, credentials).map_err(CaError::from)
+    VaultClient::new(&settings, credentials).map_err(ca_error)
 }
 
 /// The vault_pki adapters of this process, loaded on first use.
@@ -317,15 +317,14 @@ impl VaultPkis {
         let kv_path = format!("{kv_prefix}/agents/{agent}");
         let rules = cmp_vault::agent_policy(&target.mount, &target.role, kv_mount, &kv_path);
         let client = adapter.client();
-        client.put_policy(&policy, &rules).await.map_err(CaError::from)?;
+        client.put_policy(&policy, &rules).await.map_err(ca_error)?;
         let request = cmp_vault::TokenRequest {
             policies: vec![policy.clone()],
             ttl_secs,
             display_name: policy.clone(),
             meta: [("cmp_agent".to_string(), agent.to_string())].into(),
         };
-        let issued =
-            client.create_token(AGENT_TOKEN_ROLE, &request).await.map_err(CaError::from)?;
+        let issued = client.create_token(AGENT_TOKEN_ROLE, &request).await.map_err(ca_error)?;
         Ok(cmp_api::AgentToken {
             token: issued.token.expose().to_string(),
             accessor: issued.accessor,

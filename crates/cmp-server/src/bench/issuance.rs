@@ -106,8 +106,8 @@ pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
     let ca = cas.get(DEFAULT_CA_NAME).await?;
     // The same CA with its ledger in memory: the cost of signing alone.
     let material =
-        cmp_ca::builtin::create_material(&Default::default(), time::OffsetDateTime::now_utc())?;
-    let memory = Arc::new(cmp_ca::builtin::BuiltinCa::new(
+        cmp_ca_builtin::create_material(&Default::default(), time::OffsetDateTime::now_utc())?;
+    let memory = Arc::new(cmp_ca_builtin::BuiltinCa::new(
         "bench".into(),
         "bench".into(),
         &material,

@@ -2,8 +2,8 @@
 //! reason, and `openssl verify -crl_check` then rejects exactly the revoked leaf. Re-signing
 //! follows revocations and the clock.
 
-use cmp_ca::builtin::{CRL_LIFETIME, CRL_REFRESH, KeyAlgorithm};
 use cmp_ca::{CaAdapter, CaError, RevocationReason};
+use cmp_ca_builtin::{CRL_LIFETIME, CRL_REFRESH, KeyAlgorithm};
 use time::Duration;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;

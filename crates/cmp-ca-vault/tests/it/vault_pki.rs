@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use cmp_ca::vault_pki::{VaultPki, VaultPkiTarget};
 use cmp_ca::{CaAdapter, CaError, CaLedger, MemoryLedger, Profile, RevocationReason, Usage};
+use cmp_ca_vault::{VaultPki, VaultPkiTarget};
 use cmp_testkit::openbao::OpenBao;
 use cmp_vault::{Credentials, Secret, VaultClient, VaultSettings};
 use serde_json::json;
 
-use crate::support::{LeafKey, TestClock, openssl_ok, pem, real_now, sign_request};
+use crate::support::{TestClock, openssl_ok, p256_key, pem, real_now, sign_request};
 
 struct VaultCa {
     bao: OpenBao,
@@ -70,7 +70,7 @@ async fn signs_with_the_requested_names_once_per_request() {
     let adapter = ca.adapter("web", "root");
     let stored_before = ca.bao.stored_serials("pki").await.len();
     // rcgen's CSR carries its default subject and another name: both are ignored.
-    let request = sign_request("req-1", &LeafKey::P256.generate(), example_profile());
+    let request = sign_request("req-1", &p256_key(), example_profile());
     let issued = adapter.create_certificate(&request).await.unwrap();
     assert!(ca.verify(&issued.certificate_der).contains("OK"));
     let facts = cmp_pki::parse_certificate(&issued.certificate_der).unwrap();
@@ -92,7 +92,7 @@ async fn what_vault_would_do_differently_is_refused_before_signing() {
     let ca = VaultCa::start().await;
     let adapter = ca.adapter("web", "root");
     let stored_before = ca.bao.stored_serials("pki").await.len();
-    let key = LeafKey::P256.generate();
+    let key = p256_key();
 
     let mut outside = example_profile();
     outside.dns_names = vec!["evil.org".into()];
@@ -141,7 +141,7 @@ async fn what_vault_would_do_differently_is_refused_before_signing() {
 async fn revokes_by_serial_and_by_certificate_for_no_store_roles() {
     let ca = VaultCa::start().await;
     let adapter = ca.adapter("web", "root");
-    let key = LeafKey::P256.generate();
+    let key = p256_key();
     let issued =
         adapter.create_certificate(&sign_request("a", &key, example_profile())).await.unwrap();
     adapter.revoke_certificate(&issued.serial, RevocationReason::KeyCompromise).await.unwrap();
@@ -184,7 +184,7 @@ async fn status_reports_limits_seal_and_denial() {
     let status = adapter.get_status().await;
     assert!(!status.healthy && status.message.contains("sealed"), "{status:?}");
     let err = adapter
-        .create_certificate(&sign_request("s", &LeafKey::P256.generate(), example_profile()))
+        .create_certificate(&sign_request("s", &p256_key(), example_profile()))
         .await
         .unwrap_err();
     assert!(matches!(&err, CaError::Unavailable(m) if m.contains("sealed")) && err.is_retryable());

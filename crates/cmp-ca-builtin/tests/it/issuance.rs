@@ -1,8 +1,8 @@
 //! Issued certificates checked by independent verifiers: `openssl verify` and `openssl x509`,
 //! and rustls-webpki at pinned times; serials as openssl and cmp-pki print them; idempotency.
 
-use cmp_ca::builtin::KeyAlgorithm;
 use cmp_ca::{CaAdapter, Usage};
+use cmp_ca_builtin::KeyAlgorithm;
 use cmp_domain::KeyType;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use time::{Duration, OffsetDateTime};

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use cmp_ca::{CaError, Profile, Usage};
 use cmp_domain::KeyType;
 use cmp_pki::CsrInfo;
 use der::Encode;
@@ -17,8 +18,6 @@ use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax};
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
-
-use crate::{CaError, Profile, Usage};
 
 /// id-pe-authorityInfoAccess (RFC 5280 4.2.2.1).
 const AUTHORITY_INFO_ACCESS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];

@@ -2,8 +2,8 @@
 //! CSR signatures, keys it does not sign, profiles that name nothing.
 
 use cmp_ca::MemoryLedger;
-use cmp_ca::builtin::{BuiltinCa, KeyAlgorithm};
 use cmp_ca::{CaAdapter, CaError, SignRequest};
+use cmp_ca_builtin::{BuiltinCa, KeyAlgorithm};
 use std::sync::Arc;
 
 use crate::support::{LeafKey, TestCa, csr_der, openssl_csr, profile, sign_request};
@@ -165,7 +165,7 @@ async fn profiles_that_cannot_be_issued() {
 #[tokio::test]
 async fn bad_configuration_is_refused_at_load() {
     let ca = TestCa::new(KeyAlgorithm::EcdsaP256);
-    let load = |name: &str, base_url: &str, material: &cmp_ca::builtin::CaMaterial| {
+    let load = |name: &str, base_url: &str, material: &cmp_ca_builtin::CaMaterial| {
         BuiltinCa::new(
             "ca-2".into(),
             name.into(),

@@ -1,5 +1,5 @@
-//! The ACME adapter: any RFC 8555 CA (Let's Encrypt, ZeroSSL, an internal step-ca or Pebble)
-//! as a [`CaAdapter`].
+//! The ACME adapter (kind `acme`): any RFC 8555 CA (Let's Encrypt, ZeroSSL, an internal
+//! step-ca or Pebble) as a [`CaAdapter`].
 //!
 //! An order takes seconds and crosses the network several times, so it must survive a restart
 //! without leaking or duplicating a certificate (cert-manager#3990): its URL is written to an
@@ -13,12 +13,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use cmp_acme::{AcmeClient, AcmeError, Order, Solvers};
-use cmp_domain::{Clock, VALIDITY_SLACK_SECS};
-
-use crate::{
+use cmp_ca::{
     AdapterStatus, CaAdapter, CaError, CaLedger, Capabilities, IssuedCertificate, LedgerEntry,
     RevocationReason, SignRequest,
 };
+use cmp_domain::{Clock, VALIDITY_SLACK_SECS};
 
 /// Kind name of this adapter in the `adapters` table.
 pub const KIND: &str = "acme";
@@ -55,20 +54,19 @@ impl OrderJournal for MemoryJournal {
 }
 
 /// ACME's failures as CA errors: what a retry can fix stays retryable, with the CA's
-/// `Retry-After` when it gave one; the CA's problem detail is kept word for word.
-impl From<AcmeError> for CaError {
-    fn from(e: AcmeError) -> CaError {
-        let message = e.to_string();
-        if e.is_retryable() {
-            return match e.retry_at() {
-                Some(retry_at) => CaError::Throttled { message, retry_at },
-                None => CaError::Unavailable(message),
-            };
-        }
-        match e {
-            AcmeError::Protocol(_) => CaError::Internal(message),
-            _ => CaError::Refused(message),
-        }
+/// `Retry-After` when it gave one; the CA's problem detail is kept word for word. (A function,
+/// not a `From`: neither type is this crate's.)
+pub fn ca_error(e: AcmeError) -> CaError {
+    let message = e.to_string();
+    if e.is_retryable() {
+        return match e.retry_at() {
+            Some(retry_at) => CaError::Throttled { message, retry_at },
+            None => CaError::Unavailable(message),
+        };
+    }
+    match e {
+        AcmeError::Protocol(_) => CaError::Internal(message),
+        _ => CaError::Refused(message),
     }
 }
 
@@ -158,7 +156,7 @@ impl AcmeCa {
     /// The request's order: the one placed before (resumed), or a new one, journaled.
     async fn order(&self, request: &SignRequest) -> Result<Order, CaError> {
         if let Some(url) = self.journal.find(&self.ca_id, &request.request_id).await? {
-            return Ok(self.client.resume_order(&url).await?);
+            return self.client.resume_order(&url).await.map_err(ca_error);
         }
         let names = order_names(request);
         // The lifetime asked, as the end date ACME lets a client ask for (`notAfter`).
@@ -166,13 +164,14 @@ impl AcmeCa {
             self.clock.now().unix_timestamp().saturating_add(request.profile.validity_secs)
         });
         let replaces = request.replaces.as_deref();
-        let order = self.client.new_order_until(&names, replaces, not_after).await?;
+        let order =
+            self.client.new_order_until(&names, replaces, not_after).await.map_err(ca_error)?;
         let url = self.journal.record(&self.ca_id, &request.request_id, order.url()).await?;
         if url == order.url() {
             return Ok(order);
         }
         // Another attempt journaled its order first: that one is carried on, ours left unused.
-        Ok(self.client.resume_order(&url).await?)
+        self.client.resume_order(&url).await.map_err(ca_error)
     }
 
     /// Carries the request's order to its certificate: the ledger entry and the chain above.
@@ -184,8 +183,11 @@ impl AcmeCa {
         check_csr(request, &names)?;
         let mut order = self.order(request).await?;
         let chosen = request.acme_solver.as_deref();
-        let chain =
-            self.client.complete(&mut order, &self.solvers, chosen, &request.csr_der).await?;
+        let chain = self
+            .client
+            .complete(&mut order, &self.solvers, chosen, &request.csr_der)
+            .await
+            .map_err(ca_error)?;
         let (leaf, chain_der) = split_chain(&chain)?;
         let facts = cmp_pki::parse_certificate(&leaf).map_err(|e| {
             CaError::Internal(format!("the ACME CA sent an unreadable certificate: {e}"))
@@ -247,7 +249,7 @@ impl CaAdapter for AcmeCa {
             Err(AcmeError::Problem(p)) if p.r#type == "alreadyRevoked" => {
                 return Err(CaError::AlreadyRevoked(serial.to_string()));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(ca_error(e)),
         }
         let now = self.clock.now().unix_timestamp();
         self.ledger.revoke(&self.ca_id, serial, reason, now).await
@@ -298,14 +300,15 @@ impl CaAdapter for AcmeCa {
 
     /// The CA's ARI window for a certificate, when it offers ARI.
     async fn renewal_window(&self, certificate_der: &[u8]) -> Result<Option<(i64, i64)>, CaError> {
-        Ok(self.client.renewal_window(certificate_der).await?.map(|w| (w.start, w.end)))
+        let window = self.client.renewal_window(certificate_der).await.map_err(ca_error)?;
+        Ok(window.map(|w| (w.start, w.end)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Profile, Usage};
+    use cmp_ca::{Profile, Usage};
 
     fn problem(kind: cmp_acme::ProblemKind, retry_after: Option<i64>) -> cmp_acme::Problem {
         cmp_acme::Problem {
@@ -320,18 +323,18 @@ mod tests {
     #[test]
     fn acme_errors_keep_their_retry_time_and_their_finality() {
         let limited = AcmeError::Problem(problem(cmp_acme::ProblemKind::RateLimited, Some(99)));
-        let e = CaError::from(limited);
+        let e = ca_error(limited);
         assert_eq!((e.is_retryable(), e.retry_at()), (true, Some(99)));
         assert!(e.to_string().contains("the CA's words"), "{e}");
-        let down = CaError::from(AcmeError::Unreachable("connection refused".into()));
+        let down = ca_error(AcmeError::Unreachable("connection refused".into()));
         assert!(matches!(down, CaError::Unavailable(_)));
-        let failed = CaError::from(AcmeError::ChallengeFailed {
+        let failed = ca_error(AcmeError::ChallengeFailed {
             challenge: "http-01 for a.example".into(),
             problem: problem(cmp_acme::ProblemKind::Unauthorized, None),
         });
         assert!(matches!(&failed, CaError::Refused(m) if m.contains("http-01 for a.example")));
         assert!(!failed.is_retryable());
-        let nonsense = CaError::from(AcmeError::Protocol("no certificate URL".into()));
+        let nonsense = ca_error(AcmeError::Protocol("no certificate URL".into()));
         assert!(matches!(nonsense, CaError::Internal(_)));
     }
 

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use cmp_ca::builtin::{BuiltinCa, BuiltinConfig, CaMaterial, KeyAlgorithm, create_material};
 use cmp_ca::{CaAdapter, IssuedCertificate, MemoryLedger, Profile, SignRequest, Usage};
+use cmp_ca_builtin::{BuiltinCa, BuiltinConfig, CaMaterial, KeyAlgorithm, create_material};
 use cmp_domain::Clock;
 use rcgen::{
     CertificateParams, KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519,
@@ -21,10 +21,6 @@ pub const BASE_URL: &str = "http://ca.test:3000";
 pub struct TestClock(Mutex<OffsetDateTime>);
 
 impl TestClock {
-    pub fn at(now: OffsetDateTime) -> TestClock {
-        TestClock(Mutex::new(now))
-    }
-
     pub fn set(&self, now: OffsetDateTime) {
         *self.0.lock().unwrap() = now;
     }

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use cmp_acme::{AcmeClient, AcmeSettings, Http01Responder, SolverConfig, Solvers};
-use cmp_ca::acme::{AcmeCa, MemoryJournal, OrderJournal};
 use cmp_ca::{
     CaAdapter, CaError, CaLedger, MemoryLedger, Profile, RevocationReason, SignRequest, Usage,
 };
+use cmp_ca_acme::{AcmeCa, MemoryJournal, OrderJournal};
 use cmp_testkit::pebble::{Pebble, PebbleOptions};
 
 struct Clock;

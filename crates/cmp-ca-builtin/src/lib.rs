@@ -1,4 +1,4 @@
-//! The builtin CA: a root and an issuing CA kept by CMP itself. Signs CSRs under a profile,
+//! The builtin CA (kind `builtin`): a root and an issuing CA kept by CMP itself. Signs CSRs under a profile,
 //! records every serial in a [`CaLedger`], revokes, and publishes a CRL and an OCSP responder.
 //!
 //! Leaves point relying parties at `{base_url}/pki/{name}/crl` (DER CRL),
@@ -21,6 +21,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use cmp_ca::{
+    AdapterStatus, CaAdapter, CaError, CaLedger, Capabilities, IssuedCertificate, LedgerEntry,
+    RevocationReason, SignRequest, SignsUnrecorded,
+};
 use cmp_domain::Clock;
 use cmp_pki::CsrInfo;
 use time::format_description::well_known::Rfc3339;
@@ -31,10 +35,6 @@ pub use crl::{CRL_LIFETIME, CRL_REFRESH};
 pub use material::{CaMaterial, create_material};
 pub use ocsp::OCSP_VALIDITY;
 
-use crate::{
-    AdapterStatus, CaAdapter, CaError, CaLedger, Capabilities, IssuedCertificate, LedgerEntry,
-    RevocationReason, SignRequest, SignsUnrecorded,
-};
 use crl::CrlCache;
 use issuing::IssuingCa;
 use leaf::{CsrKey, LeafTemplate, LeafUrls};

@@ -8,14 +8,13 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use cmp_ca::{CaError, LedgerEntry, RevocationReason};
 use rcgen::{CertificateRevocationListParams, RevokedCertParams, SerialNumber};
 use time::{Duration, OffsetDateTime};
 
-use super::issuing::IssuingCa;
-use super::material::internal;
-use super::serial::serial_bytes;
-use crate::ledger::LedgerEntry;
-use crate::{CaError, RevocationReason};
+use crate::issuing::IssuingCa;
+use crate::material::internal;
+use crate::serial::serial_bytes;
 
 /// nextUpdate - thisUpdate.
 pub const CRL_LIFETIME: Duration = Duration::hours(24);

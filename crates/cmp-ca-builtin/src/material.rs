@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use cmp_ca::CaError;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256, RsaKeySize,
@@ -11,9 +12,8 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
-use super::config::{BuiltinConfig, KeyAlgorithm};
-use super::serial::random_serial;
-use crate::CaError;
+use crate::config::{BuiltinConfig, KeyAlgorithm};
+use crate::serial::random_serial;
 
 /// Longest CA lifetime accepted, in days (100 years).
 const MAX_VALIDITY_DAYS: i64 = 36_525;

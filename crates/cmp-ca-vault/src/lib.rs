@@ -1,6 +1,6 @@
-//! The Vault / OpenBao PKI adapter: signs CSRs with `<mount>/sign/<role>`, revokes by serial
-//! (or by the certificate itself, for `no_store` roles), and reports Vault's health, seal
-//! state, issuer chain and the role's limits.
+//! The Vault / OpenBao PKI adapter (kind `vault_pki`): signs CSRs with `<mount>/sign/<role>`,
+//! revokes by serial (or by the certificate itself, for `no_store` roles), and reports Vault's
+//! health, seal state, issuer chain and the role's limits.
 //!
 //! Vault has no idempotency key, so every certificate it signs is recorded in a [`CaLedger`]
 //! by request id: a retried request gets the first certificate back, never a second one.
@@ -11,15 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use cmp_ca::{
+    AdapterStatus, CaAdapter, CaError, CaLedger, Capabilities, IssuedCertificate, LedgerEntry,
+    Profile, RevocationReason, SignRequest, Usage,
+};
 use cmp_domain::Clock;
 use cmp_pki::CsrInfo;
 use cmp_vault::{PkiRole, Revoke, VaultClient, VaultError};
 use serde::{Deserialize, Serialize};
-
-use crate::{
-    AdapterStatus, CaAdapter, CaError, CaLedger, Capabilities, IssuedCertificate, LedgerEntry,
-    Profile, RevocationReason, SignRequest, Usage,
-};
 
 /// Kind name of this adapter in the `adapters` table.
 pub const KIND: &str = "vault_pki";
@@ -62,16 +61,15 @@ impl std::fmt::Debug for VaultPki {
     }
 }
 
-/// Vault's failures as CA errors: what a retry can fix stays retryable.
-impl From<VaultError> for CaError {
-    fn from(e: VaultError) -> CaError {
-        if e.is_retryable() {
-            return CaError::Unavailable(e.to_string());
-        }
-        match e {
-            VaultError::Protocol(_) => CaError::Internal(e.to_string()),
-            _ => CaError::Refused(e.to_string()),
-        }
+/// Vault's failures as CA errors: what a retry can fix stays retryable. (A function, not a
+/// `From`: neither type is this crate's.)
+pub fn ca_error(e: VaultError) -> CaError {
+    if e.is_retryable() {
+        return CaError::Unavailable(e.to_string());
+    }
+    match e {
+        VaultError::Protocol(_) => CaError::Internal(e.to_string()),
+        _ => CaError::Refused(e.to_string()),
     }
 }
 
@@ -101,8 +99,8 @@ impl VaultPki {
         ledger: Arc<dyn CaLedger>,
         clock: Arc<dyn Clock>,
     ) -> Result<VaultPki, CaError> {
-        cmp_vault::check_path_segment("mount", &target.mount, true)?;
-        cmp_vault::check_path_segment("role", &target.role, false)?;
+        cmp_vault::check_path_segment("mount", &target.mount, true).map_err(ca_error)?;
+        cmp_vault::check_path_segment("role", &target.role, false).map_err(ca_error)?;
         Ok(VaultPki {
             ca_id: ca_id.to_string(),
             client,
@@ -116,7 +114,7 @@ impl VaultPki {
     /// Checks that Vault answers unsealed, accepts the credentials, and has the role and an
     /// issuer: what must hold before CMP relies on this adapter.
     pub async fn check(&self) -> Result<(), CaError> {
-        self.client.check().await?;
+        self.client.check().await.map_err(ca_error)?;
         self.role(true).await?;
         self.chain().await?;
         Ok(())
@@ -141,7 +139,8 @@ impl VaultPki {
         {
             return Ok(role.clone());
         }
-        let role = self.client.pki_role(&self.target.mount, &self.target.role).await?;
+        let role =
+            self.client.pki_role(&self.target.mount, &self.target.role).await.map_err(ca_error)?;
         if let Ok(mut cached) = self.role.lock() {
             *cached = Some((Instant::now(), role.clone()));
         }
@@ -149,7 +148,7 @@ impl VaultPki {
     }
 
     async fn chain(&self) -> Result<Vec<Vec<u8>>, CaError> {
-        let chain = self.client.pki_ca_chain(&self.target.mount).await?;
+        let chain = self.client.pki_ca_chain(&self.target.mount).await.map_err(ca_error)?;
         pem::parse_many(chain.as_bytes())
             .map(|blocks| blocks.into_iter().map(pem::Pem::into_contents).collect())
             .map_err(|e| CaError::Internal(format!("Vault's CA chain is not PEM: {e}")))
@@ -223,7 +222,11 @@ impl VaultPki {
             ttl_secs: profile.validity_secs,
         };
         let now = self.clock.now();
-        let signed = self.client.pki_sign(&self.target.mount, &self.target.role, &call).await?;
+        let signed = self
+            .client
+            .pki_sign(&self.target.mount, &self.target.role, &call)
+            .await
+            .map_err(ca_error)?;
         let der = der_of(&signed.certificate_pem)?;
         let facts = cmp_pki::parse_certificate(&der).map_err(|e| {
             CaError::Internal(format!("Vault returned an unreadable certificate: {e}"))
@@ -298,9 +301,12 @@ impl CaAdapter for VaultPki {
                     .await?
                     .ok_or_else(|| CaError::UnknownSerial(serial.clone()))?;
                 let certificate = pem::encode(&pem::Pem::new("CERTIFICATE", entry.certificate_der));
-                self.client.pki_revoke(mount, Revoke::Certificate(&certificate)).await?;
+                self.client
+                    .pki_revoke(mount, Revoke::Certificate(&certificate))
+                    .await
+                    .map_err(ca_error)?;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(ca_error(e)),
         }
         let now = self.clock.now().unix_timestamp();
         match self.ledger.revoke(&self.ca_id, &serial, reason, now).await {

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cmp_ca::builtin::{BuiltinCa, KeyAlgorithm};
 use cmp_ca::{CaAdapter, CaError, RevocationReason};
 use cmp_ca::{CaLedger, LedgerEntry, MemoryLedger};
+use cmp_ca_builtin::{BuiltinCa, KeyAlgorithm};
 use der::Decode;
 use x509_ocsp::{OcspResponse, OcspResponseStatus};
 

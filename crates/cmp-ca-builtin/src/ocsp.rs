@@ -4,6 +4,7 @@
 //! Malformed requests get a `malformedRequest` response, internal failures `internalError`;
 //! nothing here panics. Statuses are read from the ledger on every request (never cached).
 
+use cmp_ca::{CaError, CaLedger, RevocationReason};
 use der::asn1::{BitString, GeneralizedTime, ObjectIdentifier, OctetString};
 use der::{DateTime, Decode, Encode};
 use time::{Duration, OffsetDateTime};
@@ -14,9 +15,7 @@ use x509_ocsp::{
     ResponderId, ResponseData, RevokedInfo, SingleResponse, Version,
 };
 
-use super::issuing::IssuingCa;
-use crate::ledger::CaLedger;
-use crate::{CaError, RevocationReason};
+use crate::issuing::IssuingCa;
 
 /// nextUpdate - thisUpdate of every answer.
 pub const OCSP_VALIDITY: Duration = Duration::hours(1);

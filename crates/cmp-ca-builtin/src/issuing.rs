@@ -2,6 +2,7 @@
 //! from its certificate once (validity, key identifier, OCSP hashes) so that signing a leaf,
 //! a CRL or an OCSP response never re-parses the CA.
 
+use cmp_ca::CaError;
 use der::Decode;
 use der::asn1::{Any, Null, ObjectIdentifier};
 use rcgen::{
@@ -15,8 +16,7 @@ use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::ParsedExtension;
 
-use super::material::{CaMaterial, internal};
-use crate::CaError;
+use crate::material::{CaMaterial, internal};
 
 const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");

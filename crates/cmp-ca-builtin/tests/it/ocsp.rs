@@ -1,10 +1,14 @@
 //! The OCSP responder, checked by `openssl ocsp`: good before and revoked (with reason) after
 //! revocation, unknown for serials never issued or other issuers, SHA-1 and SHA-256 CertIDs,
-//! nonces echoed, and a malformedRequest status (never a panic) for garbage.
+//! nonces echoed, and a malformedRequest status (never a panic) for garbage. cmp-pki's OCSP
+//! client (what `cmpctl pki ocsp` uses) asks as openssl does and reads the same answers.
 
-use cmp_ca::builtin::KeyAlgorithm;
 use cmp_ca::{CaAdapter, RevocationReason};
+use cmp_ca_builtin::KeyAlgorithm;
+use cmp_pki::{OcspAnswer, OcspError, ocsp_request, read_ocsp_response};
 use der::{Decode, Encode};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use x509_ocsp::{BasicOcspResponse, OcspRequest, OcspResponse, OcspResponseStatus};
 
 use crate::support::{LeafKey, TestCa, openssl, openssl_ok, pem, profile};
@@ -210,4 +214,49 @@ async fn garbage_gets_malformed_request() {
     empty.tbs_request.request_list.clear();
     let response = ca.ca.ocsp_response(&empty.to_der().unwrap()).await;
     assert_eq!(status_of(&response), OcspResponseStatus::MalformedRequest);
+}
+
+#[tokio::test]
+async fn the_cmp_pki_client_asks_as_openssl_does_and_reads_every_answer() {
+    let ca = TestCa::new(KeyAlgorithm::EcdsaP256);
+    let issued = ca.issue("leaf", &LeafKey::P256.generate(), profile()).await;
+    let issuing = &ca.material.issuing_der;
+    let request = ocsp_request(&issued.certificate_der, issuing).unwrap();
+    // Byte for byte the request `openssl ocsp -no_nonce` makes.
+    let leaf = ca.write("leaf.pem", pem(&issued.certificate_der));
+    let openssl_request = ca.path("openssl.req");
+    openssl_ok(&[
+        "ocsp",
+        "-issuer",
+        &ca.path("issuing.pem"),
+        "-cert",
+        &leaf,
+        "-no_nonce",
+        "-reqout",
+        &openssl_request,
+    ]);
+    assert_eq!(request, std::fs::read(&openssl_request).unwrap());
+
+    let response = ca.ca.ocsp_response(&request).await;
+    assert_eq!(read_ocsp_response(&response, issuing), Ok(OcspAnswer::Good));
+
+    ca.ca.revoke_certificate(&issued.serial, RevocationReason::Superseded).await.unwrap();
+    let response = ca.ca.ocsp_response(&request).await;
+    let OcspAnswer::Revoked { at, reason } = read_ocsp_response(&response, issuing).unwrap() else {
+        panic!("expected revoked")
+    };
+    assert_eq!(reason, Some(RevocationReason::Superseded.code()));
+    assert_eq!(OffsetDateTime::parse(&at, &Rfc3339).unwrap(), ca.created, "{at}");
+    // The same answer checked with the root's key instead of the responder's.
+    let wrong_key = read_ocsp_response(&response, &ca.material.root_der);
+    assert_eq!(wrong_key, Err(OcspError::BadSignature));
+
+    // The leaf asked about under the root, which did not issue it.
+    let other = ocsp_request(&issued.certificate_der, &ca.material.root_der).unwrap();
+    let response = ca.ca.ocsp_response(&other).await;
+    assert_eq!(read_ocsp_response(&response, issuing), Ok(OcspAnswer::Unknown));
+
+    let refused = ca.ca.ocsp_response(b"garbage").await;
+    let error = read_ocsp_response(&refused, issuing).unwrap_err();
+    assert_eq!(error, OcspError::Unsuccessful("MalformedRequest".into()));
 }
