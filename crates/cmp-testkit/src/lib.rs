@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
 
 pub mod bind;
+#[cfg(test)]
+mod dependency_rules;
 pub mod openbao;
 pub mod openssl;
 pub mod pebble;
