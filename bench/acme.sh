@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ACME benchmark: starts Pebble and pebble-challtestsrv (as the tests do: no validation sleep,
-# no authorization reuse, every name resolving to 127.0.0.1), builds cmpd in release mode and
-# runs `cmpd bench acme` against them. Extra arguments go to `cmpd bench acme`, e.g.
+# no authorization reuse, every name resolving to 127.0.0.1), builds cmpd and cmp-bench in release
+# mode and runs `cmp-bench acme` against them. Extra arguments go to `cmp-bench acme`, e.g.
 #   bench/acme.sh --seconds 10 --concurrency 1,4,16 --databases sqlite,postgres
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +33,7 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 
-cargo build --release --bin cmpd
-"${CARGO_TARGET_DIR:-target}/release/cmpd" bench acme --directory "https://127.0.0.1:$api/dir" \
+# cmp-bench starts the cmpd built beside it.
+cargo build --release -p cmp-server -p cmp-bench
+"${CARGO_TARGET_DIR:-target}/release/cmp-bench" acme --directory "https://127.0.0.1:$api/dir" \
     --ca-bundle "$work/cert.pem" --http01-port "$http01" "$@"

@@ -3,7 +3,6 @@
 pub mod adapter;
 pub mod app;
 pub mod auth;
-pub mod bench;
 pub mod config;
 pub mod core;
 pub mod error;

@@ -54,11 +54,6 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
-    /// Benchmarks that print their figures and a reference measured in the same run.
-    Bench {
-        #[command(subcommand)]
-        command: cmp_server::bench::BenchCommand,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,7 +104,6 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Some(Command::Bench { command }) => cmp_server::bench::run(command).await,
     }
 }
 

@@ -138,12 +138,15 @@ impl SqlStore {
 
     /// Stores signed requests issued: all in one transaction, or, when that fails as a whole
     /// (a key raced in by another process, a constraint), each on its own, so that every
-    /// request gets its own answer. One answer per item, in order.
+    /// request gets its own answer. One answer per item, in order. (The server goes through
+    /// the queue above; tests call this directly to choose the batches.)
+    #[cfg(feature = "testing")]
     pub async fn store_issued(&self, items: &[IssuedRequest]) -> Vec<Answer> {
         self.store_issued_on(&mut None, items).await
     }
 
-    /// [`Self::store_issued`] on the `held` write connection, taken from the pool if none.
+    /// Stores a batch (see `store_issued`) on the `held` write connection, taken from the pool
+    /// if none.
     async fn store_issued_on(
         &self,
         held: &mut Option<(PoolConnection<Any>, Instant)>,
@@ -176,14 +179,15 @@ impl SqlStore {
     }
 
     /// Stores signed requests issued in one transaction: all, or (`Err`) none. A request
-    /// whose idempotency key decides otherwise gets its own answer inside the `Ok`.
+    /// whose idempotency key decides otherwise gets its own answer inside the `Ok`. For tests.
+    #[cfg(feature = "testing")]
     pub async fn store_issued_together(&self, items: &[IssuedRequest]) -> StoreResult<Vec<Answer>> {
         let mut conn = self.write.acquire().await?;
         store_together(&mut conn, items).await
     }
 }
 
-/// [`SqlStore::store_issued_together`] on `conn`.
+/// Stores a batch in one transaction on `conn`: all, or (`Err`) none.
 async fn store_together(
     conn: &mut AnyConnection,
     items: &[IssuedRequest],

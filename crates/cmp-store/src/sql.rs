@@ -98,42 +98,11 @@ impl SqlStore {
         Ok(store)
     }
 
-    /// Runs raw SQL on the write pool. For tests and admin tools that must reach under the API
-    /// (e.g. to tamper with the audit trail and prove verification notices).
+    /// Runs raw SQL on the write pool. For tests that must reach under the API (e.g. to tamper
+    /// with the audit trail and prove verification notices).
+    #[cfg(feature = "testing")]
     pub async fn execute_raw(&self, sql: &str) -> StoreResult<u64> {
         Ok(self.write.execute(sql).await?.rows_affected())
-    }
-
-    /// Benchmark reference: `rows` plain INSERTs of certificate-shaped rows into a scratch table
-    /// `bench_raw` (made by the caller), in one transaction; no parsing, no audit.
-    pub async fn raw_bulk_insert_for_bench(&self, rows: u32, now: i64) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        for i in 0..rows {
-            sqlx::query(
-                "INSERT INTO bench_raw (id, fingerprint_sha256, serial_number, subject, issuer, \
-                 common_name, not_before, not_after, sans, search_text, key_type, key_bits, \
-                 key_curve, signature_algorithm, is_ca, self_signed, finding_flags, owner_id, \
-                 labels, source, der, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-                 $8, $9, $10, 'ec', 256, 'P-256', 'ecdsa-with-SHA256', 0, 0, 0, NULL, '{}', \
-                 'import', $11, $12, $12)",
-            )
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(format!("{i:064x}"))
-            .bind(format!("{i:x}"))
-            .bind(format!("CN=raw{i}.bench.example"))
-            .bind("CN=CMP Bench CA")
-            .bind(format!("raw{i}.bench.example"))
-            .bind(now)
-            .bind(now + i64::from(i))
-            .bind(format!(r#"[{{"type":"dns","value":"raw{i}.bench.example"}}]"#))
-            .bind(format!("cn=raw{i}.bench.example\nraw{i}.bench.example"))
-            .bind(format!("{i:064x}").into_bytes())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     pub(crate) async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {

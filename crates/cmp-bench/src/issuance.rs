@@ -1,9 +1,10 @@
-//! `cmpd bench issuance`: P-256 CSRs signed by the builtin CA, in-process (the CA and its
+//! `cmp-bench issuance`: P-256 CSRs signed by the builtin CA, in-process (the CA and its
 //! ledger) and through the HTTP API (policy, request, CA, inventory, audit), and through the
 //! API with OpenBao's PKI behind a vault_pki adapter, at a few concurrency levels; beside them
 //! in the same run, OpenBao's own `pki/sign` and `openssl speed ecdsap256` as the raw signing
 //! limit.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,10 +12,11 @@ use anyhow::Context;
 use cmp_ca::{CaAdapter, Profile, SignRequest, Usage};
 use cmp_store::SqlStore;
 
-use super::{ScratchDb, ServerProcess, best_rate, measure};
-use crate::adapter::{BuiltinCas, DEFAULT_CA_NAME, ensure_default_ca};
-use crate::config::Config;
-use crate::state::SystemClock;
+use cmp_server::adapter::{BuiltinCas, DEFAULT_CA_NAME, ensure_default_ca};
+use cmp_server::config::Config;
+use cmp_server::state::SystemClock;
+
+use crate::harness::{BenchDatabase, ScratchDb, ServerProcess, best_rate, kind_of, measure};
 
 /// Options of the issuance benchmark.
 #[derive(Debug, Clone, clap::Args)]
@@ -31,7 +33,7 @@ pub struct IssuanceBench {
     pub bao: String,
     /// Databases the API is measured on.
     #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
-    pub databases: Vec<super::BenchDatabase>,
+    pub databases: Vec<BenchDatabase>,
     /// PostgreSQL server to create the benchmark database on.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub postgres_url: String,
@@ -85,17 +87,18 @@ fn openssl_sign_rate() -> anyhow::Result<f64> {
         .context("openssl speed printed no ecdsap256 line")
 }
 
-pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
+/// Runs the issuance benchmark; the API runs start the `cmpd` at `cmpd`.
+pub async fn run(opts: &IssuanceBench, cmpd: &Path) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let (csr_pem, csr_der) = p256_csr()?;
     let mut runs = Vec::new();
 
     // The builtin CA in this process, with its ledger on SQLite.
-    let db = ScratchDb::create(super::BenchDatabase::Sqlite, "").await?;
+    let db = ScratchDb::create(BenchDatabase::Sqlite, "").await?;
     let store = Arc::new(SqlStore::connect(&db.url, 8).await?);
     let data = tempfile::tempdir()?;
     let config = Config { data_dir: data.path().to_path_buf(), ..Config::default() };
-    let secrets = crate::open_secrets(&config).await?;
+    let secrets = cmp_server::open_secrets(&config).await?;
     let cas = Arc::new(BuiltinCas::new(
         store.clone(),
         secrets,
@@ -168,7 +171,7 @@ pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
     // builtin CA, and with OpenBao's PKI behind a vault_pki adapter.
     for database in &opts.databases {
         let api_db = ScratchDb::create(*database, &opts.postgres_url).await?;
-        let server = ServerProcess::start(&api_db.url)?;
+        let server = ServerProcess::start(cmpd, &api_db.url)?;
         let auth = ("Authorization", format!("Bearer {}", server.token));
         let setup = |path: &str, body: serde_json::Value| {
             http.post(format!("{}{path}", server.base))
@@ -178,7 +181,7 @@ pub async fn run(opts: &IssuanceBench) -> anyhow::Result<()> {
         };
         setup("/api/v1/owners", serde_json::json!({"name": "bench"})).await?.error_for_status()?;
         let url = format!("{}/api/v1/requests", server.base);
-        let kind = super::kind_of(&api_db.url);
+        let kind = kind_of(&api_db.url);
         let body = serde_json::json!({"owner": "bench", "csr": csr_pem, "validity_days": 30});
         for &c in &opts.concurrency {
             let post = post_ok(&http, &url, auth.clone(), &body, 201);

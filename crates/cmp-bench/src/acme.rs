@@ -1,16 +1,17 @@
-//! `cmpd bench acme`: orders against a running ACME CA (bench/acme.sh starts Pebble and
+//! `cmp-bench acme`: orders against a running ACME CA (bench/acme.sh starts Pebble and
 //! pebble-challtestsrv), proved over http-01, at a few concurrency levels. The reference, in
 //! the same run against the same CA: the cmp-acme library alone (one account, CMP's http-01
 //! responder, no database). Then the whole workflow through the HTTP API of a cmpd process with
 //! an acme adapter (policy, request, order journal, ledger, inventory, audit), on each database.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 use cmp_acme::{AcmeClient, AcmeSettings, Http01Responder, SolverConfig, Solvers};
 
-use super::{Run, ScratchDb, ServerProcess, best_rate, measure};
+use crate::harness::{BenchDatabase, Run, ScratchDb, ServerProcess, best_rate, kind_of, measure};
 
 /// Options of the ACME benchmark.
 #[derive(Debug, Clone, clap::Args)]
@@ -33,7 +34,7 @@ pub struct AcmeBench {
     pub concurrency: Vec<usize>,
     /// Databases the API is measured on.
     #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
-    pub databases: Vec<super::BenchDatabase>,
+    pub databases: Vec<BenchDatabase>,
     /// PostgreSQL server to create the benchmark database on.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub postgres_url: String,
@@ -48,7 +49,8 @@ fn csr_for(name: &str) -> anyhow::Result<(Vec<u8>, String)> {
     Ok((csr.der().to_vec(), csr.pem()?))
 }
 
-pub async fn run(opts: &AcmeBench) -> anyhow::Result<()> {
+/// Runs the ACME benchmark; the API runs start the `cmpd` at `cmpd`.
+pub async fn run(opts: &AcmeBench, cmpd: &Path) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let ca_bundle = match &opts.ca_bundle {
         Some(path) => Some(
@@ -67,7 +69,7 @@ pub async fn run(opts: &AcmeBench) -> anyhow::Result<()> {
     };
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let run_tag = run_id.get(run_id.len() - 8..).unwrap_or("bench").to_string();
-    println!("# cmpd bench acme: {} ({} s per measurement)", opts.directory, opts.seconds);
+    println!("# cmp-bench acme: {} ({} s per measurement)", opts.directory, opts.seconds);
     let mut runs: Vec<Run> = Vec::new();
 
     // The reference: the cmp-acme library with its own responder, one account.
@@ -107,7 +109,7 @@ pub async fn run(opts: &AcmeBench) -> anyhow::Result<()> {
     for database in &opts.databases {
         let db = ScratchDb::create(*database, &opts.postgres_url).await?;
         let env = [("CMPD_ACME__HTTP01_LISTEN", http01.to_string())];
-        let server = ServerProcess::start_with(&db.url, &env)?;
+        let server = ServerProcess::start_with(cmpd, &db.url, &env)?;
         let auth = format!("Bearer {}", server.token);
         let setup = |path: &str, body: serde_json::Value| {
             http.post(format!("{}{path}", server.base))
@@ -120,7 +122,7 @@ pub async fn run(opts: &AcmeBench) -> anyhow::Result<()> {
             "directory_url": opts.directory, "ca_bundle": ca_bundle,
             "solvers": [{"challenge": "http-01"}]}});
         setup("/api/v1/adapters", adapter).await?.error_for_status()?;
-        let kind = super::kind_of(&db.url);
+        let kind = kind_of(&db.url);
         let url = format!("{}/api/v1/requests", server.base);
         for &c in &opts.concurrency {
             let (http, url, auth, tag) = (http.clone(), url.clone(), auth.clone(), run_tag.clone());

@@ -1,44 +1,28 @@
-//! `cmpd bench`: benchmarks that print their figures beside a reference measured in the same run.
-//!
-//! `cmpd bench inventory` loads an inventory of `--count` certificates into a fresh SQLite and a
-//! fresh PostgreSQL database: a `--bundle` of real, signed certificates through the real import
-//! path (PEM decoding, parsing, findings, de-duplication, audit), the rest as generated facts
-//! through the same store call. Then it serves that database over HTTP and times list pages.
-//! References from the same run: the database's raw insert rate for rows of the same shape, and
-//! the HTTP round trip of `/healthz` on the same server.
+//! `cmp-bench inventory`: loads an inventory of `--count` certificates into a fresh SQLite and
+//! a fresh PostgreSQL database: a `--bundle` of real, signed certificates through the real
+//! import path (PEM decoding, parsing, findings, de-duplication, audit), the rest as generated
+//! facts through the same store call. Then it serves that database from a `cmpd` process and
+//! times list pages over HTTP. References from the same run: the database's raw insert rate for
+//! rows of the same shape, and the HTTP round trip of `/healthz` on the same server.
 
-mod acme;
-mod issuance;
-
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use cmp_domain::{CertificateFacts, KeyInfo, KeyType, Role, San, SanType};
+use cmp_server::auth::Caller;
+use cmp_server::config::Config;
+use cmp_server::inventory::views::time_of;
+use cmp_server::state::{AppState, SystemClock};
 use cmp_store::{
     AuditContext, CertificateSource, CertificateStore, NewCertificate, NewOwner, OwnerStore, Scope,
     SqlStore,
 };
-use sqlx::Connection;
+use sqlx::{Connection, Executor};
 use time::OffsetDateTime;
 
-use crate::auth::Caller;
-use crate::config::Config;
-use crate::inventory::views::time_of;
-use crate::state::{AppState, SystemClock};
-
-/// Benchmarks.
-#[derive(Debug, clap::Subcommand)]
-pub enum BenchCommand {
-    /// Inventory: import rate and listing latency at scale, on SQLite and PostgreSQL.
-    Inventory(InventoryBench),
-    /// Issuance: builtin CA signing in-process and through the API, against OpenBao and openssl.
-    Issuance(issuance::IssuanceBench),
-    /// ACME: orders against a running ACME CA (Pebble; see bench/acme.sh), through the
-    /// cmp-acme library and through the HTTP API.
-    Acme(acme::AcmeBench),
-}
+use crate::harness::{BenchDatabase, Latency, ScratchDb, ServerProcess, kind_of, latency, rss_kib};
 
 /// Options of the inventory benchmark.
 #[derive(Debug, Clone, clap::Args)]
@@ -60,30 +44,17 @@ pub struct InventoryBench {
     pub postgres_url: String,
 }
 
-/// Databases the benchmark can run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BenchDatabase {
-    Sqlite,
-    Postgres,
-}
-
-/// Runs a benchmark.
-pub async fn run(command: &BenchCommand) -> anyhow::Result<()> {
-    match command {
-        BenchCommand::Inventory(opts) => inventory(opts).await,
-        BenchCommand::Issuance(opts) => issuance::run(opts).await,
-        BenchCommand::Acme(opts) => acme::run(opts).await,
-    }
-}
-
 const OWNERS: u32 = 50;
 const DAY: i64 = 86_400;
 
-async fn inventory(opts: &InventoryBench) -> anyhow::Result<()> {
+/// Runs the inventory benchmark, serving from the `cmpd` at `cmpd`.
+pub async fn run(opts: &InventoryBench, cmpd: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(opts.bundle <= opts.count, "--bundle must not exceed --count");
     println!(
-        "# cmpd bench inventory: {} certificates ({} imported as a signed PEM bundle)",
-        opts.count, opts.bundle
+        "# cmp-bench inventory: {} certificates ({} imported as a signed PEM bundle); server: {}",
+        opts.count,
+        opts.bundle,
+        cmpd.display()
     );
     let started = Instant::now();
     let bundle = signed_bundle(opts.bundle)?;
@@ -95,7 +66,7 @@ async fn inventory(opts: &InventoryBench) -> anyhow::Result<()> {
     );
     for db in &opts.databases {
         let scratch = ScratchDb::create(*db, &opts.postgres_url).await?;
-        let result = inventory_on(opts, &scratch.url, &bundle).await;
+        let result = inventory_on(opts, cmpd, &scratch.url, &bundle).await;
         scratch.drop_db(&opts.postgres_url).await?;
         let report = result.with_context(|| format!("while benchmarking {db:?}"))?;
         report.print(*db);
@@ -155,74 +126,6 @@ impl Report {
     }
 }
 
-/// One measurement: certificates per second and latency.
-struct Run {
-    what: String,
-    concurrency: usize,
-    rate: f64,
-    latency: Latency,
-}
-
-/// Runs `op` from `concurrency` tasks for `seconds`; `op(n)` does one signature.
-async fn measure<F, Fut>(what: &str, concurrency: usize, seconds: u64, op: F) -> anyhow::Result<Run>
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let op = Arc::new(op);
-    let counter = Arc::new(AtomicU64::new(0));
-    let end = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (op, counter) = (op.clone(), counter.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut samples = Vec::new();
-            while Instant::now() < end {
-                let n = counter.fetch_add(1, Ordering::Relaxed);
-                let t = Instant::now();
-                op(n).await?;
-                samples.push(t.elapsed());
-            }
-            Ok::<_, anyhow::Error>(samples)
-        }));
-    }
-    let mut samples = Vec::new();
-    for task in tasks {
-        samples.extend(task.await??);
-    }
-    let rate = samples.len() as f64 / started.elapsed().as_secs_f64();
-    let run = Run { what: what.into(), concurrency, rate, latency: latency(samples) };
-    println!(
-        "{:<34} c={:<3} {:>8.0} certs/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
-        run.what, run.concurrency, run.rate, run.latency.p50_ms, run.latency.p99_ms
-    );
-    Ok(run)
-}
-
-/// The best rate among runs whose name starts with `what`, at `concurrency` or at any.
-fn best_rate(runs: &[Run], what: &str, concurrency: Option<usize>) -> f64 {
-    runs.iter()
-        .filter(|r| r.what.starts_with(what) && concurrency.is_none_or(|c| r.concurrency == c))
-        .map(|r| r.rate)
-        .fold(0.0, f64::max)
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Latency {
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-fn latency(mut samples: Vec<Duration>) -> Latency {
-    samples.sort();
-    let at = |q: f64| {
-        let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
-        samples.get(i).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
-    };
-    Latency { p50_ms: at(0.50), p99_ms: at(0.99) }
-}
-
 /// `n` leaf certificates signed by one CA, as one PEM bundle.
 fn signed_bundle(n: u32) -> anyhow::Result<String> {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
@@ -273,7 +176,12 @@ fn generated_facts(i: u32, now: i64) -> CertificateFacts {
     }
 }
 
-async fn inventory_on(opts: &InventoryBench, url: &str, bundle: &str) -> anyhow::Result<Report> {
+async fn inventory_on(
+    opts: &InventoryBench,
+    cmpd: &Path,
+    url: &str,
+    bundle: &str,
+) -> anyhow::Result<Report> {
     let store = Arc::new(SqlStore::connect(url, 8).await?);
     let now = OffsetDateTime::now_utc();
     let ctx = AuditContext {
@@ -289,13 +197,16 @@ async fn inventory_on(opts: &InventoryBench, url: &str, bundle: &str) -> anyhow:
 
     // The real import path, as the API runs it, for the signed bundle.
     let config = Config {
-        database: crate::config::DatabaseConfig { url: Some(url.to_string()), max_connections: 8 },
+        database: cmp_server::config::DatabaseConfig {
+            url: Some(url.to_string()),
+            max_connections: 8,
+        },
         ..Config::default()
     };
     let state = bench_state(config, store.clone()).await?;
     let admin = Caller { actor: "bench".into(), role: Role::Admin, scope: Scope::All };
     let started = Instant::now();
-    let input = crate::inventory::ImportInput {
+    let input = cmp_server::inventory::ImportInput {
         data: bundle.as_bytes(),
         password: None,
         owner: Some("team0"),
@@ -343,12 +254,12 @@ async fn inventory_on(opts: &InventoryBench, url: &str, bundle: &str) -> anyhow:
         "{}: loaded {generated} generated certificates at {bulk_rate:.0} certs/s",
         kind_of(url)
     );
-    let raw_insert_rate = raw_insert_rate(&store, 20_000, now.unix_timestamp()).await?;
+    let raw_insert_rate = raw_insert_rate(url, 20_000, now.unix_timestamp()).await?;
 
     // Serve it from a separate cmpd process, so that its memory is the server's alone.
     drop(state);
     drop(store);
-    let server = ServerProcess::start(url)?;
+    let server = ServerProcess::start(cmpd, url)?;
     let (base, token) = (server.base.clone(), server.token.clone());
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let http = reqwest::Client::new();
@@ -378,12 +289,8 @@ async fn inventory_on(opts: &InventoryBench, url: &str, bundle: &str) -> anyhow:
     Ok(Report { bundle_rate, bulk_rate, raw_insert_rate, queries: timed, healthz, server_rss_kib })
 }
 
-fn kind_of(url: &str) -> &'static str {
-    if url.starts_with("sqlite") { "sqlite" } else { "postgres" }
-}
-
 async fn bench_state(config: Config, store: Arc<SqlStore>) -> anyhow::Result<AppState> {
-    let secrets = crate::open_secrets(&config).await?;
+    let secrets = cmp_server::open_secrets(&config).await?;
     AppState::assemble(Arc::new(config), store, Arc::new(SystemClock), secrets)
 }
 
@@ -427,134 +334,55 @@ async fn time_requests(
 }
 
 /// The database's own ceiling: plain INSERTs of certificate-shaped rows into a scratch table
-/// with the same indexes, in one transaction, without parsing, de-duplication or audit.
-async fn raw_insert_rate(store: &SqlStore, rows: u32, now: i64) -> anyhow::Result<f64> {
-    store.execute_raw("CREATE TABLE bench_raw AS SELECT * FROM certificates WHERE 1 = 0").await?;
-    store.execute_raw("CREATE UNIQUE INDEX bench_raw_fp ON bench_raw (fingerprint_sha256)").await?;
-    store.execute_raw("CREATE INDEX bench_raw_na ON bench_raw (not_after, id)").await?;
-    store
-        .execute_raw("CREATE INDEX bench_raw_owner ON bench_raw (owner_id, not_after, id)")
-        .await?;
+/// with the same indexes, in one transaction, without parsing, de-duplication or audit. On a
+/// connection of its own, set up as the store's SQLite writer is (the journal mode is the
+/// file's, WAL, already).
+async fn raw_insert_rate(url: &str, rows: u32, now: i64) -> anyhow::Result<f64> {
+    let mut conn = sqlx::AnyConnection::connect(url)
+        .await
+        .context("while connecting for the raw INSERT reference")?;
+    if kind_of(url) == "sqlite" {
+        conn.execute("PRAGMA busy_timeout = 10000").await?;
+        conn.execute("PRAGMA synchronous = NORMAL").await?;
+        conn.execute("PRAGMA cache_size = -65536").await?;
+    }
+    for sql in [
+        "CREATE TABLE bench_raw AS SELECT * FROM certificates WHERE 1 = 0",
+        "CREATE UNIQUE INDEX bench_raw_fp ON bench_raw (fingerprint_sha256)",
+        "CREATE INDEX bench_raw_na ON bench_raw (not_after, id)",
+        "CREATE INDEX bench_raw_owner ON bench_raw (owner_id, not_after, id)",
+    ] {
+        conn.execute(sql).await?;
+    }
     let started = Instant::now();
-    store.raw_bulk_insert_for_bench(rows, now).await?;
+    let mut tx = conn.begin().await?;
+    for i in 0..rows {
+        sqlx::query(
+            "INSERT INTO bench_raw (id, fingerprint_sha256, serial_number, subject, issuer, \
+             common_name, not_before, not_after, sans, search_text, key_type, key_bits, \
+             key_curve, signature_algorithm, is_ca, self_signed, finding_flags, owner_id, \
+             labels, source, der, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+             $8, $9, $10, 'ec', 256, 'P-256', 'ecdsa-with-SHA256', 0, 0, 0, NULL, '{}', \
+             'import', $11, $12, $12)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(format!("{i:064x}"))
+        .bind(format!("{i:x}"))
+        .bind(format!("CN=raw{i}.bench.example"))
+        .bind("CN=CMP Bench CA")
+        .bind(format!("raw{i}.bench.example"))
+        .bind(now)
+        .bind(now + i64::from(i))
+        .bind(format!(r#"[{{"type":"dns","value":"raw{i}.bench.example"}}]"#))
+        .bind(format!("cn=raw{i}.bench.example\nraw{i}.bench.example"))
+        .bind(format!("{i:064x}").into_bytes())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
     let rate = f64::from(rows) / started.elapsed().as_secs_f64();
-    store.execute_raw("DROP TABLE bench_raw").await?;
+    conn.execute("DROP TABLE bench_raw").await?;
+    conn.close().await?;
     Ok(rate)
-}
-
-/// Resident and peak memory of this process, KiB.
-fn rss_kib() -> (u64, u64) {
-    proc_rss_kib("self")
-}
-
-/// Resident and peak memory of a process, KiB.
-fn proc_rss_kib(pid: &str) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// `cmpd` serving a benchmark database, in its own process.
-struct ServerProcess {
-    child: std::process::Child,
-    base: String,
-    token: String,
-    _data: tempfile::TempDir,
-}
-
-impl ServerProcess {
-    fn start(url: &str) -> anyhow::Result<ServerProcess> {
-        Self::start_with(url, &[])
-    }
-
-    /// The same with more environment (`CMPD_...` settings).
-    fn start_with(url: &str, env: &[(&str, String)]) -> anyhow::Result<ServerProcess> {
-        use std::io::BufRead;
-        let data = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut child = std::process::Command::new(std::env::current_exe()?)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(data.path())
-            .env("CMPD_DATABASE__URL", url)
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .context("while starting cmpd")?;
-        let stdout = child.stdout.take().context("cmpd's stdout")?;
-        // The banner says the server listens; the fresh database's bootstrap token is then in
-        // the data directory (stdout is not a terminal, so it is not printed).
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find(|l| l.contains("is listening on"))
-            .context("cmpd stopped before it listened")?;
-        let token = std::fs::read_to_string(data.path().join(crate::ADMIN_TOKEN_FILE))
-            .context("while reading the bootstrap admin token")?
-            .trim()
-            .to_string();
-        // Keep reading, so that the server never writes into a closed pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Ok(ServerProcess { child, base: format!("http://127.0.0.1:{port}"), token, _data: data })
-    }
-
-    fn rss_kib(&self) -> (u64, u64) {
-        proc_rss_kib(&self.child.id().to_string())
-    }
-
-    fn stop(mut self) -> anyhow::Result<()> {
-        std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()?;
-        self.child.wait()?;
-        Ok(())
-    }
-}
-
-/// A database made for one benchmark run and dropped after it.
-struct ScratchDb {
-    url: String,
-    pg_name: Option<String>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl ScratchDb {
-    async fn create(db: BenchDatabase, postgres_url: &str) -> anyhow::Result<ScratchDb> {
-        match db {
-            BenchDatabase::Sqlite => {
-                let dir = tempfile::tempdir()?;
-                let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
-                Ok(ScratchDb { url, pg_name: None, _dir: Some(dir) })
-            }
-            BenchDatabase::Postgres => {
-                sqlx::any::install_default_drivers();
-                let name = format!("cmp_bench_{}", uuid::Uuid::now_v7().simple());
-                let mut conn = sqlx::AnyConnection::connect(postgres_url)
-                    .await
-                    .context("while connecting to PostgreSQL")?;
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
-                let base = postgres_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(postgres_url);
-                Ok(ScratchDb { url: format!("{base}/{name}"), pg_name: Some(name), _dir: None })
-            }
-        }
-    }
-
-    async fn drop_db(&self, postgres_url: &str) -> anyhow::Result<()> {
-        if let Some(name) = &self.pg_name {
-            let mut conn = sqlx::AnyConnection::connect(postgres_url).await?;
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await?;
-        }
-        Ok(())
-    }
 }

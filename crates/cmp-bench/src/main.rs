@@ -1,0 +1,75 @@
+//! `cmp-bench`: CMP's benchmarks, kept out of the server binary (as rustls keeps
+//! `rustls-bench` apart from the library). Each prints its figures beside a reference measured
+//! in the same run. The runs through the HTTP API start the `cmpd` binary as a child process:
+//! build both, e.g. `cargo build --release -p cmp-server -p cmp-bench`.
+
+mod acme;
+mod harness;
+mod inventory;
+mod issuance;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// The allocator `cmpd` uses, so that the in-process figures compare with the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cmp-bench",
+    version,
+    about = "CMP benchmarks: each prints its figures beside a reference measured in the same run",
+    after_help = "The API runs start `cmpd` as a child process: by default the one next to this \
+                  binary (build both: cargo build --release -p cmp-server -p cmp-bench)."
+)]
+struct Cli {
+    /// The `cmpd` binary the API runs start; default: `cmpd` in this binary's directory.
+    #[arg(long, global = true, env = "CMP_BENCH_CMPD")]
+    cmpd: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inventory: import rate and listing latency at scale, on SQLite and PostgreSQL.
+    Inventory(inventory::InventoryBench),
+    /// Issuance: builtin CA signing in-process and through the API, against OpenBao and openssl.
+    Issuance(issuance::IssuanceBench),
+    /// ACME: orders against a running ACME CA (Pebble; see bench/acme.sh), through the
+    /// cmp-acme library and through the HTTP API.
+    Acme(acme::AcmeBench),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Checked before anything is measured: a run can take minutes before it first needs cmpd.
+    let cmpd = cmpd_path(cli.cmpd)?;
+    match &cli.command {
+        Command::Inventory(opts) => inventory::run(opts, &cmpd).await,
+        Command::Issuance(opts) => issuance::run(opts, &cmpd).await,
+        Command::Acme(opts) => acme::run(opts, &cmpd).await,
+    }
+}
+
+/// The `cmpd` to start: the one given, or the one cargo built next to this binary.
+fn cmpd_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = match given {
+        Some(path) => path,
+        None => std::env::current_exe()
+            .context("while locating this binary, to find cmpd beside it (or give --cmpd)")?
+            .with_file_name("cmpd"),
+    };
+    anyhow::ensure!(
+        path.is_file(),
+        "no cmpd at {}: build it beside cmp-bench (cargo build --release -p cmp-server -p \
+         cmp-bench) or give its path with --cmpd",
+        path.display()
+    );
+    Ok(path)
+}
