@@ -239,7 +239,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     let state = state::AppState::assemble(Arc::new(config), store.clone(), clock, secrets)?;
     if role.serves(ServerRole::Adapter) {
         adapter::ensure_default_ca(
-            &state.builtin,
+            &state.local_adapters.builtin,
             store.as_ref(),
             &state.config.ca,
             state.now_us(),

@@ -9,9 +9,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use cmp_acme::Http01Responder;
 
-use crate::adapter::{
-    AcmeCas, AdapterDirectory, BuiltinCas, LocalAdapters, RemoteAdapters, VaultPkis,
-};
+use crate::adapter::{AdapterDirectory, LocalAdapters, RemoteAdapters};
 use crate::auth::Caller;
 use crate::auth::RoutePolicies;
 use crate::config::Config;
@@ -34,9 +32,7 @@ pub struct AppState {
     pub gauges_counted_at: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     /// Private keys and credentials.
     pub secrets: Arc<dyn cmp_secrets::SecretStore>,
-    /// The builtin CAs this process serves (adapter role).
-    pub builtin: Arc<BuiltinCas>,
-    /// Every adapter this process serves (adapter role), builtin and Vault PKI.
+    /// Every adapter this process serves (adapter role), by kind.
     pub local_adapters: Arc<LocalAdapters>,
     /// Where the issuer reaches adapters: in-process, or the adapter role over HTTP.
     pub adapters: Arc<dyn AdapterDirectory>,
@@ -61,18 +57,14 @@ impl AppState {
         clock: Arc<dyn Clock>,
         secrets: Arc<dyn cmp_secrets::SecretStore>,
     ) -> anyhow::Result<AppState> {
-        let builtin = Arc::new(BuiltinCas::new(
+        let http01 = config.acme.http01_listen.map(|_| Arc::new(Http01Responder::default()));
+        let local_adapters = Arc::new(LocalAdapters::new(
             store.clone(),
             secrets.clone(),
             clock.clone(),
             config.ca_public_url(),
+            http01.clone(),
         ));
-        let vault = Arc::new(VaultPkis::new(store.clone(), secrets.clone(), clock.clone()));
-        let http01 = config.acme.http01_listen.map(|_| Arc::new(Http01Responder::default()));
-        let acme =
-            Arc::new(AcmeCas::new(store.clone(), secrets.clone(), clock.clone(), http01.clone()));
-        let local_adapters =
-            Arc::new(LocalAdapters::new(store.clone(), builtin.clone(), vault, acme));
         let adapters: Arc<dyn AdapterDirectory> = if config.issuer.adapter_url.is_empty() {
             local_adapters.clone()
         } else {
@@ -97,7 +89,6 @@ impl AppState {
             openapi: Arc::new(utoipa::openapi::OpenApi::default()),
             gauges_counted_at: Arc::default(),
             secrets,
-            builtin,
             local_adapters,
             adapters,
             renewal_lock: Arc::new(InProcessLock::default()),

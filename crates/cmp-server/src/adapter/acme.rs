@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use cmp_acme::{
     AcmeClient, AcmeSettings, Eab, Http01Responder, ProviderSecret, SolverConfig, Solvers,
 };
-use cmp_ca::CaError;
+use cmp_ca::{CaAdapter, CaError};
 use cmp_ca_acme::{AcmeCa, KIND, OrderJournal, ca_error};
 use cmp_domain::Clock;
 use cmp_secrets::{SecretBytes, SecretStore};
@@ -21,6 +21,7 @@ use tokio::sync::RwLock;
 use zeroize::Zeroizing;
 
 use super::builtin::SqlLedger;
+use super::kind::AdapterKind;
 use crate::error::{ApiError, ApiResult};
 
 /// `adapters.config` of an acme adapter.
@@ -229,7 +230,7 @@ impl AcmeCas {
     /// Configures an ACME adapter: checks the solvers, registers the account at the CA (with
     /// the EAB key when given), seals the account key, then writes the adapter. Nothing is
     /// written when the CA refuses.
-    pub async fn create(
+    async fn register(
         &self,
         ctx: &AuditContext,
         name: &str,
@@ -258,14 +259,9 @@ impl AcmeCas {
         Ok(record)
     }
 
-    /// A loaded adapter, if this process has it.
-    pub async fn cached(&self, id_or_name: &str) -> Option<Arc<AcmeCa>> {
-        self.loaded.read().await.get(id_or_name).cloned()
-    }
-
     /// The adapter of an acme record, its account restored on first use.
-    pub async fn get(&self, record: &AdapterRecord) -> Result<Arc<AcmeCa>, CaError> {
-        if let Some(adapter) = self.cached(&record.id).await {
+    async fn get(&self, record: &AdapterRecord) -> Result<Arc<AcmeCa>, CaError> {
+        if let Some(adapter) = self.loaded.read().await.get(&record.id).cloned() {
             return Ok(adapter);
         }
         let mut stored: AcmeAdapterConfig = serde_json::from_value(record.config.clone())
@@ -302,5 +298,29 @@ impl AcmeCas {
         let adapter = self.adapter(&record.id, solvers, client);
         let mut loaded = self.loaded.write().await;
         Ok(loaded.entry(record.id.clone()).or_insert(adapter).clone())
+    }
+}
+
+#[async_trait]
+impl AdapterKind for AcmeCas {
+    fn name(&self) -> &'static str {
+        KIND
+    }
+
+    async fn create(
+        &self,
+        ctx: &AuditContext,
+        name: &str,
+        config: Value,
+    ) -> ApiResult<AdapterRecord> {
+        self.register(ctx, name, config).await
+    }
+
+    async fn cached(&self, id_or_name: &str) -> Option<Arc<dyn CaAdapter>> {
+        Some(self.loaded.read().await.get(id_or_name).cloned()?)
+    }
+
+    async fn load(&self, record: &AdapterRecord) -> Result<Arc<dyn CaAdapter>, CaError> {
+        Ok(self.get(record).await?)
     }
 }

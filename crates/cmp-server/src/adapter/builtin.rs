@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cmp_ca::{CaError, RevocationReason};
+use cmp_ca::{CaAdapter, CaError, RevocationReason};
 use cmp_ca::{CaLedger, LedgerEntry};
 use cmp_ca_builtin::{BuiltinCa, BuiltinConfig, CaMaterial, KeyAlgorithm};
 use cmp_domain::Clock;
@@ -16,7 +16,9 @@ use cmp_store::{
 };
 use tokio::sync::RwLock;
 
+use super::kind::AdapterKind;
 use crate::config::CaConfig;
+use crate::error::{ApiError, ApiResult};
 
 /// Kind name of the builtin CA in the `adapters` table.
 pub const BUILTIN_KIND: &str = "builtin";
@@ -60,12 +62,12 @@ impl BuiltinCas {
     }
 
     /// Creates a builtin CA: its material, its keys in the secret store, its adapter row.
-    pub async fn create(
+    pub async fn create_ca(
         &self,
         ctx: &AuditContext,
         name: &str,
         config: BuiltinConfig,
-    ) -> Result<AdapterRecord, crate::error::ApiError> {
+    ) -> ApiResult<AdapterRecord> {
         let now = self.clock.now();
         let config = BuiltinConfig { base_url: self.public_url.clone(), ..config };
         let for_material = config.clone();
@@ -73,7 +75,7 @@ impl BuiltinCas {
             cmp_ca_builtin::create_material(&for_material, now)
         })
         .await
-        .map_err(|e| crate::error::ApiError::Internal(e.to_string()))??;
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
         let id = uuid::Uuid::now_v7().to_string();
         self.secrets
             .put(&root_key_name(&id), &SecretBytes::new(material.root_key_pkcs8.to_vec()))
@@ -85,8 +87,7 @@ impl BuiltinCas {
             id: id.clone(),
             name: name.to_string(),
             kind: BUILTIN_KIND.into(),
-            config: serde_json::to_value(&config)
-                .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?,
+            config: serde_json::to_value(&config).map_err(|e| ApiError::Internal(e.to_string()))?,
             has_credentials: false,
             material: Some(CaCertificates {
                 root_der: material.root_der.clone(),
@@ -105,13 +106,13 @@ impl BuiltinCas {
     }
 
     /// A builtin CA this process has loaded, by adapter id or name.
-    pub async fn cached(&self, id_or_name: &str) -> Option<Arc<BuiltinCa>> {
+    async fn loaded(&self, id_or_name: &str) -> Option<Arc<BuiltinCa>> {
         self.loaded.read().await.get(id_or_name).cloned()
     }
 
     /// A loaded builtin CA by adapter id or name.
     pub async fn get(&self, id_or_name: &str) -> Result<Arc<BuiltinCa>, CaError> {
-        if let Some(ca) = self.cached(id_or_name).await {
+        if let Some(ca) = self.loaded(id_or_name).await {
             return Ok(ca);
         }
         let record = self.store.get_adapter(id_or_name).await.map_err(|e| match e {
@@ -147,6 +148,46 @@ impl BuiltinCas {
     }
 }
 
+#[async_trait]
+impl AdapterKind for BuiltinCas {
+    fn name(&self) -> &'static str {
+        BUILTIN_KIND
+    }
+
+    /// A new root and issuing CA under `config` (`BuiltinConfig`; empty: the defaults).
+    async fn create(
+        &self,
+        ctx: &AuditContext,
+        name: &str,
+        config: serde_json::Value,
+    ) -> ApiResult<AdapterRecord> {
+        let config = if config.is_null() { serde_json::json!({}) } else { config };
+        let config: BuiltinConfig = serde_json::from_value(config)
+            .map_err(|e| ApiError::bad_field("config", e.to_string()))?;
+        let lifetimes_ok = config.root_validity_days > 0
+            && (1..=config.root_validity_days).contains(&config.issuing_validity_days);
+        if !lifetimes_ok || config.common_name.is_empty() || config.common_name.len() > 50 {
+            return Err(ApiError::bad_field(
+                "config",
+                "common_name of 1-50 characters; 0 < issuing_validity_days <= root_validity_days",
+            ));
+        }
+        self.create_ca(ctx, name, config).await
+    }
+
+    async fn cached(&self, id_or_name: &str) -> Option<Arc<dyn CaAdapter>> {
+        Some(self.loaded(id_or_name).await?)
+    }
+
+    async fn load(&self, record: &AdapterRecord) -> Result<Arc<dyn CaAdapter>, CaError> {
+        Ok(self.get(&record.id).await?)
+    }
+
+    fn published_url(&self, record: &AdapterRecord, what: &str) -> Option<String> {
+        Some(self.url(&record.name, what))
+    }
+}
+
 /// Makes the default builtin CA on first start; returns its adapter record.
 pub async fn ensure_default_ca(
     cas: &BuiltinCas,
@@ -172,7 +213,7 @@ pub async fn ensure_default_ca(
         ..BuiltinConfig::default()
     };
     let ctx = AuditContext { actor: "system".into(), request_id: None, now_us };
-    cas.create(&ctx, DEFAULT_CA_NAME, builtin)
+    cas.create_ca(&ctx, DEFAULT_CA_NAME, builtin)
         .await
         .map_err(|e| anyhow::anyhow!("while creating the builtin CA: {e}"))
 }

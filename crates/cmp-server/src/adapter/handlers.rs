@@ -11,10 +11,9 @@ use cmp_api::{
     RenewalWindowAnswer, RenewalWindowCall, RenewalWindowSpan, RevokeCall, SignCall, SignedChain,
 };
 use cmp_ca::{Profile, RevocationReason, SignRequest};
-use cmp_ca_builtin::BuiltinConfig;
 use cmp_store::{AdapterRecord, AdapterUpdate};
 
-use super::{AdapterDirectory, BUILTIN_KIND, parse_usage};
+use super::{AdapterDirectory, parse_usage};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
@@ -28,14 +27,8 @@ fn is_url_segment(name: &str) -> bool {
 }
 
 fn view(state: &AppState, mut r: AdapterRecord) -> Adapter {
-    let published = |what: &str| match r.kind.as_str() {
-        BUILTIN_KIND => Some(state.builtin.url(&r.name, what)),
-        cmp_ca_vault::KIND => super::vault::stored_config(&r).ok().map(|c| {
-            let address = cmp_vault::redacted_address(&c.address);
-            format!("{}/v1/{}/{what}", address.trim_end_matches('/'), c.target.mount)
-        }),
-        _ => None,
-    };
+    let kind = state.local_adapters.kind(&r.kind);
+    let published = |what: &str| kind.and_then(|k| k.published_url(&r, what));
     let (crl_url, ocsp_url) = (published("crl"), published("ocsp"));
     // Adapters stored before such addresses were refused may still hold user info or a query.
     if let Some(address) = r.config.get_mut("address")
@@ -85,42 +78,15 @@ pub async fn create(
         ));
     }
     let ctx = state.audit_context(&caller);
-    let record = match body.kind.as_str() {
-        BUILTIN_KIND => create_builtin(&state, &ctx, &body.name, body.config).await?,
-        cmp_ca_vault::KIND => {
-            state.local_adapters.vault.create(&ctx, &body.name, body.config).await?
-        }
-        cmp_ca_acme::KIND => {
-            state.local_adapters.acme.create(&ctx, &body.name, body.config).await?
-        }
-        other => {
-            return Err(ApiError::bad_field(
-                "kind",
-                format!("unknown adapter kind {other:?} (known: builtin, vault_pki, acme)"),
-            ));
-        }
-    };
+    let kind = state.local_adapters.kind(&body.kind).ok_or_else(|| {
+        let known = state.local_adapters.kind_names().join(", ");
+        ApiError::bad_field(
+            "kind",
+            format!("unknown adapter kind {:?} (known: {known})", body.kind),
+        )
+    })?;
+    let record = kind.create(&ctx, &body.name, body.config).await?;
     Ok((StatusCode::CREATED, Json(view(&state, record))))
-}
-
-async fn create_builtin(
-    state: &AppState,
-    ctx: &cmp_store::AuditContext,
-    name: &str,
-    config: serde_json::Value,
-) -> ApiResult<AdapterRecord> {
-    let config = if config.is_null() { serde_json::json!({}) } else { config };
-    let config: BuiltinConfig =
-        serde_json::from_value(config).map_err(|e| ApiError::bad_field("config", e.to_string()))?;
-    let lifetimes_ok = config.root_validity_days > 0
-        && (1..=config.root_validity_days).contains(&config.issuing_validity_days);
-    if !lifetimes_ok || config.common_name.is_empty() || config.common_name.len() > 50 {
-        return Err(ApiError::bad_field(
-            "config",
-            "common_name of 1-50 characters; 0 < issuing_validity_days <= root_validity_days",
-        ));
-    }
-    state.builtin.create(ctx, name, config).await
 }
 
 /// One adapter, by id or name.
@@ -157,7 +123,10 @@ pub async fn patch(
     let ctx = state.audit_context(&caller);
     let mut record = state.store.get_adapter(&id).await?;
     if let Some(credentials) = body.credentials {
-        record = state.local_adapters.vault.rotate(&ctx, &record, credentials).await?;
+        let kind = state.local_adapters.kind(&record.kind).ok_or_else(|| {
+            ApiError::Conflict(format!("adapter kind {} is not served here", record.kind))
+        })?;
+        record = kind.rotate(&ctx, &record, credentials).await?;
         state.lookups.forget();
     }
     if body.enabled.is_some() {

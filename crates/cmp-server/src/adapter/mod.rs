@@ -6,6 +6,7 @@ mod acme;
 mod builtin;
 mod directory;
 mod handlers;
+mod kind;
 mod pki;
 mod remote;
 mod vault;
@@ -13,6 +14,7 @@ mod vault;
 pub use acme::AcmeCas;
 pub use builtin::{BUILTIN_KIND, BuiltinCas, DEFAULT_CA_NAME, ensure_default_ca};
 pub use directory::{AdapterDirectory, LocalAdapters};
+pub use kind::AdapterKind;
 pub use remote::RemoteAdapters;
 pub use vault::VaultPkis;
 

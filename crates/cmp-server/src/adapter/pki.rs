@@ -18,7 +18,7 @@ pub async fn crl(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    let ca = state.builtin.get(&name).await.map_err(|_| not_found(&name))?;
+    let ca = state.local_adapters.builtin.get(&name).await.map_err(|_| not_found(&name))?;
     let der = ca.crl_der().await?;
     Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der))
 }
@@ -31,7 +31,7 @@ pub async fn ca_certificate(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    let ca = state.builtin.get(&name).await.map_err(|_| not_found(&name))?;
+    let ca = state.local_adapters.builtin.get(&name).await.map_err(|_| not_found(&name))?;
     Ok(([(header::CONTENT_TYPE, "application/pkix-cert")], ca.issuing_der().to_vec()))
 }
 
@@ -43,7 +43,7 @@ pub async fn chain(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    let ca = state.builtin.get(&name).await.map_err(|_| not_found(&name))?;
+    let ca = state.local_adapters.builtin.get(&name).await.map_err(|_| not_found(&name))?;
     Ok(([(header::CONTENT_TYPE, "application/pem-certificate-chain")], ca.chain_pem()))
 }
 
@@ -57,7 +57,7 @@ pub async fn ocsp_post(
     Path(name): Path<String>,
     ApiBytes(body): ApiBytes,
 ) -> ApiResult<impl IntoResponse> {
-    let ca = state.builtin.get(&name).await.map_err(|_| not_found(&name))?;
+    let ca = state.local_adapters.builtin.get(&name).await.map_err(|_| not_found(&name))?;
     Ok(([(header::CONTENT_TYPE, "application/ocsp-response")], ca.ocsp_response(&body).await))
 }
 
@@ -70,7 +70,7 @@ pub async fn ocsp_get(
     State(state): State<AppState>,
     Path((name, request)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
-    let ca = state.builtin.get(&name).await.map_err(|_| not_found(&name))?;
+    let ca = state.local_adapters.builtin.get(&name).await.map_err(|_| not_found(&name))?;
     // Path extraction already percent-decoded it; a malformed one gets malformedRequest.
     let der = base64::engine::general_purpose::STANDARD.decode(request.trim()).unwrap_or_default();
     Ok(([(header::CONTENT_TYPE, "application/ocsp-response")], ca.ocsp_response(&der).await))

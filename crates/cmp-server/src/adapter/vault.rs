@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cmp_ca::CaError;
+use async_trait::async_trait;
+use cmp_ca::{CaAdapter, CaError};
 use cmp_ca_vault::{KIND, VaultPki, VaultPkiTarget, ca_error};
 use cmp_domain::Clock;
 use cmp_secrets::{SecretBytes, SecretStore};
@@ -16,6 +17,7 @@ use tokio::sync::RwLock;
 use zeroize::Zeroizing;
 
 use super::builtin::SqlLedger;
+use super::kind::AdapterKind;
 use crate::error::{ApiError, ApiResult};
 
 /// How a vault_pki adapter logs in, as stored (the token or secret id is not here).
@@ -175,7 +177,7 @@ impl VaultPkis {
 
     /// Configures a Vault PKI adapter after checking that Vault accepts the credentials and
     /// the role is readable; nothing is written when it does not.
-    pub async fn create(
+    async fn create_checked(
         &self,
         ctx: &AuditContext,
         name: &str,
@@ -201,7 +203,7 @@ impl VaultPkis {
     }
 
     /// Replaces an adapter's credentials with checked ones.
-    pub async fn rotate(
+    async fn rotate_checked(
         &self,
         ctx: &AuditContext,
         record: &AdapterRecord,
@@ -255,14 +257,9 @@ impl VaultPkis {
         Ok(())
     }
 
-    /// A loaded adapter, if this process has it.
-    pub async fn cached(&self, id_or_name: &str) -> Option<Arc<VaultPki>> {
-        self.loaded.read().await.get(id_or_name).cloned()
-    }
-
     /// The adapter of a vault_pki record, logged in on first use.
     pub async fn get(&self, record: &AdapterRecord) -> Result<Arc<VaultPki>, CaError> {
-        if let Some(adapter) = self.cached(&record.id).await {
+        if let Some(adapter) = self.loaded.read().await.get(&record.id).cloned() {
             return Ok(adapter);
         }
         let stored = stored_config(record).map_err(|e| CaError::Internal(e.to_string()))?;
@@ -275,6 +272,46 @@ impl VaultPkis {
         let adapter = self.adapter(&record.id, &stored, &secret)?;
         let mut loaded = self.loaded.write().await;
         Ok(loaded.entry(record.id.clone()).or_insert(adapter).clone())
+    }
+}
+
+#[async_trait]
+impl AdapterKind for VaultPkis {
+    fn name(&self) -> &'static str {
+        KIND
+    }
+
+    async fn create(
+        &self,
+        ctx: &AuditContext,
+        name: &str,
+        config: Value,
+    ) -> ApiResult<AdapterRecord> {
+        self.create_checked(ctx, name, config).await
+    }
+
+    async fn rotate(
+        &self,
+        ctx: &AuditContext,
+        record: &AdapterRecord,
+        credentials: Value,
+    ) -> ApiResult<AdapterRecord> {
+        self.rotate_checked(ctx, record, credentials).await
+    }
+
+    async fn cached(&self, id_or_name: &str) -> Option<Arc<dyn CaAdapter>> {
+        Some(self.loaded.read().await.get(id_or_name).cloned()?)
+    }
+
+    async fn load(&self, record: &AdapterRecord) -> Result<Arc<dyn CaAdapter>, CaError> {
+        Ok(self.get(record).await?)
+    }
+
+    /// Vault's own CRL and OCSP of the mount (`<address>/v1/<mount>/crl`).
+    fn published_url(&self, record: &AdapterRecord, what: &str) -> Option<String> {
+        let config = stored_config(record).ok()?;
+        let address = cmp_vault::redacted_address(&config.address);
+        Some(format!("{}/v1/{}/{what}", address.trim_end_matches('/'), config.target.mount))
     }
 }
 
