@@ -180,8 +180,8 @@ async fn authenticate(state: &AppState, authorization: Option<&str>) -> Result<C
         .ok_or(ApiError::Unauthorized)?;
     let now = state.clock.now().unix_timestamp();
     let token = state
-        .lookups
-        .token(state.store.as_ref(), &token_hash(secret), now)
+        .store
+        .find_token_by_hash(&token_hash(secret), now)
         .await?
         .ok_or(ApiError::Unauthorized)?;
     let scope = match token.role {

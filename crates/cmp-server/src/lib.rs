@@ -36,7 +36,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<SqlStore>> {
     let store = SqlStore::connect(&url, config.database.max_connections)
         .await
         .with_context(|| format!("while opening database {}", config::redact_url(&url)))?;
-    Ok(Arc::new(store))
+    let ttl = std::time::Duration::from_millis(config.http.lookup_cache_ms);
+    Ok(Arc::new(store.with_directory_cache(ttl)))
 }
 
 /// Name of the secret that holds the bootstrap admin token when secrets live in Vault.

@@ -1,7 +1,6 @@
 //! What every handler can reach.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use cmp_domain::Clock;
 use cmp_store::Store;
@@ -14,7 +13,6 @@ use crate::auth::Caller;
 use crate::auth::RoutePolicies;
 use crate::config::Config;
 use crate::core::locks::{InProcessLock, RenewalLock};
-use crate::core::lookups::Lookups;
 use crate::inventory::Inventory;
 use crate::issuer::Issuer;
 
@@ -40,8 +38,6 @@ pub struct AppState {
     pub renewal_lock: Arc<dyn RenewalLock>,
     /// CMP's ACME http-01 responder, served on `acme.http01_listen` when set.
     pub http01: Option<Arc<Http01Responder>>,
-    /// Short-lived copies of token, owner, adapter and policy reads.
-    pub lookups: Arc<Lookups>,
     /// The issuance workflow (issuer role).
     pub issuer: Arc<Issuer>,
     /// Import, queries and ownership of the inventory (inventory role).
@@ -70,16 +66,14 @@ impl AppState {
         } else {
             Arc::new(RemoteAdapters::new(&config.issuer.adapter_url, &config.issuer.adapter_token)?)
         };
-        let lookups = Arc::new(Lookups::new(Duration::from_millis(config.http.lookup_cache_ms)));
         let issuer = Arc::new(Issuer::new(
             store.clone(),
             adapters.clone(),
             secrets.clone(),
             clock.clone(),
-            lookups.clone(),
             config.issuer.clone(),
         ));
-        let inventory = Arc::new(Inventory::new(store.clone(), lookups.clone(), clock.clone()));
+        let inventory = Arc::new(Inventory::new(store.clone(), clock.clone()));
         Ok(AppState {
             store,
             config,
@@ -93,7 +87,6 @@ impl AppState {
             adapters,
             renewal_lock: Arc::new(InProcessLock::default()),
             http01,
-            lookups,
             issuer,
             inventory,
         })

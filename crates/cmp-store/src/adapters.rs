@@ -252,6 +252,7 @@ impl AdapterStore for SqlStore {
         let details = json!({"name": adapter.name, "kind": adapter.kind, "config": adapter.config});
         audit::append(&mut tx, ctx, &adapter_event("adapter.created", &id, details)).await?;
         tx.commit().await?;
+        self.directory_changed();
         self.get_adapter(&id).await
     }
 
@@ -265,12 +266,15 @@ impl AdapterStore for SqlStore {
     }
 
     async fn get_adapter(&self, id_or_name: &str) -> StoreResult<AdapterRecord> {
-        let row = sqlx::query("SELECT * FROM adapters WHERE id = $1 OR name = $1")
-            .bind(id_or_name)
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| StoreError::not_found("adapter", id_or_name))?;
-        adapter_from_row(&row)
+        let read = async {
+            let row = sqlx::query("SELECT * FROM adapters WHERE id = $1 OR name = $1")
+                .bind(id_or_name)
+                .fetch_optional(&self.read)
+                .await?
+                .ok_or_else(|| StoreError::not_found("adapter", id_or_name))?;
+            adapter_from_row(&row)
+        };
+        self.directory.cached(&self.directory.adapters, id_or_name, read, |_| true).await
     }
 
     async fn update_adapter(
@@ -301,6 +305,7 @@ impl AdapterStore for SqlStore {
         let event = adapter_event("adapter.updated", &current.id, details.into());
         audit::append(&mut tx, ctx, &event).await?;
         tx.commit().await?;
+        self.directory_changed();
         self.get_adapter(&current.id).await
     }
 

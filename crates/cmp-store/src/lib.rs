@@ -8,6 +8,7 @@ mod adapters;
 mod audit;
 mod certificates;
 mod chains;
+mod directory_cache;
 mod error;
 mod group_commit;
 mod managed;

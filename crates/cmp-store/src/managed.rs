@@ -418,18 +418,23 @@ impl ManagedStore for SqlStore {
         let set = event("policy.set", "owner", owner_id, json!({"rules": rules}));
         audit::append(&mut tx, ctx, &set).await?;
         tx.commit().await?;
+        self.directory_changed();
         self.get_policy(owner_id)
             .await?
             .ok_or_else(|| StoreError::not_found("policy of owner", owner_id))
     }
 
     async fn get_policy(&self, owner_id: &str) -> StoreResult<Option<PolicyRecord>> {
-        sqlx::query("SELECT * FROM policies WHERE owner_id = $1")
-            .bind(owner_id)
-            .fetch_optional(&self.read)
-            .await?
-            .as_ref()
-            .map(policy_from_row)
-            .transpose()
+        let read = async {
+            sqlx::query("SELECT * FROM policies WHERE owner_id = $1")
+                .bind(owner_id)
+                .fetch_optional(&self.read)
+                .await?
+                .as_ref()
+                .map(policy_from_row)
+                .transpose()
+        };
+        // Its absence is kept too: owners are few.
+        self.directory.cached(&self.directory.policies, owner_id, read, |_| true).await
     }
 }

@@ -58,6 +58,7 @@ impl OwnerStore for SqlStore {
             json!({"name": owner.name, "email": owner.email, "description": owner.description});
         audit::append(&mut tx, ctx, &owner_event("owner.created", &id, details)).await?;
         tx.commit().await?;
+        self.directory_changed();
         self.get_owner(&id).await
     }
 
@@ -71,12 +72,15 @@ impl OwnerStore for SqlStore {
     }
 
     async fn get_owner(&self, id_or_name: &str) -> StoreResult<Owner> {
-        let row = sqlx::query("SELECT * FROM owners WHERE id = $1 OR name = $1")
-            .bind(id_or_name)
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| StoreError::not_found("owner", id_or_name))?;
-        owner_from_row(&row)
+        let read = async {
+            let row = sqlx::query("SELECT * FROM owners WHERE id = $1 OR name = $1")
+                .bind(id_or_name)
+                .fetch_optional(&self.read)
+                .await?
+                .ok_or_else(|| StoreError::not_found("owner", id_or_name))?;
+            owner_from_row(&row)
+        };
+        self.directory.cached(&self.directory.owners, id_or_name, read, |_| true).await
     }
 
     async fn update_owner(
@@ -116,6 +120,7 @@ impl OwnerStore for SqlStore {
         let event = owner_event("owner.updated", &current.id, serde_json::Value::Object(details));
         audit::append(&mut tx, ctx, &event).await?;
         tx.commit().await?;
+        self.directory_changed();
         self.get_owner(&current.id).await
     }
 
@@ -132,6 +137,7 @@ impl OwnerStore for SqlStore {
         let details = json!({"name": current.name, "certificates_unassigned": owned});
         audit::append(&mut tx, ctx, &owner_event("owner.deleted", &current.id, details)).await?;
         tx.commit().await?;
+        self.directory_changed();
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
 use crate::audit::{self, ChainBreak};
+use crate::directory_cache::DirectoryCache;
 use crate::group_commit::GroupCommit;
 use crate::{
     AuditContext, AuditEvent, AuditQuery, AuditStore, Cursor, NewAuditEvent, Page, Store,
@@ -60,6 +61,9 @@ pub struct SqlStore {
     dialect: Dialect,
     /// Requests signed in this process, waiting to be stored together.
     pub(crate) group: Arc<GroupCommit>,
+    /// Copies of token, owner, adapter and policy reads (none unless
+    /// [`SqlStore::with_directory_cache`]).
+    pub(crate) directory: Arc<DirectoryCache>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -83,7 +87,7 @@ impl SqlStore {
                 let read =
                     sqlite_pool(max_connections.clamp(2, 8), 4_096, 1_000).connect(url).await?;
                 spawn_checkpoints(read.clone());
-                SqlStore { read, write, dialect, group: Arc::default() }
+                SqlStore { read, write, dialect, group: Arc::default(), directory: no_cache() }
             }
             Dialect::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -91,11 +95,31 @@ impl SqlStore {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect(url)
                     .await?;
-                SqlStore { read: pool.clone(), write: pool, dialect, group: Arc::default() }
+                SqlStore {
+                    read: pool.clone(),
+                    write: pool,
+                    dialect,
+                    group: Arc::default(),
+                    directory: no_cache(),
+                }
             }
         };
         dialect.migrator().run(&store.write).await?;
         Ok(store)
+    }
+
+    /// Keeps what token, owner, adapter and policy reads answer for `ttl`: every change this
+    /// store commits to any of them forgets the copies at once; changes by another process
+    /// (a replica) are seen after `ttl` at most.
+    pub fn with_directory_cache(mut self, ttl: Duration) -> SqlStore {
+        self.directory = Arc::new(DirectoryCache::new(ttl));
+        self
+    }
+
+    /// Forgets the cached directory reads: called after every commit that changes a token,
+    /// owner, adapter or policy.
+    pub(crate) fn directory_changed(&self) {
+        self.directory.forget();
     }
 
     /// Runs raw SQL on the write pool. For tests that must reach under the API (e.g. to tamper
@@ -390,4 +414,9 @@ impl AuditStore for SqlStore {
         tx.commit().await?;
         Ok(seq)
     }
+}
+
+/// A cache that keeps nothing (the default: tests and tools read every time).
+fn no_cache() -> Arc<DirectoryCache> {
+    Arc::new(DirectoryCache::new(Duration::ZERO))
 }

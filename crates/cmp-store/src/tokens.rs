@@ -73,6 +73,7 @@ impl TokenStore for SqlStore {
         };
         audit::append(&mut tx, ctx, &event).await?;
         tx.commit().await?;
+        self.directory_changed();
         let row = sqlx::query(&format!("{COLUMNS} WHERE id = $1"))
             .bind(&id)
             .fetch_one(&self.read)
@@ -85,15 +86,21 @@ impl TokenStore for SqlStore {
         token_hash: &str,
         now: i64,
     ) -> StoreResult<Option<ApiToken>> {
-        let row = sqlx::query(&format!(
-            "{COLUMNS} WHERE token_hash = $1 AND revoked_at IS NULL \
-             AND (expires_at IS NULL OR expires_at > $2)"
-        ))
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&self.read)
-        .await?;
-        row.as_ref().map(token_from_row).transpose()
+        let read = async {
+            let row = sqlx::query(&format!(
+                "{COLUMNS} WHERE token_hash = $1 AND revoked_at IS NULL \
+                 AND (expires_at IS NULL OR expires_at > $2)"
+            ))
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(&self.read)
+            .await?;
+            row.as_ref().map(token_from_row).transpose()
+        };
+        let cache = &self.directory;
+        let token = cache.cached(&cache.tokens, token_hash, read, Option::is_some).await?;
+        // A kept copy may have expired since it was read.
+        Ok(token.filter(|t| t.expires_at.is_none_or(|at| at > now)))
     }
 
     async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {
@@ -125,6 +132,7 @@ impl TokenStore for SqlStore {
         };
         audit::append(&mut tx, ctx, &event).await?;
         tx.commit().await?;
+        self.directory_changed();
         Ok(())
     }
 

@@ -127,12 +127,10 @@ pub async fn patch(
             ApiError::Conflict(format!("adapter kind {} is not served here", record.kind))
         })?;
         record = kind.rotate(&ctx, &record, credentials).await?;
-        state.lookups.forget();
     }
     if body.enabled.is_some() {
         let update = AdapterUpdate { enabled: body.enabled, ..AdapterUpdate::default() };
         record = state.store.update_adapter(&ctx, &record.id, &update).await?;
-        state.lookups.forget();
     }
     Ok(Json(view(&state, record)))
 }

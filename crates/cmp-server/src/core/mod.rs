@@ -5,7 +5,6 @@ pub mod apidoc;
 pub mod audit;
 pub mod context;
 pub mod locks;
-pub mod lookups;
 pub mod ops;
 pub mod tokens;
 

@@ -99,6 +99,5 @@ pub async fn revoke(
 ) -> ApiResult<StatusCode> {
     let now = state.clock.now().unix_timestamp();
     state.store.revoke_token(&state.audit_context(&caller), &id, now).await?;
-    state.lookups.forget();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -103,7 +103,6 @@ pub async fn patch(
     let ctx = state.audit_context(&caller);
     let update = OwnerUpdate { name: body.name, email: body.email, description: body.description };
     let owner = state.store.update_owner(&ctx, &id, &update).await?;
-    state.lookups.forget();
     Ok(Json(views::owner(owner)))
 }
 
@@ -121,6 +120,5 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let ctx = state.audit_context(&caller);
     state.store.delete_owner(&ctx, &id).await?;
-    state.lookups.forget();
     Ok(StatusCode::NO_CONTENT)
 }

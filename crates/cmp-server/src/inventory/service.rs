@@ -12,7 +12,6 @@ use cmp_store::{
 
 use crate::auth::Caller;
 use crate::core::context::caller_context;
-use crate::core::lookups::Lookups;
 use crate::state::unix_micros;
 
 /// Why an inventory call was refused or failed.
@@ -44,10 +43,9 @@ impl InventoryError {
 
 type InventoryResult<T> = Result<T, InventoryError>;
 
-/// The inventory and what it needs: storage, cached lookups, the time.
+/// The inventory and what it needs: storage and the time.
 pub struct Inventory {
     store: Arc<dyn Store>,
-    lookups: Arc<Lookups>,
     clock: Arc<dyn Clock>,
 }
 
@@ -67,13 +65,13 @@ pub struct ImportInput<'a> {
 }
 
 impl Inventory {
-    pub fn new(store: Arc<dyn Store>, lookups: Arc<Lookups>, clock: Arc<dyn Clock>) -> Inventory {
-        Inventory { store, lookups, clock }
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Inventory {
+        Inventory { store, clock }
     }
 
     /// Resolves an owner given by id or name, and checks that the caller may act for it.
     pub async fn owner_for(&self, caller: &Caller, id_or_name: &str) -> InventoryResult<String> {
-        let owner = self.lookups.owner(self.store.as_ref(), id_or_name).await?;
+        let owner = self.store.get_owner(id_or_name).await?;
         if !caller.may_act_for(&owner.id) {
             return Err(InventoryError::Forbidden(format!(
                 "this token may act only for its own teams, not for owner {id_or_name}"

@@ -47,6 +47,5 @@ pub async fn put(
     let owner = state.store.get_owner(&id).await?;
     let rules = serde_json::to_value(&policy).map_err(|e| ApiError::Internal(e.to_string()))?;
     state.store.put_policy(&state.audit_context(&caller), &owner.id, &rules).await?;
-    state.lookups.forget();
     Ok(Json(PolicyView { owner_id: owner.id, policy, explicit: true }))
 }

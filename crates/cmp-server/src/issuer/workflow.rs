@@ -23,7 +23,6 @@ use crate::adapter::{AdapterDirectory, DEFAULT_CA_NAME};
 use crate::auth::Caller;
 use crate::config::IssuerConfig;
 use crate::core::context::{caller_context, system_context};
-use crate::core::lookups::Lookups;
 use crate::state::unix_micros;
 
 /// The issuer's actor in the audit trail, for what it does by itself.
@@ -49,7 +48,6 @@ pub struct Issuer {
     adapters: Arc<dyn AdapterDirectory>,
     secrets: Arc<dyn SecretStore>,
     clock: Arc<dyn Clock>,
-    lookups: Arc<Lookups>,
     settings: IssuerConfig,
 }
 
@@ -84,10 +82,9 @@ impl Issuer {
         adapters: Arc<dyn AdapterDirectory>,
         secrets: Arc<dyn SecretStore>,
         clock: Arc<dyn Clock>,
-        lookups: Arc<Lookups>,
         settings: IssuerConfig,
     ) -> Issuer {
-        Issuer { store, adapters, secrets, clock, lookups, settings }
+        Issuer { store, adapters, secrets, clock, settings }
     }
 
     /// The issuer's settings (`[issuer]`).
@@ -143,7 +140,7 @@ impl Issuer {
 
     /// An owner given by id or name that `caller` may act for.
     async fn owner_for(&self, caller: &Caller, id_or_name: &str) -> IssueResult<String> {
-        let owner = self.lookups.owner(self.store.as_ref(), id_or_name).await?;
+        let owner = self.store.get_owner(id_or_name).await?;
         if !caller.may_act_for(&owner.id) {
             return Err(IssueError::Forbidden(format!(
                 "this token may act only for its own teams, not for owner {id_or_name}"
@@ -155,7 +152,7 @@ impl Issuer {
     /// The adapter a request names, or the builtin CA; it must be enabled.
     async fn enabled_adapter(&self, name: Option<&str>) -> IssueResult<String> {
         let name = name.unwrap_or(DEFAULT_CA_NAME);
-        let adapter = self.lookups.adapter(self.store.as_ref(), name).await?;
+        let adapter = self.store.get_adapter(name).await?;
         if !adapter.enabled {
             return Err(IssueError::Conflict(format!("adapter {} is disabled", adapter.name)));
         }
@@ -164,7 +161,7 @@ impl Issuer {
 
     /// The owner's policy, and whether it was set (false: the default one).
     pub async fn policy_of(&self, owner_id: &str) -> IssueResult<(Policy, bool)> {
-        match self.lookups.policy(self.store.as_ref(), owner_id).await? {
+        match self.store.get_policy(owner_id).await? {
             Some(record) => {
                 let policy = serde_json::from_value(record.rules)
                     .map_err(|e| IssueError::Internal(format!("stored policy: {e}")))?;

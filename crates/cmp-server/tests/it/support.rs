@@ -202,7 +202,6 @@ impl TestApp {
             state.adapters.clone(),
             state.secrets.clone(),
             clock.clone(),
-            state.lookups.clone(),
             state.config.issuer.clone(),
         ));
         state.clock = clock;

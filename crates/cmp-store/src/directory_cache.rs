@@ -1,9 +1,11 @@
 //! Short-lived copies of the reads nearly every API call makes: the caller's token and, to
-//! issue, the owner, the adapter and the owner's policy. Each is a database statement (on
-//! SQLite two thread hand-offs) that answers the same thing thousands of times a second.
+//! issue, the owner, the adapter and the owner's policy ("the directory"). Each is a database
+//! statement (on SQLite two thread hand-offs) that answers the same thing thousands of times a
+//! second.
 //!
-//! A change made through this process forgets every copy at once; another replica's change
-//! is seen after at most `http.lookup_cache_ms` (a revoked token works there that long).
+//! The store forgets every copy when it commits a change to any of them, so a change made
+//! through this process is seen at once, whichever route or task made it; another replica's
+//! change is seen after at most the cache's lifetime (a revoked token works there that long).
 //! Only found rows are kept, so unknown tokens cannot fill the cache.
 
 use std::collections::HashMap;
@@ -11,23 +13,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use cmp_store::{AdapterRecord, ApiToken, Owner, PolicyRecord, Store, StoreResult};
+use crate::{AdapterRecord, ApiToken, Owner, PolicyRecord, StoreResult};
 
 /// Entries per kind before the cache starts over (a bound, never reached by real use).
 const MAX_ENTRIES: usize = 10_000;
 
 /// The cached reads (not `Debug`: token hashes are its keys).
-pub struct Lookups {
+pub(crate) struct DirectoryCache {
     ttl: Duration,
     /// Moves on every change, so that a read that began before it is not kept.
     generation: AtomicU64,
-    tokens: Entries<Option<ApiToken>>,
-    owners: Entries<Owner>,
-    adapters: Entries<AdapterRecord>,
-    policies: Entries<Option<PolicyRecord>>,
+    pub(crate) tokens: Entries<Option<ApiToken>>,
+    pub(crate) owners: Entries<Owner>,
+    pub(crate) adapters: Entries<AdapterRecord>,
+    pub(crate) policies: Entries<Option<PolicyRecord>>,
 }
 
-struct Entries<V>(Mutex<HashMap<String, (Instant, V)>>);
+pub(crate) struct Entries<V>(Mutex<HashMap<String, (Instant, V)>>);
 
 impl<V: Clone> Entries<V> {
     fn new() -> Self {
@@ -40,7 +42,7 @@ impl<V: Clone> Entries<V> {
     }
 
     /// Keeps `value` unless `generation` has moved since `read_at` (checked under the lock
-    /// that [`Lookups::forget`] clears under, after moving it).
+    /// that [`DirectoryCache::forget`] clears under, after moving it).
     fn put(&self, key: &str, value: V, generation: &AtomicU64, read_at: u64) {
         let mut entries = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if generation.load(Ordering::SeqCst) != read_at {
@@ -57,10 +59,10 @@ impl<V: Clone> Entries<V> {
     }
 }
 
-impl Lookups {
+impl DirectoryCache {
     /// Copies kept for `ttl`; zero keeps none.
-    pub fn new(ttl: Duration) -> Lookups {
-        Lookups {
+    pub(crate) fn new(ttl: Duration) -> DirectoryCache {
+        DirectoryCache {
             ttl,
             generation: AtomicU64::new(0),
             tokens: Entries::new(),
@@ -70,8 +72,9 @@ impl Lookups {
         }
     }
 
-    /// Forgets every copy: call after changing a token, owner, adapter or policy.
-    pub fn forget(&self) {
+    /// Forgets every copy: every committed change of a token, owner, adapter or policy calls
+    /// it (through [`crate::SqlStore::directory_changed`]).
+    pub(crate) fn forget(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.tokens.clear();
         self.owners.clear();
@@ -81,7 +84,7 @@ impl Lookups {
 
     /// The copy of `key`, or `read`'s answer, kept if `keep` says so and no change came
     /// meanwhile.
-    async fn cached<V: Clone>(
+    pub(crate) async fn cached<V: Clone>(
         &self,
         entries: &Entries<V>,
         key: &str,
@@ -100,38 +103,6 @@ impl Lookups {
             entries.put(key, value.clone(), &self.generation, generation);
         }
         Ok(value)
-    }
-
-    /// The live token with this hash at `now` (Unix seconds).
-    pub async fn token(
-        &self,
-        store: &dyn Store,
-        token_hash: &str,
-        now: i64,
-    ) -> StoreResult<Option<ApiToken>> {
-        let read = store.find_token_by_hash(token_hash, now);
-        let token = self.cached(&self.tokens, token_hash, read, Option::is_some).await?;
-        // A kept copy may have expired since it was read.
-        Ok(token.filter(|t| t.expires_at.is_none_or(|at| at > now)))
-    }
-
-    /// An owner by id or name.
-    pub async fn owner(&self, store: &dyn Store, id_or_name: &str) -> StoreResult<Owner> {
-        self.cached(&self.owners, id_or_name, store.get_owner(id_or_name), |_| true).await
-    }
-
-    /// An adapter by id or name.
-    pub async fn adapter(&self, store: &dyn Store, id_or_name: &str) -> StoreResult<AdapterRecord> {
-        self.cached(&self.adapters, id_or_name, store.get_adapter(id_or_name), |_| true).await
-    }
-
-    /// An owner's policy, if it has one (its absence is kept too: owners are few).
-    pub async fn policy(
-        &self,
-        store: &dyn Store,
-        owner_id: &str,
-    ) -> StoreResult<Option<PolicyRecord>> {
-        self.cached(&self.policies, owner_id, store.get_policy(owner_id), |_| true).await
     }
 }
 
