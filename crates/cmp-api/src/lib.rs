@@ -1,18 +1,22 @@
 //! CMP's wire types: the JSON that the server speaks and the client and CLI read.
 //! Times are RFC 3339 UTC strings.
 
+mod adapters;
 mod audit;
 mod certificates;
-mod issuance;
+mod managed;
 mod owners;
 mod problem;
+mod requests;
 mod tokens;
 
+pub use adapters::*;
 pub use audit::*;
 pub use certificates::*;
-pub use issuance::*;
+pub use managed::*;
 pub use owners::*;
 pub use problem::*;
+pub use requests::*;
 pub use tokens::*;
 
 /// A page of a listing, with the cursor of the next page when there is one.

@@ -3,9 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use cmp_api::{Managed, ManagedCreate, Page, Problem, Request};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use cmp_api::{Managed, ManagedCreate, ManagedListParams, Page, Problem, Request};
 
 use super::requests::idempotency;
 use super::views;
@@ -42,26 +40,14 @@ async fn with_versions(state: &AppState, managed: cmp_store::ManagedRecord) -> A
     Ok(views::managed(managed, of_managed))
 }
 
-/// Paging of managed certificates.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Page size, 1 to 500 (default 100).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 /// Managed certificates the caller may see.
-#[utoipa::path(get, path = "/api/v1/managed-certificates", tag = "managed-certificates", params(ListParams),
+#[utoipa::path(get, path = "/api/v1/managed-certificates", tag = "managed-certificates", params(ManagedListParams),
     responses((status = 200, body = Page<Managed>)),
     security(("bearer" = ["admin", "security", "developer"])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    ApiQuery(params): ApiQuery<ListParams>,
+    ApiQuery(params): ApiQuery<ManagedListParams>,
 ) -> ApiResult<Json<Page<Managed>>> {
     let cursor = params.cursor.as_deref().map(|c| decode_tagged("m", c)).transpose()?;
     let page =

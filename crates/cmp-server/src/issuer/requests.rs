@@ -3,16 +3,13 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use cmp_api::{Decision, Page, Problem, Request, RequestCreate};
-use cmp_domain::{RequestKind, RequestState};
+use cmp_api::{Decision, Page, Problem, Request, RequestCreate, RequestListParams};
 use cmp_store::RequestQuery;
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use super::Idempotency;
 use super::views;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiQuery, IdempotencyHeader};
 use crate::inventory::views::{decode_tagged, encode_tagged, page_limit};
 use crate::state::AppState;
@@ -47,49 +44,19 @@ pub async fn create(
     Ok((status, Json(views::request(record))))
 }
 
-/// Filters of the request listing.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    // Read as text so that a bad value is a 400 naming the field.
-    #[param(value_type = Option<RequestState>)]
-    pub state: Option<String>,
-    #[param(value_type = Option<RequestKind>)]
-    pub kind: Option<String>,
-    /// Managed certificate id, name, or `owner/name`.
-    pub managed_certificate: Option<String>,
-    /// Page size, 1 to 500 (default 100).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 /// Requests the caller may see, newest first.
-#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(ListParams),
+#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(RequestListParams),
     responses((status = 200, body = Page<Request>)),
     security(("bearer" = ["admin", "security", "developer"])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    ApiQuery(params): ApiQuery<ListParams>,
+    ApiQuery(params): ApiQuery<RequestListParams>,
 ) -> ApiResult<Json<Page<Request>>> {
     let query = RequestQuery {
         scope: caller.scope.clone(),
-        state: params
-            .state
-            .map(|s| {
-                RequestState::parse(&s).ok_or_else(|| ApiError::bad_field("state", "unknown state"))
-            })
-            .transpose()?,
-        kind: params
-            .kind
-            .map(|k| {
-                RequestKind::parse(&k)
-                    .ok_or_else(|| ApiError::bad_field("kind", "issue, renew or revoke"))
-            })
-            .transpose()?,
+        state: params.state,
+        kind: params.kind,
         managed_certificate_id: match params.managed_certificate {
             Some(m) => Some(managed_filter(&state, &caller, m).await?),
             None => None,
