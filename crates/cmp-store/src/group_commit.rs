@@ -1,12 +1,16 @@
-//! Group commit of requests signed in this process: the issued requests that concurrent
-//! callers hand over while a commit is running are stored together in the next transaction,
-//! with one multi-row statement per table and one audit append, instead of a transaction each.
+//! Group commit of issued certificates: what concurrent callers hand over while a commit is
+//! running is stored together in the next transaction, with one multi-row statement per table
+//! and one audit append, instead of a transaction each. Two kinds of item share the queue:
+//! requests signed in this process, stored new and issued (`create_issued_request`), and
+//! claimed requests that a CA outside it has signed, finished (`complete_issue`).
 //!
 //! Why: on SQLite every statement costs two thread hand-offs to sqlx's worker thread, whatever
 //! it does, and there is one writer; on PostgreSQL every statement is a round trip and every
-//! audited transaction takes the chain head's row lock. A batch pays both once.
+//! audited transaction takes the chain head's row lock. A batch pays both once. One queue for
+//! both kinds, not one each: two committing tasks would take turns on SQLite's one writer and
+//! on the chain head's lock, each with half a batch, where one task commits both together.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -18,7 +22,7 @@ use crate::adapters::{LEDGER_INSERT, LedgerRow, ledger_row};
 use crate::audit;
 use crate::certificates::import_chunk_with;
 use crate::requests::{
-    REQUEST_INSERT, add_findings, created_events, issued_certificates, issued_event,
+    REQUEST_INSERT, add_findings, cannot_become, created_events, issued_certificates, issued_event,
     key_body_mismatch, request_from_row, request_row, set_current_version,
 };
 use crate::sql::{Arg, SqlBuilder, run_statements};
@@ -44,9 +48,26 @@ pub struct IssuedRequest {
     pub issued: IssuedRecord,
 }
 
+/// A claimed (`submitted`) request that a CA outside this process has signed, to finish
+/// ([`crate::RequestStore::complete_issue`]).
+#[derive(Debug, Clone)]
+pub struct CompletedRequest {
+    pub ctx: AuditContext,
+    /// The request's id.
+    pub id: String,
+    pub issued: IssuedRecord,
+}
+
+/// The answer to an [`IssuedRequest`]: the request, and whether it was created now.
 type Answer = StoreResult<(RequestRecord, bool)>;
 
-/// The requests waiting for the next commit, and whether a task is committing.
+/// The answer to a [`CompletedRequest`]: the request, issued.
+type Completion = StoreResult<RequestRecord>;
+
+/// The answers to a batch: one per item of each kind, in order.
+type Answers = (Vec<Answer>, Vec<Completion>);
+
+/// The items waiting for the next commit, and whether a task is committing.
 #[derive(Debug, Default)]
 pub(crate) struct GroupCommit {
     queue: Mutex<Queue>,
@@ -54,8 +75,18 @@ pub(crate) struct GroupCommit {
 
 #[derive(Debug, Default)]
 struct Queue {
-    waiting: Vec<(IssuedRequest, oneshot::Sender<Answer>)>,
+    waiting: Vec<Waiting>,
     committing: bool,
+}
+
+/// An item and where its answer goes.
+// Each item is moved into the queue once and out of it once: boxing the larger kind would
+// cost an allocation per request to save a few hundred bytes while it waits.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Waiting {
+    Issued(IssuedRequest, oneshot::Sender<Answer>),
+    Completed(CompletedRequest, oneshot::Sender<Completion>),
 }
 
 impl GroupCommit {
@@ -90,13 +121,32 @@ enum Plan {
     Refused(StoreError),
 }
 
+/// What a caller whose item's commit ended early (a panic) is told.
+fn no_answer() -> StoreError {
+    StoreError::corrupt("group commit", "ended without an answer")
+}
+
 impl SqlStore {
-    /// Queues `item` for the next group commit and waits for its answer.
+    /// Queues a signed new request for the next group commit and waits for its answer.
     pub(crate) async fn commit_issued(&self, item: IssuedRequest) -> Answer {
         let (reply, answer) = oneshot::channel();
+        self.enqueue(Waiting::Issued(item, reply));
+        answer.await.map_err(|_| no_answer())?
+    }
+
+    /// Queues a claimed request's certificate for the next group commit and waits for its
+    /// answer.
+    pub(crate) async fn commit_completed(&self, item: CompletedRequest) -> Completion {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Waiting::Completed(item, reply));
+        answer.await.map_err(|_| no_answer())?
+    }
+
+    /// Adds an item to the queue, and starts a committing task if none runs.
+    fn enqueue(&self, item: Waiting) {
         let start = {
             let mut queue = self.group.lock();
-            queue.waiting.push((item, reply));
+            queue.waiting.push(item);
             !std::mem::replace(&mut queue.committing, true)
         };
         if start {
@@ -104,7 +154,6 @@ impl SqlStore {
             let store = self.clone();
             tokio::spawn(async move { store.drain_group().await });
         }
-        answer.await.map_err(|_| StoreError::corrupt("group commit", "ended without an answer"))?
     }
 
     /// Commits batches until no request waits. The write connection is kept from one batch
@@ -127,89 +176,154 @@ impl SqlStore {
             if held.as_ref().is_some_and(|(_, since)| since.elapsed() > HOLD_WRITER) {
                 held = None;
             }
-            let (items, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            let answers = self.store_issued_on(&mut held, &items).await;
-            for (reply, answer) in replies.into_iter().zip(answers) {
-                // A caller that went away learns nothing; its request is stored all the same.
+            let (mut issued, mut issued_replies) = (Vec::new(), Vec::new());
+            let (mut completed, mut completed_replies) = (Vec::new(), Vec::new());
+            for item in batch {
+                match item {
+                    Waiting::Issued(item, reply) => {
+                        issued.push(item);
+                        issued_replies.push(reply);
+                    }
+                    Waiting::Completed(item, reply) => {
+                        completed.push(item);
+                        completed_replies.push(reply);
+                    }
+                }
+            }
+            let (issued_answers, completed_answers) =
+                self.store_batch_on(&mut held, &issued, &completed).await;
+            // A caller that went away learns nothing; its request is stored all the same.
+            for (reply, answer) in issued_replies.into_iter().zip(issued_answers) {
+                let _ = reply.send(answer);
+            }
+            for (reply, answer) in completed_replies.into_iter().zip(completed_answers) {
                 let _ = reply.send(answer);
             }
         }
     }
 
-    /// Stores signed requests issued: all in one transaction, or, when that fails as a whole
-    /// (a key raced in by another process, a constraint), each on its own, so that every
-    /// request gets its own answer. One answer per item, in order. (The server goes through
-    /// the queue above; tests call this directly to choose the batches.)
+    /// Stores signed requests issued (see `store_batch`). For tests.
     #[cfg(feature = "testing")]
     pub async fn store_issued(&self, items: &[IssuedRequest]) -> Vec<Answer> {
-        self.store_issued_on(&mut None, items).await
+        self.store_batch_on(&mut None, items, &[]).await.0
     }
 
-    /// Stores a batch (see `store_issued`) on the `held` write connection, taken from the pool
+    /// Stores signed new requests issued and finishes claimed ones: all in one transaction,
+    /// or, when that fails as a whole (a key raced in by another process, a request finished
+    /// by another one meanwhile, a constraint), each on its own, so that every item gets its
+    /// own answer. One answer per item of each kind, in order. (The server goes through the
+    /// queue above; tests call this directly to choose the batches.)
+    #[cfg(feature = "testing")]
+    pub async fn store_batch(
+        &self,
+        issued: &[IssuedRequest],
+        completed: &[CompletedRequest],
+    ) -> Answers {
+        self.store_batch_on(&mut None, issued, completed).await
+    }
+
+    /// Stores a batch (see `store_batch`) on the `held` write connection, taken from the pool
     /// if none.
-    async fn store_issued_on(
+    async fn store_batch_on(
         &self,
         held: &mut Option<(PoolConnection<Any>, Instant)>,
-        items: &[IssuedRequest],
-    ) -> Vec<Answer> {
+        issued: &[IssuedRequest],
+        completed: &[CompletedRequest],
+    ) -> Answers {
         let together = match held {
-            Some((conn, _)) => store_together(conn, items).await,
+            Some((conn, _)) => store_together(conn, issued, completed).await,
             None => match self.write.acquire().await {
                 Ok(conn) => {
                     let (conn, _) = held.insert((conn, Instant::now()));
-                    store_together(conn, items).await
+                    store_together(conn, issued, completed).await
                 }
                 Err(e) => Err(e.into()),
             },
         };
         match together {
             Ok(answers) => return answers,
-            Err(e) => tracing::debug!(error = %e, requests = items.len(), "group commit fell back"),
+            Err(e) => tracing::debug!(
+                error = %e,
+                issued = issued.len(),
+                completed = completed.len(),
+                "group commit fell back"
+            ),
         }
         // Through the pool, which on SQLite has this one writer: give it back first.
         *held = None;
-        let mut answers = Vec::with_capacity(items.len());
-        for item in items {
+        let mut issued_answers = Vec::with_capacity(issued.len());
+        for item in issued {
             let signed = Some((&item.ledger, &item.issued));
             let inserted =
                 self.insert_request(&item.ctx, &item.request, signed, item.key.as_ref()).await;
-            answers.push(self.settle_key_race(inserted, item.key.as_ref()).await);
+            issued_answers.push(self.settle_key_race(inserted, item.key.as_ref()).await);
         }
-        answers
+        let mut completed_answers = Vec::with_capacity(completed.len());
+        for item in completed {
+            completed_answers
+                .push(self.complete_issue_alone(&item.ctx, &item.id, &item.issued).await);
+        }
+        (issued_answers, completed_answers)
     }
 
     /// Stores signed requests issued in one transaction: all, or (`Err`) none. A request
     /// whose idempotency key decides otherwise gets its own answer inside the `Ok`. For tests.
     #[cfg(feature = "testing")]
     pub async fn store_issued_together(&self, items: &[IssuedRequest]) -> StoreResult<Vec<Answer>> {
+        Ok(self.store_batch_together(items, &[]).await?.0)
+    }
+
+    /// Stores a batch in one transaction: all, or (`Err`) none. An item refused on its own (an
+    /// idempotency key that decides otherwise, a request that is not `submitted`) gets its
+    /// answer inside the `Ok`. For tests.
+    #[cfg(feature = "testing")]
+    pub async fn store_batch_together(
+        &self,
+        issued: &[IssuedRequest],
+        completed: &[CompletedRequest],
+    ) -> StoreResult<Answers> {
         let mut conn = self.write.acquire().await?;
-        store_together(&mut conn, items).await
+        store_together(&mut conn, issued, completed).await
     }
 }
 
 /// Stores a batch in one transaction on `conn`: all, or (`Err`) none.
 async fn store_together(
     conn: &mut AnyConnection,
-    items: &[IssuedRequest],
-) -> StoreResult<Vec<Answer>> {
+    issued: &[IssuedRequest],
+    completed: &[CompletedRequest],
+) -> StoreResult<Answers> {
     let unclaimed = |i: &&IssuedRequest| i.request.claimed_until().is_none();
-    if let Some(item) = items.iter().find(unclaimed) {
+    if let Some(item) = issued.iter().find(unclaimed) {
         return Err(StoreError::Conflict(format!("request {} is not approved", item.request.id)));
     }
     let mut tx = conn.begin().await?;
-    let plans = claim_keys(&mut tx, items).await?;
-    let fresh: Vec<&IssuedRequest> = items
+    let plans = claim_keys(&mut tx, issued).await?;
+    let claimed = read_claimed(&mut tx, completed).await?;
+    let fresh = issued.iter().zip(&plans).filter(|(_, plan)| matches!(plan, Plan::Fresh));
+    let finishing: Vec<Finishing<'_>> = fresh
+        .map(|(item, _)| Finishing::new(item))
+        .chain(completed.iter().zip(&claimed).filter_map(|(item, request)| {
+            request.as_ref().ok().map(|request| Finishing::claimed(item, request))
+        }))
+        .collect();
+    if !finishing.is_empty() {
+        finish_together(&mut tx, &finishing).await?;
+    }
+    let ids = issued
         .iter()
         .zip(&plans)
-        .filter(|(_, plan)| matches!(plan, Plan::Fresh))
-        .map(|(item, _)| item)
-        .collect();
-    if !fresh.is_empty() {
-        insert_fresh(&mut tx, &fresh).await?;
-    }
-    let records = read_requests(&mut tx, items, &plans).await?;
+        .filter_map(|(item, plan)| match plan {
+            Plan::Fresh => Some(item.request.id.clone()),
+            Plan::Existing(id) => Some(id.clone()),
+            Plan::Refused(_) => None,
+        })
+        .chain(
+            completed.iter().zip(&claimed).filter(|(_, c)| c.is_ok()).map(|(i, _)| i.id.clone()),
+        );
+    let records = read_requests(&mut tx, ids).await?;
     tx.commit().await?;
-    let answers = items
+    let issued_answers = issued
         .iter()
         .zip(plans)
         .map(|(item, plan)| {
@@ -222,7 +336,46 @@ async fn store_together(
             record.map(|r| (r, created)).ok_or_else(|| StoreError::not_found("request", &id))
         })
         .collect();
-    Ok(answers)
+    let completed_answers = completed
+        .iter()
+        .zip(claimed)
+        .map(|(item, claimed)| {
+            claimed?;
+            let record = records.get(&item.id).cloned();
+            record.ok_or_else(|| StoreError::not_found("request", &item.id))
+        })
+        .collect();
+    Ok((issued_answers, completed_answers))
+}
+
+/// The stored requests of `completed`, each as it stands, or its refusal, as
+/// `complete_issue` alone would give it: unknown, or not `submitted` (also when an earlier
+/// item of the batch finishes the same request).
+async fn read_claimed(
+    tx: &mut Transaction<'_, Any>,
+    completed: &[CompletedRequest],
+) -> StoreResult<Vec<StoreResult<RequestRecord>>> {
+    if completed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = completed.iter().map(|item| item.id.clone());
+    let stored = read_requests(tx, ids).await?;
+    let mut taken = HashSet::new();
+    let claimed = completed
+        .iter()
+        .map(|item| {
+            let id = &item.id;
+            let request = stored.get(id).ok_or_else(|| StoreError::not_found("request", id))?;
+            if !taken.insert(id.as_str()) {
+                return Err(cannot_become(id, RequestState::Issued, RequestState::Issued));
+            }
+            if request.state != RequestState::Submitted {
+                return Err(cannot_become(id, request.state, RequestState::Issued));
+            }
+            Ok(request.clone())
+        })
+        .collect();
+    Ok(claimed)
 }
 
 /// Decides each request's idempotency key against the stored ones and the batch's earlier
@@ -320,31 +473,77 @@ fn push_key_names(b: &mut SqlBuilder, keys: &[&IdempotencyKey], only_expired: bo
     }
 }
 
-/// The certificates, requests (issued already), ledger rows and audit events of `fresh`.
-async fn insert_fresh(tx: &mut Transaction<'_, Any>, fresh: &[&IssuedRequest]) -> StoreResult<()> {
+/// A request the batch issues: a new one (stored with its ledger row) or a claimed one.
+struct Finishing<'a> {
+    ctx: &'a AuditContext,
+    id: &'a str,
+    owner_id: Option<String>,
+    links: IssuedLinks,
+    issued: &'a IssuedRecord,
+    /// The new request; `None` for a claimed one, stored already.
+    new: Option<&'a IssuedRequest>,
+}
+
+impl<'a> Finishing<'a> {
+    fn new(item: &'a IssuedRequest) -> Self {
+        let request = &item.request;
+        Finishing {
+            ctx: &item.ctx,
+            id: &request.id,
+            owner_id: request.owner_id.clone(),
+            links: IssuedLinks {
+                adapter_id: request.adapter_id.clone(),
+                managed_certificate_id: request.managed_certificate_id.clone(),
+                key_secret: request.key_secret.clone(),
+            },
+            issued: &item.issued,
+            new: Some(item),
+        }
+    }
+
+    fn claimed(item: &'a CompletedRequest, request: &RequestRecord) -> Self {
+        Finishing {
+            ctx: &item.ctx,
+            id: &item.id,
+            owner_id: request.owner_id.clone(),
+            links: IssuedLinks {
+                adapter_id: request.adapter_id.clone(),
+                managed_certificate_id: request.managed_certificate_id.clone(),
+                key_secret: request.key_secret.clone(),
+            },
+            issued: &item.issued,
+            new: None,
+        }
+    }
+}
+
+/// The certificates, requests (new ones inserted issued, claimed ones updated), ledger rows,
+/// chains, findings, managed certificates' current versions and audit events of `items`.
+async fn finish_together(
+    tx: &mut Transaction<'_, Any>,
+    items: &[Finishing<'_>],
+) -> StoreResult<()> {
     let mut certificates = Vec::new();
     let mut certificate_of = Vec::new();
-    for (i, item) in fresh.iter().enumerate() {
-        let request = &item.request;
-        let links = IssuedLinks {
-            adapter_id: request.adapter_id.clone(),
-            managed_certificate_id: request.managed_certificate_id.clone(),
-            key_secret: request.key_secret.clone(),
-        };
-        let rows = issued_certificates(&item.issued, request.owner_id.clone(), links);
+    for (i, item) in items.iter().enumerate() {
+        let rows = issued_certificates(item.issued, item.owner_id.clone(), item.links.clone());
         certificate_of.extend(std::iter::repeat_n(i, rows.len()));
         certificates.extend(rows);
     }
     let mut imported = Vec::new();
     let outcomes =
-        import_chunk_with(tx, &fresh[0].ctx, &Scope::All, &certificates, &mut imported).await?;
+        import_chunk_with(tx, items[0].ctx, &Scope::All, &certificates, &mut imported).await?;
     // Each created certificate has one event, in order: it belongs to the first request whose
     // certificates held it (a shared chain is created once).
-    let mut events: Vec<Vec<NewAuditEvent>> =
-        fresh.iter().map(|item| created_events(&item.request)).collect();
+    let mut events: Vec<Vec<NewAuditEvent>> = items
+        .iter()
+        .map(|item| item.new.map(|new| created_events(&new.request)).unwrap_or_default())
+        .collect();
     let mut imported = imported.into_iter();
-    let mut leaves = vec![String::new(); fresh.len()];
-    let mut chains: Vec<Vec<String>> = vec![Vec::new(); fresh.len()];
+    let mut leaves = vec![String::new(); items.len()];
+    let mut chains: Vec<Vec<String>> = vec![Vec::new(); items.len()];
+    // Claimed requests whose leaf was known already (an import saw it first).
+    let mut known = Vec::new();
     for ((outcome, &i), certificate) in outcomes.iter().zip(&certificate_of).zip(&certificates) {
         if certificate.issued.is_none() {
             chains[i].push(outcome.id.clone());
@@ -355,63 +554,123 @@ async fn insert_fresh(tx: &mut Transaction<'_, Any>, fresh: &[&IssuedRequest]) -
         }
         if certificate.issued.is_some() {
             if !outcome.created {
-                // Known already: the one-by-one path links it.
-                return Err(StoreError::Conflict("an issued certificate is known already".into()));
+                if items[i].new.is_some() {
+                    // Known already: the one-by-one path links it.
+                    let known = "an issued certificate is known already";
+                    return Err(StoreError::Conflict(known.into()));
+                }
+                known.push(i);
             }
             leaves[i] = outcome.id.clone();
         }
     }
+    for &i in &known {
+        // Rare (a scan found it between the CA's answer and now): one statement each.
+        let links = &items[i].links;
+        sqlx::query(
+            "UPDATE certificates SET managed_certificate_id = $1, adapter_id = $2, \
+             key_secret = $3 WHERE id = $4",
+        )
+        .bind(&links.managed_certificate_id)
+        .bind(&links.adapter_id)
+        .bind(&links.key_secret)
+        .bind(&leaves[i])
+        .execute(&mut **tx)
+        .await?;
+    }
+    let mut statements = Vec::new();
     let mut requests = SqlBuilder::bulk(tx, REQUEST_INSERT);
     // No ON CONFLICT: a request id with a ledger row already fails the batch.
     let mut ledger = SqlBuilder::bulk(tx, LEDGER_INSERT);
-    for (i, (item, leaf)) in fresh.iter().zip(&leaves).enumerate() {
-        if i > 0 {
-            requests.push(", ");
-            ledger.push(", ");
-        }
+    // Claimed requests become issued only if they still are `submitted`: another worker may
+    // have finished one since they were read (PostgreSQL).
+    let mut claimed = SqlBuilder::bulk(
+        tx,
+        "UPDATE issuance_requests SET state = 'issued', certificate_id = v.column2, \
+         last_error = NULL, updated_at = v.column3 FROM (VALUES ",
+    );
+    let (mut new_count, mut claimed_count) = (0_u64, 0_u64);
+    for (i, (item, leaf)) in items.iter().zip(&leaves).enumerate() {
         let now = item.ctx.now();
-        requests.row(request_row(&item.request, RequestState::Issued, Some(leaf.clone()), now));
-        ledger.row(ledger_row(&item.ledger));
-        let managed = item.request.managed_certificate_id.as_deref();
+        match item.new {
+            Some(new) => {
+                if new_count > 0 {
+                    requests.push(", ");
+                    ledger.push(", ");
+                }
+                new_count += 1;
+                requests.row(request_row(
+                    &new.request,
+                    RequestState::Issued,
+                    Some(leaf.clone()),
+                    now,
+                ));
+                ledger.row(ledger_row(&new.ledger));
+            }
+            None => {
+                if claimed_count > 0 {
+                    claimed.push(", ");
+                }
+                claimed_count += 1;
+                claimed.row([Arg::Text(item.id.into()), Arg::Text(leaf.clone()), Arg::Int(now)]);
+            }
+        }
+        let managed = item.links.managed_certificate_id.as_deref();
         if let Some(managed) = managed {
             set_current_version(tx, managed, leaf, now).await?;
         }
-        events[i].push(issued_event(&item.request.id, leaf, &item.issued, managed));
+        events[i].push(issued_event(item.id, leaf, item.issued, managed));
     }
-    // The leaves are new: their chain rows need no DELETE first, and go with the INSERTs below.
+    if claimed_count > 0 {
+        claimed.push(
+            ") AS v WHERE issuance_requests.id = v.column1 \
+             AND issuance_requests.state = 'submitted'",
+        );
+        if claimed.query().execute(&mut **tx).await?.rows_affected() != claimed_count {
+            // Finished or failed by another worker meanwhile: each on its own says which.
+            return Err(StoreError::Conflict("a claimed request changed meanwhile".into()));
+        }
+    }
+    if new_count > 0 {
+        statements.extend([requests, ledger]);
+    }
+    // A known leaf may have a chain recorded already: replaced, as `link_chains` does. New
+    // leaves need no DELETE first, and their rows go with the INSERTs below.
+    let replaced: Vec<Arg> = known
+        .iter()
+        .filter(|&&i| !chains[i].is_empty())
+        .map(|&i| Arg::Text(leaves[i].clone()))
+        .collect();
+    if !replaced.is_empty() {
+        let mut delete =
+            SqlBuilder::bulk(tx, "DELETE FROM certificate_chains WHERE certificate_id IN ");
+        delete.row(replaced);
+        delete.query().execute(&mut **tx).await?;
+    }
     let links: Vec<(String, Vec<String>)> = leaves.iter().cloned().zip(chains).collect();
-    let chain_rows = crate::chains::chain_rows(tx, &links);
+    statements.extend(crate::chains::chain_rows(tx, &links));
     let findings: Vec<(String, &[cmp_domain::Finding])> = leaves
         .iter()
-        .zip(fresh)
+        .zip(items)
         .map(|(leaf, item)| (leaf.clone(), &item.issued.findings[..]))
         .collect();
     add_findings(tx, &findings).await?;
-    let attributed: Vec<(&AuditContext, &NewAuditEvent)> = fresh
+    let attributed: Vec<(&AuditContext, &NewAuditEvent)> = items
         .iter()
         .zip(&events)
-        .flat_map(|(item, events)| events.iter().map(|event| (&item.ctx, event)))
+        .flat_map(|(item, events)| events.iter().map(|event| (item.ctx, event)))
         .collect();
     let (_, audit) = audit::append_statements(tx, &attributed).await?;
-    let statements = [requests, ledger].into_iter().chain(chain_rows).chain(audit).collect();
+    statements.extend(audit);
     run_statements(tx, statements).await
 }
 
-/// The records of every request the batch answers with, by id.
+/// The stored requests of `ids`, by id.
 async fn read_requests(
     tx: &mut Transaction<'_, Any>,
-    items: &[IssuedRequest],
-    plans: &[Plan],
+    ids: impl Iterator<Item = String>,
 ) -> StoreResult<HashMap<String, RequestRecord>> {
-    let ids: Vec<Arg> = items
-        .iter()
-        .zip(plans)
-        .filter_map(|(item, plan)| match plan {
-            Plan::Fresh => Some(Arg::Text(item.request.id.clone())),
-            Plan::Existing(id) => Some(Arg::Text(id.clone())),
-            Plan::Refused(_) => None,
-        })
-        .collect();
+    let ids: Vec<Arg> = ids.map(Arg::Text).collect();
     if ids.is_empty() {
         return Ok(HashMap::new());
     }

@@ -22,7 +22,7 @@ pub use adapters::*;
 pub use audit::{ChainBreak, GENESIS_HASH, canonical_json, event_hash};
 pub use certificates::{MAX_LABELS, validate_labels};
 pub use error::StoreError;
-pub use group_commit::IssuedRequest;
+pub use group_commit::{CompletedRequest, IssuedRequest};
 pub use managed::*;
 pub use records::*;
 pub use requests::*;

@@ -12,8 +12,8 @@ use crate::audit;
 use crate::certificates::{import_chunk_with, push_owner_scope};
 use crate::sql::{Arg, SqlBuilder};
 use crate::{
-    AuditContext, CertificateSource, Cursor, IssuedLinks, IssuedRequest, NewAuditEvent,
-    NewCertificate, Page, Scope, SqlStore, StoreError, StoreResult,
+    AuditContext, CertificateSource, CompletedRequest, Cursor, IssuedLinks, IssuedRequest,
+    NewAuditEvent, NewCertificate, Page, Scope, SqlStore, StoreError, StoreResult,
 };
 
 /// One issuance request.
@@ -146,8 +146,11 @@ pub trait RequestStore: Send + Sync {
         id: &str,
         lease_until: i64,
     ) -> StoreResult<Option<RequestRecord>>;
-    /// Finishes an issue or renew request: the certificate and its chain go to the inventory,
-    /// linked to the request, the adapter and the managed certificate, in one transaction.
+    /// Finishes a submitted issue or renew request: the certificate and its chain go to the
+    /// inventory, linked to the request, the adapter and the managed certificate, in one
+    /// transaction with its audit event. A request that is not `submitted` (finished already,
+    /// or failed) is `Conflict` and nothing is stored. Concurrent calls share a transaction
+    /// (group commit); each is answered after its commit.
     async fn complete_issue(
         &self,
         ctx: &AuditContext,
@@ -272,11 +275,16 @@ async fn transition(
         return Ok(());
     }
     let current = request_in_tx(tx, id).await?;
-    Err(StoreError::Conflict(format!(
+    Err(cannot_become(id, current.state, to))
+}
+
+/// The answer to a change of state that the request's current state does not allow.
+pub(crate) fn cannot_become(id: &str, current: RequestState, to: RequestState) -> StoreError {
+    StoreError::Conflict(format!(
         "request {id} is {}, it cannot become {}",
-        current.state.as_str(),
+        current.as_str(),
         to.as_str()
-    )))
+    ))
 }
 
 /// Inserts a request (and its idempotency key), pushing its audit events to `events`;
@@ -532,6 +540,23 @@ impl SqlStore {
         Ok((record, true))
     }
 
+    /// Finishes a submitted request in a transaction of its own (see
+    /// [`RequestStore::complete_issue`]): the group commit's way when a batch fails as a whole.
+    pub(crate) async fn complete_issue_alone(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        issued: &IssuedRecord,
+    ) -> StoreResult<RequestRecord> {
+        let mut tx = self.begin().await?;
+        let mut events = Vec::new();
+        complete_issue_in(&mut tx, ctx, id, issued, &mut events).await?;
+        audit::append_many(&mut tx, ctx, &events).await?;
+        let record = request_in_tx(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
     /// Two retries raced with one idempotency key (PostgreSQL): the loser returns the
     /// winner's request.
     pub(crate) async fn settle_key_race(
@@ -680,13 +705,9 @@ impl RequestStore for SqlStore {
         id: &str,
         issued: &IssuedRecord,
     ) -> StoreResult<RequestRecord> {
-        let mut tx = self.begin().await?;
-        let mut events = Vec::new();
-        complete_issue_in(&mut tx, ctx, id, issued, &mut events).await?;
-        audit::append_many(&mut tx, ctx, &events).await?;
-        let record = request_in_tx(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(record)
+        let item =
+            CompletedRequest { ctx: ctx.clone(), id: id.to_string(), issued: issued.clone() };
+        self.commit_completed(item).await
     }
 
     async fn complete_revoke(

@@ -21,7 +21,7 @@ pub(crate) async fn adapter(store: &SqlStore) -> AdapterRecord {
     store.create_adapter(&ctx(NOW), &new).await.unwrap()
 }
 
-fn request(adapter_id: &str, state: RequestState) -> NewRequest {
+pub(crate) fn request(adapter_id: &str, state: RequestState) -> NewRequest {
     NewRequest {
         id: uuid::Uuid::now_v7().to_string(),
         kind: RequestKind::Issue,
@@ -310,7 +310,7 @@ async fn a_request_signed_in_process_is_stored_issued_in_one_transaction() {
 }
 
 /// A signed, approved request of `actor` for the group commit, with leaf `n` under chain 900.
-fn signed_request(
+pub(crate) fn signed_request(
     adapter_id: &str,
     n: u32,
     actor: &str,

@@ -8,6 +8,7 @@
 
 mod audit;
 mod certificates;
+mod completions;
 mod issuance;
 mod managed;
 mod migrations;
