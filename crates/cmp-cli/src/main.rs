@@ -1,7 +1,11 @@
 //! `cmpctl`: the CMP command line, for people and scripts.
 
-mod issuance;
+mod adapters;
+mod managed;
 mod output;
+mod pki;
+mod policy;
+mod requests;
 mod resolve;
 
 use std::collections::BTreeMap;
@@ -80,7 +84,7 @@ enum Command {
     Audit(AuditCommand),
     /// Issuance requests.
     #[command(subcommand)]
-    Request(issuance::RequestCommand),
+    Request(requests::RequestCommand),
     /// Approve a request awaiting approval (security, admin).
     Approve {
         /// Request id.
@@ -99,7 +103,7 @@ enum Command {
     },
     /// Managed certificates (renewed by the scheduler).
     #[command(subcommand)]
-    Managed(issuance::ManagedCommand),
+    Managed(managed::ManagedCommand),
     /// Renew a managed certificate now.
     Renew {
         /// Managed certificate id, name, or owner/name (when you see several owners).
@@ -129,13 +133,13 @@ enum Command {
     },
     /// Owners' issuance policies.
     #[command(subcommand)]
-    Policy(issuance::PolicyCommand),
+    Policy(policy::PolicyCommand),
     /// CA adapters.
     #[command(subcommand)]
-    Adapter(issuance::AdapterCommand),
+    Adapter(adapters::AdapterCommand),
     /// What a CA publishes: CRL, chain, OCSP answers.
     #[command(subcommand)]
-    Pki(issuance::PkiCommand),
+    Pki(pki::PkiCommand),
 }
 
 /// A parser that accepts only `values` and lists them in `--help`.
@@ -453,26 +457,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Owner(cmd) => owner(&client, &out, cmd).await,
         Command::Token(cmd) => token_cmd(&client, &out, cmd).await,
         Command::Audit(cmd) => audit(&client, &out, cmd).await,
-        Command::Request(cmd) => issuance::request(&client, &out, cmd).await,
+        Command::Request(cmd) => requests::request(&client, &out, cmd).await,
         Command::Approve { id, comment } => {
-            issuance::decide(&client, &out, &id, true, comment).await
+            requests::decide(&client, &out, &id, true, comment).await
         }
         Command::Reject { id, comment } => {
-            issuance::decide(&client, &out, &id, false, comment).await
+            requests::decide(&client, &out, &id, false, comment).await
         }
-        Command::Managed(cmd) => issuance::managed(&client, &out, cmd).await,
-        Command::Renew { id } => issuance::renew(&client, &out, &id).await,
+        Command::Managed(cmd) => managed::managed(&client, &out, cmd).await,
+        Command::Renew { id } => managed::renew(&client, &out, &id).await,
         Command::Revoke { id, reason, purge_key } => {
             let id = resolve::certificate_id(&client, &id).await?;
-            issuance::revoke(&client, &out, &id, &reason, purge_key).await
+            requests::revoke(&client, &out, &id, &reason, purge_key).await
         }
         Command::Download { id, pkcs12_password, out: file } => {
             let id = resolve::certificate_id(&client, &id).await?;
-            issuance::download(&client, &out, &id, pkcs12_password, file).await
+            requests::download(&client, &out, &id, pkcs12_password, file).await
         }
-        Command::Policy(cmd) => issuance::policy(&client, &out, cmd).await,
-        Command::Adapter(cmd) => issuance::adapter(&client, &out, cmd).await,
-        Command::Pki(cmd) => issuance::pki(&client, &out, cmd).await,
+        Command::Policy(cmd) => policy::policy(&client, &out, cmd).await,
+        Command::Adapter(cmd) => adapters::adapter(&client, &out, cmd).await,
+        Command::Pki(cmd) => pki::pki(&client, &out, cmd).await,
     }
 }
 
