@@ -6,6 +6,7 @@ use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::AuditAction;
 use crate::audit;
 use crate::sql::{Arg, SqlBuilder};
 use crate::{AuditContext, NewAuditEvent, SqlStore, StoreError, StoreResult};
@@ -182,13 +183,8 @@ fn ledger_from_row(row: &AnyRow) -> StoreResult<LedgerRow> {
     })
 }
 
-fn adapter_event(action: &str, id: &str, details: serde_json::Value) -> NewAuditEvent {
-    NewAuditEvent {
-        action: action.into(),
-        entity_type: "adapter".into(),
-        entity_id: id.into(),
-        details,
-    }
+fn adapter_event(action: AuditAction, id: &str, details: serde_json::Value) -> NewAuditEvent {
+    NewAuditEvent { action, entity_type: "adapter".into(), entity_id: id.into(), details }
 }
 
 impl SqlStore {
@@ -250,7 +246,8 @@ impl AdapterStore for SqlStore {
             .await?;
         }
         let details = json!({"name": adapter.name, "kind": adapter.kind, "config": adapter.config});
-        audit::append(&mut tx, ctx, &adapter_event("adapter.created", &id, details)).await?;
+        audit::append(&mut tx, ctx, &adapter_event(AuditAction::AdapterCreated, &id, details))
+            .await?;
         tx.commit().await?;
         self.directory_changed();
         self.get_adapter(&id).await
@@ -302,7 +299,7 @@ impl AdapterStore for SqlStore {
         b.push(" WHERE id = ").bind(Arg::Text(current.id.clone()));
         let mut tx = self.begin().await?;
         b.query().execute(&mut *tx).await?;
-        let event = adapter_event("adapter.updated", &current.id, details.into());
+        let event = adapter_event(AuditAction::AdapterUpdated, &current.id, details.into());
         audit::append(&mut tx, ctx, &event).await?;
         tx.commit().await?;
         self.directory_changed();

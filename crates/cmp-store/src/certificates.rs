@@ -10,6 +10,7 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::AuditAction;
 use crate::audit;
 use crate::sql::{Arg, SqlBuilder};
 use crate::{
@@ -359,7 +360,7 @@ pub(crate) async fn import_chunk_with(
             Some(id) => {
                 known.insert(f.fingerprint_sha256.clone(), (id.clone(), true));
                 events.push(NewAuditEvent {
-                    action: "certificate.created".into(),
+                    action: AuditAction::CertificateCreated,
                     entity_type: "certificate".into(),
                     entity_id: id.clone(),
                     details: json!({
@@ -406,7 +407,7 @@ pub(crate) async fn import_chunk_with(
             .try_get("first_seen")?;
             if first_seen == now {
                 events.push(NewAuditEvent {
-                    action: "certificate.location_added".into(),
+                    action: AuditAction::CertificateLocationAdded,
                     entity_type: "certificate".into(),
                     entity_id: outcome.id.clone(),
                     details: json!({"kind": location.kind.as_str(), "address": location.address}),
@@ -595,7 +596,7 @@ impl CertificateStore for SqlStore {
             return Err(StoreError::not_found("certificate", id));
         }
         let event = NewAuditEvent {
-            action: "certificate.updated".into(),
+            action: AuditAction::CertificateUpdated,
             entity_type: "certificate".into(),
             entity_id: current.id.clone(),
             details: serde_json::Value::Object(details),
@@ -632,7 +633,7 @@ impl CertificateStore for SqlStore {
             return Err(StoreError::not_found("certificate", id));
         }
         let event = NewAuditEvent {
-            action: "certificate.deleted".into(),
+            action: AuditAction::CertificateDeleted,
             entity_type: "certificate".into(),
             entity_id: current.id.clone(),
             details: json!({

@@ -5,6 +5,7 @@ use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::AuditAction;
 use crate::audit;
 use crate::certificates::push_owner_scope;
 use crate::sql::{Arg, SqlBuilder};
@@ -174,13 +175,13 @@ fn policy_from_row(row: &AnyRow) -> StoreResult<PolicyRecord> {
     })
 }
 
-fn event(action: &str, entity_type: &str, id: &str, details: serde_json::Value) -> NewAuditEvent {
-    NewAuditEvent {
-        action: action.into(),
-        entity_type: entity_type.into(),
-        entity_id: id.into(),
-        details,
-    }
+fn event(
+    action: AuditAction,
+    entity_type: &str,
+    id: &str,
+    details: serde_json::Value,
+) -> NewAuditEvent {
+    NewAuditEvent { action, entity_type: entity_type.into(), entity_id: id.into(), details }
 }
 
 #[async_trait]
@@ -217,7 +218,8 @@ impl ManagedStore for SqlStore {
             other => other,
         })?;
         let details = json!({"name": new.name, "owner_id": new.owner_id, "adapter_id": new.adapter_id, "spec": new.spec});
-        let created = event("managed_certificate.created", "managed_certificate", &id, details);
+        let created =
+            event(AuditAction::ManagedCertificateCreated, "managed_certificate", &id, details);
         audit::append(&mut tx, ctx, &created).await?;
         tx.commit().await?;
         self.get_managed(&id, &Scope::All).await
@@ -391,7 +393,8 @@ impl ManagedStore for SqlStore {
         if purged.rows_affected() == 0 {
             return Err(StoreError::not_found("private key of certificate", certificate_id));
         }
-        let purged = event("certificate.key_purged", "certificate", certificate_id, json!({}));
+        let purged =
+            event(AuditAction::CertificateKeyPurged, "certificate", certificate_id, json!({}));
         audit::append(&mut tx, ctx, &purged).await?;
         tx.commit().await?;
         Ok(())
@@ -415,7 +418,7 @@ impl ManagedStore for SqlStore {
         .bind(ctx.now())
         .execute(&mut *tx)
         .await?;
-        let set = event("policy.set", "owner", owner_id, json!({"rules": rules}));
+        let set = event(AuditAction::PolicySet, "owner", owner_id, json!({"rules": rules}));
         audit::append(&mut tx, ctx, &set).await?;
         tx.commit().await?;
         self.directory_changed();

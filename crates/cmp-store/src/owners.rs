@@ -5,6 +5,7 @@ use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::AuditAction;
 use crate::audit;
 use crate::sql::{Arg, SqlBuilder};
 use crate::{
@@ -23,13 +24,8 @@ fn owner_from_row(row: &AnyRow) -> StoreResult<Owner> {
     })
 }
 
-fn owner_event(action: &str, owner_id: &str, details: serde_json::Value) -> NewAuditEvent {
-    NewAuditEvent {
-        action: action.into(),
-        entity_type: "owner".into(),
-        entity_id: owner_id.into(),
-        details,
-    }
+fn owner_event(action: AuditAction, owner_id: &str, details: serde_json::Value) -> NewAuditEvent {
+    NewAuditEvent { action, entity_type: "owner".into(), entity_id: owner_id.into(), details }
 }
 
 #[async_trait]
@@ -56,7 +52,7 @@ impl OwnerStore for SqlStore {
         })?;
         let details =
             json!({"name": owner.name, "email": owner.email, "description": owner.description});
-        audit::append(&mut tx, ctx, &owner_event("owner.created", &id, details)).await?;
+        audit::append(&mut tx, ctx, &owner_event(AuditAction::OwnerCreated, &id, details)).await?;
         tx.commit().await?;
         self.directory_changed();
         self.get_owner(&id).await
@@ -117,7 +113,8 @@ impl OwnerStore for SqlStore {
             }
             other => other,
         })?;
-        let event = owner_event("owner.updated", &current.id, serde_json::Value::Object(details));
+        let event =
+            owner_event(AuditAction::OwnerUpdated, &current.id, serde_json::Value::Object(details));
         audit::append(&mut tx, ctx, &event).await?;
         tx.commit().await?;
         self.directory_changed();
@@ -135,7 +132,8 @@ impl OwnerStore for SqlStore {
             .try_get("n")?;
         sqlx::query("DELETE FROM owners WHERE id = $1").bind(&current.id).execute(&mut *tx).await?;
         let details = json!({"name": current.name, "certificates_unassigned": owned});
-        audit::append(&mut tx, ctx, &owner_event("owner.deleted", &current.id, details)).await?;
+        audit::append(&mut tx, ctx, &owner_event(AuditAction::OwnerDeleted, &current.id, details))
+            .await?;
         tx.commit().await?;
         self.directory_changed();
         Ok(())

@@ -279,10 +279,101 @@ pub struct NewApiToken {
     pub expires_at: Option<i64>,
 }
 
+/// What an audit event records: the closed list of changes CMP makes and audits. Stored and
+/// hashed as [`AuditAction::as_str`]; the trail's readers get the text (events written by an
+/// older version keep theirs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    CertificateCreated,
+    CertificateLocationAdded,
+    CertificateUpdated,
+    CertificateDeleted,
+    CertificateRevoked,
+    CertificateKeyPurged,
+    CertificateKeyDownloaded,
+    RequestCreated,
+    RequestSubmitted,
+    RequestApproved,
+    RequestRejected,
+    RequestIssued,
+    RequestRetryScheduled,
+    RequestFailed,
+    ManagedCertificateCreated,
+    PolicySet,
+    OwnerCreated,
+    OwnerUpdated,
+    OwnerDeleted,
+    TokenCreated,
+    TokenRevoked,
+    AdapterCreated,
+    AdapterUpdated,
+    AdapterAgentTokenIssued,
+}
+
+impl AuditAction {
+    /// Every action.
+    pub const ALL: [AuditAction; 24] = [
+        AuditAction::CertificateCreated,
+        AuditAction::CertificateLocationAdded,
+        AuditAction::CertificateUpdated,
+        AuditAction::CertificateDeleted,
+        AuditAction::CertificateRevoked,
+        AuditAction::CertificateKeyPurged,
+        AuditAction::CertificateKeyDownloaded,
+        AuditAction::RequestCreated,
+        AuditAction::RequestSubmitted,
+        AuditAction::RequestApproved,
+        AuditAction::RequestRejected,
+        AuditAction::RequestIssued,
+        AuditAction::RequestRetryScheduled,
+        AuditAction::RequestFailed,
+        AuditAction::ManagedCertificateCreated,
+        AuditAction::PolicySet,
+        AuditAction::OwnerCreated,
+        AuditAction::OwnerUpdated,
+        AuditAction::OwnerDeleted,
+        AuditAction::TokenCreated,
+        AuditAction::TokenRevoked,
+        AuditAction::AdapterCreated,
+        AuditAction::AdapterUpdated,
+        AuditAction::AdapterAgentTokenIssued,
+    ];
+
+    /// The text stored in `audit_logs.action`, e.g. `request.issued`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::CertificateCreated => "certificate.created",
+            AuditAction::CertificateLocationAdded => "certificate.location_added",
+            AuditAction::CertificateUpdated => "certificate.updated",
+            AuditAction::CertificateDeleted => "certificate.deleted",
+            AuditAction::CertificateRevoked => "certificate.revoked",
+            AuditAction::CertificateKeyPurged => "certificate.key_purged",
+            AuditAction::CertificateKeyDownloaded => "certificate.key_downloaded",
+            AuditAction::RequestCreated => "request.created",
+            AuditAction::RequestSubmitted => "request.submitted",
+            AuditAction::RequestApproved => "request.approved",
+            AuditAction::RequestRejected => "request.rejected",
+            AuditAction::RequestIssued => "request.issued",
+            AuditAction::RequestRetryScheduled => "request.retry_scheduled",
+            AuditAction::RequestFailed => "request.failed",
+            AuditAction::ManagedCertificateCreated => "managed_certificate.created",
+            AuditAction::PolicySet => "policy.set",
+            AuditAction::OwnerCreated => "owner.created",
+            AuditAction::OwnerUpdated => "owner.updated",
+            AuditAction::OwnerDeleted => "owner.deleted",
+            AuditAction::TokenCreated => "token.created",
+            AuditAction::TokenRevoked => "token.revoked",
+            AuditAction::AdapterCreated => "adapter.created",
+            AuditAction::AdapterUpdated => "adapter.updated",
+            AuditAction::AdapterAgentTokenIssued => "adapter.agent_token_issued",
+        }
+    }
+}
+
 /// An audit event to append.
 #[derive(Debug, Clone)]
 pub struct NewAuditEvent {
-    pub action: String,
+    pub action: AuditAction,
     pub entity_type: String,
     pub entity_id: String,
     pub details: serde_json::Value,

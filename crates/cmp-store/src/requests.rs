@@ -7,6 +7,7 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::AuditAction;
 use crate::adapters::{LedgerRow, ledger_insert_in};
 use crate::audit;
 use crate::certificates::{import_chunk_with, push_owner_scope};
@@ -207,13 +208,12 @@ pub(crate) fn request_from_row(row: &AnyRow) -> StoreResult<RequestRecord> {
     })
 }
 
-pub(crate) fn request_event(action: &str, id: &str, details: serde_json::Value) -> NewAuditEvent {
-    NewAuditEvent {
-        action: action.into(),
-        entity_type: "issuance_request".into(),
-        entity_id: id.into(),
-        details,
-    }
+pub(crate) fn request_event(
+    action: AuditAction,
+    id: &str,
+    details: serde_json::Value,
+) -> NewAuditEvent {
+    NewAuditEvent { action, entity_type: "issuance_request".into(), entity_id: id.into(), details }
 }
 
 pub(crate) async fn request_in_tx(
@@ -378,10 +378,10 @@ pub(crate) fn created_events(request: &NewRequest) -> Vec<NewAuditEvent> {
         "certificate_id": request.certificate_id,
         "spec": request.spec,
     });
-    let mut events = vec![request_event("request.created", &request.id, details)];
+    let mut events = vec![request_event(AuditAction::RequestCreated, &request.id, details)];
     if request.claimed_until().is_some() {
         let details = json!({"attempt": 1, "adapter_id": request.adapter_id});
-        events.push(request_event("request.submitted", &request.id, details));
+        events.push(request_event(AuditAction::RequestSubmitted, &request.id, details));
     }
     events
 }
@@ -423,7 +423,7 @@ pub(crate) fn issued_event(
         "fingerprint_sha256": issued.facts.fingerprint_sha256,
         "managed_certificate_id": managed_certificate_id,
     });
-    request_event("request.issued", id, details)
+    request_event(AuditAction::RequestIssued, id, details)
 }
 
 /// Makes `leaf` the current version of a managed certificate, whose renewal starts afresh.
@@ -661,7 +661,8 @@ impl RequestStore for SqlStore {
             ("decision_comment", Arg::OptText(comment.map(str::to_string))),
         ];
         transition(&mut tx, id, &[RequestState::AwaitingApproval], to, ctx.now(), &extra).await?;
-        let action = if approve { "request.approved" } else { "request.rejected" };
+        let action =
+            if approve { AuditAction::RequestApproved } else { AuditAction::RequestRejected };
         audit::append(&mut tx, ctx, &request_event(action, id, json!({"comment": comment})))
             .await?;
         let record = request_in_tx(&mut tx, id).await?;
@@ -694,7 +695,8 @@ impl RequestStore for SqlStore {
         }
         let record = request_in_tx(&mut tx, id).await?;
         let details = json!({"attempt": record.attempts, "adapter_id": record.adapter_id});
-        audit::append(&mut tx, ctx, &request_event("request.submitted", id, details)).await?;
+        audit::append(&mut tx, ctx, &request_event(AuditAction::RequestSubmitted, id, details))
+            .await?;
         tx.commit().await?;
         Ok(Some(record))
     }
@@ -734,7 +736,8 @@ impl RequestStore for SqlStore {
         .await?;
         transition(&mut tx, id, &[RequestState::Submitted], RequestState::Issued, now, &[]).await?;
         let details = json!({"certificate_id": certificate, "reason": reason});
-        audit::append(&mut tx, ctx, &request_event("certificate.revoked", id, details)).await?;
+        audit::append(&mut tx, ctx, &request_event(AuditAction::CertificateRevoked, id, details))
+            .await?;
         let record = request_in_tx(&mut tx, id).await?;
         tx.commit().await?;
         Ok(record)
@@ -773,7 +776,11 @@ impl RequestStore for SqlStore {
                 }
             }
         }
-        let action = if retry_at.is_some() { "request.retry_scheduled" } else { "request.failed" };
+        let action = if retry_at.is_some() {
+            AuditAction::RequestRetryScheduled
+        } else {
+            AuditAction::RequestFailed
+        };
         let details = json!({"error": error, "retry_at": retry_at});
         audit::append(&mut tx, ctx, &request_event(action, id, details)).await?;
         let record = request_in_tx(&mut tx, id).await?;

@@ -6,6 +6,7 @@ use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::AuditAction;
 use crate::audit;
 use crate::{
     ApiToken, AuditContext, NewApiToken, NewAuditEvent, SqlStore, StoreError, StoreResult,
@@ -61,7 +62,7 @@ impl TokenStore for SqlStore {
         .execute(&mut *tx)
         .await?;
         let event = NewAuditEvent {
-            action: "token.created".into(),
+            action: AuditAction::TokenCreated,
             entity_type: "api_token".into(),
             entity_id: id.clone(),
             details: json!({
@@ -125,7 +126,7 @@ impl TokenStore for SqlStore {
             return Err(StoreError::not_found("api token", id));
         }
         let event = NewAuditEvent {
-            action: "token.revoked".into(),
+            action: AuditAction::TokenRevoked,
             entity_type: "api_token".into(),
             entity_id: id.into(),
             details: json!({}),

@@ -287,7 +287,7 @@ pub async fn agent_token(
     let vaults = &state.local_adapters.vault;
     let token = vaults.agent_token(&record, &body.agent, ttl_secs, kv).await?;
     let event = cmp_store::NewAuditEvent {
-        action: "adapter.agent_token_issued".into(),
+        action: cmp_store::AuditAction::AdapterAgentTokenIssued,
         entity_type: "adapter".into(),
         entity_id: record.id.clone(),
         details: serde_json::json!({

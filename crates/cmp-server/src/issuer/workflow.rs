@@ -616,7 +616,7 @@ impl Issuer {
             _ => return Err(IssueError::bad_field("format", "pem or pkcs12")),
         };
         let event = NewAuditEvent {
-            action: "certificate.key_downloaded".into(),
+            action: cmp_store::AuditAction::CertificateKeyDownloaded,
             entity_type: "certificate".into(),
             entity_id: links.id.clone(),
             details: serde_json::json!({"format": format, "serial_number": links.serial_number}),

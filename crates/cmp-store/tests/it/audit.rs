@@ -5,7 +5,7 @@ use crate::{NOW, ctx, on_both_databases};
 
 fn event(n: i64) -> NewAuditEvent {
     NewAuditEvent {
-        action: "test.event".into(),
+        action: AuditAction::OwnerUpdated,
         entity_type: "thing".into(),
         entity_id: format!("t{n}"),
         details: json!({"n": n, "nested": {"b": 1, "a": [true, null]}}),
@@ -88,4 +88,15 @@ async fn the_database_refuses_edits_and_verification_finds_them() {
         assert_eq!(checked, 2);
         assert_eq!(broken.map(|b| b.seq), Some(3));
     });
+}
+
+#[test]
+fn every_audit_action_has_its_own_dotted_name() {
+    let names: std::collections::HashSet<&str> =
+        AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+    assert_eq!(names.len(), AuditAction::ALL.len(), "two actions share a name");
+    for name in names {
+        let (entity, verb) = name.split_once('.').expect("entity.verb");
+        assert!(!entity.is_empty() && !verb.is_empty(), "{name}");
+    }
 }
