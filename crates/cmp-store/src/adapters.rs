@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use tracing::instrument;
 
 use crate::audit;
 use crate::sql::{Arg, SqlBuilder};
@@ -212,6 +213,12 @@ impl SqlStore {
 
 #[async_trait]
 impl AdapterStore for SqlStore {
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(adapter_id = %adapter.id, kind = %adapter.kind)
+    )]
     async fn create_adapter(
         &self,
         ctx: &AuditContext,
@@ -255,6 +262,7 @@ impl AdapterStore for SqlStore {
         self.get_adapter(&id).await
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
     async fn list_adapters(&self) -> StoreResult<Vec<AdapterRecord>> {
         sqlx::query("SELECT * FROM adapters ORDER BY name")
             .fetch_all(&self.read)
@@ -264,6 +272,7 @@ impl AdapterStore for SqlStore {
             .collect()
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(adapter = %id_or_name))]
     async fn get_adapter(&self, id_or_name: &str) -> StoreResult<AdapterRecord> {
         let row = sqlx::query("SELECT * FROM adapters WHERE id = $1 OR name = $1")
             .bind(id_or_name)
@@ -273,6 +282,7 @@ impl AdapterStore for SqlStore {
         adapter_from_row(&row)
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(adapter_id = %id))]
     async fn update_adapter(
         &self,
         ctx: &AuditContext,
@@ -304,6 +314,7 @@ impl AdapterStore for SqlStore {
         self.get_adapter(&current.id).await
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(adapter_id = %adapter_id))]
     async fn get_ca_certificates(&self, adapter_id: &str) -> StoreResult<CaCertificates> {
         let row =
             sqlx::query("SELECT root_der, issuing_der FROM ca_material WHERE adapter_id = $1")
@@ -317,6 +328,12 @@ impl AdapterStore for SqlStore {
         })
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(ca_id = %ca_id, request_id = %request_id)
+    )]
     async fn ledger_find_by_request(
         &self,
         ca_id: &str,
@@ -327,6 +344,12 @@ impl AdapterStore for SqlStore {
         self.ledger_find("request_id", ca_id, request_id).await
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(ca_id = %ca_id, serial = %serial)
+    )]
     async fn ledger_find_by_serial(
         &self,
         ca_id: &str,
@@ -335,6 +358,12 @@ impl AdapterStore for SqlStore {
         self.ledger_find("serial", ca_id, serial).await
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(ca_id = %row.ca_id, request_id = %row.request_id, serial = %row.serial)
+    )]
     async fn ledger_record(&self, row: &LedgerRow) -> StoreResult<LedgerRow> {
         let inserted = ledger_insert_once(row).query().execute(&self.write).await?.rows_affected();
         if inserted == 1 {
@@ -345,6 +374,12 @@ impl AdapterStore for SqlStore {
             .ok_or_else(|| StoreError::Conflict("ledger row vanished during a race".into()))
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(ca_id = %ca_id, serial = %serial, reason = %reason)
+    )]
     async fn ledger_revoke(
         &self,
         ca_id: &str,
@@ -375,6 +410,7 @@ impl AdapterStore for SqlStore {
         Ok(if exists { LedgerRevoke::AlreadyRevoked } else { LedgerRevoke::Unknown })
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(ca_id = %ca_id))]
     async fn ledger_revoked(&self, ca_id: &str, now: i64) -> StoreResult<Vec<LedgerRow>> {
         sqlx::query(
             "SELECT * FROM ca_ledger WHERE ca_id = $1 AND revoked_at IS NOT NULL \
@@ -389,6 +425,12 @@ impl AdapterStore for SqlStore {
         .collect()
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(ca_id = %ca_id, request_id = %request_id)
+    )]
     async fn acme_order_find(&self, ca_id: &str, request_id: &str) -> StoreResult<Option<String>> {
         let row =
             sqlx::query("SELECT order_url FROM acme_orders WHERE ca_id = $1 AND request_id = $2")
@@ -399,6 +441,12 @@ impl AdapterStore for SqlStore {
         Ok(row.map(|r| r.try_get("order_url")).transpose()?)
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(ca_id = %ca_id, request_id = %request_id)
+    )]
     async fn acme_order_record(
         &self,
         ca_id: &str,

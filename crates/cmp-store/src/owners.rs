@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use tracing::instrument;
 
 use crate::audit;
 use crate::sql::{Arg, SqlBuilder};
@@ -34,6 +35,7 @@ fn owner_event(action: &str, owner_id: &str, details: serde_json::Value) -> NewA
 
 #[async_trait]
 impl OwnerStore for SqlStore {
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(name = %owner.name))]
     async fn create_owner(&self, ctx: &AuditContext, owner: &NewOwner) -> StoreResult<Owner> {
         let id = uuid::Uuid::now_v7().to_string();
         let mut tx = self.begin().await?;
@@ -61,6 +63,7 @@ impl OwnerStore for SqlStore {
         self.get_owner(&id).await
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
     async fn list_owners(&self) -> StoreResult<Vec<Owner>> {
         sqlx::query("SELECT * FROM owners ORDER BY name")
             .fetch_all(&self.read)
@@ -70,6 +73,7 @@ impl OwnerStore for SqlStore {
             .collect()
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(owner = %id_or_name))]
     async fn get_owner(&self, id_or_name: &str) -> StoreResult<Owner> {
         let row = sqlx::query("SELECT * FROM owners WHERE id = $1 OR name = $1")
             .bind(id_or_name)
@@ -79,6 +83,7 @@ impl OwnerStore for SqlStore {
         owner_from_row(&row)
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(owner_id = %id))]
     async fn update_owner(
         &self,
         ctx: &AuditContext,
@@ -119,6 +124,7 @@ impl OwnerStore for SqlStore {
         self.get_owner(&current.id).await
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(owner_id = %id))]
     async fn delete_owner(&self, ctx: &AuditContext, id: &str) -> StoreResult<()> {
         let current = self.get_owner(id).await?;
         let mut tx = self.begin().await?;
