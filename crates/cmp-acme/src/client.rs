@@ -2,11 +2,13 @@
 //! through challenges to a certificate (new or resumed after a restart), revocation, and ARI.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use cmp_domain::Clock;
 use instant_acme::{
     Account, AuthorizationStatus, CertificateIdentifier, ChallengeStatus, ExternalAccountKey,
     Identifier, NewAccount, NewOrder, Order, OrderStatus, RetryPolicy, RevocationRequest,
@@ -85,6 +87,8 @@ pub struct AcmeClient {
     key: AccountKey,
     /// The CA refused `notAfter` once: later orders go without it.
     not_after_refused: AtomicBool,
+    /// The time for the throttle, `Retry-After` and ARI's recheck.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for AcmeClient {
@@ -121,11 +125,6 @@ macro_rules! exchange_retrying_nonce {
     }};
 }
 
-fn unix_now() -> i64 {
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(now.as_secs()).unwrap_or(i64::MAX)
-}
-
 fn identifiers(names: &[String]) -> Vec<Identifier> {
     names
         .iter()
@@ -150,6 +149,7 @@ impl AcmeClient {
     pub async fn register(
         settings: &AcmeSettings,
         eab: Option<&Eab>,
+        clock: Arc<dyn Clock>,
     ) -> Result<(AcmeClient, Zeroizing<String>), AcmeError> {
         let contact = settings.contact_email.as_ref().map(|email| format!("mailto:{email}"));
         let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
@@ -171,7 +171,7 @@ impl AcmeClient {
             None => None,
         };
         let directory = &settings.directory_url;
-        let http = AcmeHttp::new(settings.ca_bundle.as_deref())?;
+        let http = AcmeHttp::new(settings.ca_bundle.as_deref(), clock.clone())?;
         let (account, credentials) =
             exchange_retrying_nonce!(Account::builder_with_http(Box::new(http.clone())).create(
                 &new_account,
@@ -182,26 +182,28 @@ impl AcmeClient {
         let key = AccountKey::new(credentials.private_key().secret_pkcs8_der(), account.id())?;
         let credentials = serde_json::to_string(&credentials)
             .map_err(|e| AcmeError::Protocol(format!("account credentials: {e}")))?;
-        Ok((AcmeClient::around(account, settings, http, key), Zeroizing::new(credentials)))
+        let client = AcmeClient::around(account, settings, http, key, clock);
+        Ok((client, Zeroizing::new(credentials)))
     }
 
     /// The account from credentials [`register`](Self::register) returned.
     pub async fn restore(
         settings: &AcmeSettings,
         credentials: &str,
+        clock: Arc<dyn Clock>,
     ) -> Result<AcmeClient, AcmeError> {
         let read = || {
             serde_json::from_str::<instant_acme::AccountCredentials>(credentials).map_err(|_| {
                 AcmeError::Config("stored ACME account credentials are unreadable".into())
             })
         };
-        let http = AcmeHttp::new(settings.ca_bundle.as_deref())?;
+        let http = AcmeHttp::new(settings.ca_bundle.as_deref(), clock.clone())?;
         let pkcs8 = Zeroizing::new(read()?.private_key().secret_pkcs8_der().to_vec());
         let account = exchange_retrying_nonce!(
             Account::builder_with_http(Box::new(http.clone())).from_credentials(read()?)
         )?;
         let key = AccountKey::new(&pkcs8, account.id())?;
-        Ok(AcmeClient::around(account, settings, http.client(), key))
+        Ok(AcmeClient::around(account, settings, http.client(), key, clock))
     }
 
     /// A client of a registered or restored account.
@@ -210,6 +212,7 @@ impl AcmeClient {
         settings: &AcmeSettings,
         http: reqwest::Client,
         key: AccountKey,
+        clock: Arc<dyn Clock>,
     ) -> AcmeClient {
         AcmeClient {
             account,
@@ -218,7 +221,13 @@ impl AcmeClient {
             throttle: Throttle::default(),
             key,
             not_after_refused: AtomicBool::new(false),
+            clock,
         }
+    }
+
+    /// Now, in Unix seconds.
+    fn unix_now(&self) -> i64 {
+        self.clock.now().unix_timestamp()
     }
 
     /// The account URL at the CA.
@@ -285,7 +294,7 @@ impl AcmeClient {
         not_after: Option<i64>,
     ) -> Result<Order, AcmeError> {
         if let Some(not_after) = not_after.filter(|_| self.sends_not_after()) {
-            self.throttle.check(unix_now(), names)?;
+            self.throttle.check(self.unix_now(), names)?;
             let mut retries = 5;
             let placed = loop {
                 match self.new_order_with_not_after(names, replaces, not_after).await {
@@ -309,12 +318,12 @@ impl AcmeClient {
                     self.not_after_refused.store(true, Ordering::Relaxed);
                 }
                 Err(e) => {
-                    self.throttle.note(unix_now(), names, &e);
+                    self.throttle.note(self.unix_now(), names, &e);
                     return Err(e);
                 }
             }
         }
-        self.throttle.check(unix_now(), names)?;
+        self.throttle.check(self.unix_now(), names)?;
         let identifiers = identifiers(names);
         let order = |replaces: Option<CertificateIdentifier<'static>>| {
             let mut order = NewOrder::new(&identifiers);
@@ -335,7 +344,7 @@ impl AcmeClient {
             placed = exchange_retrying_nonce!(self.account.new_order(&order(None)));
         }
         if let Err(e) = &placed {
-            self.throttle.note(unix_now(), names, e);
+            self.throttle.note(self.unix_now(), names, e);
         }
         placed
     }
@@ -363,7 +372,7 @@ impl AcmeClient {
             payload["replaces"] = serde_json::to_value(&id)
                 .map_err(|e| AcmeError::Protocol(format!("replaces: {e}")))?;
         }
-        jws::post_new_order(&self.http, &directory, &self.key, &payload).await
+        jws::post_new_order(&self.http, &directory, &self.key, &payload, self.clock.as_ref()).await
     }
 
     /// An order placed earlier (e.g. before a restart), by URL.
@@ -548,7 +557,8 @@ impl AcmeClient {
         let id = certificate_id(certificate_der)?;
         match exchange_retrying_nonce!(self.account.renewal_info(&id)) {
             Ok((info, recheck)) => {
-                let recheck_at = unix_now() + i64::try_from(recheck.as_secs()).unwrap_or(21_600);
+                let recheck_at =
+                    self.unix_now() + i64::try_from(recheck.as_secs()).unwrap_or(21_600);
                 Ok(window_of(&info, recheck_at))
             }
             Err(AcmeError::Config(_)) => Ok(None),

@@ -119,7 +119,7 @@ impl DnsProviderConfig {
                     reqwest::Url::parse(url)
                         .map_err(|e| AcmeError::Config(format!("webhook URL {url:?}: {e}")))?;
                 }
-                crate::install_crypto();
+                crate::require_crypto_provider()?;
                 let http = reqwest::Client::builder()
                     .timeout(Duration::from_secs(30))
                     .build()

@@ -5,9 +5,11 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use cmp_domain::Clock;
 use http_body_util::BodyExt;
 use http_body_util::Collected;
 use instant_acme::{BodyWrapper, BytesBody, BytesResponse, HttpClient};
@@ -41,21 +43,26 @@ fn parse_retry_after(value: &str, now: SystemTime) -> Option<i64> {
     i64::try_from(secs).ok()
 }
 
-/// `Retry-After` as Unix seconds, from now.
-pub(crate) fn parse_retry_after_now(value: &str) -> Option<i64> {
-    parse_retry_after(value, SystemTime::now())
+/// `Retry-After` as Unix seconds, from the clock's now.
+pub(crate) fn parse_retry_after_now(value: &str, clock: &dyn Clock) -> Option<i64> {
+    parse_retry_after(value, SystemTime::from(clock.now()))
 }
 
 /// The HTTP client of one ACME account (cheap to clone: the connection pool is shared).
 #[derive(Clone)]
 pub(crate) struct AcmeHttp {
     client: reqwest::Client,
+    /// For the `Retry-After` of error answers.
+    clock: Arc<dyn Clock>,
 }
 
 impl AcmeHttp {
     /// Trusts the system roots, plus the PEM certificates in `ca_bundle_pem` when given.
-    pub(crate) fn new(ca_bundle_pem: Option<&str>) -> Result<AcmeHttp, AcmeError> {
-        crate::install_crypto();
+    pub(crate) fn new(
+        ca_bundle_pem: Option<&str>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<AcmeHttp, AcmeError> {
+        crate::require_crypto_provider()?;
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
@@ -73,7 +80,7 @@ impl AcmeHttp {
         let client = builder
             .build()
             .map_err(|e| AcmeError::Config(format!("cannot build the HTTP client: {e}")))?;
-        Ok(AcmeHttp { client })
+        Ok(AcmeHttp { client, clock })
     }
 
     /// The same client, for plain requests (the directory).
@@ -88,6 +95,7 @@ impl HttpClient for AcmeHttp {
         request: http::Request<BodyWrapper<Bytes>>,
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
         let client = self.client.clone();
+        let clock = self.clock.clone();
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let Ok(body) = body.collect().await.map(Collected::to_bytes);
@@ -104,7 +112,7 @@ impl HttpClient for AcmeHttp {
                 && let Some(at) = headers
                     .get(http::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| parse_retry_after(v, SystemTime::now()))
+                    .and_then(|v| parse_retry_after_now(v, clock.as_ref()))
             {
                 let _ = RETRY_AFTER.try_with(|slot| slot.set(Some(at)));
             }

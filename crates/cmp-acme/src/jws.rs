@@ -8,6 +8,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cmp_domain::Clock;
 use serde_json::{Value, json};
 
 use crate::http::parse_retry_after_now;
@@ -109,6 +110,7 @@ pub(crate) async fn post_new_order(
     directory: &Directory,
     key: &AccountKey,
     payload: &Value,
+    clock: &dyn Clock,
 ) -> Result<String, AcmeError> {
     let nonce = fresh_nonce(http, directory).await?;
     let body = key.sign(payload, &nonce, &directory.new_order)?;
@@ -129,7 +131,7 @@ pub(crate) async fn post_new_order(
         .headers()
         .get(http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after_now);
+        .and_then(|v| parse_retry_after_now(v, clock));
     if status.is_success() {
         return location.ok_or_else(|| AcmeError::Protocol("the new order has no URL".into()));
     }

@@ -23,9 +23,15 @@ pub use instant_acme::{Order, OrderStatus};
 pub use solvers::{Http01Responder, SolverConfig, Solvers};
 use throttle::Throttle;
 
-/// reqwest is built without a default TLS provider: use aws-lc-rs, the workspace's one.
-pub(crate) fn install_crypto() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+/// reqwest takes rustls's crypto provider from the process (the binary's main installs
+/// aws-lc-rs) and panics without one: checked before each client is built, as an error.
+pub(crate) fn require_crypto_provider() -> Result<(), AcmeError> {
+    match rustls::crypto::CryptoProvider::get_default() {
+        Some(_) => Ok(()),
+        None => Err(AcmeError::Config(
+            "no TLS crypto provider is installed (a bug in the program)".into(),
+        )),
+    }
 }
 
 /// A Unix time as RFC 3339, for messages.

@@ -220,6 +220,8 @@ mod tests {
 
     #[test]
     fn names_pick_the_first_matching_solver_and_wildcards_only_dns() {
+        // The webhook provider builds its HTTP client, as in cmpd after its main installed this.
+        cmp_testkit::install_crypto_provider();
         let responder = Arc::new(Http01Responder::default());
         let configs =
             [dns(&[".internal.example"]), SolverConfig::Http01 { id: None, names: Vec::new() }];

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cmp_acme::{AcmeClient, AcmeSettings, Http01Responder, SolverConfig, Solvers};
+use cmp_server::state::SystemClock;
 
 use crate::harness::{BenchDatabase, Run, ScratchDb, ServerProcess, best_rate, kind_of, measure};
 
@@ -51,7 +52,6 @@ fn csr_for(name: &str) -> anyhow::Result<(Vec<u8>, String)> {
 
 /// Runs the ACME benchmark; the API runs start the `cmpd` at `cmpd`.
 pub async fn run(opts: &AcmeBench, cmpd: &Path) -> anyhow::Result<()> {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let ca_bundle = match &opts.ca_bundle {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -79,7 +79,7 @@ pub async fn run(opts: &AcmeBench, cmpd: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("while binding the http-01 port {http01}"))?;
     let serving = tokio::spawn(responder.clone().serve(listener));
-    let client = Arc::new(AcmeClient::register(&settings, None).await?.0);
+    let client = Arc::new(AcmeClient::register(&settings, None, Arc::new(SystemClock)).await?.0);
     let solvers = Arc::new(Solvers::new(
         &[SolverConfig::Http01 { id: None, names: Vec::new() }],
         Some(&responder),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use cmp_domain::{CertificateFacts, KeyInfo, KeyType, Role, San, SanType};
+use cmp_domain::{CertificateFacts, Clock, KeyInfo, KeyType, Role, San, SanType};
 use cmp_server::auth::Caller;
 use cmp_server::config::Config;
 use cmp_server::inventory::views::time_of;
@@ -20,7 +20,6 @@ use cmp_store::{
     SqlStore,
 };
 use sqlx::{Connection, Executor};
-use time::OffsetDateTime;
 
 use crate::harness::{BenchDatabase, Latency, ScratchDb, ServerProcess, kind_of, latency, rss_kib};
 
@@ -135,7 +134,7 @@ fn signed_bundle(n: u32) -> anyhow::Result<String> {
     let ca = rcgen::Issuer::new(ca_params, rcgen::KeyPair::generate()?);
     // One leaf key for all: the benchmark is about the inventory, not key generation.
     let leaf_key = rcgen::KeyPair::generate()?;
-    let now = OffsetDateTime::now_utc();
+    let now = SystemClock.now();
     let mut out = String::with_capacity(n as usize * 700);
     for i in 0..n {
         let name = format!("host{i}.team{}.bench.example", i % OWNERS);
@@ -183,7 +182,7 @@ async fn inventory_on(
     bundle: &str,
 ) -> anyhow::Result<Report> {
     let store = Arc::new(SqlStore::connect(url, 8).await?);
-    let now = OffsetDateTime::now_utc();
+    let now = SystemClock.now();
     let ctx = AuditContext {
         actor: "bench".into(),
         request_id: None,
@@ -261,7 +260,6 @@ async fn inventory_on(
     drop(store);
     let server = ServerProcess::start(cmpd, url)?;
     let (base, token) = (server.base.clone(), server.token.clone());
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let http = reqwest::Client::new();
     let soon =
         (now + time::Duration::days(30)).format(&time::format_description::well_known::Rfc3339)?;
@@ -290,7 +288,7 @@ async fn inventory_on(
 }
 
 async fn bench_state(config: Config, store: Arc<SqlStore>) -> anyhow::Result<AppState> {
-    let secrets = cmp_server::open_secrets(&config).await?;
+    let secrets = cmp_server::open_secrets(&config, &SystemClock).await?;
     AppState::assemble(Arc::new(config), store, Arc::new(SystemClock), secrets)
 }
 

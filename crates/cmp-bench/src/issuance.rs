@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cmp_ca::{CaAdapter, Profile, SignRequest, Usage};
+use cmp_domain::Clock;
 use cmp_store::SqlStore;
 
 use cmp_server::adapter::{BuiltinCas, DEFAULT_CA_NAME, ensure_default_ca};
@@ -89,7 +90,6 @@ fn openssl_sign_rate() -> anyhow::Result<f64> {
 
 /// Runs the issuance benchmark; the API runs start the `cmpd` at `cmpd`.
 pub async fn run(opts: &IssuanceBench, cmpd: &Path) -> anyhow::Result<()> {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let (csr_pem, csr_der) = p256_csr()?;
     let mut runs = Vec::new();
 
@@ -98,7 +98,7 @@ pub async fn run(opts: &IssuanceBench, cmpd: &Path) -> anyhow::Result<()> {
     let store = Arc::new(SqlStore::connect(&db.url, 8).await?);
     let data = tempfile::tempdir()?;
     let config = Config { data_dir: data.path().to_path_buf(), ..Config::default() };
-    let secrets = cmp_server::open_secrets(&config).await?;
+    let secrets = cmp_server::open_secrets(&config, &SystemClock).await?;
     let cas = Arc::new(BuiltinCas::new(
         store.clone(),
         secrets,
@@ -108,8 +108,7 @@ pub async fn run(opts: &IssuanceBench, cmpd: &Path) -> anyhow::Result<()> {
     ensure_default_ca(&cas, store.as_ref(), &config.ca, 0).await?;
     let ca = cas.get(DEFAULT_CA_NAME).await?;
     // The same CA with its ledger in memory: the cost of signing alone.
-    let material =
-        cmp_ca_builtin::create_material(&Default::default(), time::OffsetDateTime::now_utc())?;
+    let material = cmp_ca_builtin::create_material(&Default::default(), SystemClock.now())?;
     let memory = Arc::new(cmp_ca_builtin::BuiltinCa::new(
         "bench".into(),
         "bench".into(),

@@ -47,6 +47,11 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The process's one rustls crypto provider, which reqwest takes; libraries never install
+    // it, so it is done here, before any client is built.
+    rustls::crypto::aws_lc_rs::default_provider()
+        .install_default()
+        .map_err(|_| anyhow::anyhow!("a rustls crypto provider was installed before main"))?;
     let cli = Cli::parse();
     // Checked before anything is measured: a run can take minutes before it first needs cmpd.
     let cmpd = cmpd_path(cli.cmpd)?;

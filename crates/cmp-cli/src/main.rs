@@ -413,6 +413,9 @@ const EXIT_BROKEN_PIPE: u8 = 141;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // The process's one rustls crypto provider, which reqwest takes; libraries never install
+    // it, so it is done here, before the client is built. Nothing else can have installed one.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let result = run(cli).await;
     // What is still buffered goes out now, so that a closed pipe is seen here too.

@@ -27,6 +27,10 @@ pub enum ClientError {
     /// The CA bundle to trust holds no usable certificate.
     #[error("CA bundle: {0}")]
     BadCaBundle(String),
+    /// The program installed no rustls crypto provider before building the client (its
+    /// `main` installs aws-lc-rs; tests call `cmp_testkit::install_crypto_provider`).
+    #[error("no TLS crypto provider is installed (a bug in the program)")]
+    NoCryptoProvider,
 }
 
 impl ClientError {
@@ -37,7 +41,8 @@ impl ClientError {
             ClientError::Unexpected { status, .. } => Some(status.as_u16()),
             ClientError::Transport(_)
             | ClientError::BadServerUrl { .. }
-            | ClientError::BadCaBundle(_) => None,
+            | ClientError::BadCaBundle(_)
+            | ClientError::NoCryptoProvider => None,
         }
     }
 }
@@ -142,8 +147,11 @@ impl Client {
         ca_bundle_pem: Option<&[u8]>,
     ) -> ClientResult<Client> {
         let base = check_base_url(base)?;
-        // rustls with aws-lc-rs, the platform's one crypto provider.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        // reqwest takes rustls's provider from the process (cmpctl's main installs aws-lc-rs)
+        // and panics without one: say so as an error instead.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            return Err(ClientError::NoCryptoProvider);
+        }
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("cmp-client/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = ca_bundle_pem {
@@ -487,4 +495,17 @@ fn segment(value: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The only test in this binary: nothing installs a crypto provider first, as in a program
+    // whose main forgot to. reqwest would panic; the client says so instead.
+    #[test]
+    fn without_a_crypto_provider_building_a_client_is_an_error_not_a_panic() {
+        let e = Client::new("http://127.0.0.1:1", None).err();
+        assert!(matches!(e, Some(ClientError::NoCryptoProvider)), "{e:?}");
+    }
 }

@@ -121,11 +121,15 @@ fn write_secret_file(path: &Path, content: &str) -> anyhow::Result<()> {
 
 /// The configured secret store: local files under the data directory, or Vault KV v2
 /// (checked now, so that a wrong address or token stops the start with a clear message).
-pub async fn open_secrets(config: &Config) -> anyhow::Result<Arc<dyn cmp_secrets::SecretStore>> {
+/// `clock` stamps the master key of a new local store.
+pub async fn open_secrets(
+    config: &Config,
+    clock: &dyn Clock,
+) -> anyhow::Result<Arc<dyn cmp_secrets::SecretStore>> {
     match config.secrets.backend {
         SecretsBackend::Local => {
             let dir = config.data_dir.join("secrets");
-            let store = cmp_secrets::LocalSecretStore::open(&dir)
+            let store = cmp_secrets::LocalSecretStore::open(&dir, clock.now().into())
                 .with_context(|| format!("while opening the secret store in {}", dir.display()))?;
             Ok(Arc::new(store))
         }
@@ -199,7 +203,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     create_data_dir(&config.data_dir)?;
     let store = open_store(&config).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let secrets = open_secrets(&config).await?;
+    let secrets = open_secrets(&config, clock.as_ref()).await?;
     let admin_token =
         bootstrap_admin_token(store.as_ref(), clock.as_ref(), &config, secrets.as_ref()).await?;
     let (shutdown, stopped) = tokio::sync::watch::channel(false);

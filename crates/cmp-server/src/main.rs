@@ -85,6 +85,11 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The process's one rustls crypto provider, which reqwest (Vault, ACME, remote adapters)
+    // takes; libraries never install it, so it is done here, before anything is built.
+    rustls::crypto::aws_lc_rs::default_provider()
+        .install_default()
+        .map_err(|_| anyhow::anyhow!("a rustls crypto provider was installed before main"))?;
     let cli = Cli::parse();
     match &cli.command {
         None | Some(Command::Serve) => serve(load_config(&cli)?).await,

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use tracing::instrument;
 
 use crate::AuditAction;
 use crate::audit;
@@ -208,6 +209,12 @@ impl SqlStore {
 
 #[async_trait]
 impl AdapterStore for SqlStore {
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(adapter_id = %adapter.id, kind = %adapter.kind)
+    )]
     async fn create_adapter(
         &self,
         ctx: &AuditContext,
@@ -253,6 +260,7 @@ impl AdapterStore for SqlStore {
         self.get_adapter(&id).await
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
     async fn list_adapters(&self) -> StoreResult<Vec<AdapterRecord>> {
         sqlx::query("SELECT * FROM adapters ORDER BY name")
             .fetch_all(&self.read)
@@ -262,6 +270,7 @@ impl AdapterStore for SqlStore {
             .collect()
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(adapter = %id_or_name))]
     async fn get_adapter(&self, id_or_name: &str) -> StoreResult<AdapterRecord> {
         let read = async {
             let row = sqlx::query("SELECT * FROM adapters WHERE id = $1 OR name = $1")
@@ -274,6 +283,7 @@ impl AdapterStore for SqlStore {
         self.directory.cached(&self.directory.adapters, id_or_name, read, |_| true).await
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(adapter_id = %id))]
     async fn update_adapter(
         &self,
         ctx: &AuditContext,
@@ -306,6 +316,7 @@ impl AdapterStore for SqlStore {
         self.get_adapter(&current.id).await
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(adapter_id = %adapter_id))]
     async fn get_ca_certificates(&self, adapter_id: &str) -> StoreResult<CaCertificates> {
         let row =
             sqlx::query("SELECT root_der, issuing_der FROM ca_material WHERE adapter_id = $1")
@@ -319,6 +330,12 @@ impl AdapterStore for SqlStore {
         })
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(ca_id = %ca_id, request_id = %request_id)
+    )]
     async fn ledger_find_by_request(
         &self,
         ca_id: &str,
@@ -329,6 +346,12 @@ impl AdapterStore for SqlStore {
         self.ledger_find("request_id", ca_id, request_id).await
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(ca_id = %ca_id, serial = %serial)
+    )]
     async fn ledger_find_by_serial(
         &self,
         ca_id: &str,
@@ -337,6 +360,12 @@ impl AdapterStore for SqlStore {
         self.ledger_find("serial", ca_id, serial).await
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(ca_id = %row.ca_id, request_id = %row.request_id, serial = %row.serial)
+    )]
     async fn ledger_record(&self, row: &LedgerRow) -> StoreResult<LedgerRow> {
         let inserted = ledger_insert_once(row).query().execute(&self.write).await?.rows_affected();
         if inserted == 1 {
@@ -347,6 +376,12 @@ impl AdapterStore for SqlStore {
             .ok_or_else(|| StoreError::Conflict("ledger row vanished during a race".into()))
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(ca_id = %ca_id, serial = %serial, reason = %reason)
+    )]
     async fn ledger_revoke(
         &self,
         ca_id: &str,
@@ -377,6 +412,7 @@ impl AdapterStore for SqlStore {
         Ok(if exists { LedgerRevoke::AlreadyRevoked } else { LedgerRevoke::Unknown })
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(ca_id = %ca_id))]
     async fn ledger_revoked(&self, ca_id: &str, now: i64) -> StoreResult<Vec<LedgerRow>> {
         sqlx::query(
             "SELECT * FROM ca_ledger WHERE ca_id = $1 AND revoked_at IS NOT NULL \
@@ -391,6 +427,12 @@ impl AdapterStore for SqlStore {
         .collect()
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(ca_id = %ca_id, request_id = %request_id)
+    )]
     async fn acme_order_find(&self, ca_id: &str, request_id: &str) -> StoreResult<Option<String>> {
         let row =
             sqlx::query("SELECT order_url FROM acme_orders WHERE ca_id = $1 AND request_id = $2")
@@ -401,6 +443,12 @@ impl AdapterStore for SqlStore {
         Ok(row.map(|r| r.try_get("order_url")).transpose()?)
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(ca_id = %ca_id, request_id = %request_id)
+    )]
     async fn acme_order_record(
         &self,
         ca_id: &str,

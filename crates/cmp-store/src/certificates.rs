@@ -9,6 +9,7 @@ use cmp_domain::{
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
+use tracing::instrument;
 
 use crate::AuditAction;
 use crate::audit;
@@ -451,6 +452,12 @@ impl SqlStore {
 
 #[async_trait]
 impl CertificateStore for SqlStore {
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(count = certificates.len())
+    )]
     async fn import_certificates(
         &self,
         ctx: &AuditContext,
@@ -466,6 +473,7 @@ impl CertificateStore for SqlStore {
         Ok(outcomes)
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(limit = query.limit))]
     async fn list_certificates(
         &self,
         query: &CertificateQuery,
@@ -510,6 +518,7 @@ impl CertificateStore for SqlStore {
         Ok(page)
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(certificate = %id))]
     async fn get_certificate(&self, id: &str, scope: &Scope) -> StoreResult<CertificateRecord> {
         let mut b = SqlBuilder::new(SELECT_COLUMNS);
         b.push(FROM_CERTIFICATES).push(" WHERE");
@@ -525,6 +534,7 @@ impl CertificateStore for SqlStore {
         records.pop().ok_or_else(|| StoreError::not_found("certificate", id))
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(certificate = %id))]
     async fn get_certificate_der(&self, id: &str, scope: &Scope) -> StoreResult<Vec<u8>> {
         let mut b = SqlBuilder::new("SELECT c.der FROM certificates c WHERE");
         push_identity(&mut b, id);
@@ -537,6 +547,7 @@ impl CertificateStore for SqlStore {
         Ok(row.try_get("der")?)
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(certificate = %id))]
     async fn certificate_chain(&self, id: &str, scope: &Scope) -> StoreResult<Vec<Vec<u8>>> {
         let mut b = SqlBuilder::new(
             "SELECT m.der FROM certificates c \
@@ -550,6 +561,7 @@ impl CertificateStore for SqlStore {
         rows.iter().map(|row| Ok(row.try_get("der")?)).collect()
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(certificate = %id))]
     async fn update_certificate(
         &self,
         ctx: &AuditContext,
@@ -606,6 +618,7 @@ impl CertificateStore for SqlStore {
         self.get_certificate(&current.id, &Scope::All).await
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(certificate = %id))]
     async fn delete_certificate(
         &self,
         ctx: &AuditContext,
@@ -647,6 +660,7 @@ impl CertificateStore for SqlStore {
         Ok(())
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
     async fn count_by_status(
         &self,
         now: i64,

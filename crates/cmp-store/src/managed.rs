@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use tracing::instrument;
 
 use crate::AuditAction;
 use crate::audit;
@@ -186,6 +187,12 @@ fn event(
 
 #[async_trait]
 impl ManagedStore for SqlStore {
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(name = %new.name, adapter_id = %new.adapter_id)
+    )]
     async fn create_managed(
         &self,
         ctx: &AuditContext,
@@ -225,6 +232,7 @@ impl ManagedStore for SqlStore {
         self.get_managed(&id, &Scope::All).await
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(managed = %id_or_name))]
     async fn get_managed(&self, id_or_name: &str, scope: &Scope) -> StoreResult<ManagedRecord> {
         let mut b = SqlBuilder::new(SELECT_MANAGED);
         // Neither owner names nor managed names contain '/': it can only separate the two.
@@ -274,6 +282,7 @@ impl ManagedStore for SqlStore {
         }
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(limit))]
     async fn list_managed(
         &self,
         scope: &Scope,
@@ -298,6 +307,7 @@ impl ManagedStore for SqlStore {
         Ok(Page::from_rows(items, limit, |m| Cursor { key: 0, id: m.id.clone() }))
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(limit))]
     async fn due_managed(&self, now: i64, limit: u32) -> StoreResult<Vec<String>> {
         let rows = sqlx::query(
             "SELECT id FROM managed_certificates WHERE next_check_at <= $1 \
@@ -310,6 +320,7 @@ impl ManagedStore for SqlStore {
         rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(managed_id = %id))]
     async fn record_decision(
         &self,
         id: &str,
@@ -327,6 +338,7 @@ impl ManagedStore for SqlStore {
         Ok(())
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(count = ids.len()))]
     async fn managed_versions(
         &self,
         ids: &[String],
@@ -354,6 +366,7 @@ impl ManagedStore for SqlStore {
         Ok(versions)
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(certificate = %id))]
     async fn certificate_links(&self, id: &str, scope: &Scope) -> StoreResult<CertificateLinks> {
         let mut b = SqlBuilder::new(
             "SELECT c.id, c.owner_id, c.adapter_id, c.managed_certificate_id, c.key_secret, \
@@ -382,6 +395,12 @@ impl ManagedStore for SqlStore {
         })
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(certificate_id = %certificate_id)
+    )]
     async fn purge_key(&self, ctx: &AuditContext, certificate_id: &str) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let purged = sqlx::query(
@@ -400,6 +419,7 @@ impl ManagedStore for SqlStore {
         Ok(())
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(owner_id = %owner_id))]
     async fn put_policy(
         &self,
         ctx: &AuditContext,
@@ -427,6 +447,7 @@ impl ManagedStore for SqlStore {
             .ok_or_else(|| StoreError::not_found("policy of owner", owner_id))
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(owner_id = %owner_id))]
     async fn get_policy(&self, owner_id: &str) -> StoreResult<Option<PolicyRecord>> {
         let read = async {
             sqlx::query("SELECT * FROM policies WHERE owner_id = $1")

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use tracing::instrument;
 
 use crate::AuditAction;
 use crate::audit;
@@ -30,6 +31,7 @@ fn owner_event(action: AuditAction, owner_id: &str, details: serde_json::Value) 
 
 #[async_trait]
 impl OwnerStore for SqlStore {
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(name = %owner.name))]
     async fn create_owner(&self, ctx: &AuditContext, owner: &NewOwner) -> StoreResult<Owner> {
         let id = uuid::Uuid::now_v7().to_string();
         let mut tx = self.begin().await?;
@@ -58,6 +60,7 @@ impl OwnerStore for SqlStore {
         self.get_owner(&id).await
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
     async fn list_owners(&self) -> StoreResult<Vec<Owner>> {
         sqlx::query("SELECT * FROM owners ORDER BY name")
             .fetch_all(&self.read)
@@ -67,6 +70,7 @@ impl OwnerStore for SqlStore {
             .collect()
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(owner = %id_or_name))]
     async fn get_owner(&self, id_or_name: &str) -> StoreResult<Owner> {
         let read = async {
             let row = sqlx::query("SELECT * FROM owners WHERE id = $1 OR name = $1")
@@ -79,6 +83,7 @@ impl OwnerStore for SqlStore {
         self.directory.cached(&self.directory.owners, id_or_name, read, |_| true).await
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(owner_id = %id))]
     async fn update_owner(
         &self,
         ctx: &AuditContext,
@@ -121,6 +126,7 @@ impl OwnerStore for SqlStore {
         self.get_owner(&current.id).await
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(owner_id = %id))]
     async fn delete_owner(&self, ctx: &AuditContext, id: &str) -> StoreResult<()> {
         let current = self.get_owner(id).await?;
         let mut tx = self.begin().await?;

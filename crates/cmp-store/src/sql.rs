@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use tracing::instrument;
 
 use crate::audit::{self, ChainBreak};
 use crate::directory_cache::DirectoryCache;
@@ -323,6 +324,7 @@ pub(crate) async fn run_statements(
 
 #[async_trait]
 impl Store for SqlStore {
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
@@ -335,6 +337,7 @@ impl Store for SqlStore {
 
 #[async_trait]
 impl AuditStore for SqlStore {
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(limit = query.limit))]
     async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent>> {
         let mut b = SqlBuilder::new("SELECT * FROM audit_logs WHERE 1 = 1");
         let text_filters = [
@@ -364,6 +367,7 @@ impl AuditStore for SqlStore {
         Ok(Page::from_rows(items, limit, |e| Cursor { key: e.seq, id: String::new() }))
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
     async fn verify_audit_chain(&self) -> StoreResult<(u64, Option<ChainBreak>)> {
         // Take the head first and check the trail up to it: appends that commit meanwhile are
         // beyond it and cannot look like tampering.
@@ -408,6 +412,12 @@ impl AuditStore for SqlStore {
         Ok((checked, None))
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(action = %event.action, entity_id = %event.entity_id)
+    )]
     async fn append_audit(&self, ctx: &AuditContext, event: &NewAuditEvent) -> StoreResult<i64> {
         let mut tx = self.begin().await?;
         let seq = audit::append(&mut tx, ctx, event).await?;

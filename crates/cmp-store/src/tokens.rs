@@ -5,6 +5,7 @@ use cmp_domain::Role;
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use tracing::instrument;
 
 use crate::AuditAction;
 use crate::audit;
@@ -33,6 +34,12 @@ fn token_from_row(row: &AnyRow) -> StoreResult<ApiToken> {
 
 #[async_trait]
 impl TokenStore for SqlStore {
+    #[instrument(
+        level = "debug",
+        skip_all,
+        err(level = "debug"),
+        fields(name = %token.name, role = token.role.as_str())
+    )]
     async fn create_token(&self, ctx: &AuditContext, token: &NewApiToken) -> StoreResult<ApiToken> {
         let id = uuid::Uuid::now_v7().to_string();
         let owner_ids = serde_json::to_string(&token.owner_ids)
@@ -82,6 +89,7 @@ impl TokenStore for SqlStore {
         token_from_row(&row)
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
     async fn find_token_by_hash(
         &self,
         token_hash: &str,
@@ -104,6 +112,7 @@ impl TokenStore for SqlStore {
         Ok(token.filter(|t| t.expires_at.is_none_or(|at| at > now)))
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
     async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {
         sqlx::query(&format!("{COLUMNS} ORDER BY created_at, id"))
             .fetch_all(&self.read)
@@ -113,6 +122,7 @@ impl TokenStore for SqlStore {
             .collect()
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(token_id = %id))]
     async fn revoke_token(&self, ctx: &AuditContext, id: &str, now: i64) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
@@ -137,6 +147,7 @@ impl TokenStore for SqlStore {
         Ok(())
     }
 
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
     async fn count_tokens(&self) -> StoreResult<i64> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM api_tokens")
             .fetch_one(&self.read)

@@ -9,6 +9,14 @@ pub mod openbao;
 pub mod openssl;
 pub mod pebble;
 
+/// Installs aws-lc-rs as the process's rustls crypto provider, as each binary's `main` does
+/// (library code never installs it). A test that builds a TLS or HTTP client, directly or
+/// through a library, calls this first; the servers here call it themselves. Idempotent.
+pub fn install_crypto_provider() {
+    // Err only when a provider is installed already: aws-lc-rs, the workspace's only one.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 /// A port free on 127.0.0.1 (TCP and UDP) a moment ago, for a server that is told its port
 /// before it binds it. It is taken below the kernel's ephemeral range (32768-60999 here):
 /// there, an outgoing connection or another test's `:0` bind could take it in the meantime

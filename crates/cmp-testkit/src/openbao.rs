@@ -72,7 +72,7 @@ impl OpenBao {
     }
 
     async fn try_start(tls: bool) -> Result<OpenBao, String> {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        crate::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("bao.log");
         let port = free_port();

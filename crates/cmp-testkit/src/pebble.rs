@@ -71,7 +71,7 @@ impl Pebble {
     }
 
     async fn try_start(options: PebbleOptions) -> Result<Pebble, String> {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        crate::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
         let made = Command::new("openssl")

@@ -140,8 +140,6 @@ impl VaultClient {
         settings: &VaultSettings,
         credentials: Credentials,
     ) -> Result<VaultClient, VaultError> {
-        // reqwest's rustls needs the process's crypto provider (aws-lc-rs, as everywhere).
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let address = settings.address.trim_end_matches('/').to_string();
         if !(address.starts_with("http://") || address.starts_with("https://")) {
             return Err(VaultError::InvalidConfig(format!(
@@ -160,6 +158,13 @@ impl VaultClient {
             for root in roots {
                 builder = builder.add_root_certificate(root);
             }
+        }
+        // reqwest takes rustls's provider from the process (the binary's main installs
+        // aws-lc-rs) and panics without one: say so as an error instead.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            return Err(VaultError::InvalidConfig(
+                "no TLS crypto provider is installed (a bug in the program)".into(),
+            ));
         }
         let http = builder.build().map_err(|e| VaultError::InvalidConfig(e.to_string()))?;
         Ok(VaultClient {

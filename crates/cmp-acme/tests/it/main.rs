@@ -1,5 +1,6 @@
 //! cmp-acme against a real Pebble and pebble-challtestsrv.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(clippy::disallowed_methods)] // Pebble keeps the real time: so do the tests
 
 mod orders;
 mod rfc2136;
@@ -11,6 +12,19 @@ use cmp_acme::{
     Solvers,
 };
 use cmp_testkit::pebble::Pebble;
+
+/// The system clock (Pebble keeps real time).
+struct SystemClock;
+
+impl cmp_domain::Clock for SystemClock {
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc()
+    }
+}
+
+fn clock() -> Arc<dyn cmp_domain::Clock> {
+    Arc::new(SystemClock)
+}
 
 /// Settings that reach `pebble`, trusting its listener's certificate.
 fn settings(pebble: &Pebble) -> AcmeSettings {
@@ -51,7 +65,7 @@ fn http_solvers(responder: &Arc<Http01Responder>) -> Solvers {
 }
 
 async fn register(pebble: &Pebble) -> AcmeClient {
-    AcmeClient::register(&settings(pebble), None).await.unwrap().0
+    AcmeClient::register(&settings(pebble), None, clock()).await.unwrap().0
 }
 
 fn csr_der(names: &[&str]) -> Vec<u8> {

@@ -56,8 +56,8 @@ async fn http01_issues_a_chain_that_verifies_against_pebbles_root() {
     sans.sort();
     assert_eq!(sans, ["shop.test", "www.shop.test"]);
     // The account is reused: restoring it from its credentials needs no new registration.
-    let (_, credentials) = AcmeClient::register(&settings(&pebble), None).await.unwrap();
-    let restored = AcmeClient::restore(&settings(&pebble), &credentials).await.unwrap();
+    let (_, credentials) = AcmeClient::register(&settings(&pebble), None, clock()).await.unwrap();
+    let restored = AcmeClient::restore(&settings(&pebble), &credentials, clock()).await.unwrap();
     assert!(restored.account_url().starts_with("https://127.0.0.1"));
 }
 
@@ -99,17 +99,17 @@ async fn a_wildcard_without_a_dns_solver_is_refused_before_anything_is_ordered()
 #[tokio::test]
 async fn eab_is_required_by_such_a_ca_and_accepted_with_the_right_key() {
     let pebble = Pebble::start(PebbleOptions { eab: true, ..Default::default() }).await;
-    let e = AcmeClient::register(&settings(&pebble), None).await.unwrap_err();
+    let e = AcmeClient::register(&settings(&pebble), None, clock()).await.unwrap_err();
     assert!(
         matches!(&e, AcmeError::Problem(p) if p.kind == ProblemKind::ExternalAccountRequired),
         "{e}"
     );
     let wrong = Eab { key_id: EAB_KID.into(), hmac_key: Zeroizing::new("d3Jvbmc".into()) };
-    let e = AcmeClient::register(&settings(&pebble), Some(&wrong)).await.unwrap_err();
+    let e = AcmeClient::register(&settings(&pebble), Some(&wrong), clock()).await.unwrap_err();
     assert!(matches!(&e, AcmeError::Problem(_)), "{e}");
     assert!(!e.to_string().contains("d3Jvbmc"), "the HMAC key leaked: {e}");
     let eab = Eab { key_id: EAB_KID.into(), hmac_key: Zeroizing::new(EAB_HMAC.into()) };
-    let (client, _) = AcmeClient::register(&settings(&pebble), Some(&eab)).await.unwrap();
+    let (client, _) = AcmeClient::register(&settings(&pebble), Some(&eab), clock()).await.unwrap();
     let responder = serve_responder(&pebble).await;
     let names = ["eab.test".to_string()];
     let mut order = client.new_order(&names, None).await.unwrap();
@@ -186,11 +186,12 @@ async fn orders_complete_while_pebble_rejects_half_the_nonces() {
 async fn an_order_placed_before_a_restart_is_resumed_by_url_and_yields_one_certificate() {
     let pebble = Pebble::start(PebbleOptions::default()).await;
     let responder = serve_responder(&pebble).await;
-    let (first, credentials) = AcmeClient::register(&settings(&pebble), None).await.unwrap();
+    let (first, credentials) =
+        AcmeClient::register(&settings(&pebble), None, clock()).await.unwrap();
     let names = ["resume.test".to_string()];
     let url = first.new_order(&names, None).await.unwrap().url().to_string();
     drop(first); // the process "dies" with the order pending
-    let second = AcmeClient::restore(&settings(&pebble), &credentials).await.unwrap();
+    let second = AcmeClient::restore(&settings(&pebble), &credentials, clock()).await.unwrap();
     let mut order = second.resume_order(&url).await.unwrap();
     assert_eq!(order.state().status, OrderStatus::Pending);
     let csr = csr_der(&["resume.test"]);
@@ -218,7 +219,7 @@ async fn a_ca_that_is_down_is_a_retryable_error_and_pebble_has_no_ari() {
     assert_eq!(client.renewal_window(&leaf_der(&chain)).await.unwrap(), None);
     let mut down = settings(&pebble);
     down.directory_url = format!("https://127.0.0.1:{}/dir", cmp_testkit::free_port());
-    let e = AcmeClient::register(&down, None).await.unwrap_err();
+    let e = AcmeClient::register(&down, None, clock()).await.unwrap_err();
     assert!(matches!(e, AcmeError::Unreachable(_)), "{e}");
     assert!(e.is_retryable());
 }
@@ -230,8 +231,8 @@ async fn a_ca_that_is_down_is_a_retryable_error_and_pebble_has_no_ari() {
 async fn an_order_asks_for_its_end_date_and_pebble_keeps_to_it() {
     let pebble =
         Pebble::start(PebbleOptions { nonce_reject_percent: 10, ..Default::default() }).await;
-    let (_, credentials) = AcmeClient::register(&settings(&pebble), None).await.unwrap();
-    let client = AcmeClient::restore(&settings(&pebble), &credentials).await.unwrap();
+    let (_, credentials) = AcmeClient::register(&settings(&pebble), None, clock()).await.unwrap();
+    let client = AcmeClient::restore(&settings(&pebble), &credentials, clock()).await.unwrap();
     assert!(client.sends_not_after());
     let solvers = Solvers::new(&[dns_solver(&pebble, &[])], None).unwrap();
     let end_of = |chain: &str| {
@@ -250,7 +251,7 @@ async fn an_order_asks_for_its_end_date_and_pebble_keeps_to_it() {
 
     let mut lax = settings(&pebble);
     lax.send_not_after = false;
-    let client = AcmeClient::restore(&lax, &credentials).await.unwrap();
+    let client = AcmeClient::restore(&lax, &credentials, clock()).await.unwrap();
     assert!(!client.sends_not_after());
     let names = ["lax.shop.test".to_string()];
     let mut order = client.new_order_until(&names, None, Some(asked)).await.unwrap();

@@ -49,7 +49,7 @@ async fn one_certificate_per_request_and_revocation_through_acme() {
         order_timeout_secs: 20,
         send_not_after: true,
     };
-    let client = Arc::new(AcmeClient::register(&settings, None).await.unwrap().0);
+    let client = Arc::new(AcmeClient::register(&settings, None, Arc::new(Clock)).await.unwrap().0);
     let solvers =
         Solvers::new(&[SolverConfig::Http01 { id: None, names: Vec::new() }], Some(&responder));
     let (ledger, journal) = (Arc::new(MemoryLedger::default()), Arc::new(MemoryJournal::default()));

@@ -42,8 +42,8 @@ impl fmt::Debug for MasterKey {
 }
 
 impl MasterKey {
-    /// A new random key whose id is not `taken`.
-    fn generate(taken: impl Fn(&str) -> bool) -> Result<MasterKey, SecretError> {
+    /// A new random key whose id is not `taken`, made at `now`.
+    fn generate(taken: impl Fn(&str) -> bool, now: SystemTime) -> Result<MasterKey, SecretError> {
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         random(&mut *key)?;
         let id = loop {
@@ -54,8 +54,7 @@ impl MasterKey {
                 break id;
             }
         };
-        let created_at =
-            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let created_at = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         Ok(MasterKey { id, key, created_at })
     }
 }
@@ -83,9 +82,9 @@ impl MasterKeys {
         self.older.iter().chain(std::iter::once(&self.current))
     }
 
-    /// These keys plus a new current one.
-    pub fn with_new_key(&self) -> Result<MasterKeys, SecretError> {
-        let new = MasterKey::generate(|id| self.get(id).is_some())?;
+    /// These keys plus a new current one, made at `now`.
+    pub fn with_new_key(&self, now: SystemTime) -> Result<MasterKeys, SecretError> {
+        let new = MasterKey::generate(|id| self.get(id).is_some(), now)?;
         let mut older = self.older.clone();
         older.push(self.current.clone());
         Ok(MasterKeys { older, current: new })
@@ -174,11 +173,12 @@ fn random(buf: &mut [u8]) -> Result<(), SecretError> {
         .map_err(|_| SecretError::Unavailable("the system random generator failed".into()))
 }
 
-/// Loads `dir/master.keys`, creating it with one new key (mode 0600) if it does not exist.
-pub(crate) fn load_or_create(dir: &Path) -> Result<MasterKeys, SecretError> {
+/// Loads `dir/master.keys`, creating it with one new key (mode 0600) made at `now` if it does
+/// not exist.
+pub(crate) fn load_or_create(dir: &Path, now: SystemTime) -> Result<MasterKeys, SecretError> {
     let path = dir.join(MASTER_FILE);
     if !path.exists() {
-        let first = MasterKey::generate(|_| false)?;
+        let first = MasterKey::generate(|_| false, now)?;
         let keys = MasterKeys { older: Vec::new(), current: first };
         // Another process may create it at the same moment: then its keys win.
         if files::create_atomic(dir, MASTER_FILE, &keys.to_file()?)? {

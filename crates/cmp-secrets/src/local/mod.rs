@@ -14,6 +14,7 @@ mod master;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 
@@ -42,12 +43,12 @@ struct Inner {
 
 impl LocalSecretStore {
     /// Opens the store in `dir` (synchronously: meant for start-up), creating the directory,
-    /// `records/` and a master key file with one new key if they do not exist. Refuses a
-    /// master key file whose mode lets group or others access it.
-    pub fn open(dir: &Path) -> Result<LocalSecretStore, SecretError> {
+    /// `records/` and a master key file with one new key (stamped `now`) if they do not exist.
+    /// Refuses a master key file whose mode lets group or others access it.
+    pub fn open(dir: &Path, now: SystemTime) -> Result<LocalSecretStore, SecretError> {
         let records = dir.join(RECORDS_DIR);
         files::create_dir(&records)?;
-        let keys = master::load_or_create(dir)?;
+        let keys = master::load_or_create(dir, now)?;
         Ok(LocalSecretStore {
             inner: Arc::new(Inner {
                 dir: dir.to_owned(),
@@ -59,13 +60,13 @@ impl LocalSecretStore {
     }
 
     /// Appends a new master key (which becomes current) and re-wraps every record's data key
-    /// under it; values are not re-encrypted. Returns the new key's id.
+    /// under it (stamped `now`); values are not re-encrypted. Returns the new key's id.
     ///
     /// The old keys stay in the master key file, so records not yet re-wrapped stay readable
     /// throughout, and after a failure part-way (the error names the record file that
     /// failed); running the rotation again finishes the job under another new key.
-    pub async fn rotate_master_key(&self) -> Result<String, SecretError> {
-        self.blocking(|inner| inner.rotate()).await
+    pub async fn rotate_master_key(&self, now: SystemTime) -> Result<String, SecretError> {
+        self.blocking(move |inner| inner.rotate(now)).await
     }
 
     /// The id of the master key that wraps new records.
@@ -149,9 +150,9 @@ impl Inner {
             .map_err(|e| io_error("listing", &self.records, &e))
     }
 
-    fn rotate(&self) -> Result<String, SecretError> {
+    fn rotate(&self, now: SystemTime) -> Result<String, SecretError> {
         let _writer = self.writers.write().unwrap_or_else(PoisonError::into_inner);
-        let keys = Arc::new(self.keys().with_new_key()?);
+        let keys = Arc::new(self.keys().with_new_key(now)?);
         master::save(&self.dir, &keys)?;
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&keys);
         let new = keys.current();

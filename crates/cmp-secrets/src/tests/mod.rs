@@ -12,8 +12,13 @@ use crate::{LocalSecretStore, SecretBytes};
 /// A store in a fresh temporary directory (kept alive by the returned guard).
 fn store() -> (tempfile::TempDir, LocalSecretStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = LocalSecretStore::open(&secrets_dir(dir.path())).unwrap();
+    let store = LocalSecretStore::open(&secrets_dir(dir.path()), now()).unwrap();
     (dir, store)
+}
+
+/// A fixed time for the keys' `created_at` (time is passed in; tests pin it).
+fn now() -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000)
 }
 
 /// Where the server would put the store: `<data_dir>/secrets`.

@@ -3,7 +3,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use super::{record_path, secret, secrets_dir, store};
+use super::{now, record_path, secret, secrets_dir, store};
 use crate::{LocalSecretStore, SecretError, SecretStore};
 
 fn mode(path: &std::path::Path) -> u32 {
@@ -28,7 +28,8 @@ fn new_store_layout_and_modes() {
     let id = line["id"].as_str().unwrap();
     assert!(id.starts_with("mk-") && id.len() == 11, "{id}");
     assert_eq!(line["key"].as_str().unwrap().len(), 64);
-    assert!(line["created_at"].as_u64().unwrap() > 1_700_000_000);
+    // The time the store was opened at, as it was given.
+    assert_eq!(line["created_at"].as_u64().unwrap(), 1_800_000_000);
 }
 
 #[test]
@@ -38,15 +39,15 @@ fn master_key_file_readable_by_others_is_refused() {
     let master = secrets_dir(dir.path()).join("master.keys");
     for bad in [0o644, 0o640, 0o604, 0o660, 0o700 | 0o007] {
         set_mode(&master, bad);
-        let err = LocalSecretStore::open(&secrets_dir(dir.path())).unwrap_err();
+        let err = LocalSecretStore::open(&secrets_dir(dir.path()), now()).unwrap_err();
         let SecretError::Unavailable(message) = &err else { panic!("{err:?}") };
         assert!(message.contains(&format!("{bad:04o}")), "{message}");
         assert!(message.contains("0600") && message.contains("chmod 600"), "{message}");
     }
     set_mode(&master, 0o600);
-    LocalSecretStore::open(&secrets_dir(dir.path())).unwrap();
+    LocalSecretStore::open(&secrets_dir(dir.path()), now()).unwrap();
     set_mode(&master, 0o400);
-    LocalSecretStore::open(&secrets_dir(dir.path())).unwrap();
+    LocalSecretStore::open(&secrets_dir(dir.path()), now()).unwrap();
 }
 
 #[tokio::test]
@@ -74,7 +75,7 @@ fn unusable_master_key_files_are_refused() {
     for contents in cases {
         fs::write(&master, contents).unwrap();
         set_mode(&master, 0o600);
-        let err = LocalSecretStore::open(&secrets).unwrap_err();
+        let err = LocalSecretStore::open(&secrets, now()).unwrap_err();
         assert!(matches!(err, SecretError::Unavailable(_)), "{err:?}");
         // Messages never quote key material.
         assert!(!err.to_string().contains("1111111111"), "{err}");
@@ -151,7 +152,7 @@ async fn reopened_store_reads_what_was_written() {
     }
     let id = store.current_master_key_id();
     drop(store);
-    let reopened = LocalSecretStore::open(&secrets_dir(dir.path())).unwrap();
+    let reopened = LocalSecretStore::open(&secrets_dir(dir.path()), now()).unwrap();
     assert_eq!(reopened.current_master_key_id(), id);
     for i in 0..5 {
         let value = reopened.get(&format!("keys/{i}")).await.unwrap();
@@ -166,7 +167,7 @@ async fn another_master_key_file_cannot_open_the_records() {
     drop(store);
     let secrets = secrets_dir(dir.path());
     fs::remove_file(secrets.join("master.keys")).unwrap();
-    let fresh = LocalSecretStore::open(&secrets).unwrap();
+    let fresh = LocalSecretStore::open(&secrets, now()).unwrap();
     let err = fresh.get("keys/x").await.unwrap_err();
     assert!(matches!(&err, SecretError::Corrupt(m) if m.contains("master key")), "{err:?}");
 }

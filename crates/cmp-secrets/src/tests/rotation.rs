@@ -3,7 +3,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use super::{record_path, secret, secrets_dir, store};
+use super::{now, record_path, secret, secrets_dir, store};
 use crate::{LocalSecretStore, SecretStore};
 
 fn master_ids(data_dir: &std::path::Path) -> Vec<String> {
@@ -38,7 +38,7 @@ async fn rotate_then_read_everything() {
     let stray = secrets_dir(dir.path()).join("records/.tmp-0011223344556677");
     fs::write(&stray, b"half-written").unwrap();
 
-    let new = store.rotate_master_key().await.unwrap();
+    let new = store.rotate_master_key(now()).await.unwrap();
     assert_ne!(new, old);
     assert_eq!(store.current_master_key_id(), new);
     assert_eq!(master_ids(dir.path()), vec![old.clone(), new.clone()]);
@@ -63,7 +63,7 @@ async fn rotate_then_read_everything() {
     store.put("keys/after", &secret(b"after")).await.unwrap();
     assert_eq!(record_master_key(dir.path(), "keys/after"), new);
     drop(store);
-    let reopened = LocalSecretStore::open(&secrets_dir(dir.path())).unwrap();
+    let reopened = LocalSecretStore::open(&secrets_dir(dir.path()), now()).unwrap();
     assert_eq!(reopened.current_master_key_id(), new);
     for name in &names {
         assert_eq!(reopened.get(name).await.unwrap().expose(), name.as_bytes());
@@ -76,14 +76,14 @@ async fn records_under_an_older_key_stay_readable() {
     store.put("keys/old", &secret(b"old")).await.unwrap();
     let old_record = fs::read(record_path(dir.path(), "keys/old")).unwrap();
     let first = store.current_master_key_id();
-    store.rotate_master_key().await.unwrap();
-    let third = store.rotate_master_key().await.unwrap();
+    store.rotate_master_key(now()).await.unwrap();
+    let third = store.rotate_master_key(now()).await.unwrap();
     assert_eq!(master_ids(dir.path()).len(), 3);
     // As if a crash had left this record un-rewrapped: the first key is still in the file.
     fs::write(record_path(dir.path(), "keys/old"), &old_record).unwrap();
     assert_eq!(record_master_key(dir.path(), "keys/old"), first);
     assert_eq!(store.get("keys/old").await.unwrap().expose(), b"old");
-    let fourth = store.rotate_master_key().await.unwrap();
+    let fourth = store.rotate_master_key(now()).await.unwrap();
     assert_ne!(fourth, third);
     assert_eq!(record_master_key(dir.path(), "keys/old"), fourth);
     assert_eq!(store.get("keys/old").await.unwrap().expose(), b"old");
@@ -109,7 +109,7 @@ async fn rotation_concurrent_with_reads_and_writes() {
         })
         .collect();
     for _ in 0..3 {
-        store.rotate_master_key().await.unwrap();
+        store.rotate_master_key(now()).await.unwrap();
     }
     for reader in readers {
         reader.await.unwrap();

@@ -240,7 +240,9 @@ impl AcmeCas {
         let solvers = Solvers::new(&stored.solvers, self.http01.as_ref()).map_err(ca_error)?;
         let solver_secrets = take_solver_secrets(&mut stored.solvers);
         let (client, credentials) =
-            AcmeClient::register(&stored.settings(), eab.as_ref()).await.map_err(ca_error)?;
+            AcmeClient::register(&stored.settings(), eab.as_ref(), self.clock.clone())
+                .await
+                .map_err(ca_error)?;
         stored.account_url = Some(client.account_url().to_string());
         let id = uuid::Uuid::now_v7().to_string();
         let adapter = self.adapter(&id, solvers, client);
@@ -293,8 +295,9 @@ impl AcmeCas {
         })?;
         let credentials = std::str::from_utf8(credentials.expose()).map_err(|_| unreadable())?;
         let solvers = Solvers::new(&stored.solvers, self.http01.as_ref()).map_err(ca_error)?;
-        let client =
-            AcmeClient::restore(&stored.settings(), credentials).await.map_err(ca_error)?;
+        let client = AcmeClient::restore(&stored.settings(), credentials, self.clock.clone())
+            .await
+            .map_err(ca_error)?;
         let adapter = self.adapter(&record.id, solvers, client);
         let mut loaded = self.loaded.write().await;
         Ok(loaded.entry(record.id.clone()).or_insert(adapter).clone())

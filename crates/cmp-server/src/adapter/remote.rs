@@ -25,8 +25,8 @@ pub struct RemoteAdapters {
 
 impl RemoteAdapters {
     pub fn new(base_url: &str, token: &str) -> anyhow::Result<Self> {
-        // reqwest's rustls needs the process's crypto provider (aws-lc-rs, as everywhere).
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        // reqwest panics without the process's crypto provider (cmpd's main installs it).
+        anyhow::ensure!(rustls::crypto::CryptoProvider::get_default().is_some(), "no TLS provider");
         let client =
             reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
         Ok(RemoteAdapters {

@@ -9,7 +9,7 @@ use cmp_testkit::free_port;
 #[tokio::test]
 async fn cmpd_prints_the_token_once_keeps_it_out_of_logs_and_stops_gracefully() {
     // reqwest needs a crypto provider even for plain HTTP; run alone, no other test set it.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    cmp_testkit::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cmpd"))

@@ -41,7 +41,7 @@ struct Started {
 }
 
 async fn start(kind: DbKind) -> Started {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    cmp_testkit::install_crypto_provider();
     let db = TestDb::new(kind).await;
     let data = tempfile::tempdir().unwrap();
     let (http, port) = (reqwest::Client::new(), free_port());

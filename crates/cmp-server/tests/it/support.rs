@@ -13,6 +13,8 @@ use time::OffsetDateTime;
 
 /// A server on port 0 with its data in `data_dir` and its database `db`.
 fn test_config(db: &TestDb, data_dir: &std::path::Path) -> Config {
+    // What cmpd's main does first: the server's clients and the test's own need it.
+    cmp_testkit::install_crypto_provider();
     let mut config = Config::default();
     config.listen = Some("127.0.0.1:0".parse().unwrap());
     config.data_dir = data_dir.to_path_buf();
@@ -193,7 +195,8 @@ impl TestApp {
     /// real CA keeps its own (Vault checks the lifetime it signs against it).
     pub async fn issuer_state(&self, clock: Arc<TestClock>) -> AppState {
         let store = Arc::new(SqlStore::connect(&self._db.url, 4).await.unwrap());
-        let secrets = cmp_server::open_secrets(&self.config).await.unwrap();
+        let secrets =
+            cmp_server::open_secrets(&self.config, &cmp_server::state::SystemClock).await.unwrap();
         let config = Arc::new(self.config.clone());
         let system = Arc::new(cmp_server::state::SystemClock);
         let mut state = AppState::assemble(config, store, system, secrets).unwrap();
