@@ -416,7 +416,7 @@ impl AuditStore for SqlStore {
         level = "debug",
         skip_all,
         err(level = "debug"),
-        fields(action = %event.action, entity_id = %event.entity_id)
+        fields(action = event.action.as_str(), entity_id = %event.entity_id)
     )]
     async fn append_audit(&self, ctx: &AuditContext, event: &NewAuditEvent) -> StoreResult<i64> {
         let mut tx = self.begin().await?;
