@@ -36,15 +36,7 @@ pub trait DnsProvider: Send + Sync {
 
 /// A provider's credential (a TSIG key, a webhook token): kept in the secret store, never in
 /// the adapter's stored configuration, and never printed.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ProviderSecret(pub Zeroizing<String>);
-
-impl std::fmt::Debug for ProviderSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+pub type ProviderSecret = cmp_domain::Secret<String>;
 
 /// TSIG algorithms for RFC 2136 updates.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,7 +145,7 @@ impl Webhook {
         let body = serde_json::json!({ "host": fqdn, "value": value });
         let mut request = self.http.post(url).json(&body);
         if let Some(token) = &self.token {
-            request = request.bearer_auth(token.0.as_str());
+            request = request.bearer_auth(token.expose().as_str());
         }
         let response = request.send().await.map_err(|e| {
             AcmeError::Solver(format!("DNS webhook unreachable: {}", e.without_url()))
@@ -206,7 +198,7 @@ impl Rfc2136 {
         };
         let key = Zeroizing::new(
             base64::engine::general_purpose::STANDARD
-                .decode(secret.0.trim())
+                .decode(secret.expose().trim())
                 .map_err(|_| AcmeError::Config("the TSIG key is not base64".into()))?,
         );
         let algorithm = match algorithm {

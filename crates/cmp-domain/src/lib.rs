@@ -7,6 +7,7 @@ pub mod policy;
 pub mod renewal;
 pub mod revocation;
 pub mod role;
+pub mod secret;
 
 pub use certificate::{
     CertificateFacts, CertificateStatus, DEFAULT_EXPIRY_WINDOW_DAYS, Finding, KeyInfo, KeyType,
@@ -22,6 +23,7 @@ pub use renewal::{
 };
 pub use revocation::RevocationReason;
 pub use role::Role;
+pub use secret::Secret;
 
 /// The source of the current time. Code that decides by time takes it from here (or as a
 /// value), never from the system clock directly, so tests can pin it.

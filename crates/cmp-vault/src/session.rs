@@ -7,36 +7,11 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 use tokio::sync::Mutex;
-use zeroize::Zeroizing;
 
 use crate::{VaultClient, VaultError, field};
 
 /// A token or secret id: zeroed on drop, never printed.
-#[derive(Clone)]
-pub struct Secret(Arc<Zeroizing<String>>);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(Arc::new(Zeroizing::new(value.into())))
-    }
-
-    /// The secret itself, for the one header or body that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl PartialEq for Secret {
-    fn eq(&self, other: &Secret) -> bool {
-        self.expose() == other.expose()
-    }
-}
+pub type Secret = cmp_domain::Secret<String>;
 
 /// How the client proves who it is.
 #[derive(Debug, Clone)]

@@ -8,7 +8,6 @@ use cmp_acme::{
 use cmp_testkit::bind::{Bind, KEY_NAME};
 use cmp_testkit::openssl::verify_chain;
 use cmp_testkit::pebble::{Pebble, PebbleOptions};
-use zeroize::Zeroizing;
 
 use super::*;
 
@@ -18,7 +17,7 @@ fn rfc2136(bind: &Bind, secret: &str) -> DnsProviderConfig {
         zone: bind.zone.clone(),
         key_name: KEY_NAME.into(),
         algorithm: TsigAlgorithmName::HmacSha256,
-        secret: Some(ProviderSecret(Zeroizing::new(secret.into()))),
+        secret: Some(ProviderSecret::new(secret)),
         ttl: 60,
     }
 }

@@ -600,7 +600,7 @@ impl Issuer {
         let key = self.secrets.get(&secret).await?;
         let file = match format {
             "pem" => {
-                let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", key.expose()));
+                let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", key.expose().as_slice()));
                 KeyFile::Pem(zeroize::Zeroizing::new(pem))
             }
             "pkcs12" => {

@@ -13,7 +13,7 @@ async fn secrets_round_trip_as_versions_and_are_destroyed_only_on_delete() {
     store.check().await.unwrap();
     assert_eq!(store.backend(), "vault");
 
-    let key = SecretBytes::new((0u8..=255).collect());
+    let key = SecretBytes::new((0u8..=255).collect::<Vec<u8>>());
     store.put("keys/request-1", &key).await.unwrap();
     assert_eq!(store.get("keys/request-1").await.unwrap().expose(), key.expose());
     store.put("keys/request-1", &SecretBytes::new(b"second".to_vec())).await.unwrap();
