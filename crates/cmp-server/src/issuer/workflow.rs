@@ -368,7 +368,9 @@ impl Issuer {
             revocation_reason: None,
         };
         let item = cmp_store::IssuedRequest {
-            ctx: ctx.clone(),
+            // Stamped after the signature: the certificate's age (the renewal rule's minimum
+            // age) counts from when CMP received it, never from before the CA signed.
+            ctx: AuditContext { now_us: self.now_us(), ..ctx.clone() },
             request: new.clone(),
             key: key.cloned(),
             ledger,
