@@ -212,6 +212,9 @@ impl Rfc2136 {
         Ok(Rfc2136 { server, zone: name("zone", zone)?, signer: Arc::new(signer), ttl })
     }
 
+    /// Sends the update, again when no answer comes (UDP loses datagrams; `nsupdate` also
+    /// tries three times). Both updates are idempotent: adding a record that exists or
+    /// deleting one that does not changes nothing.
     async fn update(&self, fqdn: &str, value: &str, add: bool) -> Result<(), AcmeError> {
         let record = Name::from_ascii(fqdn)
             .map_err(|e| AcmeError::Solver(format!("record name {fqdn:?}: {e}")))?;
@@ -220,15 +223,33 @@ impl Rfc2136 {
         }
         let mut rrset = RecordSet::new(record, RecordType::TXT, self.ttl);
         rrset.add_rdata(RData::TXT(TXT::new(vec![value.to_string()])));
+        let server = self.server;
+        let mut attempt = 1;
+        let code = loop {
+            match self.send(rrset.clone(), add).await {
+                Ok(code) => break code,
+                Err(e) if attempt < UPDATE_ATTEMPTS => {
+                    tracing::debug!(%server, attempt, error = %e, "DNS update unanswered, again");
+                    attempt += 1;
+                }
+                Err(e) => return Err(AcmeError::Solver(format!("DNS server {server}: {e}"))),
+            }
+        };
+        match code {
+            ResponseCode::NoError => Ok(()),
+            code => Err(AcmeError::Solver(format!(
+                "DNS server {server} refused the update of {fqdn}: {code}"
+            ))),
+        }
+    }
+
+    /// One signed update over UDP; the server's response code, or why none came.
+    async fn send(&self, rrset: RecordSet, add: bool) -> Result<ResponseCode, String> {
         let stream = UdpClientStream::builder(self.server, TokioRuntimeProvider::default())
             .with_timeout(Some(Duration::from_secs(5)))
             .with_signer(Some(self.signer.clone()))
             .build();
-        let server = self.server;
-        let unreachable =
-            |e: &dyn std::fmt::Display| AcmeError::Solver(format!("DNS server {server}: {e}"));
-        let (mut client, background) =
-            Client::connect(stream).await.map_err(|e| unreachable(&e))?;
+        let (mut client, background) = Client::connect(stream).await.map_err(|e| e.to_string())?;
         let background = tokio::spawn(background);
         let zone = self.zone.clone();
         let answer = if add {
@@ -237,15 +258,12 @@ impl Rfc2136 {
             client.delete_by_rdata(rrset, zone).await
         };
         background.abort();
-        let answer = answer.map_err(|e| unreachable(&e))?;
-        match answer.response_code() {
-            ResponseCode::NoError => Ok(()),
-            code => Err(AcmeError::Solver(format!(
-                "DNS server {server} refused the update of {fqdn}: {code}"
-            ))),
-        }
+        answer.map(|a| a.response_code()).map_err(|e| e.to_string())
     }
 }
+
+/// How many times an RFC 2136 update is sent before the server counts as unreachable.
+const UPDATE_ATTEMPTS: u32 = 3;
 
 #[async_trait]
 impl DnsProvider for Rfc2136 {
