@@ -229,6 +229,19 @@ impl SqlLedger {
     }
 }
 
+/// The ledger row of a newly issued certificate, as the store keeps it.
+pub(crate) fn ledger_row(entry: LedgerEntry) -> LedgerRow {
+    LedgerRow {
+        ca_id: entry.ca_id,
+        serial: entry.serial,
+        request_id: entry.request_id,
+        der: entry.certificate_der,
+        not_after: entry.not_after,
+        revoked_at: None,
+        revocation_reason: None,
+    }
+}
+
 fn entry_of(row: LedgerRow) -> LedgerEntry {
     LedgerEntry {
         ca_id: row.ca_id,
@@ -254,15 +267,7 @@ impl CaLedger for SqlLedger {
     }
 
     async fn record_issued(&self, entry: &LedgerEntry) -> Result<LedgerEntry, CaError> {
-        let row = LedgerRow {
-            ca_id: entry.ca_id.clone(),
-            serial: entry.serial.clone(),
-            request_id: entry.request_id.clone(),
-            der: entry.certificate_der.clone(),
-            not_after: entry.not_after,
-            revoked_at: None,
-            revocation_reason: None,
-        };
+        let row = ledger_row(entry.clone());
         Ok(entry_of(self.store.ledger_record(&row).await.map_err(unavailable)?))
     }
 

@@ -12,6 +12,7 @@ mod remote;
 mod vault;
 
 pub use acme::AcmeCas;
+pub(crate) use builtin::ledger_row;
 pub use builtin::{BUILTIN_KIND, BuiltinCas, DEFAULT_CA_NAME, ensure_default_ca};
 pub use directory::{AdapterDirectory, LocalAdapters};
 pub use kind::AdapterKind;

@@ -358,22 +358,13 @@ impl Issuer {
             Ok(record) => record,
             Err(e) => return Some(Err(e.into())),
         };
-        let ledger = cmp_store::LedgerRow {
-            ca_id: entry.ca_id,
-            serial: entry.serial,
-            request_id: entry.request_id,
-            der: entry.certificate_der,
-            not_after: entry.not_after,
-            revoked_at: None,
-            revocation_reason: None,
-        };
         let item = cmp_store::IssuedRequest {
             // Stamped after the signature: the certificate's age (the renewal rule's minimum
             // age) counts from when CMP received it, never from before the CA signed.
             ctx: AuditContext { now_us: self.now_us(), ..ctx.clone() },
             request: new.clone(),
             key: key.cloned(),
-            ledger,
+            ledger: crate::adapter::ledger_row(entry),
             issued: record,
         };
         let stored = self.store.create_issued_request(item).await;
