@@ -108,6 +108,9 @@ pub enum LocationKind {
     File,
     /// A Kubernetes secret.
     K8s,
+    /// A target of a host agent (`<agent>/<target>`), where a deployment put it and a TLS
+    /// handshake saw it served.
+    Agent,
 }
 
 impl LocationKind {
@@ -116,11 +119,12 @@ impl LocationKind {
             LocationKind::Endpoint => "endpoint",
             LocationKind::File => "file",
             LocationKind::K8s => "k8s",
+            LocationKind::Agent => "agent",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Endpoint, Self::File, Self::K8s].into_iter().find(|k| k.as_str() == s)
+        [Self::Endpoint, Self::File, Self::K8s, Self::Agent].into_iter().find(|k| k.as_str() == s)
     }
 }
 

@@ -1,6 +1,7 @@
 //! CMP's domain: what a certificate is to the platform, its status and findings, and roles.
 //! Pure types and rules; no database, HTTP or runtime in here. Time is always passed in.
 
+pub mod agent;
 pub mod certificate;
 pub mod issuance;
 pub mod policy;
@@ -9,6 +10,7 @@ pub mod revocation;
 pub mod role;
 pub mod secret;
 
+pub use agent::{AgentStatus, DeploymentState, JobKind, JobState};
 pub use certificate::{
     CertificateFacts, CertificateStatus, DEFAULT_EXPIRY_WINDOW_DAYS, Finding, KeyInfo, KeyType,
     LocationKind, San, SanType, VALIDITY_SLACK_SECS, evaluate, static_findings, status_at,

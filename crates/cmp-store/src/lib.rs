@@ -5,6 +5,7 @@
 //! same transaction as the change.
 
 mod adapters;
+mod agents;
 mod audit;
 mod certificates;
 mod chains;
@@ -19,6 +20,7 @@ mod sql;
 mod tokens;
 
 pub use adapters::*;
+pub use agents::*;
 pub use audit::{ChainBreak, GENESIS_HASH, canonical_json, event_hash};
 pub use certificates::{MAX_LABELS, validate_labels};
 pub use error::StoreError;
@@ -129,7 +131,14 @@ pub trait AuditStore: Send + Sync {
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
-    CertificateStore + OwnerStore + TokenStore + AuditStore + AdapterStore + RequestStore + ManagedStore
+    CertificateStore
+    + OwnerStore
+    + TokenStore
+    + AuditStore
+    + AdapterStore
+    + RequestStore
+    + ManagedStore
+    + AgentStore
 {
     /// Answers when the database is reachable.
     async fn ping(&self) -> StoreResult<()>;

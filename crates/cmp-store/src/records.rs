@@ -308,11 +308,20 @@ pub enum AuditAction {
     AdapterCreated,
     AdapterUpdated,
     AdapterAgentTokenIssued,
+    AgentBootstrapTokenCreated,
+    AgentEnrolled,
+    AgentIdentityRenewed,
+    AgentDisabled,
+    AgentEnabled,
+    AgentDeleted,
+    DeploymentsSet,
+    DeploymentVerified,
+    DeploymentFailed,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 24] = [
+    pub const ALL: [AuditAction; 33] = [
         AuditAction::CertificateCreated,
         AuditAction::CertificateLocationAdded,
         AuditAction::CertificateUpdated,
@@ -337,6 +346,15 @@ impl AuditAction {
         AuditAction::AdapterCreated,
         AuditAction::AdapterUpdated,
         AuditAction::AdapterAgentTokenIssued,
+        AuditAction::AgentBootstrapTokenCreated,
+        AuditAction::AgentEnrolled,
+        AuditAction::AgentIdentityRenewed,
+        AuditAction::AgentDisabled,
+        AuditAction::AgentEnabled,
+        AuditAction::AgentDeleted,
+        AuditAction::DeploymentsSet,
+        AuditAction::DeploymentVerified,
+        AuditAction::DeploymentFailed,
     ];
 
     /// The text stored in `audit_logs.action`, e.g. `request.issued`.
@@ -366,6 +384,15 @@ impl AuditAction {
             AuditAction::AdapterCreated => "adapter.created",
             AuditAction::AdapterUpdated => "adapter.updated",
             AuditAction::AdapterAgentTokenIssued => "adapter.agent_token_issued",
+            AuditAction::AgentBootstrapTokenCreated => "agent.bootstrap_token_created",
+            AuditAction::AgentEnrolled => "agent.enrolled",
+            AuditAction::AgentIdentityRenewed => "agent.identity_renewed",
+            AuditAction::AgentDisabled => "agent.disabled",
+            AuditAction::AgentEnabled => "agent.enabled",
+            AuditAction::AgentDeleted => "agent.deleted",
+            AuditAction::DeploymentsSet => "deployment.set",
+            AuditAction::DeploymentVerified => "deployment.verified",
+            AuditAction::DeploymentFailed => "deployment.failed",
         }
     }
 }

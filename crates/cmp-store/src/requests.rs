@@ -426,7 +426,8 @@ pub(crate) fn issued_event(
     request_event(AuditAction::RequestIssued, id, details)
 }
 
-/// Makes `leaf` the current version of a managed certificate, whose renewal starts afresh.
+/// Makes `leaf` the current version of a managed certificate, whose renewal starts afresh, and
+/// queues its deployments.
 pub(crate) async fn set_current_version(
     tx: &mut Transaction<'_, Any>,
     managed: &str,
@@ -443,7 +444,7 @@ pub(crate) async fn set_current_version(
     .bind(managed)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    crate::agents::queue_deploy_jobs(tx, managed, leaf, now).await
 }
 
 /// Adds issuance findings to leaves' `finding_flags`.

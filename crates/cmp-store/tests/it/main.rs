@@ -6,6 +6,7 @@
     clippy::field_reassign_with_default
 )]
 
+mod agents;
 mod audit;
 mod certificates;
 mod completions;

@@ -1,0 +1,967 @@
+//! Host agents: bootstrap tokens, enrolment, deployments of managed certificates and the job
+//! queue that carries each new version to the agents.
+//!
+//! Jobs are queued in the transaction that makes a version current
+//! ([`queue_deploy_jobs`], called by the issuance completion), so a version never exists
+//! without its jobs. An agent leases its jobs one at a time; a lease that runs out puts the job
+//! back in the queue, and a job's result is taken only from the agent holding it.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use cmp_domain::agent::{MAX_JOB_ATTEMPTS, job_retry_delay_secs};
+use cmp_domain::{DeploymentState, JobKind, JobState, LocationKind};
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+use tracing::instrument;
+
+use crate::audit;
+use crate::{AuditAction, AuditContext, NewAuditEvent, SqlStore, StoreError, StoreResult};
+
+/// A single-use token that lets one host enrol, as an admin made it.
+#[derive(Debug, Clone)]
+pub struct NewBootstrapToken {
+    pub token_hash: String,
+    /// Given to the agent that enrols with it.
+    pub labels: BTreeMap<String, String>,
+    pub expires_at: i64,
+}
+
+/// A bootstrap token as stored (without its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapTokenRecord {
+    pub id: String,
+    pub labels: BTreeMap<String, String>,
+    pub expires_at: i64,
+    pub created_by: String,
+    pub created_at: i64,
+    pub used_at: Option<i64>,
+    /// The agent that enrolled with it.
+    pub agent_id: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
+/// An agent to enrol: its name and the client certificate the agent CA just made for it.
+#[derive(Debug, Clone)]
+pub struct NewAgent {
+    pub name: String,
+    pub cert_fingerprint: String,
+    pub cert_not_after: i64,
+}
+
+/// An enrolled agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentRecord {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// SHA-256 of the DER of its current client certificate: the only one accepted.
+    pub cert_fingerprint: String,
+    pub cert_not_after: i64,
+    pub disabled_at: Option<i64>,
+    pub hostname: Option<String>,
+    pub version: Option<String>,
+    pub os: Option<String>,
+    /// The targets the agent reported in its last heartbeat (JSON, as it sent them).
+    pub targets: serde_json::Value,
+    pub last_seen_at: Option<i64>,
+    pub enrolled_at: i64,
+    /// The bootstrap token it enrolled with.
+    pub enrolled_with: String,
+}
+
+/// What an agent says when it checks in.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    pub hostname: String,
+    pub version: String,
+    pub os: String,
+    pub targets: serde_json::Value,
+}
+
+/// Where a managed certificate is deployed, with how the last attempt went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentRecord {
+    pub managed_certificate_id: String,
+    pub agent_id: String,
+    pub agent_name: String,
+    pub target: String,
+    pub state: DeploymentState,
+    /// The version the last job carried.
+    pub certificate_id: Option<String>,
+    /// What the target served when it was verified.
+    pub served_fingerprint: Option<String>,
+    pub verified_at: Option<i64>,
+    pub failed_step: Option<String>,
+    pub last_error: Option<String>,
+    pub updated_at: i64,
+}
+
+/// A job for one agent's target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub id: String,
+    pub agent_id: String,
+    pub target: String,
+    pub kind: JobKind,
+    pub managed_certificate_id: Option<String>,
+    pub certificate_id: Option<String>,
+    pub state: JobState,
+    pub attempts: i64,
+    pub not_before: i64,
+    pub lease_until: Option<i64>,
+    /// The step the last attempt failed at.
+    pub step: Option<String>,
+    /// The agent's last report (steps and their output).
+    pub result: Option<serde_json::Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// How an attempt at a job ended, as its agent reports it.
+#[derive(Debug, Clone)]
+pub enum JobOutcome {
+    /// Installed and, where the target has an endpoint, seen served with this fingerprint.
+    Succeeded { served_fingerprint: Option<String>, report: serde_json::Value },
+    /// Failed at `step`; the agent put the previous files back.
+    Failed { step: String, message: String, report: serde_json::Value },
+}
+
+/// Agents, their deployments and jobs.
+#[async_trait]
+pub trait AgentStore: Send + Sync {
+    async fn create_bootstrap_token(
+        &self,
+        ctx: &AuditContext,
+        token: &NewBootstrapToken,
+    ) -> StoreResult<BootstrapTokenRecord>;
+    async fn list_bootstrap_tokens(&self) -> StoreResult<Vec<BootstrapTokenRecord>>;
+    async fn revoke_bootstrap_token(&self, ctx: &AuditContext, id: &str) -> StoreResult<()>;
+
+    /// Uses up the bootstrap token with `token_hash` and creates the agent, in one transaction.
+    /// `NotFound` (entity `bootstrap token`) when no such token is live (unknown, used,
+    /// revoked or expired); `Conflict` when the name is taken.
+    async fn enroll_agent(
+        &self,
+        ctx: &AuditContext,
+        token_hash: &str,
+        agent: &NewAgent,
+    ) -> StoreResult<AgentRecord>;
+    /// The enabled agent whose current certificate has this fingerprint. Never cached: a
+    /// disabled or deleted agent is refused at once, on every replica.
+    async fn find_agent_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> StoreResult<Option<AgentRecord>>;
+    /// An agent by id or name.
+    async fn get_agent(&self, id_or_name: &str) -> StoreResult<AgentRecord>;
+    async fn list_agents(&self) -> StoreResult<Vec<AgentRecord>>;
+    async fn set_agent_disabled(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        disabled: bool,
+    ) -> StoreResult<AgentRecord>;
+    /// Deletes an agent with its jobs and deployments.
+    async fn delete_agent(&self, ctx: &AuditContext, id: &str) -> StoreResult<()>;
+    /// Replaces the agent's certificate (it renewed its identity).
+    async fn renew_agent_identity(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        cert_fingerprint: &str,
+        cert_not_after: i64,
+    ) -> StoreResult<AgentRecord>;
+    /// Records a check-in (not audited: it changes nothing but liveness).
+    async fn record_heartbeat(&self, id: &str, heartbeat: &Heartbeat, now: i64) -> StoreResult<()>;
+
+    /// Sets where a managed certificate is deployed. New deployments of a certificate that has
+    /// a current version get a job at once; dropped ones lose their queued jobs.
+    async fn set_deployments(
+        &self,
+        ctx: &AuditContext,
+        managed_id: &str,
+        targets: &[(String, String)],
+    ) -> StoreResult<Vec<DeploymentRecord>>;
+    async fn list_deployments(&self, managed_id: &str) -> StoreResult<Vec<DeploymentRecord>>;
+
+    /// Leases the agent's next due job until `lease_until`, or `None` when none is due.
+    async fn lease_job(
+        &self,
+        agent_id: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<Option<JobRecord>>;
+    /// Records the result of a job the agent holds (`NotFound` for another agent's job,
+    /// `Conflict` for a job it does not hold), and updates the deployment.
+    async fn finish_job(
+        &self,
+        ctx: &AuditContext,
+        agent_id: &str,
+        job_id: &str,
+        outcome: &JobOutcome,
+    ) -> StoreResult<JobRecord>;
+    /// The agent's latest jobs, newest first.
+    async fn list_jobs(&self, agent_id: &str, limit: i64) -> StoreResult<Vec<JobRecord>>;
+    /// Agents with a job due at `now` (to wake their long polls).
+    async fn agents_with_due_jobs(&self, now: i64) -> StoreResult<Vec<String>>;
+}
+
+const TOKEN_COLUMNS: &str = "SELECT id, labels, expires_at, created_by, created_at, used_at, \
+     agent_id, revoked_at FROM agent_bootstrap_tokens";
+const AGENT_COLUMNS: &str = "SELECT id, name, labels, cert_fingerprint, cert_not_after, \
+     disabled_at, hostname, version, os, targets, last_seen_at, enrolled_at, enrolled_with \
+     FROM agents";
+const DEPLOYMENT_COLUMNS: &str = "SELECT d.managed_certificate_id, d.agent_id, a.name AS \
+     agent_name, d.target, d.state, d.certificate_id, d.served_fingerprint, d.verified_at, \
+     d.failed_step, d.last_error, d.updated_at FROM deployments d JOIN agents a ON a.id = d.agent_id";
+const JOB_COLUMNS: &str = "SELECT id, agent_id, target, kind, managed_certificate_id, \
+     certificate_id, state, attempts, not_before, lease_until, step, result, created_at, \
+     updated_at FROM agent_jobs";
+
+fn labels_from(text: &str) -> StoreResult<BTreeMap<String, String>> {
+    serde_json::from_str(text).map_err(|e| StoreError::corrupt("labels", e))
+}
+
+fn labels_text(labels: &BTreeMap<String, String>) -> StoreResult<String> {
+    serde_json::to_string(labels).map_err(|e| StoreError::corrupt("labels", e))
+}
+
+fn token_from_row(row: &AnyRow) -> StoreResult<BootstrapTokenRecord> {
+    Ok(BootstrapTokenRecord {
+        id: row.try_get("id")?,
+        labels: labels_from(&row.try_get::<String, _>("labels")?)?,
+        expires_at: row.try_get("expires_at")?,
+        created_by: row.try_get("created_by")?,
+        created_at: row.try_get("created_at")?,
+        used_at: row.try_get("used_at")?,
+        agent_id: row.try_get("agent_id")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn agent_from_row(row: &AnyRow) -> StoreResult<AgentRecord> {
+    let targets: String = row.try_get("targets")?;
+    Ok(AgentRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        labels: labels_from(&row.try_get::<String, _>("labels")?)?,
+        cert_fingerprint: row.try_get("cert_fingerprint")?,
+        cert_not_after: row.try_get("cert_not_after")?,
+        disabled_at: row.try_get("disabled_at")?,
+        hostname: row.try_get("hostname")?,
+        version: row.try_get("version")?,
+        os: row.try_get("os")?,
+        targets: serde_json::from_str(&targets)
+            .map_err(|e| StoreError::corrupt("agent targets", e))?,
+        last_seen_at: row.try_get("last_seen_at")?,
+        enrolled_at: row.try_get("enrolled_at")?,
+        enrolled_with: row.try_get("enrolled_with")?,
+    })
+}
+
+fn deployment_from_row(row: &AnyRow) -> StoreResult<DeploymentRecord> {
+    let state: String = row.try_get("state")?;
+    Ok(DeploymentRecord {
+        managed_certificate_id: row.try_get("managed_certificate_id")?,
+        agent_id: row.try_get("agent_id")?,
+        agent_name: row.try_get("agent_name")?,
+        target: row.try_get("target")?,
+        state: DeploymentState::parse(&state)
+            .ok_or_else(|| StoreError::corrupt("deployment state", &state))?,
+        certificate_id: row.try_get("certificate_id")?,
+        served_fingerprint: row.try_get("served_fingerprint")?,
+        verified_at: row.try_get("verified_at")?,
+        failed_step: row.try_get("failed_step")?,
+        last_error: row.try_get("last_error")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn job_from_row(row: &AnyRow) -> StoreResult<JobRecord> {
+    let kind: String = row.try_get("kind")?;
+    let state: String = row.try_get("state")?;
+    let result: Option<String> = row.try_get("result")?;
+    Ok(JobRecord {
+        id: row.try_get("id")?,
+        agent_id: row.try_get("agent_id")?,
+        target: row.try_get("target")?,
+        kind: JobKind::parse(&kind).ok_or_else(|| StoreError::corrupt("job kind", &kind))?,
+        managed_certificate_id: row.try_get("managed_certificate_id")?,
+        certificate_id: row.try_get("certificate_id")?,
+        state: JobState::parse(&state).ok_or_else(|| StoreError::corrupt("job state", &state))?,
+        attempts: row.try_get("attempts")?,
+        not_before: row.try_get("not_before")?,
+        lease_until: row.try_get("lease_until")?,
+        step: row.try_get("step")?,
+        result: result
+            .map(|r| serde_json::from_str(&r))
+            .transpose()
+            .map_err(|e| StoreError::corrupt("job result", e))?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn event(
+    action: AuditAction,
+    entity_type: &str,
+    id: &str,
+    details: serde_json::Value,
+) -> NewAuditEvent {
+    NewAuditEvent { action, entity_type: entity_type.into(), entity_id: id.into(), details }
+}
+
+/// Queues a deploy job of `certificate_id` for each deployment of `managed_id`, and marks the
+/// deployments pending. Queued jobs of an older version are dropped (failed, step
+/// `superseded`); a job already leased runs on, and its result does not mark the new version.
+pub(crate) async fn queue_deploy_jobs(
+    tx: &mut Transaction<'_, Any>,
+    managed_id: &str,
+    certificate_id: &str,
+    now: i64,
+) -> StoreResult<()> {
+    let deployments =
+        sqlx::query("SELECT agent_id, target FROM deployments WHERE managed_certificate_id = $1")
+            .bind(managed_id)
+            .fetch_all(&mut **tx)
+            .await?;
+    if deployments.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE agent_jobs SET state = 'failed', step = 'superseded', updated_at = $1 \
+         WHERE managed_certificate_id = $2 AND state = 'queued'",
+    )
+    .bind(now)
+    .bind(managed_id)
+    .execute(&mut **tx)
+    .await?;
+    for row in &deployments {
+        let agent_id: String = row.try_get("agent_id")?;
+        let target: String = row.try_get("target")?;
+        insert_deploy_job(tx, &agent_id, &target, managed_id, certificate_id, now).await?;
+    }
+    sqlx::query(
+        "UPDATE deployments SET state = 'pending', certificate_id = $1, failed_step = NULL, \
+         last_error = NULL, updated_at = $2 WHERE managed_certificate_id = $3",
+    )
+    .bind(certificate_id)
+    .bind(now)
+    .bind(managed_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_deploy_job(
+    tx: &mut Transaction<'_, Any>,
+    agent_id: &str,
+    target: &str,
+    managed_id: &str,
+    certificate_id: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO agent_jobs (id, agent_id, target, kind, managed_certificate_id, \
+         certificate_id, state, attempts, not_before, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7, $7)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(agent_id)
+    .bind(target)
+    .bind(JobKind::Deploy.as_str())
+    .bind(managed_id)
+    .bind(certificate_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl SqlStore {
+    async fn agent_in(tx: &mut Transaction<'_, Any>, id: &str) -> StoreResult<AgentRecord> {
+        let row = sqlx::query(&format!("{AGENT_COLUMNS} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| StoreError::not_found("agent", id))?;
+        agent_from_row(&row)
+    }
+}
+
+#[async_trait]
+impl AgentStore for SqlStore {
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
+    async fn create_bootstrap_token(
+        &self,
+        ctx: &AuditContext,
+        token: &NewBootstrapToken,
+    ) -> StoreResult<BootstrapTokenRecord> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO agent_bootstrap_tokens (id, token_hash, labels, expires_at, created_by, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&id)
+        .bind(&token.token_hash)
+        .bind(labels_text(&token.labels)?)
+        .bind(token.expires_at)
+        .bind(&ctx.actor)
+        .bind(ctx.now())
+        .execute(&mut *tx)
+        .await?;
+        let details = json!({ "labels": token.labels, "expires_at": token.expires_at });
+        let created =
+            event(AuditAction::AgentBootstrapTokenCreated, "agent_bootstrap_token", &id, details);
+        audit::append(&mut tx, ctx, &created).await?;
+        let row = sqlx::query(&format!("{TOKEN_COLUMNS} WHERE id = $1"))
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        token_from_row(&row)
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
+    async fn list_bootstrap_tokens(&self) -> StoreResult<Vec<BootstrapTokenRecord>> {
+        sqlx::query(&format!("{TOKEN_COLUMNS} ORDER BY created_at, id"))
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(token_from_row)
+            .collect()
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(token_id = %id))]
+    async fn revoke_bootstrap_token(&self, ctx: &AuditContext, id: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE agent_bootstrap_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(ctx.now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("bootstrap token", id));
+        }
+        let revoked = event(AuditAction::TokenRevoked, "agent_bootstrap_token", id, json!({}));
+        audit::append(&mut tx, ctx, &revoked).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %agent.name))]
+    async fn enroll_agent(
+        &self,
+        ctx: &AuditContext,
+        token_hash: &str,
+        agent: &NewAgent,
+    ) -> StoreResult<AgentRecord> {
+        let now = ctx.now();
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut tx = self.begin().await?;
+        // Taking the token is the first write: of two enrolments with one token, the second
+        // waits on this row and then finds it used.
+        let token = sqlx::query(
+            "UPDATE agent_bootstrap_tokens SET used_at = $1, agent_id = $2 WHERE token_hash = $3 \
+             AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
+             RETURNING id, labels",
+        )
+        .bind(now)
+        .bind(&id)
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::not_found("bootstrap token", "(given)"))?;
+        let token_id: String = token.try_get("id")?;
+        let labels: String = token.try_get("labels")?;
+        let taken = sqlx::query("SELECT 1 FROM agents WHERE name = $1")
+            .bind(&agent.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "an agent named {:?} is enrolled already: delete it first, or choose another name",
+                agent.name
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO agents (id, name, labels, cert_fingerprint, cert_not_after, enrolled_at, \
+             enrolled_with) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(&agent.name)
+        .bind(&labels)
+        .bind(&agent.cert_fingerprint)
+        .bind(agent.cert_not_after)
+        .bind(now)
+        .bind(&token_id)
+        .execute(&mut *tx)
+        .await?;
+        let details = json!({
+            "name": agent.name,
+            "bootstrap_token_id": token_id,
+            "cert_fingerprint": agent.cert_fingerprint,
+            "cert_not_after": agent.cert_not_after,
+        });
+        audit::append(&mut tx, ctx, &event(AuditAction::AgentEnrolled, "agent", &id, details))
+            .await?;
+        let record = Self::agent_in(&mut tx, &id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
+    async fn find_agent_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> StoreResult<Option<AgentRecord>> {
+        sqlx::query(&format!("{AGENT_COLUMNS} WHERE cert_fingerprint = $1 AND disabled_at IS NULL"))
+            .bind(fingerprint)
+            .fetch_optional(&self.read)
+            .await?
+            .as_ref()
+            .map(agent_from_row)
+            .transpose()
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %id_or_name))]
+    async fn get_agent(&self, id_or_name: &str) -> StoreResult<AgentRecord> {
+        let row = sqlx::query(&format!("{AGENT_COLUMNS} WHERE id = $1 OR name = $1"))
+            .bind(id_or_name)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| StoreError::not_found("agent", id_or_name))?;
+        agent_from_row(&row)
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
+    async fn list_agents(&self) -> StoreResult<Vec<AgentRecord>> {
+        sqlx::query(&format!("{AGENT_COLUMNS} ORDER BY name"))
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(agent_from_row)
+            .collect()
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %id))]
+    async fn set_agent_disabled(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        disabled: bool,
+    ) -> StoreResult<AgentRecord> {
+        let mut tx = self.begin().await?;
+        let agent = Self::agent_in(&mut tx, id).await?;
+        if agent.disabled_at.is_some() != disabled {
+            sqlx::query("UPDATE agents SET disabled_at = $1 WHERE id = $2")
+                .bind(disabled.then(|| ctx.now()))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let action =
+                if disabled { AuditAction::AgentDisabled } else { AuditAction::AgentEnabled };
+            let details = json!({ "name": agent.name });
+            audit::append(&mut tx, ctx, &event(action, "agent", id, details)).await?;
+        }
+        let record = Self::agent_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %id))]
+    async fn delete_agent(&self, ctx: &AuditContext, id: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let agent = Self::agent_in(&mut tx, id).await?;
+        // Explicitly, not by the cascade: SQLite applies it only with foreign keys on.
+        for table in ["agent_jobs", "deployments"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE agent_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM agents WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        let details = json!({ "name": agent.name });
+        audit::append(&mut tx, ctx, &event(AuditAction::AgentDeleted, "agent", id, details))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %id))]
+    async fn renew_agent_identity(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        cert_fingerprint: &str,
+        cert_not_after: i64,
+    ) -> StoreResult<AgentRecord> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE agents SET cert_fingerprint = $1, cert_not_after = $2 \
+             WHERE id = $3 AND disabled_at IS NULL",
+        )
+        .bind(cert_fingerprint)
+        .bind(cert_not_after)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("agent", id));
+        }
+        let details =
+            json!({ "cert_fingerprint": cert_fingerprint, "cert_not_after": cert_not_after });
+        let renewed = event(AuditAction::AgentIdentityRenewed, "agent", id, details);
+        audit::append(&mut tx, ctx, &renewed).await?;
+        let record = Self::agent_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %id))]
+    async fn record_heartbeat(&self, id: &str, heartbeat: &Heartbeat, now: i64) -> StoreResult<()> {
+        let targets = serde_json::to_string(&heartbeat.targets)
+            .map_err(|e| StoreError::corrupt("agent targets", e))?;
+        sqlx::query(
+            "UPDATE agents SET hostname = $1, version = $2, os = $3, targets = $4, \
+             last_seen_at = $5 WHERE id = $6",
+        )
+        .bind(&heartbeat.hostname)
+        .bind(&heartbeat.version)
+        .bind(&heartbeat.os)
+        .bind(targets)
+        .bind(now)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(managed = %managed_id))]
+    async fn set_deployments(
+        &self,
+        ctx: &AuditContext,
+        managed_id: &str,
+        targets: &[(String, String)],
+    ) -> StoreResult<Vec<DeploymentRecord>> {
+        let now = ctx.now();
+        let mut tx = self.begin().await?;
+        let current: Option<String> =
+            sqlx::query("SELECT current_certificate_id FROM managed_certificates WHERE id = $1")
+                .bind(managed_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::not_found("managed certificate", managed_id))?
+                .try_get("current_certificate_id")?;
+        let existing: Vec<(String, String)> = sqlx::query(
+            "SELECT agent_id, target FROM deployments WHERE managed_certificate_id = $1",
+        )
+        .bind(managed_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("agent_id")?, row.try_get("target")?)))
+        .collect::<StoreResult<_>>()?;
+        for (agent_id, target) in existing.iter().filter(|d| !targets.contains(d)) {
+            sqlx::query(
+                "DELETE FROM deployments WHERE managed_certificate_id = $1 AND agent_id = $2 \
+                 AND target = $3",
+            )
+            .bind(managed_id)
+            .bind(agent_id)
+            .bind(target)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE agent_jobs SET state = 'failed', step = 'removed', updated_at = $1 \
+                 WHERE managed_certificate_id = $2 AND agent_id = $3 AND target = $4 \
+                 AND state = 'queued'",
+            )
+            .bind(now)
+            .bind(managed_id)
+            .bind(agent_id)
+            .bind(target)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (agent_id, target) in targets.iter().filter(|d| !existing.contains(d)) {
+            sqlx::query(
+                "INSERT INTO deployments (managed_certificate_id, agent_id, target, state, \
+                 certificate_id, updated_at) VALUES ($1, $2, $3, 'pending', $4, $5)",
+            )
+            .bind(managed_id)
+            .bind(agent_id)
+            .bind(target)
+            .bind(&current)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::not_found("agent", agent_id),
+                other => other,
+            })?;
+            if let Some(certificate_id) = &current {
+                insert_deploy_job(&mut tx, agent_id, target, managed_id, certificate_id, now)
+                    .await?;
+            }
+        }
+        let details = json!({
+            "deployments": targets
+                .iter()
+                .map(|(agent, target)| json!({ "agent_id": agent, "target": target }))
+                .collect::<Vec<_>>(),
+        });
+        let set = event(AuditAction::DeploymentsSet, "managed_certificate", managed_id, details);
+        audit::append(&mut tx, ctx, &set).await?;
+        tx.commit().await?;
+        self.list_deployments(managed_id).await
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(managed = %managed_id))]
+    async fn list_deployments(&self, managed_id: &str) -> StoreResult<Vec<DeploymentRecord>> {
+        sqlx::query(&format!(
+            "{DEPLOYMENT_COLUMNS} WHERE d.managed_certificate_id = $1 ORDER BY a.name, d.target"
+        ))
+        .bind(managed_id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(deployment_from_row)
+        .collect()
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %agent_id))]
+    async fn lease_job(
+        &self,
+        agent_id: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<Option<JobRecord>> {
+        let due = "agent_id = $2 AND ((state = 'queued' AND not_before <= $1) \
+                   OR (state = 'leased' AND lease_until < $1))";
+        let mut tx = self.begin().await?;
+        loop {
+            let Some(row) =
+                sqlx::query(&format!("{JOB_COLUMNS} WHERE {due} ORDER BY created_at, id LIMIT 1"))
+                    .bind(now)
+                    .bind(agent_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            else {
+                return Ok(None);
+            };
+            let job = job_from_row(&row)?;
+            // A job whose lease ran out on its last attempt ends here.
+            let (state, until) = if job.attempts >= MAX_JOB_ATTEMPTS {
+                (JobState::Failed, None)
+            } else {
+                (JobState::Leased, Some(lease_until))
+            };
+            let taken = sqlx::query(&format!(
+                "UPDATE agent_jobs SET state = $3, lease_until = $4, \
+                 attempts = attempts + $5, updated_at = $1 WHERE id = $6 AND {due}"
+            ))
+            .bind(now)
+            .bind(agent_id)
+            .bind(state.as_str())
+            .bind(until)
+            .bind(i64::from(state == JobState::Leased))
+            .bind(&job.id)
+            .execute(&mut *tx)
+            .await?;
+            if taken.rows_affected() == 0 || state == JobState::Failed {
+                continue;
+            }
+            let row = sqlx::query(&format!("{JOB_COLUMNS} WHERE id = $1"))
+                .bind(&job.id)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return job_from_row(&row).map(Some);
+        }
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(job = %job_id))]
+    async fn finish_job(
+        &self,
+        ctx: &AuditContext,
+        agent_id: &str,
+        job_id: &str,
+        outcome: &JobOutcome,
+    ) -> StoreResult<JobRecord> {
+        let now = ctx.now();
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(&format!("{JOB_COLUMNS} WHERE id = $1 AND agent_id = $2"))
+            .bind(job_id)
+            .bind(agent_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::not_found("job", job_id))?;
+        let job = job_from_row(&row)?;
+        if job.state != JobState::Leased {
+            return Err(StoreError::Conflict(format!(
+                "job {job_id} is {}, not leased: its result was taken already or its lease ran out",
+                job.state.as_str()
+            )));
+        }
+        let (state, step, report, not_before) = match outcome {
+            JobOutcome::Succeeded { report, .. } => {
+                (JobState::Succeeded, None, report, job.not_before)
+            }
+            JobOutcome::Failed { step, report, .. } => {
+                if job.attempts >= MAX_JOB_ATTEMPTS {
+                    (JobState::Failed, Some(step.as_str()), report, job.not_before)
+                } else {
+                    let retry_at = now + job_retry_delay_secs(job.attempts);
+                    (JobState::Queued, Some(step.as_str()), report, retry_at)
+                }
+            }
+        };
+        let report_text =
+            serde_json::to_string(report).map_err(|e| StoreError::corrupt("job result", e))?;
+        sqlx::query(
+            "UPDATE agent_jobs SET state = $1, step = $2, result = $3, not_before = $4, \
+             lease_until = NULL, updated_at = $5 WHERE id = $6",
+        )
+        .bind(state.as_str())
+        .bind(step)
+        .bind(report_text)
+        .bind(not_before)
+        .bind(now)
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+        if let (Some(managed_id), Some(certificate_id)) =
+            (&job.managed_certificate_id, &job.certificate_id)
+        {
+            record_deployment(&mut tx, ctx, &job, managed_id, certificate_id, outcome).await?;
+        }
+        let row = sqlx::query(&format!("{JOB_COLUMNS} WHERE id = $1"))
+            .bind(job_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        job_from_row(&row)
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %agent_id))]
+    async fn list_jobs(&self, agent_id: &str, limit: i64) -> StoreResult<Vec<JobRecord>> {
+        sqlx::query(&format!(
+            "{JOB_COLUMNS} WHERE agent_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(agent_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(job_from_row)
+        .collect()
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
+    async fn agents_with_due_jobs(&self, now: i64) -> StoreResult<Vec<String>> {
+        sqlx::query(
+            "SELECT DISTINCT agent_id FROM agent_jobs WHERE (state = 'queued' AND not_before <= $1) \
+             OR (state = 'leased' AND lease_until < $1)",
+        )
+        .bind(now)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|row| Ok(row.try_get("agent_id")?))
+        .collect()
+    }
+}
+
+/// Carries a job's outcome to its deployment, when the job carried the managed certificate's
+/// current version (a superseded job's result says nothing about what should be served), and
+/// records where a verified certificate is served as a location.
+async fn record_deployment(
+    tx: &mut Transaction<'_, Any>,
+    ctx: &AuditContext,
+    job: &JobRecord,
+    managed_id: &str,
+    certificate_id: &str,
+    outcome: &JobOutcome,
+) -> StoreResult<()> {
+    let now = ctx.now();
+    let current: Option<String> =
+        sqlx::query("SELECT current_certificate_id FROM managed_certificates WHERE id = $1")
+            .bind(managed_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|row| row.try_get("current_certificate_id"))
+            .transpose()?
+            .flatten();
+    if current.as_deref() != Some(certificate_id) {
+        return Ok(());
+    }
+    let agent: String = sqlx::query("SELECT name FROM agents WHERE id = $1")
+        .bind(&job.agent_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("name")?;
+    let (action, details) = match outcome {
+        JobOutcome::Succeeded { served_fingerprint, .. } => {
+            sqlx::query(
+                "UPDATE deployments SET state = 'verified', certificate_id = $1, \
+                 served_fingerprint = $2, verified_at = $3, failed_step = NULL, \
+                 last_error = NULL, updated_at = $3 WHERE managed_certificate_id = $4 \
+                 AND agent_id = $5 AND target = $6",
+            )
+            .bind(certificate_id)
+            .bind(served_fingerprint)
+            .bind(now)
+            .bind(managed_id)
+            .bind(&job.agent_id)
+            .bind(&job.target)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO locations (id, certificate_id, kind, address, first_seen, last_seen) \
+                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (certificate_id, kind, address) \
+                 DO UPDATE SET last_seen = excluded.last_seen",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(certificate_id)
+            .bind(LocationKind::Agent.as_str())
+            .bind(format!("{agent}/{}", job.target))
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            let details = json!({
+                "agent": agent, "target": job.target, "job_id": job.id,
+                "certificate_id": certificate_id, "served_fingerprint": served_fingerprint,
+            });
+            (AuditAction::DeploymentVerified, details)
+        }
+        JobOutcome::Failed { step, message, .. } => {
+            sqlx::query(
+                "UPDATE deployments SET state = 'failed', failed_step = $1, last_error = $2, \
+                 updated_at = $3 WHERE managed_certificate_id = $4 AND agent_id = $5 \
+                 AND target = $6",
+            )
+            .bind(step)
+            .bind(message)
+            .bind(now)
+            .bind(managed_id)
+            .bind(&job.agent_id)
+            .bind(&job.target)
+            .execute(&mut **tx)
+            .await?;
+            let details = json!({
+                "agent": agent, "target": job.target, "job_id": job.id,
+                "certificate_id": certificate_id, "step": step, "message": message,
+                "attempt": job.attempts,
+            });
+            (AuditAction::DeploymentFailed, details)
+        }
+    };
+    audit::append(tx, ctx, &event(action, "managed_certificate", managed_id, details)).await?;
+    Ok(())
+}

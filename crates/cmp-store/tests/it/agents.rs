@@ -1,0 +1,214 @@
+//! Agents: single-use bootstrap tokens, enrolment, disabling, and the job queue that carries
+//! each new version of a managed certificate to its deployments.
+
+use std::collections::BTreeMap;
+
+use cmp_domain::{DeploymentState, JobState, RequestState};
+use cmp_store::*;
+use serde_json::json;
+
+use crate::{NOW, ctx, on_both_databases};
+
+fn bootstrap(hash: &str, expires_at: i64) -> NewBootstrapToken {
+    let labels = BTreeMap::from([("site".to_string(), "dc1".to_string())]);
+    NewBootstrapToken { token_hash: hash.into(), labels, expires_at }
+}
+
+fn agent(name: &str, fingerprint: &str) -> NewAgent {
+    NewAgent {
+        name: name.into(),
+        cert_fingerprint: fingerprint.into(),
+        cert_not_after: NOW + 86_400,
+    }
+}
+
+fn is_bad_token(result: &StoreResult<AgentRecord>) -> bool {
+    matches!(result, Err(StoreError::NotFound { entity: "bootstrap token", .. }))
+}
+
+async fn audit_count(store: &SqlStore) -> usize {
+    store.list_audit(&AuditQuery { limit: 1000, ..Default::default() }).await.unwrap().items.len()
+}
+
+#[tokio::test]
+async fn a_bootstrap_token_enrols_one_agent_once_before_it_expires() {
+    on_both_databases!(|store, db| {
+        store.create_bootstrap_token(&ctx(NOW), &bootstrap("h1", NOW + 600)).await.unwrap();
+        let web = store.enroll_agent(&ctx(NOW + 1), "h1", &agent("web-01", "f1")).await.unwrap();
+        assert_eq!(web.labels.get("site").map(String::as_str), Some("dc1"), "{:?}", db.kind);
+        assert_eq!((web.name.as_str(), web.disabled_at), ("web-01", None));
+        // Used: refused, and nothing is written.
+        let before = audit_count(&store).await;
+        let again = store.enroll_agent(&ctx(NOW + 2), "h1", &agent("web-02", "f2")).await;
+        assert!(is_bad_token(&again), "{again:?}");
+        assert_eq!(audit_count(&store).await, before);
+        assert_eq!(store.list_agents().await.unwrap().len(), 1);
+
+        // Expired, unknown and revoked tokens are refused alike.
+        store.create_bootstrap_token(&ctx(NOW), &bootstrap("h2", NOW + 10)).await.unwrap();
+        let late = store.enroll_agent(&ctx(NOW + 10), "h2", &agent("web-02", "f2")).await;
+        assert!(is_bad_token(&late), "{late:?}");
+        let unknown = store.enroll_agent(&ctx(NOW), "nope", &agent("web-02", "f2")).await;
+        assert!(is_bad_token(&unknown), "{unknown:?}");
+        let revoked = store.create_bootstrap_token(&ctx(NOW), &bootstrap("h3", NOW + 600)).await;
+        store.revoke_bootstrap_token(&ctx(NOW), &revoked.unwrap().id).await.unwrap();
+        let after_revoke = store.enroll_agent(&ctx(NOW), "h3", &agent("web-02", "f2")).await;
+        assert!(is_bad_token(&after_revoke), "{after_revoke:?}");
+
+        // A name taken is a conflict that leaves the token usable.
+        store.create_bootstrap_token(&ctx(NOW), &bootstrap("h4", NOW + 600)).await.unwrap();
+        let clash = store.enroll_agent(&ctx(NOW), "h4", &agent("web-01", "f3")).await;
+        assert!(matches!(&clash, Err(StoreError::Conflict(why)) if why.contains("web-01")));
+        store.enroll_agent(&ctx(NOW), "h4", &agent("web-03", "f3")).await.unwrap();
+        let tokens = store.list_bootstrap_tokens().await.unwrap();
+        assert_eq!(tokens.iter().filter(|t| t.used_at.is_some()).count(), 2, "{:?}", db.kind);
+    });
+}
+
+#[tokio::test]
+async fn a_disabled_or_deleted_agent_is_not_found_by_its_certificate() {
+    on_both_databases!(|store, db| {
+        store.create_bootstrap_token(&ctx(NOW), &bootstrap("h1", NOW + 600)).await.unwrap();
+        let web = store.enroll_agent(&ctx(NOW), "h1", &agent("web-01", "f1")).await.unwrap();
+        assert_eq!(store.find_agent_by_fingerprint("f1").await.unwrap(), Some(web.clone()));
+        store.set_agent_disabled(&ctx(NOW), &web.id, true).await.unwrap();
+        assert_eq!(store.find_agent_by_fingerprint("f1").await.unwrap(), None, "{:?}", db.kind);
+        store.set_agent_disabled(&ctx(NOW), &web.id, false).await.unwrap();
+        // A renewed identity replaces the old certificate.
+        store.renew_agent_identity(&ctx(NOW), &web.id, "f1b", NOW + 100_000).await.unwrap();
+        assert_eq!(store.find_agent_by_fingerprint("f1").await.unwrap(), None);
+        assert!(store.find_agent_by_fingerprint("f1b").await.unwrap().is_some());
+        store.delete_agent(&ctx(NOW), &web.id).await.unwrap();
+        assert_eq!(store.find_agent_by_fingerprint("f1b").await.unwrap(), None);
+        assert!(matches!(store.get_agent("web-01").await, Err(StoreError::NotFound { .. })));
+    });
+}
+
+/// Issues a new version of `managed` (as the issuer would) and returns its certificate id.
+async fn issue_version(store: &SqlStore, adapter: &str, managed: &str, n: u32, at: i64) -> String {
+    let mut new = crate::issuance::request(adapter, RequestState::Approved);
+    new.managed_certificate_id = Some(managed.into());
+    new.claim_until = Some(at + 60);
+    let item = IssuedRequest {
+        ctx: ctx(at),
+        request: new.clone(),
+        key: None,
+        ledger: LedgerRow {
+            ca_id: adapter.into(),
+            serial: format!("{n:x}"),
+            request_id: new.id.clone(),
+            der: vec![n as u8],
+            not_after: at + 1000,
+            revoked_at: None,
+            revocation_reason: None,
+        },
+        issued: IssuedRecord { facts: crate::facts(n, at + 1000), chain: vec![], findings: vec![] },
+    };
+    let (record, _) = store.create_issued_request(item).await.unwrap();
+    record.certificate_id.unwrap()
+}
+
+#[tokio::test]
+async fn each_new_version_is_queued_to_every_deployment_and_leased_to_its_agent_only() {
+    on_both_databases!(|store, db| {
+        let adapter = crate::issuance::adapter(&store).await;
+        let managed = NewManaged {
+            name: "web".into(),
+            owner_id: None,
+            adapter_id: adapter.id.clone(),
+            spec: json!({"dns_names": ["web.example"]}),
+            csr: None,
+            first_check_at: NOW + 60,
+        };
+        let managed = store.create_managed(&ctx(NOW), &managed).await.unwrap();
+        store.create_bootstrap_token(&ctx(NOW), &bootstrap("h1", NOW + 600)).await.unwrap();
+        store.create_bootstrap_token(&ctx(NOW), &bootstrap("h2", NOW + 600)).await.unwrap();
+        let web = store.enroll_agent(&ctx(NOW), "h1", &agent("web-01", "f1")).await.unwrap();
+        let other = store.enroll_agent(&ctx(NOW), "h2", &agent("web-02", "f2")).await.unwrap();
+
+        // No version yet: the deployment waits, with no job.
+        let targets = [(web.id.clone(), "nginx".to_string())];
+        let set = store.set_deployments(&ctx(NOW), &managed.id, &targets).await.unwrap();
+        assert_eq!(set.len(), 1);
+        assert_eq!(
+            (set[0].state, set[0].agent_name.as_str()),
+            (DeploymentState::Pending, "web-01")
+        );
+        assert_eq!(store.lease_job(&web.id, NOW, NOW + 60).await.unwrap(), None, "{:?}", db.kind);
+        // An unknown agent is refused by name.
+        let unknown = [("no-such-agent".to_string(), "nginx".to_string())];
+        let refused = store.set_deployments(&ctx(NOW), &managed.id, &unknown).await;
+        assert!(
+            matches!(refused, Err(StoreError::NotFound { entity: "agent", .. })),
+            "{refused:?}"
+        );
+
+        let v1 = issue_version(&store, &adapter.id, &managed.id, 1, NOW + 1).await;
+        assert_eq!(store.agents_with_due_jobs(NOW + 1).await.unwrap(), [web.id.clone()]);
+        assert_eq!(store.lease_job(&other.id, NOW + 1, NOW + 61).await.unwrap(), None);
+        let job = store.lease_job(&web.id, NOW + 1, NOW + 61).await.unwrap().unwrap();
+        assert_eq!((job.state, job.attempts), (JobState::Leased, 1));
+        assert_eq!(
+            (job.target.as_str(), job.certificate_id.as_deref()),
+            ("nginx", Some(v1.as_str()))
+        );
+        assert_eq!(store.lease_job(&web.id, NOW + 2, NOW + 62).await.unwrap(), None);
+
+        // Another agent cannot report it.
+        let done =
+            JobOutcome::Succeeded { served_fingerprint: Some("aa".into()), report: json!([]) };
+        let stolen = store.finish_job(&ctx(NOW + 3), &other.id, &job.id, &done).await;
+        assert!(matches!(stolen, Err(StoreError::NotFound { .. })), "{stolen:?}");
+
+        // A failure puts it back after a delay, and marks the deployment failed at its step.
+        let failed = JobOutcome::Failed {
+            step: "test".into(),
+            message: "nginx -t failed".into(),
+            report: json!([{"step": "test", "ok": false}]),
+        };
+        let retry = store.finish_job(&ctx(NOW + 3), &web.id, &job.id, &failed).await.unwrap();
+        assert_eq!(retry.state, JobState::Queued);
+        assert!(retry.not_before > NOW + 3, "{:?}", db.kind);
+        let deployment = &store.list_deployments(&managed.id).await.unwrap()[0];
+        assert_eq!(deployment.state, DeploymentState::Failed);
+        assert_eq!(deployment.failed_step.as_deref(), Some("test"));
+        // Reporting twice is a conflict.
+        let twice = store.finish_job(&ctx(NOW + 3), &web.id, &job.id, &failed).await;
+        assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
+        assert_eq!(store.lease_job(&web.id, NOW + 4, NOW + 64).await.unwrap(), None);
+
+        // A lease that runs out puts the job back too.
+        let second = store.lease_job(&web.id, retry.not_before, retry.not_before + 60).await;
+        let second = second.unwrap().unwrap();
+        assert_eq!((second.id.as_str(), second.attempts), (job.id.as_str(), 2));
+        let third = store.lease_job(&web.id, retry.not_before + 61, retry.not_before + 121).await;
+        let third = third.unwrap().unwrap();
+        assert_eq!(third.attempts, 3);
+        let at = retry.not_before + 62;
+        let ok = store.finish_job(&ctx(at), &web.id, &job.id, &done).await.unwrap();
+        assert_eq!(ok.state, JobState::Succeeded);
+        let deployment = &store.list_deployments(&managed.id).await.unwrap()[0];
+        assert_eq!(deployment.state, DeploymentState::Verified, "{:?}", db.kind);
+        assert_eq!(deployment.served_fingerprint.as_deref(), Some("aa"));
+        let located = store.get_certificate(&v1, &Scope::All).await.unwrap();
+        assert!(
+            located.locations.iter().any(|l| l.address == "web-01/nginx"),
+            "{:?}",
+            located.locations
+        );
+
+        // The next version queues a new job; the deployment waits for it.
+        let v2 = issue_version(&store, &adapter.id, &managed.id, 2, at + 10).await;
+        let deployment = &store.list_deployments(&managed.id).await.unwrap()[0];
+        assert_eq!(deployment.state, DeploymentState::Pending);
+        assert_eq!(deployment.certificate_id.as_deref(), Some(v2.as_str()));
+        let next = store.lease_job(&web.id, at + 10, at + 70).await.unwrap().unwrap();
+        assert_eq!(next.certificate_id.as_deref(), Some(v2.as_str()));
+        assert_eq!(store.list_jobs(&web.id, 10).await.unwrap().len(), 2);
+
+        // Deleting the agent takes its deployments and jobs with it.
+        store.delete_agent(&ctx(at + 20), &web.id).await.unwrap();
+        assert!(store.list_deployments(&managed.id).await.unwrap().is_empty());
+        assert!(store.list_jobs(&web.id, 10).await.unwrap().is_empty());
+    });
+}
