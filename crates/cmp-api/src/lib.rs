@@ -2,6 +2,7 @@
 //! Times are RFC 3339 UTC strings.
 
 mod adapters;
+mod agents;
 mod audit;
 mod certificates;
 mod managed;
@@ -11,6 +12,7 @@ mod requests;
 mod tokens;
 
 pub use adapters::*;
+pub use agents::*;
 pub use audit::*;
 pub use certificates::*;
 pub use managed::*;

@@ -289,7 +289,8 @@ async fn inventory_on(
 
 async fn bench_state(config: Config, store: Arc<SqlStore>) -> anyhow::Result<AppState> {
     let secrets = cmp_server::open_secrets(&config, &SystemClock).await?;
-    AppState::assemble(Arc::new(config), store, Arc::new(SystemClock), secrets)
+    let agent_ca = cmp_server::load_agent_ca(secrets.as_ref(), &SystemClock).await?;
+    AppState::assemble(Arc::new(config), store, Arc::new(SystemClock), secrets, agent_ca)
 }
 
 async fn first_cursor(

@@ -6,6 +6,8 @@ use cmp_api::{
     TokenCreate, TokenCreated,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
+
+mod agents;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -27,6 +29,9 @@ pub enum ClientError {
     /// The CA bundle to trust holds no usable certificate.
     #[error("CA bundle: {0}")]
     BadCaBundle(String),
+    /// The client certificate and key cannot be read.
+    #[error("client certificate: {0}")]
+    BadIdentity(String),
     /// The program installed no rustls crypto provider before building the client (its
     /// `main` installs aws-lc-rs; tests call `cmp_testkit::install_crypto_provider`).
     #[error("no TLS crypto provider is installed (a bug in the program)")]
@@ -42,6 +47,7 @@ impl ClientError {
             ClientError::Transport(_)
             | ClientError::BadServerUrl { .. }
             | ClientError::BadCaBundle(_)
+            | ClientError::BadIdentity(_)
             | ClientError::NoCryptoProvider => None,
         }
     }
@@ -128,7 +134,7 @@ fn ca_roots(pem: &[u8]) -> ClientResult<Vec<reqwest::Certificate>> {
 impl Client {
     /// `base` like `http://localhost:3000`, trusting the platform's CA certificates.
     pub fn new(base: &str, token: Option<String>) -> ClientResult<Client> {
-        Self::build(base, token, None)
+        Self::build(base, token, None, None)
     }
 
     /// Like [`Client::new`], also trusting the CA certificates of a PEM bundle: for a server
@@ -138,13 +144,24 @@ impl Client {
         token: Option<String>,
         ca_bundle_pem: &[u8],
     ) -> ClientResult<Client> {
-        Self::build(base, token, Some(ca_bundle_pem))
+        Self::build(base, token, Some(ca_bundle_pem), None)
+    }
+
+    /// An enrolled agent's client: no token, its client certificate and key (PEM, one after
+    /// the other) instead, trusting the CA certificates of `ca_bundle_pem` for the server.
+    pub fn with_identity(
+        base: &str,
+        ca_bundle_pem: &[u8],
+        identity_pem: &[u8],
+    ) -> ClientResult<Client> {
+        Self::build(base, None, Some(ca_bundle_pem), Some(identity_pem))
     }
 
     fn build(
         base: &str,
         token: Option<String>,
         ca_bundle_pem: Option<&[u8]>,
+        identity_pem: Option<&[u8]>,
     ) -> ClientResult<Client> {
         let base = check_base_url(base)?;
         // reqwest takes rustls's provider from the process (cmpctl's main installs aws-lc-rs)
@@ -158,6 +175,11 @@ impl Client {
             for root in ca_roots(pem)? {
                 builder = builder.add_root_certificate(root);
             }
+        }
+        if let Some(pem) = identity_pem {
+            let identity = reqwest::Identity::from_pem(pem)
+                .map_err(|e| ClientError::BadIdentity(e.to_string()))?;
+            builder = builder.identity(identity);
         }
         let http = builder.build().map_err(|e| match ca_bundle_pem {
             // A certificate that is not DER inside its PEM armour is refused only here.

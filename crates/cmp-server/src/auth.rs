@@ -1,4 +1,5 @@
-//! Authentication and authorization: bearer API tokens, and the roles each route admits.
+//! Authentication and authorization: bearer API tokens, agents' client certificates, and the
+//! roles each route admits.
 //!
 //! The roles a route admits are declared once, in its `#[utoipa::path(security(...))]`. At start
 //! the server reads them back from the OpenAPI document into a [`RoutePolicies`] table, and
@@ -19,6 +20,8 @@ use sha2::{Digest, Sha256};
 use utoipa::openapi::OpenApi;
 
 use crate::error::ApiError;
+use crate::issuer::agents::AgentCaller;
+use crate::serve::PeerCertificate;
 use crate::state::AppState;
 
 /// Name of the security scheme in the OpenAPI document.
@@ -145,7 +148,21 @@ pub async fn authorize(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let caller = authenticate(&state, authorization.as_deref()).await?;
+    // Agents authenticate by their client certificate, and only on the routes for agents.
+    let peer = request.extensions().get::<PeerCertificate>().cloned();
+    let caller = match peer.filter(|_| allowed.contains(&Role::Agent)) {
+        Some(peer) => {
+            let agent = state
+                .store
+                .find_agent_by_fingerprint(&peer.fingerprint)
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            let caller = crate::issuer::fleet::agent_caller(&agent);
+            request.extensions_mut().insert(AgentCaller(Arc::new(agent)));
+            caller
+        }
+        None => authenticate(&state, authorization.as_deref()).await?,
+    };
     if !allowed.contains(&caller.role) {
         return Err(ApiError::Forbidden(format!(
             "{} {} needs the role {}; this token has the role {}",

@@ -107,6 +107,30 @@ impl From<crate::issuer::IssueError> for ApiError {
     }
 }
 
+impl From<crate::issuer::FleetError> for ApiError {
+    /// The fleet's errors as problems: exhaustive, so that a new one needs a row here.
+    fn from(e: crate::issuer::FleetError) -> Self {
+        use crate::issuer::FleetError as E;
+        match e {
+            E::BadBootstrapToken => ApiError::Unauthorized,
+            E::BadField { field, detail } => ApiError::bad_field(field, detail),
+            E::InvalidCsr(why) => ApiError::Unprocessable {
+                detail: format!("csr: {why}"),
+                errors: vec![ProblemItem {
+                    pointer: "csr".into(),
+                    reason: "invalid_csr".into(),
+                    detail: why,
+                }],
+            },
+            E::Conflict(detail) => ApiError::Conflict(detail),
+            e @ E::NotAnAgent => ApiError::Forbidden(e.to_string()),
+            E::Store(e) => ApiError::Store(e),
+            E::Secret(e) => ApiError::Secret(e),
+            E::Internal(detail) => ApiError::Internal(detail),
+        }
+    }
+}
+
 impl From<crate::inventory::InventoryError> for ApiError {
     /// The inventory's errors as problems: exhaustive, so that a new one needs a row here.
     fn from(e: crate::inventory::InventoryError) -> Self {

@@ -25,6 +25,7 @@ use cmp_domain::{Clock, Role};
 use cmp_store::{AuditContext, NewApiToken, SqlStore, Store};
 
 use crate::config::{Config, SecretsBackend, ServerRole, VaultConfig};
+use crate::platform_ca::{CaPurpose, PlatformCa};
 use crate::state::SystemClock;
 
 /// Name of the file in the data directory that holds the bootstrap admin token.
@@ -149,6 +150,14 @@ pub async fn open_secrets(
     }
 }
 
+/// The platform's agent CA, made on the first start.
+pub async fn load_agent_ca(
+    secrets: &dyn cmp_secrets::SecretStore,
+    clock: &dyn Clock,
+) -> anyhow::Result<Arc<PlatformCa>> {
+    Ok(Arc::new(PlatformCa::load_or_create(secrets, CaPurpose::Agents, clock.now()).await?))
+}
+
 /// A client of the Vault in `[vault]`.
 pub fn vault_client(vault: &VaultConfig) -> anyhow::Result<cmp_vault::VaultClient> {
     let mut settings = cmp_vault::VaultSettings::new(&vault.address);
@@ -207,9 +216,11 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     let admin_token =
         bootstrap_admin_token(store.as_ref(), clock.as_ref(), &config, secrets.as_ref()).await?;
     let (shutdown, stopped) = tokio::sync::watch::channel(false);
+    let agent_ca = load_agent_ca(secrets.as_ref(), clock.as_ref()).await?;
     let platform_ca = match config.http.tls.mode {
         config::TlsMode::Auto => {
-            let ca = platform_ca::PlatformCa::load_or_create(secrets.as_ref(), clock.now()).await?;
+            let ca =
+                PlatformCa::load_or_create(secrets.as_ref(), CaPurpose::Tls, clock.now()).await?;
             let file = config.data_dir.join(platform_ca::CA_FILE);
             std::fs::write(&file, ca.cert_pem()).with_context(|| {
                 format!("while exporting the platform CA to {}", file.display())
@@ -218,7 +229,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         }
         config::TlsMode::Off | config::TlsMode::Files => None,
     };
-    let tls = tls::start(&config, platform_ca, clock.clone(), shutdown.subscribe()).await?;
+    let tls =
+        tls::start(&config, platform_ca, &agent_ca, clock.clone(), shutdown.subscribe()).await?;
     if !config.tls_enabled() && !config.listen_addr().ip().is_loopback() {
         tracing::warn!(
             addr = %config.listen_addr(),
@@ -241,7 +253,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     }
     let role = config.role;
     let scheme = config.scheme();
-    let state = state::AppState::assemble(Arc::new(config), store.clone(), clock, secrets)?;
+    let state =
+        state::AppState::assemble(Arc::new(config), store.clone(), clock, secrets, agent_ca)?;
     if role.serves(ServerRole::Adapter) {
         adapter::ensure_default_ca(
             &state.local_adapters.builtin,
@@ -278,6 +291,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     if role.serves(ServerRole::Issuer) {
         let (issuer, lock) = (state.issuer.clone(), state.renewal_lock.clone());
         tokio::spawn(issuer::scheduler::run(issuer, lock, shutdown.subscribe()));
+        tokio::spawn(state.fleet.clone().ring_due_jobs(shutdown.subscribe()));
     }
     let tls_cert = tls.as_ref().map(|t| t.cert.clone());
     let options = serve::ServeOptions { tls: tls.map(|t| t.acceptor), ..options };

@@ -1,6 +1,8 @@
-//! The platform's own CA: a root that CMP keeps for itself (not an adapter, never issuing to
-//! users), used for `cmpd`'s server certificate in `http.tls.mode = "auto"`. Its key is in the
-//! secret store, so replicas share it; its certificate is exported for clients.
+//! The platform's own CAs: roots that CMP keeps for itself (not adapters, never issuing to
+//! users). One signs `cmpd`'s server certificate in `http.tls.mode = "auto"`; the agent CA
+//! signs the client certificates of enrolled agents, and is the only root their mTLS trusts.
+//! Their keys are in the secret store, so replicas share them; the TLS root is exported for
+//! clients.
 
 use anyhow::Context;
 use cmp_secrets::{SecretBytes, SecretError, SecretStore};
@@ -10,8 +12,6 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-/// Secret holding the CA's key and certificate.
-const SECRET: &str = "platform/ca";
 const CERT_BEGIN: &str = "-----BEGIN CERTIFICATE-----";
 /// File in the data directory that holds the CA certificate, for `cmpctl --ca-file`.
 pub const CA_FILE: &str = "ca.pem";
@@ -20,6 +20,33 @@ const CA_LIFETIME: Duration = Duration::days(3650);
 /// Lifetime of a server certificate, and how long before its end it is replaced.
 const SERVER_LIFETIME: Duration = Duration::days(30);
 pub const SERVER_RENEW_BEFORE: Duration = Duration::days(10);
+/// Lifetime of an agent's client certificate (the agent renews it at two thirds).
+pub const AGENT_LIFETIME: Duration = Duration::days(30);
+
+/// What a platform CA is for: its secret's name and its certificate's common name.
+#[derive(Debug, Clone, Copy)]
+pub enum CaPurpose {
+    /// `cmpd`'s own server certificates.
+    Tls,
+    /// Enrolled agents' client certificates.
+    Agents,
+}
+
+impl CaPurpose {
+    fn secret(self) -> &'static str {
+        match self {
+            CaPurpose::Tls => "platform/ca",
+            CaPurpose::Agents => "platform/agent-ca",
+        }
+    }
+
+    fn common_name(self) -> &'static str {
+        match self {
+            CaPurpose::Tls => "CMP Platform CA",
+            CaPurpose::Agents => "CMP Agent CA",
+        }
+    }
+}
 
 /// The platform CA, loaded or made.
 pub struct PlatformCa {
@@ -42,19 +69,21 @@ impl PlatformCa {
     /// last is what they all use from their next start.)
     pub async fn load_or_create(
         secrets: &dyn SecretStore,
+        purpose: CaPurpose,
         now: OffsetDateTime,
     ) -> anyhow::Result<PlatformCa> {
-        match secrets.get(SECRET).await {
+        let secret = purpose.secret();
+        match secrets.get(secret).await {
             Ok(stored) => Self::from_stored(&stored),
             Err(SecretError::NotFound(_)) => {
-                let made = Self::create(now)?;
+                let made = Self::create(purpose, now)?;
                 let stored = format!("{}{}", made.issuer.key().serialize_pem(), made.cert_pem);
                 secrets
-                    .put(SECRET, &SecretBytes::new(stored.into_bytes()))
+                    .put(secret, &SecretBytes::new(stored.into_bytes()))
                     .await
                     .context("while keeping the platform CA")?;
-                tracing::info!("made the platform CA (for CMP's own TLS)");
-                let stored = secrets.get(SECRET).await.context("while reading the platform CA")?;
+                tracing::info!(ca = purpose.common_name(), "made a platform CA");
+                let stored = secrets.get(secret).await.context("while reading the platform CA")?;
                 Self::from_stored(&stored)
             }
             Err(e) => Err(e).context("while reading the platform CA"),
@@ -72,10 +101,10 @@ impl PlatformCa {
         Ok(PlatformCa { cert_pem: cert_pem.to_string(), issuer })
     }
 
-    fn create(now: OffsetDateTime) -> anyhow::Result<PlatformCa> {
+    fn create(purpose: CaPurpose, now: OffsetDateTime) -> anyhow::Result<PlatformCa> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, "CMP Platform CA");
+        params.distinguished_name.push(DnType::CommonName, purpose.common_name());
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.not_before = now - Duration::hours(1);
@@ -112,6 +141,43 @@ impl PlatformCa {
         Ok(IssuedServerCert {
             chain_pem: format!("{}{}", cert.pem(), self.cert_pem),
             key_pem: zeroize::Zeroizing::new(key.serialize_pem()),
+            not_after: params.not_after,
+        })
+    }
+}
+
+/// A client certificate just issued to an agent.
+pub struct IssuedClientCert {
+    pub cert_pem: String,
+    /// SHA-256 of its DER, lowercase hex: how the server knows the agent on each call.
+    pub fingerprint: String,
+    pub not_after: OffsetDateTime,
+}
+
+impl PlatformCa {
+    /// A client certificate for agent `name` on the public key of `csr_der` (whose signature the
+    /// caller has checked). Only the key is taken from the CSR: the name and uses are the CA's.
+    pub fn issue_client_certificate(
+        &self,
+        csr_der: &[u8],
+        name: &str,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<IssuedClientCert> {
+        let csr = rcgen::CertificateSigningRequestParams::from_der(&csr_der.to_vec().into())
+            .context("while reading the agent's CSR")?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = now - Duration::minutes(5);
+        params.not_after = now + AGENT_LIFETIME;
+        let cert = params
+            .signed_by(&csr.public_key, &self.issuer)
+            .context("while signing the agent's certificate")?;
+        Ok(IssuedClientCert {
+            fingerprint: cmp_pki::sha256_hex(cert.der()),
+            cert_pem: cert.pem(),
             not_after: params.not_after,
         })
     }

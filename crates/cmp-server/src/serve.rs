@@ -26,6 +26,14 @@ use tower::ServiceExt;
 /// How long in-flight requests may run on after a stop was asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The client certificate a TLS peer presented (and the listener's verifier accepted), as a
+/// request extension: who it belongs to is for authentication to find out.
+#[derive(Debug, Clone)]
+pub struct PeerCertificate {
+    /// SHA-256 of the leaf's DER, lowercase hex.
+    pub fingerprint: Arc<str>,
+}
+
 /// Limits and transport of one listener.
 #[derive(Clone)]
 pub struct ServeOptions {
@@ -128,10 +136,14 @@ async fn serve_connection(
     stop: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
-    let service = {
+    let make_service = |peer_certificate: Option<PeerCertificate>| {
         let activity = activity.clone();
+        let router = router.clone();
         hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            if let Some(certificate) = &peer_certificate {
+                request.extensions_mut().insert(certificate.clone());
+            }
             let running = activity.begin();
             let answer = router.clone().oneshot(request);
             async move {
@@ -144,6 +156,7 @@ async fn serve_connection(
     let idle = options.header_timeout;
     let result = match options.tls {
         None => {
+            let service = make_service(None);
             let connection = builders.http1.serve_connection(TokioIo::new(stream), service);
             drive(connection, &activity, idle, stop).await.map_err(|e| e.to_string())
         }
@@ -160,6 +173,12 @@ async fn serve_connection(
                     return;
                 }
             };
+            let session = tls.get_ref().1;
+            let peer_certificate =
+                session.peer_certificates().and_then(|c| c.first()).map(|leaf| PeerCertificate {
+                    fingerprint: cmp_pki::sha256_hex(leaf.as_ref()).into(),
+                });
+            let service = make_service(peer_certificate);
             let io = TokioIo::new(tls);
             if io.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
                 let connection = builders.http2.serve_connection(io, service);

@@ -14,7 +14,8 @@ use crate::auth::RoutePolicies;
 use crate::config::Config;
 use crate::core::locks::{InProcessLock, RenewalLock};
 use crate::inventory::Inventory;
-use crate::issuer::Issuer;
+use crate::issuer::{Fleet, Issuer};
+use crate::platform_ca::PlatformCa;
 
 /// Shared, cheap to clone.
 #[derive(Clone)]
@@ -42,6 +43,8 @@ pub struct AppState {
     pub issuer: Arc<Issuer>,
     /// Import, queries and ownership of the inventory (inventory role).
     pub inventory: Arc<Inventory>,
+    /// Host agents: enrolment, deployments, jobs (issuer role).
+    pub fleet: Arc<Fleet>,
 }
 
 impl AppState {
@@ -52,6 +55,7 @@ impl AppState {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         secrets: Arc<dyn cmp_secrets::SecretStore>,
+        agent_ca: Arc<PlatformCa>,
     ) -> anyhow::Result<AppState> {
         let http01 = config.acme.http01_listen.map(|_| Arc::new(Http01Responder::default()));
         let local_adapters = Arc::new(LocalAdapters::new(
@@ -74,6 +78,7 @@ impl AppState {
             config.issuer.clone(),
         ));
         let inventory = Arc::new(Inventory::new(store.clone(), clock.clone()));
+        let fleet = Arc::new(Fleet::new(store.clone(), secrets.clone(), clock.clone(), agent_ca));
         Ok(AppState {
             store,
             config,
@@ -89,6 +94,7 @@ impl AppState {
             http01,
             issuer,
             inventory,
+            fleet,
         })
     }
 

@@ -10,7 +10,7 @@ use anyhow::Context;
 use cmp_domain::Clock;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use tokio::sync::watch;
 use zeroize::Zeroizing;
@@ -64,10 +64,12 @@ pub struct Tls {
     pub cert: Arc<ReloadingCert>,
 }
 
-/// Sets up TLS as `http.tls` says, or `None` for plain HTTP.
+/// Sets up TLS as `http.tls` says, or `None` for plain HTTP. Clients may present a
+/// certificate of `agent_ca` (agents do; browsers and `cmpctl` present none and use tokens).
 pub async fn start(
     config: &Config,
     platform_ca: Option<Arc<PlatformCa>>,
+    agent_ca: &PlatformCa,
     clock: Arc<dyn Clock>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Tls>> {
@@ -90,13 +92,22 @@ pub async fn start(
     let cert = Arc::new(ReloadingCert::default());
     let mut source = source;
     source.refresh(&cert).await?;
-    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .context("while choosing TLS versions")?
-    .with_no_client_auth()
-    .with_cert_resolver(cert.clone());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut agent_roots = rustls::RootCertStore::empty();
+    let agent_root = CertificateDer::from_pem_slice(agent_ca.cert_pem().as_bytes())
+        .context("while reading the agent CA certificate")?;
+    agent_roots.add(agent_root).context("while trusting the agent CA")?;
+    // Optional: a connection without a certificate goes on, and authenticates with a token.
+    let client_verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(agent_roots), provider.clone())
+            .allow_unauthenticated()
+            .build()
+            .context("while setting up client certificates")?;
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("while choosing TLS versions")?
+        .with_client_cert_verifier(client_verifier)
+        .with_cert_resolver(cert.clone());
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
     let interval = Duration::from_secs(tls.reload_interval_secs);

@@ -55,6 +55,13 @@ pub async fn create(
     if body.name.trim().is_empty() || body.name.len() > 100 {
         return Err(ApiError::bad_field("name", "1-100 characters"));
     }
+    if body.role == Role::Agent {
+        return Err(ApiError::bad_field(
+            "role",
+            "agents authenticate with the certificate they get at enrolment: make a bootstrap \
+             token (POST /api/v1/agents/bootstrap-tokens, cmpctl agent token create)",
+        ));
+    }
     if body.role == Role::Developer && body.owners.is_empty() {
         return Err(ApiError::bad_field("owners", "a developer token needs at least one owner"));
     }

@@ -1,9 +1,11 @@
 //! The issuer role: issuance requests, approvals, policies, managed certificates, revocation,
-//! key downloads, and the renewal scheduler. The workflow is [`Issuer`] (no HTTP in it); the
+//! key downloads, the renewal scheduler, and the fleet of host agents that deploy them. The workflow is [`Issuer`] (no HTTP in it); the
 //! other modules are its routes.
 
+pub mod agents;
 mod certificates;
 mod error;
+pub mod fleet;
 mod managed;
 mod policies;
 mod requests;
@@ -13,6 +15,7 @@ mod views;
 mod workflow;
 
 pub use error::{IssueError, IssueResult};
+pub use fleet::{Fleet, FleetError};
 pub use workflow::{Idempotency, Issuer, KeyFile};
 
 use utoipa_axum::router::OpenApiRouter;
@@ -33,4 +36,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(certificates::revoke))
         .routes(routes!(certificates::key))
         .routes(routes!(policies::get, policies::put))
+        .routes(routes!(agents::create_bootstrap_token, agents::list_bootstrap_tokens))
+        .routes(routes!(agents::revoke_bootstrap_token))
+        .routes(routes!(agents::enroll))
+        .routes(routes!(agents::list))
+        .routes(routes!(agents::get, agents::delete))
+        .routes(routes!(agents::disable))
+        .routes(routes!(agents::enable))
+        .routes(routes!(agents::renew_identity))
+        .routes(routes!(agents::heartbeat))
+        .routes(routes!(agents::next_job))
+        .routes(routes!(agents::job_result))
+        .routes(routes!(agents::deployments, agents::set_deployments))
 }

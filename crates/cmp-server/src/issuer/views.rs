@@ -54,3 +54,74 @@ pub fn managed(m: ManagedRecord, versions: Vec<VersionRow>) -> Managed {
         created_at: time_of(m.created_at),
     }
 }
+
+pub fn bootstrap_token(t: cmp_store::BootstrapTokenRecord) -> cmp_api::BootstrapToken {
+    cmp_api::BootstrapToken {
+        id: t.id,
+        labels: t.labels,
+        expires_at: time_of(t.expires_at),
+        created_by: t.created_by,
+        used_at: t.used_at.map(time_of),
+        agent_id: t.agent_id,
+        revoked_at: t.revoked_at.map(time_of),
+    }
+}
+
+/// An agent as seen at `now` (its status follows from when it last checked in).
+pub fn agent(a: cmp_store::AgentRecord, now: i64) -> cmp_api::Agent {
+    cmp_api::Agent {
+        status: cmp_domain::AgentStatus::at(a.disabled_at.is_some(), a.last_seen_at, now),
+        targets: serde_json::from_value(a.targets).unwrap_or_default(),
+        id: a.id,
+        name: a.name,
+        labels: a.labels,
+        hostname: a.hostname,
+        version: a.version,
+        os: a.os,
+        last_seen_at: a.last_seen_at.map(time_of),
+        cert_fingerprint: a.cert_fingerprint,
+        cert_not_after: time_of(a.cert_not_after),
+        enrolled_at: time_of(a.enrolled_at),
+    }
+}
+
+pub fn identity(
+    issued: crate::platform_ca::IssuedClientCert,
+    ca_pem: &str,
+) -> cmp_api::AgentIdentity {
+    cmp_api::AgentIdentity {
+        certificate_pem: issued.cert_pem,
+        ca_pem: ca_pem.to_string(),
+        not_after: issued.not_after,
+    }
+}
+
+pub fn job(j: cmp_store::JobRecord) -> cmp_api::Job {
+    cmp_api::Job {
+        steps: j.result.and_then(|r| serde_json::from_value(r).ok()).unwrap_or_default(),
+        id: j.id,
+        kind: j.kind,
+        target: j.target,
+        state: j.state,
+        attempts: j.attempts,
+        managed_certificate_id: j.managed_certificate_id,
+        certificate_id: j.certificate_id,
+        step: j.step,
+        created_at: time_of(j.created_at),
+        updated_at: time_of(j.updated_at),
+    }
+}
+
+pub fn deployment(d: cmp_store::DeploymentRecord) -> cmp_api::Deployment {
+    cmp_api::Deployment {
+        agent_id: d.agent_id,
+        agent: d.agent_name,
+        target: d.target,
+        state: d.state,
+        certificate_id: d.certificate_id,
+        served_fingerprint: d.served_fingerprint,
+        verified_at: d.verified_at.map(time_of),
+        failed_step: d.failed_step,
+        last_error: d.last_error,
+    }
+}

@@ -199,7 +199,8 @@ impl TestApp {
             cmp_server::open_secrets(&self.config, &cmp_server::state::SystemClock).await.unwrap();
         let config = Arc::new(self.config.clone());
         let system = Arc::new(cmp_server::state::SystemClock);
-        let mut state = AppState::assemble(config, store, system, secrets).unwrap();
+        let agent_ca = cmp_server::load_agent_ca(secrets.as_ref(), system.as_ref()).await.unwrap();
+        let mut state = AppState::assemble(config, store, system, secrets, agent_ca).unwrap();
         state.issuer = Arc::new(cmp_server::issuer::Issuer::new(
             state.store.clone(),
             state.adapters.clone(),

@@ -1,0 +1,93 @@
+//! Agents: what admins call to enrol and manage them, and what an enrolled agent calls.
+
+use cmp_api::{
+    Agent, AgentDetail, AgentHeartbeat, AgentIdentity, BootstrapToken, BootstrapTokenCreate,
+    BootstrapTokenCreated, Deployment, DeploymentsSet, EnrollRequest, Enrolled, IdentityRenewal,
+    Job, JobAssignment, JobResult, NextJobParams,
+};
+use reqwest::{Method, StatusCode};
+
+use crate::{Client, ClientResult};
+
+impl Client {
+    pub async fn create_bootstrap_token(
+        &self,
+        body: &BootstrapTokenCreate,
+    ) -> ClientResult<BootstrapTokenCreated> {
+        self.send_json(Method::POST, "/api/v1/agents/bootstrap-tokens", body).await
+    }
+
+    pub async fn list_bootstrap_tokens(&self) -> ClientResult<Vec<BootstrapToken>> {
+        self.get("/api/v1/agents/bootstrap-tokens", &()).await
+    }
+
+    pub async fn revoke_bootstrap_token(&self, id: &str) -> ClientResult<()> {
+        let path = format!("/api/v1/agents/bootstrap-tokens/{id}");
+        Self::empty(self.request(Method::DELETE, &path).send().await?).await
+    }
+
+    /// Enrols an agent (no token or identity needed: the bootstrap token is in the body).
+    pub async fn enroll(&self, body: &EnrollRequest) -> ClientResult<Enrolled> {
+        self.send_json(Method::POST, "/api/v1/agents/enroll", body).await
+    }
+
+    pub async fn list_agents(&self) -> ClientResult<Vec<Agent>> {
+        self.get("/api/v1/agents", &()).await
+    }
+
+    pub async fn agent(&self, id: &str) -> ClientResult<AgentDetail> {
+        self.get(&format!("/api/v1/agents/{id}"), &()).await
+    }
+
+    pub async fn disable_agent(&self, id: &str) -> ClientResult<Agent> {
+        self.send_json(Method::POST, &format!("/api/v1/agents/{id}/disable"), &()).await
+    }
+
+    pub async fn enable_agent(&self, id: &str) -> ClientResult<Agent> {
+        self.send_json(Method::POST, &format!("/api/v1/agents/{id}/enable"), &()).await
+    }
+
+    pub async fn delete_agent(&self, id: &str) -> ClientResult<()> {
+        let path = format!("/api/v1/agents/{id}");
+        Self::empty(self.request(Method::DELETE, &path).send().await?).await
+    }
+
+    pub async fn deployments(&self, managed: &str) -> ClientResult<Vec<Deployment>> {
+        self.get(&format!("/api/v1/managed-certificates/{managed}/deployments"), &()).await
+    }
+
+    pub async fn set_deployments(
+        &self,
+        managed: &str,
+        body: &DeploymentsSet,
+    ) -> ClientResult<Vec<Deployment>> {
+        let path = format!("/api/v1/managed-certificates/{managed}/deployments");
+        self.send_json(Method::PUT, &path, body).await
+    }
+
+    // What an enrolled agent calls, with its client certificate.
+
+    pub async fn renew_identity(&self, body: &IdentityRenewal) -> ClientResult<AgentIdentity> {
+        self.send_json(Method::POST, "/api/v1/agent/identity", body).await
+    }
+
+    pub async fn heartbeat(&self, body: &AgentHeartbeat) -> ClientResult<()> {
+        let request = self.request(Method::POST, "/api/v1/agent/heartbeat").json(body);
+        Self::empty(request.send().await?).await
+    }
+
+    /// The next job, waiting up to `wait_secs` on the server for one; `None` when none came.
+    pub async fn next_job(&self, wait_secs: u64) -> ClientResult<Option<JobAssignment>> {
+        let params = NextJobParams { wait_secs: Some(wait_secs) };
+        let response =
+            self.request(Method::GET, "/api/v1/agent/jobs/next").query(&params).send().await?;
+        if response.status() == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        Self::read(response).await.map(Some)
+    }
+
+    pub async fn report_job(&self, id: &str, body: &JobResult) -> ClientResult<Job> {
+        self.send_json(Method::POST, &format!("/api/v1/agent/jobs/{id}/result"), body).await
+    }
+}
