@@ -172,7 +172,7 @@ impl Material {
     /// The bytes of a file that holds `content` (zeroed on drop: it may hold the key).
     pub(crate) fn render(&self, content: Content) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::new());
-        let cert = |der: &[u8]| pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()));
+        let cert = |der: &[u8]| encode(&pem::Pem::new("CERTIFICATE", der.to_vec()));
         if matches!(content, Content::Leaf | Content::LeafAndChain | Content::LeafChainKey) {
             out.extend_from_slice(cert(&self.leaf_der).as_bytes());
         }
@@ -182,7 +182,7 @@ impl Material {
             }
         }
         if content.is_secret() {
-            let key = Zeroizing::new(pem::encode(&pem::Pem::new(
+            let key = Zeroizing::new(encode(&pem::Pem::new(
                 self.key_tag.label(),
                 self.key.expose().clone(),
             )));
@@ -190,6 +190,11 @@ impl Material {
         }
         out
     }
+}
+
+/// PEM with `\n` line ends, as OpenSSL writes it (the `pem` crate's default is `\r\n`).
+fn encode(block: &pem::Pem) -> String {
+    pem::encode_config(block, pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF))
 }
 
 /// What the files of a target hold, read back from disk: the first certificate of the
