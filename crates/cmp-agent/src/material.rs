@@ -182,10 +182,10 @@ impl Material {
             }
         }
         if content.is_secret() {
-            let key = Zeroizing::new(encode(&pem::Pem::new(
-                self.key_tag.label(),
-                self.key.expose().clone(),
-            )));
+            let block = pem::Pem::new(self.key_tag.label(), self.key.expose().clone());
+            let key = Zeroizing::new(encode(&block));
+            // `Pem` does not zero its buffer on drop.
+            drop(Zeroizing::new(block.into_contents()));
             out.extend_from_slice(key.as_bytes());
         }
         out

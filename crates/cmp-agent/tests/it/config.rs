@@ -144,3 +144,61 @@ fn check_config_prints_the_targets_and_fails_clearly() {
         "{stderr}"
     );
 }
+
+#[test]
+fn deploy_file_installs_by_hand_and_refuses_a_mismatched_key() {
+    let ca = cmp_testkit::targets::TestCa::new();
+    let (v1, other) = (ca.leaf("v1"), ca.leaf("other"));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tls = d.join("tls");
+    std::fs::create_dir(&tls).unwrap();
+    let config = d.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "server = \"https://cmp.example:3000\"\nstate_dir = \"{}/state\"\n[targets.app]\n\
+             kind = \"file\"\ncert = \"{t}/app.crt\"\nkey = \"{t}/app.key\"\n",
+            d.display(),
+            t = tls.display()
+        ),
+    )
+    .unwrap();
+    for (name, text) in [
+        ("v1.crt", &v1.cert_pem),
+        ("v1.key", &v1.key_pem),
+        ("other.key", &other.key_pem),
+        ("ca.pem", &ca.ca_pem),
+    ] {
+        std::fs::write(d.join(name), text).unwrap();
+    }
+    let run = |key: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cmp-agent"))
+            .arg("deploy-file")
+            .arg("--config")
+            .arg(&config)
+            .args(["--target", "app", "--cert"])
+            .arg(d.join("v1.crt"))
+            .arg("--key")
+            .arg(d.join(key))
+            .arg("--chain")
+            .arg(d.join("ca.pem"))
+            .output()
+            .unwrap()
+    };
+
+    let output = run("other.key");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("failed at pair") && stderr.contains("nothing changed"), "{stderr}");
+    assert!(std::fs::read_dir(&tls).unwrap().next().is_none());
+
+    let output = run("v1.key");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains(&format!("deployed {} to app", v1.fingerprint)), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(tls.join("app.crt")).unwrap(),
+        format!("{}{}", v1.cert_pem, ca.ca_pem)
+    );
+}

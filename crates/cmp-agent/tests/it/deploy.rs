@@ -217,3 +217,13 @@ async fn a_failed_first_deployment_removes_its_files_and_says_when_the_reload_fa
     assert!(failure.changed_files && !failure.rolled_back, "{failure:?}");
     assert_eq!(listing(dir.path()), Vec::<String>::new());
 }
+
+#[test]
+fn material_never_prints_its_key() {
+    let ca = TestCa::new();
+    let leaf = ca.leaf("v1");
+    let shown = format!("{:?}", material(&leaf, ""));
+    let key_line = leaf.key_pem.lines().nth(1).unwrap();
+    assert!(shown.contains("<redacted>") && !shown.contains(key_line), "{shown}");
+    assert!(shown.contains(&leaf.fingerprint), "{shown}");
+}
