@@ -40,6 +40,11 @@ fn rules() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
             "storage knows no HTTP and no CA",
         ),
         ("cmp-pki", both(SERVER_SIDE, CA_STACK), "X.509 handling knows no storage or CA"),
+        (
+            "cmp-agent",
+            both(&both(SERVER_SIDE, CA_STACK), &["cmp-ca"]),
+            "the agent reaches the server over HTTP only: no database, server or CA",
+        ),
     ]
 }
 

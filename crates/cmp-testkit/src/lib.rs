@@ -1,5 +1,6 @@
 //! Test support: a fresh database per test run, on SQLite or on the local PostgreSQL server;
-//! a real OpenBao server; a real Pebble ACME server; a real BIND.
+//! a real OpenBao server; a real Pebble ACME server; a real BIND; real nginx, Apache and
+//! HAProxy to deploy certificates to.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
 
 pub mod bind;
@@ -8,6 +9,7 @@ mod dependency_rules;
 pub mod openbao;
 pub mod openssl;
 pub mod pebble;
+pub mod targets;
 
 /// Installs aws-lc-rs as the process's rustls crypto provider, as each binary's `main` does
 /// (library code never installs it). A test that builds a TLS or HTTP client, directly or

@@ -1,0 +1,37 @@
+//! cmp-agent: the host side of CMP's certificate deployment. It reads the agent's
+//! configuration ([`config`]) and installs certificates on the targets named there
+//! ([`deploy`]: nginx, Apache, HAProxy, plain files), proving with a handshake ([`verify`])
+//! that the new certificate is served, and rolling back when it is not. The conversation with
+//! the server (enrolment, jobs) builds on this.
+//!
+//! Library code never installs the rustls crypto provider: `main` does, and tests call
+//! `cmp_testkit::install_crypto_provider()`.
+
+mod command;
+pub mod config;
+pub mod deploy;
+pub mod material;
+pub mod targets;
+pub mod verify;
+
+use std::path::Path;
+
+pub use config::{AgentConfig, ConfigError, TargetConfig, TargetKind, VerifyConfig};
+#[cfg(feature = "testing")]
+pub use deploy::{CrashPoint, deploy_interrupted};
+pub use deploy::{
+    DeployFailure, DeployReport, Phase, Recovered, Step, StepRecord, deploy, recover,
+};
+pub use material::{Material, MaterialError};
+pub use verify::{VerifyError, served_fingerprint};
+
+/// A configured target, ready to deploy to: what [`AgentConfig::target`] returns.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// Its name (the server's handle for it).
+    pub name: &'a str,
+    /// Its configuration.
+    pub config: &'a TargetConfig,
+    /// The agent's state directory (for the deploy journal).
+    pub state_dir: &'a Path,
+}

@@ -1,0 +1,9 @@
+//! cmp-agent's integration tests: the configuration, and deployments to real nginx, Apache and
+//! HAProxy, each checked with a handshake of its own (`openssl s_client`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod config;
+mod crash;
+mod deploy;
+mod safety;
+mod support;
