@@ -148,9 +148,11 @@ pub async fn authorize(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    // Agents authenticate by their client certificate, and only on the routes for agents.
+    // Agents authenticate by their client certificate: on the routes for agents, and on any
+    // other when no token is given (to be told it is forbidden, not unauthenticated).
     let peer = request.extensions().get::<PeerCertificate>().cloned();
-    let caller = match peer.filter(|_| allowed.contains(&Role::Agent)) {
+    let as_agent = allowed.contains(&Role::Agent) || authorization.is_none();
+    let caller = match peer.filter(|_| as_agent) {
         Some(peer) => {
             let agent = state
                 .store
@@ -165,7 +167,7 @@ pub async fn authorize(
     };
     if !allowed.contains(&caller.role) {
         return Err(ApiError::Forbidden(format!(
-            "{} {} needs the role {}; this token has the role {}",
+            "{} {} needs the role {}; this caller has the role {}",
             method,
             matched.as_str(),
             allowed.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or "),

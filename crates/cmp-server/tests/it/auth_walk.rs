@@ -14,6 +14,7 @@ const ADMIN: &[Role] = &[Role::Admin];
 const ADMIN_SECURITY: &[Role] = &[Role::Admin, Role::Security];
 const ADMIN_DEVELOPER: &[Role] = &[Role::Admin, Role::Developer];
 const PEOPLE: &[Role] = &[Role::Admin, Role::Security, Role::Developer];
+const AGENT: &[Role] = &[Role::Agent];
 
 /// Who may call each route, written down here and not read from the code's annotations: a role
 /// wrongly declared in a `#[utoipa::path]` becomes the rule the server enforces, and only a
@@ -66,6 +67,22 @@ const EXPECTED: &[(&str, &str, Option<&[Role]>)] = &[
     ("POST", "/api/v1/adapters/{id}/revoke", Some(ADMIN)),
     ("POST", "/api/v1/adapters/{id}/renewal-window", Some(ADMIN)),
     ("POST", "/api/v1/adapters/{id}/agent-tokens", Some(ADMIN)),
+    ("GET", "/api/v1/managed-certificates/{id}/deployments", Some(PEOPLE)),
+    ("PUT", "/api/v1/managed-certificates/{id}/deployments", Some(ADMIN_DEVELOPER)),
+    ("GET", "/api/v1/agents/bootstrap-tokens", Some(ADMIN)),
+    ("POST", "/api/v1/agents/bootstrap-tokens", Some(ADMIN)),
+    ("DELETE", "/api/v1/agents/bootstrap-tokens/{id}", Some(ADMIN)),
+    ("POST", "/api/v1/agents/enroll", None),
+    ("GET", "/api/v1/agents", Some(ADMIN_SECURITY)),
+    ("GET", "/api/v1/agents/{id}", Some(ADMIN_SECURITY)),
+    ("DELETE", "/api/v1/agents/{id}", Some(ADMIN)),
+    ("POST", "/api/v1/agents/{id}/disable", Some(ADMIN)),
+    ("POST", "/api/v1/agents/{id}/enable", Some(ADMIN)),
+    // Agents authenticate with their client certificate (the walk's agent has one).
+    ("POST", "/api/v1/agent/identity", Some(AGENT)),
+    ("POST", "/api/v1/agent/heartbeat", Some(AGENT)),
+    ("GET", "/api/v1/agent/jobs/next", Some(AGENT)),
+    ("POST", "/api/v1/agent/jobs/{id}/result", Some(AGENT)),
 ];
 
 /// (method, path template) -> names of the roles declared in the document, `None` for public.
@@ -107,13 +124,33 @@ fn concrete(path: &str) -> String {
     concrete
 }
 
+/// How a caller of the walk authenticates: a bearer token, or the client certificate of an
+/// enrolled agent.
+enum Credential {
+    Token(String),
+    Agent(reqwest::Client),
+}
+
 async fn call(app: &TestApp, method: &Method, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut req = app.http().request(method.clone(), app.url(path));
+    call_with(app, &app.http(), method, path, token).await
+}
+
+async fn call_with(
+    app: &TestApp,
+    http: &reqwest::Client,
+    method: &Method,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    let mut req = http.request(method.clone(), app.url(path));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
     if matches!(*method, Method::POST | Method::PATCH | Method::PUT) {
         req = req.header("content-type", "application/json").body("{}");
+    }
+    if path.ends_with("/jobs/next") {
+        req = req.query(&[("wait_secs", "0")]);
     }
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
@@ -122,7 +159,7 @@ async fn call(app: &TestApp, method: &Method, path: &str, token: Option<&str>) -
 
 #[tokio::test]
 async fn every_route_admits_exactly_its_declared_roles() {
-    on_both_databases!(|app| {
+    on_both_databases!(https, |app| {
         let owner = app
             .admin
             .create_owner(&cmp_api::OwnerCreate {
@@ -132,10 +169,14 @@ async fn every_route_admits_exactly_its_declared_roles() {
             })
             .await
             .unwrap();
-        let mut tokens = vec![(Role::Admin, app.admin_token.clone())];
-        for role in [Role::Security, Role::Developer, Role::Agent] {
-            tokens.push((role, app.token(role, &[owner.id.as_str()]).await));
+        let mut callers = vec![(Role::Admin, Credential::Token(app.admin_token.clone()))];
+        for role in [Role::Security, Role::Developer] {
+            callers.push((role, Credential::Token(app.token(role, &[owner.id.as_str()]).await)));
         }
+        let (identity, _) = app.enroll_agent("walker").await;
+        let identity = reqwest::Identity::from_pem(&identity).unwrap();
+        let agent = app.http_builder().identity(identity).build().unwrap();
+        callers.push((Role::Agent, Credential::Agent(agent)));
         let doc: Value = app
             .http()
             .get(app.url("/api/v1/openapi.json"))
@@ -164,16 +205,24 @@ async fn every_route_admits_exactly_its_declared_roles() {
             assert_ne!(status, 405, "{method} {path} is in the document but not routed");
             assert!(!body.contains("route for this path"), "{method} {path} is not routed");
             match roles {
+                // Public: no credential asked for (enrolment's empty body is a 400).
                 None => assert!(
-                    status < 400 || status == 503,
-                    "public {method} {path} answered {status}"
+                    !matches!(status, 401 | 403 | 405) && (status < 500 || status == 503),
+                    "public {method} {path} answered {status}: {body}"
                 ),
                 Some(allowed) => {
                     assert_eq!(status, 401, "{method} {path} without a token: {body}");
                     let (bad, _) = call(&app, &method, &path, Some("cmp_not-a-real-token")).await;
                     assert_eq!(bad, 401, "{method} {path} with a forged token");
-                    for (role, token) in &tokens {
-                        let (status, body) = call(&app, &method, &path, Some(token)).await;
+                    for (role, credential) in &callers {
+                        let (status, body) = match credential {
+                            Credential::Token(token) => {
+                                call(&app, &method, &path, Some(token)).await
+                            }
+                            Credential::Agent(http) => {
+                                call_with(&app, http, &method, &path, None).await
+                            }
+                        };
                         if allowed.contains(role) {
                             assert!(
                                 ![401, 403, 405].contains(&status) && status < 500,

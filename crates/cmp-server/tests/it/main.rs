@@ -8,6 +8,7 @@
 #![allow(clippy::disallowed_methods)] // the server keeps the real time: test data starts there
 
 mod acme;
+mod agents;
 mod auth_walk;
 mod bad_input;
 mod binary;

@@ -63,9 +63,15 @@ impl TestApp {
     ) -> TestApp {
         let base = format!("{}://{}", server.scheme, server.addr);
         let store = Arc::new(SqlStore::connect(&db.url, 2).await.unwrap());
+        let ca =
+            (server.scheme == "https").then(|| std::fs::read(data.path().join("ca.pem")).unwrap());
+        let admin = match &ca {
+            Some(ca) => Client::with_ca_bundle(&base, Some(admin_token.clone()), ca).unwrap(),
+            None => Client::new(&base, Some(admin_token.clone())).unwrap(),
+        };
         TestApp {
             kind,
-            admin: Client::new(&base, Some(admin_token.clone())).unwrap(),
+            admin,
             base,
             admin_token,
             store,
@@ -111,12 +117,53 @@ impl TestApp {
         cmp_server::start(config).await.expect("adapter role starts")
     }
 
+    /// The platform CA of an HTTPS server (`http.tls.mode = "auto"`), which its clients trust.
+    pub fn platform_ca(&self) -> Option<Vec<u8>> {
+        self.base
+            .starts_with("https://")
+            .then(|| std::fs::read(self.data_dir().join("ca.pem")).unwrap())
+    }
+
     pub fn client(&self, token: Option<&str>) -> Client {
-        Client::new(&self.base, token.map(str::to_string)).unwrap()
+        let token = token.map(str::to_string);
+        match self.platform_ca() {
+            Some(ca) => Client::with_ca_bundle(&self.base, token, &ca).unwrap(),
+            None => Client::new(&self.base, token).unwrap(),
+        }
     }
 
     pub fn http(&self) -> reqwest::Client {
-        reqwest::Client::new()
+        self.http_builder().build().unwrap()
+    }
+
+    /// A reqwest client that trusts the server's certificate when it serves HTTPS.
+    pub fn http_builder(&self) -> reqwest::ClientBuilder {
+        let mut builder = reqwest::Client::builder();
+        if let Some(ca) = self.platform_ca() {
+            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap());
+        }
+        builder
+    }
+
+    /// Enrols an agent named `name` with a fresh bootstrap token: its identity (certificate
+    /// then key, PEM) and what the server answered.
+    pub async fn enroll_agent(&self, name: &str) -> (Vec<u8>, cmp_api::Enrolled) {
+        let token = self.admin.create_bootstrap_token(&Default::default()).await.unwrap().token;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+        let request = cmp_api::EnrollRequest { token, name: name.into(), csr };
+        let enrolled = self.client(None).enroll(&request).await.unwrap();
+        let identity = format!("{}{}", enrolled.identity.certificate_pem, key.serialize_pem());
+        (identity.into_bytes(), enrolled)
+    }
+
+    /// The client of an enrolled agent (mTLS with `identity`); the server must serve HTTPS.
+    pub fn agent_client(&self, identity: &[u8]) -> Client {
+        let ca = self.platform_ca().expect("agents need HTTPS");
+        Client::with_identity(&self.base, &ca, identity).unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -184,8 +231,8 @@ impl TestApp {
         adjust(&mut config);
         let server = cmp_server::start(config.clone()).await.expect("server restarts");
         self.config = config;
-        self.base = format!("http://{}", server.addr);
-        self.admin = Client::new(&self.base, Some(self.admin_token.clone())).unwrap();
+        self.base = format!("{}://{}", server.scheme, server.addr);
+        self.admin = self.client(Some(&self.admin_token.clone()));
         self.server = Some(server);
     }
 
@@ -240,11 +287,21 @@ impl Clock for TestClock {
     }
 }
 
-/// Runs the body once per database.
+/// Runs the body once per database (on HTTPS with `https`: agents need it).
 macro_rules! on_both_databases {
     (|$app:ident| $body:block) => {{
         for kind in cmp_testkit::DbKind::ALL {
             let $app = crate::support::TestApp::spawn(kind).await;
+            $body
+            $app.stop().await;
+        }
+    }};
+    (https, |$app:ident| $body:block) => {{
+        for kind in cmp_testkit::DbKind::ALL {
+            let $app = crate::support::TestApp::spawn_with(kind, |c| {
+                c.http.tls.mode = cmp_server::config::TlsMode::Auto;
+            })
+            .await;
             $body
             $app.stop().await;
         }

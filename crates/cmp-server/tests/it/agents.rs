@@ -1,0 +1,214 @@
+//! Host agents over the API: enrolment with single-use bootstrap tokens, mTLS with the agent
+//! CA's certificates, disabling and deleting, and jobs handed out on long polls.
+
+use cmp_api::{
+    AgentHeartbeat, BootstrapTokenCreate, DeploymentTarget, DeploymentsSet, EnrollRequest,
+    JobResult, ManagedCreate, OwnerCreate, Subject,
+};
+use cmp_domain::{AgentStatus, DeploymentState, Role};
+
+use crate::support::{TestApp, on_both_databases};
+
+fn csr_for(name: &str) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    params.serialize_request(&key).unwrap().pem().unwrap()
+}
+
+fn beat() -> AgentHeartbeat {
+    AgentHeartbeat {
+        hostname: "web-01.example".into(),
+        version: "0.1.0".into(),
+        os: "Debian".into(),
+        targets: vec![],
+    }
+}
+
+async fn agent_rows(app: &TestApp) -> usize {
+    app.admin.list_agents().await.unwrap().len()
+}
+
+#[tokio::test]
+async fn a_bootstrap_token_enrols_one_agent_whose_certificate_then_opens_the_agent_routes() {
+    on_both_databases!(https, |app| {
+        let created = app.admin.create_bootstrap_token(&BootstrapTokenCreate::default()).await;
+        let token = created.unwrap().token;
+        let anonymous = app.client(None);
+        let enroll = |name: &str, csr: String| EnrollRequest {
+            token: token.clone(),
+            name: name.into(),
+            csr,
+        };
+        // A CSR naming another agent, or none at all, is refused and uses nothing up.
+        let (_, audit_before) = app.counts().await;
+        let other = anonymous.enroll(&enroll("web-01", csr_for("db-01"))).await.unwrap_err();
+        assert_eq!(other.status(), Some(422), "{other}");
+        assert!(other.to_string().contains("db-01"), "{other}");
+        let garbage = anonymous.enroll(&enroll("web-01", "not a csr".into())).await.unwrap_err();
+        assert_eq!(garbage.status(), Some(422), "{garbage}");
+        let bad_name = anonymous.enroll(&enroll("../web", csr_for("../web"))).await.unwrap_err();
+        assert_eq!(bad_name.status(), Some(400), "{bad_name}");
+        assert_eq!((agent_rows(&app).await, app.counts().await.1), (0, audit_before));
+
+        let enrolled = anonymous.enroll(&enroll("web-01", csr_for("web-01"))).await.unwrap();
+        assert_eq!(enrolled.agent.status, AgentStatus::Offline, "never checked in yet");
+        // Reused: 401, nothing written.
+        let again = anonymous.enroll(&enroll("web-02", csr_for("web-02"))).await.unwrap_err();
+        assert_eq!(again.status(), Some(401), "{again}");
+        assert_eq!(agent_rows(&app).await, 1, "{:?}", app.kind);
+        // A token that is not a bootstrap token at all is no better.
+        let api_token =
+            EnrollRequest { token: app.admin_token.clone(), ..enroll("x", csr_for("x")) };
+        assert_eq!(anonymous.enroll(&api_token).await.unwrap_err().status(), Some(401));
+
+        // The certificate is the agent CA's, for the agent's name, for client authentication.
+        let leaf = enrolled.identity.certificate_pem.clone();
+        cmp_testkit::openssl::verify_chain(&leaf, &enrolled.identity.ca_pem).unwrap();
+        let (identity, _) = app.enroll_agent("web-02").await;
+        let agent = app.agent_client(&identity);
+        agent.heartbeat(&beat()).await.unwrap();
+        let listed = app.admin.agent("web-02").await.unwrap();
+        assert_eq!(listed.agent.status, AgentStatus::Online);
+        assert_eq!(listed.agent.hostname.as_deref(), Some("web-01.example"));
+        // No job: the poll says so after its wait.
+        assert!(agent.next_job(0).await.unwrap().is_none());
+
+        // An API token cannot be an agent, and people cannot call the agent routes.
+        let agent_token = app
+            .admin
+            .create_token(&cmp_api::TokenCreate {
+                name: "fake agent".into(),
+                role: Role::Agent,
+                owners: vec![],
+                expires_in_days: None,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(agent_token.status(), Some(400), "{agent_token}");
+        assert_eq!(app.admin.heartbeat(&beat()).await.unwrap_err().status(), Some(403));
+        // Nor can an agent call people's routes.
+        let listing = agent.list_agents().await.unwrap_err();
+        assert_eq!(listing.status(), Some(403), "{listing}");
+
+        // Disabled: refused at once; enabled again: accepted; deleted: refused.
+        app.admin.disable_agent("web-02").await.unwrap();
+        assert_eq!(agent.heartbeat(&beat()).await.unwrap_err().status(), Some(401));
+        assert_eq!(app.admin.agent("web-02").await.unwrap().agent.status, AgentStatus::Disabled);
+        app.admin.enable_agent("web-02").await.unwrap();
+        agent.heartbeat(&beat()).await.unwrap();
+        app.admin.delete_agent("web-02").await.unwrap();
+        assert_eq!(agent.heartbeat(&beat()).await.unwrap_err().status(), Some(401));
+        let audit: Vec<String> = app
+            .admin
+            .audit(&cmp_api::AuditListParams { limit: Some(200), ..Default::default() })
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        for action in ["agent.enrolled", "agent.disabled", "agent.enabled", "agent.deleted"] {
+            assert!(audit.iter().any(|a| a == action), "{action} in {audit:?}");
+        }
+    });
+}
+
+#[tokio::test]
+async fn a_deployment_gets_each_version_as_a_job_with_its_key_for_its_agent_only() {
+    on_both_databases!(https, |app| {
+        app.admin
+            .create_owner(&OwnerCreate { name: "web".into(), email: None, description: None })
+            .await
+            .unwrap();
+        let (identity, _) = app.enroll_agent("web-01").await;
+        let (other_identity, _) = app.enroll_agent("web-02").await;
+        let (agent, other) = (app.agent_client(&identity), app.agent_client(&other_identity));
+        let managed = app
+            .admin
+            .create_managed(&ManagedCreate {
+                name: "shop".into(),
+                owner: "web".into(),
+                adapter: None,
+                csr: None,
+                key_type: Some("ecdsa_p256".into()),
+                subject: Subject {
+                    common_name: None,
+                    dns_names: vec!["localhost".into()],
+                    ip_addresses: vec![],
+                    validity_days: None,
+                    acme_solver: None,
+                },
+                renew_before: None,
+            })
+            .await
+            .unwrap();
+        let target = |agent: &str| DeploymentTarget { agent: agent.into(), target: "nginx".into() };
+        // An unknown agent is a 404 and sets nothing.
+        let unknown = DeploymentsSet { deployments: vec![target("nope")] };
+        let refused = app.admin.set_deployments(&managed.id, &unknown).await.unwrap_err();
+        assert_eq!(refused.status(), Some(404), "{refused}");
+        assert!(app.admin.deployments(&managed.id).await.unwrap().is_empty());
+
+        let set = DeploymentsSet { deployments: vec![target("web-01")] };
+        let deployments = app.admin.set_deployments(&managed.id, &set).await.unwrap();
+        assert_eq!(deployments[0].state, DeploymentState::Pending);
+        // The current version is queued at once, for web-01 only.
+        assert!(other.next_job(0).await.unwrap().is_none());
+        let job = agent.next_job(5).await.unwrap().expect("a job for the current version");
+        assert_eq!((job.target.as_str(), job.attempt), ("nginx", 1));
+        assert_eq!(job.certificate_id, managed.current_certificate_id);
+        let key = job.key_pem.clone().expect("the server-made key travels to the agent");
+        assert!(key.contains("BEGIN PRIVATE KEY"));
+        // Another agent cannot report it.
+        let ok = JobResult {
+            succeeded: true,
+            served_fingerprint: Some("ab".repeat(32)),
+            failed_step: None,
+            message: None,
+            steps: vec![],
+        };
+        assert_eq!(other.report_job(&job.id, &ok).await.unwrap_err().status(), Some(404));
+        agent.report_job(&job.id, &ok).await.unwrap();
+        assert_eq!(agent.report_job(&job.id, &ok).await.unwrap_err().status(), Some(409));
+        let deployment = &app.admin.deployments(&managed.id).await.unwrap()[0];
+        assert_eq!(deployment.state, DeploymentState::Verified, "{:?}", app.kind);
+        assert_eq!(deployment.served_fingerprint.as_deref(), Some("ab".repeat(32).as_str()));
+
+        // A renewal queues the new version; a poll already waiting gets it as it comes.
+        let waiting = tokio::spawn({
+            let agent = agent.clone();
+            async move { agent.next_job(20).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let renewal = app.admin.renew(&managed.id).await.unwrap();
+        let next = waiting.await.unwrap().unwrap().expect("the renewal's job");
+        assert_eq!(next.certificate_id, renewal.certificate_id);
+        // A failure is kept with its step, and the job comes back later.
+        let failed = JobResult {
+            succeeded: false,
+            served_fingerprint: None,
+            failed_step: Some("test".into()),
+            message: Some("nginx: [emerg] cannot load certificate".into()),
+            steps: vec![],
+        };
+        let job = agent.report_job(&next.id, &failed).await.unwrap();
+        assert_eq!(job.state, cmp_domain::JobState::Queued);
+        let deployment = &app.admin.deployments(&managed.id).await.unwrap()[0];
+        assert_eq!(deployment.state, DeploymentState::Failed);
+        assert_eq!(deployment.failed_step.as_deref(), Some("test"));
+        assert!(deployment.last_error.as_deref().unwrap().contains("emerg"));
+        // The key handed to the agent is audited as a download by that agent.
+        let audit = app
+            .admin
+            .audit(&cmp_api::AuditListParams { limit: Some(200), ..Default::default() })
+            .await
+            .unwrap()
+            .items;
+        let downloads: Vec<_> =
+            audit.iter().filter(|e| e.action == "certificate.key_downloaded").collect();
+        assert_eq!(downloads.len(), 2, "{:?}", app.kind);
+        assert!(downloads.iter().all(|e| e.actor == "agent:web-01"));
+    });
+}
