@@ -1,6 +1,7 @@
 //! `cmpctl`: the CMP command line, for people and scripts.
 
 mod adapters;
+mod agents;
 mod managed;
 mod output;
 mod pki;
@@ -104,6 +105,9 @@ enum Command {
     /// Managed certificates (renewed by the scheduler).
     #[command(subcommand)]
     Managed(managed::ManagedCommand),
+    /// Host agents and the bootstrap tokens they enrol with (admin; list and show: security).
+    #[command(subcommand)]
+    Agent(agents::AgentCommand),
     /// Renew a managed certificate now.
     Renew {
         /// Managed certificate id, name, or owner/name (when you see several owners).
@@ -468,6 +472,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             requests::decide(&client, &out, &id, false, comment).await
         }
         Command::Managed(cmd) => managed::managed(&client, &out, cmd).await,
+        Command::Agent(cmd) => agents::agent(&client, &out, cmd).await,
         Command::Renew { id } => managed::renew(&client, &out, &id).await,
         Command::Revoke { id, reason, purge_key } => {
             let id = resolve::certificate_id(&client, &id).await?;

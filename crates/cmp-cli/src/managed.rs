@@ -29,6 +29,9 @@ pub enum ManagedCommand {
         /// once.
         #[arg(long)]
         renew_before: Option<String>,
+        /// Deploy it with an agent's target, agent:target (repeatable), e.g. web-01:nginx.
+        #[arg(long = "deploy", value_parser = crate::agents::parse_deployment)]
+        deploy: Vec<cmp_api::DeploymentTarget>,
     },
     /// List managed certificates.
     List,
@@ -37,6 +40,15 @@ pub enum ManagedCommand {
         /// Managed certificate id, name, or owner/name (when you see several owners).
         id: String,
     },
+    /// Set where it is deployed: the whole list of agent:target (none to stop deploying it).
+    /// Each new version goes to every one of them.
+    Deploy {
+        id: String,
+        #[arg(value_parser = crate::agents::parse_deployment)]
+        deployments: Vec<cmp_api::DeploymentTarget>,
+    },
+    /// Where it is deployed, and whether each target serves the current version.
+    Deployments { id: String },
 }
 
 /// `cmpctl managed ...`.
@@ -71,7 +83,7 @@ pub async fn managed(
         fields
     };
     match cmd {
-        ManagedCommand::Create { name, issue, renew_before } => {
+        ManagedCommand::Create { name, issue, renew_before, deploy } => {
             let r = issue.request()?;
             let body = ManagedCreate {
                 name,
@@ -99,6 +111,19 @@ pub async fn managed(
                 fields.push(("request state", state_label(r).to_string()));
             }
             let mut json = serde_json::to_value(&m)?;
+            if !deploy.is_empty() {
+                let set = cmp_api::DeploymentsSet { deployments: deploy };
+                let deployments = client
+                    .set_deployments(&m.id, &set)
+                    .await
+                    .context("while setting where it is deployed")?;
+                for d in &deployments {
+                    fields.push(("deployment", format!("{}:{} (pending)", d.agent, d.target)));
+                }
+                if let Some(object) = json.as_object_mut() {
+                    object.insert("deployments".into(), serde_json::to_value(&deployments)?);
+                }
+            }
             if let Some(object) = json.as_object_mut() {
                 object.insert("request".into(), serde_json::to_value(&request)?);
             }
@@ -124,6 +149,12 @@ pub async fn managed(
         ManagedCommand::Show { id } => {
             let m = client.managed(&id).await?;
             out.value(&m, &show(&m))?;
+        }
+        ManagedCommand::Deploy { id, deployments } => {
+            return crate::agents::deploy(client, out, &id, deployments).await;
+        }
+        ManagedCommand::Deployments { id } => {
+            return crate::agents::show_deployments(out, &client.deployments(&id).await?);
         }
     }
     Ok(ExitCode::SUCCESS)
