@@ -2,7 +2,8 @@
 //! configuration ([`config`]) and installs certificates on the targets named there
 //! ([`deploy`]: nginx, Apache, HAProxy, plain files), proving with a handshake ([`verify`])
 //! that the new certificate is served, and rolling back when it is not. The conversation with
-//! the server (enrolment, jobs) builds on this.
+//! the server ([`runtime`]: enrolment, heartbeats, jobs) drives that engine, with the identity
+//! kept by [`identity`].
 //!
 //! Library code never installs the rustls crypto provider: `main` does, and tests call
 //! `cmp_testkit::install_crypto_provider()`.
@@ -10,7 +11,11 @@
 mod command;
 pub mod config;
 pub mod deploy;
+pub mod error;
+pub mod health;
+pub mod identity;
 pub mod material;
+pub mod runtime;
 pub mod targets;
 pub mod verify;
 
@@ -22,7 +27,13 @@ pub use deploy::{CrashPoint, deploy_interrupted};
 pub use deploy::{
     DeployFailure, DeployReport, Phase, Recovered, Step, StepRecord, deploy, recover,
 };
+pub use error::AgentError;
+pub use health::{TargetStatus, target_status};
+pub use identity::Identity;
 pub use material::{Material, MaterialError};
+pub use runtime::{
+    Agent, Backoff, JobDone, SystemClock, enroll, execute_job, recover_all, server_ca_bundle,
+};
 pub use verify::{VerifyError, served_fingerprint};
 
 /// A configured target, ready to deploy to: what [`AgentConfig::target`] returns.
