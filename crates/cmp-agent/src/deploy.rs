@@ -186,8 +186,8 @@ pub enum Phase {
     Reloading,
 }
 
-/// Where a deployment can be stopped as if the agent were killed there (tests only).
-#[cfg(feature = "testing")]
+/// Where a deployment can be stopped as if the agent were killed there (only
+/// `deploy_interrupted`, a test's function, names one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashPoint {
     /// All `.cmp-new` files written, nothing renamed.
@@ -197,10 +197,6 @@ pub enum CrashPoint {
     /// The reload ran, nothing verified.
     AfterReload,
 }
-
-#[cfg(not(feature = "testing"))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CrashPoint {}
 
 /// The journal: what a crash leaves for [`recover`].
 #[derive(Debug, Serialize, Deserialize)]
@@ -550,7 +546,7 @@ async fn deploy_until(
                 return Err(run.fail(Step::Reload, failure, &plan, phase, started).await);
             }
         }
-        if crash == crash_point_after_reload() {
+        if crash == Some(CrashPoint::AfterReload) {
             return Ok(None);
         }
     }
@@ -574,16 +570,6 @@ async fn deploy_until(
     }
     tracing::info!(target = target.name, %fingerprint, "deployed");
     Ok(Some(DeployReport { target: target.name.to_owned(), fingerprint, steps: run.steps }))
-}
-
-#[cfg(feature = "testing")]
-fn crash_point_after_reload() -> Option<CrashPoint> {
-    Some(CrashPoint::AfterReload)
-}
-
-#[cfg(not(feature = "testing"))]
-fn crash_point_after_reload() -> Option<CrashPoint> {
-    None
 }
 
 /// Writes the `.cmp-new` files, links the `.cmp-previous` ones and renames the new files into
@@ -614,7 +600,6 @@ fn install(
         }
     }
     sync_dirs(plan)?;
-    #[cfg(feature = "testing")]
     if crash == Some(CrashPoint::AfterTempFiles) {
         return Ok(true);
     }
@@ -626,11 +611,9 @@ fn install(
     for (index, file) in plan.iter().enumerate() {
         let temp = sibling(&file.path, NEW_SUFFIX);
         fs::rename(&temp, &file.path).map_err(|e| io("cannot rename", &temp, e))?;
-        #[cfg(feature = "testing")]
         if index == 0 && crash == Some(CrashPoint::AfterFirstRename) {
             return Ok(true);
         }
-        let _ = index;
     }
     sync_dirs(plan)?;
     write_journal(
@@ -638,7 +621,6 @@ fn install(
         &Journal { target: target.name.into(), phase: Phase::Installed, files: plan.to_vec() },
     )?;
     *phase = Phase::Installed;
-    let _ = crash;
     Ok(false)
 }
 

@@ -23,9 +23,9 @@ use std::path::Path;
 
 pub use config::{AgentConfig, ConfigError, TargetConfig, TargetKind, VerifyConfig};
 #[cfg(feature = "testing")]
-pub use deploy::{CrashPoint, deploy_interrupted};
+pub use deploy::deploy_interrupted;
 pub use deploy::{
-    DeployFailure, DeployReport, Phase, Recovered, Step, StepRecord, deploy, recover,
+    CrashPoint, DeployFailure, DeployReport, Phase, Recovered, Step, StepRecord, deploy, recover,
 };
 pub use error::AgentError;
 pub use health::{TargetStatus, target_status};

@@ -122,7 +122,10 @@ pub async fn agent(client: &Client, out: &Output, cmd: AgentCommand) -> anyhow::
                 ("os", a.os.clone().unwrap_or_default()),
                 ("version", a.version.clone().unwrap_or_default()),
                 ("last seen", a.last_seen_at.as_ref().map(date).unwrap_or_else(|| "never".into())),
-                ("certificate", format!("{} (until {})", a.cert_fingerprint, date(&a.cert_not_after))),
+                (
+                    "certificate",
+                    format!("{} (until {})", a.cert_fingerprint, date(&a.cert_not_after)),
+                ),
             ];
             for t in &a.targets {
                 let health = if t.healthy { "healthy" } else { "unhealthy" };
@@ -181,7 +184,10 @@ pub async fn deploy(
 }
 
 /// Prints deployments: agent, target, state, and the failure or what was served.
-pub fn show_deployments(out: &Output, deployments: &[cmp_api::Deployment]) -> anyhow::Result<ExitCode> {
+pub fn show_deployments(
+    out: &Output,
+    deployments: &[cmp_api::Deployment],
+) -> anyhow::Result<ExitCode> {
     let rows = deployments
         .iter()
         .map(|d| {

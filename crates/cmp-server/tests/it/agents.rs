@@ -212,3 +212,177 @@ async fn a_deployment_gets_each_version_as_a_job_with_its_key_for_its_agent_only
         assert!(downloads.iter().all(|e| e.actor == "agent:web-01"));
     });
 }
+
+/// The agent configuration for `servers` (target names `nginx`, `apache`, `haproxy`), as an
+/// operator writes it; `test` replaces every target's configuration test when given.
+fn agent_config(
+    app: &TestApp,
+    state_dir: &std::path::Path,
+    servers: &[&cmp_testkit::targets::TlsServer],
+    test: Option<&[&str]>,
+) -> cmp_agent::AgentConfig {
+    use cmp_testkit::targets::ServerKind;
+    let mut toml = format!(
+        "server = {:?}\nca_file = {:?}\nstate_dir = {:?}\n",
+        app.base,
+        app.data_dir().join("ca.pem"),
+        state_dir
+    );
+    for server in servers {
+        let (name, files) = match server.kind {
+            ServerKind::Nginx => (
+                "nginx",
+                format!("cert = {:?}\nkey = {:?}\n", server.cert, server.key.as_ref().unwrap()),
+            ),
+            ServerKind::Apache => (
+                "apache",
+                format!("cert = {:?}\nkey = {:?}\n", server.cert, server.key.as_ref().unwrap()),
+            ),
+            ServerKind::Haproxy => {
+                ("haproxy", format!("pem = {:?}\n", server.pem.as_ref().unwrap()))
+            }
+        };
+        let argv = |v: &[String]| format!("{v:?}");
+        let test_argv = test.map(|t| format!("{t:?}")).unwrap_or_else(|| argv(&server.test_argv));
+        toml.push_str(&format!(
+            "[targets.{name}]\nkind = {name:?}\n{files}test = {test_argv}\nreload = {}\n\
+             verify = {{ address = {:?}, sni = \"localhost\" }}\n",
+            argv(&server.reload_argv),
+            server.address(),
+        ));
+    }
+    cmp_agent::AgentConfig::from_toml_str(&toml).unwrap()
+}
+
+/// Runs the agent's job loop until it has done `n` jobs.
+async fn do_jobs(agent: &mut cmp_agent::Agent, n: usize) -> Vec<cmp_agent::JobDone> {
+    let mut done = Vec::new();
+    while done.len() < n {
+        let job = agent.run_once(10).await.unwrap().expect("a job within the wait");
+        done.push(job);
+    }
+    done
+}
+
+#[tokio::test]
+async fn an_agent_installs_each_version_on_real_nginx_apache_and_haproxy_and_rolls_back_a_failure()
+{
+    use cmp_testkit::targets::{TestCa, TlsServer, served_fingerprint, wait_served};
+    on_both_databases!(https, |app| {
+        let old = TestCa::new().leaf("old");
+        let servers = [TlsServer::nginx(&old), TlsServer::apache(&old), TlsServer::haproxy(&old)];
+        let state = tempfile::tempdir().unwrap();
+        let refs: Vec<_> = servers.iter().collect();
+        let config = agent_config(&app, state.path(), &refs, None);
+        let token = app.admin.create_bootstrap_token(&Default::default()).await.unwrap().token;
+        cmp_agent::enroll(&config, &token, "web-01", false).await.unwrap();
+        let mut agent = cmp_agent::Agent::load(config).unwrap();
+        agent.heartbeat().await.unwrap();
+
+        app.admin
+            .create_owner(&OwnerCreate { name: "web".into(), email: None, description: None })
+            .await
+            .unwrap();
+        let managed = app
+            .admin
+            .create_managed(&ManagedCreate {
+                name: "shop".into(),
+                owner: "web".into(),
+                adapter: None,
+                csr: None,
+                key_type: Some("ecdsa_p256".into()),
+                subject: Subject {
+                    common_name: None,
+                    dns_names: vec!["localhost".into()],
+                    ip_addresses: vec![],
+                    validity_days: None,
+                    acme_solver: None,
+                },
+                renew_before: None,
+            })
+            .await
+            .unwrap();
+        let targets = ["nginx", "apache", "haproxy"]
+            .map(|t| DeploymentTarget { agent: "web-01".into(), target: t.into() });
+        let set = DeploymentsSet { deployments: targets.to_vec() };
+        app.admin.set_deployments(&managed.id, &set).await.unwrap();
+
+        // Each target serves the first version: seen by the test's own handshake.
+        let v1 = managed.current_certificate_id.clone().unwrap();
+        let v1_fp = app.admin.certificate(&v1).await.unwrap().fingerprint_sha256;
+        let done = do_jobs(&mut agent, 3).await;
+        let why = app.admin.deployments(&managed.id).await.unwrap();
+        assert!(done.iter().all(|d| d.succeeded), "{done:?}: {why:?}");
+        for server in &servers {
+            wait_served(server.port, "localhost", &v1_fp, std::time::Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("{:?}: {e}", server.kind));
+        }
+        let deployments = app.admin.deployments(&managed.id).await.unwrap();
+        assert!(
+            deployments.iter().all(|d| d.state == DeploymentState::Verified),
+            "{deployments:?}"
+        );
+        assert!(
+            deployments.iter().all(|d| d.served_fingerprint.as_deref() == Some(v1_fp.as_str()))
+        );
+        // Each is recorded as a location of the certificate.
+        let located = app.admin.certificate(&v1).await.unwrap();
+        assert_eq!(located.locations.len(), 3, "{:?}", located.locations);
+
+        // A renewal reaches every target.
+        let v2 = app.admin.renew(&managed.id).await.unwrap().certificate_id.unwrap();
+        let v2_fp = app.admin.certificate(&v2).await.unwrap().fingerprint_sha256;
+        let done = do_jobs(&mut agent, 3).await;
+        assert!(done.iter().all(|d| d.succeeded), "{done:?}");
+        for server in &servers {
+            assert_eq!(
+                served_fingerprint(server.port, "localhost").as_deref(),
+                Some(v2_fp.as_str())
+            );
+        }
+
+        // A configuration test that fails leaves every target serving v2, and says where.
+        let failing =
+            agent_config(&app, state.path(), &refs, Some(&["sh", "-c", "echo broken >&2; exit 1"]));
+        let mut agent = cmp_agent::Agent::load(failing).unwrap();
+        let v3 = app.admin.renew(&managed.id).await.unwrap().certificate_id.unwrap();
+        let done = do_jobs(&mut agent, 3).await;
+        assert!(
+            done.iter().all(|d| !d.succeeded && d.failed_step.as_deref() == Some("test")),
+            "{done:?}"
+        );
+        for server in &servers {
+            assert_eq!(
+                served_fingerprint(server.port, "localhost").as_deref(),
+                Some(v2_fp.as_str())
+            );
+        }
+        let deployments = app.admin.deployments(&managed.id).await.unwrap();
+        for d in &deployments {
+            assert_eq!(
+                (d.state, d.failed_step.as_deref()),
+                (DeploymentState::Failed, Some("test"))
+            );
+            assert_eq!(d.certificate_id.as_deref(), Some(v3.as_str()));
+            assert!(!d.last_error.as_deref().unwrap_or_default().is_empty(), "{d:?}");
+        }
+        // The server-made keys went to the agent only: none is in its state directory.
+        for entry in walk(state.path()) {
+            let text = std::fs::read_to_string(&entry).unwrap_or_default();
+            assert!(
+                !text.contains("BEGIN PRIVATE KEY") || entry.ends_with("identity/key.pem"),
+                "{entry:?}"
+            );
+        }
+    });
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+    }
+    files
+}
