@@ -64,6 +64,8 @@ use crate::verify::served_fingerprint;
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `verify` waits for the new certificate when the target sets no timeout.
 pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in a row that must see the new certificate.
+const VERIFY_IN_A_ROW: u32 = 3;
 /// The pause between two handshakes while waiting.
 const VERIFY_INTERVAL: Duration = Duration::from_millis(150);
 /// The bound on one handshake.
@@ -625,9 +627,14 @@ fn install(
 }
 
 /// Polls the target until it serves `expected`, within the target's verify timeout.
+///
+/// It must be served [`VERIFY_IN_A_ROW`] handshakes in a row: after a graceful reload, old
+/// workers (Apache's children, HAProxy's old process) may still answer for a moment, so one
+/// new answer does not yet mean that every client gets it.
 async fn wait_served(verify: &VerifyConfig, expected: &str) -> Result<String, String> {
     let timeout = verify.timeout_secs.map(Duration::from_secs).unwrap_or(VERIFY_TIMEOUT);
     let deadline = Instant::now() + timeout;
+    let mut in_a_row = 0;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let last = match served_fingerprint(
@@ -638,12 +645,21 @@ async fn wait_served(verify: &VerifyConfig, expected: &str) -> Result<String, St
         .await
         {
             Ok(served) if served == expected => {
-                return Ok(format!("{} (SNI {}) serves {served}", verify.address, verify.sni));
+                in_a_row += 1;
+                if in_a_row == VERIFY_IN_A_ROW {
+                    let (address, sni) = (&verify.address, &verify.sni);
+                    return Ok(format!("{address} (SNI {sni}) serves {served}"));
+                }
+                format!("{} (SNI {}) serves {served}", verify.address, verify.sni)
             }
             Ok(served) => {
+                in_a_row = 0;
                 format!("{} (SNI {}) serves {served}, not {expected}", verify.address, verify.sni)
             }
-            Err(e) => e.to_string(),
+            Err(e) => {
+                in_a_row = 0;
+                e.to_string()
+            }
         };
         if Instant::now() + VERIFY_INTERVAL >= deadline {
             return Err(format!("after {} s: {last}", timeout.as_secs()));

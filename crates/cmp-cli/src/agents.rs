@@ -18,14 +18,26 @@ pub enum AgentCommand {
     Token(AgentTokenCommand),
     /// List enrolled agents and their status (online, stale, offline, disabled).
     List,
-    /// Show one agent, by name or id, with its latest jobs.
-    Show { agent: String },
+    /// Show one agent with its targets and latest jobs.
+    Show {
+        /// Agent name or id.
+        agent: String,
+    },
     /// Refuse the agent's certificate from now on (every replica, at once).
-    Disable { agent: String },
+    Disable {
+        /// Agent name or id.
+        agent: String,
+    },
     /// Accept a disabled agent's certificate again.
-    Enable { agent: String },
+    Enable {
+        /// Agent name or id.
+        agent: String,
+    },
     /// Delete an agent with its deployments and jobs.
-    Delete { agent: String },
+    Delete {
+        /// Agent name or id.
+        agent: String,
+    },
 }
 
 /// `cmpctl agent token ...`.
@@ -43,7 +55,10 @@ pub enum AgentTokenCommand {
     /// List bootstrap tokens (never their secrets).
     List,
     /// Revoke an unused token.
-    Revoke { id: String },
+    Revoke {
+        /// Bootstrap token id (from `cmpctl agent token list`).
+        id: String,
+    },
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {

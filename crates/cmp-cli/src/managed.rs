@@ -43,12 +43,17 @@ pub enum ManagedCommand {
     /// Set where it is deployed: the whole list of agent:target (none to stop deploying it).
     /// Each new version goes to every one of them.
     Deploy {
+        /// Managed certificate id, name, or owner/name.
         id: String,
+        /// agent:target, e.g. web-01:nginx (the target as the agent's configuration names it).
         #[arg(value_parser = crate::agents::parse_deployment)]
         deployments: Vec<cmp_api::DeploymentTarget>,
     },
     /// Where it is deployed, and whether each target serves the current version.
-    Deployments { id: String },
+    Deployments {
+        /// Managed certificate id, name, or owner/name.
+        id: String,
+    },
 }
 
 /// `cmpctl managed ...`.

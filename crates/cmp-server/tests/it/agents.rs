@@ -335,10 +335,8 @@ async fn an_agent_installs_each_version_on_real_nginx_apache_and_haproxy_and_rol
         let done = do_jobs(&mut agent, 3).await;
         assert!(done.iter().all(|d| d.succeeded), "{done:?}");
         for server in &servers {
-            assert_eq!(
-                served_fingerprint(server.port, "localhost").as_deref(),
-                Some(v2_fp.as_str())
-            );
+            wait_served(server.port, "localhost", &v2_fp, std::time::Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("{:?}: {e}", server.kind));
         }
 
         // A configuration test that fails leaves every target serving v2, and says where.

@@ -393,7 +393,8 @@ async fn managed(app: &TestApp) {
     scheduler::tick(&state).await;
     let (_, m) = call(app, &admin, "GET", "/api/v1/managed-certificates/edge-api", None).await;
     assert_eq!(m["versions"].as_array().unwrap().len(), 3, "the scheduler renewed it: {m}");
-    assert!(m["renewal"]["message"].as_str().unwrap().starts_with("renewing"), "{m}");
+    // (Its decision is not checked here: the app's own scheduler, on the real clock, passes
+    // every second and may already have written "not due" over the test clock's "renewing".)
     // The next ticks find the new version too young: the CA signed it on its own clock, 12 h
     // behind the test's, so to CMP it came already inside its renew-before window (as from a
     // CA that returns a shorter lifetime than asked).

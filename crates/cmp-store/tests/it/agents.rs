@@ -144,7 +144,10 @@ async fn each_new_version_is_queued_to_every_deployment_and_leased_to_its_agent_
         );
 
         let v1 = issue_version(&store, &adapter.id, &managed.id, 1, NOW + 1).await;
-        assert_eq!(store.agents_with_due_jobs(NOW + 1).await.unwrap(), std::slice::from_ref(&web.id));
+        assert_eq!(
+            store.agents_with_due_jobs(NOW + 1).await.unwrap(),
+            std::slice::from_ref(&web.id)
+        );
         assert_eq!(store.lease_job(&other.id, NOW + 1, NOW + 61).await.unwrap(), None);
         let job = store.lease_job(&web.id, NOW + 1, NOW + 61).await.unwrap().unwrap();
         assert_eq!((job.state, job.attempts), (JobState::Leased, 1));
