@@ -159,8 +159,13 @@ pub async fn authorize(
                 .find_agent_by_fingerprint(&peer.fingerprint)
                 .await?
                 .ok_or(ApiError::Unauthorized)?;
+            // The first call with a renewed certificate retires the one it replaced.
+            if agent.previous_fingerprint.is_some() && agent.cert_fingerprint == *peer.fingerprint {
+                state.store.forget_previous_identity(&agent.id).await?;
+            }
             let caller = crate::issuer::fleet::agent_caller(&agent);
-            request.extensions_mut().insert(AgentCaller(Arc::new(agent)));
+            let presented = peer.fingerprint.clone();
+            request.extensions_mut().insert(AgentCaller { agent: Arc::new(agent), presented });
             caller
         }
         None => authenticate(&state, authorization.as_deref()).await?,

@@ -56,8 +56,10 @@ pub struct AgentRecord {
     pub id: String,
     pub name: String,
     pub labels: BTreeMap<String, String>,
-    /// SHA-256 of the DER of its current client certificate: the only one accepted.
+    /// SHA-256 of the DER of its current client certificate.
     pub cert_fingerprint: String,
+    /// The certificate it renewed, still accepted until the current one is first used.
+    pub previous_fingerprint: Option<String>,
     pub cert_not_after: i64,
     pub disabled_at: Option<i64>,
     pub hostname: Option<String>,
@@ -148,8 +150,9 @@ pub trait AgentStore: Send + Sync {
         token_hash: &str,
         agent: &NewAgent,
     ) -> StoreResult<AgentRecord>;
-    /// The enabled agent whose current certificate has this fingerprint. Never cached: a
-    /// disabled or deleted agent is refused at once, on every replica.
+    /// The enabled agent whose current (or, until that is first used, previous) certificate
+    /// has this fingerprint. Never cached: a disabled or deleted agent is refused at once, on
+    /// every replica.
     async fn find_agent_by_fingerprint(
         &self,
         fingerprint: &str,
@@ -165,14 +168,18 @@ pub trait AgentStore: Send + Sync {
     ) -> StoreResult<AgentRecord>;
     /// Deletes an agent with its jobs and deployments.
     async fn delete_agent(&self, ctx: &AuditContext, id: &str) -> StoreResult<()>;
-    /// Replaces the agent's certificate (it renewed its identity).
+    /// Replaces the agent's certificate (it renewed its identity); the one it `presented` for
+    /// the call stays accepted until the new one is first used.
     async fn renew_agent_identity(
         &self,
         ctx: &AuditContext,
         id: &str,
+        presented: &str,
         cert_fingerprint: &str,
         cert_not_after: i64,
     ) -> StoreResult<AgentRecord>;
+    /// The agent used its current certificate: the previous one is refused from now on.
+    async fn forget_previous_identity(&self, id: &str) -> StoreResult<()>;
     /// Records a check-in (not audited: it changes nothing but liveness).
     async fn record_heartbeat(&self, id: &str, heartbeat: &Heartbeat, now: i64) -> StoreResult<()>;
 
@@ -210,7 +217,8 @@ pub trait AgentStore: Send + Sync {
 
 const TOKEN_COLUMNS: &str = "SELECT id, labels, expires_at, created_by, created_at, used_at, \
      agent_id, revoked_at FROM agent_bootstrap_tokens";
-const AGENT_COLUMNS: &str = "SELECT id, name, labels, cert_fingerprint, cert_not_after, \
+const AGENT_COLUMNS: &str = "SELECT id, name, labels, cert_fingerprint, previous_fingerprint, \
+     cert_not_after, \
      disabled_at, hostname, version, os, targets, last_seen_at, enrolled_at, enrolled_with \
      FROM agents";
 const DEPLOYMENT_COLUMNS: &str = "SELECT d.managed_certificate_id, d.agent_id, a.name AS \
@@ -248,6 +256,7 @@ fn agent_from_row(row: &AnyRow) -> StoreResult<AgentRecord> {
         name: row.try_get("name")?,
         labels: labels_from(&row.try_get::<String, _>("labels")?)?,
         cert_fingerprint: row.try_get("cert_fingerprint")?,
+        previous_fingerprint: row.try_get("previous_fingerprint")?,
         cert_not_after: row.try_get("cert_not_after")?,
         disabled_at: row.try_get("disabled_at")?,
         hostname: row.try_get("hostname")?,
@@ -520,13 +529,16 @@ impl AgentStore for SqlStore {
         &self,
         fingerprint: &str,
     ) -> StoreResult<Option<AgentRecord>> {
-        sqlx::query(&format!("{AGENT_COLUMNS} WHERE cert_fingerprint = $1 AND disabled_at IS NULL"))
-            .bind(fingerprint)
-            .fetch_optional(&self.read)
-            .await?
-            .as_ref()
-            .map(agent_from_row)
-            .transpose()
+        sqlx::query(&format!(
+            "{AGENT_COLUMNS} WHERE (cert_fingerprint = $1 OR previous_fingerprint = $1) \
+             AND disabled_at IS NULL"
+        ))
+        .bind(fingerprint)
+        .fetch_optional(&self.read)
+        .await?
+        .as_ref()
+        .map(agent_from_row)
+        .transpose()
     }
 
     #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %id_or_name))]
@@ -598,16 +610,18 @@ impl AgentStore for SqlStore {
         &self,
         ctx: &AuditContext,
         id: &str,
+        presented: &str,
         cert_fingerprint: &str,
         cert_not_after: i64,
     ) -> StoreResult<AgentRecord> {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
-            "UPDATE agents SET cert_fingerprint = $1, cert_not_after = $2 \
-             WHERE id = $3 AND disabled_at IS NULL",
+            "UPDATE agents SET cert_fingerprint = $1, cert_not_after = $2, \
+             previous_fingerprint = $3 WHERE id = $4 AND disabled_at IS NULL",
         )
         .bind(cert_fingerprint)
         .bind(cert_not_after)
+        .bind(presented)
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -621,6 +635,15 @@ impl AgentStore for SqlStore {
         let record = Self::agent_in(&mut tx, id).await?;
         tx.commit().await?;
         Ok(record)
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %id))]
+    async fn forget_previous_identity(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE agents SET previous_fingerprint = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
     }
 
     #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %id))]

@@ -23,9 +23,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::state::AppState;
 
-/// The enrolled agent a request comes from, known by its client certificate.
+/// The enrolled agent a request comes from, known by its client certificate (`presented`,
+/// its fingerprint: the current one, or the previous one just after a renewal).
 #[derive(Debug, Clone)]
-pub struct AgentCaller(pub Arc<AgentRecord>);
+pub struct AgentCaller {
+    pub agent: Arc<AgentRecord>,
+    pub presented: Arc<str>,
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for AgentCaller {
     type Rejection = ApiError;
@@ -184,10 +188,10 @@ pub async fn delete(
     security(("bearer" = ["agent"])))]
 pub async fn renew_identity(
     State(state): State<AppState>,
-    AgentCaller(agent): AgentCaller,
+    AgentCaller { agent, presented }: AgentCaller,
     ApiJson(body): ApiJson<IdentityRenewal>,
 ) -> ApiResult<Json<AgentIdentity>> {
-    let issued = state.fleet.renew_identity(&agent, &body.csr).await?;
+    let issued = state.fleet.renew_identity(&agent, &presented, &body.csr).await?;
     Ok(Json(views::identity(issued, state.fleet.agent_ca_pem())))
 }
 
@@ -198,7 +202,7 @@ pub async fn renew_identity(
     security(("bearer" = ["agent"])))]
 pub async fn heartbeat(
     State(state): State<AppState>,
-    AgentCaller(agent): AgentCaller,
+    AgentCaller { agent, .. }: AgentCaller,
     ApiJson(body): ApiJson<AgentHeartbeat>,
 ) -> ApiResult<StatusCode> {
     state.fleet.heartbeat(&agent, &body).await?;
@@ -212,7 +216,7 @@ pub async fn heartbeat(
     security(("bearer" = ["agent"])))]
 pub async fn next_job(
     State(state): State<AppState>,
-    AgentCaller(agent): AgentCaller,
+    AgentCaller { agent, .. }: AgentCaller,
     ApiQuery(params): ApiQuery<NextJobParams>,
 ) -> ApiResult<Response> {
     Ok(match state.fleet.next_job(&agent, params.wait_secs).await? {
@@ -230,7 +234,7 @@ pub async fn next_job(
     security(("bearer" = ["agent"])))]
 pub async fn job_result(
     State(state): State<AppState>,
-    AgentCaller(agent): AgentCaller,
+    AgentCaller { agent, .. }: AgentCaller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<JobResult>,
 ) -> ApiResult<Json<Job>> {

@@ -197,16 +197,19 @@ impl Fleet {
         }
     }
 
-    /// A new certificate for the agent's new key, before its current one ends.
+    /// A new certificate for the agent's new key, before its current one ends. The one it
+    /// `presented` stays accepted until the new one is first used.
     pub async fn renew_identity(
         &self,
         agent: &AgentRecord,
+        presented: &str,
         csr: &str,
     ) -> FleetResult<IssuedClientCert> {
         let issued = self.sign_identity(&agent.name, csr)?;
         let ctx = self.agent_context(agent);
         let not_after = issued.not_after.unix_timestamp();
-        self.store.renew_agent_identity(&ctx, &agent.id, &issued.fingerprint, not_after).await?;
+        let new = &issued.fingerprint;
+        self.store.renew_agent_identity(&ctx, &agent.id, presented, new, not_after).await?;
         Ok(issued)
     }
 

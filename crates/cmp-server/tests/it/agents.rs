@@ -92,6 +92,23 @@ async fn a_bootstrap_token_enrols_one_agent_whose_certificate_then_opens_the_age
         let listing = agent.list_agents().await.unwrap_err();
         assert_eq!(listing.status(), Some(403), "{listing}");
 
+        // A renewed identity: the old certificate still opens until the new one is used.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "web-02");
+        let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+        let renewed = agent.renew_identity(&cmp_api::IdentityRenewal { csr }).await.unwrap();
+        agent.heartbeat(&beat()).await.unwrap();
+        let new_identity = format!("{}{}", renewed.certificate_pem, key.serialize_pem());
+        let renewed_agent = app.agent_client(new_identity.as_bytes());
+        renewed_agent.heartbeat(&beat()).await.unwrap();
+        assert_eq!(agent.heartbeat(&beat()).await.unwrap_err().status(), Some(401));
+        // A CSR for another name is refused.
+        let other = cmp_api::IdentityRenewal { csr: csr_for("db-01") };
+        assert_eq!(renewed_agent.renew_identity(&other).await.unwrap_err().status(), Some(422));
+        let agent = renewed_agent;
+
         // Disabled: refused at once; enabled again: accepted; deleted: refused.
         app.admin.disable_agent("web-02").await.unwrap();
         assert_eq!(agent.heartbeat(&beat()).await.unwrap_err().status(), Some(401));

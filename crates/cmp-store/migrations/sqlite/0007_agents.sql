@@ -22,6 +22,9 @@ CREATE TABLE agents (
     name             TEXT NOT NULL UNIQUE,
     labels           TEXT NOT NULL DEFAULT '{}',
     cert_fingerprint TEXT NOT NULL UNIQUE,
+    -- The certificate before the last renewal, accepted until the new one is first used (its
+    -- answer may have been lost on the way to the agent).
+    previous_fingerprint TEXT,
     cert_not_after   INTEGER NOT NULL,
     disabled_at      INTEGER,
     hostname         TEXT,

@@ -74,12 +74,23 @@ async fn a_disabled_or_deleted_agent_is_not_found_by_its_certificate() {
         store.set_agent_disabled(&ctx(NOW), &web.id, true).await.unwrap();
         assert_eq!(store.find_agent_by_fingerprint("f1").await.unwrap(), None, "{:?}", db.kind);
         store.set_agent_disabled(&ctx(NOW), &web.id, false).await.unwrap();
-        // A renewed identity replaces the old certificate.
-        store.renew_agent_identity(&ctx(NOW), &web.id, "f1b", NOW + 100_000).await.unwrap();
+        // A renewed identity replaces the old certificate once the new one is used: until
+        // then the old one still opens (the answer may not have reached the agent).
+        store.renew_agent_identity(&ctx(NOW), &web.id, "f1", "f1b", NOW + 100_000).await.unwrap();
+        assert!(store.find_agent_by_fingerprint("f1").await.unwrap().is_some());
+        // Lost again: renewed a second time with the old certificate, which stays the one kept.
+        store.renew_agent_identity(&ctx(NOW), &web.id, "f1", "f1c", NOW + 100_000).await.unwrap();
+        assert_eq!(store.find_agent_by_fingerprint("f1b").await.unwrap(), None, "{:?}", db.kind);
+        let found = store.find_agent_by_fingerprint("f1").await.unwrap().unwrap();
+        assert_eq!(
+            (found.cert_fingerprint.as_str(), found.previous_fingerprint.as_deref()),
+            ("f1c", Some("f1"))
+        );
+        store.forget_previous_identity(&web.id).await.unwrap();
         assert_eq!(store.find_agent_by_fingerprint("f1").await.unwrap(), None);
-        assert!(store.find_agent_by_fingerprint("f1b").await.unwrap().is_some());
+        assert!(store.find_agent_by_fingerprint("f1c").await.unwrap().is_some());
         store.delete_agent(&ctx(NOW), &web.id).await.unwrap();
-        assert_eq!(store.find_agent_by_fingerprint("f1b").await.unwrap(), None);
+        assert_eq!(store.find_agent_by_fingerprint("f1c").await.unwrap(), None);
         assert!(matches!(store.get_agent("web-01").await, Err(StoreError::NotFound { .. })));
     });
 }
