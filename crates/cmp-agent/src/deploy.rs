@@ -160,6 +160,20 @@ pub struct DeployFailure {
     pub steps: Vec<StepRecord>,
 }
 
+impl DeployFailure {
+    /// Where the target is left, in words: `rolled back`, `nothing changed` (refused before
+    /// writing) or `NOT rolled back` (look at the host).
+    pub fn outcome(&self) -> &'static str {
+        if self.rolled_back {
+            "rolled back"
+        } else if self.changed_files {
+            "NOT rolled back"
+        } else {
+            "nothing changed"
+        }
+    }
+}
+
 /// What [`recover`] found.
 #[derive(Debug, Clone, Serialize)]
 pub enum Recovered {

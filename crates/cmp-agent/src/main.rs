@@ -256,13 +256,7 @@ async fn deploy_file(
         }
         Err(failure) => {
             print_steps(&failure.steps);
-            let state = if failure.rolled_back {
-                "rolled back"
-            } else if failure.changed_files {
-                "NOT rolled back"
-            } else {
-                "nothing changed"
-            };
+            let state = failure.outcome();
             anyhow::bail!("{failure} ({state})")
         }
     }

@@ -293,13 +293,7 @@ pub async fn execute_job(config: &AgentConfig, mut job: JobAssignment) -> JobRes
         }
         Err(failure) => {
             steps.extend(failure.steps.iter().map(|s| job_step(s.step.as_str(), s)));
-            let state = if failure.rolled_back {
-                "rolled back"
-            } else if failure.changed_files {
-                "NOT rolled back"
-            } else {
-                "nothing changed"
-            };
+            let state = failure.outcome();
             failed(failure.step.as_str(), format!("{} ({state})", failure.message), steps)
         }
     }

@@ -17,6 +17,29 @@ fn csr_for(name: &str) -> String {
     params.serialize_request(&key).unwrap().pem().unwrap()
 }
 
+/// The owner `web` and its managed certificate `shop` for `localhost`, with a server-made key.
+async fn shop(app: &TestApp) -> cmp_api::Managed {
+    let owner = OwnerCreate { name: "web".into(), email: None, description: None };
+    app.admin.create_owner(&owner).await.unwrap();
+    let subject = Subject {
+        common_name: None,
+        dns_names: vec!["localhost".into()],
+        ip_addresses: vec![],
+        validity_days: None,
+        acme_solver: None,
+    };
+    let managed = ManagedCreate {
+        name: "shop".into(),
+        owner: "web".into(),
+        adapter: None,
+        csr: None,
+        key_type: Some("ecdsa_p256".into()),
+        subject,
+        renew_before: None,
+    };
+    app.admin.create_managed(&managed).await.unwrap()
+}
+
 fn beat() -> AgentHeartbeat {
     AgentHeartbeat {
         hostname: "web-01.example".into(),
@@ -135,32 +158,10 @@ async fn a_bootstrap_token_enrols_one_agent_whose_certificate_then_opens_the_age
 #[tokio::test]
 async fn a_deployment_gets_each_version_as_a_job_with_its_key_for_its_agent_only() {
     on_both_databases!(https, |app| {
-        app.admin
-            .create_owner(&OwnerCreate { name: "web".into(), email: None, description: None })
-            .await
-            .unwrap();
         let (identity, _) = app.enroll_agent("web-01").await;
         let (other_identity, _) = app.enroll_agent("web-02").await;
         let (agent, other) = (app.agent_client(&identity), app.agent_client(&other_identity));
-        let managed = app
-            .admin
-            .create_managed(&ManagedCreate {
-                name: "shop".into(),
-                owner: "web".into(),
-                adapter: None,
-                csr: None,
-                key_type: Some("ecdsa_p256".into()),
-                subject: Subject {
-                    common_name: None,
-                    dns_names: vec!["localhost".into()],
-                    ip_addresses: vec![],
-                    validity_days: None,
-                    acme_solver: None,
-                },
-                renew_before: None,
-            })
-            .await
-            .unwrap();
+        let managed = shop(&app).await;
         let target = |agent: &str| DeploymentTarget { agent: agent.into(), target: "nginx".into() };
         // An unknown agent is a 404 and sets nothing.
         let unknown = DeploymentsSet { deployments: vec![target("nope")] };
@@ -296,29 +297,7 @@ async fn an_agent_installs_each_version_on_real_nginx_apache_and_haproxy_and_rol
         let mut agent = cmp_agent::Agent::load(config).unwrap();
         agent.heartbeat().await.unwrap();
 
-        app.admin
-            .create_owner(&OwnerCreate { name: "web".into(), email: None, description: None })
-            .await
-            .unwrap();
-        let managed = app
-            .admin
-            .create_managed(&ManagedCreate {
-                name: "shop".into(),
-                owner: "web".into(),
-                adapter: None,
-                csr: None,
-                key_type: Some("ecdsa_p256".into()),
-                subject: Subject {
-                    common_name: None,
-                    dns_names: vec!["localhost".into()],
-                    ip_addresses: vec![],
-                    validity_days: None,
-                    acme_solver: None,
-                },
-                renew_before: None,
-            })
-            .await
-            .unwrap();
+        let managed = shop(&app).await;
         let targets = ["nginx", "apache", "haproxy"]
             .map(|t| DeploymentTarget { agent: "web-01".into(), target: t.into() });
         let set = DeploymentsSet { deployments: targets.to_vec() };
