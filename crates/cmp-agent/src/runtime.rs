@@ -474,6 +474,13 @@ impl Agent {
     /// poll at once, but never a deployment under way.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         recover_all(&self.config).await;
+        // Jobs held by this agent before it stopped were undone above: ask for them again now
+        // rather than when their leases run out (a failure here only costs that wait).
+        match self.client.release_jobs().await {
+            Ok(r) if r.released > 0 => tracing::info!(jobs = r.released, "asked again for jobs"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not give back the jobs held before"),
+        }
         tracing::info!(agent = %self.identity.name, server = %self.config.server, "running");
         let mut backoff = Backoff::default();
         let mut next_beat = Instant::now();

@@ -165,6 +165,12 @@ pub struct JobAssignment {
     pub key_pem: Option<String>,
 }
 
+/// `POST /api/v1/agent/jobs/release`: what went back to the queue.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobsReleased {
+    pub released: u64,
+}
+
 /// One step of a job as the agent did it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

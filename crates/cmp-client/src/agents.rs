@@ -87,6 +87,11 @@ impl Client {
         Self::read(response).await.map(Some)
     }
 
+    /// After a restart: the jobs this agent held go back to the queue at once.
+    pub async fn release_jobs(&self) -> ClientResult<cmp_api::JobsReleased> {
+        self.send_json(Method::POST, "/api/v1/agent/jobs/release", &()).await
+    }
+
     pub async fn report_job(&self, id: &str, body: &JobResult) -> ClientResult<Job> {
         self.send_json(Method::POST, &format!("/api/v1/agent/jobs/{id}/result"), body).await
     }

@@ -209,6 +209,9 @@ pub trait AgentStore: Send + Sync {
         job_id: &str,
         outcome: &JobOutcome,
     ) -> StoreResult<JobRecord>;
+    /// Puts the jobs the agent holds back in the queue, due now (it restarted, and undid what
+    /// it was doing): the number put back.
+    async fn release_jobs(&self, agent_id: &str, now: i64) -> StoreResult<u64>;
     /// The agent's latest jobs, newest first.
     async fn list_jobs(&self, agent_id: &str, limit: i64) -> StoreResult<Vec<JobRecord>>;
     /// Agents with a job due at `now` (to wake their long polls).
@@ -870,6 +873,19 @@ impl AgentStore for SqlStore {
             .await?;
         tx.commit().await?;
         job_from_row(&row)
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %agent_id))]
+    async fn release_jobs(&self, agent_id: &str, now: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE agent_jobs SET state = 'queued', lease_until = NULL, not_before = $1, \
+             updated_at = $1 WHERE agent_id = $2 AND state = 'leased'",
+        )
+        .bind(now)
+        .bind(agent_id)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %agent_id))]

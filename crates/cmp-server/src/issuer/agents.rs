@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use cmp_api::{
     Agent, AgentDetail, AgentHeartbeat, AgentIdentity, BootstrapToken, BootstrapTokenCreate,
     BootstrapTokenCreated, Deployment, DeploymentsSet, EnrollRequest, Enrolled, IdentityRenewal,
-    Job, JobResult, NextJobParams, Problem,
+    Job, JobResult, JobsReleased, NextJobParams, Problem,
 };
 use cmp_store::AgentRecord;
 
@@ -223,6 +223,19 @@ pub async fn next_job(
         Some(job) => Json(job).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     })
+}
+
+/// The calling agent (re)started: the jobs it held go back to the queue now, to be handed out
+/// again (its restart undid any deployment it was in the middle of).
+#[utoipa::path(post, path = "/api/v1/agent/jobs/release", tag = "agent",
+    responses((status = 200, body = JobsReleased)),
+    security(("bearer" = ["agent"])))]
+pub async fn release_jobs(
+    State(state): State<AppState>,
+    AgentCaller { agent, .. }: AgentCaller,
+) -> ApiResult<Json<JobsReleased>> {
+    let released = state.fleet.release_jobs(&agent).await?;
+    Ok(Json(JobsReleased { released }))
 }
 
 /// The calling agent reports how a job it holds went.

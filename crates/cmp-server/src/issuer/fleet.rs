@@ -271,6 +271,16 @@ impl Fleet {
         }
     }
 
+    /// The agent restarted: the jobs it held go back to the queue at once, instead of waiting
+    /// for their leases to run out.
+    pub async fn release_jobs(&self, agent: &AgentRecord) -> FleetResult<u64> {
+        let released = self.store.release_jobs(&agent.id, self.now()).await?;
+        if released > 0 {
+            self.bell.ring(&agent.id);
+        }
+        Ok(released)
+    }
+
     /// What the agent needs for `job`: the certificate, its chain and its key. Handing the key
     /// over is audited as a key download by the agent.
     async fn assignment(&self, agent: &AgentRecord, job: JobRecord) -> FleetResult<JobAssignment> {

@@ -46,6 +46,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::renew_identity))
         .routes(routes!(agents::heartbeat))
         .routes(routes!(agents::next_job))
+        .routes(routes!(agents::release_jobs))
         .routes(routes!(agents::job_result))
         .routes(routes!(agents::deployments, agents::set_deployments))
 }

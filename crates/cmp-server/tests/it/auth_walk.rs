@@ -82,6 +82,7 @@ const EXPECTED: &[(&str, &str, Option<&[Role]>)] = &[
     ("POST", "/api/v1/agent/identity", Some(AGENT)),
     ("POST", "/api/v1/agent/heartbeat", Some(AGENT)),
     ("GET", "/api/v1/agent/jobs/next", Some(AGENT)),
+    ("POST", "/api/v1/agent/jobs/release", Some(AGENT)),
     ("POST", "/api/v1/agent/jobs/{id}/result", Some(AGENT)),
 ];
 

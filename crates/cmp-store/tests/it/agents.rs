@@ -218,6 +218,10 @@ async fn each_new_version_is_queued_to_every_deployment_and_leased_to_its_agent_
         assert_eq!(deployment.certificate_id.as_deref(), Some(v2.as_str()));
         let next = store.lease_job(&web.id, at + 10, at + 70).await.unwrap().unwrap();
         assert_eq!(next.certificate_id.as_deref(), Some(v2.as_str()));
+        // A restarted agent gives back what it held: due again at once.
+        assert_eq!(store.release_jobs(&web.id, at + 11).await.unwrap(), 1);
+        let again = store.lease_job(&web.id, at + 11, at + 71).await.unwrap().unwrap();
+        assert_eq!((again.id.as_str(), again.attempts), (next.id.as_str(), 2));
         assert_eq!(store.list_jobs(&web.id, 10).await.unwrap().len(), 2);
 
         // Deleting the agent takes its deployments and jobs with it.
