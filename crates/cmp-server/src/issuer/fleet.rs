@@ -341,9 +341,18 @@ impl Fleet {
             {
                 return Err(FleetError::bad_field("served_fingerprint", "64 hex digits (SHA-256)"));
             }
-            JobOutcome::Succeeded {
-                served_fingerprint: result.served_fingerprint.clone().map(|f| f.to_lowercase()),
-                report,
+            let served = result.served_fingerprint.as_ref().map(|f| f.to_lowercase());
+            match self.served_elsewise(agent, job_id, served.as_deref()).await? {
+                // What the target serves is not what the job carried: not a deployment.
+                Some(expected) => JobOutcome::Failed {
+                    step: "verify".into(),
+                    message: format!(
+                        "the agent reports that the target serves {}, not this version ({expected})",
+                        served.unwrap_or_default()
+                    ),
+                    report,
+                },
+                None => JobOutcome::Succeeded { served_fingerprint: served, report },
             }
         } else {
             let step = result
@@ -356,6 +365,26 @@ impl Fleet {
         let job =
             self.store.finish_job(&self.agent_context(agent), &agent.id, job_id, &outcome).await?;
         Ok(job)
+    }
+
+    /// The fingerprint of the certificate the agent's job `job_id` carried, when the target is
+    /// reported to serve another one (`None`: it serves that one, or nothing was verified).
+    async fn served_elsewise(
+        &self,
+        agent: &AgentRecord,
+        job_id: &str,
+        served: Option<&str>,
+    ) -> FleetResult<Option<String>> {
+        let Some(served) = served else { return Ok(None) };
+        let jobs = self.store.list_jobs(&agent.id, 1_000).await?;
+        let Some(certificate_id) =
+            jobs.iter().find(|j| j.id == job_id).and_then(|j| j.certificate_id.clone())
+        else {
+            return Ok(None);
+        };
+        let expected =
+            self.store.get_certificate(&certificate_id, &Scope::All).await?.fingerprint_sha256;
+        Ok((expected != served).then_some(expected))
     }
 
     /// Sets where a managed certificate is deployed (`agent` by name or id, `target` a name in

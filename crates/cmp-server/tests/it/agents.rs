@@ -180,9 +180,11 @@ async fn a_deployment_gets_each_version_as_a_job_with_its_key_for_its_agent_only
         let key = job.key_pem.clone().expect("the server-made key travels to the agent");
         assert!(key.contains("BEGIN PRIVATE KEY"));
         // Another agent cannot report it.
+        let v1 = managed.current_certificate_id.clone().unwrap();
+        let v1_fp = app.admin.certificate(&v1).await.unwrap().fingerprint_sha256;
         let ok = JobResult {
             succeeded: true,
-            served_fingerprint: Some("ab".repeat(32)),
+            served_fingerprint: Some(v1_fp.clone()),
             failed_step: None,
             message: None,
             steps: vec![],
@@ -196,7 +198,7 @@ async fn a_deployment_gets_each_version_as_a_job_with_its_key_for_its_agent_only
         assert_eq!(agent.report_job(&job.id, &ok).await.unwrap_err().status(), Some(409));
         let deployment = &app.admin.deployments(&managed.id).await.unwrap()[0];
         assert_eq!(deployment.state, DeploymentState::Verified, "{:?}", app.kind);
-        assert_eq!(deployment.served_fingerprint.as_deref(), Some("ab".repeat(32).as_str()));
+        assert_eq!(deployment.served_fingerprint.as_deref(), Some(v1_fp.as_str()));
 
         // A renewal queues the new version; a poll already waiting gets it as it comes.
         let waiting = tokio::spawn({
@@ -221,6 +223,20 @@ async fn a_deployment_gets_each_version_as_a_job_with_its_key_for_its_agent_only
         assert_eq!(deployment.state, DeploymentState::Failed);
         assert_eq!(deployment.failed_step.as_deref(), Some("test"));
         assert!(deployment.last_error.as_deref().unwrap().contains("emerg"));
+        // A success whose target serves something else than the job's version is no
+        // deployment: it is a failure at `verify`.
+        let v3 = app.admin.renew(&managed.id).await.unwrap().certificate_id.unwrap();
+        let v3_fp = app.admin.certificate(&v3).await.unwrap().fingerprint_sha256;
+        let third = agent.next_job(5).await.unwrap().expect("the third version's job");
+        let elsewhere = JobResult { served_fingerprint: Some(v1_fp.clone()), ..ok.clone() };
+        let job = agent.report_job(&third.id, &elsewhere).await.unwrap();
+        assert_eq!(
+            (job.state, job.step.as_deref()),
+            (cmp_domain::JobState::Queued, Some("verify"))
+        );
+        let deployment = &app.admin.deployments(&managed.id).await.unwrap()[0];
+        assert_eq!(deployment.state, DeploymentState::Failed, "{deployment:?}");
+        assert!(deployment.last_error.as_deref().unwrap().contains(&v3_fp), "{deployment:?}");
         // The key handed to the agent is audited as a download by that agent.
         let audit = app
             .admin
@@ -230,8 +246,8 @@ async fn a_deployment_gets_each_version_as_a_job_with_its_key_for_its_agent_only
             .items;
         let downloads: Vec<_> =
             audit.iter().filter(|e| e.action == "certificate.key_downloaded").collect();
-        // Three hand-overs: the first version twice (released by a restart), the renewal.
-        assert_eq!(downloads.len(), 3, "{:?}", app.kind);
+        // Four hand-overs: the first version twice (released by a restart), two renewals.
+        assert_eq!(downloads.len(), 4, "{:?}", app.kind);
         assert!(downloads.iter().all(|e| e.actor == "agent:web-01"));
     });
 }
