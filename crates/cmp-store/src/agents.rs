@@ -212,6 +212,8 @@ pub trait AgentStore: Send + Sync {
     /// Puts the jobs the agent holds back in the queue, due now (it restarted, and undid what
     /// it was doing): the number put back.
     async fn release_jobs(&self, agent_id: &str, now: i64) -> StoreResult<u64>;
+    /// One of the agent's jobs (`NotFound` for another agent's).
+    async fn get_job(&self, agent_id: &str, job_id: &str) -> StoreResult<JobRecord>;
     /// The agent's latest jobs, newest first.
     async fn list_jobs(&self, agent_id: &str, limit: i64) -> StoreResult<Vec<JobRecord>>;
     /// Agents with a job due at `now` (to wake their long polls).
@@ -886,6 +888,17 @@ impl AgentStore for SqlStore {
         .execute(&self.write)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(job = %job_id))]
+    async fn get_job(&self, agent_id: &str, job_id: &str) -> StoreResult<JobRecord> {
+        let row = sqlx::query(&format!("{JOB_COLUMNS} WHERE id = $1 AND agent_id = $2"))
+            .bind(job_id)
+            .bind(agent_id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| StoreError::not_found("job", job_id))?;
+        job_from_row(&row)
     }
 
     #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %agent_id))]

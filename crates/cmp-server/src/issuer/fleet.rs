@@ -86,8 +86,8 @@ impl JobBell {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(agent_id);
     }
 
-    fn waiting(&self) -> Vec<String> {
-        self.waiting.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
+    fn anyone_waiting(&self) -> bool {
+        !self.waiting.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
     }
 
     /// Wakes the agent's poll, or keeps the wake-up for its next wait.
@@ -376,12 +376,8 @@ impl Fleet {
         served: Option<&str>,
     ) -> FleetResult<Option<String>> {
         let Some(served) = served else { return Ok(None) };
-        let jobs = self.store.list_jobs(&agent.id, 1_000).await?;
-        let Some(certificate_id) =
-            jobs.iter().find(|j| j.id == job_id).and_then(|j| j.certificate_id.clone())
-        else {
-            return Ok(None);
-        };
+        let job = self.store.get_job(&agent.id, job_id).await?;
+        let Some(certificate_id) = job.certificate_id else { return Ok(None) };
         let expected =
             self.store.get_certificate(&certificate_id, &Scope::All).await?.fingerprint_sha256;
         Ok((expected != served).then_some(expected))
@@ -430,7 +426,7 @@ impl Fleet {
                 () = tokio::time::sleep(BELL_INTERVAL) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            if self.bell.waiting().is_empty() {
+            if !self.bell.anyone_waiting() {
                 continue;
             }
             match self.store.agents_with_due_jobs(self.now()).await {
