@@ -255,7 +255,7 @@ fn sync_dir(dir: &Path) -> Result<(), AgentError> {
 }
 
 /// Writes `bytes` to `path` through a temp file beside it, with `mode` from the start.
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AgentError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AgentError> {
     let mut temp = path.as_os_str().to_owned();
     temp.push(".tmp");
     let temp = PathBuf::from(temp);

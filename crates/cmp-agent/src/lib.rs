@@ -11,9 +11,11 @@
 mod command;
 pub mod config;
 pub mod deploy;
+pub mod discovery;
 pub mod error;
 pub mod health;
 pub mod identity;
+pub mod local_keys;
 pub mod material;
 pub mod runtime;
 pub mod targets;

@@ -10,7 +10,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cmp_api::{AgentHeartbeat, EnrollRequest, IdentityRenewal, JobAssignment, JobResult, JobStep};
+use cmp_api::{
+    AgentHeartbeat, EnrollRequest, IdentityRenewal, JobAssignment, JobCsr, JobResult, JobStep,
+};
 use cmp_client::{Client, ClientError, ClientResult};
 use cmp_domain::{Clock, JobKind, Secret};
 use rand::Rng;
@@ -22,6 +24,7 @@ use crate::deploy::{Recovered, Step, StepRecord, deploy, recover};
 use crate::error::AgentError;
 use crate::health::target_status;
 use crate::identity::{Identity, new_key_and_csr};
+use crate::local_keys::LocalKeys;
 use crate::material::Material;
 
 /// How often the agent checks in.
@@ -248,22 +251,38 @@ fn failed(step: &str, message: String, steps: Vec<JobStep>) -> JobResult {
 pub async fn execute_job(config: &AgentConfig, mut job: JobAssignment) -> JobResult {
     // The key is moved into a zeroed-on-drop buffer first thing.
     let key = job.key_pem.take().map(Secret::<String>::new);
-    match job.kind {
-        JobKind::Deploy => {}
+    if job.kind != JobKind::Deploy {
+        let message = format!("a {} job is not a deployment", job.kind.as_str());
+        return failed("kind", message, Vec::new());
     }
     let Some(target) = config.target(&job.target) else {
         let message = format!("this agent has no target `{}` in its configuration", job.target);
         return failed("target", message, Vec::new());
     };
+    let chain = job.chain_pem.as_deref().unwrap_or("");
+    let local_keys = LocalKeys::new(&config.state_dir);
+    // Where the key came from when this host made it: forgotten once installed.
+    let mut kept_key = None;
     let material = match (job.certificate_pem.as_deref(), key) {
         (None, _) => return failed("material", "the job carries no certificate".into(), vec![]),
-        (_, None) => return failed("material", "the job carries no private key".into(), vec![]),
-        (Some(cert), Some(key)) => {
-            match Material::from_pem(cert, job.chain_pem.as_deref().unwrap_or(""), &key) {
-                Ok(material) => material,
-                Err(e) => return failed("material", e.to_string(), Vec::new()),
+        (Some(cert), Some(key)) => match Material::from_pem(cert, chain, &key) {
+            Ok(material) => material,
+            Err(e) => return failed("material", e.to_string(), Vec::new()),
+        },
+        // The key was made here, for a renew_with_local_key job.
+        (Some(cert), None) => match local_keys.find(cert, chain) {
+            Ok(Some(found)) => {
+                kept_key = Some(found.path);
+                found.material
             }
-        }
+            Ok(None) => {
+                let message = "the job carries no key, and no key kept on this host belongs \
+                               to its certificate"
+                    .to_owned();
+                return failed("material", message, Vec::new());
+            }
+            Err(e) => return failed("material", e.to_string(), Vec::new()),
+        },
     };
     let mut steps = Vec::new();
     match recover(&target).await {
@@ -281,6 +300,9 @@ pub async fn execute_job(config: &AgentConfig, mut job: JobAssignment) -> JobRes
     }
     match deploy(&target, &material).await {
         Ok(report) => {
+            if let Some(path) = kept_key {
+                local_keys.forget(&path);
+            }
             steps.extend(report.steps.iter().map(|s| job_step(s.step.as_str(), s)));
             let verified = report.steps.iter().any(|s| s.step == Step::Verify && s.ok);
             JobResult {
@@ -426,8 +448,19 @@ impl Agent {
     /// unreachable).
     async fn handle(&self, job: JobAssignment) -> Result<JobDone, AgentError> {
         let (job_id, target, attempt) = (job.id.clone(), job.target.clone(), job.attempt);
-        tracing::info!(job = %job_id, target = %target, attempt, "job received");
-        let result = execute_job(&self.config, job).await;
+        tracing::info!(job = %job_id, kind = job.kind.as_str(), target = %target, attempt, "job received");
+        let result = match job.kind {
+            JobKind::Deploy => execute_job(&self.config, job).await,
+            JobKind::RenewWithLocalKey => match self.send_local_key_csr(&job).await {
+                // The server ended the job with the CSR: nothing more to report.
+                Ok(done) => return Ok(done),
+                Err(result) => result,
+            },
+            JobKind::Discover => match self.send_discovery(&job).await {
+                Ok(done) => return Ok(done),
+                Err(result) => result,
+            },
+        };
         tracing::info!(
             job = %job_id,
             target = %target,
@@ -457,6 +490,79 @@ impl Agent {
             served_fingerprint: result.served_fingerprint,
             failed_step: result.failed_step,
         })
+    }
+
+    /// Makes a key here for a `renew_with_local_key` job (or takes the one made for it before)
+    /// and sends its CSR: the server issues it and ends the job, and the certificate comes
+    /// back as a `deploy` job. `Err` holds the failure to report when no CSR could be sent or
+    /// the server refused it without ending the job.
+    async fn send_local_key_csr(&self, job: &JobAssignment) -> Result<JobDone, JobResult> {
+        let Some(asked) = &job.key_request else {
+            return Err(failed("key", "the job does not say which key to make".into(), vec![]));
+        };
+        if self.config.target(&job.target).is_none() {
+            let message = format!("this agent has no target `{}` in its configuration", job.target);
+            return Err(failed("target", message, Vec::new()));
+        }
+        let local_keys = LocalKeys::new(&self.config.state_dir);
+        let (id, asked) = (job.id.clone(), asked.clone());
+        let csr = tokio::task::spawn_blocking(move || local_keys.csr_for_job(&id, &asked))
+            .await
+            .map_err(|e| failed("key", e.to_string(), Vec::new()))?
+            .map_err(|e| failed("key", e.to_string(), Vec::new()))?;
+        let csr = JobCsr { csr };
+        let sent = timed(CALL_TIMEOUT_SECS, self.client.send_job_csr(&job.id, &csr));
+        let done = |succeeded, failed_step: Option<&str>| JobDone {
+            job_id: job.id.clone(),
+            target: job.target.clone(),
+            succeeded,
+            served_fingerprint: None,
+            failed_step: failed_step.map(str::to_owned),
+        };
+        match sent.await {
+            Ok(request) => {
+                tracing::info!(job = %job.id, request = %request.id, state = ?request.state, "CSR sent");
+                Ok(done(true, None))
+            }
+            // Refused with a problem document: the server ended the job as failed.
+            Err(AgentError::Server(ClientError::Api(problem))) => {
+                tracing::warn!(job = %job.id, status = problem.status, detail = %problem.detail.unwrap_or_default(), "CSR refused");
+                Ok(done(false, Some("issue")))
+            }
+            Err(e) => Err(failed("csr", e.to_string(), Vec::new())),
+        }
+    }
+
+    /// Reads the certificates under `discovery.paths` for a `discover` job and sends them: the
+    /// server takes them into the inventory and ends the job. `Err` holds the failure to
+    /// report when they could not be sent.
+    async fn send_discovery(&self, job: &JobAssignment) -> Result<JobDone, JobResult> {
+        let paths = self.config.discovery.paths.clone();
+        let report = tokio::task::spawn_blocking(move || crate::discovery::discover(&paths))
+            .await
+            .map_err(|e| failed("discover", e.to_string(), Vec::new()))?;
+        let done = |succeeded| JobDone {
+            job_id: job.id.clone(),
+            target: job.target.clone(),
+            succeeded,
+            served_fingerprint: None,
+            failed_step: (!succeeded).then(|| "discover".to_owned()),
+        };
+        match timed(CALL_TIMEOUT_SECS, self.client.send_discovery(&job.id, &report)).await {
+            Ok(taken) => {
+                tracing::info!(job = %job.id, files = taken.files, created = taken.created, "discovery sent");
+                Ok(done(true))
+            }
+            Err(AgentError::Server(ClientError::Api(problem))) => {
+                tracing::warn!(job = %job.id, detail = %problem.detail.unwrap_or_default(), "discovery refused");
+                Err(failed(
+                    "discover",
+                    format!("the server refused the discovery: {}", problem.title),
+                    Vec::new(),
+                ))
+            }
+            Err(e) => Err(failed("discover", e.to_string(), Vec::new())),
+        }
     }
 
     /// One poll for a job (held open up to `wait_secs`); a job that comes is done and

@@ -161,8 +161,64 @@ pub struct JobAssignment {
     /// Its chain (issuing CA first), PEM; may be empty.
     pub chain_pem: Option<String>,
     /// Its server-made private key, PKCS#8 PEM, sent only over the agent's own mTLS
-    /// connection, to the agent the job is for.
+    /// connection, to the agent the job is for. `None` for a key the agent made: it is on
+    /// the host.
     pub key_pem: Option<String>,
+    /// For `renew_with_local_key`: the key to make and the names its CSR must carry.
+    #[serde(default)]
+    pub key_request: Option<LocalKeyRequest>,
+}
+
+/// What a `renew_with_local_key` job asks the agent to make: a key of `key_type` and a CSR
+/// for it with exactly these names, sent to `POST /api/v1/agent/jobs/{id}/csr`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LocalKeyRequest {
+    /// `ecdsa_p256`, `ecdsa_p384`, `rsa2048`, `rsa3072`, `rsa4096` or `ed25519`.
+    pub key_type: String,
+    pub common_name: Option<String>,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<String>,
+}
+
+/// `POST /api/v1/agent/jobs/{id}/discovery`: the certificates a `discover` job found under
+/// the agent's `discovery.paths`. Only certificates travel: never a key the files may hold.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryReport {
+    pub files: Vec<DiscoveredFile>,
+    /// Files that looked like certificates but could not be read (a PKCS#12 file with a
+    /// password, a broken PEM), with why.
+    #[serde(default)]
+    pub unreadable: Vec<JobStep>,
+}
+
+/// One file with certificates in it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveredFile {
+    /// Absolute path on the agent's host.
+    pub path: String,
+    /// Its certificates, PEM.
+    pub certificates_pem: String,
+}
+
+/// What the inventory made of a discovery.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DiscoveryTaken {
+    pub files: u64,
+    /// Certificates new to the inventory.
+    pub created: u64,
+    /// Certificates it knew (their `file:` location is recorded all the same).
+    pub known: u64,
+}
+
+/// `POST /api/v1/agent/jobs/{id}/csr`: the CSR of a key the agent made for a
+/// `renew_with_local_key` job.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobCsr {
+    /// PEM.
+    pub csr: String,
 }
 
 /// `POST /api/v1/agent/jobs/release`: what went back to the queue.

@@ -28,6 +28,13 @@ pub struct ManagedCreate {
     /// version its minimum age, the longer of 1 hour and 10% of the lifetime (a 422 otherwise).
     #[serde(default)]
     pub renew_before: Option<String>,
+    /// Make each version's key on the host of its one deployment (an agent), which sends a
+    /// CSR: the private key never leaves that host. Needs exactly one deployment.
+    #[serde(default)]
+    pub key_on_agent: bool,
+    /// Where to deploy it (`PUT .../deployments` sets it later).
+    #[serde(default)]
+    pub deployments: Vec<crate::DeploymentTarget>,
 }
 
 /// A managed certificate: desired state, current version, history, renewal status.

@@ -33,6 +33,11 @@ pub enum AgentCommand {
         /// Agent name or id.
         agent: String,
     },
+    /// Ask an agent to read the certificates under its discovery.paths into the inventory.
+    Discover {
+        /// Agent name or id.
+        agent: String,
+    },
     /// Delete an agent with its deployments and jobs.
     Delete {
         /// Agent name or id.
@@ -168,6 +173,10 @@ pub async fn agent(client: &Client, out: &Output, cmd: AgentCommand) -> anyhow::
         AgentCommand::Enable { agent } => {
             let a = client.enable_agent(&agent).await?;
             out.done(&format!("agent {} enabled", a.name))?;
+        }
+        AgentCommand::Discover { agent } => {
+            let job = client.discover_on_agent(&agent).await?;
+            out.value(&job, &[("job", job.id.clone()), ("state", status(job.state))])?;
         }
         AgentCommand::Delete { agent } => {
             client.delete_agent(&agent).await?;

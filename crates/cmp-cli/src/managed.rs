@@ -32,6 +32,10 @@ pub enum ManagedCommand {
         /// Deploy it with an agent's target, agent:target (repeatable), e.g. web-01:nginx.
         #[arg(long = "deploy", value_parser = crate::agents::parse_deployment)]
         deploy: Vec<cmp_api::DeploymentTarget>,
+        /// Make each version's key on the host of its one --deploy target: the agent sends a
+        /// CSR, and the private key never leaves that host.
+        #[arg(long, requires = "deploy")]
+        key_on_agent: bool,
     },
     /// List managed certificates.
     List,
@@ -88,7 +92,7 @@ pub async fn managed(
         fields
     };
     match cmd {
-        ManagedCommand::Create { name, issue, renew_before, deploy } => {
+        ManagedCommand::Create { name, issue, renew_before, deploy, key_on_agent } => {
             let r = issue.request()?;
             let body = ManagedCreate {
                 name,
@@ -98,6 +102,8 @@ pub async fn managed(
                 key_type: r.key_type,
                 subject: r.subject,
                 renew_before,
+                key_on_agent,
+                deployments: deploy.clone(),
             };
             let m = client.create_managed(&body).await?;
             // The answer is the managed certificate alone; its first request is the newest
@@ -117,11 +123,10 @@ pub async fn managed(
             }
             let mut json = serde_json::to_value(&m)?;
             if !deploy.is_empty() {
-                let set = cmp_api::DeploymentsSet { deployments: deploy };
                 let deployments = client
-                    .set_deployments(&m.id, &set)
+                    .deployments(&m.id)
                     .await
-                    .context("while setting where it is deployed")?;
+                    .context("while reading where it is deployed")?;
                 for d in &deployments {
                     fields.push(("deployment", format!("{}:{} (pending)", d.agent, d.target)));
                 }
@@ -167,5 +172,15 @@ pub async fn managed(
 
 /// `cmpctl renew`: the renewal request.
 pub async fn renew(client: &Client, out: &Output, id: &str) -> anyhow::Result<ExitCode> {
-    show_request(out, &client.renew(id).await?)
+    match client.renew(id).await? {
+        cmp_client::Renewed::Request(request) => show_request(out, &request),
+        cmp_client::Renewed::OnAgent(m) => {
+            let fields = vec![
+                ("managed certificate", m.id.clone()),
+                ("renewal", "its key is made on the agent's host: the agent was asked for a new key's CSR (see `cmpctl managed deployments`)".to_string()),
+            ];
+            out.value(&m, &fields)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

@@ -2,8 +2,9 @@
 
 use cmp_api::{
     Agent, AgentDetail, AgentHeartbeat, AgentIdentity, BootstrapToken, BootstrapTokenCreate,
-    BootstrapTokenCreated, Deployment, DeploymentsSet, EnrollRequest, Enrolled, IdentityRenewal,
-    Job, JobAssignment, JobResult, NextJobParams,
+    BootstrapTokenCreated, Deployment, DeploymentsSet, DiscoveryReport, DiscoveryTaken,
+    EnrollRequest, Enrolled, IdentityRenewal, Job, JobAssignment, JobCsr, JobResult, NextJobParams,
+    Request,
 };
 use reqwest::{Method, StatusCode};
 
@@ -94,5 +95,24 @@ impl Client {
 
     pub async fn report_job(&self, id: &str, body: &JobResult) -> ClientResult<Job> {
         self.send_json(Method::POST, &format!("/api/v1/agent/jobs/{id}/result"), body).await
+    }
+
+    /// Sends what the `discover` job `id` found.
+    pub async fn send_discovery(
+        &self,
+        id: &str,
+        body: &DiscoveryReport,
+    ) -> ClientResult<DiscoveryTaken> {
+        self.send_json(Method::POST, &format!("/api/v1/agent/jobs/{id}/discovery"), body).await
+    }
+
+    /// Asks an agent to read its `discovery.paths` into the inventory.
+    pub async fn discover_on_agent(&self, agent: &str) -> ClientResult<Job> {
+        self.send_json(Method::POST, &format!("/api/v1/agents/{agent}/discover"), &()).await
+    }
+
+    /// Sends the CSR of a key made for the `renew_with_local_key` job `id`.
+    pub async fn send_job_csr(&self, id: &str, body: &JobCsr) -> ClientResult<Request> {
+        self.send_json(Method::POST, &format!("/api/v1/agent/jobs/{id}/csr"), body).await
     }
 }

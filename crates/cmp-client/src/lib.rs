@@ -12,6 +12,25 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// What a call can fail with.
+/// What a renewal started.
+#[derive(Debug, Clone)]
+pub enum Renewed {
+    /// The request for the new version.
+    Request(cmp_api::Request),
+    /// Its key is made on an agent's host: the agent was asked for a new key's CSR.
+    OnAgent(cmp_api::Managed),
+}
+
+impl Renewed {
+    /// The request, when the renewal made one.
+    pub fn into_request(self) -> Option<cmp_api::Request> {
+        match self {
+            Renewed::Request(request) => Some(request),
+            Renewed::OnAgent(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server answered with a problem document.
@@ -399,9 +418,13 @@ impl Client {
     }
 
     /// Renews a managed certificate given by id, name, or `owner/name`.
-    pub async fn renew(&self, id: &str) -> ClientResult<cmp_api::Request> {
+    pub async fn renew(&self, id: &str) -> ClientResult<Renewed> {
         let path = format!("/api/v1/managed-certificates/{}/renew", segment(id));
-        Self::read(self.request(Method::POST, &path).send().await?).await
+        let response = self.request(Method::POST, &path).send().await?;
+        if response.status() == StatusCode::ACCEPTED {
+            return Ok(Renewed::OnAgent(Self::read(response).await?));
+        }
+        Ok(Renewed::Request(Self::read(response).await?))
     }
 
     /// Revokes; with `purge_key`, also deletes the server-made private key once revoked.

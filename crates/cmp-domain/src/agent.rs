@@ -44,19 +44,29 @@ impl AgentStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
-    /// Install a certificate, its chain and its server-made key on the target, reload, verify.
+    /// Install a certificate, its chain and its key on the target, reload, verify. The key is
+    /// the server's (sent with the job) or one the agent made (found on the host).
     Deploy,
+    /// Make a key on the host and send a CSR for it; the certificate comes back as a `deploy`
+    /// job. The private key never leaves the host.
+    RenewWithLocalKey,
+    /// Read the certificates under the agent's `discovery.paths` into the inventory.
+    Discover,
 }
 
 impl JobKind {
+    pub const ALL: [JobKind; 3] = [JobKind::Deploy, JobKind::RenewWithLocalKey, JobKind::Discover];
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Deploy => "deploy",
+            JobKind::RenewWithLocalKey => "renew_with_local_key",
+            JobKind::Discover => "discover",
         }
     }
 
     pub fn parse(s: &str) -> Option<JobKind> {
-        (s == "deploy").then_some(JobKind::Deploy)
+        JobKind::ALL.into_iter().find(|kind| kind.as_str() == s)
     }
 }
 

@@ -124,6 +124,8 @@ impl From<crate::issuer::FleetError> for ApiError {
             },
             E::Conflict(detail) => ApiError::Conflict(detail),
             e @ E::NotAnAgent => ApiError::Forbidden(e.to_string()),
+            E::Issue(e) => e.into(),
+            E::Inventory(e) => e.into(),
             E::Store(e) => ApiError::Store(e),
             E::Secret(e) => ApiError::Secret(e),
             E::Internal(detail) => ApiError::Internal(detail),

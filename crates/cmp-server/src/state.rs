@@ -78,7 +78,14 @@ impl AppState {
             config.issuer.clone(),
         ));
         let inventory = Arc::new(Inventory::new(store.clone(), clock.clone()));
-        let fleet = Arc::new(Fleet::new(store.clone(), secrets.clone(), clock.clone(), agent_ca));
+        let fleet = Arc::new(Fleet::new(
+            store.clone(),
+            secrets.clone(),
+            clock.clone(),
+            agent_ca,
+            issuer.clone(),
+            inventory.clone(),
+        ));
         Ok(AppState {
             store,
             config,

@@ -183,15 +183,27 @@ pub trait AgentStore: Send + Sync {
     /// Records a check-in (not audited: it changes nothing but liveness).
     async fn record_heartbeat(&self, id: &str, heartbeat: &Heartbeat, now: i64) -> StoreResult<()>;
 
-    /// Sets where a managed certificate is deployed. New deployments of a certificate that has
-    /// a current version get a job at once; dropped ones lose their queued jobs.
+    /// Sets where a managed certificate is deployed. New deployments get a job at once: a
+    /// `renew_with_local_key` when `key_on_agent` (the key is made on the host), otherwise a
+    /// `deploy` of the current version if there is one. Dropped ones lose their queued jobs.
     async fn set_deployments(
         &self,
         ctx: &AuditContext,
         managed_id: &str,
         targets: &[(String, String)],
+        key_on_agent: bool,
     ) -> StoreResult<Vec<DeploymentRecord>>;
     async fn list_deployments(&self, managed_id: &str) -> StoreResult<Vec<DeploymentRecord>>;
+
+    /// Queues a `renew_with_local_key` job for each deployment of `managed_id` that has none
+    /// queued or leased, and marks those deployments pending: the number queued.
+    async fn queue_local_key_jobs(&self, ctx: &AuditContext, managed_id: &str) -> StoreResult<u64>;
+    /// Queues a `discover` job for the agent, or returns the one already queued or leased.
+    async fn queue_discover_job(
+        &self,
+        ctx: &AuditContext,
+        agent_id: &str,
+    ) -> StoreResult<JobRecord>;
 
     /// Leases the agent's next due job until `lease_until`, or `None` when none is due.
     async fn lease_job(
@@ -346,7 +358,7 @@ pub(crate) async fn queue_deploy_jobs(
     }
     sqlx::query(
         "UPDATE agent_jobs SET state = 'failed', step = 'superseded', updated_at = $1 \
-         WHERE managed_certificate_id = $2 AND state = 'queued'",
+         WHERE managed_certificate_id = $2 AND state = 'queued' AND kind = 'deploy'",
     )
     .bind(now)
     .bind(managed_id)
@@ -355,7 +367,9 @@ pub(crate) async fn queue_deploy_jobs(
     for row in &deployments {
         let agent_id: String = row.try_get("agent_id")?;
         let target: String = row.try_get("target")?;
-        insert_deploy_job(tx, &agent_id, &target, managed_id, certificate_id, now).await?;
+        let job =
+            NewJob { kind: JobKind::Deploy, managed_id, certificate_id: Some(certificate_id) };
+        insert_job(tx, &agent_id, &target, &job, now).await?;
     }
     sqlx::query(
         "UPDATE deployments SET state = 'pending', certificate_id = $1, failed_step = NULL, \
@@ -369,29 +383,37 @@ pub(crate) async fn queue_deploy_jobs(
     Ok(())
 }
 
-async fn insert_deploy_job(
+/// What a job of a managed certificate carries.
+struct NewJob<'a> {
+    kind: JobKind,
+    managed_id: &'a str,
+    /// The version a `deploy` installs.
+    certificate_id: Option<&'a str>,
+}
+
+async fn insert_job(
     tx: &mut Transaction<'_, Any>,
     agent_id: &str,
     target: &str,
-    managed_id: &str,
-    certificate_id: &str,
+    job: &NewJob<'_>,
     now: i64,
-) -> StoreResult<()> {
+) -> StoreResult<String> {
+    let id = uuid::Uuid::now_v7().to_string();
     sqlx::query(
         "INSERT INTO agent_jobs (id, agent_id, target, kind, managed_certificate_id, \
          certificate_id, state, attempts, not_before, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7, $7)",
     )
-    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&id)
     .bind(agent_id)
     .bind(target)
-    .bind(JobKind::Deploy.as_str())
-    .bind(managed_id)
-    .bind(certificate_id)
+    .bind(job.kind.as_str())
+    .bind((!job.managed_id.is_empty()).then_some(job.managed_id))
+    .bind(job.certificate_id)
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(id)
 }
 
 impl SqlStore {
@@ -676,6 +698,7 @@ impl AgentStore for SqlStore {
         ctx: &AuditContext,
         managed_id: &str,
         targets: &[(String, String)],
+        key_on_agent: bool,
     ) -> StoreResult<Vec<DeploymentRecord>> {
         let now = ctx.now();
         let mut tx = self.begin().await?;
@@ -733,9 +756,22 @@ impl AgentStore for SqlStore {
                 StoreError::Conflict(_) => StoreError::not_found("agent", agent_id),
                 other => other,
             })?;
-            if let Some(certificate_id) = &current {
-                insert_deploy_job(&mut tx, agent_id, target, managed_id, certificate_id, now)
-                    .await?;
+            let job = match &current {
+                // The key for this host is made there, whatever versions exist.
+                _ if key_on_agent => Some(NewJob {
+                    kind: JobKind::RenewWithLocalKey,
+                    managed_id,
+                    certificate_id: None,
+                }),
+                Some(certificate_id) => Some(NewJob {
+                    kind: JobKind::Deploy,
+                    managed_id,
+                    certificate_id: Some(certificate_id),
+                }),
+                None => None,
+            };
+            if let Some(job) = job {
+                insert_job(&mut tx, agent_id, target, &job, now).await?;
             }
         }
         let details = json!({
@@ -761,6 +797,83 @@ impl AgentStore for SqlStore {
         .iter()
         .map(deployment_from_row)
         .collect()
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(managed = %managed_id))]
+    async fn queue_local_key_jobs(&self, ctx: &AuditContext, managed_id: &str) -> StoreResult<u64> {
+        let now = ctx.now();
+        let mut tx = self.begin().await?;
+        let waiting = sqlx::query(
+            "SELECT agent_id, target FROM deployments d WHERE managed_certificate_id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM agent_jobs j WHERE j.managed_certificate_id = $1 \
+             AND j.agent_id = d.agent_id AND j.target = d.target AND j.kind = $2 \
+             AND j.state IN ('queued', 'leased'))",
+        )
+        .bind(managed_id)
+        .bind(JobKind::RenewWithLocalKey.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        let job = NewJob { kind: JobKind::RenewWithLocalKey, managed_id, certificate_id: None };
+        for row in &waiting {
+            let (agent_id, target): (String, String) =
+                (row.try_get("agent_id")?, row.try_get("target")?);
+            let id = insert_job(&mut tx, &agent_id, &target, &job, now).await?;
+            sqlx::query(
+                "UPDATE deployments SET state = 'pending', updated_at = $1 \
+                 WHERE managed_certificate_id = $2 AND agent_id = $3 AND target = $4",
+            )
+            .bind(now)
+            .bind(managed_id)
+            .bind(&agent_id)
+            .bind(&target)
+            .execute(&mut *tx)
+            .await?;
+            let details = json!({ "agent_id": agent_id, "target": target, "job_id": id });
+            let queued = event(
+                AuditAction::DeploymentKeyRequested,
+                "managed_certificate",
+                managed_id,
+                details,
+            );
+            audit::append(&mut tx, ctx, &queued).await?;
+        }
+        tx.commit().await?;
+        Ok(waiting.len() as u64)
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %agent_id))]
+    async fn queue_discover_job(
+        &self,
+        ctx: &AuditContext,
+        agent_id: &str,
+    ) -> StoreResult<JobRecord> {
+        let mut tx = self.begin().await?;
+        let agent = Self::agent_in(&mut tx, agent_id).await?;
+        let open = sqlx::query(&format!(
+            "{JOB_COLUMNS} WHERE agent_id = $1 AND kind = $2 AND state IN ('queued', 'leased')"
+        ))
+        .bind(&agent.id)
+        .bind(JobKind::Discover.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = open {
+            return job_from_row(&row);
+        }
+        let job = NewJob { kind: JobKind::Discover, managed_id: "", certificate_id: None };
+        let id = insert_job(&mut tx, &agent.id, "", &job, ctx.now()).await?;
+        let details = json!({ "agent": agent.name, "job_id": id });
+        audit::append(
+            &mut tx,
+            ctx,
+            &event(AuditAction::AgentDiscoveryQueued, "agent", &agent.id, details),
+        )
+        .await?;
+        let row = sqlx::query(&format!("{JOB_COLUMNS} WHERE id = $1"))
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        job_from_row(&row)
     }
 
     #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %agent_id))]
@@ -864,10 +977,15 @@ impl AgentStore for SqlStore {
         .bind(job_id)
         .execute(&mut *tx)
         .await?;
-        if let (Some(managed_id), Some(certificate_id)) =
-            (&job.managed_certificate_id, &job.certificate_id)
-        {
-            record_deployment(&mut tx, ctx, &job, managed_id, certificate_id, outcome).await?;
+        match (&job.managed_certificate_id, &job.certificate_id, outcome) {
+            (Some(managed_id), Some(certificate_id), _) => {
+                record_deployment(&mut tx, ctx, &job, managed_id, certificate_id, outcome).await?;
+            }
+            // No key could be made or certified on the host: the deployment cannot follow.
+            (Some(managed_id), None, JobOutcome::Failed { step, message, .. }) => {
+                deployment_failed(&mut tx, ctx, &job, managed_id, step, message).await?;
+            }
+            _ => {}
         }
         let row = sqlx::query(&format!("{JOB_COLUMNS} WHERE id = $1"))
             .bind(job_id)
@@ -993,27 +1111,46 @@ async fn record_deployment(
             (AuditAction::DeploymentVerified, details)
         }
         JobOutcome::Failed { step, message, .. } => {
-            sqlx::query(
-                "UPDATE deployments SET state = 'failed', failed_step = $1, last_error = $2, \
-                 updated_at = $3 WHERE managed_certificate_id = $4 AND agent_id = $5 \
-                 AND target = $6",
-            )
-            .bind(step)
-            .bind(message)
-            .bind(now)
-            .bind(managed_id)
-            .bind(&job.agent_id)
-            .bind(&job.target)
-            .execute(&mut **tx)
-            .await?;
-            let details = json!({
-                "agent": agent, "target": job.target, "job_id": job.id,
-                "certificate_id": certificate_id, "step": step, "message": message,
-                "attempt": job.attempts,
-            });
-            (AuditAction::DeploymentFailed, details)
+            return deployment_failed(tx, ctx, job, managed_id, step, message).await;
         }
     };
     audit::append(tx, ctx, &event(action, "managed_certificate", managed_id, details)).await?;
+    Ok(())
+}
+
+/// Marks the deployment `job` was for failed at `step`.
+async fn deployment_failed(
+    tx: &mut Transaction<'_, Any>,
+    ctx: &AuditContext,
+    job: &JobRecord,
+    managed_id: &str,
+    step: &str,
+    message: &str,
+) -> StoreResult<()> {
+    let now = ctx.now();
+    sqlx::query(
+        "UPDATE deployments SET state = 'failed', failed_step = $1, last_error = $2, \
+         updated_at = $3 WHERE managed_certificate_id = $4 AND agent_id = $5 AND target = $6",
+    )
+    .bind(step)
+    .bind(message)
+    .bind(now)
+    .bind(managed_id)
+    .bind(&job.agent_id)
+    .bind(&job.target)
+    .execute(&mut **tx)
+    .await?;
+    let agent: String = sqlx::query("SELECT name FROM agents WHERE id = $1")
+        .bind(&job.agent_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("name")?;
+    let details = json!({
+        "agent": agent, "target": job.target, "job_id": job.id, "kind": job.kind.as_str(),
+        "certificate_id": job.certificate_id, "step": step, "message": message,
+        "attempt": job.attempts,
+    });
+    let failed = event(AuditAction::DeploymentFailed, "managed_certificate", managed_id, details);
+    audit::append(tx, ctx, &failed).await?;
     Ok(())
 }

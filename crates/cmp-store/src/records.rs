@@ -317,11 +317,14 @@ pub enum AuditAction {
     DeploymentsSet,
     DeploymentVerified,
     DeploymentFailed,
+    DeploymentKeyRequested,
+    AgentDiscoveryQueued,
+    AgentDiscoveryReported,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 33] = [
+    pub const ALL: [AuditAction; 36] = [
         AuditAction::CertificateCreated,
         AuditAction::CertificateLocationAdded,
         AuditAction::CertificateUpdated,
@@ -355,6 +358,9 @@ impl AuditAction {
         AuditAction::DeploymentsSet,
         AuditAction::DeploymentVerified,
         AuditAction::DeploymentFailed,
+        AuditAction::DeploymentKeyRequested,
+        AuditAction::AgentDiscoveryQueued,
+        AuditAction::AgentDiscoveryReported,
     ];
 
     /// The text stored in `audit_logs.action`, e.g. `request.issued`.
@@ -393,6 +399,9 @@ impl AuditAction {
             AuditAction::DeploymentsSet => "deployment.set",
             AuditAction::DeploymentVerified => "deployment.verified",
             AuditAction::DeploymentFailed => "deployment.failed",
+            AuditAction::DeploymentKeyRequested => "deployment.key_requested",
+            AuditAction::AgentDiscoveryQueued => "agent.discovery_queued",
+            AuditAction::AgentDiscoveryReported => "agent.discovery_reported",
         }
     }
 }

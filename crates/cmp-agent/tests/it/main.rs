@@ -6,6 +6,7 @@
 mod config;
 mod crash;
 mod deploy;
+mod host_keys;
 mod runtime;
 mod safety;
 mod support;

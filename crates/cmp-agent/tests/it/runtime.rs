@@ -52,6 +52,7 @@ fn job(target: &str, leaf: Option<&Leaf>, with_key: bool) -> JobAssignment {
         certificate_pem: leaf.map(|l| l.cert_pem.clone()),
         chain_pem: Some(String::new()),
         key_pem: leaf.filter(|_| with_key).map(|l| l.key_pem.clone()),
+        key_request: None,
     }
 }
 
@@ -220,7 +221,7 @@ async fn a_job_without_a_key_fails_at_material() {
 
     let result = execute_job(&config, job("web", Some(&ca.leaf("v1")), false)).await;
     assert_eq!(result.failed_step.as_deref(), Some("material"));
-    assert!(result.message.as_deref().unwrap().contains("no private key"));
+    assert!(result.message.as_deref().unwrap().contains("no key kept on this host"));
 
     let result = execute_job(&config, job("web", None, false)).await;
     assert_eq!(result.failed_step.as_deref(), Some("material"));

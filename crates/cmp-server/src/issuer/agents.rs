@@ -11,8 +11,9 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use cmp_api::{
     Agent, AgentDetail, AgentHeartbeat, AgentIdentity, BootstrapToken, BootstrapTokenCreate,
-    BootstrapTokenCreated, Deployment, DeploymentsSet, EnrollRequest, Enrolled, IdentityRenewal,
-    Job, JobResult, JobsReleased, NextJobParams, Problem,
+    BootstrapTokenCreated, Deployment, DeploymentsSet, DiscoveryReport, DiscoveryTaken,
+    EnrollRequest, Enrolled, IdentityRenewal, Job, JobCsr, JobResult, JobsReleased, NextJobParams,
+    Problem, Request,
 };
 use cmp_store::AgentRecord;
 
@@ -253,6 +254,58 @@ pub async fn job_result(
 ) -> ApiResult<Json<Job>> {
     let job = state.fleet.finish_job(&agent, &id, &body).await?;
     Ok(Json(views::job(job)))
+}
+
+/// The CSR of a key the calling agent made for its `renew_with_local_key` job: issued like any
+/// request of the managed certificate, and the job ends with it. The certificate comes back as
+/// a `deploy` job once issued (at once, unless an approval or the CA holds it).
+#[utoipa::path(post, path = "/api/v1/agent/jobs/{id}/csr", tag = "agent",
+    params(("id" = String, Path)), request_body = JobCsr,
+    responses((status = 201, body = Request),
+        (status = 404, description = "No such job of this agent", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not a held renew_with_local_key job", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The CSR is unreadable, names other names or another key type, or is outside policy", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["agent"])))]
+pub async fn job_csr(
+    State(state): State<AppState>,
+    AgentCaller { agent, .. }: AgentCaller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<JobCsr>,
+) -> ApiResult<(StatusCode, Json<Request>)> {
+    let request = state.fleet.issue_for_local_key(&agent, &id, &body.csr).await?;
+    Ok((StatusCode::CREATED, Json(views::request(request))))
+}
+
+/// What the calling agent's `discover` job found on its host: the certificates go into the
+/// inventory with `file` locations, and the job ends.
+#[utoipa::path(post, path = "/api/v1/agent/jobs/{id}/discovery", tag = "agent",
+    params(("id" = String, Path)), request_body = DiscoveryReport,
+    responses((status = 200, body = DiscoveryTaken),
+        (status = 404, description = "No such job of this agent", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not a held discover job", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["agent"])))]
+pub async fn job_discovery(
+    State(state): State<AppState>,
+    AgentCaller { agent, .. }: AgentCaller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DiscoveryReport>,
+) -> ApiResult<Json<DiscoveryTaken>> {
+    Ok(Json(state.fleet.take_discovery(&agent, &id, &body).await?))
+}
+
+/// Ask an agent to read the certificates under its `discovery.paths` into the inventory (a
+/// `discover` job; the one on its way if there is one).
+#[utoipa::path(post, path = "/api/v1/agents/{id}/discover", tag = "agents",
+    params(("id" = String, Path, description = "Id or name")),
+    responses((status = 202, body = Job), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin", "security"])))]
+pub async fn discover(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    let job = state.fleet.queue_discovery(&caller, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(views::job(job))))
 }
 
 /// Where a managed certificate is deployed, and how each deployment stands.

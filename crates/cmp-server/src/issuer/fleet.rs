@@ -7,9 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cmp_api::{
-    AgentHeartbeat, BootstrapTokenCreate, DeploymentsSet, EnrollRequest, JobAssignment, JobResult,
+    AgentHeartbeat, BootstrapTokenCreate, DeploymentTarget, DeploymentsSet, DiscoveryReport,
+    DiscoveryTaken, EnrollRequest, JobAssignment, JobResult, LocalKeyRequest,
 };
-use cmp_domain::{Clock, agent::valid_agent_name, agent::valid_target_name};
+use cmp_domain::{
+    Clock, JobKind, JobState, LocationKind, agent::valid_agent_name, agent::valid_target_name,
+};
 use cmp_secrets::SecretStore;
 use cmp_store::{
     AgentRecord, AuditAction, AuditContext, BootstrapTokenRecord, DeploymentRecord, Heartbeat,
@@ -17,14 +20,19 @@ use cmp_store::{
 };
 use tokio::sync::{Notify, watch};
 
+use super::spec::{KeySource, Spec};
+use super::{IssueError, Issuer};
 use crate::auth::Caller;
 use crate::core::context::caller_context;
+use crate::inventory::{ImportInput, Inventory};
 use crate::platform_ca::{IssuedClientCert, PlatformCa};
 use crate::state::unix_micros;
 
 /// Prefix of bootstrap tokens, apart from API tokens' `cmp_` so that neither is taken for the
 /// other.
 pub const BOOTSTRAP_PREFIX: &str = "cmp_boot_";
+/// Most files one discovery may report.
+const MAX_DISCOVERED_FILES: usize = 10_000;
 /// Longest a job poll is held open.
 pub const MAX_WAIT_SECS: u64 = 55;
 const DEFAULT_WAIT_SECS: u64 = 25;
@@ -53,6 +61,12 @@ pub enum FleetError {
     /// The route is for enrolled agents, and the caller is not one.
     #[error("agent routes take an enrolled agent's client certificate, not an API token")]
     NotAnAgent,
+    /// The issuance of an agent-made key's certificate was refused or failed.
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+    /// What an agent discovered could not be stored.
+    #[error(transparent)]
+    Inventory(#[from] crate::inventory::InventoryError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -104,6 +118,10 @@ pub struct Fleet {
     secrets: Arc<dyn SecretStore>,
     clock: Arc<dyn Clock>,
     agent_ca: Arc<PlatformCa>,
+    /// Issues the certificates of keys that agents make.
+    issuer: Arc<Issuer>,
+    /// Takes in what agents discover on their hosts.
+    inventory: Arc<Inventory>,
     bell: JobBell,
 }
 
@@ -113,8 +131,10 @@ impl Fleet {
         secrets: Arc<dyn SecretStore>,
         clock: Arc<dyn Clock>,
         agent_ca: Arc<PlatformCa>,
+        issuer: Arc<Issuer>,
+        inventory: Arc<Inventory>,
     ) -> Fleet {
-        Fleet { store, secrets, clock, agent_ca, bell: JobBell::default() }
+        Fleet { store, secrets, clock, agent_ca, issuer, inventory, bell: JobBell::default() }
     }
 
     fn now(&self) -> i64 {
@@ -298,7 +318,19 @@ impl Fleet {
             certificate_pem: None,
             chain_pem: None,
             key_pem: None,
+            key_request: None,
         };
+        if job.kind == JobKind::RenewWithLocalKey {
+            let managed_id = job.managed_certificate_id.as_deref().unwrap_or_default();
+            let managed = self.store.get_managed(managed_id, &Scope::All).await?;
+            let spec = Spec::from_json(&managed.spec)?;
+            assignment.key_request = Some(LocalKeyRequest {
+                key_type: spec.key_type.unwrap_or_else(|| "ecdsa_p256".into()),
+                common_name: spec.common_name,
+                dns_names: spec.dns_names,
+                ip_addresses: spec.ip_addresses.iter().map(ToString::to_string).collect(),
+            });
+        }
         let Some(certificate_id) = &job.certificate_id else {
             return Ok(assignment);
         };
@@ -324,6 +356,114 @@ impl Fleet {
             self.store.append_audit(&self.agent_context(agent), &event).await?;
         }
         Ok(assignment)
+    }
+
+    /// The certificate for a key the agent made for its `renew_with_local_key` job `job_id`:
+    /// the CSR is issued like any request of the managed certificate (policy, approval, the
+    /// CA), and the job ends with it. The certificate comes to the agent as a `deploy` job
+    /// once the request is issued. A refused CSR fails the job at step `issue`.
+    pub async fn issue_for_local_key(
+        &self,
+        agent: &AgentRecord,
+        job_id: &str,
+        csr: &str,
+    ) -> FleetResult<cmp_store::RequestRecord> {
+        let job = self.store.get_job(&agent.id, job_id).await?;
+        if job.kind != JobKind::RenewWithLocalKey || job.state != JobState::Leased {
+            return Err(FleetError::Conflict(format!(
+                "job {job_id} is a {} job, {}: only a held renew_with_local_key job takes a CSR",
+                job.kind.as_str(),
+                job.state.as_str()
+            )));
+        }
+        let managed_id = job.managed_certificate_id.as_deref().unwrap_or_default();
+        let managed = self.store.get_managed(managed_id, &Scope::All).await?;
+        let ctx = self.agent_context(agent);
+        let (outcome, issued) =
+            match self.issuer.issue_for_agent_key(&ctx, &managed, csr, job_id).await {
+                Ok((request, _)) => {
+                    let report = serde_json::json!([{
+                        "name": "csr", "ok": true,
+                        "output": format!("request {} is {}", request.id, request.state.as_str()),
+                    }]);
+                    (JobOutcome::Succeeded { served_fingerprint: None, report }, Ok(request))
+                }
+                Err(e) => {
+                    let report =
+                        serde_json::json!([{ "name": "issue", "ok": false, "output": "" }]);
+                    let message = crate::error::cut(&e.to_string(), 2_000);
+                    (JobOutcome::Failed { step: "issue".into(), message, report }, Err(e.into()))
+                }
+            };
+        self.store.finish_job(&ctx, &agent.id, job_id, &outcome).await?;
+        issued
+    }
+
+    /// Queues a `discover` job for an agent (or returns the one on its way).
+    pub async fn queue_discovery(&self, caller: &Caller, agent: &str) -> FleetResult<JobRecord> {
+        let agent = self.store.get_agent(agent).await?;
+        let job = self.store.queue_discover_job(&self.context(caller), &agent.id).await?;
+        self.bell.ring(&agent.id);
+        Ok(job)
+    }
+
+    /// Takes in what the agent's `discover` job `job_id` found: each file's certificates go
+    /// into the inventory through the import path (de-duplicated), with a `file` location
+    /// `<agent>:<path>`; the job ends with the counts.
+    pub async fn take_discovery(
+        &self,
+        agent: &AgentRecord,
+        job_id: &str,
+        report: &DiscoveryReport,
+    ) -> FleetResult<DiscoveryTaken> {
+        let job = self.store.get_job(&agent.id, job_id).await?;
+        if job.kind != JobKind::Discover || job.state != JobState::Leased {
+            return Err(FleetError::Conflict(format!(
+                "job {job_id} is a {} job, {}: only a held discover job takes a discovery",
+                job.kind.as_str(),
+                job.state.as_str()
+            )));
+        }
+        if report.files.len() > MAX_DISCOVERED_FILES {
+            let detail = format!("at most {MAX_DISCOVERED_FILES} files per discovery");
+            return Err(FleetError::bad_field("files", detail));
+        }
+        // Discovered certificates have no owner until someone gives them one.
+        let caller = Caller { scope: Scope::All, ..agent_caller(agent) };
+        let mut taken = DiscoveryTaken { files: 0, created: 0, known: 0 };
+        for file in &report.files {
+            let location = format!("{}:{}:{}", LocationKind::File.as_str(), agent.name, file.path);
+            let input = ImportInput {
+                data: file.certificates_pem.as_bytes(),
+                password: None,
+                owner: None,
+                location: Some(&location),
+                partial: true,
+            };
+            let imported = self.inventory.import(&caller, input).await?;
+            taken.files += 1;
+            taken.created += imported.created as u64;
+            taken.known += (imported.already_known + imported.known_elsewhere) as u64;
+        }
+        let mut steps = vec![serde_json::json!({
+            "name": "discover", "ok": true,
+            "output": format!("{} files: {} new certificates, {} known", taken.files, taken.created, taken.known),
+        })];
+        steps.extend(report.unreadable.iter().map(|u| serde_json::json!(u)));
+        let ctx = self.agent_context(agent);
+        let outcome = JobOutcome::Succeeded { served_fingerprint: None, report: steps.into() };
+        self.store.finish_job(&ctx, &agent.id, job_id, &outcome).await?;
+        let event = NewAuditEvent {
+            action: AuditAction::AgentDiscoveryReported,
+            entity_type: "agent".into(),
+            entity_id: agent.id.clone(),
+            details: serde_json::json!({
+                "job_id": job_id, "files": taken.files, "created": taken.created,
+                "known": taken.known, "unreadable": report.unreadable.len(),
+            }),
+        };
+        self.store.append_audit(&ctx, &event).await?;
+        Ok(taken)
     }
 
     /// Takes the agent's result of a job it holds.
@@ -392,6 +532,14 @@ impl Fleet {
         asked: &DeploymentsSet,
     ) -> FleetResult<Vec<DeploymentRecord>> {
         let managed = self.store.get_managed(managed_id, &caller.scope).await?;
+        let key_on_agent = Spec::from_json(&managed.spec)?.key_source == KeySource::Agent;
+        if key_on_agent && asked.deployments.len() > 1 {
+            return Err(FleetError::Conflict(
+                "this managed certificate's key is made on the host it is deployed to, and \
+                 stays there: it has one deployment"
+                    .into(),
+            ));
+        }
         if managed.csr.is_some() && !asked.deployments.is_empty() {
             return Err(FleetError::Conflict(
                 "this managed certificate re-signs its requester's CSR, so CMP has no key to \
@@ -399,8 +547,23 @@ impl Fleet {
                     .into(),
             ));
         }
-        let mut targets = Vec::with_capacity(asked.deployments.len());
-        for (i, deployment) in asked.deployments.iter().enumerate() {
+        let targets = self.resolve_targets(&asked.deployments).await?;
+        let ctx = self.context(caller);
+        let set = self.store.set_deployments(&ctx, &managed.id, &targets, key_on_agent).await?;
+        for (agent_id, _) in &targets {
+            self.bell.ring(agent_id);
+        }
+        Ok(set)
+    }
+
+    /// Deployments as (agent id, target), without repeats: an unknown agent is a `NotFound`,
+    /// a bad target name a `BadField`.
+    pub async fn resolve_targets(
+        &self,
+        deployments: &[DeploymentTarget],
+    ) -> FleetResult<Vec<(String, String)>> {
+        let mut targets = Vec::with_capacity(deployments.len());
+        for (i, deployment) in deployments.iter().enumerate() {
             if !valid_target_name(&deployment.target) {
                 let detail = format!("deployments[{i}].target: not a target name");
                 return Err(FleetError::bad_field("deployments", detail));
@@ -411,11 +574,7 @@ impl Fleet {
                 targets.push(pair);
             }
         }
-        let set = self.store.set_deployments(&self.context(caller), &managed.id, &targets).await?;
-        for (agent_id, _) in &targets {
-            self.bell.ring(agent_id);
-        }
-        Ok(set)
+        Ok(targets)
     }
 
     /// Wakes waiting agents whose jobs became due (queued by issuance, by another replica, or

@@ -3,12 +3,14 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use cmp_api::{Managed, ManagedCreate, ManagedListParams, Page, Problem, Request};
+use axum::response::{IntoResponse, Response};
+use cmp_api::{DeploymentsSet, Managed, ManagedCreate, ManagedListParams, Page, Problem, Request};
 
+use super::Renewal;
 use super::requests::idempotency;
 use super::views;
 use crate::auth::Caller;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, IdempotencyHeader};
 use crate::inventory::views::{decode_tagged, encode_tagged, page_limit};
 use crate::state::AppState;
@@ -19,7 +21,7 @@ use crate::state::AppState;
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe",
         min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     responses((status = 201, body = Managed), (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such owner or adapter", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such owner, adapter or agent", body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin", "security", "developer"])))]
 pub async fn create(
@@ -28,8 +30,20 @@ pub async fn create(
     header: IdempotencyHeader,
     ApiJson(body): ApiJson<ManagedCreate>,
 ) -> ApiResult<(StatusCode, Json<Managed>)> {
+    if body.key_on_agent && body.deployments.len() != 1 {
+        return Err(ApiError::bad_field(
+            "deployments",
+            "a key made on an agent stays on its host: give exactly one deployment",
+        ));
+    }
+    // Unknown agents are refused before anything is written.
+    state.fleet.resolve_targets(&body.deployments).await?;
     let idem = idempotency(header, &body);
     let (managed, _) = state.issuer.create_managed(&caller, &body, idem.as_ref()).await?;
+    if !body.deployments.is_empty() {
+        let set = DeploymentsSet { deployments: body.deployments.clone() };
+        state.fleet.set_deployments(&caller, &managed.id, &set).await?;
+    }
     Ok((StatusCode::CREATED, Json(with_versions(&state, managed).await?)))
 }
 
@@ -87,6 +101,7 @@ pub async fn get(
            ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe",
             min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     responses((status = 201, body = Request), (status = 200, body = Request, description = "A retry: the original request"),
+        (status = 202, body = Managed, description = "Its key is made on an agent's host: the agent was asked for a new key's CSR (a renew_with_local_key job)"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "ambiguous-name: several owners the caller sees use the name", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin", "security", "developer"])))]
@@ -95,10 +110,16 @@ pub async fn renew(
     caller: Caller,
     header: IdempotencyHeader,
     Path(id): Path<String>,
-) -> ApiResult<(StatusCode, Json<Request>)> {
+) -> ApiResult<Response> {
     let managed = state.store.get_managed(&id, &caller.scope).await?;
     let idem = idempotency(header, &managed.id);
-    let (record, created) = state.issuer.renew_for(&caller, &managed, idem.as_ref()).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(views::request(record))))
+    Ok(match state.issuer.renew_for(&caller, &managed, idem.as_ref()).await? {
+        Renewal::Requested(record, created) => {
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            (status, Json(views::request(*record))).into_response()
+        }
+        Renewal::OnAgent { .. } => {
+            (StatusCode::ACCEPTED, Json(with_versions(&state, managed).await?)).into_response()
+        }
+    })
 }

@@ -16,7 +16,7 @@ mod workflow;
 
 pub use error::{IssueError, IssueResult};
 pub use fleet::{Fleet, FleetError};
-pub use workflow::{Idempotency, Issuer, KeyFile};
+pub use workflow::{Idempotency, Issuer, KeyFile, Renewal};
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -48,5 +48,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::next_job))
         .routes(routes!(agents::release_jobs))
         .routes(routes!(agents::job_result))
+        .routes(routes!(agents::job_csr))
+        .routes(routes!(agents::job_discovery))
+        .routes(routes!(agents::discover))
         .routes(routes!(agents::deployments, agents::set_deployments))
 }

@@ -11,6 +11,7 @@ use cmp_store::{IdempotencyKey, ManagedRecord, RequestQuery, RequestRecord, Scop
 
 use super::Issuer;
 use super::spec::Spec;
+use super::workflow::Renewal;
 use crate::core::locks::RenewalLock;
 use crate::state::AppState;
 
@@ -181,12 +182,14 @@ async fn consider(issuer: &Issuer, id: &str, now: i64) {
         };
         let ctx = issuer.system(SCHEDULER);
         let outcome = match issuer.renew_managed(&ctx, &managed, Some(&key)).await {
-            Ok((request, _)) => match request.state {
+            Ok(Renewal::Requested(request, _)) => match request.state {
                 RequestState::Issued => "issued",
                 RequestState::AwaitingApproval => "awaiting_approval",
                 RequestState::Failed | RequestState::Rejected => "failed",
                 _ => "pending",
             },
+            Ok(Renewal::OnAgent { jobs_queued: 0 }) => "pending",
+            Ok(Renewal::OnAgent { .. }) => "queued_on_agent",
             Err(e) => {
                 tracing::warn!(managed = %managed.id, error = %e, "renewal could not start");
                 "failed"

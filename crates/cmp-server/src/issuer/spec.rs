@@ -22,9 +22,9 @@ pub struct Spec {
     pub dns_names: Vec<String>,
     pub ip_addresses: Vec<IpAddr>,
     pub validity_days: i64,
-    /// `csr` or `server`.
+    /// `csr`, `server` or `agent`.
     pub key_source: KeySource,
-    /// For server-made keys.
+    /// For keys made by the server or an agent.
     pub key_type: Option<String>,
     /// `renew_before` of a managed certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,8 +43,13 @@ pub struct Spec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeySource {
+    /// The requester's CSR (of a request, or re-signed at each renewal).
     Csr,
+    /// The server makes a key for each version, kept in the secret store.
     Server,
+    /// The agent of the managed certificate's deployment makes a key for each version on its
+    /// host and sends a CSR; the private key never leaves the host.
+    Agent,
 }
 
 impl Spec {
@@ -165,6 +170,43 @@ pub fn build(
         reason: None,
         serial: None,
     })
+}
+
+/// An agent's CSR for a managed certificate whose key it makes: the names must be the managed
+/// certificate's (ACME CAs sign the CSR as it is), and the key of the type it asks for.
+pub fn check_agent_csr(spec: &Spec, csr: &CsrInfo) -> IssueResult<()> {
+    let sorted = |names: &[String]| {
+        let mut names: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+        names.sort();
+        names
+    };
+    let mut asked_ips = spec.ip_addresses.clone();
+    let mut csr_ips = csr.ip_addresses.clone();
+    asked_ips.sort();
+    csr_ips.sort();
+    if sorted(&spec.dns_names) != sorted(&csr.dns_names)
+        || asked_ips != csr_ips
+        || spec.common_name != csr.common_name
+    {
+        return Err(IssueError::InvalidCsr(format!(
+            "it names {:?} {:?} {:?}; this managed certificate names {:?} {:?} {:?}",
+            csr.common_name,
+            csr.dns_names,
+            csr.ip_addresses,
+            spec.common_name,
+            spec.dns_names,
+            spec.ip_addresses
+        )));
+    }
+    if let Some(key_type) = &spec.key_type
+        && let Ok(expected) = KeySpec::parse(key_type)
+        && key_info_of(expected) != csr.key
+    {
+        return Err(IssueError::InvalidCsr(format!(
+            "its key is not of the managed certificate's key type {key_type}"
+        )));
+    }
+    Ok(())
 }
 
 /// The key a server-made key of this type will have, for the policy check.

@@ -63,6 +63,15 @@ struct Checked {
     policy_max_secs: i64,
 }
 
+/// What a renewal started.
+pub enum Renewal {
+    /// A request: made now (true) or found for a retry (false).
+    Requested(Box<RequestRecord>, bool),
+    /// The key is made on an agent's host: a job for it was queued for each deployment that
+    /// had none on its way (the number).
+    OnAgent { jobs_queued: u64 },
+}
+
 /// What an attempt achieved at the CA.
 enum Done {
     Issued(Box<IssuedRecord>),
@@ -638,13 +647,14 @@ impl Issuer {
         }
     }
 
-    /// Creates a managed certificate and its first issue request.
+    /// Creates a managed certificate and its first issue request; none when its key is made
+    /// on an agent's host (the agent's CSR makes it, once deployments are set).
     pub async fn create_managed(
         &self,
         caller: &Caller,
         body: &ManagedCreate,
         idempotency: Option<&Idempotency>,
-    ) -> IssueResult<(ManagedRecord, RequestRecord)> {
+    ) -> IssueResult<(ManagedRecord, Option<RequestRecord>)> {
         let name_ok = (1..=100).contains(&body.name.len())
             && body.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !name_ok || uuid::Uuid::parse_str(&body.name).is_ok() {
@@ -659,8 +669,16 @@ impl Issuer {
             (None, None) => Some("ecdsa_p256"),
             (_, k) => k.as_deref(),
         };
+        if body.key_on_agent && body.csr.is_some() {
+            return Err(IssueError::BadRequest(
+                "key_on_agent has the agent make the key: give a key_type, not a csr".into(),
+            ));
+        }
         let mut checked =
             self.check_issue(&owner_id, &body.subject, body.csr.as_deref(), key_type).await?;
+        if body.key_on_agent {
+            checked.spec.key_source = KeySource::Agent;
+        }
         if let Some(rb) = &body.renew_before {
             check_renew_before(rb, &checked.spec)?;
             checked.spec.renew_before = Some(rb.clone());
@@ -671,7 +689,7 @@ impl Issuer {
         {
             let request = self.store.get_request(&existing, &Scope::All).await?;
             let managed_id = request.managed_certificate_id.clone().unwrap_or_default();
-            return Ok((self.store.get_managed(&managed_id, &Scope::All).await?, request));
+            return Ok((self.store.get_managed(&managed_id, &Scope::All).await?, Some(request)));
         }
         let ctx = self.context(caller);
         let managed = self
@@ -689,6 +707,9 @@ impl Issuer {
                 },
             )
             .await?;
+        if body.key_on_agent {
+            return Ok((managed, None));
+        }
         let new = new_request(
             RequestKind::Issue,
             checked.require_approval,
@@ -700,7 +721,7 @@ impl Issuer {
         )?;
         let (request, _) = self.submit(&ctx, new, &checked, key.as_ref()).await?;
         let managed = self.store.get_managed(&managed.id, &Scope::All).await?;
-        Ok((managed, request))
+        Ok((managed, Some(request)))
     }
 
     /// Renews a managed certificate now, on a caller's demand (idempotent with a key).
@@ -709,27 +730,33 @@ impl Issuer {
         caller: &Caller,
         managed: &ManagedRecord,
         idempotency: Option<&Idempotency>,
-    ) -> IssueResult<(RequestRecord, bool)> {
+    ) -> IssueResult<Renewal> {
         let key = idempotency.map(|i| self.idempotency_key(i, &caller.actor));
         self.renew_managed(&self.context(caller), managed, key.as_ref()).await
     }
 
-    /// Starts a renewal of a managed certificate: a new key (server-made keys) or the stored
-    /// CSR re-signed, under the current policy. `ctx` names a person or the scheduler.
+    /// Starts a renewal of a managed certificate: a new key (server-made keys), the stored
+    /// CSR re-signed, or, for a key made on an agent's host, a job asking the agent for a new
+    /// key's CSR; all under the current policy. `ctx` names a person or the scheduler.
     pub async fn renew_managed(
         &self,
         ctx: &AuditContext,
         managed: &ManagedRecord,
         idempotency: Option<&IdempotencyKey>,
-    ) -> IssueResult<(RequestRecord, bool)> {
+    ) -> IssueResult<Renewal> {
         // The scheduler's next tick finds the renewal it already asked for without redoing
         // the policy check.
         if let Some(key) = idempotency
             && let Some(existing) = self.store.find_idempotent(key).await?
         {
-            return Ok((self.store.get_request(&existing, &Scope::All).await?, false));
+            let request = self.store.get_request(&existing, &Scope::All).await?;
+            return Ok(Renewal::Requested(Box::new(request), false));
         }
         let spec = Spec::from_json(&managed.spec)?;
+        if spec.key_source == KeySource::Agent {
+            let jobs_queued = self.store.queue_local_key_jobs(ctx, &managed.id).await?;
+            return Ok(Renewal::OnAgent { jobs_queued });
+        }
         let owner_id = managed.owner_id.clone().ok_or_else(|| {
             IssueError::Conflict(
                 "this managed certificate has no owner any more; give it one first".into(),
@@ -753,7 +780,59 @@ impl Issuer {
             &checked.spec,
             &ctx.actor,
         )?;
-        self.submit(ctx, new, &checked, idempotency).await
+        let (request, created) = self.submit(ctx, new, &checked, idempotency).await?;
+        Ok(Renewal::Requested(Box::new(request), created))
+    }
+
+    /// The next version of a managed certificate whose key an agent made on its host: the
+    /// agent's CSR (for the managed certificate's names and key type) is checked against the
+    /// policy and issued like any request. `attempt` names the agent's job, so that a retry
+    /// of the same CSR key finds the request instead of making a second one.
+    pub async fn issue_for_agent_key(
+        &self,
+        ctx: &AuditContext,
+        managed: &ManagedRecord,
+        csr_pem: &str,
+        attempt: &str,
+    ) -> IssueResult<(RequestRecord, bool)> {
+        let spec = Spec::from_json(&managed.spec)?;
+        if spec.key_source != KeySource::Agent {
+            return Err(IssueError::Conflict(
+                "this managed certificate's key is not made on an agent's host".into(),
+            ));
+        }
+        let owner_id = managed.owner_id.clone().ok_or_else(|| {
+            IssueError::Conflict(
+                "this managed certificate has no owner any more; give it one first".into(),
+            )
+        })?;
+        let csr = cmp_pki::parse_csr(csr_pem.as_bytes())
+            .map_err(|e| IssueError::InvalidCsr(e.to_string()))?;
+        spec::check_agent_csr(&spec, &csr)?;
+        let key = IdempotencyKey {
+            caller: ctx.actor.clone(),
+            key: format!("agent-key:{attempt}"),
+            // The same key sent again (a lost answer) is the same renewal, whatever the CSR's
+            // signature bytes.
+            body_hash: hex::encode(Sha256::digest(&csr.spki_der)),
+            not_before: self.now() - self.idempotency_ttl_secs(),
+        };
+        let kind = if managed.current_certificate_id.is_some() {
+            RequestKind::Renew
+        } else {
+            RequestKind::Issue
+        };
+        let checked = self.checked(&owner_id, spec, Some(csr), None).await?;
+        let new = new_request(
+            kind,
+            checked.require_approval,
+            Some(owner_id),
+            managed.adapter_id.clone(),
+            Some(managed.id.clone()),
+            &checked.spec,
+            &ctx.actor,
+        )?;
+        self.submit(ctx, new, &checked, Some(&key)).await
     }
 }
 

@@ -36,6 +36,8 @@ async fn shop(app: &TestApp) -> cmp_api::Managed {
         key_type: Some("ecdsa_p256".into()),
         subject,
         renew_before: None,
+        key_on_agent: false,
+        deployments: vec![],
     };
     app.admin.create_managed(&managed).await.unwrap()
 }
@@ -206,7 +208,7 @@ async fn a_deployment_gets_each_version_as_a_job_with_its_key_for_its_agent_only
             async move { agent.next_job(20).await }
         });
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let renewal = app.admin.renew(&managed.id).await.unwrap();
+        let renewal = app.admin.renew(&managed.id).await.unwrap().into_request().unwrap();
         let next = waiting.await.unwrap().unwrap().expect("the renewal's job");
         assert_eq!(next.certificate_id, renewal.certificate_id);
         // A failure is kept with its step, and the job comes back later.
@@ -225,7 +227,15 @@ async fn a_deployment_gets_each_version_as_a_job_with_its_key_for_its_agent_only
         assert!(deployment.last_error.as_deref().unwrap().contains("emerg"));
         // A success whose target serves something else than the job's version is no
         // deployment: it is a failure at `verify`.
-        let v3 = app.admin.renew(&managed.id).await.unwrap().certificate_id.unwrap();
+        let v3 = app
+            .admin
+            .renew(&managed.id)
+            .await
+            .unwrap()
+            .into_request()
+            .unwrap()
+            .certificate_id
+            .unwrap();
         let v3_fp = app.admin.certificate(&v3).await.unwrap().fingerprint_sha256;
         let third = agent.next_job(5).await.unwrap().expect("the third version's job");
         let elsewhere = JobResult { served_fingerprint: Some(v1_fp.clone()), ..ok.clone() };
@@ -347,7 +357,15 @@ async fn an_agent_installs_each_version_on_real_nginx_apache_and_haproxy_and_rol
         assert_eq!(located.locations.len(), 3, "{:?}", located.locations);
 
         // A renewal reaches every target.
-        let v2 = app.admin.renew(&managed.id).await.unwrap().certificate_id.unwrap();
+        let v2 = app
+            .admin
+            .renew(&managed.id)
+            .await
+            .unwrap()
+            .into_request()
+            .unwrap()
+            .certificate_id
+            .unwrap();
         let v2_fp = app.admin.certificate(&v2).await.unwrap().fingerprint_sha256;
         let done = do_jobs(&mut agent, 3).await;
         assert!(done.iter().all(|d| d.succeeded), "{done:?}");
@@ -360,7 +378,15 @@ async fn an_agent_installs_each_version_on_real_nginx_apache_and_haproxy_and_rol
         let failing =
             agent_config(&app, state.path(), &refs, Some(&["sh", "-c", "echo broken >&2; exit 1"]));
         let mut agent = cmp_agent::Agent::load(failing).unwrap();
-        let v3 = app.admin.renew(&managed.id).await.unwrap().certificate_id.unwrap();
+        let v3 = app
+            .admin
+            .renew(&managed.id)
+            .await
+            .unwrap()
+            .into_request()
+            .unwrap()
+            .certificate_id
+            .unwrap();
         let done = do_jobs(&mut agent, 3).await;
         assert!(
             done.iter().all(|d| !d.succeeded && d.failed_step.as_deref() == Some("test")),
@@ -400,4 +426,188 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
     }
     files
+}
+
+/// Whether the server's database holds these bytes (raw, base64 or hex): the SQLite file and
+/// its journal, or a `pg_dump` of the PostgreSQL database.
+fn database_holds(app: &TestApp, der: &[u8]) -> bool {
+    use base64::Engine as _;
+    let url = app.config.database.url.clone().unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    // PEM lines are 64 characters: look for the first one.
+    let (b64, hex) = (b64[..64].to_string(), hex::encode(&der[..32]));
+    let texts: Vec<Vec<u8>> = if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap();
+        ["", "-wal"].iter().filter_map(|s| std::fs::read(format!("{path}{s}")).ok()).collect()
+    } else {
+        let dump = std::process::Command::new("pg_dump").arg("--data-only").arg(&url).output();
+        let dump = dump.unwrap();
+        assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+        vec![dump.stdout]
+    };
+    texts.iter().any(|t| {
+        t.windows(der.len().min(32)).any(|w| w == &der[..der.len().min(32)])
+            || String::from_utf8_lossy(t).contains(&b64)
+            || String::from_utf8_lossy(t).contains(&hex)
+    })
+}
+
+#[tokio::test]
+async fn a_key_made_on_the_agent_never_leaves_its_host_and_discovery_reads_its_files() {
+    use cmp_testkit::targets::{TestCa, TlsServer, wait_served};
+    on_both_databases!(https, |app| {
+        let ca = TestCa::new();
+        let nginx = TlsServer::nginx(&ca.leaf("old"));
+        let state = tempfile::tempdir().unwrap();
+        // What discovery finds: a PEM with a key beside its certificate, a DER file, a file
+        // that says it is a certificate and is not, and a link out of the directory.
+        let found = tempfile::tempdir().unwrap();
+        let (pem_leaf, der_leaf) = (ca.leaf("found-pem.example"), ca.leaf("found-der.example"));
+        std::fs::write(
+            found.path().join("site.pem"),
+            format!("{}{}", pem_leaf.cert_pem, pem_leaf.key_pem),
+        )
+        .unwrap();
+        std::fs::create_dir(found.path().join("sub")).unwrap();
+        let der = pem::parse(&der_leaf.cert_pem).unwrap().into_contents();
+        std::fs::write(found.path().join("sub/api.der"), &der).unwrap();
+        std::fs::write(found.path().join("broken.crt"), "not a certificate").unwrap();
+        std::os::unix::fs::symlink("/etc/ssl/certs", found.path().join("elsewhere")).unwrap();
+        let mut config = agent_config(&app, state.path(), &[&nginx], None);
+        config.discovery.paths = vec![found.path().to_path_buf()];
+        let token = app.admin.create_bootstrap_token(&Default::default()).await.unwrap().token;
+        cmp_agent::enroll(&config, &token, "web-01", false).await.unwrap();
+        let mut agent = cmp_agent::Agent::load(config).unwrap();
+        let identity = cmp_agent::Identity::load(state.path()).unwrap();
+        let raw_agent = app.agent_client(&identity.client_pem());
+
+        // A key made on an agent needs exactly one deployment, on an agent that exists.
+        let owner = OwnerCreate { name: "web".into(), email: None, description: None };
+        app.admin.create_owner(&owner).await.unwrap();
+        let create = |deployments: Vec<DeploymentTarget>| ManagedCreate {
+            name: "shop".into(),
+            owner: "web".into(),
+            adapter: None,
+            csr: None,
+            key_type: Some("ecdsa_p384".into()),
+            subject: Subject {
+                common_name: None,
+                dns_names: vec!["localhost".into()],
+                ip_addresses: vec![],
+                validity_days: None,
+                acme_solver: None,
+            },
+            renew_before: None,
+            key_on_agent: true,
+            deployments,
+        };
+        let at = |agent: &str| DeploymentTarget { agent: agent.into(), target: "nginx".into() };
+        let none = app.admin.create_managed(&create(vec![])).await.unwrap_err();
+        assert_eq!(none.status(), Some(400), "{none}");
+        let unknown = app.admin.create_managed(&create(vec![at("db-09")])).await.unwrap_err();
+        assert_eq!(unknown.status(), Some(404), "{unknown}");
+        assert!(app.admin.managed_list().await.unwrap().items.is_empty());
+
+        // The first version: the agent makes the key, sends a CSR, installs what comes back.
+        let managed = app.admin.create_managed(&create(vec![at("web-01")])).await.unwrap();
+        assert_eq!(managed.current_certificate_id, None);
+        let done = do_jobs(&mut agent, 2).await;
+        assert!(done.iter().all(|d| d.succeeded), "{done:?}");
+        let v1 = app.admin.managed(&managed.id).await.unwrap().current_certificate_id.unwrap();
+        let v1_cert = app.admin.certificate(&v1).await.unwrap();
+        assert_eq!(v1_cert.key.bits, Some(384), "{:?}", v1_cert.key);
+        wait_served(
+            nginx.port,
+            "localhost",
+            &v1_cert.fingerprint_sha256,
+            std::time::Duration::from_secs(10),
+        )
+        .unwrap();
+        let deployments = app.admin.deployments(&managed.id).await.unwrap();
+        assert_eq!(deployments[0].state, DeploymentState::Verified, "{deployments:?}");
+        // The private key is on the host only: in the target's key file, in no row of the
+        // database, and the server has none to hand out.
+        let key_path = nginx.key.clone().unwrap();
+        let key_der = pem::parse(std::fs::read(&key_path).unwrap()).unwrap().into_contents();
+        assert!(!database_holds(&app, &key_der), "the agent's key is in the database");
+        let download = app.admin.download_key(&v1, None).await.unwrap_err();
+        assert_eq!(download.status(), Some(404), "{download}");
+        assert!(
+            walk(state.path()).iter().all(|p| !p.starts_with(state.path().join("keys"))
+                || p.extension().is_none_or(|e| e != "key")),
+            "a used key is kept"
+        );
+
+        // A renewal asks the agent for a new key; the one it made before is replaced.
+        let renewed = app.admin.renew(&managed.id).await.unwrap();
+        assert!(matches!(renewed, cmp_client::Renewed::OnAgent(_)), "{renewed:?}");
+        let done = do_jobs(&mut agent, 2).await;
+        assert!(done.iter().all(|d| d.succeeded), "{done:?}");
+        let v2 = app.admin.managed(&managed.id).await.unwrap().current_certificate_id.unwrap();
+        assert_ne!(v1, v2);
+        let v2_fp = app.admin.certificate(&v2).await.unwrap().fingerprint_sha256;
+        wait_served(nginx.port, "localhost", &v2_fp, std::time::Duration::from_secs(10)).unwrap();
+        let new_key = pem::parse(std::fs::read(&key_path).unwrap()).unwrap().into_contents();
+        assert_ne!(new_key, key_der, "a renewal makes a new key");
+
+        // A CSR for other names is refused, ends the job at `issue`, and issues nothing.
+        app.admin.renew(&managed.id).await.unwrap();
+        let job = raw_agent.next_job(5).await.unwrap().expect("the renewal's job");
+        assert_eq!(job.kind, cmp_domain::JobKind::RenewWithLocalKey);
+        assert_eq!(job.key_request.as_ref().unwrap().key_type, "ecdsa_p384");
+        let requests_before =
+            app.admin.requests(&[("limit", Some("100".to_string()))]).await.unwrap().items.len();
+        let evil = cmp_api::JobCsr { csr: csr_for("evil.example") };
+        let refused = raw_agent.send_job_csr(&job.id, &evil).await.unwrap_err();
+        assert_eq!(refused.status(), Some(422), "{refused}");
+        let again = raw_agent.send_job_csr(&job.id, &evil).await.unwrap_err();
+        assert_eq!(again.status(), Some(409), "the job ended: {again}");
+        let requests_after =
+            app.admin.requests(&[("limit", Some("100".to_string()))]).await.unwrap().items.len();
+        assert_eq!(requests_before, requests_after);
+        let deployments = app.admin.deployments(&managed.id).await.unwrap();
+        assert_eq!(deployments[0].failed_step.as_deref(), Some("issue"), "{deployments:?}");
+        assert_eq!(
+            app.admin.managed(&managed.id).await.unwrap().current_certificate_id,
+            Some(v2.clone())
+        );
+        // Nor does a deploy job take a CSR, nor another agent's job.
+        let (other, _) = app.enroll_agent("web-02").await;
+        let other = app.agent_client(&other);
+        let stolen = other.send_job_csr(&job.id, &evil).await.unwrap_err();
+        assert_eq!(stolen.status(), Some(404), "{stolen}");
+
+        // Discovery: the certificates of the files go into the inventory, with where they
+        // were found; the key beside one of them does not travel.
+        let (certs_before, _) = app.counts().await;
+        app.admin.discover_on_agent("web-01").await.unwrap();
+        let done = do_jobs(&mut agent, 1).await;
+        assert!(done[0].succeeded, "{done:?}");
+        let (certs_after, _) = app.counts().await;
+        assert_eq!(certs_after, certs_before + 2);
+        for (name, file) in
+            [("found-pem.example", "site.pem"), ("found-der.example", "sub/api.der")]
+        {
+            let q = cmp_api::CertificateListParams { q: Some(name.into()), ..Default::default() };
+            let page = app.admin.list_certificates(&q).await.unwrap();
+            let cert = app.admin.certificate(&page.items[0].id).await.unwrap();
+            let address = format!("web-01:{}", found.path().join(file).display());
+            assert!(
+                cert.locations
+                    .iter()
+                    .any(|l| l.kind == cmp_domain::LocationKind::File && l.address == address),
+                "{:?}",
+                cert.locations
+            );
+        }
+        let jobs = app.admin.agent("web-01").await.unwrap().jobs;
+        let discover = jobs.iter().find(|j| j.kind == cmp_domain::JobKind::Discover).unwrap();
+        assert!(
+            discover.steps.iter().any(|s| s.name.ends_with("broken.crt") && !s.ok),
+            "{:?}",
+            discover.steps
+        );
+        let key_der = pem::parse(&pem_leaf.key_pem).unwrap().into_contents();
+        assert!(!database_holds(&app, &key_der), "a discovered file's key is in the database");
+    });
 }

@@ -164,7 +164,14 @@ async fn managed_names_are_per_owner_and_looked_up_within_the_callers_scope() {
         // The client (and so cmpctl) sends `owner/name` as one path segment.
         assert_eq!(app.admin.managed("team-b/web").await.unwrap().id, b_id);
         assert_eq!(
-            app.admin.renew("team-a/web").await.unwrap().managed_certificate_id.as_deref(),
+            app.admin
+                .renew("team-a/web")
+                .await
+                .unwrap()
+                .into_request()
+                .unwrap()
+                .managed_certificate_id
+                .as_deref(),
             Some(a_id)
         );
         let err = app.admin.managed("web").await.unwrap_err();

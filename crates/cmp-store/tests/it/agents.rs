@@ -139,7 +139,7 @@ async fn each_new_version_is_queued_to_every_deployment_and_leased_to_its_agent_
 
         // No version yet: the deployment waits, with no job.
         let targets = [(web.id.clone(), "nginx".to_string())];
-        let set = store.set_deployments(&ctx(NOW), &managed.id, &targets).await.unwrap();
+        let set = store.set_deployments(&ctx(NOW), &managed.id, &targets, false).await.unwrap();
         assert_eq!(set.len(), 1);
         assert_eq!(
             (set[0].state, set[0].agent_name.as_str()),
@@ -148,7 +148,7 @@ async fn each_new_version_is_queued_to_every_deployment_and_leased_to_its_agent_
         assert_eq!(store.lease_job(&web.id, NOW, NOW + 60).await.unwrap(), None, "{:?}", db.kind);
         // An unknown agent is refused by name.
         let unknown = [("no-such-agent".to_string(), "nginx".to_string())];
-        let refused = store.set_deployments(&ctx(NOW), &managed.id, &unknown).await;
+        let refused = store.set_deployments(&ctx(NOW), &managed.id, &unknown, false).await;
         assert!(
             matches!(refused, Err(StoreError::NotFound { entity: "agent", .. })),
             "{refused:?}"
@@ -228,5 +228,57 @@ async fn each_new_version_is_queued_to_every_deployment_and_leased_to_its_agent_
         store.delete_agent(&ctx(at + 20), &web.id).await.unwrap();
         assert!(store.list_deployments(&managed.id).await.unwrap().is_empty());
         assert!(store.list_jobs(&web.id, 10).await.unwrap().is_empty());
+    });
+}
+
+#[tokio::test]
+async fn a_key_made_on_the_host_is_asked_for_once_at_a_time_and_its_failure_marks_the_deployment() {
+    on_both_databases!(|store, db| {
+        let adapter = crate::issuance::adapter(&store).await;
+        let managed = NewManaged {
+            name: "web".into(),
+            owner_id: None,
+            adapter_id: adapter.id.clone(),
+            spec: json!({"dns_names": ["web.example"], "key_source": "agent"}),
+            csr: None,
+            first_check_at: NOW + 60,
+        };
+        let managed = store.create_managed(&ctx(NOW), &managed).await.unwrap();
+        store.create_bootstrap_token(&ctx(NOW), &bootstrap("h1", NOW + 600)).await.unwrap();
+        let web = store.enroll_agent(&ctx(NOW), "h1", &agent("web-01", "f1")).await.unwrap();
+        let targets = [(web.id.clone(), "nginx".to_string())];
+        store.set_deployments(&ctx(NOW), &managed.id, &targets, true).await.unwrap();
+        // One job asks for a key; asking again while it is on its way adds none.
+        assert_eq!(store.queue_local_key_jobs(&ctx(NOW), &managed.id).await.unwrap(), 0);
+        let job = store.lease_job(&web.id, NOW, NOW + 60).await.unwrap().unwrap();
+        assert_eq!(job.kind, cmp_domain::JobKind::RenewWithLocalKey, "{:?}", db.kind);
+        assert_eq!(job.certificate_id, None);
+        assert_eq!(store.queue_local_key_jobs(&ctx(NOW), &managed.id).await.unwrap(), 0);
+        // Its failure shows on the deployment; then a new one may be asked for.
+        let failed = JobOutcome::Failed {
+            step: "issue".into(),
+            message: "outside policy".into(),
+            report: json!([]),
+        };
+        store.finish_job(&ctx(NOW + 1), &web.id, &job.id, &failed).await.unwrap();
+        let deployments = store.list_deployments(&managed.id).await.unwrap();
+        assert_eq!(
+            (deployments[0].state, deployments[0].failed_step.as_deref()),
+            (DeploymentState::Failed, Some("issue"))
+        );
+        // The failed job is queued for its retry: still on its way.
+        assert_eq!(store.queue_local_key_jobs(&ctx(NOW + 2), &managed.id).await.unwrap(), 0);
+        store.delete_agent(&ctx(NOW + 3), &web.id).await.unwrap();
+        assert_eq!(store.queue_local_key_jobs(&ctx(NOW + 3), &managed.id).await.unwrap(), 0);
+
+        // A discover job: one at a time per agent.
+        store.create_bootstrap_token(&ctx(NOW), &bootstrap("h2", NOW + 600)).await.unwrap();
+        let db01 = store.enroll_agent(&ctx(NOW), "h2", &agent("db-01", "f2")).await.unwrap();
+        let first = store.queue_discover_job(&ctx(NOW), &db01.id).await.unwrap();
+        let second = store.queue_discover_job(&ctx(NOW), &db01.id).await.unwrap();
+        assert_eq!((first.id.clone(), first.kind), (second.id, cmp_domain::JobKind::Discover));
+        assert_eq!(first.state, JobState::Queued);
+        let missing = store.queue_discover_job(&ctx(NOW), "no-such-agent").await;
+        assert!(matches!(missing, Err(StoreError::NotFound { .. })), "{missing:?}");
     });
 }
