@@ -72,6 +72,16 @@ pub enum Renewal {
     OnAgent { jobs_queued: u64 },
 }
 
+/// The next version of a managed certificate: its spec and where its key comes from.
+struct NextVersion {
+    kind: RequestKind,
+    spec: Spec,
+    /// The stored CSR re-signed, or the one an agent sent.
+    csr: Option<CsrInfo>,
+    /// A key the server makes.
+    key_type: Option<KeySpec>,
+}
+
 /// What an attempt achieved at the CA.
 enum Done {
     Issued(Box<IssuedRecord>),
@@ -757,11 +767,6 @@ impl Issuer {
             let jobs_queued = self.store.queue_local_key_jobs(ctx, &managed.id).await?;
             return Ok(Renewal::OnAgent { jobs_queued });
         }
-        let owner_id = managed.owner_id.clone().ok_or_else(|| {
-            IssueError::Conflict(
-                "this managed certificate has no owner any more; give it one first".into(),
-            )
-        })?;
         let key_type = parse_key_type(spec.key_type.as_deref())?;
         let csr = match &managed.csr {
             Some(der) => Some(
@@ -770,9 +775,28 @@ impl Issuer {
             ),
             None => None,
         };
-        let checked = self.checked(&owner_id, spec, csr, key_type).await?;
+        let version = NextVersion { kind: RequestKind::Renew, spec, csr, key_type };
+        let (request, created) = self.submit_version(ctx, managed, version, idempotency).await?;
+        Ok(Renewal::Requested(Box::new(request), created))
+    }
+
+    /// Checks the next version of a managed certificate against its owner's policy as it is
+    /// now, and submits its request.
+    async fn submit_version(
+        &self,
+        ctx: &AuditContext,
+        managed: &ManagedRecord,
+        version: NextVersion,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> IssueResult<(RequestRecord, bool)> {
+        let owner_id = managed.owner_id.clone().ok_or_else(|| {
+            IssueError::Conflict(
+                "this managed certificate has no owner any more; give it one first".into(),
+            )
+        })?;
+        let checked = self.checked(&owner_id, version.spec, version.csr, version.key_type).await?;
         let new = new_request(
-            RequestKind::Renew,
+            version.kind,
             checked.require_approval,
             Some(owner_id),
             managed.adapter_id.clone(),
@@ -780,8 +804,7 @@ impl Issuer {
             &checked.spec,
             &ctx.actor,
         )?;
-        let (request, created) = self.submit(ctx, new, &checked, idempotency).await?;
-        Ok(Renewal::Requested(Box::new(request), created))
+        self.submit(ctx, new, &checked, idempotency).await
     }
 
     /// The next version of a managed certificate whose key an agent made on its host: the
@@ -801,11 +824,6 @@ impl Issuer {
                 "this managed certificate's key is not made on an agent's host".into(),
             ));
         }
-        let owner_id = managed.owner_id.clone().ok_or_else(|| {
-            IssueError::Conflict(
-                "this managed certificate has no owner any more; give it one first".into(),
-            )
-        })?;
         let csr = cmp_pki::parse_csr(csr_pem.as_bytes())
             .map_err(|e| IssueError::InvalidCsr(e.to_string()))?;
         spec::check_agent_csr(&spec, &csr)?;
@@ -822,17 +840,8 @@ impl Issuer {
         } else {
             RequestKind::Issue
         };
-        let checked = self.checked(&owner_id, spec, Some(csr), None).await?;
-        let new = new_request(
-            kind,
-            checked.require_approval,
-            Some(owner_id),
-            managed.adapter_id.clone(),
-            Some(managed.id.clone()),
-            &checked.spec,
-            &ctx.actor,
-        )?;
-        self.submit(ctx, new, &checked, Some(&key)).await
+        let version = NextVersion { kind, spec, csr: Some(csr), key_type: None };
+        self.submit_version(ctx, managed, version, Some(&key)).await
     }
 }
 
