@@ -819,3 +819,36 @@ pub async fn recover(target: &Target<'_>) -> Result<Recovered, DeployFailure> {
         }
     }
 }
+
+/// What a `remove` job did to a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removed {
+    /// A `file` target: these files (and their `.cmp-previous` copies) are gone.
+    Files(Vec<PathBuf>),
+    /// A served target (nginx, Apache, HAProxy): its files stay, since its server's
+    /// configuration names them and its next reload would fail without them.
+    LeftInPlace,
+}
+
+/// Takes a dropped deployment away from `target`: a `file` target's files are deleted (a
+/// symlink among them is refused, as in a deployment); a served target's stay. Call
+/// [`recover`] first.
+pub fn remove(target: &Target<'_>) -> Result<Removed, String> {
+    if target.config.kind != crate::TargetKind::File {
+        return Ok(Removed::LeftInPlace);
+    }
+    let mut removed = Vec::new();
+    for file in target.config.files() {
+        check_path(&file.path)?;
+        for path in [file.path.clone(), sibling(&file.path, PREVIOUS_SUFFIX)] {
+            if exists(&path)? {
+                remove_if_exists(&path)?;
+                removed.push(path);
+            }
+        }
+        if let Some(dir) = file.path.parent() {
+            sync_dir(dir)?;
+        }
+    }
+    Ok(Removed::Files(removed))
+}

@@ -27,7 +27,8 @@ pub use config::{AgentConfig, ConfigError, TargetConfig, TargetKind, VerifyConfi
 #[cfg(feature = "testing")]
 pub use deploy::deploy_interrupted;
 pub use deploy::{
-    CrashPoint, DeployFailure, DeployReport, Phase, Recovered, Step, StepRecord, deploy, recover,
+    CrashPoint, DeployFailure, DeployReport, Phase, Recovered, Removed, Step, StepRecord, deploy,
+    recover, remove,
 };
 pub use error::AgentError;
 pub use health::{TargetStatus, target_status};

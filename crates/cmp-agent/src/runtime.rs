@@ -19,18 +19,22 @@ use rand::Rng;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
+use crate::Target;
 use crate::config::AgentConfig;
-use crate::deploy::{Recovered, Step, StepRecord, deploy, recover};
+use crate::deploy::{Recovered, Removed, Step, StepRecord, deploy, recover, remove};
 use crate::error::AgentError;
 use crate::health::target_status;
 use crate::identity::{Identity, new_key_and_csr};
 use crate::local_keys::LocalKeys;
 use crate::material::Material;
+use crate::verify::served_fingerprint;
 
 /// How often the agent checks in.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a job poll is held open by the server.
 pub const POLL_WAIT_SECS: u64 = 25;
+/// How long a `remove` job waits for the handshake that says what a kept target serves.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the agent waits for a call other than the poll.
 const CALL_TIMEOUT_SECS: u64 = 30;
 /// How long after a failed identity renewal the next is tried (jobs go on meanwhile).
@@ -244,21 +248,24 @@ fn failed(step: &str, message: String, steps: Vec<JobStep>) -> JobResult {
     }
 }
 
-/// Does a job on this host, without the server: finds the target in `config`, takes the
+/// Does a deploy or remove job on this host, without the server: finds the target in `config`, takes the
 /// material from the job, undoes an interrupted deployment of that target, deploys, and says
 /// how it went. A target the configuration lacks, or material that cannot be used, fails the
 /// job before any file is touched. Needs an installed rustls crypto provider.
 pub async fn execute_job(config: &AgentConfig, mut job: JobAssignment) -> JobResult {
     // The key is moved into a zeroed-on-drop buffer first thing.
     let key = job.key_pem.take().map(Secret::<String>::new);
-    if job.kind != JobKind::Deploy {
-        let message = format!("a {} job is not a deployment", job.kind.as_str());
+    if !matches!(job.kind, JobKind::Deploy | JobKind::Remove) {
+        let message = format!("a {} job needs the server", job.kind.as_str());
         return failed("kind", message, Vec::new());
     }
     let Some(target) = config.target(&job.target) else {
         let message = format!("this agent has no target `{}` in its configuration", job.target);
         return failed("target", message, Vec::new());
     };
+    if job.kind == JobKind::Remove {
+        return remove_from(&target).await;
+    }
     let chain = job.chain_pem.as_deref().unwrap_or("");
     let local_keys = LocalKeys::new(&config.state_dir);
     // Where the key came from when this host made it: forgotten once installed.
@@ -318,6 +325,50 @@ pub async fn execute_job(config: &AgentConfig, mut job: JobAssignment) -> JobRes
             let state = failure.outcome();
             failed(failure.step.as_str(), format!("{} ({state})", failure.message), steps)
         }
+    }
+}
+
+/// A `remove` job: undoes an interrupted deployment, then takes the files away (a `file`
+/// target) or leaves them and says what the target serves.
+async fn remove_from(target: &Target<'_>) -> JobResult {
+    let mut steps = Vec::new();
+    if let Err(failure) = recover(target).await {
+        steps.extend(failure.steps.iter().map(|s| job_step("recover", s)));
+        return failed("recover", failure.message, steps);
+    }
+    match remove(target) {
+        Ok(Removed::Files(paths)) => {
+            let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            let output = format!("removed {}", list.join(", "));
+            steps.push(JobStep { name: "remove".into(), ok: true, output: cut(&output) });
+            JobResult {
+                succeeded: true,
+                served_fingerprint: None,
+                failed_step: None,
+                message: Some(format!("removed the files of `{}`", target.name)),
+                steps,
+            }
+        }
+        Ok(Removed::LeftInPlace) => {
+            // What it serves now, so that the server keeps the location while it is true.
+            let served = match &target.config.verify {
+                Some(v) => served_fingerprint(&v.address, &v.sni, VERIFY_TIMEOUT).await.ok(),
+                None => None,
+            };
+            let output = format!(
+                "left in place: the {} configuration names these files",
+                target.config.kind.as_str()
+            );
+            steps.push(JobStep { name: "remove".into(), ok: true, output });
+            JobResult {
+                succeeded: true,
+                served_fingerprint: served,
+                failed_step: None,
+                message: Some(format!("`{}` keeps its files", target.name)),
+                steps,
+            }
+        }
+        Err(message) => failed("remove", message, steps),
     }
 }
 
@@ -450,7 +501,7 @@ impl Agent {
         let (job_id, target, attempt) = (job.id.clone(), job.target.clone(), job.attempt);
         tracing::info!(job = %job_id, kind = job.kind.as_str(), target = %target, attempt, "job received");
         let result = match job.kind {
-            JobKind::Deploy => execute_job(&self.config, job).await,
+            JobKind::Deploy | JobKind::Remove => execute_job(&self.config, job).await,
             JobKind::RenewWithLocalKey => match self.send_local_key_csr(&job).await {
                 // The server ended the job with the CSR: nothing more to report.
                 Ok(done) => return Ok(done),

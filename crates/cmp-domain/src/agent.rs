@@ -52,16 +52,21 @@ pub enum JobKind {
     RenewWithLocalKey,
     /// Read the certificates under the agent's `discovery.paths` into the inventory.
     Discover,
+    /// The deployment was dropped: a `file` target's files are deleted; a served target's
+    /// stay (its server's configuration names them).
+    Remove,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 3] = [JobKind::Deploy, JobKind::RenewWithLocalKey, JobKind::Discover];
+    pub const ALL: [JobKind; 4] =
+        [JobKind::Deploy, JobKind::RenewWithLocalKey, JobKind::Discover, JobKind::Remove];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Deploy => "deploy",
             JobKind::RenewWithLocalKey => "renew_with_local_key",
             JobKind::Discover => "discover",
+            JobKind::Remove => "remove",
         }
     }
 

@@ -719,15 +719,16 @@ impl AgentStore for SqlStore {
         .map(|row| Ok((row.try_get("agent_id")?, row.try_get("target")?)))
         .collect::<StoreResult<_>>()?;
         for (agent_id, target) in existing.iter().filter(|d| !targets.contains(d)) {
-            sqlx::query(
+            let deployed: Option<String> = sqlx::query(
                 "DELETE FROM deployments WHERE managed_certificate_id = $1 AND agent_id = $2 \
-                 AND target = $3",
+                 AND target = $3 RETURNING certificate_id",
             )
             .bind(managed_id)
             .bind(agent_id)
             .bind(target)
-            .execute(&mut *tx)
-            .await?;
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("certificate_id")?;
             sqlx::query(
                 "UPDATE agent_jobs SET state = 'failed', step = 'removed', updated_at = $1 \
                  WHERE managed_certificate_id = $2 AND agent_id = $3 AND target = $4 \
@@ -739,6 +740,10 @@ impl AgentStore for SqlStore {
             .bind(target)
             .execute(&mut *tx)
             .await?;
+            // The agent takes its files away (a served target's stay; see JobKind::Remove).
+            let job =
+                NewJob { kind: JobKind::Remove, managed_id, certificate_id: deployed.as_deref() };
+            insert_job(&mut tx, agent_id, target, &job, now).await?;
         }
         for (agent_id, target) in targets.iter().filter(|d| !existing.contains(d)) {
             sqlx::query(
@@ -978,6 +983,14 @@ impl AgentStore for SqlStore {
         .execute(&mut *tx)
         .await?;
         match (&job.managed_certificate_id, &job.certificate_id, outcome) {
+            _ if job.kind == JobKind::Remove => {
+                if let (Some(managed_id), JobOutcome::Succeeded { served_fingerprint, .. }) =
+                    (&job.managed_certificate_id, outcome)
+                {
+                    let left = served_fingerprint.is_some();
+                    record_removal(&mut tx, ctx, &job, managed_id, left).await?;
+                }
+            }
             (Some(managed_id), Some(certificate_id), _) => {
                 record_deployment(&mut tx, ctx, &job, managed_id, certificate_id, outcome).await?;
             }
@@ -1071,11 +1084,7 @@ async fn record_deployment(
     if current.as_deref() != Some(certificate_id) {
         return Ok(());
     }
-    let agent: String = sqlx::query("SELECT name FROM agents WHERE id = $1")
-        .bind(&job.agent_id)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("name")?;
+    let agent = agent_name(tx, &job.agent_id).await?;
     let (action, details) = match outcome {
         JobOutcome::Succeeded { served_fingerprint, .. } => {
             sqlx::query(
@@ -1090,6 +1099,15 @@ async fn record_deployment(
             .bind(managed_id)
             .bind(&job.agent_id)
             .bind(&job.target)
+            .execute(&mut **tx)
+            .await?;
+            // The target serves this version now, no longer the one before it.
+            sqlx::query(
+                "DELETE FROM locations WHERE kind = $1 AND address = $2 AND certificate_id <> $3",
+            )
+            .bind(LocationKind::Agent.as_str())
+            .bind(format!("{agent}/{}", job.target))
+            .bind(certificate_id)
             .execute(&mut **tx)
             .await?;
             sqlx::query(
@@ -1118,6 +1136,46 @@ async fn record_deployment(
     Ok(())
 }
 
+/// A `remove` job done: unless the target still serves a certificate (`left`, its files stayed),
+/// it is no longer a location of any certificate.
+async fn record_removal(
+    tx: &mut Transaction<'_, Any>,
+    ctx: &AuditContext,
+    job: &JobRecord,
+    managed_id: &str,
+    left: bool,
+) -> StoreResult<()> {
+    let address = agent_target_address(tx, job).await?;
+    if !left {
+        sqlx::query("DELETE FROM locations WHERE kind = $1 AND address = $2")
+            .bind(LocationKind::Agent.as_str())
+            .bind(&address)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let details = json!({ "target": address, "job_id": job.id, "files_left_in_place": left });
+    let removed = event(AuditAction::DeploymentRemoved, "managed_certificate", managed_id, details);
+    audit::append(tx, ctx, &removed).await?;
+    Ok(())
+}
+
+/// `<agent>/<target>`: where a job's target is, as a location says it.
+async fn agent_target_address(
+    tx: &mut Transaction<'_, Any>,
+    job: &JobRecord,
+) -> StoreResult<String> {
+    let agent = agent_name(tx, &job.agent_id).await?;
+    Ok(format!("{agent}/{}", job.target))
+}
+
+async fn agent_name(tx: &mut Transaction<'_, Any>, agent_id: &str) -> StoreResult<String> {
+    Ok(sqlx::query("SELECT name FROM agents WHERE id = $1")
+        .bind(agent_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("name")?)
+}
+
 /// Marks the deployment `job` was for failed at `step`.
 async fn deployment_failed(
     tx: &mut Transaction<'_, Any>,
@@ -1140,11 +1198,7 @@ async fn deployment_failed(
     .bind(&job.target)
     .execute(&mut **tx)
     .await?;
-    let agent: String = sqlx::query("SELECT name FROM agents WHERE id = $1")
-        .bind(&job.agent_id)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("name")?;
+    let agent = agent_name(tx, &job.agent_id).await?;
     let details = json!({
         "agent": agent, "target": job.target, "job_id": job.id, "kind": job.kind.as_str(),
         "certificate_id": job.certificate_id, "step": step, "message": message,

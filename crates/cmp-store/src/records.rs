@@ -320,11 +320,12 @@ pub enum AuditAction {
     DeploymentKeyRequested,
     AgentDiscoveryQueued,
     AgentDiscoveryReported,
+    DeploymentRemoved,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 36] = [
+    pub const ALL: [AuditAction; 37] = [
         AuditAction::CertificateCreated,
         AuditAction::CertificateLocationAdded,
         AuditAction::CertificateUpdated,
@@ -361,6 +362,7 @@ impl AuditAction {
         AuditAction::DeploymentKeyRequested,
         AuditAction::AgentDiscoveryQueued,
         AuditAction::AgentDiscoveryReported,
+        AuditAction::DeploymentRemoved,
     ];
 
     /// The text stored in `audit_logs.action`, e.g. `request.issued`.
@@ -402,6 +404,7 @@ impl AuditAction {
             AuditAction::DeploymentKeyRequested => "deployment.key_requested",
             AuditAction::AgentDiscoveryQueued => "agent.discovery_queued",
             AuditAction::AgentDiscoveryReported => "agent.discovery_reported",
+            AuditAction::DeploymentRemoved => "deployment.removed",
         }
     }
 }

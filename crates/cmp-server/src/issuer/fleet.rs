@@ -3,6 +3,7 @@
 //! jobs to agents (held open until one is due) and taking their results.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -88,9 +89,23 @@ impl FleetError {
 #[derive(Debug, Default)]
 pub struct JobBell {
     waiting: Mutex<HashMap<String, Arc<Notify>>>,
+    /// The server is stopping: waits end at once, so that no long poll holds up the stop.
+    closed: AtomicBool,
 }
 
 impl JobBell {
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Ends every wait, now and from now on.
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        for notify in self.waiting.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            notify.notify_one();
+        }
+    }
+
     fn enter(&self, agent_id: &str) -> Arc<Notify> {
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         waiting.entry(agent_id.to_string()).or_default().clone()
@@ -280,7 +295,10 @@ impl Fleet {
                     return Err(e.into());
                 }
             }
-            if tokio::time::timeout_at(deadline, bell.notified()).await.is_err() {
+            // The server is stopping: answer now, and the agent's next poll finds the next.
+            if self.bell.is_closed()
+                || tokio::time::timeout_at(deadline, bell.notified()).await.is_err()
+            {
                 break None;
             }
         };
@@ -578,12 +596,16 @@ impl Fleet {
     }
 
     /// Wakes waiting agents whose jobs became due (queued by issuance, by another replica, or
-    /// a retry time come), until `stop`.
+    /// a retry time come), until `stop`; then ends every wait, so that the server's stop is
+    /// not held up by long polls (the agents poll the next server).
     pub async fn ring_due_jobs(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         loop {
             tokio::select! {
                 () = tokio::time::sleep(BELL_INTERVAL) => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.wait_for(|s| *s) => {
+                    self.bell.close();
+                    return;
+                }
             }
             if !self.bell.anyone_waiting() {
                 continue;

@@ -609,5 +609,109 @@ async fn a_key_made_on_the_agent_never_leaves_its_host_and_discovery_reads_its_f
         );
         let key_der = pem::parse(&pem_leaf.key_pem).unwrap().into_contents();
         assert!(!database_holds(&app, &key_der), "a discovered file's key is in the database");
+
+        // The target serves v2 only: v1 is no longer located there. Dropped from a served
+        // target, the files stay (nginx's configuration names them), and so does v2's location.
+        let on_agent = |c: &cmp_api::Certificate| {
+            c.locations.iter().filter(|l| l.kind == cmp_domain::LocationKind::Agent).count()
+        };
+        assert_eq!(on_agent(&app.admin.certificate(&v1).await.unwrap()), 0);
+        let none = DeploymentsSet { deployments: vec![] };
+        app.admin.set_deployments(&managed.id, &none).await.unwrap();
+        let done = do_jobs(&mut agent, 1).await;
+        assert!(done[0].succeeded, "{done:?}");
+        assert!(key_path.exists());
+        assert_eq!(on_agent(&app.admin.certificate(&v2).await.unwrap()), 1);
+    });
+}
+
+#[tokio::test]
+async fn an_agent_polling_through_a_server_restart_gets_the_job_queued_meanwhile_once_and_a_dropped_deployment_is_removed()
+ {
+    on_both_databases!(https, |app| {
+        // The agent's server is a replica on a port of its own, stopped and started again
+        // while the agent long-polls it.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let on_addr = move |c: &mut cmp_server::config::Config| {
+            c.http.tls.mode = cmp_server::config::TlsMode::Auto;
+            c.listen = Some(addr);
+        };
+        let first = app.start_replica(on_addr).await;
+        let (state, files) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let toml = format!(
+            "server = \"https://{addr}\"\nca_file = {:?}\nstate_dir = {:?}\n\
+             [targets.files]\nkind = \"file\"\ncert = {:?}\nkey = {:?}\n",
+            app.data_dir().join("ca.pem"),
+            state.path(),
+            files.path().join("shop.pem"),
+            files.path().join("shop.key"),
+        );
+        let config = cmp_agent::AgentConfig::from_toml_str(&toml).unwrap();
+        let token = app.admin.create_bootstrap_token(&Default::default()).await.unwrap().token;
+        cmp_agent::enroll(&config, &token, "web-01", false).await.unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let agent = tokio::spawn(cmp_agent::Agent::load(config).unwrap().run(stopped));
+        let managed = shop(&app).await;
+        // Checked in, so polling.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while app.admin.agent("web-01").await.unwrap().agent.last_seen_at.is_none() {
+            assert!(std::time::Instant::now() < deadline, "the agent never checked in");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+
+        // The stop answers the held poll instead of waiting for it; the job is queued while
+        // no server answers the agent.
+        first.shutdown().await.unwrap();
+        let set = DeploymentsSet {
+            deployments: vec![DeploymentTarget { agent: "web-01".into(), target: "files".into() }],
+        };
+        app.admin.set_deployments(&managed.id, &set).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let second = app.start_replica(on_addr).await;
+
+        // The agent comes back (backoff with jitter), and does the job once.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let verified = loop {
+            let deployments = app.admin.deployments(&managed.id).await.unwrap();
+            if deployments[0].state == DeploymentState::Verified {
+                break deployments;
+            }
+            assert!(std::time::Instant::now() < deadline, "not deployed: {deployments:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        assert_eq!(verified[0].certificate_id, managed.current_certificate_id);
+        let jobs = app.admin.agent("web-01").await.unwrap().jobs;
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        assert_eq!((jobs[0].state, jobs[0].attempts), (cmp_domain::JobState::Succeeded, 1));
+        let written = pem::parse(std::fs::read(files.path().join("shop.pem")).unwrap()).unwrap();
+        let v1 = app.admin.certificate(managed.current_certificate_id.as_deref().unwrap()).await;
+        use sha2::Digest as _;
+        let written_fp = hex::encode(sha2::Sha256::digest(written.contents()));
+        assert_eq!(
+            written_fp,
+            v1.unwrap().fingerprint_sha256,
+            "the file holds another certificate"
+        );
+        let v1 = managed.current_certificate_id.clone().unwrap();
+        assert_eq!(app.admin.certificate(&v1).await.unwrap().locations.len(), 1);
+
+        // Dropped: a `remove` job takes the files away, and the location with them.
+        let none = DeploymentsSet { deployments: vec![] };
+        app.admin.set_deployments(&managed.id, &none).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while files.path().join("shop.pem").exists() || files.path().join("shop.key").exists() {
+            assert!(std::time::Instant::now() < deadline, "the files are still there");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !app.admin.certificate(&v1).await.unwrap().locations.is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the location is still recorded");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let jobs = app.admin.agent("web-01").await.unwrap().jobs;
+        assert_eq!(jobs[0].kind, cmp_domain::JobKind::Remove, "{jobs:?}");
+        stop.send(true).unwrap();
+        agent.await.unwrap();
+        second.shutdown().await.unwrap();
     });
 }

@@ -78,12 +78,15 @@ const EXPECTED: &[(&str, &str, Option<&[Role]>)] = &[
     ("DELETE", "/api/v1/agents/{id}", Some(ADMIN)),
     ("POST", "/api/v1/agents/{id}/disable", Some(ADMIN)),
     ("POST", "/api/v1/agents/{id}/enable", Some(ADMIN)),
+    ("POST", "/api/v1/agents/{id}/discover", Some(ADMIN_SECURITY)),
     // Agents authenticate with their client certificate (the walk's agent has one).
     ("POST", "/api/v1/agent/identity", Some(AGENT)),
     ("POST", "/api/v1/agent/heartbeat", Some(AGENT)),
     ("GET", "/api/v1/agent/jobs/next", Some(AGENT)),
     ("POST", "/api/v1/agent/jobs/release", Some(AGENT)),
     ("POST", "/api/v1/agent/jobs/{id}/result", Some(AGENT)),
+    ("POST", "/api/v1/agent/jobs/{id}/csr", Some(AGENT)),
+    ("POST", "/api/v1/agent/jobs/{id}/discovery", Some(AGENT)),
 ];
 
 /// (method, path template) -> names of the roles declared in the document, `None` for public.
