@@ -2,6 +2,8 @@
 //! `recover` brings the target back to a matching pair, served.
 
 use cmp_agent::{CrashPoint, Phase, Recovered, Step, deploy, deploy_interrupted, recover};
+use std::path::Path;
+
 use cmp_testkit::targets::{TestCa, TlsServer};
 
 use crate::support::*;
@@ -96,4 +98,65 @@ async fn a_crash_before_any_rename_only_leaves_temp_files_to_remove() {
     assert_eq!(std::fs::read(pem).unwrap(), before);
     assert!(!pem.with_extension("pem.cmp-new").exists());
     assert_serves(&haproxy, &v1);
+}
+
+#[test]
+fn the_real_binary_killed_mid_deployment_is_undone_by_its_next_start() {
+    use cmp_testkit::targets::served_fingerprint;
+    let ca = TestCa::new();
+    let (v1, v2) = (ca.leaf("v1"), ca.leaf("v2"));
+    let nginx = TlsServer::nginx(&v1);
+    let (state, files) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (cert, key) = (files.path().join("v2.pem"), files.path().join("v2.key"));
+    std::fs::write(&cert, &v2.cert_pem).unwrap();
+    std::fs::write(&key, &v2.key_pem).unwrap();
+    // The configuration test says it started (with its pid) and hangs: the agent is killed
+    // there, with v2's files renamed into place and nginx not reloaded.
+    let started = state.path().join("test.pid");
+    let mut fields = server_fields(&nginx);
+    let hang = format!("echo $$ > {}; exec sleep 60", started.display());
+    fields.insert("test", format!("[\"sh\", \"-c\", {}]", quoted(&hang)));
+    let hanging = files.path().join("hanging.toml");
+    std::fs::write(&hanging, config_text(state.path(), &fields)).unwrap();
+    let deploy_file = |config: &Path| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cmp-agent"));
+        command.arg("deploy-file").arg("--config").arg(config).args(["--target", "web"]);
+        command.arg("--cert").arg(&cert).arg("--key").arg(&key);
+        command
+    };
+    let mut agent = deploy_file(&hanging).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_to_string(&started).map_or(true, |pid| !pid.ends_with('\n')) {
+        assert!(std::time::Instant::now() < deadline, "the configuration test never ran");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    agent.kill().unwrap(); // SIGKILL
+    agent.wait().unwrap();
+    let test_pid = std::fs::read_to_string(&started).unwrap();
+    std::process::Command::new("kill").arg(test_pid.trim()).status().unwrap();
+    // What the kill left: v2's pair in place but not served, and the journal.
+    let nginx_key = nginx.key.as_ref().unwrap();
+    assert!(openssl_pair_matches(&nginx.cert, nginx_key));
+    assert_eq!(std::fs::read_to_string(&nginx.cert).unwrap().trim(), v2.cert_pem.trim());
+    assert!(state.path().join("journal/web.json").exists());
+    assert_eq!(
+        served_fingerprint(nginx.port, "localhost").as_deref(),
+        Some(v1.fingerprint.as_str())
+    );
+
+    // The next start undoes it first, then deploys again, this time to the end.
+    let working = files.path().join("working.toml");
+    std::fs::write(&working, config_text(state.path(), &server_fields(&nginx))).unwrap();
+    let again = deploy_file(&working).output().unwrap();
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{said}{}", String::from_utf8_lossy(&again.stderr));
+    assert!(said.contains("undid an interrupted deployment"), "{said}");
+    assert!(openssl_pair_matches(&nginx.cert, nginx_key));
+    assert!(!state.path().join("journal/web.json").exists());
+    assert_eq!(
+        served_fingerprint(nginx.port, "localhost").as_deref(),
+        Some(v2.fingerprint.as_str())
+    );
+    let dir = nginx.cert.parent().unwrap();
+    assert!(listing(dir).iter().all(|n| !n.ends_with(".cmp-new")), "{:?}", listing(dir));
 }
