@@ -252,9 +252,11 @@ fn failed(step: &str, message: String, steps: Vec<JobStep>) -> JobResult {
 /// material from the job, undoes an interrupted deployment of that target, deploys, and says
 /// how it went. A target the configuration lacks, or material that cannot be used, fails the
 /// job before any file is touched. Needs an installed rustls crypto provider.
-pub async fn execute_job(config: &AgentConfig, mut job: JobAssignment) -> JobResult {
-    // The key is moved into a zeroed-on-drop buffer first thing.
-    let key = job.key_pem.take().map(Secret::<String>::new);
+pub async fn execute_job(
+    config: &AgentConfig,
+    job: JobAssignment,
+    key: Option<Secret<String>>,
+) -> JobResult {
     if !matches!(job.kind, JobKind::Deploy | JobKind::Remove) {
         let message = format!("a {} job needs the server", job.kind.as_str());
         return failed("kind", message, Vec::new());
@@ -501,7 +503,10 @@ impl Agent {
         let (job_id, target, attempt) = (job.id.clone(), job.target.clone(), job.attempt);
         tracing::info!(job = %job_id, kind = job.kind.as_str(), target = %target, attempt, "job received");
         let result = match job.kind {
-            JobKind::Deploy | JobKind::Remove => execute_job(&self.config, job).await,
+            JobKind::Deploy | JobKind::Remove => match self.unseal(&job) {
+                Ok(key) => execute_job(&self.config, job, key).await,
+                Err(result) => result,
+            },
             JobKind::RenewWithLocalKey => match self.send_local_key_csr(&job).await {
                 // The server ended the job with the CSR: nothing more to report.
                 Ok(done) => return Ok(done),
@@ -541,6 +546,35 @@ impl Agent {
             served_fingerprint: result.served_fingerprint,
             failed_step: result.failed_step,
         })
+    }
+
+    /// Opens the server-made key a job carries with this agent's own key (it was sealed to
+    /// the certificate presented when the job was leased, for this job only).
+    fn unseal(&self, job: &JobAssignment) -> Result<Option<Secret<String>>, JobResult> {
+        use base64::Engine as _;
+        let Some(sealed) = &job.sealed_key else { return Ok(None) };
+        let refused = |why: String| failed("material", why, Vec::new());
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let sealed = match (
+            sealed.algorithm == cmp_pki::SEAL_ALGORITHM,
+            b64.decode(&sealed.ephemeral_public_key),
+            b64.decode(&sealed.ciphertext),
+        ) {
+            (true, Ok(ephemeral_public_key), Ok(ciphertext)) => {
+                cmp_pki::Sealed { ephemeral_public_key, ciphertext }
+            }
+            _ => {
+                return Err(refused(format!("a sealed key of another kind ({})", sealed.algorithm)));
+            }
+        };
+        let own = pem::parse(self.identity.key_pem.expose().as_bytes())
+            .map_err(|e| refused(format!("the agent's own key: {e}")))?;
+        let own = zeroize::Zeroizing::new(own.into_contents());
+        let opened = cmp_pki::open(&own, &sealed, job.id.as_bytes())
+            .map_err(|e| refused(format!("the job's key: {e}")))?;
+        let text = String::from_utf8(opened.to_vec())
+            .map_err(|_| refused("the job's key is not PEM text".into()))?;
+        Ok(Some(Secret::new(text)))
     }
 
     /// Makes a key here for a `renew_with_local_key` job (or takes the one made for it before)

@@ -160,13 +160,26 @@ pub struct JobAssignment {
     pub certificate_pem: Option<String>,
     /// Its chain (issuing CA first), PEM; may be empty.
     pub chain_pem: Option<String>,
-    /// Its server-made private key, PKCS#8 PEM, sent only over the agent's own mTLS
-    /// connection, to the agent the job is for. `None` for a key the agent made: it is on
-    /// the host.
-    pub key_pem: Option<String>,
+    /// Its server-made private key (PKCS#8 PEM), sealed to the key of the certificate the
+    /// agent presented for this call, bound to the job's id. `None` for a key the agent made:
+    /// it is on the host.
+    pub sealed_key: Option<SealedKey>,
     /// For `renew_with_local_key`: the key to make and the names its CSR must carry.
     #[serde(default)]
     pub key_request: Option<LocalKeyRequest>,
+}
+
+/// A secret sealed to one agent's key: ECDH with an ephemeral key on the curve of the agent's
+/// key, HKDF-SHA256 (salted with both public keys, the job id as context) and AES-256-GCM with
+/// the job id as associated data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SealedKey {
+    /// `ECDH-ES+HKDF-SHA256+A256GCM`.
+    pub algorithm: String,
+    /// The ephemeral public key, an uncompressed point, base64.
+    pub ephemeral_public_key: String,
+    /// The sealed PEM and its tag, base64.
+    pub ciphertext: String,
 }
 
 /// What a `renew_with_local_key` job asks the agent to make: a key of `key_type` and a CSR

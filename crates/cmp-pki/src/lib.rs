@@ -20,6 +20,7 @@ mod parse;
 mod pem;
 mod pkcs12;
 mod pkcs7;
+pub mod seal;
 
 #[cfg(test)]
 mod tests;
@@ -33,6 +34,7 @@ pub use keygen::{
 };
 pub use ocsp::{OcspAnswer, OcspError, ocsp_request, read_ocsp_response};
 pub use parse::{ParseError, parse_certificate, serial_hex};
+pub use seal::{SEAL_ALGORITHM, SealError, Sealed, certificate_public_key, open, seal};
 
 use sha2::{Digest, Sha256};
 

@@ -164,8 +164,9 @@ pub async fn authorize(
                 state.store.forget_previous_identity(&agent.id).await?;
             }
             let caller = crate::issuer::fleet::agent_caller(&agent);
-            let presented = peer.fingerprint.clone();
-            request.extensions_mut().insert(AgentCaller { agent: Arc::new(agent), presented });
+            let (presented, public_key) = (peer.fingerprint.clone(), peer.public_key.clone());
+            let agent = AgentCaller { agent: Arc::new(agent), presented, public_key };
+            request.extensions_mut().insert(agent);
             caller
         }
         None => authenticate(&state, authorization.as_deref()).await?,

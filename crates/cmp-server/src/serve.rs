@@ -32,6 +32,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct PeerCertificate {
     /// SHA-256 of the leaf's DER, lowercase hex.
     pub fingerprint: Arc<str>,
+    /// The leaf's SubjectPublicKeyInfo, DER: what a secret for this peer is sealed to.
+    pub public_key: Arc<[u8]>,
 }
 
 /// Limits and transport of one listener.
@@ -177,6 +179,9 @@ async fn serve_connection(
             let peer_certificate =
                 session.peer_certificates().and_then(|c| c.first()).map(|leaf| PeerCertificate {
                     fingerprint: cmp_pki::sha256_hex(leaf.as_ref()).into(),
+                    public_key: cmp_pki::certificate_public_key(leaf.as_ref())
+                        .unwrap_or_default()
+                        .into(),
                 });
             let service = make_service(peer_certificate);
             let io = TokioIo::new(tls);

@@ -41,8 +41,14 @@ fn file_config(state: &Path, dir: &Path) -> AgentConfig {
     config_with(state, &fields)
 }
 
-fn job(target: &str, leaf: Option<&Leaf>, with_key: bool) -> JobAssignment {
-    JobAssignment {
+/// A deploy job for `target`, and the key it opens to (the server seals it to the agent).
+fn job(
+    target: &str,
+    leaf: Option<&Leaf>,
+    with_key: bool,
+) -> (JobAssignment, Option<Secret<String>>) {
+    let key = leaf.filter(|_| with_key).map(|l| Secret::new(l.key_pem.clone()));
+    let job = JobAssignment {
         id: "job-1".into(),
         kind: JobKind::Deploy,
         target: target.into(),
@@ -51,9 +57,17 @@ fn job(target: &str, leaf: Option<&Leaf>, with_key: bool) -> JobAssignment {
         certificate_id: Some("cert-1".into()),
         certificate_pem: leaf.map(|l| l.cert_pem.clone()),
         chain_pem: Some(String::new()),
-        key_pem: leaf.filter(|_| with_key).map(|l| l.key_pem.clone()),
+        sealed_key: None,
         key_request: None,
-    }
+    };
+    (job, key)
+}
+
+async fn execute(
+    config: &AgentConfig,
+    (job, key): (JobAssignment, Option<Secret<String>>),
+) -> cmp_api::JobResult {
+    execute_job(config, job, key).await
 }
 
 #[test]
@@ -203,7 +217,7 @@ async fn a_job_for_an_unknown_target_touches_nothing() {
     let (state, tls) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let config = file_config(state.path(), tls.path());
 
-    let result = execute_job(&config, job("db", Some(&ca.leaf("v1")), true)).await;
+    let result = execute(&config, job("db", Some(&ca.leaf("v1")), true)).await;
 
     assert!(!result.succeeded);
     assert_eq!(result.failed_step.as_deref(), Some("target"));
@@ -219,11 +233,11 @@ async fn a_job_without_a_key_fails_at_material() {
     let (state, tls) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let config = file_config(state.path(), tls.path());
 
-    let result = execute_job(&config, job("web", Some(&ca.leaf("v1")), false)).await;
+    let result = execute(&config, job("web", Some(&ca.leaf("v1")), false)).await;
     assert_eq!(result.failed_step.as_deref(), Some("material"));
     assert!(result.message.as_deref().unwrap().contains("no key kept on this host"));
 
-    let result = execute_job(&config, job("web", None, false)).await;
+    let result = execute(&config, job("web", None, false)).await;
     assert_eq!(result.failed_step.as_deref(), Some("material"));
     assert_eq!(listing(tls.path()), Vec::<String>::new());
 }
@@ -236,7 +250,7 @@ async fn a_job_deploys_to_a_file_target() {
     let config = file_config(state.path(), tls.path());
     let leaf = ca.leaf("v1");
 
-    let result = execute_job(&config, job("web", Some(&leaf), true)).await;
+    let result = execute(&config, job("web", Some(&leaf), true)).await;
 
     assert!(result.succeeded, "{result:?}");
     assert_eq!(result.failed_step, None);

@@ -8,3 +8,4 @@ mod keygen;
 mod openssl_parity;
 mod pkcs12_import;
 mod robustness;
+mod seal;

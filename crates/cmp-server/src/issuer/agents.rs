@@ -30,6 +30,8 @@ use crate::state::AppState;
 pub struct AgentCaller {
     pub agent: Arc<AgentRecord>,
     pub presented: Arc<str>,
+    /// The public key of the certificate presented: server-made keys are sealed to it.
+    pub public_key: Arc<[u8]>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for AgentCaller {
@@ -189,7 +191,7 @@ pub async fn delete(
     security(("bearer" = ["agent"])))]
 pub async fn renew_identity(
     State(state): State<AppState>,
-    AgentCaller { agent, presented }: AgentCaller,
+    AgentCaller { agent, presented, .. }: AgentCaller,
     ApiJson(body): ApiJson<IdentityRenewal>,
 ) -> ApiResult<Json<AgentIdentity>> {
     let issued = state.fleet.renew_identity(&agent, &presented, &body.csr).await?;
@@ -217,10 +219,10 @@ pub async fn heartbeat(
     security(("bearer" = ["agent"])))]
 pub async fn next_job(
     State(state): State<AppState>,
-    AgentCaller { agent, .. }: AgentCaller,
+    AgentCaller { agent, public_key, .. }: AgentCaller,
     ApiQuery(params): ApiQuery<NextJobParams>,
 ) -> ApiResult<Response> {
-    Ok(match state.fleet.next_job(&agent, params.wait_secs).await? {
+    Ok(match state.fleet.next_job(&agent, &public_key, params.wait_secs).await? {
         Some(job) => Json(job).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     })

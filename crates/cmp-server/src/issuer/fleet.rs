@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cmp_api::{
     AgentHeartbeat, BootstrapTokenCreate, DeploymentTarget, DeploymentsSet, DiscoveryReport,
-    DiscoveryTaken, EnrollRequest, JobAssignment, JobResult, LocalKeyRequest,
+    DiscoveryTaken, EnrollRequest, JobAssignment, JobResult, LocalKeyRequest, SealedKey,
 };
 use cmp_domain::{
     Clock, JobKind, JobState, LocationKind, agent::valid_agent_name, agent::valid_target_name,
@@ -276,10 +276,13 @@ impl Fleet {
         Ok(())
     }
 
-    /// The agent's next job, leased to it; held open up to `wait_secs` until one is due.
+    /// The agent's next job, leased to it; held open up to `wait_secs` until one is due. A
+    /// server-made key is sealed to `public_key`, the key of the certificate the agent
+    /// presented on this connection.
     pub async fn next_job(
         &self,
         agent: &AgentRecord,
+        public_key: &[u8],
         wait_secs: Option<u64>,
     ) -> FleetResult<Option<JobAssignment>> {
         let wait = Duration::from_secs(wait_secs.unwrap_or(DEFAULT_WAIT_SECS).min(MAX_WAIT_SECS));
@@ -304,7 +307,7 @@ impl Fleet {
         };
         self.bell.leave(&agent.id);
         match job {
-            Some(job) => Ok(Some(self.assignment(agent, job).await?)),
+            Some(job) => Ok(Some(self.assignment(agent, public_key, job).await?)),
             None => Ok(None),
         }
     }
@@ -319,9 +322,14 @@ impl Fleet {
         Ok(released)
     }
 
-    /// What the agent needs for `job`: the certificate, its chain and its key. Handing the key
-    /// over is audited as a key download by the agent.
-    async fn assignment(&self, agent: &AgentRecord, job: JobRecord) -> FleetResult<JobAssignment> {
+    /// What the agent needs for `job`: the certificate, its chain and its key, sealed to the
+    /// agent. Handing the key over is audited as a key download by the agent.
+    async fn assignment(
+        &self,
+        agent: &AgentRecord,
+        public_key: &[u8],
+        job: JobRecord,
+    ) -> FleetResult<JobAssignment> {
         let lease_until = job
             .lease_until
             .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
@@ -335,7 +343,7 @@ impl Fleet {
             certificate_id: job.certificate_id.clone(),
             certificate_pem: None,
             chain_pem: None,
-            key_pem: None,
+            sealed_key: None,
             key_request: None,
         };
         if job.kind == JobKind::RenewWithLocalKey {
@@ -360,8 +368,14 @@ impl Fleet {
         assignment.chain_pem = Some(chain.iter().map(|der| pem_of(der)).collect());
         if let Some(secret) = links.key_secret {
             let key = self.secrets.get(&secret).await?;
-            assignment.key_pem =
-                Some(pem::encode(&pem::Pem::new("PRIVATE KEY", key.expose().as_slice())));
+            let key_pem = zeroize::Zeroizing::new(pem::encode(&pem::Pem::new(
+                "PRIVATE KEY",
+                key.expose().as_slice(),
+            )));
+            // Bound to the job: a sealed key replayed into another job does not open.
+            let sealed = cmp_pki::seal(public_key, key_pem.as_bytes(), job.id.as_bytes())
+                .map_err(|e| FleetError::Conflict(format!("the agent's certificate key: {e}")))?;
+            assignment.sealed_key = Some(sealed_key(sealed));
             let event = NewAuditEvent {
                 action: AuditAction::CertificateKeyDownloaded,
                 entity_type: "certificate".into(),
@@ -615,6 +629,17 @@ impl Fleet {
                 Err(e) => tracing::warn!(error = %e, "could not look for due agent jobs"),
             }
         }
+    }
+}
+
+/// A sealed box as the wire carries it.
+fn sealed_key(sealed: cmp_pki::Sealed) -> SealedKey {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    SealedKey {
+        algorithm: cmp_pki::SEAL_ALGORITHM.into(),
+        ephemeral_public_key: b64.encode(sealed.ephemeral_public_key),
+        ciphertext: b64.encode(sealed.ciphertext),
     }
 }
 

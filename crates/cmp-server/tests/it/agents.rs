@@ -179,8 +179,25 @@ async fn a_deployment_gets_each_version_as_a_job_with_its_key_for_its_agent_only
         let job = agent.next_job(5).await.unwrap().expect("a job for the current version");
         assert_eq!((job.target.as_str(), job.attempt), ("nginx", 1));
         assert_eq!(job.certificate_id, managed.current_certificate_id);
-        let key = job.key_pem.clone().expect("the server-made key travels to the agent");
-        assert!(key.contains("BEGIN PRIVATE KEY"));
+        // The server-made key travels sealed to the agent's own key, for this job only.
+        let sealed = job.sealed_key.clone().expect("the server-made key travels to the agent");
+        let b64 = |text: &str| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(text).unwrap()
+        };
+        let sealed = cmp_pki::Sealed {
+            ephemeral_public_key: b64(&sealed.ephemeral_public_key),
+            ciphertext: b64(&sealed.ciphertext),
+        };
+        let own = pem::parse_many(&identity)
+            .unwrap()
+            .into_iter()
+            .find(|p| p.tag() == "PRIVATE KEY")
+            .unwrap()
+            .into_contents();
+        let key = cmp_pki::open(&own, &sealed, job.id.as_bytes()).unwrap();
+        assert!(String::from_utf8_lossy(&key).contains("BEGIN PRIVATE KEY"));
+        assert!(cmp_pki::open(&own, &sealed, b"another job").is_err());
         // Another agent cannot report it.
         let v1 = managed.current_certificate_id.clone().unwrap();
         let v1_fp = app.admin.certificate(&v1).await.unwrap().fingerprint_sha256;
