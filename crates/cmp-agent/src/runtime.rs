@@ -248,9 +248,9 @@ fn failed(step: &str, message: String, steps: Vec<JobStep>) -> JobResult {
     }
 }
 
-/// Does a deploy or remove job on this host, without the server: finds the target in `config`, takes the
-/// material from the job, undoes an interrupted deployment of that target, deploys, and says
-/// how it went. A target the configuration lacks, or material that cannot be used, fails the
+/// Does a deploy or remove job on this host, without the server: finds the target in
+/// `config`, takes the material from the job (`key` opened from it, or one kept on this host),
+/// undoes an interrupted deployment of that target, deploys, and says how it went. A target the configuration lacks, or material that cannot be used, fails the
 /// job before any file is touched. Needs an installed rustls crypto provider.
 pub async fn execute_job(
     config: &AgentConfig,

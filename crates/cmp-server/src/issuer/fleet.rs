@@ -549,7 +549,10 @@ impl Fleet {
     ) -> FleetResult<Option<String>> {
         let Some(served) = served else { return Ok(None) };
         let job = self.store.get_job(&agent.id, job_id).await?;
-        let Some(certificate_id) = job.certificate_id else { return Ok(None) };
+        // Only a deployment says what should be served (a remove job reports what still is).
+        let (JobKind::Deploy, Some(certificate_id)) = (job.kind, job.certificate_id) else {
+            return Ok(None);
+        };
         let expected =
             self.store.get_certificate(&certificate_id, &Scope::All).await?.fingerprint_sha256;
         Ok((expected != served).then_some(expected))
