@@ -564,7 +564,10 @@ impl Agent {
                 cmp_pki::Sealed { ephemeral_public_key, ciphertext }
             }
             _ => {
-                return Err(refused(format!("a sealed key of another kind ({})", sealed.algorithm)));
+                return Err(refused(format!(
+                    "a sealed key of another kind ({})",
+                    sealed.algorithm
+                )));
             }
         };
         let own = pem::parse(self.identity.key_pem.expose().as_bytes())

@@ -102,6 +102,21 @@ pub fn rss_kib() -> (u64, u64) {
     proc_rss_kib("self")
 }
 
+/// User plus system CPU time a process has used, seconds (`/proc/<pid>/stat`).
+pub fn proc_cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces: count the fields after its closing ')',
+    // where field 3 (state) is the first, so utime (14) and stime (15) are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // SAFETY: sysconf only reads a configuration value.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) as f64 / per_sec
+}
+
 /// Resident and peak memory of a process, KiB.
 fn proc_rss_kib(pid: &str) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -119,9 +134,10 @@ fn proc_rss_kib(pid: &str) -> (u64, u64) {
 /// `cmpd` serving a benchmark database, in its own process.
 pub struct ServerProcess {
     child: std::process::Child,
+    /// `http://127.0.0.1:<port>`, or `https://` with `CMPD_HTTP__TLS__MODE=auto`.
     pub base: String,
     pub token: String,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl ServerProcess {
@@ -153,18 +169,31 @@ impl ServerProcess {
         // The banner says the server listens; the fresh database's bootstrap token is then in
         // the data directory (stdout is not a terminal, so it is not printed).
         let mut lines = std::io::BufReader::new(stdout).lines();
-        lines
+        let banner = lines
             .by_ref()
             .map_while(Result::ok)
             .find(|l| l.contains("is listening on"))
             .context("cmpd stopped before it listened")?;
+        let scheme = if banner.contains("https://") { "https" } else { "http" };
         let token = std::fs::read_to_string(data.path().join(cmp_server::ADMIN_TOKEN_FILE))
             .context("while reading the bootstrap admin token")?
             .trim()
             .to_string();
         // Keep reading, so that the server never writes into a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Ok(ServerProcess { child, base: format!("http://127.0.0.1:{port}"), token, _data: data })
+        let base = format!("{scheme}://127.0.0.1:{port}");
+        Ok(ServerProcess { child, base, token, data })
+    }
+
+    /// The platform CA that signs the server's certificate in `http.tls.mode = "auto"`, PEM.
+    pub fn ca_pem(&self) -> anyhow::Result<Vec<u8>> {
+        let path = self.data.path().join(cmp_server::platform_ca::CA_FILE);
+        std::fs::read(&path).with_context(|| format!("while reading {}", path.display()))
+    }
+
+    /// CPU time the server process has used, seconds.
+    pub fn cpu_secs(&self) -> f64 {
+        proc_cpu_secs(&self.child.id().to_string())
     }
 
     /// Resident and peak memory of the server process, KiB.

@@ -4,6 +4,7 @@
 //! build both, e.g. `cargo build --release -p cmp-server -p cmp-bench`.
 
 mod acme;
+mod fleet;
 mod harness;
 mod inventory;
 mod issuance;
@@ -43,6 +44,9 @@ enum Command {
     /// ACME: orders against a running ACME CA (Pebble; see bench/acme.sh), through the
     /// cmp-acme library and through the HTTP API.
     Acme(acme::AcmeBench),
+    /// Fleet: N agents enrolled with their own mTLS identities, all long-polling for jobs;
+    /// one deployment to every one of them, and how long each waits for its job.
+    Fleet(fleet::FleetBench),
 }
 
 #[tokio::main]
@@ -59,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Inventory(opts) => inventory::run(opts, &cmpd).await,
         Command::Issuance(opts) => issuance::run(opts, &cmpd).await,
         Command::Acme(opts) => acme::run(opts, &cmpd).await,
+        Command::Fleet(opts) => fleet::run(opts, &cmpd).await,
     }
 }
 

@@ -6,7 +6,7 @@
 //! without its jobs. An agent leases its jobs one at a time; a lease that runs out puts the job
 //! back in the queue, and a job's result is taken only from the agent holding it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
 use cmp_domain::agent::{MAX_JOB_ATTEMPTS, job_retry_delay_secs};
@@ -718,7 +718,10 @@ impl AgentStore for SqlStore {
         .iter()
         .map(|row| Ok((row.try_get("agent_id")?, row.try_get("target")?)))
         .collect::<StoreResult<_>>()?;
-        for (agent_id, target) in existing.iter().filter(|d| !targets.contains(d)) {
+        // Sets, not `Vec::contains`: a deployment to a fleet is thousands of pairs.
+        let wanted: HashSet<&(String, String)> = targets.iter().collect();
+        let had: HashSet<&(String, String)> = existing.iter().collect();
+        for (agent_id, target) in existing.iter().filter(|d| !wanted.contains(d)) {
             let deployed: Option<String> = sqlx::query(
                 "DELETE FROM deployments WHERE managed_certificate_id = $1 AND agent_id = $2 \
                  AND target = $3 RETURNING certificate_id",
@@ -745,7 +748,7 @@ impl AgentStore for SqlStore {
                 NewJob { kind: JobKind::Remove, managed_id, certificate_id: deployed.as_deref() };
             insert_job(&mut tx, agent_id, target, &job, now).await?;
         }
-        for (agent_id, target) in targets.iter().filter(|d| !existing.contains(d)) {
+        for (agent_id, target) in targets.iter().filter(|d| !had.contains(d)) {
             sqlx::query(
                 "INSERT INTO deployments (managed_certificate_id, agent_id, target, state, \
                  certificate_id, updated_at) VALUES ($1, $2, $3, 'pending', $4, $5)",

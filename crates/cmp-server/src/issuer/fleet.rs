@@ -2,7 +2,7 @@
 //! host, identity renewal, check-ins, where managed certificates are deployed, and handing
 //! jobs to agents (held open until one is due) and taking their results.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -598,6 +598,8 @@ impl Fleet {
         deployments: &[DeploymentTarget],
     ) -> FleetResult<Vec<(String, String)>> {
         let mut targets = Vec::with_capacity(deployments.len());
+        // A set beside the list, which keeps the order asked: a fleet is thousands of pairs.
+        let mut seen = HashSet::with_capacity(deployments.len());
         for (i, deployment) in deployments.iter().enumerate() {
             if !valid_target_name(&deployment.target) {
                 let detail = format!("deployments[{i}].target: not a target name");
@@ -605,7 +607,7 @@ impl Fleet {
             }
             let agent = self.store.get_agent(&deployment.agent).await?;
             let pair = (agent.id, deployment.target.clone());
-            if !targets.contains(&pair) {
+            if seen.insert(pair.clone()) {
                 targets.push(pair);
             }
         }
