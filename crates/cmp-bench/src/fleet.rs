@@ -402,7 +402,7 @@ async fn agent_loop(
         let body = answer.bytes().await?;
         let at = Instant::now();
         let job: JobAssignment = serde_json::from_slice(&body).context("a job that is not JSON")?;
-        anyhow::ensure!(job.target == TARGET && job.key_pem.is_some(), "an unexpected job");
+        anyhow::ensure!(job.target == TARGET && job.sealed_key.is_some(), "an unexpected job");
         let _ = events.send(Event::Job(at));
         let result = JobResult {
             succeeded: true,
@@ -450,6 +450,8 @@ fn managed_certificate(round: usize) -> ManagedCreate {
             acme_solver: None,
         },
         renew_before: None,
+        key_on_agent: false,
+        deployments: Vec::new(),
     }
 }
 
