@@ -8,6 +8,7 @@ mod fleet;
 mod harness;
 mod inventory;
 mod issuance;
+mod renewal;
 
 use std::path::PathBuf;
 
@@ -47,6 +48,9 @@ enum Command {
     /// Fleet: N agents enrolled with their own mTLS identities, all long-polling for jobs;
     /// one deployment to every one of them, and how long each waits for its job.
     Fleet(fleet::FleetBench),
+    /// Renewal: one renewal end to end, from the API to a real nginx serving it, verified by
+    /// a real agent; against the issuance alone.
+    Renewal(renewal::RenewalBench),
 }
 
 #[tokio::main]
@@ -64,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Issuance(opts) => issuance::run(opts, &cmpd).await,
         Command::Acme(opts) => acme::run(opts, &cmpd).await,
         Command::Fleet(opts) => fleet::run(opts, &cmpd).await,
+        Command::Renewal(opts) => renewal::run(opts, &cmpd).await,
     }
 }
 
