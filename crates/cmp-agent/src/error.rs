@@ -6,14 +6,16 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     /// A file of the agent's state could not be read or written.
-    #[error("{what} {}: {source}", path.display())]
+    // `cause`, not `source`: the message carries it, so a chain printed with `{:#}` does not
+    // repeat it.
+    #[error("{what} {}: {cause}", path.display())]
     Io {
         /// What was being done (`cannot write`, ...).
         what: &'static str,
         /// The file or directory.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// No identity under the state directory: the agent was never enrolled.
     #[error("not enrolled: no identity in {} (run `cmp-agent enroll --token ...`)", .0.display())]
@@ -64,7 +66,7 @@ pub enum AgentError {
 
 impl AgentError {
     /// An I/O error on `path`.
-    pub(crate) fn io(what: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
-        AgentError::Io { what, path: path.to_owned(), source }
+    pub(crate) fn io(what: &'static str, path: &std::path::Path, cause: std::io::Error) -> Self {
+        AgentError::Io { what, path: path.to_owned(), cause }
     }
 }

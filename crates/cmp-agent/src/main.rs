@@ -124,7 +124,10 @@ async fn enroll(
     let identity = cmp_agent::enroll(&config, &token, &name, force).await?;
     println!(
         "enrolled as `{}` (id {}) with {}; certificate valid until {}",
-        identity.name, identity.id, identity.server, identity.not_after
+        identity.name,
+        identity.id,
+        identity.server,
+        rfc3339(identity.not_after)
     );
     println!("identity in {}", cmp_agent::identity::identity_dir(&config.state_dir).display());
     Ok(())
@@ -159,7 +162,7 @@ async fn status(path: PathBuf) -> anyhow::Result<()> {
             if identity.server != config.server {
                 println!("         (enrolled with {})", identity.server);
             }
-            println!("expires  {}", identity.not_after);
+            println!("expires  {}", rfc3339(identity.not_after));
             println!("cert     sha256 {}", identity.fingerprint());
         }
         Err(cmp_agent::AgentError::NotEnrolled(_)) => {
@@ -213,6 +216,11 @@ fn check_config(path: PathBuf) -> anyhow::Result<()> {
         println!("target {} ({}): {}{verify}", target.name, target.config.kind, files.join(" "));
     }
     Ok(())
+}
+
+/// A time as people and scripts read it: `2027-01-02T12:48:26Z`.
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| at.to_string())
 }
 
 fn print_steps(steps: &[StepRecord]) {

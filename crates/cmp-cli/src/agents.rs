@@ -155,9 +155,10 @@ pub async fn agent(client: &Client, out: &Output, cmd: AgentCommand) -> anyhow::
             for j in &detail.jobs {
                 let step = j.step.as_deref().map(|s| format!(" at {s}")).unwrap_or_default();
                 let line = format!(
-                    "{} {} {}{step}, attempt {} ({})",
+                    "{} {} {} {}{step}, attempt {} ({})",
                     j.id,
-                    j.target,
+                    j.kind.as_str(),
+                    if j.target.is_empty() { "-" } else { &j.target },
                     status(j.state),
                     j.attempts,
                     date(&j.updated_at)

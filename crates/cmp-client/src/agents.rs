@@ -37,24 +37,27 @@ impl Client {
     }
 
     pub async fn agent(&self, id: &str) -> ClientResult<AgentDetail> {
-        self.get(&format!("/api/v1/agents/{id}"), &()).await
+        self.get(&format!("/api/v1/agents/{}", crate::segment(id)), &()).await
     }
 
     pub async fn disable_agent(&self, id: &str) -> ClientResult<Agent> {
-        self.send_json(Method::POST, &format!("/api/v1/agents/{id}/disable"), &()).await
+        self.send_json(Method::POST, &format!("/api/v1/agents/{}/disable", crate::segment(id)), &())
+            .await
     }
 
     pub async fn enable_agent(&self, id: &str) -> ClientResult<Agent> {
-        self.send_json(Method::POST, &format!("/api/v1/agents/{id}/enable"), &()).await
+        self.send_json(Method::POST, &format!("/api/v1/agents/{}/enable", crate::segment(id)), &())
+            .await
     }
 
     pub async fn delete_agent(&self, id: &str) -> ClientResult<()> {
-        let path = format!("/api/v1/agents/{id}");
+        let path = format!("/api/v1/agents/{}", crate::segment(id));
         Self::empty(self.request(Method::DELETE, &path).send().await?).await
     }
 
     pub async fn deployments(&self, managed: &str) -> ClientResult<Vec<Deployment>> {
-        self.get(&format!("/api/v1/managed-certificates/{managed}/deployments"), &()).await
+        let path = format!("/api/v1/managed-certificates/{}/deployments", crate::segment(managed));
+        self.get(&path, &()).await
     }
 
     pub async fn set_deployments(
@@ -62,7 +65,7 @@ impl Client {
         managed: &str,
         body: &DeploymentsSet,
     ) -> ClientResult<Vec<Deployment>> {
-        let path = format!("/api/v1/managed-certificates/{managed}/deployments");
+        let path = format!("/api/v1/managed-certificates/{}/deployments", crate::segment(managed));
         self.send_json(Method::PUT, &path, body).await
     }
 
@@ -108,7 +111,12 @@ impl Client {
 
     /// Asks an agent to read its `discovery.paths` into the inventory.
     pub async fn discover_on_agent(&self, agent: &str) -> ClientResult<Job> {
-        self.send_json(Method::POST, &format!("/api/v1/agents/{agent}/discover"), &()).await
+        self.send_json(
+            Method::POST,
+            &format!("/api/v1/agents/{}/discover", crate::segment(agent)),
+            &(),
+        )
+        .await
     }
 
     /// Sends the CSR of a key made for the `renew_with_local_key` job `id`.

@@ -529,7 +529,7 @@ impl Client {
 
 /// `value` as one URL path segment: the '/' of `owner/name` and the spaces of an owner's name
 /// are percent-encoded, everything but unreserved characters with them.
-fn segment(value: &str) -> String {
+pub(crate) fn segment(value: &str) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
