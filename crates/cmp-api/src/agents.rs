@@ -223,6 +223,9 @@ pub struct DiscoveryTaken {
     pub created: u64,
     /// Certificates it knew (their `file:` location is recorded all the same).
     pub known: u64,
+    /// Files whose text held no certificate the inventory could read.
+    #[serde(default)]
+    pub refused: u64,
 }
 
 /// `POST /api/v1/agent/jobs/{id}/csr`: the CSR of a key the agent made for a

@@ -460,9 +460,16 @@ impl Fleet {
             let detail = format!("at most {MAX_DISCOVERED_FILES} files per discovery");
             return Err(FleetError::bad_field("files", detail));
         }
+        // Checked before anything is imported: the report is taken whole or not at all.
+        if let Some((i, _)) = report.files.iter().enumerate().find(|(_, f)| {
+            !f.path.starts_with('/') || f.path.len() > 900 || f.path.chars().any(char::is_control)
+        }) {
+            let detail = format!("files[{i}].path: an absolute path of at most 900 bytes");
+            return Err(FleetError::bad_field("files", detail));
+        }
         // Discovered certificates have no owner until someone gives them one.
         let caller = Caller { scope: Scope::All, ..agent_caller(agent) };
-        let mut taken = DiscoveryTaken { files: 0, created: 0, known: 0 };
+        let mut taken = DiscoveryTaken { files: 0, created: 0, known: 0, refused: 0 };
         for file in &report.files {
             let location = format!("{}:{}:{}", LocationKind::File.as_str(), agent.name, file.path);
             let input = ImportInput {
@@ -472,7 +479,15 @@ impl Fleet {
                 location: Some(&location),
                 partial: true,
             };
-            let imported = self.inventory.import(&caller, input).await?;
+            let imported = match self.inventory.import(&caller, input).await {
+                Ok(imported) => imported,
+                // No certificate in what the agent sent for this file: nothing of it to take.
+                Err(crate::inventory::InventoryError::Refused { .. }) => {
+                    taken.refused += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             taken.files += 1;
             taken.created += imported.created as u64;
             taken.known += (imported.already_known + imported.known_elsewhere) as u64;
@@ -491,7 +506,8 @@ impl Fleet {
             entity_id: agent.id.clone(),
             details: serde_json::json!({
                 "job_id": job_id, "files": taken.files, "created": taken.created,
-                "known": taken.known, "unreadable": report.unreadable.len(),
+                "known": taken.known, "refused": taken.refused,
+                "unreadable": report.unreadable.len(),
             }),
         };
         self.store.append_audit(&ctx, &event).await?;

@@ -42,6 +42,12 @@ async fn shop(app: &TestApp) -> cmp_api::Managed {
     app.admin.create_managed(&managed).await.unwrap()
 }
 
+/// Renews a managed certificate with a server-made key now: its new version's id.
+async fn renewed(app: &TestApp, managed: &str) -> String {
+    let renewal = app.admin.renew(managed).await.unwrap().into_request().unwrap();
+    renewal.certificate_id.expect("issued at once")
+}
+
 fn beat() -> AgentHeartbeat {
     AgentHeartbeat {
         hostname: "web-01.example".into(),
@@ -244,15 +250,7 @@ async fn a_deployment_gets_each_version_as_a_job_with_its_key_for_its_agent_only
         assert!(deployment.last_error.as_deref().unwrap().contains("emerg"));
         // A success whose target serves something else than the job's version is no
         // deployment: it is a failure at `verify`.
-        let v3 = app
-            .admin
-            .renew(&managed.id)
-            .await
-            .unwrap()
-            .into_request()
-            .unwrap()
-            .certificate_id
-            .unwrap();
+        let v3 = renewed(&app, &managed.id).await;
         let v3_fp = app.admin.certificate(&v3).await.unwrap().fingerprint_sha256;
         let third = agent.next_job(5).await.unwrap().expect("the third version's job");
         let elsewhere = JobResult { served_fingerprint: Some(v1_fp.clone()), ..ok.clone() };
@@ -374,15 +372,7 @@ async fn an_agent_installs_each_version_on_real_nginx_apache_and_haproxy_and_rol
         assert_eq!(located.locations.len(), 3, "{:?}", located.locations);
 
         // A renewal reaches every target.
-        let v2 = app
-            .admin
-            .renew(&managed.id)
-            .await
-            .unwrap()
-            .into_request()
-            .unwrap()
-            .certificate_id
-            .unwrap();
+        let v2 = renewed(&app, &managed.id).await;
         let v2_fp = app.admin.certificate(&v2).await.unwrap().fingerprint_sha256;
         let done = do_jobs(&mut agent, 3).await;
         assert!(done.iter().all(|d| d.succeeded), "{done:?}");
@@ -395,15 +385,7 @@ async fn an_agent_installs_each_version_on_real_nginx_apache_and_haproxy_and_rol
         let failing =
             agent_config(&app, state.path(), &refs, Some(&["sh", "-c", "echo broken >&2; exit 1"]));
         let mut agent = cmp_agent::Agent::load(failing).unwrap();
-        let v3 = app
-            .admin
-            .renew(&managed.id)
-            .await
-            .unwrap()
-            .into_request()
-            .unwrap()
-            .certificate_id
-            .unwrap();
+        let v3 = renewed(&app, &managed.id).await;
         let done = do_jobs(&mut agent, 3).await;
         assert!(
             done.iter().all(|d| !d.succeeded && d.failed_step.as_deref() == Some("test")),
@@ -626,6 +608,32 @@ async fn a_key_made_on_the_agent_never_leaves_its_host_and_discovery_reads_its_f
         );
         let key_der = pem::parse(&pem_leaf.key_pem).unwrap().into_contents();
         assert!(!database_holds(&app, &key_der), "a discovered file's key is in the database");
+
+        // A report is checked whole before anything is imported; a file without a certificate
+        // is counted, not fatal.
+        app.admin.discover_on_agent("web-01").await.unwrap();
+        let job = raw_agent.next_job(5).await.unwrap().expect("the discover job");
+        let file = |path: &str, pem: &str| cmp_api::DiscoveredFile {
+            path: path.into(),
+            certificates_pem: pem.into(),
+        };
+        let fresh = ca.leaf("found-raw.example").cert_pem;
+        let (certs_before, _) = app.counts().await;
+        let relative = cmp_api::DiscoveryReport {
+            files: vec![file("/srv/a.pem", &fresh), file("relative.pem", &fresh)],
+            unreadable: vec![],
+        };
+        let refused = raw_agent.send_discovery(&job.id, &relative).await.unwrap_err();
+        assert_eq!(refused.status(), Some(400), "{refused}");
+        assert_eq!(app.counts().await.0, certs_before);
+        let mixed = cmp_api::DiscoveryReport {
+            files: vec![file("/srv/junk.pem", "junk"), file("/srv/a.pem", &fresh)],
+            unreadable: vec![],
+        };
+        let taken = raw_agent.send_discovery(&job.id, &mixed).await.unwrap();
+        assert_eq!((taken.files, taken.created, taken.refused), (1, 1, 1));
+        let again = raw_agent.send_discovery(&job.id, &mixed).await.unwrap_err();
+        assert_eq!(again.status(), Some(409), "the job ended: {again}");
 
         // The target serves v2 only: v1 is no longer located there. Dropped from a served
         // target, the files stay (nginx's configuration names them), and so does v2's location.
