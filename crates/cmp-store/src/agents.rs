@@ -159,6 +159,8 @@ pub trait AgentStore: Send + Sync {
     ) -> StoreResult<Option<AgentRecord>>;
     /// An agent by id or name.
     async fn get_agent(&self, id_or_name: &str) -> StoreResult<AgentRecord>;
+    /// The agents among these ids and names (in no order; an unknown one is left out).
+    async fn find_agents(&self, ids_or_names: &[String]) -> StoreResult<Vec<AgentRecord>>;
     async fn list_agents(&self) -> StoreResult<Vec<AgentRecord>>;
     async fn set_agent_disabled(
         &self,
@@ -576,6 +578,24 @@ impl AgentStore for SqlStore {
             .await?
             .ok_or_else(|| StoreError::not_found("agent", id_or_name))?;
         agent_from_row(&row)
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(n = ids_or_names.len()))]
+    async fn find_agents(&self, ids_or_names: &[String]) -> StoreResult<Vec<AgentRecord>> {
+        let mut found = Vec::with_capacity(ids_or_names.len());
+        // One query per 500 names (a deployment to a fleet names thousands).
+        for chunk in ids_or_names.chunks(500) {
+            let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let sql = format!("{AGENT_COLUMNS} WHERE id IN ({list}) OR name IN ({list})");
+            let mut query = sqlx::query(&sql);
+            for name in chunk {
+                query = query.bind(name);
+            }
+            for row in query.fetch_all(&self.read).await? {
+                found.push(agent_from_row(&row)?);
+            }
+        }
+        Ok(found)
     }
 
     #[instrument(level = "debug", skip_all, err(level = "debug"))]

@@ -613,16 +613,26 @@ impl Fleet {
         &self,
         deployments: &[DeploymentTarget],
     ) -> FleetResult<Vec<(String, String)>> {
+        if let Some(i) = deployments.iter().position(|d| !valid_target_name(&d.target)) {
+            let detail = format!("deployments[{i}].target: not a target name");
+            return Err(FleetError::bad_field("deployments", detail));
+        }
+        // One lookup for the whole list: a deployment to a fleet names thousands of agents.
+        let asked: Vec<String> = deployments.iter().map(|d| d.agent.clone()).collect();
+        let mut ids = HashMap::with_capacity(asked.len());
+        for agent in self.store.find_agents(&asked).await? {
+            ids.insert(agent.name.clone(), agent.id.clone());
+            ids.insert(agent.id.clone(), agent.id);
+        }
         let mut targets = Vec::with_capacity(deployments.len());
         // A set beside the list, which keeps the order asked: a fleet is thousands of pairs.
         let mut seen = HashSet::with_capacity(deployments.len());
-        for (i, deployment) in deployments.iter().enumerate() {
-            if !valid_target_name(&deployment.target) {
-                let detail = format!("deployments[{i}].target: not a target name");
-                return Err(FleetError::bad_field("deployments", detail));
-            }
-            let agent = self.store.get_agent(&deployment.agent).await?;
-            let pair = (agent.id, deployment.target.clone());
+        for deployment in deployments {
+            let agent_id = ids.get(&deployment.agent).ok_or_else(|| StoreError::NotFound {
+                entity: "agent",
+                id: deployment.agent.clone(),
+            })?;
+            let pair = (agent_id.clone(), deployment.target.clone());
             if seen.insert(pair.clone()) {
                 targets.push(pair);
             }
