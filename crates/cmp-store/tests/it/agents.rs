@@ -274,6 +274,10 @@ async fn a_key_made_on_the_host_is_asked_for_once_at_a_time_and_its_failure_mark
         // A discover job: one at a time per agent.
         store.create_bootstrap_token(&ctx(NOW), &bootstrap("h2", NOW + 600)).await.unwrap();
         let db01 = store.enroll_agent(&ctx(NOW), "h2", &agent("db-01", "f2")).await.unwrap();
+        // Found by name or id, each once; unknown ones left out.
+        let asked = ["db-01".to_string(), db01.id.clone(), "no-such-agent".to_string()];
+        let found = store.find_agents(&asked).await.unwrap();
+        assert_eq!(found.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["db-01"]);
         let first = store.queue_discover_job(&ctx(NOW), &db01.id).await.unwrap();
         let second = store.queue_discover_job(&ctx(NOW), &db01.id).await.unwrap();
         assert_eq!((first.id.clone(), first.kind), (second.id, cmp_domain::JobKind::Discover));
