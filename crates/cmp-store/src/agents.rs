@@ -243,9 +243,14 @@ const AGENT_COLUMNS: &str = "SELECT id, name, labels, cert_fingerprint, previous
 const DEPLOYMENT_COLUMNS: &str = "SELECT d.managed_certificate_id, d.agent_id, a.name AS \
      agent_name, d.target, d.state, d.certificate_id, d.served_fingerprint, d.verified_at, \
      d.failed_step, d.last_error, d.updated_at FROM deployments d JOIN agents a ON a.id = d.agent_id";
-const JOB_COLUMNS: &str = "SELECT id, agent_id, target, kind, managed_certificate_id, \
-     certificate_id, state, attempts, not_before, lease_until, step, result, created_at, \
-     updated_at FROM agent_jobs";
+macro_rules! job_fields {
+    () => {
+        "id, agent_id, target, kind, managed_certificate_id, certificate_id, state, attempts, \
+         not_before, lease_until, step, result, created_at, updated_at"
+    };
+}
+const JOB_FIELDS: &str = job_fields!();
+const JOB_COLUMNS: &str = concat!("SELECT ", job_fields!(), " FROM agent_jobs");
 
 fn labels_from(text: &str) -> StoreResult<BTreeMap<String, String>> {
     serde_json::from_str(text).map_err(|e| StoreError::corrupt("labels", e))
@@ -913,45 +918,33 @@ impl AgentStore for SqlStore {
     ) -> StoreResult<Option<JobRecord>> {
         let due = "agent_id = $2 AND ((state = 'queued' AND not_before <= $1) \
                    OR (state = 'leased' AND lease_until < $1))";
-        let mut tx = self.begin().await?;
+        // One statement, no transaction around it (a dispatch to a fleet is thousands of
+        // these): the oldest due job is leased or, when its lease ran out on its last attempt,
+        // ended as failed, and then the next one is tried.
+        let lease = format!(
+            "UPDATE agent_jobs SET \
+             state = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'leased' END, \
+             lease_until = CASE WHEN attempts >= $3 THEN NULL ELSE $4 END, \
+             attempts = CASE WHEN attempts >= $3 THEN attempts ELSE attempts + 1 END, \
+             updated_at = $1 \
+             WHERE id = (SELECT id FROM agent_jobs WHERE {due} ORDER BY created_at, id LIMIT 1) \
+             AND {due} RETURNING {JOB_FIELDS}"
+        );
         loop {
-            let Some(row) =
-                sqlx::query(&format!("{JOB_COLUMNS} WHERE {due} ORDER BY created_at, id LIMIT 1"))
-                    .bind(now)
-                    .bind(agent_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
+            let Some(row) = sqlx::query(&lease)
+                .bind(now)
+                .bind(agent_id)
+                .bind(MAX_JOB_ATTEMPTS)
+                .bind(lease_until)
+                .fetch_optional(&self.write)
+                .await?
             else {
                 return Ok(None);
             };
             let job = job_from_row(&row)?;
-            // A job whose lease ran out on its last attempt ends here.
-            let (state, until) = if job.attempts >= MAX_JOB_ATTEMPTS {
-                (JobState::Failed, None)
-            } else {
-                (JobState::Leased, Some(lease_until))
-            };
-            let taken = sqlx::query(&format!(
-                "UPDATE agent_jobs SET state = $3, lease_until = $4, \
-                 attempts = attempts + $5, updated_at = $1 WHERE id = $6 AND {due}"
-            ))
-            .bind(now)
-            .bind(agent_id)
-            .bind(state.as_str())
-            .bind(until)
-            .bind(i64::from(state == JobState::Leased))
-            .bind(&job.id)
-            .execute(&mut *tx)
-            .await?;
-            if taken.rows_affected() == 0 || state == JobState::Failed {
-                continue;
+            if job.state == JobState::Leased {
+                return Ok(Some(job));
             }
-            let row = sqlx::query(&format!("{JOB_COLUMNS} WHERE id = $1"))
-                .bind(&job.id)
-                .fetch_one(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            return job_from_row(&row).map(Some);
         }
     }
 

@@ -223,6 +223,15 @@ async fn each_new_version_is_queued_to_every_deployment_and_leased_to_its_agent_
         let again = store.lease_job(&web.id, at + 11, at + 71).await.unwrap().unwrap();
         assert_eq!((again.id.as_str(), again.attempts), (next.id.as_str(), 2));
         assert_eq!(store.list_jobs(&web.id, 10).await.unwrap().len(), 2);
+        // Leases that run out, to the last attempt: the job then ends failed, for good.
+        for (attempt, at) in [(3, at + 72), (4, at + 133), (5, at + 194)] {
+            let leased = store.lease_job(&web.id, at, at + 60).await.unwrap().unwrap();
+            assert_eq!((leased.id.as_str(), leased.attempts), (next.id.as_str(), attempt));
+        }
+        assert_eq!(store.lease_job(&web.id, at + 255, at + 315).await.unwrap(), None);
+        let ended = store.get_job(&web.id, &next.id).await.unwrap();
+        assert_eq!((ended.state, ended.lease_until), (JobState::Failed, None), "{:?}", db.kind);
+        assert_eq!(store.lease_job(&web.id, at + 400, at + 460).await.unwrap(), None);
 
         // Deleting the agent takes its deployments and jobs with it.
         store.delete_agent(&ctx(at + 20), &web.id).await.unwrap();
