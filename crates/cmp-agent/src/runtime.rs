@@ -78,6 +78,19 @@ pub struct JobDone {
     pub failed_step: Option<String>,
 }
 
+impl JobDone {
+    /// A job whose answer ended it on the server (a CSR, a discovery): nothing more to report.
+    fn ended_by_server(job: &JobAssignment, failed_step: Option<&str>) -> JobDone {
+        JobDone {
+            job_id: job.id.clone(),
+            target: job.target.clone(),
+            succeeded: failed_step.is_none(),
+            served_fingerprint: None,
+            failed_step: failed_step.map(str::to_owned),
+        }
+    }
+}
+
 /// Exponential backoff for calls that fail: 1 s, doubling to 60 s, each delay ±20 %
 /// (never above 60 s), back to 1 s on [`Backoff::reset`].
 #[derive(Debug, Clone)]
@@ -600,22 +613,15 @@ impl Agent {
             .map_err(|e| failed("key", e.to_string(), Vec::new()))?;
         let csr = JobCsr { csr };
         let sent = timed(CALL_TIMEOUT_SECS, self.client.send_job_csr(&job.id, &csr));
-        let done = |succeeded, failed_step: Option<&str>| JobDone {
-            job_id: job.id.clone(),
-            target: job.target.clone(),
-            succeeded,
-            served_fingerprint: None,
-            failed_step: failed_step.map(str::to_owned),
-        };
         match sent.await {
             Ok(request) => {
                 tracing::info!(job = %job.id, request = %request.id, state = ?request.state, "CSR sent");
-                Ok(done(true, None))
+                Ok(JobDone::ended_by_server(job, None))
             }
             // Refused with a problem document: the server ended the job as failed.
             Err(AgentError::Server(ClientError::Api(problem))) => {
                 tracing::warn!(job = %job.id, status = problem.status, detail = %problem.detail.unwrap_or_default(), "CSR refused");
-                Ok(done(false, Some("issue")))
+                Ok(JobDone::ended_by_server(job, Some("issue")))
             }
             Err(e) => Err(failed("csr", e.to_string(), Vec::new())),
         }
@@ -629,17 +635,10 @@ impl Agent {
         let report = tokio::task::spawn_blocking(move || crate::discovery::discover(&paths))
             .await
             .map_err(|e| failed("discover", e.to_string(), Vec::new()))?;
-        let done = |succeeded| JobDone {
-            job_id: job.id.clone(),
-            target: job.target.clone(),
-            succeeded,
-            served_fingerprint: None,
-            failed_step: (!succeeded).then(|| "discover".to_owned()),
-        };
         match timed(CALL_TIMEOUT_SECS, self.client.send_discovery(&job.id, &report)).await {
             Ok(taken) => {
                 tracing::info!(job = %job.id, files = taken.files, created = taken.created, "discovery sent");
-                Ok(done(true))
+                Ok(JobDone::ended_by_server(job, None))
             }
             Err(AgentError::Server(ClientError::Api(problem))) => {
                 tracing::warn!(job = %job.id, detail = %problem.detail.unwrap_or_default(), "discovery refused");

@@ -374,8 +374,11 @@ pub(crate) async fn queue_deploy_jobs(
     for row in &deployments {
         let agent_id: String = row.try_get("agent_id")?;
         let target: String = row.try_get("target")?;
-        let job =
-            NewJob { kind: JobKind::Deploy, managed_id, certificate_id: Some(certificate_id) };
+        let job = NewJob {
+            kind: JobKind::Deploy,
+            managed_id: Some(managed_id),
+            certificate_id: Some(certificate_id),
+        };
         insert_job(tx, &agent_id, &target, &job, now).await?;
     }
     sqlx::query(
@@ -390,10 +393,11 @@ pub(crate) async fn queue_deploy_jobs(
     Ok(())
 }
 
-/// What a job of a managed certificate carries.
+/// What a new job carries.
 struct NewJob<'a> {
     kind: JobKind,
-    managed_id: &'a str,
+    /// None for an agent's own job (discovery).
+    managed_id: Option<&'a str>,
     /// The version a `deploy` installs.
     certificate_id: Option<&'a str>,
 }
@@ -415,7 +419,7 @@ async fn insert_job(
     .bind(agent_id)
     .bind(target)
     .bind(job.kind.as_str())
-    .bind((!job.managed_id.is_empty()).then_some(job.managed_id))
+    .bind(job.managed_id)
     .bind(job.certificate_id)
     .bind(now)
     .execute(&mut **tx)
@@ -769,8 +773,11 @@ impl AgentStore for SqlStore {
             .execute(&mut *tx)
             .await?;
             // The agent takes its files away (a served target's stay; see JobKind::Remove).
-            let job =
-                NewJob { kind: JobKind::Remove, managed_id, certificate_id: deployed.as_deref() };
+            let job = NewJob {
+                kind: JobKind::Remove,
+                managed_id: Some(managed_id),
+                certificate_id: deployed.as_deref(),
+            };
             insert_job(&mut tx, agent_id, target, &job, now).await?;
         }
         for (agent_id, target) in targets.iter().filter(|d| !had.contains(d)) {
@@ -793,12 +800,12 @@ impl AgentStore for SqlStore {
                 // The key for this host is made there, whatever versions exist.
                 _ if key_on_agent => Some(NewJob {
                     kind: JobKind::RenewWithLocalKey,
-                    managed_id,
+                    managed_id: Some(managed_id),
                     certificate_id: None,
                 }),
                 Some(certificate_id) => Some(NewJob {
                     kind: JobKind::Deploy,
-                    managed_id,
+                    managed_id: Some(managed_id),
                     certificate_id: Some(certificate_id),
                 }),
                 None => None,
@@ -846,7 +853,11 @@ impl AgentStore for SqlStore {
         .bind(JobKind::RenewWithLocalKey.as_str())
         .fetch_all(&mut *tx)
         .await?;
-        let job = NewJob { kind: JobKind::RenewWithLocalKey, managed_id, certificate_id: None };
+        let job = NewJob {
+            kind: JobKind::RenewWithLocalKey,
+            managed_id: Some(managed_id),
+            certificate_id: None,
+        };
         for row in &waiting {
             let (agent_id, target): (String, String) =
                 (row.try_get("agent_id")?, row.try_get("target")?);
@@ -892,7 +903,7 @@ impl AgentStore for SqlStore {
         if let Some(row) = open {
             return job_from_row(&row);
         }
-        let job = NewJob { kind: JobKind::Discover, managed_id: "", certificate_id: None };
+        let job = NewJob { kind: JobKind::Discover, managed_id: None, certificate_id: None };
         let id = insert_job(&mut tx, &agent.id, "", &job, ctx.now()).await?;
         let details = json!({ "agent": agent.name, "job_id": id });
         audit::append(
@@ -1100,55 +1111,54 @@ async fn record_deployment(
     if current.as_deref() != Some(certificate_id) {
         return Ok(());
     }
-    let agent = agent_name(tx, &job.agent_id).await?;
-    let (action, details) = match outcome {
-        JobOutcome::Succeeded { served_fingerprint, .. } => {
-            sqlx::query(
-                "UPDATE deployments SET state = 'verified', certificate_id = $1, \
-                 served_fingerprint = $2, verified_at = $3, failed_step = NULL, \
-                 last_error = NULL, updated_at = $3 WHERE managed_certificate_id = $4 \
-                 AND agent_id = $5 AND target = $6",
-            )
-            .bind(certificate_id)
-            .bind(served_fingerprint)
-            .bind(now)
-            .bind(managed_id)
-            .bind(&job.agent_id)
-            .bind(&job.target)
-            .execute(&mut **tx)
-            .await?;
-            // The target serves this version now, no longer the one before it.
-            sqlx::query(
-                "DELETE FROM locations WHERE kind = $1 AND address = $2 AND certificate_id <> $3",
-            )
-            .bind(LocationKind::Agent.as_str())
-            .bind(format!("{agent}/{}", job.target))
-            .bind(certificate_id)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO locations (id, certificate_id, kind, address, first_seen, last_seen) \
-                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (certificate_id, kind, address) \
-                 DO UPDATE SET last_seen = excluded.last_seen",
-            )
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(certificate_id)
-            .bind(LocationKind::Agent.as_str())
-            .bind(format!("{agent}/{}", job.target))
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-            let details = json!({
-                "agent": agent, "target": job.target, "job_id": job.id,
-                "certificate_id": certificate_id, "served_fingerprint": served_fingerprint,
-            });
-            (AuditAction::DeploymentVerified, details)
-        }
+    let served_fingerprint = match outcome {
         JobOutcome::Failed { step, message, .. } => {
             return deployment_failed(tx, ctx, job, managed_id, step, message).await;
         }
+        JobOutcome::Succeeded { served_fingerprint, .. } => served_fingerprint,
     };
-    audit::append(tx, ctx, &event(action, "managed_certificate", managed_id, details)).await?;
+    sqlx::query(
+        "UPDATE deployments SET state = 'verified', certificate_id = $1, \
+         served_fingerprint = $2, verified_at = $3, failed_step = NULL, \
+         last_error = NULL, updated_at = $3 WHERE managed_certificate_id = $4 \
+         AND agent_id = $5 AND target = $6",
+    )
+    .bind(certificate_id)
+    .bind(served_fingerprint)
+    .bind(now)
+    .bind(managed_id)
+    .bind(&job.agent_id)
+    .bind(&job.target)
+    .execute(&mut **tx)
+    .await?;
+    let agent = agent_name(tx, &job.agent_id).await?;
+    let address = format!("{agent}/{}", job.target);
+    // The target serves this version now, no longer the one before it.
+    sqlx::query("DELETE FROM locations WHERE kind = $1 AND address = $2 AND certificate_id <> $3")
+        .bind(LocationKind::Agent.as_str())
+        .bind(&address)
+        .bind(certificate_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO locations (id, certificate_id, kind, address, first_seen, last_seen) \
+         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (certificate_id, kind, address) \
+         DO UPDATE SET last_seen = excluded.last_seen",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(certificate_id)
+    .bind(LocationKind::Agent.as_str())
+    .bind(&address)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let details = json!({
+        "agent": agent, "target": job.target, "job_id": job.id,
+        "certificate_id": certificate_id, "served_fingerprint": served_fingerprint,
+    });
+    let verified =
+        event(AuditAction::DeploymentVerified, "managed_certificate", managed_id, details);
+    audit::append(tx, ctx, &verified).await?;
     Ok(())
 }
 
@@ -1161,7 +1171,7 @@ async fn record_removal(
     managed_id: &str,
     left: bool,
 ) -> StoreResult<()> {
-    let address = agent_target_address(tx, job).await?;
+    let address = format!("{}/{}", agent_name(tx, &job.agent_id).await?, job.target);
     if !left {
         sqlx::query("DELETE FROM locations WHERE kind = $1 AND address = $2")
             .bind(LocationKind::Agent.as_str())
@@ -1173,15 +1183,6 @@ async fn record_removal(
     let removed = event(AuditAction::DeploymentRemoved, "managed_certificate", managed_id, details);
     audit::append(tx, ctx, &removed).await?;
     Ok(())
-}
-
-/// `<agent>/<target>`: where a job's target is, as a location says it.
-async fn agent_target_address(
-    tx: &mut Transaction<'_, Any>,
-    job: &JobRecord,
-) -> StoreResult<String> {
-    let agent = agent_name(tx, &job.agent_id).await?;
-    Ok(format!("{agent}/{}", job.target))
 }
 
 async fn agent_name(tx: &mut Transaction<'_, Any>, agent_id: &str) -> StoreResult<String> {

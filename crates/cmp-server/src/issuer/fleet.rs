@@ -400,14 +400,7 @@ impl Fleet {
         job_id: &str,
         csr: &str,
     ) -> FleetResult<cmp_store::RequestRecord> {
-        let job = self.store.get_job(&agent.id, job_id).await?;
-        if job.kind != JobKind::RenewWithLocalKey || job.state != JobState::Leased {
-            return Err(FleetError::Conflict(format!(
-                "job {job_id} is a {} job, {}: only a held renew_with_local_key job takes a CSR",
-                job.kind.as_str(),
-                job.state.as_str()
-            )));
-        }
+        let job = self.held_job(agent, job_id, JobKind::RenewWithLocalKey, "a CSR").await?;
         let managed_id = job.managed_certificate_id.as_deref().unwrap_or_default();
         let managed = self.store.get_managed(managed_id, &Scope::All).await?;
         let ctx = self.agent_context(agent);
@@ -448,14 +441,7 @@ impl Fleet {
         job_id: &str,
         report: &DiscoveryReport,
     ) -> FleetResult<DiscoveryTaken> {
-        let job = self.store.get_job(&agent.id, job_id).await?;
-        if job.kind != JobKind::Discover || job.state != JobState::Leased {
-            return Err(FleetError::Conflict(format!(
-                "job {job_id} is a {} job, {}: only a held discover job takes a discovery",
-                job.kind.as_str(),
-                job.state.as_str()
-            )));
-        }
+        self.held_job(agent, job_id, JobKind::Discover, "a discovery").await?;
         if report.files.len() > MAX_DISCOVERED_FILES {
             let detail = format!("at most {MAX_DISCOVERED_FILES} files per discovery");
             return Err(FleetError::bad_field("files", detail));
@@ -512,6 +498,27 @@ impl Fleet {
         };
         self.store.append_audit(&ctx, &event).await?;
         Ok(taken)
+    }
+
+    /// The agent's job `job_id`, when it is of `kind` and the agent holds it (`NotFound` for
+    /// another agent's; `Conflict` otherwise): what an answer of the job (`what`) needs.
+    async fn held_job(
+        &self,
+        agent: &AgentRecord,
+        job_id: &str,
+        kind: JobKind,
+        what: &str,
+    ) -> FleetResult<JobRecord> {
+        let job = self.store.get_job(&agent.id, job_id).await?;
+        if job.kind != kind || job.state != JobState::Leased {
+            return Err(FleetError::Conflict(format!(
+                "job {job_id} is a {} job, {}: only a held {} job takes {what}",
+                job.kind.as_str(),
+                job.state.as_str(),
+                kind.as_str()
+            )));
+        }
+        Ok(job)
     }
 
     /// Takes the agent's result of a job it holds.

@@ -119,19 +119,24 @@ async fn issue_version(store: &SqlStore, adapter: &str, managed: &str, n: u32, a
     record.certificate_id.unwrap()
 }
 
+/// The managed certificate `web` on `adapter`, with `spec`.
+async fn managed_web(store: &SqlStore, adapter: &str, spec: serde_json::Value) -> ManagedRecord {
+    let managed = NewManaged {
+        name: "web".into(),
+        owner_id: None,
+        adapter_id: adapter.into(),
+        spec,
+        csr: None,
+        first_check_at: NOW + 60,
+    };
+    store.create_managed(&ctx(NOW), &managed).await.unwrap()
+}
+
 #[tokio::test]
 async fn each_new_version_is_queued_to_every_deployment_and_leased_to_its_agent_only() {
     on_both_databases!(|store, db| {
         let adapter = crate::issuance::adapter(&store).await;
-        let managed = NewManaged {
-            name: "web".into(),
-            owner_id: None,
-            adapter_id: adapter.id.clone(),
-            spec: json!({"dns_names": ["web.example"]}),
-            csr: None,
-            first_check_at: NOW + 60,
-        };
-        let managed = store.create_managed(&ctx(NOW), &managed).await.unwrap();
+        let managed = managed_web(&store, &adapter.id, json!({"dns_names": ["web.example"]})).await;
         store.create_bootstrap_token(&ctx(NOW), &bootstrap("h1", NOW + 600)).await.unwrap();
         store.create_bootstrap_token(&ctx(NOW), &bootstrap("h2", NOW + 600)).await.unwrap();
         let web = store.enroll_agent(&ctx(NOW), "h1", &agent("web-01", "f1")).await.unwrap();
@@ -244,15 +249,12 @@ async fn each_new_version_is_queued_to_every_deployment_and_leased_to_its_agent_
 async fn a_key_made_on_the_host_is_asked_for_once_at_a_time_and_its_failure_marks_the_deployment() {
     on_both_databases!(|store, db| {
         let adapter = crate::issuance::adapter(&store).await;
-        let managed = NewManaged {
-            name: "web".into(),
-            owner_id: None,
-            adapter_id: adapter.id.clone(),
-            spec: json!({"dns_names": ["web.example"], "key_source": "agent"}),
-            csr: None,
-            first_check_at: NOW + 60,
-        };
-        let managed = store.create_managed(&ctx(NOW), &managed).await.unwrap();
+        let managed = managed_web(
+            &store,
+            &adapter.id,
+            json!({"dns_names": ["web.example"], "key_source": "agent"}),
+        )
+        .await;
         store.create_bootstrap_token(&ctx(NOW), &bootstrap("h1", NOW + 600)).await.unwrap();
         let web = store.enroll_agent(&ctx(NOW), "h1", &agent("web-01", "f1")).await.unwrap();
         let targets = [(web.id.clone(), "nginx".to_string())];
