@@ -1,11 +1,12 @@
 //! Test support: a fresh database per test run, on SQLite or on the local PostgreSQL server;
 //! a real OpenBao server; a real Pebble ACME server; a real BIND; real nginx, Apache and
-//! HAProxy to deploy certificates to.
+//! HAProxy to deploy certificates to; a real OpenID provider.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
 
 pub mod bind;
 #[cfg(test)]
 mod dependency_rules;
+pub mod oidc;
 pub mod openbao;
 pub mod openssl;
 pub mod pebble;
