@@ -1,4 +1,5 @@
-//! Authentication and authorization: bearer API tokens, agents' client certificates, and the
+//! Authentication and authorization: bearer API tokens, bearer JWTs and browser sessions of
+//! OpenID Connect providers (through [`crate::people`]), agents' client certificates, and the
 //! roles each route admits.
 //!
 //! The roles a route admits are declared once, in its `#[utoipa::path(security(...))]`. At start
@@ -21,8 +22,10 @@ use utoipa::openapi::OpenApi;
 
 use crate::error::ApiError;
 use crate::issuer::agents::AgentCaller;
+use crate::people::{Authenticated, cookies};
 use crate::serve::PeerCertificate;
 use crate::state::AppState;
+use cmp_api::AuthMethod;
 
 /// Name of the security scheme in the OpenAPI document.
 pub const BEARER: &str = "bearer";
@@ -142,17 +145,14 @@ pub async fn authorize(
     let Access::Roles(allowed) = access else {
         return Ok(next.run(request).await);
     };
-    // Copy the header out: a borrowed request (whose body is not Sync) cannot cross an await.
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    // Copy the credentials out: a borrowed request (whose body is not Sync) cannot cross an
+    // await.
+    let presented = Presented::of(&request);
     // Agents authenticate by their client certificate: on the routes for agents, and on any
-    // other when no token is given (to be told it is forbidden, not unauthenticated).
+    // other when nothing else is presented (to be told it is forbidden, not unauthenticated).
     let peer = request.extensions().get::<PeerCertificate>().cloned();
-    let as_agent = allowed.contains(&Role::Agent) || authorization.is_none();
-    let caller = match peer.filter(|_| as_agent) {
+    let as_agent = allowed.contains(&Role::Agent) || presented.is_empty();
+    let (caller, details) = match peer.filter(|_| as_agent) {
         Some(peer) => {
             let agent = state
                 .store
@@ -167,9 +167,9 @@ pub async fn authorize(
             let (presented, public_key) = (peer.fingerprint.clone(), peer.public_key.clone());
             let agent = AgentCaller { agent: Arc::new(agent), presented, public_key };
             request.extensions_mut().insert(agent);
-            caller
+            (caller, Authenticated::by(AuthMethod::AgentCertificate))
         }
-        None => authenticate(&state, authorization.as_deref()).await?,
+        None => authenticate(&state, presented, &method).await?,
     };
     if !allowed.contains(&caller.role) {
         return Err(ApiError::Forbidden(format!(
@@ -182,6 +182,7 @@ pub async fn authorize(
     }
     let actor = Actor(caller.actor.clone());
     request.extensions_mut().insert(Arc::new(caller));
+    request.extensions_mut().insert(Arc::new(details));
     let mut response = next.run(request).await;
     response.extensions_mut().insert(actor);
     Ok(response)
@@ -198,11 +199,54 @@ fn bearer_credentials(header: &str) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| credentials.trim())
 }
 
-async fn authenticate(state: &AppState, authorization: Option<&str>) -> Result<Caller, ApiError> {
-    let header = authorization.ok_or(ApiError::Unauthorized)?;
-    let secret = bearer_credentials(header)
-        .filter(|s| s.starts_with(TOKEN_PREFIX))
-        .ok_or(ApiError::Unauthorized)?;
+/// The credentials a request carries, copied out of it.
+struct Presented {
+    authorization: Option<String>,
+    session: Option<String>,
+    csrf: Option<String>,
+}
+
+impl Presented {
+    fn of(request: &Request) -> Presented {
+        let headers = request.headers();
+        let text = |name| headers.get(name).and_then(|v: &header::HeaderValue| v.to_str().ok());
+        Presented {
+            authorization: text(header::AUTHORIZATION.as_str()).map(str::to_owned),
+            session: cookies::read(headers, cookies::SESSION).filter(|s| !s.is_empty()),
+            csrf: text(cookies::CSRF_HEADER).map(str::to_owned),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.authorization.is_none() && self.session.is_none()
+    }
+}
+
+/// A bearer token (an API token or a provider's JWT) wins over a session cookie: scripts that
+/// send one mean it.
+async fn authenticate(
+    state: &AppState,
+    presented: Presented,
+    method: &Method,
+) -> Result<(Caller, Authenticated), ApiError> {
+    let Some(header) = presented.authorization else {
+        let session = presented.session.ok_or(ApiError::Unauthorized)?;
+        let write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let found = state.people.session_caller(&session, write, presented.csrf.as_deref()).await?;
+        return Ok(found);
+    };
+    let credentials = bearer_credentials(&header).ok_or(ApiError::Unauthorized)?;
+    if !credentials.starts_with(TOKEN_PREFIX) {
+        if !state.people.enabled() {
+            return Err(ApiError::Unauthorized);
+        }
+        return Ok(state.people.bearer_caller(credentials).await?);
+    }
+    let caller = api_token_caller(state, credentials).await?;
+    Ok((caller, Authenticated::by(AuthMethod::ApiToken)))
+}
+
+async fn api_token_caller(state: &AppState, secret: &str) -> Result<Caller, ApiError> {
     let now = state.clock.now().unix_timestamp();
     let token = state
         .store
@@ -213,7 +257,19 @@ async fn authenticate(state: &AppState, authorization: Option<&str>) -> Result<C
         Role::Admin | Role::Security => Scope::All,
         Role::Developer | Role::Agent => Scope::Owners(token.owner_ids.clone()),
     };
-    Ok(Caller { actor: format!("token:{}", token.id), role: token.role, scope })
+    let caller = Caller { actor: format!("token:{}", token.id), role: token.role, scope };
+    // With single sign-on in place, the bootstrap token is the way in when the provider is
+    // down: every use is on the record.
+    if state.people.enabled() && crate::is_bootstrap_token(&token) {
+        let event = cmp_store::NewAuditEvent {
+            action: cmp_store::AuditAction::BreakGlassUsed,
+            entity_type: "api_token".into(),
+            entity_id: token.id.clone(),
+            details: serde_json::json!({ "token": token.name }),
+        };
+        state.store.append_audit(&state.audit_context(&caller), &event).await?;
+    }
+    Ok(caller)
 }
 
 #[cfg(test)]

@@ -78,7 +78,109 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub vault: VaultConfig,
     pub acme: AcmeConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
+}
+
+/// How people log in: OpenID Connect providers, and the sessions of the browser login.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Where browsers reach CMP (`https://cmp.example.com`): the base of the login callback
+    /// (`<public_url>/auth/callback`, to register at the provider). Unset: the main
+    /// listener's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// A session unused for this long ends.
+    pub session_idle_minutes: i64,
+    /// A session ends this long after its login, used or not.
+    pub session_absolute_hours: i64,
+    pub oidc: OidcConfig,
+}
+
+/// OpenID Connect.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Providers people log in with; each also vouches for the bearer JWTs it signs.
+    pub providers: Vec<OidcProviderConfig>,
+}
+
+/// One OpenID Connect provider (Keycloak, Auth0, Entra ID, Dex, ...).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProviderConfig {
+    /// CMP's name for it: in `/auth/login?provider=<name>` and in actors `oidc:<name>:<sub>`.
+    pub name: String,
+    /// The issuer URL, exactly as in its tokens' `iss`.
+    pub issuer: String,
+    /// CMP's confidential client for the browser login.
+    pub client_id: String,
+    pub client_secret: String,
+    /// Scopes asked at login, besides `openid`.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// The `aud` of access tokens meant for CMP's API: set it to accept this provider's JWTs
+    /// as bearer tokens (client credentials, `cmpctl login`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// The public client `cmpctl login` uses (device flow); unset: `cmpctl login` cannot use
+    /// this provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cli_client_id: Option<String>,
+    /// The claim that lists the person's groups (a dotted path reads nested claims, e.g.
+    /// `realm_access.roles`).
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Group -> role (`admin`, `security` or `developer`); with several, the strongest wins.
+    #[serde(default)]
+    pub roles: std::collections::BTreeMap<String, cmp_domain::Role>,
+    /// Group -> owner (team) name: a member is a developer of that owner, unless a role above
+    /// gives more.
+    #[serde(default)]
+    pub teams: std::collections::BTreeMap<String, String>,
+    /// Clock skew allowed on token times, in seconds.
+    #[serde(default = "default_leeway_secs")]
+    pub leeway_secs: i64,
+    /// When a token names a key CMP has not seen (the provider rotated its keys), the key set
+    /// is fetched again, at most once per this many seconds.
+    #[serde(default = "default_key_refetch_secs")]
+    pub key_refetch_secs: u64,
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "email", "profile", "groups"].map(String::from).to_vec()
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+fn default_leeway_secs() -> i64 {
+    30
+}
+
+fn default_key_refetch_secs() -> u64 {
+    10
+}
+
+impl std::fmt::Debug for OidcProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcProviderConfig")
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &if self.client_secret.is_empty() { "" } else { "***" })
+            .field("scopes", &self.scopes)
+            .field("audience", &self.audience)
+            .field("cli_client_id", &self.cli_client_id)
+            .field("groups_claim", &self.groups_claim)
+            .field("roles", &self.roles)
+            .field("teams", &self.teams)
+            .field("leeway_secs", &self.leeway_secs)
+            .field("key_refetch_secs", &self.key_refetch_secs)
+            .finish()
+    }
 }
 
 /// Process-wide ACME settings (each ACME CA is an adapter of kind `acme`).
@@ -369,6 +471,12 @@ impl Default for Config {
                 kv_prefix: "cmp".into(),
             },
             acme: AcmeConfig { http01_listen: None },
+            auth: AuthConfig {
+                public_url: None,
+                session_idle_minutes: 60,
+                session_absolute_hours: 12,
+                oidc: OidcConfig::default(),
+            },
             log: LogConfig { format: LogFormat::Auto, level: "info".into() },
         }
     }
@@ -511,8 +619,58 @@ impl Config {
                     .into());
             }
         }
+        self.validate_auth()?;
         cmp_store::Dialect::from_url(&self.database_url()).map_err(|e| e.to_string())?;
         Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), String> {
+        let auth = &self.auth;
+        if auth.session_idle_minutes < 1 || auth.session_absolute_hours < 1 {
+            return Err("auth.session_idle_minutes and auth.session_absolute_hours must be \
+                        positive"
+                .into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for provider in &auth.oidc.providers {
+            let name = &provider.name;
+            let valid_name = !name.is_empty()
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid_name {
+                return Err(format!(
+                    "auth.oidc.providers: name {name:?} must be letters, digits, - or _"
+                ));
+            }
+            if !names.insert(name) {
+                return Err(format!("auth.oidc.providers: {name} is named twice"));
+            }
+            if provider.issuer.is_empty() || provider.client_id.is_empty() {
+                return Err(format!("auth.oidc.providers.{name}: issuer and client_id are needed"));
+            }
+            if provider.roles.values().any(|role| *role == cmp_domain::Role::Agent) {
+                return Err(format!(
+                    "auth.oidc.providers.{name}.roles: the agent role is for enrolled hosts only"
+                ));
+            }
+            if !(0..=300).contains(&provider.leeway_secs) {
+                return Err(format!(
+                    "auth.oidc.providers.{name}.leeway_secs must be between 0 and 300"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Where browsers reach CMP: `auth.public_url`, or the main listener.
+    pub fn auth_public_url(&self) -> String {
+        if let Some(url) = &self.auth.public_url {
+            return url.trim_end_matches('/').to_string();
+        }
+        let mut addr = self.listen_addr();
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
+        }
+        format!("{}://{addr}", self.scheme())
     }
 }
 

@@ -21,6 +21,10 @@ pub enum ApiError {
     /// No credentials, or credentials that are not valid.
     #[error("authentication required")]
     Unauthorized,
+    /// Credentials that were checked and refused, with the reason (an expired or forged JWT,
+    /// a replayed login, a session past its timeout). Never echoes the credential.
+    #[error("{0}")]
+    BadCredentials(String),
     /// Valid credentials whose role or team may not do this; the detail says what is needed.
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -133,6 +137,27 @@ impl From<crate::issuer::FleetError> for ApiError {
     }
 }
 
+impl From<crate::people::PeopleError> for ApiError {
+    /// Login, session and JWT errors as problems: exhaustive, so that a new one needs a row.
+    fn from(e: crate::people::PeopleError) -> Self {
+        use crate::people::PeopleError as E;
+        match e {
+            E::UnknownProvider(name) => {
+                ApiError::NotFound { entity: "identity provider", id: name }
+            }
+            e @ E::NoProviders => {
+                ApiError::NotFound { entity: "identity provider", id: format!("(none: {e})") }
+            }
+            E::BadRequest(detail) => ApiError::bad_request(detail),
+            E::Refused(detail) => ApiError::BadCredentials(detail),
+            E::NoRole(detail) => ApiError::Forbidden(detail),
+            e @ E::CsrfMissing => ApiError::Forbidden(e.to_string()),
+            E::ProviderUnavailable(detail) => ApiError::Unavailable(detail),
+            E::Store(e) => ApiError::Store(e),
+        }
+    }
+}
+
 impl From<crate::inventory::InventoryError> for ApiError {
     /// The inventory's errors as problems: exhaustive, so that a new one needs a row here.
     fn from(e: crate::inventory::InventoryError) -> Self {
@@ -199,7 +224,7 @@ impl ApiError {
     fn classify(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
-            ApiError::Unauthorized => {
+            ApiError::Unauthorized | ApiError::BadCredentials(_) => {
                 (StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required")
             }
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
@@ -353,7 +378,7 @@ impl IntoResponse for ApiError {
         }
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response();
-        if let ApiError::Unauthorized = &self {
+        if let ApiError::Unauthorized | ApiError::BadCredentials(_) = &self {
             // RFC 7235: a 401 names the scheme that would be accepted.
             response
                 .headers_mut()
@@ -420,6 +445,7 @@ mod tests {
         let cases = [
             (ApiError::bad_request("x"), 400),
             (ApiError::Unauthorized, 401),
+            (ApiError::BadCredentials("expired".into()), 401),
             (ApiError::Forbidden("x".into()), 403),
             (ApiError::NotFound { entity: "certificate", id: "1".into() }, 404),
             (ApiError::MethodNotAllowed, 405),

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod inventory;
 pub mod issuer;
 pub mod metrics;
+pub mod people;
 pub mod platform_ca;
 pub mod serve;
 pub mod state;
@@ -56,6 +57,14 @@ pub fn admin_token_location(config: &Config) -> String {
     }
 }
 
+/// The name of the admin token made at the first start.
+pub const BOOTSTRAP_TOKEN_NAME: &str = "bootstrap admin";
+
+/// Whether `token` is the admin token made at the first start.
+pub fn is_bootstrap_token(token: &cmp_store::ApiToken) -> bool {
+    token.name == BOOTSTRAP_TOKEN_NAME && token.created_by == "system"
+}
+
 /// On the first start (no token exists), creates an admin token, keeps it where
 /// [`admin_token_location`] says, and returns it so that it can be shown once.
 pub async fn bootstrap_admin_token(
@@ -74,7 +83,7 @@ pub async fn bootstrap_admin_token(
         now_us: state::unix_micros(clock.now()),
     };
     let token = NewApiToken {
-        name: "bootstrap admin".into(),
+        name: BOOTSTRAP_TOKEN_NAME.into(),
         token_hash: auth::token_hash(&secret),
         role: Role::Admin,
         owner_ids: Vec::new(),

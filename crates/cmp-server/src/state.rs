@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::core::locks::{InProcessLock, RenewalLock};
 use crate::inventory::Inventory;
 use crate::issuer::{Fleet, Issuer};
+use crate::people::People;
 use crate::platform_ca::PlatformCa;
 
 /// Shared, cheap to clone.
@@ -45,6 +46,8 @@ pub struct AppState {
     pub inventory: Arc<Inventory>,
     /// Host agents: enrolment, deployments, jobs (issuer role).
     pub fleet: Arc<Fleet>,
+    /// OpenID Connect logins, sessions and bearer JWTs.
+    pub people: Arc<People>,
 }
 
 impl AppState {
@@ -86,7 +89,9 @@ impl AppState {
             issuer.clone(),
             inventory.clone(),
         ));
+        let people = Arc::new(People::new(&config, store.clone(), clock.clone())?);
         Ok(AppState {
+            people,
             store,
             config,
             clock,

@@ -18,6 +18,7 @@ mod records;
 mod requests;
 mod sql;
 mod tokens;
+mod users;
 
 pub use adapters::*;
 pub use agents::*;
@@ -118,6 +119,37 @@ pub trait TokenStore: Send + Sync {
     async fn count_tokens(&self) -> StoreResult<i64>;
 }
 
+/// How long a login may stay at the provider before its callback is refused, in seconds.
+pub const LOGIN_ATTEMPT_SECS: i64 = 600;
+
+/// People from OpenID Connect logins, their sessions (when not kept in Redis), and the logins
+/// under way.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Records a login (audited `user.logged_in`): creates the user at the first one, and
+    /// updates the claims and the last login time after.
+    async fn record_login(&self, ctx: &AuditContext, login: &UserLogin) -> StoreResult<User>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    async fn get_user(&self, id: &str) -> StoreResult<User>;
+    async fn create_session(&self, session: &NewSession) -> StoreResult<()>;
+    /// The session with this id hash, whatever its times (the caller checks them).
+    async fn find_session(&self, id_hash: &str) -> StoreResult<Option<StoredSession>>;
+    /// Marks a session used at `now` (its idle timeout counts from here).
+    async fn touch_session(&self, id_hash: &str, now: i64) -> StoreResult<()>;
+    /// Removes a session; whether it existed.
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<bool>;
+    /// Removes sessions idle since before `idle_before` or past their end, and stale logins.
+    async fn purge_sessions(&self, idle_before: i64, now: i64) -> StoreResult<u64>;
+    async fn save_login_attempt(&self, attempt: &LoginAttempt) -> StoreResult<()>;
+    /// Takes (removes) a login by its state hash, once; `None` when unknown, taken already,
+    /// or older than [`LOGIN_ATTEMPT_SECS`].
+    async fn take_login_attempt(
+        &self,
+        state_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<LoginAttempt>>;
+}
+
 /// The append-only, hash-chained audit trail.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -139,6 +171,7 @@ pub trait Store:
     + RequestStore
     + ManagedStore
     + AgentStore
+    + UserStore
 {
     /// Answers when the database is reachable.
     async fn ping(&self) -> StoreResult<()>;

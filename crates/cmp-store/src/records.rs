@@ -269,6 +269,96 @@ pub struct ApiToken {
     pub revoked_at: Option<i64>,
 }
 
+/// A person known from an OpenID Connect login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    /// The name of the provider in CMP's configuration.
+    pub provider: String,
+    /// The provider's `sub`.
+    pub subject: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// What the last login's claims gave.
+    pub role: Role,
+    pub owner_ids: Vec<String>,
+    pub groups: Vec<String>,
+    pub created_at: i64,
+    pub last_login_at: i64,
+}
+
+/// A login's claims, as mapped to CMP.
+#[derive(Debug, Clone)]
+pub struct UserLogin {
+    pub provider: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub role: Role,
+    pub owner_ids: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+/// A session to store; the caller made the id and passes only its hash.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id_hash: String,
+    pub user_id: String,
+    pub csrf_token: String,
+    pub role: Role,
+    pub owner_ids: Vec<String>,
+    pub created_at: i64,
+    /// The absolute end.
+    pub expires_at: i64,
+}
+
+/// A stored session and the user it belongs to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    pub user_id: String,
+    pub provider: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub csrf_token: String,
+    pub role: Role,
+    pub owner_ids: Vec<String>,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for StoredSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSession")
+            .field("user_id", &self.user_id)
+            .field("role", &self.role)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A login sent to the provider, kept until its callback (at most [`crate::LOGIN_ATTEMPT_SECS`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct LoginAttempt {
+    /// SHA-256 of the `state` sent.
+    pub state_hash: String,
+    pub provider: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    /// Where the browser goes after the callback (a path of CMP's own).
+    pub return_to: String,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for LoginAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginAttempt")
+            .field("provider", &self.provider)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A token to create; the caller made the secret and passes only its hash.
 #[derive(Debug, Clone)]
 pub struct NewApiToken {
@@ -321,11 +411,14 @@ pub enum AuditAction {
     AgentDiscoveryQueued,
     AgentDiscoveryReported,
     DeploymentRemoved,
+    UserLoggedIn,
+    UserLoggedOut,
+    BreakGlassUsed,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 37] = [
+    pub const ALL: [AuditAction; 40] = [
         AuditAction::CertificateCreated,
         AuditAction::CertificateLocationAdded,
         AuditAction::CertificateUpdated,
@@ -363,6 +456,9 @@ impl AuditAction {
         AuditAction::AgentDiscoveryQueued,
         AuditAction::AgentDiscoveryReported,
         AuditAction::DeploymentRemoved,
+        AuditAction::UserLoggedIn,
+        AuditAction::UserLoggedOut,
+        AuditAction::BreakGlassUsed,
     ];
 
     /// The text stored in `audit_logs.action`, e.g. `request.issued`.
@@ -405,6 +501,9 @@ impl AuditAction {
             AuditAction::AgentDiscoveryQueued => "agent.discovery_queued",
             AuditAction::AgentDiscoveryReported => "agent.discovery_reported",
             AuditAction::DeploymentRemoved => "deployment.removed",
+            AuditAction::UserLoggedIn => "user.logged_in",
+            AuditAction::UserLoggedOut => "user.logged_out",
+            AuditAction::BreakGlassUsed => "auth.break_glass",
         }
     }
 }

@@ -30,4 +30,5 @@ pub fn admin_router() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::revoke))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
+        .merge(crate::people::router())
 }

@@ -15,6 +15,7 @@ mod binary;
 mod certificates;
 mod crash;
 mod issuance;
+mod login;
 mod mozilla;
 mod openapi;
 mod operations;

@@ -1,0 +1,386 @@
+//! OpenID Connect against a real provider (npm `oidc-provider`): the browser login with code
+//! and PKCE driven over HTTP with a cookie jar, sessions, CSRF, logout, bearer JWTs, key
+//! rotation, and every way a login or a token is refused.
+
+use cmp_api::{AuthMethod, Me, OwnerCreate};
+use cmp_domain::Role;
+use cmp_server::config::{Config, OidcProviderConfig, TlsMode};
+use cmp_testkit::DbKind;
+use cmp_testkit::oidc::{
+    CLI_CLIENT_ID, OidcOptions, OidcProvider, WEB_CLIENT_ID, WEB_CLIENT_SECRET,
+};
+use reqwest::redirect::Policy;
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+/// A server whose people log in at a real provider named `corp`.
+pub struct OidcApp {
+    pub app: TestApp,
+    pub op: OidcProvider,
+}
+
+/// The provider's configuration in CMP: ada is admin, sam security, dev a developer of the
+/// owners team-a and team-b, eve nothing; cmp-service's tokens are security.
+pub fn provider_config(op: &OidcProvider) -> OidcProviderConfig {
+    OidcProviderConfig {
+        name: "corp".into(),
+        issuer: op.issuer.clone(),
+        client_id: WEB_CLIENT_ID.into(),
+        client_secret: WEB_CLIENT_SECRET.into(),
+        scopes: ["openid", "email", "profile", "groups"].map(String::from).to_vec(),
+        audience: Some(op.options.audience.clone()),
+        cli_client_id: Some(CLI_CLIENT_ID.into()),
+        groups_claim: "groups".into(),
+        roles: [
+            ("cmp-admins", Role::Admin),
+            ("cmp-security", Role::Security),
+            ("cmp-automation", Role::Security),
+        ]
+        .map(|(g, r)| (g.to_string(), r))
+        .into(),
+        teams: [("team-a", "team-a"), ("team-b", "team-b")]
+            .map(|(g, t)| (g.to_string(), t.to_string()))
+            .into(),
+        leeway_secs: 5,
+        key_refetch_secs: 1,
+    }
+}
+
+impl OidcApp {
+    pub async fn start(kind: DbKind, https: bool, adjust: impl FnOnce(&mut Config)) -> OidcApp {
+        // The provider needs the callback's address before the server runs.
+        let port = cmp_testkit::free_port();
+        let scheme = if https { "https" } else { "http" };
+        let options = OidcOptions {
+            redirect_uris: vec![format!("{scheme}://127.0.0.1:{port}/auth/callback")],
+            post_logout_redirect_uris: vec![format!("{scheme}://127.0.0.1:{port}/")],
+            ..OidcOptions::default()
+        };
+        let op = OidcProvider::start(options).await;
+        let provider = provider_config(&op);
+        let app = TestApp::spawn_with(kind, |c| {
+            c.listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+            if https {
+                c.http.tls.mode = TlsMode::Auto;
+            }
+            c.auth.oidc.providers = vec![provider];
+            adjust(c);
+        })
+        .await;
+        for team in ["team-a", "team-b"] {
+            let owner = OwnerCreate { name: team.into(), email: None, description: None };
+            app.admin.create_owner(&owner).await.unwrap();
+        }
+        OidcApp { app, op }
+    }
+
+    /// A browser: a cookie jar, no automatic redirects.
+    pub fn browser(&self) -> reqwest::Client {
+        self.app.http_builder().cookie_store(true).redirect(Policy::none()).build().unwrap()
+    }
+
+    /// Follows redirects from `url` until the answer is not one, or until the next hop is
+    /// CMP's callback and `stop_at_callback` holds; the last status and URL.
+    pub async fn follow(
+        &self,
+        browser: &reqwest::Client,
+        url: &str,
+        stop_at_callback: bool,
+    ) -> (u16, String) {
+        let mut url = reqwest::Url::parse(url).unwrap();
+        for _ in 0..20 {
+            let response = browser.get(url.clone()).send().await.unwrap();
+            let status = response.status().as_u16();
+            let Some(location) = response.headers().get("location") else {
+                return (status, url.to_string());
+            };
+            let next = url.join(location.to_str().unwrap()).unwrap();
+            if stop_at_callback && next.path() == "/auth/callback" {
+                return (status, next.to_string());
+            }
+            if next.as_str().starts_with(&self.app.base) && !next.path().starts_with("/auth/") {
+                // Back at CMP after the login: where it sends the person.
+                return (status, next.to_string());
+            }
+            url = next;
+        }
+        panic!("more than 20 redirects from {url}");
+    }
+
+    /// A browser logged in as `user` (asserts the login ends back at `/`).
+    pub async fn login(&self, user: &str) -> reqwest::Client {
+        self.login_with_id(user).await.0
+    }
+
+    /// The same, and the session id the callback set.
+    pub async fn login_with_id(&self, user: &str) -> (reqwest::Client, String) {
+        let browser = self.browser();
+        let start = self.app.url(&format!("/auth/login?login_hint={user}"));
+        let (_, callback) = self.follow(&browser, &start, true).await;
+        let response = browser.get(&callback).send().await.unwrap();
+        assert_eq!(response.status(), 303, "{}", self.op.logs());
+        assert_eq!(response.headers()["location"], "/");
+        let session = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().unwrap().strip_prefix("cmp_session="))
+            .map(|v| v.split(';').next().unwrap().to_string())
+            .next()
+            .expect("a session cookie");
+        (browser, session)
+    }
+
+    /// The browser's `cmp_csrf` cookie, through `/api/v1/me`.
+    pub async fn me(&self, browser: &reqwest::Client) -> (u16, Value) {
+        let response = browser.get(self.app.url("/api/v1/me")).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Audit events, less the break-glass ones each use of the admin token writes.
+    pub async fn audit_count(&self) -> usize {
+        let events: Value = self
+            .app
+            .http()
+            .get(self.app.url("/api/v1/audit?limit=500"))
+            .bearer_auth(&self.app.admin_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let events = events["items"].as_array().unwrap();
+        events.iter().filter(|e| e["action"] != "auth.break_glass").count()
+    }
+}
+
+async fn me_of(app: &OidcApp, browser: &reqwest::Client) -> Me {
+    let (status, body) = app.me(browser).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_value(body).unwrap()
+}
+
+#[tokio::test]
+async fn people_log_in_with_code_and_pkce_and_get_the_role_of_their_groups() {
+    for kind in DbKind::ALL {
+        let app = OidcApp::start(kind, true, |_| {}).await;
+        let ada = me_of(&app, &app.login("ada").await).await;
+        assert_eq!((ada.actor.as_str(), ada.role), ("oidc:corp:ada", Role::Admin));
+        assert_eq!(
+            (ada.auth, ada.email.as_deref()),
+            (AuthMethod::Session, Some("ada@example.test"))
+        );
+        assert!(ada.csrf_token.is_some() && ada.session_expires_at.is_some());
+        assert_eq!(me_of(&app, &app.login("sam").await).await.role, Role::Security);
+        let dev = me_of(&app, &app.login("dev").await).await;
+        assert_eq!(dev.role, Role::Developer);
+        let owners = app.app.admin.owners().await.unwrap();
+        let mut team_ids: Vec<String> = owners.into_iter().map(|o| o.id).collect();
+        team_ids.sort();
+        let mut dev_owners = dev.owners.clone();
+        dev_owners.sort();
+        assert_eq!(dev_owners, team_ids);
+
+        // eve's groups give nothing: refused at the callback, and nothing is written.
+        let before = app.audit_count().await;
+        let browser = app.browser();
+        let (status, _) =
+            app.follow(&browser, &app.app.url("/auth/login?login_hint=eve"), false).await;
+        assert_eq!(status, 403);
+        assert_eq!(app.me(&browser).await.0, 401);
+        assert_eq!(app.audit_count().await, before);
+
+        // The users, as admins see them; the audit trail names people, with their email.
+        let users: Value = app
+            .app
+            .http()
+            .get(app.app.url("/api/v1/users"))
+            .bearer_auth(&app.app.admin_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let subjects: Vec<&str> =
+            users.as_array().unwrap().iter().map(|u| u["subject"].as_str().unwrap()).collect();
+        assert_eq!(subjects, ["ada", "dev", "sam"], "{kind:?}");
+        let logins: Value = app
+            .app
+            .http()
+            .get(app.app.url("/api/v1/audit?action=user.logged_in"))
+            .bearer_auth(&app.app.admin_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let first = &logins["items"].as_array().unwrap().last().unwrap();
+        assert_eq!(first["actor"], "oidc:corp:ada");
+        assert_eq!(first["details"]["email"], "ada@example.test");
+        app.app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_and_writes_need_the_csrf_token() {
+    for kind in DbKind::ALL {
+        let app = OidcApp::start(kind, true, |_| {}).await;
+        // The callback's cookies, read off the wire.
+        let browser = app.browser();
+        let (_, callback) =
+            app.follow(&browser, &app.app.url("/auth/login?login_hint=sam"), true).await;
+        let response = browser.get(&callback).send().await.unwrap();
+        assert_eq!(response.status(), 303);
+        let cookies: Vec<String> = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        let session = cookies.iter().find(|c| c.starts_with("cmp_session=")).unwrap();
+        for flag in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+            assert!(session.contains(flag), "{session}");
+        }
+        let csrf = cookies.iter().find(|c| c.starts_with("cmp_csrf=")).unwrap();
+        assert!(!csrf.contains("HttpOnly"), "the dashboard reads it: {csrf}");
+
+        let token = me_of(&app, &browser).await.csrf_token.unwrap();
+        let owner = json!({ "name": "made-by-session" });
+        let without =
+            browser.post(app.app.url("/api/v1/owners")).json(&owner).send().await.unwrap();
+        assert_eq!(without.status(), 403);
+        assert!(without.text().await.unwrap().contains("X-CSRF-Token"));
+        let wrong = browser
+            .post(app.app.url("/api/v1/owners"))
+            .header("x-csrf-token", "not-it")
+            .json(&owner)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 403);
+        assert!(app.app.admin.owner("made-by-session").await.is_err(), "nothing written");
+        let with = browser
+            .post(app.app.url("/api/v1/owners"))
+            .header("x-csrf-token", &token)
+            .json(&owner)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(with.status(), 201, "{kind:?}");
+        // A bearer-token call needs no CSRF token.
+        let created = app
+            .app
+            .http()
+            .post(app.app.url("/api/v1/owners"))
+            .bearer_auth(&app.app.admin_token)
+            .json(&json!({ "name": "made-by-token" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        app.app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn replayed_states_and_codes_and_strange_callbacks_are_refused() {
+    for kind in DbKind::ALL {
+        let app = OidcApp::start(kind, false, |_| {}).await;
+        let before = app.audit_count().await;
+        let browser = app.browser();
+        let login = app.app.url("/auth/login?login_hint=ada");
+        let (_, callback) = app.follow(&browser, &login, true).await;
+        // Another browser (no login cookie) cannot use it.
+        let stranger = app.browser();
+        let refused = stranger.get(&callback).send().await.unwrap();
+        assert_eq!(refused.status(), 401);
+        assert_eq!(refused.headers()["content-type"], "application/problem+json", "{kind:?}");
+        assert!(refused.text().await.unwrap().contains("login cookie is missing"));
+        // The browser that started it can, once.
+        assert_eq!(browser.get(&callback).send().await.unwrap().status(), 303);
+        let again = browser.get(&callback).send().await.unwrap();
+        assert_eq!(again.status(), 401);
+        // A fresh login's state with the first login's (used) code: the provider refuses the
+        // code (used, and made for another PKCE challenge).
+        let (_, second) = app.follow(&browser, &login, true).await;
+        let first = reqwest::Url::parse(&callback).unwrap();
+        let old_code = first.query_pairs().find(|(k, _)| k == "code").unwrap().1.to_string();
+        let mut swapped = reqwest::Url::parse(&second).unwrap();
+        let state = swapped.query_pairs().find(|(k, _)| k == "state").unwrap().1.to_string();
+        swapped
+            .query_pairs_mut()
+            .clear()
+            .append_pair("code", &old_code)
+            .append_pair("state", &state);
+        let refused = browser.get(swapped).send().await.unwrap();
+        assert_eq!(refused.status(), 401);
+        assert!(refused.text().await.unwrap().contains("refused"));
+        // The provider's own refusal, and a callback with nothing.
+        let denied = browser
+            .get(app.app.url("/auth/callback?error=access_denied&error_description=no"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(denied.status(), 401);
+        assert_eq!(browser.get(app.app.url("/auth/callback")).send().await.unwrap().status(), 400);
+        // Where a login may send the browser afterwards: paths of CMP's own only.
+        for target in ["https://evil.example/", "//evil.example/x", "/\\evil.example"] {
+            let url = reqwest::Url::parse_with_params(
+                &app.app.url("/auth/login"),
+                &[("return_to", target)],
+            )
+            .unwrap();
+            assert_eq!(browser.get(url).send().await.unwrap().status(), 400, "{target}");
+        }
+        let unknown = browser.get(app.app.url("/auth/login?provider=nope")).send().await.unwrap();
+        assert_eq!(unknown.status(), 404);
+        // One login happened (the first callback); nothing else was written.
+        assert_eq!(app.audit_count().await, before + 1);
+        app.app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_here_and_at_the_provider_and_timeouts_end_it_too() {
+    for kind in DbKind::ALL {
+        let app = OidcApp::start(kind, false, |_| {}).await;
+        let browser = app.login("ada").await;
+        let out = browser.get(app.app.url("/auth/logout")).send().await.unwrap();
+        assert_eq!(out.status(), 303);
+        let to = out.headers()["location"].to_str().unwrap().to_string();
+        assert!(to.starts_with(&format!("{}/session/end", app.op.issuer)), "{to}");
+        assert!(to.contains("client_id=cmp-web"), "{to}");
+        assert_eq!(app.me(&browser).await.0, 401);
+
+        // The same cookie, kept by someone, is refused: the session is gone on the server.
+        let (browser, jar_cookie) = app.login_with_id("sam").await;
+        browser.get(app.app.url("/auth/logout")).send().await.unwrap();
+        let replayed = app
+            .app
+            .http()
+            .get(app.app.url("/api/v1/me"))
+            .header("cookie", format!("cmp_session={jar_cookie}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(replayed.status(), 401, "{kind:?}");
+
+        // Idle and absolute timeouts, moved into the past under the API.
+        for (column, why) in [("last_seen_at", "idle"), ("expires_at", "absolute timeout")] {
+            let browser = app.login("dev").await;
+            assert_eq!(app.me(&browser).await.0, 200);
+            let sql = format!("UPDATE user_sessions SET {column} = {column} - 86400");
+            app.app.store.execute_raw(&sql).await.unwrap();
+            let (status, body) = app.me(&browser).await;
+            assert_eq!(status, 401, "{body}");
+            assert!(body["detail"].as_str().unwrap().contains(why), "{body}");
+        }
+        let sessions = app.app.store.execute_raw("DELETE FROM user_sessions").await.unwrap();
+        assert_eq!(sessions, 0, "ended sessions are removed");
+        app.app.stop().await;
+    }
+}
