@@ -384,3 +384,219 @@ async fn logout_ends_the_session_here_and_at_the_provider_and_timeouts_end_it_to
         app.app.stop().await;
     }
 }
+
+/// Claims of an access token for `op`'s audience, valid now, signed by whoever mints it.
+fn claims(op: &OidcProvider, sub: &str, groups: &[&str]) -> Value {
+    #[allow(clippy::disallowed_methods)]
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    json!({
+        "iss": op.issuer, "sub": sub, "aud": op.options.audience,
+        "iat": now, "exp": now + 300, "groups": groups,
+    })
+}
+
+/// An RS256 JWT of `claims` signed by the RSA key in the PEM file, with `kid`.
+fn mint(key_pem: &str, kid: &str, claims: &Value) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("key.pem");
+    std::fs::write(&pem, key_pem).unwrap();
+    // PKCS#1 DER, which jsonwebtoken's RSA signer reads.
+    let der = std::process::Command::new("openssl")
+        .args(["rsa", "-traditional", "-outform", "DER", "-in"])
+        .arg(&pem)
+        .output()
+        .unwrap();
+    assert!(der.status.success());
+    let key = jsonwebtoken::EncodingKey::from_rsa_der(&der.stdout);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+fn stranger_key() -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn b64(value: &Value) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+/// `GET /api/v1/me` with a bearer token: status and body.
+async fn me_with(app: &OidcApp, token: &str) -> (u16, Value) {
+    let response =
+        app.app.http().get(app.app.url("/api/v1/me")).bearer_auth(token).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn bearer_jwts_of_the_provider_are_accepted_and_every_bad_one_is_refused() {
+    for kind in DbKind::ALL {
+        let app = OidcApp::start(kind, false, |_| {}).await;
+        let op = &app.op;
+        let service = op.service_token().await;
+        let (status, me) = me_with(&app, &service).await;
+        assert_eq!(status, 200, "{me}");
+        assert_eq!((me["actor"].as_str(), me["role"].as_str()), (Some("oidc:corp:cmp-service"), Some("security")));
+        assert_eq!(me["auth"], "jwt");
+        let dev = op.user_access_token("dev").await;
+        let (_, me) = me_with(&app, &dev).await;
+        assert_eq!((me["role"].as_str(), me["owners"].as_array().map(Vec::len)), (Some("developer"), Some(2)));
+        // Developer scope holds for JWTs too: a developer cannot make owners.
+        let denied = app
+            .app
+            .http()
+            .post(app.app.url("/api/v1/owners"))
+            .bearer_auth(&dev)
+            .json(&json!({ "name": "x" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(denied.status(), 403);
+        let (status, body) = me_with(&app, &op.user_access_token("eve").await).await;
+        assert_eq!(status, 403, "{body}");
+        assert!(body["detail"].as_str().unwrap().contains("no role in CMP"), "{body}");
+
+        let before = app.audit_count().await;
+        let key = op.signing_key_pem();
+        let kid = op.signing_kid();
+        let with = |change: Value| {
+            let mut c = claims(op, "robot", &["cmp-admins"]);
+            for (k, v) in change.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            c
+        };
+        #[allow(clippy::disallowed_methods)]
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let (header, payload, _) = {
+            let mut parts = service.split('.');
+            (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap())
+        };
+        let dev_signature = dev.rsplit('.').next().unwrap();
+        let id_token = op.user_tokens("ada", "openid email groups").await["id_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let cases: Vec<(&str, String, &str)> = vec![
+            ("minted right", mint(&key, &kid, &with(json!({}))), ""),
+            ("another audience", mint(&key, &kid, &with(json!({"aud": "https://other/api"}))), "audience"),
+            ("expired", mint(&key, &kid, &with(json!({"exp": now - 3600}))), "expired"),
+            ("not yet valid", mint(&key, &kid, &with(json!({"nbf": now + 3600}))), "not valid yet"),
+            ("another issuer", mint(&key, &kid, &with(json!({"iss": "http://127.0.0.1:1"}))), "issuer"),
+            ("a key not in the JWKS", mint(&stranger_key(), "stranger", &with(json!({}))), "does not publish"),
+            ("the provider's kid on another key", mint(&stranger_key(), &kid, &with(json!({}))), "bad signature"),
+            ("a signature of another token", format!("{header}.{payload}.{dev_signature}"), "bad signature"),
+            ("alg none", format!("{}.{payload}.", b64(&json!({"alg": "none", "typ": "JWT"}))), "malformed"),
+            (
+                "HS256 with a shared secret",
+                {
+                    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+                    h.kid = Some(kid.clone());
+                    let secret = jsonwebtoken::EncodingKey::from_secret(key.as_bytes()).unwrap();
+                    jsonwebtoken::encode(&h, &with(json!({})), &secret).unwrap()
+                },
+                "does not list",
+            ),
+            ("an ID token", id_token.clone(), "audience"),
+            ("not a JWT", "abc.def".into(), "neither"),
+        ];
+        for (case, token, why) in cases {
+            let (status, body) = me_with(&app, &token).await;
+            if why.is_empty() {
+                assert_eq!(status, 200, "{case}: {body}");
+                assert_eq!(body["role"], "admin", "{case}");
+                continue;
+            }
+            assert_eq!(status, 401, "{case}: {body}");
+            assert_eq!(body["type"], "https://cmp.dev/problems/unauthorized", "{case}");
+            let detail = body["detail"].as_str().unwrap();
+            assert!(detail.contains(why), "{case}: {detail}");
+            assert!(!detail.contains(&token), "{case}: the token is echoed");
+        }
+        assert_eq!(app.audit_count().await, before, "refusals write nothing");
+        app.app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_key_rotation_at_the_provider_reaches_cmp_without_ending_sessions() {
+    let mut app = OidcApp::start(DbKind::Sqlite, false, |_| {}).await;
+    let browser = app.login("ada").await;
+    let old = app.op.service_token().await;
+    assert_eq!(me_with(&app, &old).await.0, 200);
+    let old_kid = app.op.signing_kid();
+    app.op.rotate_keys().await;
+    assert_ne!(app.op.signing_kid(), old_kid);
+    // Past the refetch interval of the test's configuration (1 s).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let new = app.op.service_token().await;
+    let (status, body) = me_with(&app, &new).await;
+    assert_eq!(status, 200, "a token of the new key: {body}");
+    assert_eq!(me_with(&app, &old).await.0, 200, "the old key is still published");
+    assert_eq!(me_of(&app, &browser).await.role, Role::Admin, "the session lives on");
+    app.app.stop().await;
+}
+
+#[tokio::test]
+async fn the_bootstrap_token_is_break_glass_when_the_provider_is_down() {
+    let OidcApp { app, op } = OidcApp::start(DbKind::Postgres, false, |_| {}).await;
+    let service = op.service_token().await;
+    let me = |token: &str| app.http().get(app.url("/api/v1/me")).bearer_auth(token.to_string());
+    assert_eq!(me(&service).send().await.unwrap().status(), 200);
+    drop(op);
+    // Keys are kept: a token checked once needs no provider to be checked again...
+    assert_eq!(me(&service).send().await.unwrap().status(), 200);
+    // ...and the bootstrap admin token works, each use on the record.
+    app.admin.owners().await.unwrap();
+    app.admin.owners().await.unwrap();
+    let glass: Value = app
+        .http()
+        .get(app.url("/api/v1/audit?action=auth.break_glass"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let events = glass["items"].as_array().unwrap();
+    assert!(events.len() >= 2, "{glass}");
+    assert!(events[0]["actor"].as_str().unwrap().starts_with("token:"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn id_tokens_are_checked_for_audience_nonce_and_time() {
+    let op = OidcProvider::start(OidcOptions::default()).await;
+    let provider = cmp_oidc::Provider::new(cmp_oidc::ProviderSettings {
+        issuer: op.issuer.clone(),
+        client_id: WEB_CLIENT_ID.into(),
+        client_secret: Some(WEB_CLIENT_SECRET.into()),
+        redirect_url: op.options.redirect_uris[0].clone(),
+        scopes: vec![],
+        audience: Some(op.options.audience.clone()),
+        leeway_secs: 5,
+        key_refetch_interval: std::time::Duration::from_secs(1),
+        timeout: std::time::Duration::from_secs(5),
+    })
+    .unwrap();
+    let tokens = op.user_tokens("dev", "openid email groups").await;
+    let id = tokens["id_token"].as_str().unwrap();
+    #[allow(clippy::disallowed_methods)]
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let verified = provider.verify_id_token(id, "test-nonce", now).await.unwrap();
+    assert_eq!(verified.claims.strings("groups"), ["team-a", "team-b"]);
+    let refused = |r: Result<cmp_oidc::VerifiedToken, cmp_oidc::OidcError>| r.unwrap_err().to_string();
+    assert!(refused(provider.verify_id_token(id, "another", now).await).contains("nonce"));
+    assert!(refused(provider.verify_id_token(id, "test-nonce", now + 7200).await).contains("expired"));
+    // An access token is not an ID token, nor the reverse.
+    let access = tokens["access_token"].as_str().unwrap();
+    assert!(refused(provider.verify_id_token(access, "test-nonce", now).await).contains("audience"));
+    assert!(refused(provider.verify_access_token(id, now).await).contains("audience"));
+}
