@@ -6,6 +6,7 @@ use cmp_domain::Role;
 use reqwest::Method;
 use serde_json::Value;
 
+use crate::login::OidcApp;
 use crate::support::{TestApp, on_both_databases};
 
 const UNKNOWN_ID: &str = "00000000-0000-7000-8000-000000000000";
@@ -15,6 +16,7 @@ const ADMIN_SECURITY: &[Role] = &[Role::Admin, Role::Security];
 const ADMIN_DEVELOPER: &[Role] = &[Role::Admin, Role::Developer];
 const PEOPLE: &[Role] = &[Role::Admin, Role::Security, Role::Developer];
 const AGENT: &[Role] = &[Role::Agent];
+const EVERYONE: &[Role] = &[Role::Admin, Role::Security, Role::Developer, Role::Agent];
 
 /// Who may call each route, written down here and not read from the code's annotations: a role
 /// wrongly declared in a `#[utoipa::path]` becomes the rule the server enforces, and only a
@@ -29,6 +31,12 @@ const EXPECTED: &[(&str, &str, Option<&[Role]>)] = &[
     ("GET", "/pki/{name}/chain", None),
     ("POST", "/pki/{name}/ocsp", None),
     ("GET", "/pki/{name}/ocsp/{request}", None),
+    ("GET", "/auth/providers", None),
+    ("GET", "/auth/login", None),
+    ("GET", "/auth/callback", None),
+    ("GET", "/auth/logout", None),
+    ("GET", "/api/v1/me", Some(EVERYONE)),
+    ("GET", "/api/v1/users", Some(ADMIN)),
     ("GET", "/api/v1/certificates", Some(PEOPLE)),
     ("POST", "/api/v1/certificates/import", Some(PEOPLE)),
     ("GET", "/api/v1/certificates/{id}", Some(PEOPLE)),
@@ -128,15 +136,19 @@ fn concrete(path: &str) -> String {
     concrete
 }
 
-/// How a caller of the walk authenticates: a bearer token, or the client certificate of an
-/// enrolled agent.
+/// How a caller of the walk authenticates: a bearer token, the client certificate of an
+/// enrolled agent, or a browser session (its cookie jar and CSRF token) from a login at an
+/// OpenID provider.
 enum Credential {
     Token(String),
     Agent(reqwest::Client),
+    Session(reqwest::Client, String),
 }
 
 async fn call(app: &TestApp, method: &Method, path: &str, token: Option<&str>) -> (u16, String) {
-    call_with(app, &app.http(), method, path, token).await
+    // Redirects are answers here (the login routes'), not hops to follow.
+    let http = app.http_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    call_with(app, &http, method, path, token, None).await
 }
 
 async fn call_with(
@@ -145,10 +157,14 @@ async fn call_with(
     method: &Method,
     path: &str,
     token: Option<&str>,
+    csrf: Option<&str>,
 ) -> (u16, String) {
     let mut req = http.request(method.clone(), app.url(path));
     if let Some(t) = token {
         req = req.bearer_auth(t);
+    }
+    if let Some(csrf) = csrf {
+        req = req.header("x-csrf-token", csrf);
     }
     if matches!(*method, Method::POST | Method::PATCH | Method::PUT) {
         req = req.header("content-type", "application/json").body("{}");
@@ -177,73 +193,97 @@ async fn every_route_admits_exactly_its_declared_roles() {
         for role in [Role::Security, Role::Developer] {
             callers.push((role, Credential::Token(app.token(role, &[owner.id.as_str()]).await)));
         }
-        let (identity, _) = app.enroll_agent("walker").await;
-        let identity = reqwest::Identity::from_pem(&identity).unwrap();
-        let agent = app.http_builder().identity(identity).build().unwrap();
-        callers.push((Role::Agent, Credential::Agent(agent)));
-        let doc: Value = app
-            .http()
-            .get(app.url("/api/v1/openapi.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        // The document declares exactly the table's roles, route by route.
-        let declared = declared(&doc);
-        let table = expected();
-        for (op, roles) in &declared {
-            assert!(table.contains_key(op), "{op:?} is in the document: add it to EXPECTED");
-            assert_eq!(roles, &table[op], "{op:?}: the document's roles differ from EXPECTED");
-        }
-        for op in table.keys() {
-            assert!(declared.contains_key(op), "{op:?} is in EXPECTED but not in the document");
-        }
+        callers.push((Role::Agent, agent_credential(&app).await));
+        walk(&app, &callers).await;
+    });
+}
 
-        // The server admits exactly the table's roles.
-        for (method, path, roles) in EXPECTED {
-            let method = Method::from_bytes(method.as_bytes()).unwrap();
-            let path = concrete(path);
-            let (status, body) = call(&app, &method, &path, None).await;
-            assert_ne!(status, 405, "{method} {path} is in the document but not routed");
-            assert!(!body.contains("route for this path"), "{method} {path} is not routed");
-            match roles {
-                // Public: no credential asked for (enrolment's empty body is a 400).
-                None => assert!(
-                    !matches!(status, 401 | 403 | 405) && (status < 500 || status == 503),
-                    "public {method} {path} answered {status}: {body}"
-                ),
-                Some(allowed) => {
-                    assert_eq!(status, 401, "{method} {path} without a token: {body}");
-                    let (bad, _) = call(&app, &method, &path, Some("cmp_not-a-real-token")).await;
-                    assert_eq!(bad, 401, "{method} {path} with a forged token");
-                    for (role, credential) in &callers {
-                        let (status, body) = match credential {
-                            Credential::Token(token) => {
-                                call(&app, &method, &path, Some(token)).await
-                            }
-                            Credential::Agent(http) => {
-                                call_with(&app, http, &method, &path, None).await
-                            }
-                        };
-                        if allowed.contains(role) {
-                            assert!(
-                                ![401, 403, 405].contains(&status) && status < 500,
-                                "{role:?} {method} {path} should be allowed, got {status}: {body}"
-                            );
-                        } else {
-                            assert_eq!(
-                                status, 403,
-                                "{role:?} {method} {path} should be forbidden: {body}"
-                            );
-                            assert!(body.contains("problems/forbidden"));
+/// The same walk with people logged in at a real OpenID provider (sessions with their CSRF
+/// token), on both databases.
+#[tokio::test]
+async fn every_route_admits_exactly_its_declared_roles_for_people_of_a_provider() {
+    for kind in cmp_testkit::DbKind::ALL {
+        let oidc = OidcApp::start(kind, true, |_| {}).await;
+        let mut callers = Vec::new();
+        for (role, user) in
+            [(Role::Admin, "ada"), (Role::Security, "sam"), (Role::Developer, "dev")]
+        {
+            let browser = oidc.login(user).await;
+            let (_, me) = oidc.me(&browser).await;
+            assert_eq!(me["role"], role.as_str());
+            let csrf = me["csrf_token"].as_str().unwrap().to_string();
+            callers.push((role, Credential::Session(browser, csrf)));
+        }
+        callers.push((Role::Agent, agent_credential(&oidc.app).await));
+        walk(&oidc.app, &callers).await;
+        oidc.app.stop().await;
+    }
+}
+
+async fn agent_credential(app: &TestApp) -> Credential {
+    let (identity, _) = app.enroll_agent("walker").await;
+    let identity = reqwest::Identity::from_pem(&identity).unwrap();
+    Credential::Agent(app.http_builder().identity(identity).build().unwrap())
+}
+
+/// Every route of the document, with no credential, a forged one, and each caller's.
+async fn walk(app: &TestApp, callers: &[(Role, Credential)]) {
+    let doc: Value =
+        app.http().get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    // The document declares exactly the table's roles, route by route.
+    let declared = declared(&doc);
+    let table = expected();
+    for (op, roles) in &declared {
+        assert!(table.contains_key(op), "{op:?} is in the document: add it to EXPECTED");
+        assert_eq!(roles, &table[op], "{op:?}: the document's roles differ from EXPECTED");
+    }
+    for op in table.keys() {
+        assert!(declared.contains_key(op), "{op:?} is in EXPECTED but not in the document");
+    }
+
+    // The server admits exactly the table's roles.
+    for (method, path, roles) in EXPECTED {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let path = concrete(path);
+        let (status, body) = call(app, &method, &path, None).await;
+        assert_ne!(status, 405, "{method} {path} is in the document but not routed");
+        assert!(!body.contains("route for this path"), "{method} {path} is not routed");
+        match roles {
+            // Public: no credential asked for (enrolment's empty body is a 400).
+            None => assert!(
+                !matches!(status, 401 | 403 | 405) && (status < 500 || status == 503),
+                "public {method} {path} answered {status}: {body}"
+            ),
+            Some(allowed) => {
+                assert_eq!(status, 401, "{method} {path} without a token: {body}");
+                let (bad, _) = call(app, &method, &path, Some("cmp_not-a-real-token")).await;
+                assert_eq!(bad, 401, "{method} {path} with a forged token");
+                for (role, credential) in callers {
+                    let (status, body) = match credential {
+                        Credential::Token(token) => call(app, &method, &path, Some(token)).await,
+                        Credential::Agent(http) => {
+                            call_with(app, http, &method, &path, None, None).await
                         }
+                        Credential::Session(http, csrf) => {
+                            call_with(app, http, &method, &path, None, Some(csrf)).await
+                        }
+                    };
+                    if allowed.contains(role) {
+                        assert!(
+                            ![401, 403, 405].contains(&status) && status < 500,
+                            "{role:?} {method} {path} should be allowed, got {status}: {body}"
+                        );
+                    } else {
+                        assert_eq!(
+                            status, 403,
+                            "{role:?} {method} {path} should be forbidden: {body}"
+                        );
+                        assert!(body.contains("problems/forbidden"));
                     }
                 }
             }
         }
-    });
+    }
 }
 
 #[tokio::test]

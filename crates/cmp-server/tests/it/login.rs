@@ -442,11 +442,17 @@ async fn bearer_jwts_of_the_provider_are_accepted_and_every_bad_one_is_refused()
         let service = op.service_token().await;
         let (status, me) = me_with(&app, &service).await;
         assert_eq!(status, 200, "{me}");
-        assert_eq!((me["actor"].as_str(), me["role"].as_str()), (Some("oidc:corp:cmp-service"), Some("security")));
+        assert_eq!(
+            (me["actor"].as_str(), me["role"].as_str()),
+            (Some("oidc:corp:cmp-service"), Some("security"))
+        );
         assert_eq!(me["auth"], "jwt");
         let dev = op.user_access_token("dev").await;
         let (_, me) = me_with(&app, &dev).await;
-        assert_eq!((me["role"].as_str(), me["owners"].as_array().map(Vec::len)), (Some("developer"), Some(2)));
+        assert_eq!(
+            (me["role"].as_str(), me["owners"].as_array().map(Vec::len)),
+            (Some("developer"), Some(2))
+        );
         // Developer scope holds for JWTs too: a developer cannot make owners.
         let denied = app
             .app
@@ -485,14 +491,38 @@ async fn bearer_jwts_of_the_provider_are_accepted_and_every_bad_one_is_refused()
             .to_string();
         let cases: Vec<(&str, String, &str)> = vec![
             ("minted right", mint(&key, &kid, &with(json!({}))), ""),
-            ("another audience", mint(&key, &kid, &with(json!({"aud": "https://other/api"}))), "audience"),
+            (
+                "another audience",
+                mint(&key, &kid, &with(json!({"aud": "https://other/api"}))),
+                "audience",
+            ),
             ("expired", mint(&key, &kid, &with(json!({"exp": now - 3600}))), "expired"),
             ("not yet valid", mint(&key, &kid, &with(json!({"nbf": now + 3600}))), "not valid yet"),
-            ("another issuer", mint(&key, &kid, &with(json!({"iss": "http://127.0.0.1:1"}))), "issuer"),
-            ("a key not in the JWKS", mint(&stranger_key(), "stranger", &with(json!({}))), "does not publish"),
-            ("the provider's kid on another key", mint(&stranger_key(), &kid, &with(json!({}))), "bad signature"),
-            ("a signature of another token", format!("{header}.{payload}.{dev_signature}"), "bad signature"),
-            ("alg none", format!("{}.{payload}.", b64(&json!({"alg": "none", "typ": "JWT"}))), "malformed"),
+            (
+                "another issuer",
+                mint(&key, &kid, &with(json!({"iss": "http://127.0.0.1:1"}))),
+                "issuer",
+            ),
+            (
+                "a key not in the JWKS",
+                mint(&stranger_key(), "stranger", &with(json!({}))),
+                "does not publish",
+            ),
+            (
+                "the provider's kid on another key",
+                mint(&stranger_key(), &kid, &with(json!({}))),
+                "bad signature",
+            ),
+            (
+                "a signature of another token",
+                format!("{header}.{payload}.{dev_signature}"),
+                "bad signature",
+            ),
+            (
+                "alg none",
+                format!("{}.{payload}.", b64(&json!({"alg": "none", "typ": "JWT"}))),
+                "malformed",
+            ),
             (
                 "HS256 with a shared secret",
                 {
@@ -592,11 +622,16 @@ async fn id_tokens_are_checked_for_audience_nonce_and_time() {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let verified = provider.verify_id_token(id, "test-nonce", now).await.unwrap();
     assert_eq!(verified.claims.strings("groups"), ["team-a", "team-b"]);
-    let refused = |r: Result<cmp_oidc::VerifiedToken, cmp_oidc::OidcError>| r.unwrap_err().to_string();
+    let refused =
+        |r: Result<cmp_oidc::VerifiedToken, cmp_oidc::OidcError>| r.unwrap_err().to_string();
     assert!(refused(provider.verify_id_token(id, "another", now).await).contains("nonce"));
-    assert!(refused(provider.verify_id_token(id, "test-nonce", now + 7200).await).contains("expired"));
+    assert!(
+        refused(provider.verify_id_token(id, "test-nonce", now + 7200).await).contains("expired")
+    );
     // An access token is not an ID token, nor the reverse.
     let access = tokens["access_token"].as_str().unwrap();
-    assert!(refused(provider.verify_id_token(access, "test-nonce", now).await).contains("audience"));
+    assert!(
+        refused(provider.verify_id_token(access, "test-nonce", now).await).contains("audience")
+    );
     assert!(refused(provider.verify_access_token(id, now).await).contains("audience"));
 }
