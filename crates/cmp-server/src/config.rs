@@ -79,7 +79,24 @@ pub struct Config {
     pub vault: VaultConfig,
     pub acme: AcmeConfig,
     pub auth: AuthConfig,
+    pub redis: RedisConfig,
     pub log: LogConfig,
+}
+
+/// Redis, shared by the replicas of a distributed deployment.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:6379/0`; set: browser sessions live there instead of the
+    /// database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig").field("url", &self.url.as_deref().map(redact_url)).finish()
+    }
 }
 
 /// How people log in: OpenID Connect providers, and the sessions of the browser login.
@@ -477,6 +494,7 @@ impl Default for Config {
                 session_absolute_hours: 12,
                 oidc: OidcConfig::default(),
             },
+            redis: RedisConfig::default(),
             log: LogConfig { format: LogFormat::Auto, level: "info".into() },
         }
     }

@@ -152,7 +152,9 @@ impl From<crate::people::PeopleError> for ApiError {
             E::Refused(detail) => ApiError::BadCredentials(detail),
             E::NoRole(detail) => ApiError::Forbidden(detail),
             e @ E::CsrfMissing => ApiError::Forbidden(e.to_string()),
-            E::ProviderUnavailable(detail) => ApiError::Unavailable(detail),
+            E::ProviderUnavailable(detail) | E::SessionsUnavailable(detail) => {
+                ApiError::Unavailable(detail)
+            }
             E::Store(e) => ApiError::Store(e),
         }
     }

@@ -262,8 +262,15 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     }
     let role = config.role;
     let scheme = config.scheme();
-    let state =
+    let mut state =
         state::AppState::assemble(Arc::new(config), store.clone(), clock, secrets, agent_ca)?;
+    if let Some(url) = &state.config.redis.url {
+        let redis = people::sessions::RedisSessions::connect(url).await.with_context(|| {
+            format!("while connecting to Redis at {}", config::redact_url(url))
+        })?;
+        let people = people::People::new(&state.config, state.store.clone(), state.clock.clone())?;
+        state.people = Arc::new(people.with_sessions(Arc::new(redis)));
+    }
     if role.serves(ServerRole::Adapter) {
         adapter::ensure_default_ca(
             &state.local_adapters.builtin,

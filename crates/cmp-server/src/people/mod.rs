@@ -70,6 +70,9 @@ pub enum PeopleError {
     /// The provider could not be reached.
     #[error("{0}")]
     ProviderUnavailable(String),
+    /// Where sessions are kept (Redis) does not answer.
+    #[error("{0}")]
+    SessionsUnavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -199,11 +199,15 @@ async fn every_route_admits_exactly_its_declared_roles() {
 }
 
 /// The same walk with people logged in at a real OpenID provider (sessions with their CSRF
-/// token), on both databases.
+/// token), on both databases, with sessions in the database and in Redis.
 #[tokio::test]
 async fn every_route_admits_exactly_its_declared_roles_for_people_of_a_provider() {
-    for kind in cmp_testkit::DbKind::ALL {
-        let oidc = OidcApp::start(kind, true, |_| {}).await;
+    for (kind, in_redis) in cmp_testkit::DbKind::ALL.into_iter().flat_map(|k| [(k, false), (k, true)])
+    {
+        let oidc = OidcApp::start(kind, true, |c| {
+            c.redis.url = in_redis.then(crate::login::redis_url);
+        })
+        .await;
         let mut callers = Vec::new();
         for (role, user) in
             [(Role::Admin, "ada"), (Role::Security, "sam"), (Role::Developer, "dev")]

@@ -14,6 +14,11 @@ use serde_json::{Value, json};
 
 use crate::support::TestApp;
 
+/// The Redis that `scripts/services-up` runs.
+pub fn redis_url() -> String {
+    std::env::var("CMP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
 /// A server whose people log in at a real provider named `corp`.
 pub struct OidcApp {
     pub app: TestApp,
@@ -634,4 +639,54 @@ async fn id_tokens_are_checked_for_audience_nonce_and_time() {
         refused(provider.verify_id_token(access, "test-nonce", now).await).contains("audience")
     );
     assert!(refused(provider.verify_access_token(id, now).await).contains("audience"));
+}
+
+#[tokio::test]
+async fn with_redis_sessions_live_there_and_a_logout_ends_them_on_every_replica() {
+    for kind in DbKind::ALL {
+        let app = OidcApp::start(kind, false, |c| c.redis.url = Some(redis_url())).await;
+        let (browser, session) = app.login_with_id("ada").await;
+        assert_eq!(me_of(&app, &browser).await.role, Role::Admin);
+        let in_database = app.app.store.execute_raw("DELETE FROM user_sessions").await.unwrap();
+        assert_eq!(in_database, 0, "the session is in Redis, not in the database");
+        // Another replica on the same database and Redis knows the session...
+        let replica = app
+            .app
+            .start_replica(|c| {
+                c.redis.url = Some(redis_url());
+                c.auth.oidc.providers = vec![provider_config(&app.op)];
+            })
+            .await;
+        let on_replica = |path: &str| {
+            reqwest::Client::new()
+                .get(format!("http://{}{path}", replica.addr))
+                .header("cookie", format!("cmp_session={session}"))
+        };
+        assert_eq!(on_replica("/api/v1/me").send().await.unwrap().status(), 200);
+        // ...and refuses it as soon as it is logged out here.
+        assert_eq!(browser.get(app.app.url("/auth/logout")).send().await.unwrap().status(), 303);
+        let refused = on_replica("/api/v1/me").send().await.unwrap();
+        assert_eq!(refused.status(), 401, "{kind:?}");
+
+        // The idle timeout holds in Redis too.
+        let (browser, session) = app.login_with_id("dev").await;
+        let id_hash = cmp_server::auth::token_hash(&session);
+        let client = redis::Client::open(redis_url()).unwrap();
+        let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+        let key = format!("cmp:session:{id_hash}");
+        let seen: i64 = redis::cmd("HGET").arg(&key).arg("seen").query_async(&mut redis).await.unwrap();
+        let () = redis::cmd("HSET")
+            .arg(&key)
+            .arg("seen")
+            .arg(seen - 86_400)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let (status, body) = app.me(&browser).await;
+        assert_eq!(status, 401, "{body}");
+        let exists: i64 = redis::cmd("EXISTS").arg(&key).query_async(&mut redis).await.unwrap();
+        assert_eq!(exists, 0, "an ended session is removed");
+        replica.shutdown().await.unwrap();
+        app.app.stop().await;
+    }
 }
