@@ -2,6 +2,7 @@
 
 mod adapters;
 mod agents;
+mod login;
 mod managed;
 mod output;
 mod pki;
@@ -138,6 +139,20 @@ enum Command {
     /// Owners' issuance policies.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Log in at the server's identity provider (device flow), or keep a pasted token, for
+    /// this server; later commands use it when no --token or CMP_TOKEN is given.
+    Login {
+        /// The provider's name (`cmpctl login` lists none: see GET /auth/providers).
+        #[arg(long)]
+        provider: Option<String>,
+        /// Read a token (an API token or a provider's JWT) from standard input instead.
+        #[arg(long)]
+        with_token: bool,
+    },
+    /// Who the credentials in use are: actor, role, owners, how authenticated.
+    Whoami,
+    /// Forget the login kept for this server.
+    Logout,
     /// CA adapters.
     #[command(subcommand)]
     Adapter(adapters::AdapterCommand),
@@ -439,6 +454,28 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let server = server_url(&cli.server);
+    let ca_bundle = match &cli.ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("--ca-file: while reading {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let make_client = |token: Option<String>| -> anyhow::Result<Client> {
+        Ok(match (&ca_bundle, &cli.ca_file) {
+            (Some(pem), Some(path)) => Client::with_ca_bundle(&server, token, pem)
+                .with_context(|| format!("--ca-file {}", path.display()))?,
+            _ => Client::new(&server, token)?,
+        })
+    };
+    match &cli.command {
+        Command::Login { provider, with_token } => {
+            return login::login(&server, make_client, provider.clone(), *with_token).await;
+        }
+        Command::Logout => return login::logout(&server),
+        _ => {}
+    }
     let token = match &cli.token_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -446,18 +483,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .trim()
                 .to_string(),
         ),
-        None => cli.token.clone(),
+        None => match cli.token.clone() {
+            Some(token) => Some(token),
+            None => login::saved_token(&server)?,
+        },
     };
-    let server = server_url(&cli.server);
-    let client = match &cli.ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("--ca-file: while reading {}", path.display()))?;
-            Client::with_ca_bundle(&server, token, &pem)
-                .with_context(|| format!("--ca-file {}", path.display()))?
-        }
-        None => Client::new(&server, token)?,
-    };
+    let client = make_client(token)?;
     let out = Output(cli.output);
     match cli.command {
         Command::Cert(cmd) => cert(&client, &out, cmd).await,
@@ -485,6 +516,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(cmd) => policy::policy(&client, &out, cmd).await,
         Command::Adapter(cmd) => adapters::adapter(&client, &out, cmd).await,
         Command::Pki(cmd) => pki::pki(&client, &out, cmd).await,
+        Command::Whoami => {
+            out.me(&client.me().await?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Login { .. } | Command::Logout => Ok(ExitCode::SUCCESS),
     }
 }
 

@@ -267,6 +267,24 @@ impl Output {
         Ok(())
     }
 
+    /// Who the caller is.
+    pub fn me(&self, me: &cmp_api::Me) -> anyhow::Result<()> {
+        if self.json(me)? {
+            return Ok(());
+        }
+        let auth = serde_json::to_value(me.auth)?;
+        outln!("actor:  {}", me.actor)?;
+        outln!("role:   {}", me.role.as_str())?;
+        outln!("auth:   {}", auth.as_str().unwrap_or_default())?;
+        if let Some(email) = &me.email {
+            outln!("email:  {email}")?;
+        }
+        if !me.owners.is_empty() {
+            outln!("owners: {}", me.owners.join(", "))?;
+        }
+        Ok(())
+    }
+
     /// A new token and its secret, which the server shows only this once.
     pub fn token_created(&self, t: &TokenCreated) -> anyhow::Result<()> {
         if self.json(t)? {

@@ -326,6 +326,21 @@ impl Client {
         .await
     }
 
+    /// Who the client's credentials are.
+    pub async fn me(&self) -> ClientResult<cmp_api::Me> {
+        self.get("/api/v1/me", &()).await
+    }
+
+    /// Everyone who logged in through a provider (admin).
+    pub async fn users(&self) -> ClientResult<Vec<cmp_api::User>> {
+        self.get("/api/v1/users", &()).await
+    }
+
+    /// The identity providers one can log in with (no credentials needed).
+    pub async fn auth_providers(&self) -> ClientResult<Vec<cmp_api::AuthProvider>> {
+        self.get("/auth/providers", &()).await
+    }
+
     pub async fn owners(&self) -> ClientResult<Vec<Owner>> {
         self.get("/api/v1/owners", &()).await
     }

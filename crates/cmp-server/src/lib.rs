@@ -265,9 +265,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     let mut state =
         state::AppState::assemble(Arc::new(config), store.clone(), clock, secrets, agent_ca)?;
     if let Some(url) = &state.config.redis.url {
-        let redis = people::sessions::RedisSessions::connect(url).await.with_context(|| {
-            format!("while connecting to Redis at {}", config::redact_url(url))
-        })?;
+        let redis = people::sessions::RedisSessions::connect(url)
+            .await
+            .with_context(|| format!("while connecting to Redis at {}", config::redact_url(url)))?;
         let people = people::People::new(&state.config, state.store.clone(), state.clock.clone())?;
         state.people = Arc::new(people.with_sessions(Arc::new(redis)));
     }

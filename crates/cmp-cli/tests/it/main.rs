@@ -7,6 +7,7 @@
 )]
 
 mod help;
+mod login;
 mod plumbing;
 
 use std::process::Output;

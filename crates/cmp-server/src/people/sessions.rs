@@ -96,8 +96,7 @@ struct AttemptRecord {
 
 /// Marks a session used only if it still exists: a plain HSET after a logout elsewhere would
 /// bring back a session with no data and no expiry.
-const TOUCH_IF_EXISTS: &str =
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], 'seen', ARGV[1]) end return 0";
+const TOUCH_IF_EXISTS: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], 'seen', ARGV[1]) end return 0";
 
 fn session_key(id_hash: &str) -> String {
     format!("cmp:session:{id_hash}")
@@ -136,10 +135,8 @@ impl SessionBackend for RedisSessions {
         let json = serde_json::to_string(&record).map_err(corrupt)?;
         let ttl = u64::try_from(cmp_store::LOGIN_ATTEMPT_SECS).unwrap_or(600);
         let mut redis = self.redis.clone();
-        let () = redis
-            .set_ex(attempt_key(&attempt.state_hash), json, ttl)
-            .await
-            .map_err(unavailable)?;
+        let () =
+            redis.set_ex(attempt_key(&attempt.state_hash), json, ttl).await.map_err(unavailable)?;
         Ok(())
     }
 

@@ -202,7 +202,8 @@ async fn every_route_admits_exactly_its_declared_roles() {
 /// token), on both databases, with sessions in the database and in Redis.
 #[tokio::test]
 async fn every_route_admits_exactly_its_declared_roles_for_people_of_a_provider() {
-    for (kind, in_redis) in cmp_testkit::DbKind::ALL.into_iter().flat_map(|k| [(k, false), (k, true)])
+    for (kind, in_redis) in
+        cmp_testkit::DbKind::ALL.into_iter().flat_map(|k| [(k, false), (k, true)])
     {
         let oidc = OidcApp::start(kind, true, |c| {
             c.redis.url = in_redis.then(crate::login::redis_url);

@@ -674,7 +674,8 @@ async fn with_redis_sessions_live_there_and_a_logout_ends_them_on_every_replica(
         let client = redis::Client::open(redis_url()).unwrap();
         let mut redis = client.get_multiplexed_async_connection().await.unwrap();
         let key = format!("cmp:session:{id_hash}");
-        let seen: i64 = redis::cmd("HGET").arg(&key).arg("seen").query_async(&mut redis).await.unwrap();
+        let seen: i64 =
+            redis::cmd("HGET").arg(&key).arg("seen").query_async(&mut redis).await.unwrap();
         let () = redis::cmd("HSET")
             .arg(&key)
             .arg("seen")
