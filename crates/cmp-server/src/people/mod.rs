@@ -28,14 +28,32 @@ use crate::core::context::caller_context;
 use mapping::GroupMapping;
 use sessions::{DatabaseSessions, SessionBackend};
 
-/// The browser login's routes, `/api/v1/me` and `/api/v1/users`.
+/// Logins one client address may start or finish at once, and how often one more comes back.
+const LOGIN_BURST: u32 = 20;
+const LOGIN_REFILL_MS: u64 = 2000;
+
+/// The browser login's routes (limited per client address, so that a flood from one address
+/// cannot fill the login table or lock others out), `/api/v1/me` and `/api/v1/users`.
 pub fn router() -> utoipa_axum::router::OpenApiRouter<crate::state::AppState> {
+    use tower_governor::governor::GovernorConfigBuilder;
     use utoipa_axum::routes;
-    utoipa_axum::router::OpenApiRouter::new()
-        .routes(routes!(handlers::providers))
+    let limited = GovernorConfigBuilder::default()
+        .per_millisecond(LOGIN_REFILL_MS)
+        .burst_size(LOGIN_BURST)
+        .finish()
+        .map(|config| tower_governor::GovernorLayer::new(std::sync::Arc::new(config)));
+    let login = utoipa_axum::router::OpenApiRouter::new()
         .routes(routes!(handlers::login))
         .routes(routes!(handlers::callback))
-        .routes(routes!(handlers::logout))
+        .routes(routes!(handlers::logout));
+    // The builder refuses only a zero period or burst, which the constants are not.
+    let login = match limited {
+        Some(layer) => login.layer(layer),
+        None => login,
+    };
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(handlers::providers))
+        .merge(login)
         .routes(routes!(handlers::me))
         .routes(routes!(handlers::users))
 }

@@ -691,3 +691,34 @@ async fn with_redis_sessions_live_there_and_a_logout_ends_them_on_every_replica(
         app.app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_flood_of_logins_from_one_address_does_not_lock_out_another() {
+    let app = OidcApp::start(DbKind::Sqlite, false, |_| {}).await;
+    let flooder = app.browser();
+    let mut limited = None;
+    for _ in 0..60 {
+        let response = flooder.get(app.app.url("/auth/login")).send().await.unwrap();
+        if response.status() == 429 {
+            limited = Some(response);
+            break;
+        }
+        assert_eq!(response.status(), 303);
+    }
+    let limited = limited.expect("the flood is limited");
+    assert_eq!(limited.headers()["content-type"], "application/problem+json");
+    // Another address (loopback is a whole /8) still logs in.
+    let other = app
+        .app
+        .http_builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
+    let response = other.get(app.app.url("/auth/login")).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    // The API itself is not limited for the flooder.
+    let me = flooder.get(app.app.url("/api/v1/me")).bearer_auth(&app.app.admin_token).send();
+    assert_eq!(me.await.unwrap().status(), 200);
+    app.app.stop().await;
+}
