@@ -4,6 +4,7 @@
 //! build both, e.g. `cargo build --release -p cmp-server -p cmp-bench`.
 
 mod acme;
+mod auth;
 mod fleet;
 mod harness;
 mod inventory;
@@ -51,6 +52,9 @@ enum Command {
     /// Renewal: one renewal end to end, from the API to a real nginx serving it, verified by
     /// a real agent; against the issuance alone.
     Renewal(renewal::RenewalBench),
+    /// Authentication: an API call with a provider's bearer JWT against the same call with a
+    /// `cmp_` token (starts a real OpenID provider; ./scripts/services-up installs it).
+    Auth(auth::AuthBench),
 }
 
 #[tokio::main]
@@ -69,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Acme(opts) => acme::run(opts, &cmpd).await,
         Command::Fleet(opts) => fleet::run(opts, &cmpd).await,
         Command::Renewal(opts) => renewal::run(opts, &cmpd).await,
+        Command::Auth(opts) => auth::run(opts, &cmpd).await,
     }
 }
 

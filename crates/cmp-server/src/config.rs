@@ -517,7 +517,9 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         // CMPD_CONFIG names the file; it is not a key.
-        let env = Env::prefixed(ENV_PREFIX).split("__").filter(|key| key.as_str() != "config");
+        let env = Env::prefixed(ENV_PREFIX)
+            .split("__")
+            .filter(|key| !key.as_str().eq_ignore_ascii_case("config"));
         figment.merge(env).extract().map_err(Box::new)
     }
 

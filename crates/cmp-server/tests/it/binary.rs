@@ -12,8 +12,17 @@ async fn cmpd_prints_the_token_once_keeps_it_out_of_logs_and_stops_gracefully() 
     cmp_testkit::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    // The file CMPD_CONFIG names is read (a provider no one reaches: nothing asks it here).
+    let config = dir.path().join("cmpd.toml");
+    std::fs::write(
+        &config,
+        "[[auth.oidc.providers]]\nname = \"from-file\"\nissuer = \"http://127.0.0.1:1\"\n\
+         client_id = \"cmp\"\nclient_secret = \"s3cret\"\n",
+    )
+    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cmpd"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("CMPD_CONFIG", &config)
         .env("CMPD_DATA_DIR", dir.path())
         .env("RUST_LOG", "debug")
         .env_remove("CMPD_DATABASE__URL")
@@ -50,6 +59,9 @@ async fn cmpd_prints_the_token_once_keeps_it_out_of_logs_and_stops_gracefully() 
     let resp =
         http.get(format!("{base}/api/v1/certificates")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(resp.status(), 200);
+    let providers = http.get(format!("{base}/auth/providers")).send().await.unwrap();
+    let providers = providers.text().await.unwrap();
+    assert!(providers.contains("from-file") && !providers.contains("s3cret"), "{providers}");
     let resp = http
         .get(format!("{base}/api/v1/tokens"))
         .bearer_auth(format!("{token}x"))
@@ -74,6 +86,7 @@ async fn cmpd_prints_the_token_once_keeps_it_out_of_logs_and_stops_gracefully() 
     assert!(line.contains("\"status\":200") && line.contains("\"actor\":\"token:"), "{line}");
     assert!(line.contains("\"duration_ms\"") && line.contains("\"method\":\"GET\""), "{line}");
     assert!(!logs.contains(&token[4..]), "the token leaked into the logs");
+    assert!(!logs.contains("s3cret"), "the provider's client secret leaked into the logs");
     assert!(logs.contains("shutting down"));
 }
 
