@@ -304,6 +304,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         let router = responder.clone().router();
         listeners.spawn(serve::serve(listener, router, options.clone(), shutdown.subscribe()));
     }
+    if role.serves(ServerRole::Inventory) {
+        tokio::spawn(state.people.clone().purge_ended(shutdown.subscribe()));
+    }
     if role.serves(ServerRole::Issuer) {
         let (issuer, lock) = (state.issuer.clone(), state.renewal_lock.clone());
         tokio::spawn(issuer::scheduler::run(issuer, lock, shutdown.subscribe()));

@@ -40,6 +40,7 @@ fn rules() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
             "storage knows no HTTP and no CA",
         ),
         ("cmp-pki", both(SERVER_SIDE, CA_STACK), "X.509 handling knows no storage or CA"),
+        ("cmp-oidc", both(SERVER_SIDE, CA_STACK), "the OIDC client knows no server, storage or CA"),
         (
             "cmp-agent",
             both(&both(SERVER_SIDE, CA_STACK), &["cmp-ca"]),

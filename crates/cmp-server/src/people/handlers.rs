@@ -67,6 +67,7 @@ pub async fn providers(State(state): State<AppState>) -> Json<Vec<AuthProvider>>
     responses((status = 303, description = "to the provider"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn login(
     State(state): State<AppState>,
@@ -98,6 +99,7 @@ pub async fn login(
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn callback(
     State(state): State<AppState>,
@@ -142,7 +144,9 @@ pub async fn callback(
 /// Ends the session here and, where the provider has an end-session endpoint, sends the
 /// browser there to log out too.
 #[utoipa::path(get, path = "/auth/logout", tag = "auth",
-    responses((status = 303, description = "to the provider's logout, or to /")))]
+    responses((status = 303, description = "to the provider's logout, or to /"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let mut to = None;
     if let Some(session) = cookies::read(&headers, cookies::SESSION) {

@@ -410,6 +410,24 @@ impl People {
         Ok(provider.oidc.end_session_url(Some(&back)).await.ok().flatten())
     }
 
+    /// Removes ended sessions and stale logins from the database every ten minutes, until
+    /// `stop` (Redis expires its own).
+    pub async fn purge_ended(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut every = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let now = self.now();
+            match self.store.purge_sessions(now - self.idle_secs, now).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "removed ended sessions and stale logins"),
+                Err(e) => tracing::warn!(error = %e, "could not remove ended sessions"),
+            }
+        }
+    }
+
     /// The role and owner ids `groups` give at `provider`.
     async fn grant(
         &self,
