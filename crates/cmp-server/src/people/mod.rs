@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod mapping;
 pub mod sessions;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +58,10 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<crate::state::AppState> {
         .routes(routes!(handlers::me))
         .routes(routes!(handlers::users))
 }
+
+/// Bearer JWTs kept checked at most (a flood of distinct tokens empties the memo, it does not
+/// grow it).
+const MAX_MEMO: usize = 10_000;
 
 /// A session's last use is written at most this often (its idle timeout is that coarse).
 const TOUCH_EVERY_SECS: i64 = 60;
@@ -151,6 +156,19 @@ pub struct People {
     /// Cookies are `Secure` when CMP serves HTTPS.
     pub secure_cookies: bool,
     public_url: String,
+    /// Bearer JWTs checked lately, by SHA-256: a client sends the same token for an hour, and
+    /// its signature check and claim mapping need not run on every call. Kept for
+    /// `http.lookup_cache_ms`, as API tokens are, and never past the token's `exp`.
+    memo: std::sync::Mutex<HashMap<String, Memo>>,
+    memo_for: Duration,
+}
+
+/// A checked bearer JWT.
+struct Memo {
+    until: std::time::Instant,
+    exp: i64,
+    caller: Caller,
+    details: Authenticated,
 }
 
 impl People {
@@ -190,6 +208,8 @@ impl People {
             absolute_secs: config.auth.session_absolute_hours.saturating_mul(3600),
             secure_cookies: config.tls_enabled(),
             public_url,
+            memo: std::sync::Mutex::default(),
+            memo_for: Duration::from_millis(config.http.lookup_cache_ms),
         })
     }
 
@@ -367,6 +387,38 @@ impl People {
 
     /// The caller of a bearer JWT from one of the providers (its `iss` says which).
     pub async fn bearer_caller(&self, token: &str) -> Result<(Caller, Authenticated), PeopleError> {
+        let key = token_hash(token);
+        let now = self.now();
+        if let Ok(memo) = self.memo.lock()
+            && let Some(m) = memo.get(&key)
+            && m.until > std::time::Instant::now()
+            && m.exp > now
+        {
+            return Ok((m.caller.clone(), m.details.clone()));
+        }
+        let (caller, details, exp) = self.check_bearer(token).await?;
+        if !self.memo_for.is_zero()
+            && let Ok(mut memo) = self.memo.lock()
+        {
+            if memo.len() >= MAX_MEMO {
+                let at = std::time::Instant::now();
+                memo.retain(|_, m| m.until > at);
+                if memo.len() >= MAX_MEMO {
+                    memo.clear();
+                }
+            }
+            let until = std::time::Instant::now() + self.memo_for;
+            let (c, d) = (caller.clone(), details.clone());
+            memo.insert(key, Memo { until, exp, caller: c, details: d });
+        }
+        Ok((caller, details))
+    }
+
+    /// Checks a bearer JWT: the caller, how, and the token's `exp`.
+    async fn check_bearer(
+        &self,
+        token: &str,
+    ) -> Result<(Caller, Authenticated, i64), PeopleError> {
         let issuer = Provider::unverified_issuer(token).ok_or_else(|| {
             PeopleError::Refused("the bearer token is neither a CMP token nor a JWT".into())
         })?;
@@ -383,7 +435,8 @@ impl People {
         let groups = claims.strings(&provider.groups_claim);
         let (role, owner_ids) = self.grant(provider, &claims.sub, &groups).await?;
         let caller = person(&provider.name, &claims.sub, role, owner_ids);
-        Ok((caller, Authenticated { method: AuthMethod::Jwt, email: claims.email, session: None }))
+        let details = Authenticated { method: AuthMethod::Jwt, email: claims.email, session: None };
+        Ok((caller, details, claims.exp))
     }
 
     /// Ends a session (audited) and says where to log out at the provider too.

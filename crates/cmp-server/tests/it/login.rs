@@ -137,25 +137,21 @@ impl OidcApp {
         (browser, session)
     }
 
-    /// The browser's `cmp_csrf` cookie, through `/api/v1/me`.
+    /// `GET /api/v1/me` in this browser: status and body.
     pub async fn me(&self, browser: &reqwest::Client) -> (u16, Value) {
         let response = browser.get(self.app.url("/api/v1/me")).send().await.unwrap();
         (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `GET path` as the admin, as JSON.
+    pub async fn admin_get(&self, path: &str) -> Value {
+        let request = self.app.http().get(self.app.url(path)).bearer_auth(&self.app.admin_token);
+        request.send().await.unwrap().json().await.unwrap()
+    }
+
     /// Audit events, less the break-glass ones each use of the admin token writes.
     pub async fn audit_count(&self) -> usize {
-        let events: Value = self
-            .app
-            .http()
-            .get(self.app.url("/api/v1/audit?limit=500"))
-            .bearer_auth(&self.app.admin_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let events = self.admin_get("/api/v1/audit?limit=500").await;
         let events = events["items"].as_array().unwrap();
         events.iter().filter(|e| e["action"] != "auth.break_glass").count()
     }
@@ -198,31 +194,11 @@ async fn people_log_in_with_code_and_pkce_and_get_the_role_of_their_groups() {
         assert_eq!(app.audit_count().await, before);
 
         // The users, as admins see them; the audit trail names people, with their email.
-        let users: Value = app
-            .app
-            .http()
-            .get(app.app.url("/api/v1/users"))
-            .bearer_auth(&app.app.admin_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let users = app.admin_get("/api/v1/users").await;
         let subjects: Vec<&str> =
             users.as_array().unwrap().iter().map(|u| u["subject"].as_str().unwrap()).collect();
         assert_eq!(subjects, ["ada", "dev", "sam"], "{kind:?}");
-        let logins: Value = app
-            .app
-            .http()
-            .get(app.app.url("/api/v1/audit?action=user.logged_in"))
-            .bearer_auth(&app.app.admin_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let logins = app.admin_get("/api/v1/audit?action=user.logged_in").await;
         let first = &logins["items"].as_array().unwrap().last().unwrap();
         assert_eq!(first["actor"], "oidc:corp:ada");
         assert_eq!(first["details"]["email"], "ada@example.test");
@@ -721,4 +697,18 @@ async fn a_flood_of_logins_from_one_address_does_not_lock_out_another() {
     let me = flooder.get(app.app.url("/api/v1/me")).bearer_auth(&app.app.admin_token).send();
     assert_eq!(me.await.unwrap().status(), 200);
     app.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_login_while_the_provider_is_down_is_a_503_and_writes_nothing() {
+    let OidcApp { app, op } = OidcApp::start(DbKind::Sqlite, false, |_| {}).await;
+    drop(op);
+    let browser = app.http_builder().redirect(Policy::none()).build().unwrap();
+    let response = browser.get(app.url("/auth/login")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("identity provider is unavailable"), "{body}");
+    let attempts = app.store.execute_raw("DELETE FROM login_attempts").await.unwrap();
+    assert_eq!(attempts, 0, "no login was recorded");
+    app.stop().await;
 }
