@@ -415,10 +415,7 @@ impl People {
     }
 
     /// Checks a bearer JWT: the caller, how, and the token's `exp`.
-    async fn check_bearer(
-        &self,
-        token: &str,
-    ) -> Result<(Caller, Authenticated, i64), PeopleError> {
+    async fn check_bearer(&self, token: &str) -> Result<(Caller, Authenticated, i64), PeopleError> {
         let issuer = Provider::unverified_issuer(token).ok_or_else(|| {
             PeopleError::Refused("the bearer token is neither a CMP token nor a JWT".into())
         })?;

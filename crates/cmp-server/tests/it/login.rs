@@ -707,7 +707,10 @@ async fn a_login_while_the_provider_is_down_is_a_503_and_writes_nothing() {
     let response = browser.get(app.url("/auth/login")).send().await.unwrap();
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();
-    assert!(body["detail"].as_str().unwrap().contains("identity provider is unavailable"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("identity provider is unavailable"),
+        "{body}"
+    );
     let attempts = app.store.execute_raw("DELETE FROM login_attempts").await.unwrap();
     assert_eq!(attempts, 0, "no login was recorded");
     app.stop().await;
