@@ -733,7 +733,24 @@ mod tests {
         config.issuer.adapter_token = "cmp_secret-service-token".into();
         config.vault.token = "s.vault-root-token".into();
         config.vault.secret_id = "approle-secret-id".into();
+        config.redis.url = Some("redis://:redis-password@redis:6379/0".into());
+        config.auth.oidc.providers = vec![OidcProviderConfig {
+            name: "corp".into(),
+            issuer: "https://id.example".into(),
+            client_id: "cmp".into(),
+            client_secret: "oidc-client-secret".into(),
+            scopes: default_scopes(),
+            audience: None,
+            cli_client_id: None,
+            groups_claim: default_groups_claim(),
+            roles: Default::default(),
+            teams: Default::default(),
+            leeway_secs: default_leeway_secs(),
+            key_refetch_secs: default_key_refetch_secs(),
+        }];
         let printed = format!("{config:#?}");
+        assert!(!printed.contains("redis-password") && printed.contains("redis:6379"));
+        assert!(!printed.contains("oidc-client-secret") && printed.contains("client_secret"));
         assert!(!printed.contains("secret-service-token") && printed.contains("adapter_token"));
         assert!(!printed.contains("vault-root-token") && !printed.contains("approle-secret-id"));
     }

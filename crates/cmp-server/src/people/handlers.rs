@@ -21,6 +21,7 @@ use crate::state::AppState;
 /// `GET /auth/login` parameters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LoginQuery {
     /// The provider's name; default: the first configured.
     provider: Option<String>,
@@ -32,6 +33,7 @@ pub struct LoginQuery {
 
 /// `GET /auth/callback` parameters, as the provider sends them.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     state: Option<String>,
     code: Option<String>,
