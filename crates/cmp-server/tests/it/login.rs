@@ -715,3 +715,78 @@ async fn a_login_while_the_provider_is_down_is_a_503_and_writes_nothing() {
     assert_eq!(attempts, 0, "no login was recorded");
     app.stop().await;
 }
+
+/// A Redis of the test's own, on a free port, in memory.
+struct OwnRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl OwnRedis {
+    async fn start(port: u16) -> OwnRedis {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (./scripts/services-up installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return OwnRedis { port, child };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not listen on {port}");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_redis_that_goes_away_is_a_503_and_a_new_login_works_once_it_is_back() {
+    // Down at start: cmpd says so and does not start.
+    let port = cmp_testkit::free_port();
+    let db = cmp_testkit::TestDb::new(DbKind::Sqlite).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.listen = Some("127.0.0.1:0".parse().unwrap());
+    config.data_dir = data.path().to_path_buf();
+    config.database.url = Some(db.url.clone());
+    config.redis.url = Some(format!("redis://127.0.0.1:{port}"));
+    let refused = cmp_server::start(config).await.err().expect("no Redis, no start");
+    assert!(format!("{refused:#}").contains("while connecting to Redis"), "{refused:#}");
+
+    let redis = OwnRedis::start(port).await;
+    let app = OidcApp::start(DbKind::Sqlite, false, |c| c.redis.url = Some(redis.url())).await;
+    let browser = app.login("ada").await;
+    assert_eq!(app.me(&browser).await.0, 200);
+    drop(redis);
+    let (status, body) = app.me(&browser).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["type"], "https://cmp.dev/problems/unavailable");
+    // API tokens do not need Redis.
+    app.app.admin.owners().await.unwrap();
+    // An in-memory Redis comes back empty: the old session is gone, a new login works.
+    let _redis = OwnRedis::start(port).await;
+    let mut status = 0;
+    for _ in 0..50 {
+        status = app.me(&browser).await.0;
+        if status != 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 401);
+    let browser = app.login("sam").await;
+    assert_eq!(me_of(&app, &browser).await.role, Role::Security);
+    app.app.stop().await;
+}
