@@ -730,9 +730,11 @@ impl OwnRedis {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server (./scripts/services-up installs it)");
+        // Owned at once, so that a panic below still stops it (Drop).
+        let redis = OwnRedis { port, child };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return OwnRedis { port, child };
+                return redis;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
