@@ -43,6 +43,15 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// A caller of `role`: admins and security see everything, others the owners given.
+    pub fn with_role(actor: String, role: Role, owner_ids: Vec<String>) -> Caller {
+        let scope = match role {
+            Role::Admin | Role::Security => Scope::All,
+            Role::Developer | Role::Agent => Scope::Owners(owner_ids),
+        };
+        Caller { actor, role, scope }
+    }
+
     /// Whether the caller may act for `owner_id`.
     pub fn may_act_for(&self, owner_id: &str) -> bool {
         match &self.scope {
@@ -209,11 +218,11 @@ struct Presented {
 impl Presented {
     fn of(request: &Request) -> Presented {
         let headers = request.headers();
-        let text = |name| headers.get(name).and_then(|v: &header::HeaderValue| v.to_str().ok());
+        let text = |name: &str| headers.get(name)?.to_str().ok().map(str::to_owned);
         Presented {
-            authorization: text(header::AUTHORIZATION.as_str()).map(str::to_owned),
+            authorization: text(header::AUTHORIZATION.as_str()),
             session: cookies::read(headers, cookies::SESSION).filter(|s| !s.is_empty()),
-            csrf: text(cookies::CSRF_HEADER).map(str::to_owned),
+            csrf: text(cookies::CSRF_HEADER),
         }
     }
 
@@ -253,11 +262,8 @@ async fn api_token_caller(state: &AppState, secret: &str) -> Result<Caller, ApiE
         .find_token_by_hash(&token_hash(secret), now)
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    let scope = match token.role {
-        Role::Admin | Role::Security => Scope::All,
-        Role::Developer | Role::Agent => Scope::Owners(token.owner_ids.clone()),
-    };
-    let caller = Caller { actor: format!("token:{}", token.id), role: token.role, scope };
+    let caller =
+        Caller::with_role(format!("token:{}", token.id), token.role, token.owner_ids.clone());
     // With single sign-on in place, the bootstrap token is the way in when the provider is
     // down: every use is on the record.
     if state.people.enabled() && crate::is_bootstrap_token(&token) {

@@ -535,15 +535,13 @@ mod tests {
         // The device flow of `cmpctl login`.
         let token_url = format!("{}/token", provider.issuer);
         let device_grant = "urn:ietf:params:oauth:grant-type:device_code";
-        let start: Value = http
-            .post(format!("{}/device/auth", provider.issuer))
-            .form(&[("client_id", CLI_CLIENT_ID), ("scope", "openid groups")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let start_device = |scope: &'static str| {
+            let request = http
+                .post(format!("{}/device/auth", provider.issuer))
+                .form(&[("client_id", CLI_CLIENT_ID), ("scope", scope)]);
+            async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+        };
+        let start = start_device("openid groups").await;
         let device_code = start["device_code"].as_str().unwrap();
         let poll = || {
             http.post(&token_url)
@@ -564,15 +562,7 @@ mod tests {
             (json!("sam"), json!(["cmp-security"]))
         );
 
-        let denied: Value = http
-            .post(format!("{}/device/auth", provider.issuer))
-            .form(&[("client_id", CLI_CLIENT_ID), ("scope", "openid")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let denied = start_device("openid").await;
         provider.deny_device(denied["user_code"].as_str().unwrap()).await;
         let refused: Value = http
             .post(&token_url)

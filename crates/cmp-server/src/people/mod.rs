@@ -19,7 +19,7 @@ use cmp_api::AuthMethod;
 use cmp_domain::{Clock, Role};
 use cmp_oidc::{OidcError, Provider, ProviderSettings, random_token};
 use cmp_store::{
-    AuditAction, LoginAttempt, NewAuditEvent, NewSession, Scope, Store, StoreError, UserLogin,
+    AuditAction, LoginAttempt, NewAuditEvent, NewSession, Store, StoreError, UserLogin,
 };
 use serde_json::json;
 
@@ -509,9 +509,5 @@ impl People {
 
 /// The caller of a person (or a client) of a provider.
 fn person(provider: &str, subject: &str, role: Role, owner_ids: Vec<String>) -> Caller {
-    let scope = match role {
-        Role::Admin | Role::Security => Scope::All,
-        Role::Developer | Role::Agent => Scope::Owners(owner_ids),
-    };
-    Caller { actor: format!("oidc:{provider}:{subject}"), role, scope }
+    Caller::with_role(format!("oidc:{provider}:{subject}"), role, owner_ids)
 }
