@@ -54,6 +54,9 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Print the OpenAPI document of the role (all by default) and exit: what the dashboard's
+    /// TypeScript types are generated from (`web/scripts/api-types`).
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +101,12 @@ async fn main() -> anyhow::Result<()> {
             // What is in force: the address a default would bind, not "none".
             config.listen = Some(config.listen_addr());
             println!("configuration is valid\n{config:#?}");
+            Ok(())
+        }
+        Some(Command::Openapi) => {
+            let role = cli.role.unwrap_or(cmp_server::config::ServerRole::All);
+            let (_, doc) = cmp_server::app::routes(role, true);
+            println!("{}", doc.to_pretty_json().context("while writing the OpenAPI document")?);
             Ok(())
         }
         Some(Command::Admin { command: AdminCommand::Migrate }) => {
