@@ -10,6 +10,7 @@ mod owners;
 mod people;
 mod problem;
 mod requests;
+mod stats;
 mod tokens;
 
 pub use adapters::*;
@@ -21,6 +22,7 @@ pub use owners::*;
 pub use people::*;
 pub use problem::*;
 pub use requests::*;
+pub use stats::*;
 pub use tokens::*;
 
 /// A page of a listing, with the cursor of the next page when there is one.

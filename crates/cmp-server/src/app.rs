@@ -77,9 +77,14 @@ pub fn build(state: AppState) -> Result<(Router, AppState), String> {
     let policies = RoutePolicies::from_openapi(&doc)?;
     let state = AppState { openapi: Arc::new(doc), policies: Arc::new(policies), ..state };
     let headers = SecurityHeaders { hsts: config.tls_enabled() };
+    let router = router.route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    // Role `all` serves the dashboard on every path the API does not take.
+    let router = if config.role == ServerRole::All {
+        router.fallback(crate::dashboard::serve)
+    } else {
+        router.fallback(|| async { ApiError::route_not_found() })
+    };
     let router = router
-        .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
-        .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(config.http.body_limit_bytes))
@@ -147,13 +152,13 @@ async fn security_headers(
     let mut response = next.run(request).await;
     let h = response.headers_mut();
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
+    // The dashboard's answers come with their own policy and caching; everything else gets
+    // the API's.
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     if api {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     }
     if headers.hsts {
         h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));

@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod core;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod inventory;

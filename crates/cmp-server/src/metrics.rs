@@ -108,7 +108,11 @@ pub async fn refresh_inventory_gauges(state: &AppState) {
         *counted_at = Some(Instant::now());
     }
     let now = state.clock.now().unix_timestamp();
-    match state.store.count_by_status(now, state.expiry_window_secs()).await {
+    match state
+        .store
+        .certificate_counts(now, state.expiry_window_secs(), &cmp_store::Scope::All)
+        .await
+    {
         Ok(counts) => {
             for (status, n) in counts {
                 metrics::gauge!("cmp_certificates", "status" => status.as_str()).set(n as f64);

@@ -109,7 +109,7 @@ fn push_substring_search(b: &mut SqlBuilder, dialect: Dialect, q: &str) {
 
 /// The SQL condition for a status, given the placeholders of `now` and `now + window`. The
 /// one place these rules are written in SQL; they mirror `cmp_domain::status_at`.
-fn status_condition(status: CertificateStatus, now: &str, horizon: &str) -> String {
+pub(crate) fn status_condition(status: CertificateStatus, now: &str, horizon: &str) -> String {
     let by_time = match status {
         CertificateStatus::Revoked => return "c.revoked_at IS NOT NULL".into(),
         CertificateStatus::NotYetValid => format!("c.not_before > {now}"),
@@ -658,30 +658,6 @@ impl CertificateStore for SqlStore {
         audit::append(&mut tx, ctx, &event).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    #[instrument(level = "debug", skip_all, err(level = "debug"))]
-    async fn count_by_status(
-        &self,
-        now: i64,
-        window_secs: i64,
-    ) -> StoreResult<Vec<(CertificateStatus, i64)>> {
-        let counts: Vec<String> = CertificateStatus::ALL
-            .into_iter()
-            .map(|status| {
-                let condition = status_condition(status, "$1", "$2");
-                format!("SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) AS {}", status.as_str())
-            })
-            .collect();
-        let row = sqlx::query(&format!("SELECT {} FROM certificates c", counts.join(", ")))
-            .bind(now)
-            .bind(now.saturating_add(window_secs))
-            .fetch_one(&self.read)
-            .await?;
-        CertificateStatus::ALL
-            .into_iter()
-            .map(|s| Ok((s, row.try_get::<Option<i64>, _>(s.as_str())?.unwrap_or(0))))
-            .collect()
     }
 }
 

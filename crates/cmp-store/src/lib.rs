@@ -17,6 +17,7 @@ mod owners;
 mod records;
 mod requests;
 mod sql;
+mod stats;
 mod tokens;
 mod users;
 
@@ -30,6 +31,7 @@ pub use managed::*;
 pub use records::*;
 pub use requests::*;
 pub use sql::{Dialect, SqlStore};
+pub use stats::*;
 
 use async_trait::async_trait;
 
@@ -81,13 +83,6 @@ pub trait CertificateStore: Send + Sync {
         id: &str,
         scope: &Scope,
     ) -> StoreResult<()>;
-
-    /// Counts of certificates by status at `now` (for metrics).
-    async fn count_by_status(
-        &self,
-        now: i64,
-        window_secs: i64,
-    ) -> StoreResult<Vec<(cmp_domain::CertificateStatus, i64)>>;
 }
 
 /// Teams that own certificates.
@@ -172,6 +167,7 @@ pub trait Store:
     + ManagedStore
     + AgentStore
     + UserStore
+    + StatsStore
 {
     /// Answers when the database is reachable.
     async fn ping(&self) -> StoreResult<()>;

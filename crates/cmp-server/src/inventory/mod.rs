@@ -3,6 +3,7 @@
 mod certificates;
 mod owners;
 mod service;
+mod stats;
 pub mod views;
 
 pub use service::{ImportInput, Inventory, InventoryError};
@@ -21,4 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(certificates::pem))
         .routes(routes!(owners::list, owners::create))
         .routes(routes!(owners::get, owners::patch, owners::delete))
+        .routes(routes!(stats::overview))
+        .routes(routes!(stats::expiry))
+        .routes(routes!(certificates::export))
 }

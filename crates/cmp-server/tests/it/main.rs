@@ -14,6 +14,7 @@ mod bad_input;
 mod binary;
 mod certificates;
 mod crash;
+mod dashboard;
 mod issuance;
 mod login;
 mod mozilla;

@@ -216,7 +216,7 @@ async fn filters_select_the_right_certificates() {
             Err(StoreError::NotFound { .. })
         ));
 
-        let counts = store.count_by_status(NOW, 30 * DAY).await.unwrap();
+        let counts = store.certificate_counts(NOW, 30 * DAY, &Scope::All).await.unwrap();
         assert_eq!(counts.iter().map(|(_, n)| n).sum::<i64>(), 5);
         assert!(counts.contains(&(CertificateStatus::Valid, 2)));
     });

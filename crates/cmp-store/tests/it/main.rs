@@ -14,6 +14,7 @@ mod issuance;
 mod managed;
 mod migrations;
 mod owners_tokens;
+mod stats;
 mod users;
 
 use cmp_domain::{CertificateFacts, KeyInfo, KeyType, San, SanType};

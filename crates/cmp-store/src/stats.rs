@@ -1,0 +1,151 @@
+//! Aggregates for the dashboard and the metrics: counts by status, the expiry timeline, and
+//! the requests and managed certificates that need a person. Each is one SQL statement over
+//! columns an index holds, so that it stays fast at a million certificates.
+
+use async_trait::async_trait;
+use cmp_domain::CertificateStatus;
+use sqlx::Row;
+use tracing::instrument;
+
+use crate::certificates::{push_owner_scope, status_condition};
+use crate::sql::{Arg, SqlBuilder};
+use crate::{Scope, SqlStore, StoreResult};
+
+/// Seconds in a week: the expiry timeline's bucket.
+pub const WEEK_SECS: i64 = 7 * 24 * 3600;
+
+/// Certificates not revoked that expire in one week, for one owner (`None`: no owner).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiryBucket {
+    pub owner_id: Option<String>,
+    /// Weeks from the start of the timeline (0 is the first).
+    pub week: i64,
+    pub count: i64,
+}
+
+/// Requests that need attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub awaiting_approval: i64,
+    /// Failed at or after the time asked for.
+    pub failed_since: i64,
+}
+
+/// Managed certificates, and those whose last renewal attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManagedCounts {
+    pub total: i64,
+    pub renewal_failing: i64,
+}
+
+/// Aggregates over the inventory and the issuance workflow, within a scope.
+#[async_trait]
+pub trait StatsStore: Send + Sync {
+    /// Certificates by status at `now` (every status present, zero included).
+    async fn certificate_counts(
+        &self,
+        now: i64,
+        window_secs: i64,
+        scope: &Scope,
+    ) -> StoreResult<Vec<(CertificateStatus, i64)>>;
+
+    /// Certificates not revoked expiring in each of `weeks` weeks from `from`, per owner.
+    async fn expiry_buckets(
+        &self,
+        from: i64,
+        weeks: u32,
+        scope: &Scope,
+    ) -> StoreResult<Vec<ExpiryBucket>>;
+
+    async fn request_counts(&self, failed_since: i64, scope: &Scope) -> StoreResult<RequestCounts>;
+
+    async fn managed_counts(&self, scope: &Scope) -> StoreResult<ManagedCounts>;
+}
+
+#[async_trait]
+impl StatsStore for SqlStore {
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
+    async fn certificate_counts(
+        &self,
+        now: i64,
+        window_secs: i64,
+        scope: &Scope,
+    ) -> StoreResult<Vec<(CertificateStatus, i64)>> {
+        let mut b = SqlBuilder::new("SELECT ");
+        let now_param = b.param(Arg::Int(now));
+        let horizon_param = b.param(Arg::Int(now.saturating_add(window_secs)));
+        let sums: Vec<String> = CertificateStatus::ALL
+            .into_iter()
+            .map(|status| {
+                let condition = status_condition(status, &now_param, &horizon_param);
+                format!("SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) AS {}", status.as_str())
+            })
+            .collect();
+        b.push(&sums.join(", ")).push(" FROM certificates c WHERE 1 = 1");
+        push_owner_scope(&mut b, "c.owner_id", scope);
+        let row = b.query().fetch_one(&self.read).await?;
+        CertificateStatus::ALL
+            .into_iter()
+            .map(|s| Ok((s, row.try_get::<Option<i64>, _>(s.as_str())?.unwrap_or(0))))
+            .collect()
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
+    async fn expiry_buckets(
+        &self,
+        from: i64,
+        weeks: u32,
+        scope: &Scope,
+    ) -> StoreResult<Vec<ExpiryBucket>> {
+        let mut b = SqlBuilder::new("SELECT c.owner_id, (c.not_after - ");
+        b.bind(Arg::Int(from));
+        b.push(&format!(") / {WEEK_SECS} AS week, COUNT(*) AS n FROM certificates c"));
+        b.push(" WHERE c.revoked_at IS NULL AND c.not_after >= ").bind(Arg::Int(from));
+        b.push(" AND c.not_after < ")
+            .bind(Arg::Int(from.saturating_add(i64::from(weeks) * WEEK_SECS)));
+        push_owner_scope(&mut b, "c.owner_id", scope);
+        b.push(" GROUP BY c.owner_id, week");
+        let rows = b.query().fetch_all(&self.read).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ExpiryBucket {
+                    owner_id: row.try_get("owner_id")?,
+                    week: row.try_get("week")?,
+                    count: row.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
+    async fn request_counts(&self, failed_since: i64, scope: &Scope) -> StoreResult<RequestCounts> {
+        let mut b = SqlBuilder::new(
+            "SELECT SUM(CASE WHEN r.state = 'awaiting_approval' THEN 1 ELSE 0 END) AS awaiting, \
+             SUM(CASE WHEN r.state = 'failed' THEN 1 ELSE 0 END) AS failed \
+             FROM issuance_requests r WHERE (r.state = 'awaiting_approval' \
+             OR (r.state = 'failed' AND r.updated_at >= ",
+        );
+        b.bind(Arg::Int(failed_since)).push("))");
+        push_owner_scope(&mut b, "r.owner_id", scope);
+        let row = b.query().fetch_one(&self.read).await?;
+        Ok(RequestCounts {
+            awaiting_approval: row.try_get::<Option<i64>, _>("awaiting")?.unwrap_or(0),
+            failed_since: row.try_get::<Option<i64>, _>("failed")?.unwrap_or(0),
+        })
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
+    async fn managed_counts(&self, scope: &Scope) -> StoreResult<ManagedCounts> {
+        let mut b = SqlBuilder::new(
+            "SELECT COUNT(*) AS total, \
+             SUM(CASE WHEN m.renewal_failures > 0 THEN 1 ELSE 0 END) AS failing \
+             FROM managed_certificates m WHERE 1 = 1",
+        );
+        push_owner_scope(&mut b, "m.owner_id", scope);
+        let row = b.query().fetch_one(&self.read).await?;
+        Ok(ManagedCounts {
+            total: row.try_get("total")?,
+            renewal_failing: row.try_get::<Option<i64>, _>("failing")?.unwrap_or(0),
+        })
+    }
+}

@@ -1,0 +1,91 @@
+//! The dashboard's aggregates: counts by status and the expiry timeline, for everyone and for
+//! a team; requests that need a person.
+
+use cmp_domain::{CertificateStatus, RequestState};
+use cmp_store::*;
+
+use crate::issuance::{adapter, request};
+use crate::{NOW, ctx, facts, new_cert, on_both_databases};
+
+const DAY: i64 = 86_400;
+
+#[tokio::test]
+async fn counts_and_the_expiry_timeline_follow_the_scope() {
+    on_both_databases!(|store, db| {
+        let new_owner = |name: &str| NewOwner { name: name.into(), email: None, description: None };
+        let shop = store.create_owner(&ctx(NOW), &new_owner("shop")).await.unwrap();
+        let mut certs = vec![
+            new_cert(facts(1, NOW - DAY)),       // expired, no owner
+            new_cert(facts(2, NOW + 3 * DAY)),   // expiring, week 0, no owner
+            new_cert(facts(3, NOW + 10 * DAY)),  // expiring, week 1, shop
+            new_cert(facts(4, NOW + 12 * DAY)),  // expiring, week 1, shop
+            new_cert(facts(5, NOW + 200 * DAY)), // valid, past the timeline
+        ];
+        certs[2].owner_id = Some(shop.id.clone());
+        certs[3].owner_id = Some(shop.id.clone());
+        store.import_certificates(&ctx(NOW), &Scope::All, &certs).await.unwrap();
+
+        let all = store.certificate_counts(NOW, 30 * DAY, &Scope::All).await.unwrap();
+        let count = |counts: &[(CertificateStatus, i64)], s| {
+            counts.iter().find(|(status, _)| *status == s).map(|(_, n)| *n)
+        };
+        assert_eq!(count(&all, CertificateStatus::Expired), Some(1), "{:?}", db.kind);
+        assert_eq!(count(&all, CertificateStatus::Expiring), Some(3));
+        assert_eq!(count(&all, CertificateStatus::Valid), Some(1));
+        assert_eq!(count(&all, CertificateStatus::Revoked), Some(0));
+        let team = Scope::Owners(vec![shop.id.clone()]);
+        let theirs = store.certificate_counts(NOW, 30 * DAY, &team).await.unwrap();
+        assert_eq!(theirs.iter().map(|(_, n)| n).sum::<i64>(), 2);
+        let nobody = Scope::Owners(vec![]);
+        let none = store.certificate_counts(NOW, 30 * DAY, &nobody).await.unwrap();
+        assert_eq!(none.iter().map(|(_, n)| n).sum::<i64>(), 0);
+
+        let mut buckets = store.expiry_buckets(NOW, 13, &Scope::All).await.unwrap();
+        buckets.sort_by_key(|b| (b.week, b.owner_id.clone()));
+        assert_eq!(
+            buckets,
+            [
+                ExpiryBucket { owner_id: None, week: 0, count: 1 },
+                ExpiryBucket { owner_id: Some(shop.id.clone()), week: 1, count: 2 },
+            ],
+            "{:?}",
+            db.kind
+        );
+        let theirs = store.expiry_buckets(NOW, 13, &team).await.unwrap();
+        assert_eq!(theirs, [ExpiryBucket { owner_id: Some(shop.id.clone()), week: 1, count: 2 }]);
+        // One week only: the second week's certificates are outside it.
+        assert_eq!(store.expiry_buckets(NOW, 1, &team).await.unwrap(), []);
+    });
+}
+
+#[tokio::test]
+async fn requests_awaiting_approval_and_recent_failures_are_counted() {
+    on_both_databases!(|store, db| {
+        let a = adapter(&store).await;
+        store
+            .create_request(&ctx(NOW), &request(&a.id, RequestState::AwaitingApproval), None)
+            .await
+            .unwrap();
+        let (old, _) = store
+            .create_request(&ctx(NOW), &request(&a.id, RequestState::Approved), None)
+            .await
+            .unwrap();
+        store.claim_request(&ctx(NOW), &old.id, NOW + 60).await.unwrap().unwrap();
+        store.fail_request(&ctx(NOW + 1), &old.id, "refused", None).await.unwrap();
+
+        let counts = store.request_counts(NOW, &Scope::All).await.unwrap();
+        assert_eq!(
+            counts,
+            RequestCounts { awaiting_approval: 1, failed_since: 1 },
+            "{:?}",
+            db.kind
+        );
+        // A failure before the window is not counted; a team sees only its own requests.
+        let later = store.request_counts(NOW + 2, &Scope::All).await.unwrap();
+        assert_eq!(later.failed_since, 0);
+        let team = store.request_counts(NOW, &Scope::Owners(vec!["t".into()])).await.unwrap();
+        assert_eq!(team, RequestCounts { awaiting_approval: 0, failed_since: 0 });
+        let managed = store.managed_counts(&Scope::All).await.unwrap();
+        assert_eq!(managed, ManagedCounts { total: 0, renewal_failing: 0 });
+    });
+}
