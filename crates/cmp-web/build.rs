@@ -14,8 +14,9 @@ use std::process::Command;
 type BuildResult = Result<(), Box<dyn Error>>;
 
 /// What the build reads from `web/`: a change to any of them builds the dashboard again.
-const INPUTS: [&str; 7] = [
+const INPUTS: [&str; 8] = [
     "src",
+    "scripts/compress.mjs",
     "public",
     "index.html",
     "package.json",
@@ -54,21 +55,24 @@ fn main() -> BuildResult {
         npm(&web, &["ci", "--no-audit", "--no-fund"])?;
     }
     let out_dir = out.to_str().ok_or("OUT_DIR is not UTF-8")?;
-    npm(&web, &["exec", "--", "vite", "build", "--outDir", out_dir, "--emptyOutDir"])
+    npm(&web, &["exec", "--", "vite", "build", "--outDir", out_dir, "--emptyOutDir"])?;
+    run(Command::new("node").arg("scripts/compress.mjs").arg(out_dir).current_dir(&web))
+}
+
+fn run(command: &mut Command) -> BuildResult {
+    let status = command.status()?;
+    if !status.success() {
+        return Err(format!("`{command:?}` failed: {status}").into());
+    }
+    Ok(())
 }
 
 fn npm(dir: &Path, args: &[&str]) -> BuildResult {
-    let status = Command::new("npm")
+    // Playwright's browsers are never downloaded: the tests use Debian's Chromium.
+    run(Command::new("npm")
         .args(args)
         .current_dir(dir)
-        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-        .status()?;
-    if !status.success() {
-        return Err(
-            format!("`npm {}` in {} failed: {status}", args.join(" "), dir.display()).into()
-        );
-    }
-    Ok(())
+        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"))
 }
 
 fn modified(path: &Path) -> std::io::Result<std::time::SystemTime> {
