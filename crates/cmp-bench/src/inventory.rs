@@ -41,6 +41,10 @@ pub struct InventoryBench {
     /// PostgreSQL server to create the benchmark database on.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub postgres_url: String,
+    /// Also time the dashboard in headless Chromium on each database (`web/bench/dashboard.mjs`:
+    /// the inventory's first table paint, a filter change, the overview).
+    #[arg(long)]
+    pub dashboard: bool,
 }
 
 const OWNERS: u32 = 50;
@@ -108,7 +112,7 @@ impl Report {
         );
         for (name, l) in &self.queries {
             println!(
-                "| list {name} | p50 {:.1} ms, p99 {:.1} ms | /healthz p50 {:.2} ms, p99 {:.2} ms | p99 x{:.1} |",
+                "| {name} | p50 {:.1} ms, p99 {:.1} ms | /healthz p50 {:.2} ms, p99 {:.2} ms | p99 x{:.1} |",
                 l.p50_ms,
                 l.p99_ms,
                 self.healthz.p50_ms,
@@ -276,15 +280,38 @@ async fn inventory_on(
         ("q substring, one match", format!("q=host{}.", opts.count / 2 + 7)),
         ("deep cursor (middle of 1M)", format!("limit=100&cursor={deep_cursor}")),
     ];
+    let mut paths: Vec<(String, String)> = queries
+        .into_iter()
+        .map(|(name, query)| (format!("list {name}"), format!("/api/v1/certificates?{query}")))
+        .collect();
+    // The dashboard's overview figures, counted over the whole inventory.
+    paths.push(("stats overview".into(), "/api/v1/stats/overview".into()));
+    paths.push(("stats expiry (13 weeks)".into(), "/api/v1/stats/expiry".into()));
     let mut timed = Vec::new();
-    for (name, query) in queries {
-        let path = format!("{base}/api/v1/certificates?{query}");
-        timed.push((name.to_string(), time_requests(&http, &path, &token, opts.samples).await?));
+    for (name, path) in paths {
+        let url = format!("{base}{path}");
+        timed.push((name, time_requests(&http, &url, &token, opts.samples).await?));
+    }
+    if opts.dashboard {
+        dashboard_in_chromium(&base, &token)?;
     }
     let healthz = time_requests(&http, &format!("{base}/healthz"), &token, opts.samples).await?;
     let server_rss_kib = server.rss_kib();
     server.stop()?;
     Ok(Report { bundle_rate, bulk_rate, raw_insert_rate, queries: timed, healthz, server_rss_kib })
+}
+
+/// Runs the dashboard's browser benchmark against the server; it prints its own table.
+fn dashboard_in_chromium(base: &str, token: &str) -> anyhow::Result<()> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/bench/dashboard.mjs");
+    let status = std::process::Command::new("node")
+        .arg(&script)
+        .env("CMP_BASE", base)
+        .env("CMP_TOKEN", token)
+        .status()
+        .with_context(|| format!("while starting node {}", script.display()))?;
+    anyhow::ensure!(status.success(), "the dashboard benchmark failed: {status}");
+    Ok(())
 }
 
 async fn bench_state(config: Config, store: Arc<SqlStore>) -> anyhow::Result<AppState> {

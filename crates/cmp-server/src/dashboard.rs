@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::metrics::RouteLabel;
 
 /// The dashboard's policy: its own scripts, styles and API only. No inline script or style
 /// element, no other origin, no framing.
@@ -51,7 +52,7 @@ pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|tags| tags.split(',').any(|t| t.trim() == file.etag));
     if not_modified {
-        return (StatusCode::NOT_MODIFIED, response_headers).into_response();
+        return labelled((StatusCode::NOT_MODIFIED, response_headers));
     }
     if let Ok(content_type) = HeaderValue::from_str(&file.content_type) {
         response_headers.insert(header::CONTENT_TYPE, content_type);
@@ -63,7 +64,14 @@ pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
         }
         _ => file.body,
     };
-    (response_headers, Body::from(body.into_owned())).into_response()
+    labelled((response_headers, Body::from(body.into_owned())))
+}
+
+/// A dashboard answer, counted in the metrics under the route `dashboard`.
+fn labelled(answer: impl IntoResponse) -> Response {
+    let mut response = answer.into_response();
+    response.extensions_mut().insert(RouteLabel("dashboard"));
+    response
 }
 
 fn accepts_gzip(headers: &HeaderMap) -> bool {

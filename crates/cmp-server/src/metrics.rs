@@ -43,16 +43,13 @@ pub fn handle() -> PrometheusHandle {
 
 /// Middleware: counts requests, observes latency by method, route template and status, and
 /// logs each request once. Every label has a bounded set of values (a method outside the
-/// standard ones is `other`, a path no route matches is `unmatched`), so that odd requests
+/// standard ones is `other`, the dashboard's pages and files are `dashboard`, another path no
+/// route matches is `unmatched`), so that odd requests
 /// cannot grow the series without end.
 pub async fn track_http(request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let matched = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
     let request_id = request
         .headers()
         .get(crate::app::REQUEST_ID_HEADER)
@@ -63,6 +60,10 @@ pub async fn track_http(request: Request, next: Next) -> Response {
     let elapsed = start.elapsed();
     let status = response.status().as_u16();
     let actor = response.extensions().get::<Actor>().map(|a| a.0.as_str()).unwrap_or("-");
+    let route = matched.unwrap_or_else(|| match response.extensions().get::<RouteLabel>() {
+        Some(label) => label.0.to_string(),
+        None => "unmatched".into(),
+    });
     tracing::info!(
         method,
         route = %route,
@@ -77,6 +78,10 @@ pub async fn track_http(request: Request, next: Next) -> Response {
     metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
     response
 }
+
+/// The route label of an answer that no route template matched (the dashboard's files).
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLabel(pub &'static str);
 
 /// The method as a metric label: the standard methods by name, anything else `other`.
 fn method_label(method: &Method) -> &'static str {

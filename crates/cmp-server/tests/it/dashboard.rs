@@ -78,6 +78,9 @@ async fn the_page_and_its_scripts_are_served_with_a_strict_policy_and_long_cachi
         "default-src 'none'; frame-ancestors 'none'"
     );
     assert_eq!(header(&api, "cache-control"), "no-store");
+    // Counted under one bounded label, whatever the path.
+    let metrics = get(&app, "/metrics", None).await.text().await.unwrap();
+    assert!(metrics.contains(r#"route="dashboard""#), "{metrics}");
     app.stop().await;
 
     // A role of its own serves no dashboard.
