@@ -42,6 +42,11 @@ fn rules() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
         ("cmp-pki", both(SERVER_SIDE, CA_STACK), "X.509 handling knows no storage or CA"),
         ("cmp-oidc", both(SERVER_SIDE, CA_STACK), "the OIDC client knows no server, storage or CA"),
         (
+            "cmp-web",
+            both(&both(SERVER_SIDE, CA_STACK), &["cmp-api", "tokio"]),
+            "the dashboard's files are data: the server serves them, they know nothing of it",
+        ),
+        (
             "cmp-agent",
             both(&both(SERVER_SIDE, CA_STACK), &["cmp-ca"]),
             "the agent reaches the server over HTTP only: no database, server or CA",
