@@ -1,0 +1,6 @@
+// Placeholder: this page is another helper's to write; replace the whole file.
+import { Placeholder } from '../components/Placeholder';
+
+export default function ManagedPage() {
+  return <Placeholder title="Managed certificates" />;
+}

@@ -1,0 +1,6 @@
+// Placeholder: this page is another helper's to write; replace the whole file.
+import { Placeholder } from '../components/Placeholder';
+
+export default function ManagedDetailPage() {
+  return <Placeholder title="Managed certificate" />;
+}
