@@ -1,5 +1,5 @@
 // Vite builds the dashboard into dist/ (hashed files under dist/assets/), which cmpd embeds.
-import { defineConfig } from 'vite';
+import { defineConfig } from 'vitest/config';
 import react from '@vitejs/plugin-react';
 
 const api = process.env.CMP_API ?? 'http://127.0.0.1:3900';

@@ -3,15 +3,9 @@
 // cmpd's OpenAPI document (route-roles.ts, generated), where the server reads them too, so the
 // dashboard cannot offer what the server would refuse.
 import { routeRoles, type RouteKey } from '../api/route-roles';
+import type { components } from '../api/schema';
 
-export type Role = 'admin' | 'security' | 'developer' | 'agent';
-
-// Routes the server is gaining that are not in the generated document yet; drop each line
-// once `npm run api-types` brings its route (the key type then checks it exists).
-const PENDING_ROUTES = {
-  'GET /api/v1/stats/overview': ['admin', 'security', 'developer'],
-  'GET /api/v1/certificates/export': ['admin', 'security', 'developer'],
-} as const satisfies Record<string, readonly Role[]>;
+export type Role = components['schemas']['Role'];
 
 const CAPABILITY_ROUTES = {
   viewOverview: 'GET /api/v1/stats/overview',
@@ -37,17 +31,13 @@ const CAPABILITY_ROUTES = {
   manageTokens: 'POST /api/v1/tokens',
   viewAudit: 'GET /api/v1/audit',
   viewAgents: 'GET /api/v1/agents',
-} as const satisfies Record<string, RouteKey | keyof typeof PENDING_ROUTES>;
+} as const satisfies Record<string, RouteKey>;
 
 export type Capability = keyof typeof CAPABILITY_ROUTES;
 export type Capabilities = Readonly<Record<Capability, boolean>>;
 
 function rolesOf(route: string): readonly string[] {
-  return (
-    (routeRoles as Record<string, readonly string[]>)[route] ??
-    (PENDING_ROUTES as Record<string, readonly string[]>)[route] ??
-    []
-  );
+  return (routeRoles as Record<string, readonly string[]>)[route] ?? [];
 }
 
 /** Every capability of `role`: true where the capability's route admits the role. */
