@@ -29,6 +29,16 @@ export function storeToken(token: string | null): void {
   else sessionStorage.setItem(TOKEN_STORAGE_KEY, token);
 }
 
+/**
+ * Whether the browser holds any credential: a kept token, or a session (its CSRF cookie,
+ * readable by design, lives as long as the HttpOnly session cookie). Without one, the
+ * sign-in page shows at once instead of after a 401 from /api/v1/me.
+ */
+export function hasCredentials(): boolean {
+  if (storedToken()) return true;
+  return typeof document !== 'undefined' && document.cookie.split(/;\s*/).some((c) => c.startsWith('cmp_csrf='));
+}
+
 /** Headers that authenticate a request of `method`: for openapi-fetch and for raw downloads. */
 export function authHeaders(method: string): Record<string, string> {
   const token = storedToken();

@@ -4,7 +4,7 @@
 import { createContext, useCallback, useContext, useMemo, useState, type ReactNode } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useNavigate } from 'react-router';
-import { api, setCsrfToken, storeToken, unwrap } from '../api/client';
+import { api, hasCredentials, setCsrfToken, storeToken, unwrap } from '../api/client';
 import { isUnauthorized } from '../api/problem';
 import { ME_QUERY_KEY } from '../api/queryClient';
 import type { Me } from '../api/types';
@@ -43,7 +43,8 @@ export function AuthGate({ children }: { children: ReactNode }) {
   const navigate = useNavigate();
   // After a token sign-out, show the sign-in page even if a session cookie would still work.
   const [signedOut, setSignedOut] = useState(false);
-  const me = useQuery({ queryKey: ME_QUERY_KEY, queryFn: fetchMe, retry: false, staleTime: 5 * 60_000, enabled: !signedOut });
+  const asking = !signedOut && hasCredentials();
+  const me = useQuery({ queryKey: ME_QUERY_KEY, queryFn: fetchMe, retry: false, staleTime: 5 * 60_000, enabled: asking });
 
   const signOut = useCallback(() => {
     if (me.data?.auth === 'session') {
@@ -71,7 +72,7 @@ export function AuthGate({ children }: { children: ReactNode }) {
     [queryClient],
   );
 
-  if (signedOut || isUnauthorized(me.error)) return <SignInPage onSignedIn={onSignedIn} />;
+  if (!asking || isUnauthorized(me.error)) return <SignInPage onSignedIn={onSignedIn} />;
   if (me.isPending) {
     return (
       <main id="main" className="sign-in">

@@ -5,6 +5,7 @@ import { Link } from 'react-router';
 import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import type { ExpiryStats } from '../api/stats';
 import { searchFromFilters } from '../lib/inventoryQuery';
+import { TableScroll } from './TableScroll';
 
 // Distinct in both themes (Tableau 10 without its greys), in the order series come.
 const SERIES_COLOURS = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7'];
@@ -59,9 +60,10 @@ export default function ExpiryChart({ stats }: { stats: ExpiryStats }) {
           ? `No certificate expires in the next ${stats.week_starts.length} weeks.`
           : `${total} certificate${total === 1 ? '' : 's'} expire in the next ${stats.week_starts.length} weeks.`}
       </p>
+      {/* Hidden from screen readers: the table below has the same numbers. */}
       <div className="chart" aria-hidden="true" data-testid="expiry-chart">
         <ResponsiveContainer width="100%" height="100%" initialDimension={{ width: 800, height: 320 }}>
-          <BarChart data={rows} margin={{ top: 8, right: 16, bottom: 8, left: 0 }}>
+          <BarChart data={rows} margin={{ top: 8, right: 16, bottom: 8, left: 0 }} accessibilityLayer={false}>
             <CartesianGrid strokeDasharray="3 3" vertical={false} />
             <XAxis dataKey="week" tickLine={false} />
             <YAxis allowDecimals={false} width={40} />
@@ -82,7 +84,7 @@ export default function ExpiryChart({ stats }: { stats: ExpiryStats }) {
       </div>
       <details>
         <summary>Show as a table</summary>
-        <div className="table-wrap">
+        <TableScroll label="Expiring per week, table">
           <table>
             <caption className="visually-hidden">Certificates expiring per week, by owner</caption>
             <thead>
@@ -121,7 +123,7 @@ export default function ExpiryChart({ stats }: { stats: ExpiryStats }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </TableScroll>
       </details>
     </>
   );

@@ -15,6 +15,7 @@ import { FindingBadges, StatusBadge } from '../components/StatusBadge';
 import { ValidityBar } from '../components/ValidityBar';
 import { certificateName, colonHex, formatDateTime, keyDescription } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
+import { TableScroll } from '../components/TableScroll';
 
 /**
  * Whether the server made this certificate's key (so that it may be downloaded). The
@@ -106,7 +107,7 @@ function Facts({ certificate }: { certificate: Certificate }) {
 function Locations({ certificate }: { certificate: Certificate }) {
   if (certificate.locations.length === 0) return <Empty>Not seen anywhere yet.</Empty>;
   return (
-    <div className="table-wrap">
+    <TableScroll label="Locations, table">
       <table>
         <thead>
           <tr>
@@ -127,7 +128,7 @@ function Locations({ certificate }: { certificate: Certificate }) {
           ))}
         </tbody>
       </table>
-    </div>
+    </TableScroll>
   );
 }
 
@@ -143,7 +144,7 @@ function ManagedVersions({ managed, certificateId }: { managed: Managed; certifi
           Last renewal failed{managed.renewal_failures > 1 ? ` (${managed.renewal_failures} times)` : ''}: {managed.last_error}
         </p>
       ) : null}
-      <div className="table-wrap">
+      <TableScroll label="Versions, table">
         <table>
           <caption className="visually-hidden">Versions of {managed.name}</caption>
           <thead>
@@ -181,7 +182,7 @@ function ManagedVersions({ managed, certificateId }: { managed: Managed; certifi
             })}
           </tbody>
         </table>
-      </div>
+      </TableScroll>
     </>
   );
 }
@@ -253,7 +254,7 @@ function AuditTrail({ certificateId }: { certificateId: string }) {
   if (events.error) return <ProblemMessage error={events.error} context="Loading audit events" />;
   if (events.data.items.length === 0) return <Empty>No audit events for this certificate.</Empty>;
   return (
-    <div className="table-wrap">
+    <TableScroll label="Audit events, table">
       <table>
         <thead>
           <tr>
@@ -274,7 +275,7 @@ function AuditTrail({ certificateId }: { certificateId: string }) {
           ))}
         </tbody>
       </table>
-    </div>
+    </TableScroll>
   );
 }
 

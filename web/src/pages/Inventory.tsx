@@ -31,6 +31,7 @@ import {
   type InventoryFilters,
 } from '../lib/inventoryQuery';
 import { usePageTitle } from '../lib/usePageTitle';
+import { TableScroll } from '../components/TableScroll';
 
 const COLUMNS_STORAGE_KEY = 'cmp_inventory_columns';
 
@@ -392,7 +393,7 @@ export default function InventoryPage() {
         )
       ) : null}
       {items.length > 0 ? (
-        <div className="table-wrap panel">
+        <TableScroll label="Certificates, table" className="panel">
           <table aria-busy={certificates.isFetching}>
             <caption className="visually-hidden">Certificates</caption>
             <thead>
@@ -420,7 +421,7 @@ export default function InventoryPage() {
               ))}
             </tbody>
           </table>
-        </div>
+        </TableScroll>
       ) : null}
 
       <nav className="pager" aria-label="Pages">

@@ -11,6 +11,7 @@ import { ProblemMessage } from '../components/ProblemMessage';
 import { Empty, Loading } from '../components/States';
 import { formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
+import { TableScroll } from '../components/TableScroll';
 
 // Recharts is most of this page's weight: it loads beside the counts, not before them.
 const ExpiryChart = lazy(() => import('../components/ExpiryChart'));
@@ -94,7 +95,7 @@ function FailedRequests({ owners }: { owners: Map<string, string> }) {
   if (failed.error) return <ProblemMessage error={failed.error} context="Loading failed requests" />;
   if (failed.data.items.length === 0) return <Empty>No failed requests or renewals.</Empty>;
   return (
-    <div className="table-wrap">
+    <TableScroll label="Failed requests, table">
       <table>
         <caption className="visually-hidden">The latest failed requests and renewals</caption>
         <thead>
@@ -124,7 +125,7 @@ function FailedRequests({ owners }: { owners: Map<string, string> }) {
           ))}
         </tbody>
       </table>
-    </div>
+    </TableScroll>
   );
 }
 
@@ -145,7 +146,7 @@ function RecentActivity() {
   if (events.error) return <ProblemMessage error={events.error} context="Loading recent activity" />;
   if (events.data.items.length === 0) return <Empty>Nothing has happened yet.</Empty>;
   return (
-    <div className="table-wrap">
+    <TableScroll label="Recent activity, table">
       <table>
         <caption className="visually-hidden">The latest audit events</caption>
         <thead>
@@ -176,7 +177,7 @@ function RecentActivity() {
       <p>
         <Link to="/audit">The whole audit log</Link>
       </p>
-    </div>
+    </TableScroll>
   );
 }
 
