@@ -32,12 +32,12 @@ function weekTotal(stats: ExpiryStats, week: number): number {
   return stats.series.reduce((sum, series) => sum + (series.counts[week] ?? 0), 0);
 }
 
-/** The inventory filtered to the week starting `weekStart`, and to an owner when given. */
-function inventoryLink(weekStart: string, ownerId: string | null): string {
+/** The inventory filtered to the week starting `weekStart`, and to an owner (by name) when given. */
+function inventoryLink(weekStart: string, owner: string | null): string {
   const search = searchFromFilters({
     expires_after: utcDate(weekStart),
     expires_before: utcDate(nextWeek(weekStart)),
-    owner: ownerId ?? undefined,
+    owner: owner ?? undefined,
   });
   return `/certificates?${search.toString()}`;
 }
@@ -109,7 +109,7 @@ export default function ExpiryChart({ stats }: { stats: ExpiryStats }) {
                     return (
                       <td key={`${series.label}-${index}`} className="num">
                         {count > 0 && series.owner_id ? (
-                          <Link to={inventoryLink(weekStart, series.owner_id)}>{count}</Link>
+                          <Link to={inventoryLink(weekStart, series.label)}>{count}</Link>
                         ) : (
                           count
                         )}

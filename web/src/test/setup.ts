@@ -1,5 +1,6 @@
 // Vitest setup: DOM matchers, a clean DOM and storage between tests, and the browser APIs
-// that jsdom lacks but the dashboard uses (matchMedia, ResizeObserver for Recharts).
+// that jsdom lacks but the dashboard uses (matchMedia). No ResizeObserver on purpose: without
+// one, Recharts draws at the chart's initialDimension instead of measuring a zero-size box.
 import '@testing-library/jest-dom/vitest';
 import { cleanup } from '@testing-library/react';
 import { afterEach, vi } from 'vitest';
@@ -24,13 +25,4 @@ if (!window.matchMedia) {
       removeListener: () => {},
       dispatchEvent: () => false,
     }) as MediaQueryList;
-}
-
-if (!('ResizeObserver' in window)) {
-  class ResizeObserverStub {
-    observe() {}
-    unobserve() {}
-    disconnect() {}
-  }
-  (window as unknown as { ResizeObserver: unknown }).ResizeObserver = ResizeObserverStub;
 }
