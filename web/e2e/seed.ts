@@ -29,6 +29,8 @@ function selfSigned(dir: string, cert: SelfSigned): string {
   execFileSync('openssl', [
     'req', '-x509', ...keyParams, '-nodes', '-keyout', join(dir, `${cert.name}.key`), '-out', out,
     '-days', String(cert.days), '-subj', `/CN=${cert.name}/O=CMP e2e`, '-addext', `subjectAltName=DNS:${cert.name}`,
+    // A leaf, not the CA that openssl req -x509 makes by default.
+    '-addext', 'basicConstraints=critical,CA:FALSE',
   ], { stdio: 'pipe' });
   return readFileSync(out, 'utf8');
 }
@@ -70,6 +72,11 @@ export async function seed(
     owner: 'shop', key_type: 'ecdsa_p256', dns_names: ['www.shop.example'], validity_days: 25,
   });
   certificates['www.shop.example'] = { id: www.certificate_id, owner: 'shop' };
+  // For the revocation test; its lifetime keeps it out of the Overview's 13 weeks.
+  const revocable = await call<{ certificate_id: string }>(apiUrl, token, 'POST', '/api/v1/requests', {
+    owner: 'shop', key_type: 'ecdsa_p256', dns_names: ['retired.shop.example'], validity_days: 200,
+  });
+  certificates['retired.shop.example'] = { id: revocable.certificate_id, owner: 'shop' };
   const managed = await call<{ current_certificate_id: string }>(apiUrl, token, 'POST', '/api/v1/managed-certificates', {
     name: 'web', owner: 'shop', key_type: 'ecdsa_p256', dns_names: ['api.shop.example'], validity_days: 60,
   });

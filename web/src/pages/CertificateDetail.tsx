@@ -240,6 +240,20 @@ function RenewButton({ managed }: { managed: Managed }) {
   );
 }
 
+/** An audit event's details as `key: value` lines (they are small, flat objects). */
+function AuditDetails({ details }: { details: unknown }) {
+  if (!details || typeof details !== 'object') return null;
+  return (
+    <>
+      {Object.entries(details as Record<string, unknown>).map(([key, value]) => (
+        <div key={key}>
+          <span className="muted">{key}:</span> <span className="mono">{typeof value === 'string' ? value : JSON.stringify(value)}</span>
+        </div>
+      ))}
+    </>
+  );
+}
+
 function AuditTrail({ certificateId }: { certificateId: string }) {
   const events = useQuery({
     queryKey: ['audit', { entity_type: 'certificate', entity_id: certificateId }],
@@ -270,7 +284,9 @@ function AuditTrail({ certificateId }: { certificateId: string }) {
               <td>{formatDateTime(event.occurred_at)}</td>
               <td className="mono">{event.actor}</td>
               <td>{event.action}</td>
-              <td className="mono">{event.details && Object.keys(event.details).length > 0 ? JSON.stringify(event.details) : ''}</td>
+              <td className="details-cell">
+                <AuditDetails details={event.details} />
+              </td>
             </tr>
           ))}
         </tbody>
@@ -347,7 +363,7 @@ export default function CertificateDetailPage() {
       <p>
         <Link to="/certificates">Certificates</Link> ›
       </p>
-      <div className="page-header">
+      <div className="title-row">
         <h1>{certificateName(cert)}</h1>
         <StatusBadge status={cert.status} />
       </div>
