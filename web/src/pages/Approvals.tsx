@@ -9,6 +9,7 @@ import type { IssuanceRequest } from '../api/types';
 import { useSession } from '../auth/session';
 import { Dialog } from '../components/Dialog';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { TableScroll } from '../components/TableScroll';
 import { Empty, Loading } from '../components/States';
 import { formatDateTime, relativeDays } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
@@ -161,7 +162,7 @@ export default function ApprovalsPage() {
       {waiting.error ? <ProblemMessage error={waiting.error} context="Loading requests awaiting approval" /> : null}
       {waiting.data && items.length === 0 ? <Empty>No request is waiting for approval.</Empty> : null}
       {items.length > 0 ? (
-        <div className="table-wrap panel">
+        <TableScroll label="Requests awaiting approval, table" className="panel">
           <table>
             <caption className="visually-hidden">Requests awaiting approval</caption>
             <thead>
@@ -219,7 +220,7 @@ export default function ApprovalsPage() {
               })}
             </tbody>
           </table>
-        </div>
+        </TableScroll>
       ) : null}
       {waiting.hasNextPage ? (
         <p>

@@ -8,6 +8,7 @@ import { api, unwrap } from '../api/client';
 import type { paths } from '../api/schema';
 import type { AuditEvent } from '../api/types';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { TableScroll } from '../components/TableScroll';
 import { Empty, Loading } from '../components/States';
 import { formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
@@ -268,7 +269,7 @@ export default function AuditPage() {
         <Empty>{hasAuditFilters(filters as AuditFilters) ? 'No event matches these filters.' : 'No audit events yet.'}</Empty>
       ) : null}
       {items.length > 0 ? (
-        <div className="table-wrap panel">
+        <TableScroll label="Audit events, table" className="panel">
           <table aria-busy={events.isFetching}>
             <caption className="visually-hidden">Audit events, newest first</caption>
             <thead>
@@ -336,7 +337,7 @@ export default function AuditPage() {
               })}
             </tbody>
           </table>
-        </div>
+        </TableScroll>
       ) : null}
 
       <nav className="pager" aria-label="Pages">

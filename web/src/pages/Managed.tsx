@@ -4,6 +4,7 @@ import { useInfiniteQuery } from '@tanstack/react-query';
 import { Link } from 'react-router';
 import { api, unwrap } from '../api/client';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { TableScroll } from '../components/TableScroll';
 import { Empty, Loading } from '../components/States';
 import { formatDate, relativeDays } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
@@ -42,7 +43,7 @@ export default function ManagedPage() {
         </Empty>
       ) : null}
       {items.length > 0 ? (
-        <div className="table-wrap panel">
+        <TableScroll label="Managed certificates, table" className="panel">
           <table>
             <caption className="visually-hidden">Managed certificates</caption>
             <thead>
@@ -87,7 +88,7 @@ export default function ManagedPage() {
               })}
             </tbody>
           </table>
-        </div>
+        </TableScroll>
       ) : null}
       {managed.hasNextPage ? (
         <p>

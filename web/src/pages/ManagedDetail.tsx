@@ -7,6 +7,7 @@ import { api, unwrap } from '../api/client';
 import type { IssuanceRequest, Managed } from '../api/types';
 import { useCan } from '../auth/session';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { TableScroll } from '../components/TableScroll';
 import { Empty, Loading } from '../components/States';
 import { colonHex, formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
@@ -110,7 +111,7 @@ function Versions({ managed }: { managed: Managed }) {
   if (managed.versions.length === 0) return <Empty>No version issued yet.</Empty>;
   const versions = [...managed.versions].sort((a, b) => b.not_before.localeCompare(a.not_before));
   return (
-    <div className="table-wrap">
+    <TableScroll label="Versions, table">
       <table>
         <caption className="visually-hidden">Versions of {managed.name}, newest first</caption>
         <thead>
@@ -139,7 +140,7 @@ function Versions({ managed }: { managed: Managed }) {
           ))}
         </tbody>
       </table>
-    </div>
+    </TableScroll>
   );
 }
 
@@ -154,7 +155,7 @@ function Deployments({ managedId }: { managedId: string }) {
   if (deployments.data.length === 0) return <Empty>Not deployed by any agent.</Empty>;
   const tones: Record<string, string> = { verified: 'ok', failed: 'bad', pending: 'warn' };
   return (
-    <div className="table-wrap">
+    <TableScroll label="Deployments, table">
       <table>
         <caption className="visually-hidden">Deployments</caption>
         <thead>
@@ -193,7 +194,7 @@ function Deployments({ managedId }: { managedId: string }) {
           ))}
         </tbody>
       </table>
-    </div>
+    </TableScroll>
   );
 }
 

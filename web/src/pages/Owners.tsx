@@ -8,6 +8,7 @@ import { api, unwrap } from '../api/client';
 import type { Owner } from '../api/types';
 import { useSession } from '../auth/session';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { TableScroll } from '../components/TableScroll';
 import { Empty, Loading } from '../components/States';
 import { formatDate } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
@@ -92,7 +93,7 @@ function OwnerPolicy({ owner }: { owner: Owner }) {
     >
       {policy.isPending ? <Loading what="the policy" /> : null}
       {policy.error ? <ProblemMessage error={policy.error} context="Loading the policy" /> : null}
-      {policy.data && !editing ? <PolicySummary view={policy.data} ownerName={owner.name} /> : null}
+      {policy.data && !editing ? <PolicySummary view={policy.data} /> : null}
       {policy.data && editing ? <PolicyEditor view={policy.data} ownerName={owner.name} onDone={() => setEditing(false)} /> : null}
     </Section>
   );
@@ -153,7 +154,7 @@ export default function OwnersPage() {
       {owners.error ? <ProblemMessage error={owners.error} context="Loading owners" /> : null}
       {owners.data && owners.data.length === 0 ? <Empty>No owners yet.</Empty> : null}
       {owners.data && owners.data.length > 0 ? (
-        <div className="table-wrap panel">
+        <TableScroll label="Owners, table" className="panel">
           <table>
             <caption className="visually-hidden">Owners</caption>
             <thead>
@@ -191,7 +192,7 @@ export default function OwnersPage() {
               ))}
             </tbody>
           </table>
-        </div>
+        </TableScroll>
       ) : null}
       {chosenKey && owners.data && !chosen ? (
         <p className="notice" role="status">

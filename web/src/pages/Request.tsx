@@ -11,6 +11,7 @@ import type { components } from '../api/schema';
 import type { IssuanceRequest, Owner } from '../api/types';
 import { useSession } from '../auth/session';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { TableScroll } from '../components/TableScroll';
 import { Empty, Loading } from '../components/States';
 import { formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
@@ -361,7 +362,7 @@ function RequestForm({ from }: { from: string | null }) {
         {policy.error ? <ProblemMessage error={policy.error} context="Loading the policy" /> : null}
         {policy.data ? (
           <>
-            <PolicySummary view={policy.data} ownerName={ownerLabel} />
+            <PolicySummary view={policy.data} />
             <p className="hint-text">Name patterns: {NAME_RULES}</p>
           </>
         ) : null}
@@ -381,7 +382,7 @@ function RecentRequests() {
   const items = requests.data.items.filter((request) => request.kind !== 'revoke');
   if (items.length === 0) return <Empty>No requests yet.</Empty>;
   return (
-    <div className="table-wrap">
+    <TableScroll label="Recent requests, table">
       <table>
         <caption className="visually-hidden">Recent requests</caption>
         <thead>
@@ -407,7 +408,7 @@ function RecentRequests() {
           ))}
         </tbody>
       </table>
-    </div>
+    </TableScroll>
   );
 }
 

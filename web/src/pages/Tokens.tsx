@@ -7,6 +7,7 @@ import type { components } from '../api/schema';
 import { useCan } from '../auth/session';
 import { Dialog } from '../components/Dialog';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { TableScroll } from '../components/TableScroll';
 import { Empty, Loading } from '../components/States';
 import { formatDate, formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
@@ -265,7 +266,7 @@ export default function TokensPage() {
       {tokens.error ? <ProblemMessage error={tokens.error} context="Loading tokens" /> : null}
       {tokens.data && list.length === 0 ? <Empty>No tokens yet.</Empty> : null}
       {list.length > 0 ? (
-        <div className="table-wrap panel">
+        <TableScroll label="API tokens, table" className="panel">
           <table>
             <caption className="visually-hidden">API tokens</caption>
             <thead>
@@ -316,7 +317,7 @@ export default function TokensPage() {
               })}
             </tbody>
           </table>
-        </div>
+        </TableScroll>
       ) : null}
 
       <Dialog open={created !== null} onClose={() => setCreated(null)} title="Your new token">

@@ -5,10 +5,10 @@ import { describeKeys, describeNames, describeValidity } from './policy';
 
 type PolicyView = components['schemas']['PolicyView'];
 
-export function PolicySummary({ view, ownerName }: { view: PolicyView; ownerName: string }) {
+export function PolicySummary({ view }: { view: PolicyView }) {
   const { policy } = view;
   return (
-    <dl className="facts policy-summary" aria-label={`Policy of ${ownerName}`}>
+    <dl className="facts policy-summary">
       <dt>Allowed names</dt>
       <dd>{describeNames(policy)}</dd>
       <dt>Keys</dt>
