@@ -17,7 +17,10 @@ test('the overview shows the counts, the expiry timeline and recent activity', a
   await checkPage(page, 'overview');
 
   // The same page in the dark theme, which must pass the same contrast checks.
-  await page.getByRole('button', { name: 'Dark theme' }).click();
+  const toggle = page.getByRole('button', { name: 'Dark theme' });
+  await expect(toggle).toHaveAttribute('aria-pressed', 'false');
+  await toggle.click();
+  await expect(toggle).toHaveAttribute('aria-pressed', 'true');
   await expect(page.locator('html')).toHaveAttribute('data-theme', 'dark');
   await checkPage(page, 'overview-dark');
   await page.reload();

@@ -59,7 +59,7 @@ const authenticate: Middleware = {
 
 export const api = createClient<paths>({
   // Absolute, so that the same code runs under jsdom; the page and the API share an origin.
-  baseUrl: typeof window === 'undefined' ? 'http://localhost' : window.location.origin,
+  baseUrl: apiBase(),
   // Looked up per call rather than captured once, so that tests can replace fetch.
   fetch: (request) => globalThis.fetch(request),
 });
@@ -78,20 +78,7 @@ export async function unwrap<T>(call: Promise<FetchResult<T>>): Promise<T> {
   return data as T;
 }
 
-/**
- * GET of a route the generated schema does not know yet (hand-written types: see stats.ts),
- * with the same credentials and errors as the typed client.
- */
-export async function getJson<T>(path: string): Promise<T> {
-  const response = await globalThis.fetch(new URL(path, apiBase()), {
-    headers: { Accept: 'application/json', ...authHeaders('GET') },
-  });
-  const body: unknown = await readBody(response);
-  if (!response.ok) throw problemFromResponse(response, body);
-  return body as T;
-}
-
-/** Base URL for raw fetches, the same as the typed client's. */
+/** The API's base URL: the page's own origin. */
 export function apiBase(): string {
   return typeof window === 'undefined' ? 'http://localhost' : window.location.origin;
 }

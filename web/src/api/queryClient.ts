@@ -1,7 +1,7 @@
 // The one TanStack Query client. A 401 from any call means the token or session ended:
 // asking /me again then shows the sign-in page.
 import { QueryCache, QueryClient } from '@tanstack/react-query';
-import { isUnauthorized } from './problem';
+import { ApiProblem, isUnauthorized } from './problem';
 
 export const ME_QUERY_KEY = ['me'] as const;
 
@@ -19,8 +19,7 @@ export function makeQueryClient(): QueryClient {
         staleTime: 30_000,
         refetchOnWindowFocus: false,
         // A problem answer is the server's word: retrying a 4xx changes nothing.
-        retry: (failures, error) =>
-          failures < 2 && !(error instanceof Error && 'status' in error && Number(error.status) >= 400),
+        retry: (failures, error) => failures < 2 && !(error instanceof ApiProblem && error.status >= 400),
       },
     },
   });

@@ -1,4 +1,5 @@
-// Switches between the light and dark theme; the pick is kept in localStorage.
+// Switches between the light and dark theme; the pick is kept in localStorage. A toggle
+// button: its name stays "Dark theme" and aria-pressed says whether it is on.
 import { useState } from 'react';
 import { chooseTheme, currentTheme, type Theme } from '../lib/theme';
 
@@ -8,12 +9,13 @@ export function ThemeToggle() {
   return (
     <button
       type="button"
+      aria-pressed={theme === 'dark'}
       onClick={() => {
         chooseTheme(next);
         setTheme(next);
       }}
     >
-      {next === 'dark' ? 'Dark theme' : 'Light theme'}
+      Dark theme
     </button>
   );
 }

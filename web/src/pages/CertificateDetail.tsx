@@ -4,12 +4,14 @@ import type { ReactNode } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Link, useParams } from 'react-router';
 import { api, unwrap } from '../api/client';
+import { problemFromResponse } from '../api/problem';
 import type { Certificate, IssuanceRequest, Managed } from '../api/types';
 import { useCan } from '../auth/session';
 import { Downloads } from '../components/certificate/Downloads';
 import { EditOwnerAndLabels } from '../components/certificate/EditOwnerAndLabels';
 import { RevokeCertificate } from '../components/certificate/RevokeCertificate';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { Section } from '../components/Section';
 import { Empty, Loading } from '../components/States';
 import { FindingBadges, StatusBadge } from '../components/StatusBadge';
 import { ValidityBar } from '../components/ValidityBar';
@@ -24,15 +26,6 @@ import { TableScroll } from '../components/TableScroll';
 export function serverMadeKey(managed: Managed | undefined): boolean {
   const spec = (managed?.spec ?? {}) as { key_source?: string };
   return spec.key_source === 'server';
-}
-
-function Section({ id, title, children }: { id: string; title: string; children: ReactNode }) {
-  return (
-    <section className="panel" aria-labelledby={id}>
-      <h2 id={id}>{title}</h2>
-      {children}
-    </section>
-  );
 }
 
 function Facts({ certificate }: { certificate: Certificate }) {
@@ -199,7 +192,10 @@ function RenewButton({ managed }: { managed: Managed }) {
           header: { 'Idempotency-Key': crypto.randomUUID() },
         },
       });
-      return unwrap(Promise.resolve({ data, error, response })).then((body) => ({ body, status: response.status }));
+      if (!response.ok || error !== undefined) throw problemFromResponse(response, error);
+      // 202: the key is made on an agent's host, which was asked for a CSR (the body is the
+      // managed certificate); otherwise the body is the renewal request.
+      return { body: data, status: response.status };
     },
     onSuccess: () => {
       void queryClient.invalidateQueries({ queryKey: ['managed', managed.id] });

@@ -1,7 +1,7 @@
 // The certificate inventory: search, filters, sort and server-side paging, all held in the URL
 // (a view can be shared and survives a reload); column choice kept in localStorage; a CSV
 // export of the current filters.
-import { useEffect, useId, useMemo, useRef, useState, type FormEvent } from 'react';
+import { useEffect, useId, useMemo, useRef, useState, type FormEvent, type MouseEvent } from 'react';
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import {
   createColumnHelper,
@@ -208,7 +208,7 @@ function ExportLink({ filters }: { filters: InventoryFilters }) {
   const query = new URLSearchParams(apiQueryFromFilters(filters, false) as Record<string, string>).toString();
   const href = `/api/v1/certificates/export${query ? `?${query}` : ''}`;
 
-  async function fetchWithToken(event: React.MouseEvent) {
+  async function fetchWithToken(event: MouseEvent) {
     // A token never goes in a URL: fetch with the header and save the answer.
     if (!storedToken()) return;
     event.preventDefault();

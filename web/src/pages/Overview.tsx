@@ -1,6 +1,6 @@
 // Overview: how many certificates are in which state, what expires in the coming weeks, what
 // failed, and (for roles that read the audit trail) what happened last.
-import { lazy, Suspense, type ReactNode } from 'react';
+import { lazy, Suspense } from 'react';
 import { useQuery } from '@tanstack/react-query';
 import { Link } from 'react-router';
 import { api, unwrap } from '../api/client';
@@ -8,6 +8,7 @@ import { EXPIRY_WEEKS, fetchExpiryStats, fetchOverviewStats, type OverviewStats 
 import type { AuditEvent, IssuanceRequest, Owner } from '../api/types';
 import { useCan } from '../auth/session';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { Section } from '../components/Section';
 import { Empty, Loading } from '../components/States';
 import { formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
@@ -28,15 +29,6 @@ function StatCard({ label, value, tone, to }: { label: string; value: number; to
   // Counts that are zero stay neutral: nothing to look at.
   const className = `stat-card ${value > 0 ? tone : 'neutral'}`;
   return <li>{to ? <Link className={className} to={to}>{content}</Link> : <div className={className}>{content}</div>}</li>;
-}
-
-function Section({ id, title, children }: { id: string; title: string; children: ReactNode }) {
-  return (
-    <section className="panel" aria-labelledby={id}>
-      <h2 id={id}>{title}</h2>
-      {children}
-    </section>
-  );
 }
 
 function StatusCounts({ stats }: { stats: OverviewStats }) {
