@@ -1,6 +1,6 @@
 // Starts a real cmpd for the end-to-end tests: binary from $CMPD, a fresh temp data dir, a
 // free port; waits for /readyz, reads the admin token, seeds owners and certificates through
-// the API, and finds the dashboard to drive. What tests need is written to e2e-state.json.
+// the API, and finds the dashboard to drive. What tests need goes to a state file (state.ts).
 //
 // The dashboard is, in order: $CMP_E2E_UI_URL (e.g. a `vite dev` you started with CMP_API
 // pointing at $CMP_E2E_LISTEN); cmpd's own, when it embeds one and CMP_E2E_UI is not
@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, wri
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { E2E_STATE_FILE, OUTPUT_DIR, type E2eState } from './state';
+import { OUTPUT_DIR, STATE_ENV, type E2eState } from './state';
 import { seed } from './seed';
 
 const WEB_DIR = resolve(import.meta.dirname, '..');
@@ -78,10 +78,12 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
 
   mkdirSync(OUTPUT_DIR, { recursive: true });
   const children: ChildProcess[] = [];
-  const dataDir = mkdtempSync(join(tmpdir(), 'cmp-e2e-'));
+  // Everything of this run (data, built page, state) in one temp dir, removed at the end.
+  const runDir = mkdtempSync(join(tmpdir(), 'cmp-e2e-'));
+  const dataDir = join(runDir, 'data');
   const listen = process.env.CMP_E2E_LISTEN ?? `127.0.0.1:${await freePort()}`;
   const apiUrl = `http://${listen}`;
-  const cmpdLog = join(OUTPUT_DIR, 'cmpd.log');
+  const cmpdLog = join(OUTPUT_DIR, `cmpd-${process.pid}.log`);
   const cmpdOut = openSync(cmpdLog, 'w');
   const server = spawn(cmpd, ['--data-dir', dataDir, '--listen', listen], {
     stdio: ['ignore', cmpdOut, cmpdOut],
@@ -93,13 +95,13 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     for (const child of children.reverse()) {
       if (child.exitCode === null) child.kill('SIGTERM');
     }
-    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(runDir, { recursive: true, force: true });
   };
 
   try {
     await waitFor(`${apiUrl}/readyz`, 'cmpd', server, cmpdLog);
     const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
-    const seeded = await seed(apiUrl, token, dataDir);
+    const seeded = await seed(apiUrl, token, runDir);
 
     let uiUrl = process.env.CMP_E2E_UI_URL;
     if (!uiUrl && process.env.CMP_E2E_UI !== 'preview' && (await servesDashboard(apiUrl))) uiUrl = apiUrl;
@@ -107,13 +109,13 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       // cmpd has no dashboard of its own (or preview was asked for): build this tree's and
       // serve it with the production CSP, proxying the API to this cmpd.
       const vite = join(WEB_DIR, 'node_modules/vite/bin/vite.js');
-      const dist = join(OUTPUT_DIR, 'e2e-dist');
+      const dist = join(runDir, 'dist');
       execFileSync(process.execPath, [vite, 'build', '--outDir', dist, '--emptyOutDir', '--logLevel', 'warn'], {
         cwd: WEB_DIR,
         stdio: 'inherit',
       });
       const port = await freePort();
-      const previewLog = join(OUTPUT_DIR, 'vite-preview.log');
+      const previewLog = join(OUTPUT_DIR, `vite-preview-${process.pid}.log`);
       const previewOut = openSync(previewLog, 'w');
       const preview = spawn(
         process.execPath,
@@ -126,7 +128,9 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     }
 
     const state: E2eState = { apiUrl, uiUrl, token, ...seeded };
-    writeFileSync(E2E_STATE_FILE, JSON.stringify(state, null, 2));
+    const stateFile = join(runDir, 'state.json');
+    writeFileSync(stateFile, JSON.stringify(state, null, 2));
+    process.env[STATE_ENV] = stateFile;
     return teardown;
   } catch (error) {
     await teardown();

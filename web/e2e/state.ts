@@ -1,9 +1,11 @@
-// What the global setup hands the tests (through a file: tests run in other processes).
+// What the global setup hands the tests: a file in the run's own temp dir (tests run in
+// other processes), named by CMP_E2E_STATE, which the setup sets and the workers inherit; so
+// two runs at once on one machine do not read each other's server.
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 
 export const OUTPUT_DIR = resolve(import.meta.dirname, '../test-output');
-export const E2E_STATE_FILE = join(OUTPUT_DIR, 'e2e-state.json');
+export const STATE_ENV = 'CMP_E2E_STATE';
 
 export interface E2eState {
   /** cmpd's base URL. */
@@ -21,5 +23,7 @@ export interface E2eState {
 }
 
 export function readState(): E2eState {
-  return JSON.parse(readFileSync(E2E_STATE_FILE, 'utf8')) as E2eState;
+  const file = process.env[STATE_ENV];
+  if (!file) throw new Error(`${STATE_ENV} is not set: run the tests with playwright test (its global setup sets it)`);
+  return JSON.parse(readFileSync(file, 'utf8')) as E2eState;
 }
