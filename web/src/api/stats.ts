@@ -1,0 +1,20 @@
+// The Overview's figures (`GET /api/v1/stats/overview` and `/stats/expiry`). Written first
+// by hand against the agreed contract; now the generated types, under the names pages use.
+import type { components } from './schema';
+import { api, unwrap } from './client';
+
+/** Counts by status, requests and managed certificates, scoped to a developer's owners. */
+export type OverviewStats = components['schemas']['Overview'];
+/** Certificates expiring per week, one series per owner ("other owners", "no owner"). */
+export type ExpiryStats = components['schemas']['ExpiryTimeline'];
+export type ExpirySeries = components['schemas']['ExpirySeries'];
+
+export const EXPIRY_WEEKS = 13;
+
+export function fetchOverviewStats(): Promise<OverviewStats> {
+  return unwrap(api.GET('/api/v1/stats/overview'));
+}
+
+export function fetchExpiryStats(weeks = EXPIRY_WEEKS): Promise<ExpiryStats> {
+  return unwrap(api.GET('/api/v1/stats/expiry', { params: { query: { weeks } } }));
+}

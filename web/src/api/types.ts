@@ -1,0 +1,12 @@
+// Short names for the generated wire types that pages use.
+import type { components } from './schema';
+
+type Schemas = components['schemas'];
+
+export type Me = Schemas['Me'];
+export type Certificate = Schemas['Certificate'];
+export type Owner = Schemas['Owner'];
+export type AuditEvent = Schemas['AuditEvent'];
+export type Managed = Schemas['Managed'];
+export type IssuanceRequest = Schemas['Request'];
+export type AuthProvider = Schemas['AuthProvider'];

@@ -1,0 +1,205 @@
+// Owners (teams) and their policies: the list, a form to add one (admin, security), and the
+// chosen owner's policy, which admins and security edit. The chosen owner is in the URL
+// (`?owner=<name>`), so that a policy can be linked to.
+import { useState, type FormEvent } from 'react';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useSearchParams } from 'react-router';
+import { api, unwrap } from '../api/client';
+import type { Owner } from '../api/types';
+import { useSession } from '../auth/session';
+import { ProblemMessage } from '../components/ProblemMessage';
+import { TableScroll } from '../components/TableScroll';
+import { Empty, Loading } from '../components/States';
+import { formatDate } from '../lib/format';
+import { usePageTitle } from '../lib/usePageTitle';
+import { Field, Section } from './parts/Field';
+import { PolicyEditor } from './parts/PolicyEditor';
+import { PolicySummary } from './parts/PolicySummary';
+import '../styles-pages.css';
+
+function OwnerForm({ onDone }: { onDone: (created: Owner | null) => void }) {
+  const queryClient = useQueryClient();
+  const [name, setName] = useState('');
+  const [email, setEmail] = useState('');
+  const [description, setDescription] = useState('');
+  const create = useMutation({
+    mutationFn: () =>
+      unwrap(
+        api.POST('/api/v1/owners', {
+          body: {
+            name: name.trim(),
+            ...(email.trim() ? { email: email.trim() } : {}),
+            ...(description.trim() ? { description: description.trim() } : {}),
+          },
+        }),
+      ),
+    onSuccess: (owner) => {
+      void queryClient.invalidateQueries({ queryKey: ['owners'] });
+      onDone(owner);
+    },
+  });
+
+  function submit(event: FormEvent) {
+    event.preventDefault();
+    create.mutate();
+  }
+
+  return (
+    <form className="form-stack" onSubmit={submit}>
+      <div className="form-row">
+        <Field label="Name" hint="1-100 characters: letters, digits, -, _, . and spaces.">
+          {(control) => (
+            <input {...control} required maxLength={100} autoComplete="off" value={name} onChange={(event) => setName(event.target.value)} />
+          )}
+        </Field>
+        <Field label="Email" hint="Optional: who to tell about expiring certificates.">
+          {(control) => <input {...control} type="email" autoComplete="off" value={email} onChange={(event) => setEmail(event.target.value)} />}
+        </Field>
+      </div>
+      <Field label="Description" hint="Optional.">
+        {(control) => <input {...control} value={description} onChange={(event) => setDescription(event.target.value)} />}
+      </Field>
+      {create.error ? <ProblemMessage error={create.error} context="The owner was not added" /> : null}
+      <div className="row">
+        <button type="submit" className="primary" disabled={create.isPending || !name.trim()}>
+          {create.isPending ? 'Adding…' : 'Add owner'}
+        </button>
+        <button type="button" onClick={() => onDone(null)}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function OwnerPolicy({ owner }: { owner: Owner }) {
+  const { can } = useSession();
+  const [editing, setEditing] = useState(false);
+  const policy = useQuery({
+    queryKey: ['owner', owner.id, 'policy'],
+    queryFn: () => unwrap(api.GET('/api/v1/owners/{id}/policy', { params: { path: { id: owner.id } } })),
+  });
+  return (
+    <Section
+      id="owner-policy"
+      title={`Policy of ${owner.name}`}
+      actions={
+        can.editPolicies && policy.data && !editing ? (
+          <button type="button" onClick={() => setEditing(true)}>
+            Edit policy
+          </button>
+        ) : null
+      }
+    >
+      {policy.isPending ? <Loading what="the policy" /> : null}
+      {policy.error ? <ProblemMessage error={policy.error} context="Loading the policy" /> : null}
+      {policy.data && !editing ? <PolicySummary view={policy.data} /> : null}
+      {policy.data && editing ? <PolicyEditor view={policy.data} ownerName={owner.name} onDone={() => setEditing(false)} /> : null}
+    </Section>
+  );
+}
+
+export default function OwnersPage() {
+  usePageTitle('Owners and policies');
+  const { me, can } = useSession();
+  const [search, setSearch] = useSearchParams();
+  const [adding, setAdding] = useState(false);
+  const [added, setAdded] = useState<Owner | null>(null);
+  const owners = useQuery({ queryKey: ['owners'], queryFn: () => unwrap(api.GET('/api/v1/owners')) });
+
+  const chosenKey = search.get('owner');
+  const chosen = (owners.data ?? []).find((owner) => owner.name === chosenKey || owner.id === chosenKey) ?? null;
+  const mine = new Set(me.owners);
+
+  function choose(owner: Owner) {
+    setSearch({ owner: owner.name });
+  }
+
+  return (
+    <>
+      <div className="page-header">
+        <h1>Owners and policies</h1>
+        {can.manageOwners && !adding ? (
+          <button
+            type="button"
+            className="primary"
+            onClick={() => {
+              setAdded(null);
+              setAdding(true);
+            }}
+          >
+            Add owner
+          </button>
+        ) : null}
+      </div>
+      <p className="muted">Owners are the teams certificates belong to. Each has a policy that every request for it must meet.</p>
+      {added ? (
+        <p className="notice" role="status">
+          Added {added.name}. Its policy is the default until you edit it.
+        </p>
+      ) : null}
+      {adding ? (
+        <Section id="owner-add" title="Add an owner">
+          <OwnerForm
+            onDone={(created) => {
+              setAdding(false);
+              setAdded(created);
+              if (created) choose(created);
+            }}
+          />
+        </Section>
+      ) : null}
+
+      {owners.isPending ? <Loading what="owners" /> : null}
+      {owners.error ? <ProblemMessage error={owners.error} context="Loading owners" /> : null}
+      {owners.data && owners.data.length === 0 ? <Empty>No owners yet.</Empty> : null}
+      {owners.data && owners.data.length > 0 ? (
+        <TableScroll label="Owners, table" className="panel">
+          <table>
+            <caption className="visually-hidden">Owners</caption>
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Email</th>
+                <th scope="col">Description</th>
+                <th scope="col">Added</th>
+                <th scope="col">
+                  <span className="visually-hidden">Policy</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {owners.data.map((owner) => (
+                <tr key={owner.id} aria-current={chosen?.id === owner.id ? 'true' : undefined}>
+                  <td>
+                    {owner.name}
+                    {mine.has(owner.id) ? <> <span className="badge">yours</span></> : null}
+                  </td>
+                  <td>{owner.email ?? '—'}</td>
+                  <td>{owner.description ?? '—'}</td>
+                  <td>{formatDate(owner.created_at)}</td>
+                  <td className="actions-cell">
+                    <button
+                      type="button"
+                      aria-label={`Show the policy of ${owner.name}`}
+                      aria-pressed={chosen?.id === owner.id}
+                      onClick={() => choose(owner)}
+                    >
+                      Policy
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableScroll>
+      ) : null}
+      {chosenKey && owners.data && !chosen ? (
+        <p className="notice" role="status">
+          There is no owner named {chosenKey}.
+        </p>
+      ) : null}
+      {chosen ? <OwnerPolicy key={chosen.id} owner={chosen} /> : null}
+    </>
+  );
+}
