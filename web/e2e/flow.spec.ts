@@ -6,13 +6,18 @@
 //
 // Other specs read the seeded data: what this one changes (shop's policy, two tokens, one
 // certificate) is put back through the API afterwards.
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Page } from '@playwright/test';
 import { checkPage, expect, signIn, test } from './fixtures';
 import { readState } from './state';
 
 const NAME = 'checkout.shop.example';
+/** Requested with a CSR made here, for an owner whose policy needs no approval. */
+const CSR_NAME = 'csr-flow.payments.example';
 
 async function adminCall<T>(method: string, path: string, body?: unknown): Promise<T> {
   const { apiUrl, token } = readState();
@@ -48,8 +53,10 @@ test.afterAll(async () => {
   for (const token of tokens.filter((t) => t.name.startsWith('flow ') && !t.revoked_at)) {
     await adminCall('DELETE', `/api/v1/tokens/${token.id}`);
   }
-  const issued = await adminCall<{ items: { id: string }[] }>('GET', `/api/v1/certificates?q=${NAME}`);
-  for (const certificate of issued.items) await adminCall('DELETE', `/api/v1/certificates/${certificate.id}`);
+  for (const name of [NAME, CSR_NAME]) {
+    const issued = await adminCall<{ items: { id: string }[] }>('GET', `/api/v1/certificates?q=${name}`);
+    for (const certificate of issued.items) await adminCall('DELETE', `/api/v1/certificates/${certificate.id}`);
+  }
 });
 
 async function signOut(page: Page): Promise<void> {
@@ -199,13 +206,40 @@ test('request, approve, download and revoke a certificate', async ({ page, cmp, 
   await expect(listed).toContainText('Revoked');
 });
 
+/** A P-256 key and a CSR for `name`, made by openssl; the key stays here. */
+function makeCsr(name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cmp-flow-csr-'));
+  try {
+    execFileSync('openssl', [
+      'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'csr.pem'), '-subj', `/CN=${name}`,
+      '-addext', `subjectAltName=DNS:${name}`,
+    ], { stdio: 'pipe' });
+    return readFileSync(join(dir, 'csr.pem'), 'utf8');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 test('the workflow and admin pages pass axe', async ({ page, cmp }) => {
   test.setTimeout(120_000);
   await signIn(page, cmp.token);
 
+  // A request with a pasted CSR, for an owner without approval: issued at once.
   await openNav(page, 'Request', 'Request a certificate');
   await expect(page.getByRole('region', { name: 'Recent requests' }).getByRole('table')).toBeVisible();
+  await page.getByLabel('Owner').selectOption({ label: 'payments' });
+  await expect(page.getByRole('complementary', { name: 'Policy of payments' })).toContainText('Not needed');
+  await page.getByLabel('CSR (PEM)').fill(makeCsr(CSR_NAME));
+  await page.getByLabel('Validity (days)').fill('40');
   await checkPage(page, 'request-admin');
+  await page.getByRole('button', { name: 'Request certificate' }).click();
+  await expect(page.getByText(/^State:/)).toContainText('Issued');
+  // The names came from the CSR.
+  await expect(page.getByRole('region', { name: 'What was asked' })).toContainText(CSR_NAME);
+  await expect(page.getByRole('region', { name: 'What was asked' })).toContainText('From a CSR');
+  await page.getByRole('link', { name: 'Open the issued certificate' }).click();
+  await expect(page.getByRole('heading', { name: CSR_NAME, level: 1 })).toBeVisible();
 
   await openNav(page, 'Approvals', 'Approvals');
   await expect(page.getByText('No request is waiting for approval.')).toBeVisible();
