@@ -82,6 +82,12 @@ export async function seed(
   });
   certificates['api.shop.example'] = { id: managed.current_certificate_id, owner: 'shop' };
 
+  // For the renewal test; its 200 days keep it and its renewal out of the Overview's 13 weeks.
+  const archive = await call<{ current_certificate_id: string }>(apiUrl, token, 'POST', '/api/v1/managed-certificates', {
+    name: 'archive', owner: 'shop', key_type: 'ecdsa_p256', dns_names: ['archive.shop.example'], validity_days: 200,
+  });
+  certificates['archive.shop.example'] = { id: archive.current_certificate_id, owner: 'shop' };
+
   const developer = await call<{ token: string }>(apiUrl, token, 'POST', '/api/v1/tokens', {
     name: 'e2e developer', role: 'developer', owners: ['shop'],
   });

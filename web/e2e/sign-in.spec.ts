@@ -44,6 +44,8 @@ test('a developer is offered only what its role may do', async ({ page, cmp }) =
 
 test('the keyboard reaches the content through the skip link', async ({ page, cmp }) => {
   await signIn(page, cmp.token);
+  // Wait for the page's links: before they load, the content has nothing to focus.
+  await expect(page.getByRole('list', { name: 'Certificates by status' })).toBeVisible();
   await page.keyboard.press('Tab');
   const skip = page.getByRole('link', { name: 'Skip to content' });
   await expect(skip).toBeFocused();
