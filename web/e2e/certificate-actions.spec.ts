@@ -64,3 +64,16 @@ test('export the filtered inventory as CSV with a bearer token', async ({ page, 
   expect(csv).toContain('www.shop.example');
   expect(csv).not.toContain('pay.payments.example');
 });
+
+test('renew a managed certificate now', async ({ page, cmp }) => {
+  await signIn(page, cmp.token, `/certificates/${cmp.certificates['archive.shop.example']!.id}`);
+  await page.getByRole('button', { name: 'Renew now' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'Renewed' })).toBeVisible();
+  await page.getByRole('link', { name: 'open the new version' }).click();
+  await expect(page.getByRole('heading', { name: 'archive.shop.example', level: 1 })).toBeVisible();
+  const versions = page.getByRole('region', { name: 'Managed certificate', exact: true });
+  await expect(versions.getByRole('row')).toHaveCount(3); // header and two versions
+  await expect(versions).toContainText('current');
+  // The new version is the current one.
+  await expect(versions.getByRole('row').filter({ hasText: 'this certificate' })).toContainText('current');
+});

@@ -2,7 +2,7 @@
 // console error, uncaught exception or CSP violation, signing in, and the per-page check
 // (axe scan for WCAG 2 A/AA with no serious or critical violation, and a full-page screenshot).
 import AxeBuilder from '@axe-core/playwright';
-import { test as base, expect, type Page } from '@playwright/test';
+import { test as base, expect, type APIRequestContext, type Page } from '@playwright/test';
 import { join } from 'node:path';
 import { OUTPUT_DIR, readState, type E2eState } from './state';
 
@@ -55,4 +55,13 @@ export async function checkPage(page: Page, name: string): Promise<void> {
     .map((violation) => `${violation.impact}: ${violation.id} (${violation.help}) at ${violation.nodes.map((n) => n.target.join(' ')).join(', ')}`);
   expect(severe, `axe violations on ${name}`).toEqual([]);
   await page.screenshot({ path: join(OUTPUT_DIR, 'screenshots', `${name}.png`), fullPage: true });
+}
+
+/** How many certificates the inventory holds now (tests before may have added some). */
+export async function countCertificates(request: APIRequestContext, cmp: E2eState): Promise<number> {
+  const listing = await request.get(`${cmp.apiUrl}/api/v1/certificates?limit=500`, {
+    headers: { Authorization: `Bearer ${cmp.token}` },
+  });
+  expect(listing.ok()).toBe(true);
+  return ((await listing.json()) as { items: unknown[] }).items.length;
 }

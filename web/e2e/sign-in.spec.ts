@@ -41,3 +41,18 @@ test('a developer is offered only what its role may do', async ({ page, cmp }) =
   await page.goto('/audit');
   await expect(page.getByText('This page is not available to the developer role.')).toBeVisible();
 });
+
+test('the keyboard reaches the content through the skip link', async ({ page, cmp }) => {
+  await signIn(page, cmp.token);
+  // Wait for the page's links: before they load, the content has nothing to focus.
+  await expect(page.getByRole('list', { name: 'Certificates by status' })).toBeVisible();
+  await page.keyboard.press('Tab');
+  const skip = page.getByRole('link', { name: 'Skip to content' });
+  await expect(skip).toBeFocused();
+  await expect(skip).toBeInViewport();
+  await page.keyboard.press('Enter');
+  await expect(page).toHaveURL(/#main$/);
+  await page.keyboard.press('Tab');
+  // The next stop is in the page's content, past the header and the nav.
+  await expect(page.locator('main :focus')).toHaveCount(1);
+});

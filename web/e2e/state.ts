@@ -16,8 +16,6 @@ export interface E2eState {
   token: string;
   /** A developer token for the owner `shop` only. */
   developerToken: string;
-  /** How many certificates the inventory holds after the seed (the CA's own among them). */
-  certificateCount: number;
   /** Seeded certificates by name. */
   certificates: Record<string, { id: string; owner: string | null }>;
 }

@@ -12,7 +12,7 @@ import { Empty, Loading } from '../components/States';
 import { formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
 import { AdapterForm } from './parts/AdapterForm';
-import { keyTypeLabel } from './parts/policy';
+import { keyFamilyLabel, keyTypeLabel } from './parts/policy';
 import '../styles-pages.css';
 
 type Adapter = components['schemas']['Adapter'];
@@ -54,7 +54,7 @@ function AdapterStatus({ adapter }: { adapter: Adapter }) {
           {s.issued_validity_secs ? <span className="muted"> (last certificate: {duration(s.issued_validity_secs)})</span> : null}
         </dd>
         <dt>Key types</dt>
-        <dd>{s.key_types.length > 0 ? s.key_types.map(keyTypeLabel).join(', ') : '—'}</dd>
+        <dd>{s.key_types.length > 0 ? s.key_types.map((type) => (type.includes('_') || /\d/.test(type) ? keyTypeLabel(type) : keyFamilyLabel(type))).join(', ') : '—'}</dd>
         <dt>Signs CSRs</dt>
         <dd>{yesNo(s.supports_csr)}</dd>
         <dt>Revokes</dt>
@@ -132,7 +132,7 @@ function AdapterCard({ adapter, manage }: { adapter: Adapter; manage: boolean })
         {manage ? <EnableToggle adapter={adapter} /> : null}
       </div>
       <AdapterStatus adapter={adapter} />
-      <dl className="facts">
+      <dl className="facts adapter-facts">
         <dt>CRL</dt>
         <dd className="mono">{adapter.crl_url ?? '—'}</dd>
         <dt>OCSP</dt>

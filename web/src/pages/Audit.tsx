@@ -99,12 +99,14 @@ function TextFilter({
   value,
   list,
   hint,
+  placeholder,
   onCommit,
 }: {
   label: string;
   value: string | undefined;
   list?: string;
   hint?: string;
+  placeholder?: string;
   onCommit: (value: string, replace: boolean) => void;
 }) {
   const id = useId();
@@ -119,6 +121,7 @@ function TextFilter({
         id={id}
         value={draft}
         list={list}
+        placeholder={placeholder}
         spellCheck={false}
         autoComplete="off"
         aria-describedby={hint ? `${id}-hint` : undefined}
@@ -237,7 +240,7 @@ export default function AuditPage() {
         aria-label="Filter audit events"
         onSubmit={(event) => event.preventDefault()}
       >
-        <TextFilter label="Actor" value={filters.actor} hint="e.g. token:… or oidc:…" onCommit={(v, r) => update('actor', v, r)} />
+        <TextFilter label="Actor" value={filters.actor} placeholder="token:… or oidc:…" onCommit={(v, r) => update('actor', v, r)} />
         <TextFilter label="Action" value={filters.action} list={actionsId} onCommit={(v, r) => update('action', v, r)} />
         <TextFilter label="Entity type" value={filters.entity_type} list={typesId} onCommit={(v, r) => update('entity_type', v, r)} />
         <TextFilter label="Entity id" value={filters.entity_id} onCommit={(v, r) => update('entity_id', v, r)} />

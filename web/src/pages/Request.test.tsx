@@ -168,6 +168,32 @@ describe('request form', () => {
   });
 });
 
+describe('a replacement', () => {
+  it('fills the form from the certificate it replaces', async () => {
+    renderRequest(
+      {
+        'GET /api/v1/owners': [SHOP, PAYMENTS],
+        'GET /api/v1/certificates/cert-1': {
+          id: 'cert-1',
+          common_name: 'www.shop.example',
+          sans: [
+            { type: 'dns', value: 'www.shop.example' },
+            { type: 'dns', value: 'shop.example' },
+            { type: 'ip', value: '10.0.0.7' },
+          ],
+          owner: { id: 'id-shop', name: 'shop' },
+        },
+      },
+      '/request?from=cert-1',
+    );
+    await screen.findByText('Filled in from the certificate you are replacing.');
+    expect(screen.getByRole('textbox', { name: 'DNS names' })).toHaveValue('www.shop.example\nshop.example');
+    expect(screen.getByRole('textbox', { name: 'IP addresses' })).toHaveValue('10.0.0.7');
+    expect(screen.getByRole('textbox', { name: 'Common name' })).toHaveValue('www.shop.example');
+    await waitFor(() => expect(screen.getByRole('combobox', { name: 'Owner' })).toHaveValue('id-shop'));
+  });
+});
+
 describe('request state', () => {
   it('links to the issued certificate once it is issued', async () => {
     renderRequest({ 'GET /api/v1/requests/req-1': issuanceRequest('issued', { certificate_id: 'cert-9' }) }, '/request?id=req-1');

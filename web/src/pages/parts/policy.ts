@@ -31,6 +31,11 @@ export function effectiveKeys(policy: Policy): readonly KeyRule[] {
 
 const KEY_NAMES: Record<string, string> = { rsa: 'RSA', ec: 'EC', ed25519: 'Ed25519', ed448: 'Ed448', dsa: 'DSA' };
 
+/** A key family as people write it: `rsa` -> RSA, `ec` -> EC. */
+export function keyFamilyLabel(type: string): string {
+  return KEY_NAMES[type] ?? type;
+}
+
 export function describeKeyRule(rule: KeyRule): string {
   const name = KEY_NAMES[rule.type] ?? rule.type;
   return rule.min_bits ? `${name} of at least ${rule.min_bits} bits` : name;
