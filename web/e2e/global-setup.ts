@@ -5,6 +5,7 @@
 // The dashboard is, in order: $CMP_E2E_UI_URL (e.g. a `vite dev` you started with CMP_API
 // pointing at $CMP_E2E_LISTEN); cmpd's own, when it embeds one and CMP_E2E_UI is not
 // `preview`; else a `vite preview` of a fresh build, proxying to this cmpd, started here.
+// CMP_E2E_UI=cmpd (scripts/test) makes cmpd's own the only choice.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -105,6 +106,10 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
 
     let uiUrl = process.env.CMP_E2E_UI_URL;
     if (!uiUrl && process.env.CMP_E2E_UI !== 'preview' && (await servesDashboard(apiUrl))) uiUrl = apiUrl;
+    if (!uiUrl && process.env.CMP_E2E_UI === 'cmpd') {
+      // CI tests the dashboard as users get it: embedded in cmpd, under cmpd's headers.
+      throw new Error(`CMP_E2E_UI=cmpd, but ${cmpd} serves no dashboard (was it built without npm?)`);
+    }
     if (!uiUrl) {
       // cmpd has no dashboard of its own (or preview was asked for): build this tree's and
       // serve it with the production CSP, proxying the API to this cmpd.

@@ -45,7 +45,8 @@ pub struct Overview {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExpiryParams {
-    /// Number of weeks from now, 1-104 (default 13).
+    /// Number of weeks from midnight UTC today, 1-104 (default 13).
+    #[param(minimum = 1, maximum = 104)]
     pub weeks: Option<u32>,
 }
 
@@ -64,7 +65,7 @@ pub struct ExpirySeries {
 /// the owners with the most first, then `other owners`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ExpiryTimeline {
-    /// The first instant of each week (RFC 3339); the first week starts now.
+    /// The first instant of each week (RFC 3339); the first starts at midnight UTC today.
     pub week_starts: Vec<String>,
     pub series: Vec<ExpirySeries>,
 }

@@ -827,7 +827,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Certificates (not revoked) expiring in each of the coming weeks, stacked by owner. */
+        /**
+         * Certificates (not revoked) expiring in each of the coming weeks (from midnight UTC today),
+         *     stacked by owner.
+         */
         get: operations["stats_expiry"];
         put?: never;
         post?: never;
@@ -918,7 +921,8 @@ export interface paths {
         };
         /**
          * The provider sends the browser back here: the session starts, and the browser goes on to
-         *     where the login began.
+         *     where the login began. A refused login is a problem document, or, for a browser (`Accept:
+         *     text/html`) on role `all`, a 303 to the dashboard with the problem's detail in `login_error`.
          */
         get: operations["auth_callback"];
         put?: never;
@@ -1550,7 +1554,7 @@ export interface components {
          */
         ExpiryTimeline: {
             series: components["schemas"]["ExpirySeries"][];
-            /** @description The first instant of each week (RFC 3339); the first week starts now. */
+            /** @description The first instant of each week (RFC 3339); the first starts at midnight UTC today. */
             week_starts: string[];
         };
         /**
@@ -5298,7 +5302,7 @@ export interface operations {
     stats_expiry: {
         parameters: {
             query?: {
-                /** @description Number of weeks from now, 1-104 (default 13). */
+                /** @description Number of weeks from midnight UTC today, 1-104 (default 13). */
                 weeks?: number;
             };
             header?: never;
@@ -5529,7 +5533,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description logged in: to `return_to`, with the session cookie */
+            /** @description logged in: to `return_to`, with the session cookie; or refused, for a browser: to `/?login_error=<detail>` */
             303: {
                 headers: {
                     /** @description Answers are never cached: they hold tokens and keys */

@@ -58,7 +58,7 @@ export default function ExpiryChart({ stats }: { stats: ExpiryStats }) {
       <p className="muted">
         {total === 0
           ? `No certificate expires in the next ${stats.week_starts.length} weeks.`
-          : `${total} certificate${total === 1 ? '' : 's'} expire in the next ${stats.week_starts.length} weeks.`}
+          : `${total} certificate${total === 1 ? ' expires' : 's expire'} in the next ${stats.week_starts.length} weeks.`}
       </p>
       {/* Hidden from screen readers: the table below has the same numbers. */}
       <div className="chart" aria-hidden="true" data-testid="expiry-chart">

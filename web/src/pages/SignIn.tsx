@@ -4,7 +4,7 @@ import { useEffect, useId, useState, type FormEvent } from 'react';
 import { useQuery } from '@tanstack/react-query';
 import { useLocation } from 'react-router';
 import { api, storeToken, unwrap } from '../api/client';
-import { toApiProblem, type ApiProblem } from '../api/problem';
+import { ApiProblem, toApiProblem } from '../api/problem';
 import type { Me } from '../api/types';
 import { ProblemMessage } from '../components/ProblemMessage';
 import { Loading } from '../components/States';
@@ -19,9 +19,21 @@ function loginHref(provider: string, returnTo: string): string {
   return `/auth/login?${query.toString()}`;
 }
 
+/** The query string without `login_error`: what the page was before a refused login. */
+function withoutLoginError(search: string): string {
+  const query = new URLSearchParams(search);
+  query.delete(LOGIN_ERROR);
+  const rest = query.toString();
+  return rest ? `?${rest}` : '';
+}
+
+/** Where the server's callback puts why a single sign-on was refused (docs/API.md). */
+const LOGIN_ERROR = 'login_error';
+
 export default function SignInPage({ onSignedIn }: SignInPageProps) {
   const location = useLocation();
-  const returnTo = `${location.pathname}${location.search}`;
+  const returnTo = `${location.pathname}${withoutLoginError(location.search)}`;
+  const loginError = new URLSearchParams(location.search).get(LOGIN_ERROR);
   const tokenId = useId();
   const [token, setToken] = useState('');
   const [checking, setChecking] = useState(false);
@@ -61,6 +73,11 @@ export default function SignInPage({ onSignedIn }: SignInPageProps) {
     <main id="main" className="sign-in">
       <div className="panel">
         <h1>Sign in to CMP</h1>
+        {loginError ? (
+          <ProblemMessage
+            error={new ApiProblem({ title: 'Single sign-on did not sign you in', detail: loginError }, 403)}
+          />
+        ) : null}
         {providers.isPending ? <Loading what="sign-in options" /> : null}
         {providers.error ? <ProblemMessage error={providers.error} context="Loading sign-in options" /> : null}
         {providers.data && providers.data.length > 0 ? (

@@ -15,7 +15,6 @@ use time::format_description::well_known::Rfc3339;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
-use crate::inventory::views;
 use crate::state::AppState;
 
 /// Owners drawn on their own in the timeline; the rest are folded into `other owners`.
@@ -62,7 +61,8 @@ pub async fn overview(State(state): State<AppState>, caller: Caller) -> ApiResul
     }))
 }
 
-/// Certificates (not revoked) expiring in each of the coming weeks, stacked by owner.
+/// Certificates (not revoked) expiring in each of the coming weeks (from midnight UTC today),
+/// stacked by owner.
 #[utoipa::path(
     get, path = "/api/v1/stats/expiry", tag = "stats",
     params(ExpiryParams),
@@ -81,7 +81,9 @@ pub async fn expiry(
     if !(1..=MAX_WEEKS).contains(&weeks) {
         return Err(ApiError::bad_field("weeks", format!("between 1 and {MAX_WEEKS}")));
     }
-    let from = views::whole_seconds(state.clock.now());
+    // Weeks start at midnight UTC, so that a week is whole days (the dashboard links each to
+    // the inventory's date filters).
+    let from = state.clock.now().replace_time(time::Time::MIDNIGHT);
     let buckets = state.store.expiry_buckets(from.unix_timestamp(), weeks, &caller.scope).await?;
     let names: HashMap<String, String> =
         state.store.list_owners().await?.into_iter().map(|o| (o.id, o.name)).collect();

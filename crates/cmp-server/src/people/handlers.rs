@@ -13,6 +13,7 @@ use utoipa::IntoParams;
 use super::Authenticated;
 use super::cookies::{self, CookieSpec};
 use crate::auth::Caller;
+use crate::config::ServerRole;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
 use crate::inventory::views::time_of;
@@ -95,9 +96,10 @@ pub async fn login(
 }
 
 /// The provider sends the browser back here: the session starts, and the browser goes on to
-/// where the login began.
+/// where the login began. A refused login is a problem document, or, for a browser (`Accept:
+/// text/html`) on role `all`, a 303 to the dashboard with the problem's detail in `login_error`.
 #[utoipa::path(get, path = "/auth/callback", tag = "auth", params(CallbackQuery),
-    responses((status = 303, description = "logged in: to `return_to`, with the session cookie"),
+    responses((status = 303, description = "logged in: to `return_to`, with the session cookie; or refused, for a browser: to `/?login_error=<detail>`"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -107,6 +109,33 @@ pub async fn callback(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<CallbackQuery>,
+) -> ApiResult<Response> {
+    match finish_callback(&state, &headers, &query).await {
+        // A person in a browser sees why on the dashboard's sign-in page, not as raw JSON.
+        Err(e) if state.config.role == ServerRole::All && wants_html(&headers) => {
+            let problem = e.to_problem();
+            let detail = problem.detail.unwrap_or(problem.title);
+            let query = serde_urlencoded::to_string([("login_error", detail.as_str())])
+                .map_err(|e| ApiError::Internal(format!("encoding a login error: {e}")))?;
+            let secure = state.people.secure_cookies;
+            Ok(redirect(&format!("/?{query}"), &[removed(cookies::LOGIN, "/auth", secure)]))
+        }
+        outcome => outcome,
+    }
+}
+
+/// Whether the caller is a browser navigating (it asks for HTML), not a script.
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+async fn finish_callback(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &CallbackQuery,
 ) -> ApiResult<Response> {
     if let Some(error) = &query.error {
         let description = query.error_description.as_deref().unwrap_or("no description");
@@ -118,7 +147,7 @@ pub async fn callback(
     let (Some(login_state), Some(code)) = (&query.state, &query.code) else {
         return Err(ApiError::bad_request("the callback needs state and code"));
     };
-    let login_cookie = cookies::read(&headers, cookies::LOGIN);
+    let login_cookie = cookies::read(headers, cookies::LOGIN);
     let done = state.people.finish_login(login_state, login_cookie.as_deref(), code).await?;
     let secure = state.people.secure_cookies;
     let set = [

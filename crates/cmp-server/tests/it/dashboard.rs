@@ -133,6 +133,7 @@ async fn overview_and_expiry_timeline_count_what_the_caller_may_see() {
                 .await
                 .unwrap();
         assert_eq!(timeline.week_starts.len(), 4);
+        assert!(timeline.week_starts.iter().all(|w| w.ends_with("T00:00:00Z")), "whole days");
         let series: Vec<(&str, &[i64])> =
             timeline.series.iter().map(|s| (s.label.as_str(), s.counts.as_slice())).collect();
         assert_eq!(series, [("shop", &[1, 0, 1, 0][..]), ("no owner", &[0, 1, 0, 0][..])]);

@@ -82,7 +82,15 @@ impl OidcApp {
 
     /// A browser: a cookie jar, no automatic redirects.
     pub fn browser(&self) -> reqwest::Client {
-        self.app.http_builder().cookie_store(true).redirect(Policy::none()).build().unwrap()
+        self.browser_with(|b| b)
+    }
+
+    /// A browser built further by `adjust` (default headers, say).
+    pub fn browser_with(
+        &self,
+        adjust: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+    ) -> reqwest::Client {
+        adjust(self.app.http_builder().cookie_store(true).redirect(Policy::none())).build().unwrap()
     }
 
     /// Follows redirects from `url` until the answer is not one, or until the next hop is
@@ -192,6 +200,21 @@ async fn people_log_in_with_code_and_pkce_and_get_the_role_of_their_groups() {
         assert_eq!(status, 403);
         assert_eq!(app.me(&browser).await.0, 401);
         assert_eq!(app.audit_count().await, before);
+        // A browser that asks for HTML is sent to the dashboard, which shows why.
+        let html = app.browser_with(|b| {
+            let mut accept = reqwest::header::HeaderMap::new();
+            accept.insert("accept", "text/html,application/xhtml+xml".parse().unwrap());
+            b.default_headers(accept)
+        });
+        let (status, landed) =
+            app.follow(&html, &app.app.url("/auth/login?login_hint=eve"), false).await;
+        assert_eq!(status, 303);
+        let landed = reqwest::Url::parse(&landed).unwrap();
+        let error: Vec<(String, String)> = landed.query_pairs().into_owned().collect();
+        assert_eq!(error.len(), 1, "{landed}");
+        assert_eq!(error[0].0, "login_error");
+        assert!(error[0].1.contains("no role in CMP"), "{landed}");
+        assert_eq!(app.me(&html).await.0, 401);
 
         // The users, as admins see them; the audit trail names people, with their email.
         let users = app.admin_get("/api/v1/users").await;
