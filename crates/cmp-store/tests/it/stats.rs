@@ -23,7 +23,20 @@ async fn counts_and_the_expiry_timeline_follow_the_scope() {
         ];
         certs[2].owner_id = Some(shop.id.clone());
         certs[3].owner_id = Some(shop.id.clone());
+        // Not valid for five more days (stored now, before it starts).
+        let mut later = new_cert(facts(6, NOW + 100 * DAY));
+        later.facts.not_before = time::OffsetDateTime::from_unix_timestamp(NOW + 5 * DAY).unwrap();
+        certs.push(later);
+        // Revoked, though its dates say valid.
+        certs.push(new_cert(facts(7, NOW + 300 * DAY)));
         store.import_certificates(&ctx(NOW), &Scope::All, &certs).await.unwrap();
+        let revoked = format!("{:064x}", 7);
+        store
+            .execute_raw(&format!(
+                "UPDATE certificates SET revoked_at = {NOW} WHERE fingerprint_sha256 = '{revoked}'"
+            ))
+            .await
+            .unwrap();
 
         let all = store.certificate_counts(NOW, 30 * DAY, &Scope::All).await.unwrap();
         let count = |counts: &[(CertificateStatus, i64)], s| {
@@ -32,7 +45,16 @@ async fn counts_and_the_expiry_timeline_follow_the_scope() {
         assert_eq!(count(&all, CertificateStatus::Expired), Some(1), "{:?}", db.kind);
         assert_eq!(count(&all, CertificateStatus::Expiring), Some(3));
         assert_eq!(count(&all, CertificateStatus::Valid), Some(1));
-        assert_eq!(count(&all, CertificateStatus::Revoked), Some(0));
+        assert_eq!(count(&all, CertificateStatus::NotYetValid), Some(1));
+        assert_eq!(count(&all, CertificateStatus::Revoked), Some(1));
+        // The same as the listing's status filter finds, status by status.
+        for status in CertificateStatus::ALL {
+            let mut query = CertificateQuery::all(NOW);
+            query.status = Some(status);
+            query.window_secs = 30 * DAY;
+            let listed = store.list_certificates(&query).await.unwrap().items.len() as i64;
+            assert_eq!(count(&all, status), Some(listed), "{status:?} {:?}", db.kind);
+        }
         let team = Scope::Owners(vec![shop.id.clone()]);
         let theirs = store.certificate_counts(NOW, 30 * DAY, &team).await.unwrap();
         assert_eq!(theirs.iter().map(|(_, n)| n).sum::<i64>(), 2);
