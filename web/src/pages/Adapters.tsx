@@ -8,6 +8,7 @@ import type { components } from '../api/schema';
 import { useCan } from '../auth/session';
 import { Dialog } from '../components/Dialog';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { Section } from '../components/Section';
 import { Empty, Loading } from '../components/States';
 import { formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
@@ -121,16 +122,19 @@ function EnableToggle({ adapter }: { adapter: Adapter }) {
 }
 
 function AdapterCard({ adapter, manage }: { adapter: Adapter; manage: boolean }) {
-  const headingId = `adapter-${adapter.id}`;
   const config = JSON.stringify(adapter.config ?? {}, null, 2);
   return (
-    <section className="panel" aria-labelledby={headingId}>
-      <div className="section-header">
-        <h2 id={headingId}>{adapter.name}</h2>
-        <span className="badge">{KIND_LABELS[adapter.kind] ?? adapter.kind}</span>
-        <span className={`badge ${adapter.enabled ? 'ok' : ''}`}>{adapter.enabled ? 'Enabled' : 'Disabled'}</span>
-        {manage ? <EnableToggle adapter={adapter} /> : null}
-      </div>
+    <Section
+      id={`adapter-${adapter.id}`}
+      title={adapter.name}
+      actions={
+        <>
+          <span className="badge">{KIND_LABELS[adapter.kind] ?? adapter.kind}</span>
+          <span className={`badge ${adapter.enabled ? 'ok' : ''}`}>{adapter.enabled ? 'Enabled' : 'Disabled'}</span>
+          {manage ? <EnableToggle adapter={adapter} /> : null}
+        </>
+      }
+    >
       <AdapterStatus adapter={adapter} />
       <dl className="facts adapter-facts">
         <dt>CRL</dt>
@@ -148,7 +152,7 @@ function AdapterCard({ adapter, manage }: { adapter: Adapter; manage: boolean })
           <pre>{config}</pre>
         </details>
       ) : null}
-    </section>
+    </Section>
   );
 }
 

@@ -8,6 +8,7 @@ import { api, unwrap } from '../api/client';
 import type { paths } from '../api/schema';
 import type { AuditEvent } from '../api/types';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { Section } from '../components/Section';
 import { TableScroll } from '../components/TableScroll';
 import { TextFilter } from '../components/TextFilter';
 import { Empty, Loading } from '../components/States';
@@ -25,7 +26,6 @@ import {
   type AuditFilterKey,
   type AuditFilters,
 } from './parts/auditQuery';
-import { Section } from './parts/Field';
 import '../styles-pages.css';
 
 type AuditQuery = NonNullable<paths['/api/v1/audit']['get']['parameters']['query']>;

@@ -7,11 +7,12 @@ import type { components } from '../api/schema';
 import { useCan } from '../auth/session';
 import { Dialog } from '../components/Dialog';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { Section } from '../components/Section';
 import { TableScroll } from '../components/TableScroll';
 import { Empty, Loading } from '../components/States';
 import { formatDate, formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
-import { Field, Section } from './parts/Field';
+import { Field } from './parts/Field';
 import '../styles-pages.css';
 
 type ApiToken = components['schemas']['ApiToken'];
