@@ -7,6 +7,7 @@ import { api, unwrap } from '../api/client';
 import type { components } from '../api/schema';
 import { useCan } from '../auth/session';
 import { Dialog } from '../components/Dialog';
+import { DialogForm } from '../components/DialogForm';
 import { ProblemMessage } from '../components/ProblemMessage';
 import { Section } from '../components/Section';
 import { Empty, Loading } from '../components/States';
@@ -99,23 +100,18 @@ function EnableToggle({ adapter }: { adapter: Adapter }) {
       )}
       {toggle.error && !confirming ? <ProblemMessage error={toggle.error} context="Changing the adapter" /> : null}
       <Dialog open={confirming} onClose={() => setConfirming(false)} title={`Disable ${adapter.name}?`}>
-        <form
-          onSubmit={(event) => {
-            event.preventDefault();
-            toggle.mutate(false);
-          }}
+        <DialogForm
+          onSubmit={() => toggle.mutate(false)}
+          onCancel={() => setConfirming(false)}
+          submitLabel="Disable adapter"
+          busyLabel="Disabling…"
+          busy={toggle.isPending}
+          tone="danger"
+          error={toggle.error}
+          errorContext="Disabling"
         >
           <p>Requests and renewals that name this CA will fail until it is enabled again. Certificates it issued stay valid.</p>
-          {toggle.error ? <ProblemMessage error={toggle.error} context="Disabling" /> : null}
-          <div className="dialog-buttons">
-            <button type="button" onClick={() => setConfirming(false)}>
-              Cancel
-            </button>
-            <button type="submit" className="danger" disabled={toggle.isPending}>
-              {toggle.isPending ? 'Disabling…' : 'Disable adapter'}
-            </button>
-          </div>
-        </form>
+        </DialogForm>
       </Dialog>
     </>
   );

@@ -1,13 +1,14 @@
 // Approvals: the requests waiting for a security reviewer, with who asked, for which owner,
 // names, key and lifetime; approve or reject each with a comment. The server refuses a
 // reviewer's own request (separation of duties): its problem shows in the dialog.
-import { useId, useState, type FormEvent } from 'react';
+import { useId, useState } from 'react';
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Link } from 'react-router';
 import { api, unwrap } from '../api/client';
 import type { IssuanceRequest } from '../api/types';
 import { useSession } from '../auth/session';
 import { Dialog } from '../components/Dialog';
+import { DialogForm } from '../components/DialogForm';
 import { ProblemMessage } from '../components/ProblemMessage';
 import { TableScroll } from '../components/TableScroll';
 import { Empty, Loading } from '../components/States';
@@ -54,13 +55,17 @@ function DecisionForm({
     },
   });
 
-  function submit(event: FormEvent) {
-    event.preventDefault();
-    decide.mutate();
-  }
-
   return (
-    <form onSubmit={submit}>
+    <DialogForm
+      onSubmit={() => decide.mutate()}
+      onCancel={() => onDone(null)}
+      submitLabel={verdict === 'approve' ? 'Approve' : 'Reject'}
+      busyLabel="Sending…"
+      busy={decide.isPending}
+      tone={verdict === 'approve' ? 'primary' : 'danger'}
+      error={decide.error}
+      errorContext={verdict === 'approve' ? 'Approving' : 'Rejecting'}
+    >
       <p>
         {verdict === 'approve' ? 'Approve' : 'Reject'} the request for <strong>{names}</strong>?{' '}
         {verdict === 'approve' ? 'The certificate is issued at once.' : 'Nothing is issued; the requester sees your comment.'}
@@ -75,18 +80,7 @@ function DecisionForm({
           onChange={(event) => setComment(event.target.value)}
         />
       </div>
-      {decide.error ? (
-        <ProblemMessage error={decide.error} context={verdict === 'approve' ? 'Approving' : 'Rejecting'} />
-      ) : null}
-      <div className="dialog-buttons">
-        <button type="button" onClick={() => onDone(null)}>
-          Cancel
-        </button>
-        <button type="submit" className={verdict === 'approve' ? 'primary' : 'danger'} disabled={decide.isPending}>
-          {decide.isPending ? 'Sending…' : verdict === 'approve' ? 'Approve' : 'Reject'}
-        </button>
-      </div>
-    </form>
+    </DialogForm>
   );
 }
 

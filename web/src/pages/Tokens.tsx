@@ -6,6 +6,7 @@ import { api, unwrap } from '../api/client';
 import type { components } from '../api/schema';
 import { useCan } from '../auth/session';
 import { Dialog } from '../components/Dialog';
+import { DialogForm } from '../components/DialogForm';
 import { ProblemMessage } from '../components/ProblemMessage';
 import { Section } from '../components/Section';
 import { TableScroll } from '../components/TableScroll';
@@ -201,26 +202,21 @@ function RevokeForm({ token, onDone }: { token: ApiToken; onDone: () => void }) 
     },
   });
   return (
-    <form
-      onSubmit={(event) => {
-        event.preventDefault();
-        revoke.mutate();
-      }}
+    <DialogForm
+      onSubmit={() => revoke.mutate()}
+      onCancel={onDone}
+      submitLabel="Revoke token"
+      busyLabel="Revoking…"
+      busy={revoke.isPending}
+      tone="danger"
+      error={revoke.error}
+      errorContext="Revoking"
     >
       <p>
         Revoke <strong>{token.name}</strong> ({token.role})? Every script or person using it is refused from now on. This
         cannot be undone.
       </p>
-      {revoke.error ? <ProblemMessage error={revoke.error} context="Revoking" /> : null}
-      <div className="dialog-buttons">
-        <button type="button" onClick={onDone}>
-          Cancel
-        </button>
-        <button type="submit" className="danger" disabled={revoke.isPending}>
-          {revoke.isPending ? 'Revoking…' : 'Revoke token'}
-        </button>
-      </div>
-    </form>
+    </DialogForm>
   );
 }
 
