@@ -5,7 +5,7 @@ import { useQuery } from '@tanstack/react-query';
 import { Link } from 'react-router';
 import { api, unwrap } from '../api/client';
 import { EXPIRY_WEEKS, fetchExpiryStats, fetchOverviewStats, type OverviewStats } from '../api/stats';
-import type { AuditEvent, IssuanceRequest, Owner } from '../api/types';
+import type { AuditEvent, Owner } from '../api/types';
 import { useCan } from '../auth/session';
 import { ProblemMessage } from '../components/ProblemMessage';
 import { Section } from '../components/Section';
@@ -13,6 +13,7 @@ import { Empty, Loading } from '../components/States';
 import { formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
 import { TableScroll } from '../components/TableScroll';
+import { requestNames } from './parts/requests';
 
 // Recharts is most of this page's weight: it loads beside the counts, not before them.
 const ExpiryChart = lazy(() => import('../components/ExpiryChart'));
@@ -70,14 +71,6 @@ function StatusCounts({ stats }: { stats: OverviewStats }) {
   );
 }
 
-/** The names a request asked for, from its `spec`. */
-function requestNames(request: IssuanceRequest): string {
-  const spec = (request.spec ?? {}) as { common_name?: string | null; dns_names?: string[]; ip_addresses?: string[] };
-  const names = [...(spec.dns_names ?? []), ...(spec.ip_addresses ?? [])];
-  if (names.length === 0 && spec.common_name) names.push(spec.common_name);
-  return names.join(', ') || '—';
-}
-
 function FailedRequests({ owners }: { owners: Map<string, string> }) {
   const failed = useQuery({
     queryKey: ['requests', { state: 'failed', limit: 10 }],
@@ -110,7 +103,7 @@ function FailedRequests({ owners }: { owners: Map<string, string> }) {
                   request.kind
                 )}
               </td>
-              <td>{requestNames(request)}</td>
+              <td>{requestNames(request).join(', ') || '—'}</td>
               <td>{request.owner_id ? (owners.get(request.owner_id) ?? request.owner_id) : '—'}</td>
               <td>{request.last_error ?? '—'}</td>
             </tr>

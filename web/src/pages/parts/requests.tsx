@@ -46,7 +46,7 @@ export function RequestStateBadge({ state }: { state: string }) {
 /** States after which nothing happens to a request by itself. */
 export const FINAL_STATES: ReadonlySet<string> = new Set(['issued', 'failed', 'rejected']);
 
-/** The names a request asked for: DNS names and IP addresses, else its common name. */
+/** The names a request (or a managed certificate, whose spec is one) asks for: DNS names and IP addresses, else its common name. */
 export function requestNames(request: { spec: unknown }): string[] {
   const spec = specOf(request);
   const names = [...(spec.dns_names ?? []), ...(spec.ip_addresses ?? [])];
