@@ -6,12 +6,12 @@ import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import { Link, useSearchParams } from 'react-router';
 import { api, unwrap } from '../api/client';
 import type { paths } from '../api/schema';
-import type { AuditEvent } from '../api/types';
 import { ProblemMessage } from '../components/ProblemMessage';
 import { Section } from '../components/Section';
 import { TableScroll } from '../components/TableScroll';
 import { TextFilter } from '../components/TextFilter';
 import { Empty, Loading } from '../components/States';
+import { auditEntityLink } from '../lib/auditLinks';
 import { formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
 import { useActorName } from './parts/actors';
@@ -81,21 +81,6 @@ const KNOWN_ENTITY_TYPES = [
 
 // Actors, actions and ids are identifiers, not words: no spell check, no remembered entries.
 const IDENTIFIER_INPUT = { spellCheck: false, autoComplete: 'off' } as const;
-
-/** Where the dashboard shows an audit event's entity, if it has a page for it. */
-function entityLink(event: AuditEvent): string | null {
-  const id = encodeURIComponent(event.entity_id);
-  switch (event.entity_type) {
-    case 'certificate':
-      return `/certificates/${id}`;
-    case 'managed_certificate':
-      return `/managed/${id}`;
-    case 'issuance_request':
-      return `/request?id=${id}`;
-    default:
-      return null;
-  }
-}
 
 function TimeFilter({ label, value, onChange }: { label: string; value: string | undefined; onChange: (value: string | undefined) => void }) {
   const id = useId();
@@ -250,7 +235,7 @@ export default function AuditPage() {
             </thead>
             <tbody>
               {items.map((event) => {
-                const link = entityLink(event);
+                const link = auditEntityLink(event);
                 const details = event.details && typeof event.details === 'object' && Object.keys(event.details).length > 0;
                 return (
                   <tr key={event.seq}>

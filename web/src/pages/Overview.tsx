@@ -5,11 +5,12 @@ import { useQuery } from '@tanstack/react-query';
 import { Link } from 'react-router';
 import { api, unwrap } from '../api/client';
 import { EXPIRY_WEEKS, fetchExpiryStats, fetchOverviewStats, type OverviewStats } from '../api/stats';
-import type { AuditEvent, Owner } from '../api/types';
+import type { Owner } from '../api/types';
 import { useCan } from '../auth/session';
 import { ProblemMessage } from '../components/ProblemMessage';
 import { Section } from '../components/Section';
 import { Empty, Loading } from '../components/States';
+import { auditEntityLink } from '../lib/auditLinks';
 import { formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
 import { TableScroll } from '../components/TableScroll';
@@ -114,14 +115,6 @@ function FailedRequests({ owners }: { owners: Map<string, string> }) {
   );
 }
 
-/** Where an audit event's entity can be looked at, when the dashboard has a page for it. */
-function entityLink(event: AuditEvent): string | null {
-  const id = encodeURIComponent(event.entity_id);
-  if (event.entity_type === 'certificate') return `/certificates/${id}`;
-  if (event.entity_type === 'managed_certificate') return `/managed/${id}`;
-  return null;
-}
-
 function RecentActivity() {
   const events = useQuery({
     queryKey: ['audit', { limit: 10 }],
@@ -144,7 +137,7 @@ function RecentActivity() {
         </thead>
         <tbody>
           {events.data.items.map((event) => {
-            const link = entityLink(event);
+            const link = auditEntityLink(event);
             return (
               <tr key={event.seq}>
                 <td>{formatDateTime(event.occurred_at)}</td>
