@@ -10,6 +10,7 @@ import { useSession } from '../auth/session';
 import { Dialog } from '../components/Dialog';
 import { DialogForm } from '../components/DialogForm';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { ShowMore } from '../components/ShowMore';
 import { TableScroll } from '../components/TableScroll';
 import { Empty, Loading } from '../components/States';
 import { formatDateTime, relativeDays } from '../lib/format';
@@ -216,13 +217,7 @@ export default function ApprovalsPage() {
           </table>
         </TableScroll>
       ) : null}
-      {waiting.hasNextPage ? (
-        <p>
-          <button type="button" onClick={() => void waiting.fetchNextPage()} disabled={waiting.isFetchingNextPage}>
-            {waiting.isFetchingNextPage ? 'Loading…' : 'Show more'}
-          </button>
-        </p>
-      ) : null}
+      <ShowMore query={waiting} />
 
       <Dialog
         open={open !== null}
