@@ -2,7 +2,7 @@
 // names, key and lifetime; approve or reject each with a comment. The server refuses a
 // reviewer's own request (separation of duties): its problem shows in the dialog.
 import { useId, useState } from 'react';
-import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useInfiniteQuery, useMutation, useQueryClient } from '@tanstack/react-query';
 import { Link } from 'react-router';
 import { api, unwrap } from '../api/client';
 import type { IssuanceRequest } from '../api/types';
@@ -16,7 +16,8 @@ import { Empty, Loading } from '../components/States';
 import { formatDateTime, relativeDays } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
 import { useActorName } from './parts/actors';
-import { ownerName, requestKey, requestNames, specOf } from './parts/requests';
+import { ownerName, useOwnerNames } from './parts/owners';
+import { requestKey, requestNames, specOf } from './parts/requests';
 import '../styles-pages.css';
 
 type Verdict = 'approve' | 'reject';
@@ -120,7 +121,7 @@ function Outcome({ request }: { request: IssuanceRequest }) {
 
 export default function ApprovalsPage() {
   usePageTitle('Approvals');
-  const { me, can } = useSession();
+  const { me } = useSession();
   const actorName = useActorName();
   const [open, setOpen] = useState<{ request: IssuanceRequest; verdict: Verdict } | null>(null);
   const [outcome, setOutcome] = useState<IssuanceRequest | null>(null);
@@ -137,8 +138,7 @@ export default function ApprovalsPage() {
     getNextPageParam: (page) => page.next_cursor ?? undefined,
     refetchInterval: 15_000,
   });
-  const owners = useQuery({ queryKey: ['owners'], queryFn: () => unwrap(api.GET('/api/v1/owners')), enabled: can.viewOwners });
-  const ownerNames = new Map((owners.data ?? []).map((o) => [o.id, o.name]));
+  const ownerNames = useOwnerNames();
   const items = waiting.data?.pages.flatMap((page) => page.items) ?? [];
 
   return (

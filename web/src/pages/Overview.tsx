@@ -5,7 +5,6 @@ import { useQuery } from '@tanstack/react-query';
 import { Link } from 'react-router';
 import { api, unwrap } from '../api/client';
 import { EXPIRY_WEEKS, fetchExpiryStats, fetchOverviewStats, type OverviewStats } from '../api/stats';
-import type { Owner } from '../api/types';
 import { useCan } from '../auth/session';
 import { ProblemMessage } from '../components/ProblemMessage';
 import { Section } from '../components/Section';
@@ -14,6 +13,7 @@ import { auditEntityLink } from '../lib/auditLinks';
 import { formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
 import { TableScroll } from '../components/TableScroll';
+import { ownerName, useOwnerNames } from './parts/owners';
 import { requestNames } from './parts/requests';
 
 // Recharts is most of this page's weight: it loads beside the counts, not before them.
@@ -72,7 +72,7 @@ function StatusCounts({ stats }: { stats: OverviewStats }) {
   );
 }
 
-function FailedRequests({ owners }: { owners: Map<string, string> }) {
+function FailedRequests({ owners }: { owners: ReadonlyMap<string, string> }) {
   const failed = useQuery({
     queryKey: ['requests', { state: 'failed', limit: 10 }],
     queryFn: () => unwrap(api.GET('/api/v1/requests', { params: { query: { state: 'failed', limit: 10 } } })),
@@ -105,7 +105,7 @@ function FailedRequests({ owners }: { owners: Map<string, string> }) {
                 )}
               </td>
               <td>{requestNames(request).join(', ') || '—'}</td>
-              <td>{request.owner_id ? (owners.get(request.owner_id) ?? request.owner_id) : '—'}</td>
+              <td>{ownerName(owners, request.owner_id)}</td>
               <td>{request.last_error ?? '—'}</td>
             </tr>
           ))}
@@ -164,12 +164,7 @@ export default function OverviewPage() {
   const can = useCan();
   const overview = useQuery({ queryKey: ['stats', 'overview'], queryFn: fetchOverviewStats });
   const expiry = useQuery({ queryKey: ['stats', 'expiry', EXPIRY_WEEKS], queryFn: () => fetchExpiryStats(EXPIRY_WEEKS) });
-  const owners = useQuery({
-    queryKey: ['owners'],
-    queryFn: () => unwrap(api.GET('/api/v1/owners')),
-    enabled: can.viewOwners && can.viewRequests,
-  });
-  const ownerNames = new Map((owners.data ?? []).map((owner: Owner) => [owner.id, owner.name]));
+  const ownerNames = useOwnerNames(can.viewRequests);
 
   return (
     <>

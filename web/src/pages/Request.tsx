@@ -20,7 +20,8 @@ import { Field, splitList } from './parts/Field';
 import { idempotencyKey } from './parts/idempotency';
 import { PolicySummary } from './parts/PolicySummary';
 import { describeKeys, describeNames, describeValidity, keyTypeAllowed, NAME_RULES, SERVER_KEY_TYPES } from './parts/policy';
-import { FINAL_STATES, ownerName, requestKey, requestNames, RequestStateBadge, specOf } from './parts/requests';
+import { ownerName, useOwnerNames } from './parts/owners';
+import { FINAL_STATES, requestKey, requestNames, RequestStateBadge, specOf } from './parts/requests';
 import '../styles-pages.css';
 
 type RequestCreate = components['schemas']['RequestCreate'];
@@ -421,14 +422,12 @@ export function pollInterval(state: string | undefined): number | false {
 }
 
 function RequestStatus({ id }: { id: string }) {
-  const { can } = useSession();
   const request = useQuery({
     queryKey: ['request', id],
     queryFn: () => unwrap(api.GET('/api/v1/requests/{id}', { params: { path: { id } } })),
     refetchInterval: (query) => (query.state.error ? false : pollInterval(query.state.data?.state)),
   });
-  const owners = useQuery({ queryKey: ['owners'], queryFn: () => unwrap(api.GET('/api/v1/owners')), enabled: can.viewOwners });
-  const ownerNames = new Map((owners.data ?? []).map((o) => [o.id, o.name]));
+  const ownerNames = useOwnerNames();
 
   if (request.isPending) return <Loading what="the request" />;
   if (request.error) return <ProblemMessage error={request.error} context="Loading the request" />;

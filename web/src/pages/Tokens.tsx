@@ -14,6 +14,7 @@ import { Empty, Loading } from '../components/States';
 import { formatDate, formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
 import { Field } from './parts/Field';
+import { ownerName, useOwnerNames } from './parts/owners';
 import '../styles-pages.css';
 
 type ApiToken = components['schemas']['ApiToken'];
@@ -227,8 +228,7 @@ export default function TokensPage() {
   const [created, setCreated] = useState<TokenCreated | null>(null);
   const [revoking, setRevoking] = useState<ApiToken | null>(null);
   const tokens = useQuery({ queryKey: ['tokens'], queryFn: () => unwrap(api.GET('/api/v1/tokens')) });
-  const owners = useQuery({ queryKey: ['owners'], queryFn: () => unwrap(api.GET('/api/v1/owners')), enabled: can.viewOwners });
-  const ownerNames = new Map((owners.data ?? []).map((o) => [o.id, o.name]));
+  const ownerNames = useOwnerNames();
 
   // Active first, then the newest.
   const list = [...(tokens.data ?? [])].sort((a, b) => {
@@ -289,7 +289,7 @@ export default function TokensPage() {
                       {token.name} <span className="muted mono">token:{token.id}</span>
                     </td>
                     <td>{token.role}</td>
-                    <td>{token.owners.length > 0 ? token.owners.map((id) => ownerNames.get(id) ?? id).join(', ') : '—'}</td>
+                    <td>{token.owners.length > 0 ? token.owners.map((id) => ownerName(ownerNames, id)).join(', ') : '—'}</td>
                     <td>
                       <span className={`badge ${state.tone}`}>{state.label}</span>
                       {token.revoked_at ? <span className="muted"> {formatDateTime(token.revoked_at)}</span> : null}

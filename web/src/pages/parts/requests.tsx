@@ -63,9 +63,3 @@ export function requestKey(request: IssuanceRequest): string {
   if (source === 'agent') return `Made on the agent's host: ${keyTypeLabel(spec.key_type ?? 'ecdsa_p256')}`;
   return '—';
 }
-
-/** An owner's name from a map of ids, or the id itself when unknown. */
-export function ownerName(owners: ReadonlyMap<string, string>, id: string | null | undefined): string {
-  if (!id) return '—';
-  return owners.get(id) ?? id;
-}
