@@ -22,7 +22,7 @@ export interface InventoryFilters {
   cursor?: string;
 }
 
-export const FILTER_KEYS = [
+const FILTER_KEYS = [
   'q',
   'status',
   'owner',
@@ -35,7 +35,7 @@ export const FILTER_KEYS = [
   'cursor',
 ] as const satisfies readonly (keyof InventoryFilters)[];
 
-export const PAGE_SIZE = 50;
+const PAGE_SIZE = 50;
 
 /** The filters in a URL query string; unknown parameters are ignored. */
 export function filtersFromSearch(search: URLSearchParams): InventoryFilters {

@@ -16,15 +16,15 @@ import { ValidityBar } from '../components/ValidityBar';
 import { certificateName, colonHex, formatDateTime, keyDescription } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
 import { TableScroll } from '../components/TableScroll';
+import { managedSpec } from './parts/managed';
 import { RenewNow } from './parts/RenewNow';
 
 /**
  * Whether the server made this certificate's key (so that it may be downloaded). The
  * certificate does not say; the spec of the managed certificate it belongs to does.
  */
-export function serverMadeKey(managed: Managed | undefined): boolean {
-  const spec = (managed?.spec ?? {}) as { key_source?: string };
-  return spec.key_source === 'server';
+function serverMadeKey(managed: Managed | undefined): boolean {
+  return managed ? managedSpec(managed).key_source === 'server' : false;
 }
 
 function Facts({ certificate }: { certificate: Certificate }) {

@@ -142,7 +142,7 @@ function CreateTokenForm({ onCreated, onCancel }: { onCreated: (created: TokenCr
 }
 
 /** The new token, shown once: copy it now or never. Closing the dialog forgets it. */
-export function TokenReveal({ created, onClose }: { created: TokenCreated; onClose: () => void }) {
+function TokenReveal({ created, onClose }: { created: TokenCreated; onClose: () => void }) {
   const inputId = useId();
   const input = useRef<HTMLInputElement>(null);
   const [copied, setCopied] = useState<'yes' | 'select' | null>(null);

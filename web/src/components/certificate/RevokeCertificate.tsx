@@ -9,7 +9,7 @@ import { Dialog } from '../Dialog';
 import { DialogForm } from '../DialogForm';
 
 /** RFC 5280 reason codes as the API names them, with what they mean to a person. */
-export const REVOCATION_REASONS: readonly { value: string; label: string }[] = [
+const REVOCATION_REASONS: readonly { value: string; label: string }[] = [
   { value: 'unspecified', label: 'Unspecified' },
   { value: 'key_compromise', label: 'Key compromise' },
   { value: 'ca_compromise', label: 'CA compromise' },

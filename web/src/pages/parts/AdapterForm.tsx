@@ -24,7 +24,7 @@ const DEFAULT_SOLVERS = '[{"challenge": "http-01"}]';
 type Values = Record<string, string>;
 
 /** The `config` of the new adapter from the form's values; empty values are left out. */
-export function adapterConfig(kind: Kind, v: Values, flags: { sendNotAfter: boolean; vaultAuth: 'token' | 'approle' }): Record<string, unknown> {
+function adapterConfig(kind: Kind, v: Values, flags: { sendNotAfter: boolean; vaultAuth: 'token' | 'approle' }): Record<string, unknown> {
   const config: Record<string, unknown> = {};
   const put = (key: string, value: string | undefined, number = false) => {
     const text = value?.trim();

@@ -3,12 +3,12 @@
 // datetime-local inputs <-> the RFC 3339 times the URL and the API hold.
 import { changeFilter, dateToRfc3339, readFilters, writeFilters } from '../../lib/urlFilters';
 
-export const AUDIT_FILTER_KEYS = ['actor', 'action', 'entity_type', 'entity_id', 'since', 'until', 'cursor'] as const;
+const AUDIT_FILTER_KEYS = ['actor', 'action', 'entity_type', 'entity_id', 'since', 'until', 'cursor'] as const;
 
 export type AuditFilterKey = (typeof AUDIT_FILTER_KEYS)[number];
 export type AuditFilters = Partial<Record<AuditFilterKey, string>>;
 
-export const AUDIT_PAGE_SIZE = 50;
+const AUDIT_PAGE_SIZE = 50;
 
 export function auditFiltersFromSearch(search: URLSearchParams): AuditFilters {
   return readFilters(AUDIT_FILTER_KEYS, search);

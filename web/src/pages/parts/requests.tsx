@@ -35,7 +35,7 @@ const STATE_TONES: Record<string, string> = {
   rejected: 'bad',
 };
 
-export function requestStateLabel(state: string): string {
+function requestStateLabel(state: string): string {
   return STATE_LABELS[state] ?? state.replace(/_/g, ' ');
 }
 
