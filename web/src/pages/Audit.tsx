@@ -6,6 +6,7 @@ import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import { Link, useSearchParams } from 'react-router';
 import { api, unwrap } from '../api/client';
 import type { paths } from '../api/schema';
+import { CursorPager } from '../components/CursorPager';
 import { ProblemMessage } from '../components/ProblemMessage';
 import { Section } from '../components/Section';
 import { TableScroll } from '../components/TableScroll';
@@ -289,18 +290,12 @@ export default function AuditPage() {
         </TableScroll>
       ) : null}
 
-      <nav className="pager" aria-label="Pages">
-        <button type="button" onClick={() => update('cursor', undefined)} disabled={!filters.cursor}>
-          First page
-        </button>
-        <button
-          type="button"
-          onClick={() => update('cursor', events.data?.next_cursor ?? undefined)}
-          disabled={!events.data?.next_cursor || events.isFetching}
-        >
-          Next page
-        </button>
-      </nav>
+      <CursorPager
+        cursor={filters.cursor}
+        nextCursor={events.data?.next_cursor}
+        loading={events.isFetching}
+        onPage={(cursor) => update('cursor', cursor)}
+      />
     </>
   );
 }

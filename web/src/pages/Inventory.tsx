@@ -17,6 +17,7 @@ import { CertificateStatusValues, FindingValues, KeyTypeValues } from '../api/en
 import type { paths } from '../api/schema';
 import type { Certificate } from '../api/types';
 import { useCan } from '../auth/session';
+import { CursorPager } from '../components/CursorPager';
 import { ProblemMessage } from '../components/ProblemMessage';
 import { Empty, Loading } from '../components/States';
 import { FindingBadges, findingLabel, StatusBadge, statusLabel } from '../components/StatusBadge';
@@ -371,18 +372,12 @@ export default function InventoryPage() {
         </TableScroll>
       ) : null}
 
-      <nav className="pager" aria-label="Pages">
-        <button type="button" onClick={() => update('cursor', undefined)} disabled={!filters.cursor}>
-          First page
-        </button>
-        <button
-          type="button"
-          onClick={() => update('cursor', certificates.data?.next_cursor ?? undefined)}
-          disabled={!certificates.data?.next_cursor || certificates.isFetching}
-        >
-          Next page
-        </button>
-      </nav>
+      <CursorPager
+        cursor={filters.cursor}
+        nextCursor={certificates.data?.next_cursor}
+        loading={certificates.isFetching}
+        onPage={(cursor) => update('cursor', cursor)}
+      />
     </>
   );
 }
