@@ -7,6 +7,7 @@ import type { components } from '../api/schema';
 import { useCan } from '../auth/session';
 import { Dialog } from '../components/Dialog';
 import { DialogForm } from '../components/DialogForm';
+import { FormButtons } from '../components/FormButtons';
 import { ProblemMessage } from '../components/ProblemMessage';
 import { Section } from '../components/Section';
 import { TableScroll } from '../components/TableScroll';
@@ -128,15 +129,15 @@ function CreateTokenForm({ onCreated, onCancel }: { onCreated: (created: TokenCr
           {needsOwners ? <p className="hint-text">A developer token needs at least one owner.</p> : null}
         </fieldset>
       ) : null}
-      {create.error ? <ProblemMessage error={create.error} context="The token was not created" /> : null}
-      <div className="row">
-        <button type="submit" className="primary" disabled={create.isPending || !name.trim() || needsOwners}>
-          {create.isPending ? 'Creating…' : 'Create token'}
-        </button>
-        <button type="button" onClick={onCancel}>
-          Cancel
-        </button>
-      </div>
+      <FormButtons
+        submitLabel="Create token"
+        busyLabel="Creating…"
+        busy={create.isPending}
+        disabled={!name.trim() || needsOwners}
+        onCancel={onCancel}
+        error={create.error}
+        errorContext="The token was not created"
+      />
     </form>
   );
 }
