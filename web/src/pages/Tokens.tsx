@@ -231,7 +231,7 @@ export default function TokensPage() {
   const tokens = useQuery({ queryKey: ['tokens'], queryFn: () => unwrap(api.GET('/api/v1/tokens')) });
   const ownerNames = useOwnerNames();
 
-  // Active first, then the newest.
+  // Revoked tokens stay only for the record, so they go last; newest first within each group.
   const list = [...(tokens.data ?? [])].sort((a, b) => {
     const active = Number(Boolean(a.revoked_at)) - Number(Boolean(b.revoked_at));
     return active !== 0 ? active : b.created_at.localeCompare(a.created_at);
