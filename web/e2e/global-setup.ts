@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { OUTPUT_DIR, STATE_ENV, type E2eState } from './state';
 import { seed } from './seed';
+import { waitFor } from './servers';
 
 const WEB_DIR = resolve(import.meta.dirname, '..');
 
@@ -38,23 +39,6 @@ async function freePort(): Promise<number> {
     if (await tryPort(port)) return port;
   }
   throw new Error(`no free port in CMP_E2E_PORTS=${process.env.CMP_E2E_PORTS}`);
-}
-
-async function waitFor(url: string, what: string, child: ChildProcess, log: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) {
-      throw new Error(`${what} exited (${child.exitCode}) before ${url} answered; see ${log}`);
-    }
-    try {
-      const response = await fetch(url);
-      if (response.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${what} did not answer ${url} within 60 s; see ${log}`);
 }
 
 /** True when cmpd serves the real dashboard (not the notice of a build without npm). */

@@ -7,11 +7,13 @@
 // cmpd), or, when that run used a `vite preview` of this tree's build, another preview of the
 // same build in front of this cmpd (public_url is then the preview: the browser must see one
 // origin for the page, /auth and /api, as it would behind a gateway).
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { call, selfSigned } from './seed';
+import { waitFor } from './servers';
 import { OUTPUT_DIR, STATE_ENV, readState } from './state';
 
 const WEB_DIR = resolve(import.meta.dirname, '..');
@@ -54,41 +56,6 @@ async function freePort(): Promise<number> {
       server.close(() => (port ? done(port) : fail(new Error('no free port'))));
     });
   });
-}
-
-async function waitFor(url: string, what: string, child: ChildProcess, log: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${what} exited (${child.exitCode}) before ${url} answered; see ${log}`);
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${what} did not answer ${url} within 60 s; see ${log}`);
-}
-
-async function call<T>(apiUrl: string, token: string, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
-  const response = await fetch(`${apiUrl}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, 'Content-Type': contentType },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`oidc setup: ${method} ${path} answered ${response.status}: ${text}`);
-  return (text ? JSON.parse(text) : undefined) as T;
-}
-
-function selfSigned(dir: string, name: string): string {
-  const out = join(dir, `${name}.pem`);
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, `${name}.key`),
-    '-out', out, '-days', '90', '-subj', `/CN=${name}/O=CMP e2e`, '-addext', `subjectAltName=DNS:${name}`,
-    '-addext', 'basicConstraints=critical,CA:FALSE',
-  ], { stdio: 'pipe' });
-  return readFileSync(out, 'utf8');
 }
 
 const quote = (value: string) => JSON.stringify(value);
@@ -179,7 +146,7 @@ export async function startSsoWorld(): Promise<SsoWorld> {
     for (const [owner, name] of [['team-a', 'app.team-a.example'], ['elsewhere', 'db.elsewhere.example']] as const) {
       await call(apiUrl, token, 'POST', '/api/v1/owners', { name: owner, description: `The ${owner} team` });
       const answer = await call<{ certificates: { id: string }[] }>(
-        apiUrl, token, 'POST', `/api/v1/certificates/import?owner=${owner}`, selfSigned(runDir, name), 'application/x-pem-file',
+        apiUrl, token, 'POST', `/api/v1/certificates/import?owner=${owner}`, selfSigned(runDir, { name, days: 90, key: 'ec:param:P-256' }), 'application/x-pem-file',
       );
       certificates[name] = { id: answer.certificates[0]!.id, owner };
     }

@@ -21,7 +21,8 @@ const IMPORTED: SelfSigned[] = [
   { name: 'intranet.example', owner: null, days: 200, key: 'rsa:2048' },
 ];
 
-function selfSigned(dir: string, cert: SelfSigned): string {
+/** A self-signed leaf made with openssl, as PEM (its key is left in `dir`). */
+export function selfSigned(dir: string, cert: Omit<SelfSigned, 'owner'>): string {
   const keyParams = cert.key.startsWith('ec:param:')
     ? ['-newkey', 'ec', '-pkeyopt', `ec_paramgen_curve:${cert.key.slice('ec:param:'.length)}`]
     : ['-newkey', cert.key];
@@ -35,7 +36,8 @@ function selfSigned(dir: string, cert: SelfSigned): string {
   return readFileSync(out, 'utf8');
 }
 
-async function call<T>(apiUrl: string, token: string, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
+/** A call to cmpd's API with `token`; the answer's JSON, or an error that says what was refused. */
+export async function call<T>(apiUrl: string, token: string, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
   const response = await fetch(`${apiUrl}${path}`, {
     method,
     headers: { Authorization: `Bearer ${token}`, 'Content-Type': contentType },

@@ -40,7 +40,7 @@ export function hasCredentials(): boolean {
 }
 
 /** Headers that authenticate a request of `method`: for openapi-fetch and for raw downloads. */
-export function authHeaders(method: string): Record<string, string> {
+function authHeaders(method: string): Record<string, string> {
   const token = storedToken();
   if (token) return { Authorization: `Bearer ${token}` };
   if (csrfToken && WRITE_METHODS.has(method.toUpperCase())) return { 'X-CSRF-Token': csrfToken };
@@ -79,7 +79,7 @@ export async function unwrap<T>(call: Promise<FetchResult<T>>): Promise<T> {
 }
 
 /** The API's base URL: the page's own origin. */
-export function apiBase(): string {
+function apiBase(): string {
   return typeof window === 'undefined' ? 'http://localhost' : window.location.origin;
 }
 

@@ -33,7 +33,7 @@ export function useCan(): Capabilities {
   return useSession().can;
 }
 
-export function fetchMe(): Promise<Me> {
+function fetchMe(): Promise<Me> {
   return unwrap(api.GET('/api/v1/me'));
 }
 

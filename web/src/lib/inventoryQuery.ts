@@ -1,5 +1,6 @@
 // The inventory's filters live in the URL's query string, so that a view can be shared and
 // survives a reload. This module is the one translation: URL <-> filters <-> API query.
+import { changeFilter, dateToRfc3339, readFilters, writeFilters } from './urlFilters';
 
 /** The filters as the URL holds them (all optional; absent means "any"). */
 export interface InventoryFilters {
@@ -21,7 +22,7 @@ export interface InventoryFilters {
   cursor?: string;
 }
 
-export const FILTER_KEYS = [
+const FILTER_KEYS = [
   'q',
   'status',
   'owner',
@@ -34,41 +35,21 @@ export const FILTER_KEYS = [
   'cursor',
 ] as const satisfies readonly (keyof InventoryFilters)[];
 
-export const PAGE_SIZE = 50;
+const PAGE_SIZE = 50;
 
 /** The filters in a URL query string; unknown parameters are ignored. */
 export function filtersFromSearch(search: URLSearchParams): InventoryFilters {
-  const filters: InventoryFilters = {};
-  for (const key of FILTER_KEYS) {
-    const value = search.get(key)?.trim();
-    if (value) filters[key] = value;
-  }
-  return filters;
+  return readFilters(FILTER_KEYS, search);
 }
 
 /** The query string of `filters`, in a fixed order, without empty values. */
 export function searchFromFilters(filters: InventoryFilters): URLSearchParams {
-  const search = new URLSearchParams();
-  for (const key of FILTER_KEYS) {
-    const value = filters[key]?.trim();
-    if (value) search.set(key, value);
-  }
-  return search;
+  return writeFilters(FILTER_KEYS, filters);
 }
 
-/**
- * Filters with one changed. Any change but paging starts again at the first page: a cursor
- * belongs to the filters it was made for.
- */
+/** Filters with one changed; any change but paging goes back to the first page. */
 export function withFilter(filters: InventoryFilters, key: keyof InventoryFilters, value: string | undefined): InventoryFilters {
-  const next: InventoryFilters = { ...filters, [key]: value || undefined };
-  if (key !== 'cursor') delete next.cursor;
-  return next;
-}
-
-/** A date from the URL as the RFC 3339 time the API wants (midnight UTC); full times pass as they are. */
-export function dateToRfc3339(value: string): string {
-  return /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value;
+  return changeFilter(filters, key, value);
 }
 
 /**

@@ -5,7 +5,7 @@ export type Theme = 'light' | 'dark';
 
 const THEME_STORAGE_KEY = 'cmp_theme';
 
-export function storedTheme(): Theme | null {
+function storedTheme(): Theme | null {
   try {
     const value = localStorage.getItem(THEME_STORAGE_KEY);
     return value === 'light' || value === 'dark' ? value : null;
@@ -14,7 +14,7 @@ export function storedTheme(): Theme | null {
   }
 }
 
-export function systemTheme(): Theme {
+function systemTheme(): Theme {
   return typeof window !== 'undefined' && window.matchMedia?.('(prefers-color-scheme: dark)').matches
     ? 'dark'
     : 'light';

@@ -7,7 +7,9 @@ import { api, unwrap } from '../api/client';
 import type { components } from '../api/schema';
 import { useCan } from '../auth/session';
 import { Dialog } from '../components/Dialog';
+import { DialogForm } from '../components/DialogForm';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { Section } from '../components/Section';
 import { Empty, Loading } from '../components/States';
 import { formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
@@ -98,39 +100,37 @@ function EnableToggle({ adapter }: { adapter: Adapter }) {
       )}
       {toggle.error && !confirming ? <ProblemMessage error={toggle.error} context="Changing the adapter" /> : null}
       <Dialog open={confirming} onClose={() => setConfirming(false)} title={`Disable ${adapter.name}?`}>
-        <form
-          onSubmit={(event) => {
-            event.preventDefault();
-            toggle.mutate(false);
-          }}
+        <DialogForm
+          onSubmit={() => toggle.mutate(false)}
+          onCancel={() => setConfirming(false)}
+          submitLabel="Disable adapter"
+          busyLabel="Disabling…"
+          busy={toggle.isPending}
+          tone="danger"
+          error={toggle.error}
+          errorContext="Disabling"
         >
           <p>Requests and renewals that name this CA will fail until it is enabled again. Certificates it issued stay valid.</p>
-          {toggle.error ? <ProblemMessage error={toggle.error} context="Disabling" /> : null}
-          <div className="dialog-buttons">
-            <button type="button" onClick={() => setConfirming(false)}>
-              Cancel
-            </button>
-            <button type="submit" className="danger" disabled={toggle.isPending}>
-              {toggle.isPending ? 'Disabling…' : 'Disable adapter'}
-            </button>
-          </div>
-        </form>
+        </DialogForm>
       </Dialog>
     </>
   );
 }
 
 function AdapterCard({ adapter, manage }: { adapter: Adapter; manage: boolean }) {
-  const headingId = `adapter-${adapter.id}`;
   const config = JSON.stringify(adapter.config ?? {}, null, 2);
   return (
-    <section className="panel" aria-labelledby={headingId}>
-      <div className="section-header">
-        <h2 id={headingId}>{adapter.name}</h2>
-        <span className="badge">{KIND_LABELS[adapter.kind] ?? adapter.kind}</span>
-        <span className={`badge ${adapter.enabled ? 'ok' : ''}`}>{adapter.enabled ? 'Enabled' : 'Disabled'}</span>
-        {manage ? <EnableToggle adapter={adapter} /> : null}
-      </div>
+    <Section
+      id={`adapter-${adapter.id}`}
+      title={adapter.name}
+      actions={
+        <>
+          <span className="badge">{KIND_LABELS[adapter.kind] ?? adapter.kind}</span>
+          <span className={`badge ${adapter.enabled ? 'ok' : ''}`}>{adapter.enabled ? 'Enabled' : 'Disabled'}</span>
+          {manage ? <EnableToggle adapter={adapter} /> : null}
+        </>
+      }
+    >
       <AdapterStatus adapter={adapter} />
       <dl className="facts adapter-facts">
         <dt>CRL</dt>
@@ -148,7 +148,7 @@ function AdapterCard({ adapter, manage }: { adapter: Adapter; manage: boolean })
           <pre>{config}</pre>
         </details>
       ) : null}
-    </section>
+    </Section>
   );
 }
 

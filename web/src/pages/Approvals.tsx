@@ -1,20 +1,23 @@
 // Approvals: the requests waiting for a security reviewer, with who asked, for which owner,
 // names, key and lifetime; approve or reject each with a comment. The server refuses a
 // reviewer's own request (separation of duties): its problem shows in the dialog.
-import { useId, useState, type FormEvent } from 'react';
-import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useId, useState } from 'react';
+import { useInfiniteQuery, useMutation, useQueryClient } from '@tanstack/react-query';
 import { Link } from 'react-router';
 import { api, unwrap } from '../api/client';
 import type { IssuanceRequest } from '../api/types';
 import { useSession } from '../auth/session';
 import { Dialog } from '../components/Dialog';
+import { DialogForm } from '../components/DialogForm';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { ShowMore } from '../components/ShowMore';
 import { TableScroll } from '../components/TableScroll';
 import { Empty, Loading } from '../components/States';
 import { formatDateTime, relativeDays } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
 import { useActorName } from './parts/actors';
-import { ownerName, requestKey, requestNames, specOf } from './parts/requests';
+import { ownerName, useOwnerNames } from './parts/owners';
+import { requestKey, requestNames, specOf } from './parts/requests';
 import '../styles-pages.css';
 
 type Verdict = 'approve' | 'reject';
@@ -54,13 +57,17 @@ function DecisionForm({
     },
   });
 
-  function submit(event: FormEvent) {
-    event.preventDefault();
-    decide.mutate();
-  }
-
   return (
-    <form onSubmit={submit}>
+    <DialogForm
+      onSubmit={() => decide.mutate()}
+      onCancel={() => onDone(null)}
+      submitLabel={verdict === 'approve' ? 'Approve' : 'Reject'}
+      busyLabel="Sending…"
+      busy={decide.isPending}
+      tone={verdict === 'approve' ? 'primary' : 'danger'}
+      error={decide.error}
+      errorContext={verdict === 'approve' ? 'Approving' : 'Rejecting'}
+    >
       <p>
         {verdict === 'approve' ? 'Approve' : 'Reject'} the request for <strong>{names}</strong>?{' '}
         {verdict === 'approve' ? 'The certificate is issued at once.' : 'Nothing is issued; the requester sees your comment.'}
@@ -75,18 +82,7 @@ function DecisionForm({
           onChange={(event) => setComment(event.target.value)}
         />
       </div>
-      {decide.error ? (
-        <ProblemMessage error={decide.error} context={verdict === 'approve' ? 'Approving' : 'Rejecting'} />
-      ) : null}
-      <div className="dialog-buttons">
-        <button type="button" onClick={() => onDone(null)}>
-          Cancel
-        </button>
-        <button type="submit" className={verdict === 'approve' ? 'primary' : 'danger'} disabled={decide.isPending}>
-          {decide.isPending ? 'Sending…' : verdict === 'approve' ? 'Approve' : 'Reject'}
-        </button>
-      </div>
-    </form>
+    </DialogForm>
   );
 }
 
@@ -125,7 +121,7 @@ function Outcome({ request }: { request: IssuanceRequest }) {
 
 export default function ApprovalsPage() {
   usePageTitle('Approvals');
-  const { me, can } = useSession();
+  const { me } = useSession();
   const actorName = useActorName();
   const [open, setOpen] = useState<{ request: IssuanceRequest; verdict: Verdict } | null>(null);
   const [outcome, setOutcome] = useState<IssuanceRequest | null>(null);
@@ -142,8 +138,7 @@ export default function ApprovalsPage() {
     getNextPageParam: (page) => page.next_cursor ?? undefined,
     refetchInterval: 15_000,
   });
-  const owners = useQuery({ queryKey: ['owners'], queryFn: () => unwrap(api.GET('/api/v1/owners')), enabled: can.viewOwners });
-  const ownerNames = new Map((owners.data ?? []).map((o) => [o.id, o.name]));
+  const ownerNames = useOwnerNames();
   const items = waiting.data?.pages.flatMap((page) => page.items) ?? [];
 
   return (
@@ -222,13 +217,7 @@ export default function ApprovalsPage() {
           </table>
         </TableScroll>
       ) : null}
-      {waiting.hasNextPage ? (
-        <p>
-          <button type="button" onClick={() => void waiting.fetchNextPage()} disabled={waiting.isFetchingNextPage}>
-            {waiting.isFetchingNextPage ? 'Loading…' : 'Show more'}
-          </button>
-        </p>
-      ) : null}
+      <ShowMore query={waiting} />
 
       <Dialog
         open={open !== null}

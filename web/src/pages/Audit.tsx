@@ -1,15 +1,18 @@
 // The audit log (admin, security): every change, newest first, filtered by actor, action,
 // entity and time, with the filters and the page in the URL; and whether the hash chain
 // still holds (GET /api/v1/audit/verify).
-import { useEffect, useId, useMemo, useRef, useState } from 'react';
+import { useId, useMemo } from 'react';
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import { Link, useSearchParams } from 'react-router';
 import { api, unwrap } from '../api/client';
 import type { paths } from '../api/schema';
-import type { AuditEvent } from '../api/types';
+import { CursorPager } from '../components/CursorPager';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { Section } from '../components/Section';
 import { TableScroll } from '../components/TableScroll';
+import { TextFilter } from '../components/TextFilter';
 import { Empty, Loading } from '../components/States';
+import { auditEntityLink } from '../lib/auditLinks';
 import { formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
 import { useActorName } from './parts/actors';
@@ -24,7 +27,6 @@ import {
   type AuditFilterKey,
   type AuditFilters,
 } from './parts/auditQuery';
-import { Section } from './parts/Field';
 import '../styles-pages.css';
 
 type AuditQuery = NonNullable<paths['/api/v1/audit']['get']['parameters']['query']>;
@@ -78,75 +80,8 @@ const KNOWN_ENTITY_TYPES = [
   'user',
 ];
 
-/** Where the dashboard shows an audit event's entity, if it has a page for it. */
-function entityLink(event: AuditEvent): string | null {
-  const id = encodeURIComponent(event.entity_id);
-  switch (event.entity_type) {
-    case 'certificate':
-      return `/certificates/${id}`;
-    case 'managed_certificate':
-      return `/managed/${id}`;
-    case 'issuance_request':
-      return `/request?id=${id}`;
-    default:
-      return null;
-  }
-}
-
-/** A text filter: the URL changes after a pause in typing, or at once on Enter. */
-function TextFilter({
-  label,
-  value,
-  list,
-  hint,
-  placeholder,
-  onCommit,
-}: {
-  label: string;
-  value: string | undefined;
-  list?: string;
-  hint?: string;
-  placeholder?: string;
-  onCommit: (value: string, replace: boolean) => void;
-}) {
-  const id = useId();
-  const [draft, setDraft] = useState(value ?? '');
-  const timer = useRef<ReturnType<typeof setTimeout>>(undefined);
-  useEffect(() => setDraft(value ?? ''), [value]);
-  useEffect(() => () => clearTimeout(timer.current), []);
-  return (
-    <div className="field">
-      <label htmlFor={id}>{label}</label>
-      <input
-        id={id}
-        value={draft}
-        list={list}
-        placeholder={placeholder}
-        spellCheck={false}
-        autoComplete="off"
-        aria-describedby={hint ? `${id}-hint` : undefined}
-        onChange={(event) => {
-          const next = event.target.value;
-          setDraft(next);
-          clearTimeout(timer.current);
-          timer.current = setTimeout(() => onCommit(next, true), 500);
-        }}
-        onKeyDown={(event) => {
-          if (event.key === 'Enter') {
-            event.preventDefault();
-            clearTimeout(timer.current);
-            onCommit(draft, false);
-          }
-        }}
-      />
-      {hint ? (
-        <span id={`${id}-hint`} className="hint">
-          {hint}
-        </span>
-      ) : null}
-    </div>
-  );
-}
+// Actors, actions and ids are identifiers, not words: no spell check, no remembered entries.
+const IDENTIFIER_INPUT = { spellCheck: false, autoComplete: 'off' } as const;
 
 function TimeFilter({ label, value, onChange }: { label: string; value: string | undefined; onChange: (value: string | undefined) => void }) {
   const id = useId();
@@ -240,10 +175,22 @@ export default function AuditPage() {
         aria-label="Filter audit events"
         onSubmit={(event) => event.preventDefault()}
       >
-        <TextFilter label="Actor" value={filters.actor} placeholder="token:… or oidc:…" onCommit={(v, r) => update('actor', v, r)} />
-        <TextFilter label="Action" value={filters.action} list={actionsId} onCommit={(v, r) => update('action', v, r)} />
-        <TextFilter label="Entity type" value={filters.entity_type} list={typesId} onCommit={(v, r) => update('entity_type', v, r)} />
-        <TextFilter label="Entity id" value={filters.entity_id} onCommit={(v, r) => update('entity_id', v, r)} />
+        <TextFilter
+          {...IDENTIFIER_INPUT}
+          label="Actor"
+          value={filters.actor}
+          placeholder="token:… or oidc:…"
+          onCommit={(v, r) => update('actor', v, r)}
+        />
+        <TextFilter {...IDENTIFIER_INPUT} label="Action" value={filters.action} list={actionsId} onCommit={(v, r) => update('action', v, r)} />
+        <TextFilter
+          {...IDENTIFIER_INPUT}
+          label="Entity type"
+          value={filters.entity_type}
+          list={typesId}
+          onCommit={(v, r) => update('entity_type', v, r)}
+        />
+        <TextFilter {...IDENTIFIER_INPUT} label="Entity id" value={filters.entity_id} onCommit={(v, r) => update('entity_id', v, r)} />
         <TimeFilter label="Since" value={filters.since} onChange={(v) => update('since', v)} />
         <TimeFilter label="Until" value={filters.until} onChange={(v) => update('until', v)} />
         <div>
@@ -289,7 +236,7 @@ export default function AuditPage() {
             </thead>
             <tbody>
               {items.map((event) => {
-                const link = entityLink(event);
+                const link = auditEntityLink(event);
                 const details = event.details && typeof event.details === 'object' && Object.keys(event.details).length > 0;
                 return (
                   <tr key={event.seq}>
@@ -343,18 +290,12 @@ export default function AuditPage() {
         </TableScroll>
       ) : null}
 
-      <nav className="pager" aria-label="Pages">
-        <button type="button" onClick={() => update('cursor', undefined)} disabled={!filters.cursor}>
-          First page
-        </button>
-        <button
-          type="button"
-          onClick={() => update('cursor', events.data?.next_cursor ?? undefined)}
-          disabled={!events.data?.next_cursor || events.isFetching}
-        >
-          Next page
-        </button>
-      </nav>
+      <CursorPager
+        cursor={filters.cursor}
+        nextCursor={events.data?.next_cursor}
+        loading={events.isFetching}
+        onPage={(cursor) => update('cursor', cursor)}
+      />
     </>
   );
 }

@@ -1,11 +1,9 @@
 // One certificate: its facts, lifetime, chain, findings, where it was seen, the managed
 // certificate it is a version of, its audit trail, and what the caller may do with it.
-import type { ReactNode } from 'react';
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useQuery } from '@tanstack/react-query';
 import { Link, useParams } from 'react-router';
 import { api, unwrap } from '../api/client';
-import { problemFromResponse } from '../api/problem';
-import type { Certificate, IssuanceRequest, Managed } from '../api/types';
+import type { Certificate, Managed } from '../api/types';
 import { useCan } from '../auth/session';
 import { Downloads } from '../components/certificate/Downloads';
 import { EditOwnerAndLabels } from '../components/certificate/EditOwnerAndLabels';
@@ -18,14 +16,15 @@ import { ValidityBar } from '../components/ValidityBar';
 import { certificateName, colonHex, formatDateTime, keyDescription } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
 import { TableScroll } from '../components/TableScroll';
+import { managedSpec } from './parts/managed';
+import { RenewNow } from './parts/RenewNow';
 
 /**
  * Whether the server made this certificate's key (so that it may be downloaded). The
  * certificate does not say; the spec of the managed certificate it belongs to does.
  */
-export function serverMadeKey(managed: Managed | undefined): boolean {
-  const spec = (managed?.spec ?? {}) as { key_source?: string };
-  return spec.key_source === 'server';
+function serverMadeKey(managed: Managed | undefined): boolean {
+  return managed ? managedSpec(managed).key_source === 'server' : false;
 }
 
 function Facts({ certificate }: { certificate: Certificate }) {
@@ -180,62 +179,6 @@ function ManagedVersions({ managed, certificateId }: { managed: Managed; certifi
   );
 }
 
-/** Renews the managed certificate this is a version of (POST .../renew), and says what came of it. */
-function RenewButton({ managed }: { managed: Managed }) {
-  const queryClient = useQueryClient();
-  const renew = useMutation({
-    mutationFn: async () => {
-      const { data, error, response } = await api.POST('/api/v1/managed-certificates/{id}/renew', {
-        params: {
-          path: { id: managed.id },
-          // One key per click: a retried request is answered with the first one's result.
-          header: { 'Idempotency-Key': crypto.randomUUID() },
-        },
-      });
-      if (!response.ok || error !== undefined) throw problemFromResponse(response, error);
-      // 202: the key is made on an agent's host, which was asked for a CSR (the body is the
-      // managed certificate); otherwise the body is the renewal request.
-      return { body: data, status: response.status };
-    },
-    onSuccess: () => {
-      void queryClient.invalidateQueries({ queryKey: ['managed', managed.id] });
-      void queryClient.invalidateQueries({ queryKey: ['certificates'] });
-    },
-  });
-
-  let outcome: ReactNode = null;
-  if (renew.data) {
-    if (renew.data.status === 202) {
-      outcome = <p className="notice">The agent that holds this certificate's key was asked for a new one.</p>;
-    } else {
-      const request = renew.data.body as IssuanceRequest;
-      outcome =
-        request.state === 'issued' && request.certificate_id ? (
-          <p className="notice" role="status">
-            Renewed: <Link to={`/certificates/${encodeURIComponent(request.certificate_id)}`}>open the new version</Link>.
-          </p>
-        ) : request.state === 'failed' ? (
-          <p className="problem" role="alert">
-            The renewal failed: {request.last_error ?? 'no reason given'}
-          </p>
-        ) : (
-          <p className="notice" role="status">
-            Renewal requested: {request.state.replace(/_/g, ' ')}.
-          </p>
-        );
-    }
-  }
-  return (
-    <>
-      <button type="button" onClick={() => renew.mutate()} disabled={renew.isPending}>
-        {renew.isPending ? 'Renewing…' : 'Renew now'}
-      </button>
-      {renew.error ? <ProblemMessage error={renew.error} context="Renewing" /> : null}
-      {outcome}
-    </>
-  );
-}
-
 /** An audit event's details as `key: value` lines (they are small, flat objects). */
 function AuditDetails({ details }: { details: unknown }) {
   if (!details || typeof details !== 'object') return null;
@@ -369,7 +312,7 @@ export default function CertificateDetailPage() {
       <Section id="certificate-actions" title="Actions">
         <div className="actions">
           {can.editCertificate ? <EditOwnerAndLabels certificate={cert} /> : null}
-          {renewable && managed.data ? <RenewButton managed={managed.data} /> : null}
+          {renewable && managed.data ? <RenewNow managed={managed.data} /> : null}
           {!managedId && can.createRequest && cert.source === 'issued' ? (
             <Link className="button" to={`/request?from=${encodeURIComponent(cert.id)}`}>
               Request a replacement

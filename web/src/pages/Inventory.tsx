@@ -1,7 +1,7 @@
 // The certificate inventory: search, filters, sort and server-side paging, all held in the URL
 // (a view can be shared and survives a reload); column choice kept in localStorage; a CSV
 // export of the current filters.
-import { useEffect, useId, useMemo, useRef, useState, type FormEvent, type MouseEvent } from 'react';
+import { useEffect, useId, useMemo, useState, type FormEvent, type MouseEvent } from 'react';
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import {
   createColumnHelper,
@@ -17,6 +17,7 @@ import { CertificateStatusValues, FindingValues, KeyTypeValues } from '../api/en
 import type { paths } from '../api/schema';
 import type { Certificate } from '../api/types';
 import { useCan } from '../auth/session';
+import { CursorPager } from '../components/CursorPager';
 import { ProblemMessage } from '../components/ProblemMessage';
 import { Empty, Loading } from '../components/States';
 import { FindingBadges, findingLabel, StatusBadge, statusLabel } from '../components/StatusBadge';
@@ -32,6 +33,7 @@ import {
 } from '../lib/inventoryQuery';
 import { usePageTitle } from '../lib/usePageTitle';
 import { TableScroll } from '../components/TableScroll';
+import { TextFilter } from '../components/TextFilter';
 
 const COLUMNS_STORAGE_KEY = 'cmp_inventory_columns';
 
@@ -104,60 +106,6 @@ const COLUMNS = [
 const SORT_COLUMNS: Record<string, string> = { not_after: 'not_after', created_at: 'created_at' };
 
 type CertificateListQuery = NonNullable<paths['/api/v1/certificates']['get']['parameters']['query']>;
-
-/** A text filter that updates the URL as one types (after a pause) and at once on Enter. */
-function TextFilter({
-  label,
-  value,
-  onCommit,
-  hint,
-  type = 'text',
-  list,
-}: {
-  label: string;
-  value: string | undefined;
-  onCommit: (value: string, replace: boolean) => void;
-  hint?: string;
-  type?: 'text' | 'search';
-  list?: string;
-}) {
-  const id = useId();
-  const [draft, setDraft] = useState(value ?? '');
-  const timer = useRef<ReturnType<typeof setTimeout>>(undefined);
-  // The URL changed under us (back button, a link): show what it says.
-  useEffect(() => setDraft(value ?? ''), [value]);
-  useEffect(() => () => clearTimeout(timer.current), []);
-  return (
-    <div className="field">
-      <label htmlFor={id}>{label}</label>
-      <input
-        id={id}
-        type={type}
-        value={draft}
-        list={list}
-        aria-describedby={hint ? `${id}-hint` : undefined}
-        onChange={(event) => {
-          const next = event.target.value;
-          setDraft(next);
-          clearTimeout(timer.current);
-          timer.current = setTimeout(() => onCommit(next, true), 400);
-        }}
-        onKeyDown={(event) => {
-          if (event.key === 'Enter') {
-            event.preventDefault();
-            clearTimeout(timer.current);
-            onCommit(draft, false);
-          }
-        }}
-      />
-      {hint ? (
-        <span id={`${id}-hint`} className="hint">
-          {hint}
-        </span>
-      ) : null}
-    </div>
-  );
-}
 
 function SelectFilter({
   label,
@@ -424,18 +372,12 @@ export default function InventoryPage() {
         </TableScroll>
       ) : null}
 
-      <nav className="pager" aria-label="Pages">
-        <button type="button" onClick={() => update('cursor', undefined)} disabled={!filters.cursor}>
-          First page
-        </button>
-        <button
-          type="button"
-          onClick={() => update('cursor', certificates.data?.next_cursor ?? undefined)}
-          disabled={!certificates.data?.next_cursor || certificates.isFetching}
-        >
-          Next page
-        </button>
-      </nav>
+      <CursorPager
+        cursor={filters.cursor}
+        nextCursor={certificates.data?.next_cursor}
+        loading={certificates.isFetching}
+        onPage={(cursor) => update('cursor', cursor)}
+      />
     </>
   );
 }

@@ -4,6 +4,7 @@ import { useInfiniteQuery } from '@tanstack/react-query';
 import { Link } from 'react-router';
 import { api, unwrap } from '../api/client';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { ShowMore } from '../components/ShowMore';
 import { TableScroll } from '../components/TableScroll';
 import { Empty, Loading } from '../components/States';
 import { formatDate, relativeDays } from '../lib/format';
@@ -90,13 +91,7 @@ export default function ManagedPage() {
           </table>
         </TableScroll>
       ) : null}
-      {managed.hasNextPage ? (
-        <p>
-          <button type="button" onClick={() => void managed.fetchNextPage()} disabled={managed.isFetchingNextPage}>
-            {managed.isFetchingNextPage ? 'Loading…' : 'Show more'}
-          </button>
-        </p>
-      ) : null}
+      <ShowMore query={managed} />
     </>
   );
 }

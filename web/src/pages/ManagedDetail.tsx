@@ -1,21 +1,19 @@
 // One managed certificate: the desired state it keeps, its versions, the scheduler's renewal
 // decision with its reason, where it is deployed, and "renew now".
-import type { ReactNode } from 'react';
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useQuery } from '@tanstack/react-query';
 import { Link, useParams } from 'react-router';
 import { api, unwrap } from '../api/client';
-import type { IssuanceRequest, Managed } from '../api/types';
+import type { Managed } from '../api/types';
 import { useCan } from '../auth/session';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { Section } from '../components/Section';
 import { TableScroll } from '../components/TableScroll';
 import { Empty, Loading } from '../components/States';
 import { colonHex, formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
-import { Section } from './parts/Field';
-import { idempotencyKey } from './parts/idempotency';
 import { managedLabel, managedSpec, reasonLabel, RenewalBadge, unixTime } from './parts/managed';
 import { keyTypeLabel } from './parts/policy';
-import { RequestStateBadge } from './parts/requests';
+import { RenewNow } from './parts/RenewNow';
 import '../styles-pages.css';
 
 function keySourceText(managed: Managed): string {
@@ -198,60 +196,6 @@ function Deployments({ managedId }: { managedId: string }) {
   );
 }
 
-function RenewNow({ managed }: { managed: Managed }) {
-  const queryClient = useQueryClient();
-  const renew = useMutation({
-    mutationFn: async () => {
-      const { data, error, response } = await api.POST('/api/v1/managed-certificates/{id}/renew', {
-        params: { path: { id: managed.id }, header: { 'Idempotency-Key': idempotencyKey() } },
-      });
-      const body = await unwrap(Promise.resolve({ data, error, response }));
-      return { body, status: response.status };
-    },
-    onSuccess: () => {
-      void queryClient.invalidateQueries({ queryKey: ['managed', managed.id] });
-      void queryClient.invalidateQueries({ queryKey: ['managed-list'] });
-      void queryClient.invalidateQueries({ queryKey: ['certificates'] });
-    },
-  });
-
-  let outcome: ReactNode = null;
-  if (renew.data?.status === 202) {
-    outcome = (
-      <p className="notice" role="status">
-        The agent that makes this certificate's keys was asked for a new one.
-      </p>
-    );
-  } else if (renew.data) {
-    const request = renew.data.body as IssuanceRequest;
-    outcome =
-      request.state === 'issued' && request.certificate_id ? (
-        <p className="notice" role="status">
-          Renewed: <Link to={`/certificates/${encodeURIComponent(request.certificate_id)}`}>open the new version</Link>.
-        </p>
-      ) : request.state === 'failed' ? (
-        <p className="problem" role="alert">
-          The renewal failed: {request.last_error ?? 'no reason given'}
-        </p>
-      ) : (
-        <p className="notice" role="status">
-          Renewal requested: <RequestStateBadge state={request.state} />{' '}
-          <Link to={`/request?id=${encodeURIComponent(request.id)}`}>follow the request</Link>
-        </p>
-      );
-  }
-
-  return (
-    <>
-      <button type="button" className="primary" onClick={() => renew.mutate()} disabled={renew.isPending}>
-        {renew.isPending ? 'Renewing…' : 'Renew now'}
-      </button>
-      {renew.error ? <ProblemMessage error={renew.error} context="Renewing" /> : null}
-      {outcome}
-    </>
-  );
-}
-
 export default function ManagedDetailPage() {
   const { id = '' } = useParams();
   const can = useCan();
@@ -294,7 +238,7 @@ export default function ManagedDetailPage() {
       {can.renewManaged ? (
         <Section id="managed-actions" title="Actions">
           <div className="actions">
-            <RenewNow managed={m} />
+            <RenewNow managed={m} primary />
             {m.current_certificate_id ? (
               <Link className="button" to={`/certificates/${encodeURIComponent(m.current_certificate_id)}`}>
                 Open the current version

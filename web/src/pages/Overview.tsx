@@ -5,14 +5,16 @@ import { useQuery } from '@tanstack/react-query';
 import { Link } from 'react-router';
 import { api, unwrap } from '../api/client';
 import { EXPIRY_WEEKS, fetchExpiryStats, fetchOverviewStats, type OverviewStats } from '../api/stats';
-import type { AuditEvent, IssuanceRequest, Owner } from '../api/types';
 import { useCan } from '../auth/session';
 import { ProblemMessage } from '../components/ProblemMessage';
 import { Section } from '../components/Section';
 import { Empty, Loading } from '../components/States';
+import { auditEntityLink } from '../lib/auditLinks';
 import { formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
 import { TableScroll } from '../components/TableScroll';
+import { ownerName, useOwnerNames } from './parts/owners';
+import { requestNames } from './parts/requests';
 
 // Recharts is most of this page's weight: its chunk is fetched as soon as this page's is,
 // while the figures load, and not after them; the counts show without waiting for it.
@@ -72,15 +74,7 @@ function StatusCounts({ stats }: { stats: OverviewStats }) {
   );
 }
 
-/** The names a request asked for, from its `spec`. */
-function requestNames(request: IssuanceRequest): string {
-  const spec = (request.spec ?? {}) as { common_name?: string | null; dns_names?: string[]; ip_addresses?: string[] };
-  const names = [...(spec.dns_names ?? []), ...(spec.ip_addresses ?? [])];
-  if (names.length === 0 && spec.common_name) names.push(spec.common_name);
-  return names.join(', ') || '—';
-}
-
-function FailedRequests({ owners }: { owners: Map<string, string> }) {
+function FailedRequests({ owners }: { owners: ReadonlyMap<string, string> }) {
   const failed = useQuery({
     queryKey: ['requests', { state: 'failed', limit: 10 }],
     queryFn: () => unwrap(api.GET('/api/v1/requests', { params: { query: { state: 'failed', limit: 10 } } })),
@@ -112,8 +106,8 @@ function FailedRequests({ owners }: { owners: Map<string, string> }) {
                   request.kind
                 )}
               </td>
-              <td>{requestNames(request)}</td>
-              <td>{request.owner_id ? (owners.get(request.owner_id) ?? request.owner_id) : '—'}</td>
+              <td>{requestNames(request).join(', ') || '—'}</td>
+              <td>{ownerName(owners, request.owner_id)}</td>
               <td>{request.last_error ?? '—'}</td>
             </tr>
           ))}
@@ -121,14 +115,6 @@ function FailedRequests({ owners }: { owners: Map<string, string> }) {
       </table>
     </TableScroll>
   );
-}
-
-/** Where an audit event's entity can be looked at, when the dashboard has a page for it. */
-function entityLink(event: AuditEvent): string | null {
-  const id = encodeURIComponent(event.entity_id);
-  if (event.entity_type === 'certificate') return `/certificates/${id}`;
-  if (event.entity_type === 'managed_certificate') return `/managed/${id}`;
-  return null;
 }
 
 function RecentActivity() {
@@ -153,7 +139,7 @@ function RecentActivity() {
         </thead>
         <tbody>
           {events.data.items.map((event) => {
-            const link = entityLink(event);
+            const link = auditEntityLink(event);
             return (
               <tr key={event.seq}>
                 <td>{formatDateTime(event.occurred_at)}</td>
@@ -180,12 +166,7 @@ export default function OverviewPage() {
   const can = useCan();
   const overview = useQuery({ queryKey: ['stats', 'overview'], queryFn: fetchOverviewStats });
   const expiry = useQuery({ queryKey: ['stats', 'expiry', EXPIRY_WEEKS], queryFn: () => fetchExpiryStats(EXPIRY_WEEKS) });
-  const owners = useQuery({
-    queryKey: ['owners'],
-    queryFn: () => unwrap(api.GET('/api/v1/owners')),
-    enabled: can.viewOwners && can.viewRequests,
-  });
-  const ownerNames = new Map((owners.data ?? []).map((owner: Owner) => [owner.id, owner.name]));
+  const ownerNames = useOwnerNames(can.viewRequests);
 
   return (
     <>

@@ -7,12 +7,14 @@ import { useSearchParams } from 'react-router';
 import { api, unwrap } from '../api/client';
 import type { Owner } from '../api/types';
 import { useSession } from '../auth/session';
+import { FormButtons } from '../components/FormButtons';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { Section } from '../components/Section';
 import { TableScroll } from '../components/TableScroll';
 import { Empty, Loading } from '../components/States';
 import { formatDate } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
-import { Field, Section } from './parts/Field';
+import { Field } from './parts/Field';
 import { PolicyEditor } from './parts/PolicyEditor';
 import { PolicySummary } from './parts/PolicySummary';
 import '../styles-pages.css';
@@ -59,15 +61,15 @@ function OwnerForm({ onDone }: { onDone: (created: Owner | null) => void }) {
       <Field label="Description" hint="Optional.">
         {(control) => <input {...control} value={description} onChange={(event) => setDescription(event.target.value)} />}
       </Field>
-      {create.error ? <ProblemMessage error={create.error} context="The owner was not added" /> : null}
-      <div className="row">
-        <button type="submit" className="primary" disabled={create.isPending || !name.trim()}>
-          {create.isPending ? 'Adding…' : 'Add owner'}
-        </button>
-        <button type="button" onClick={() => onDone(null)}>
-          Cancel
-        </button>
-      </div>
+      <FormButtons
+        submitLabel="Add owner"
+        busyLabel="Adding…"
+        busy={create.isPending}
+        disabled={!name.trim()}
+        onCancel={() => onDone(null)}
+        error={create.error}
+        errorContext="The owner was not added"
+      />
     </form>
   );
 }

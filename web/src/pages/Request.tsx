@@ -11,15 +11,25 @@ import type { components } from '../api/schema';
 import type { IssuanceRequest, Owner } from '../api/types';
 import { useSession } from '../auth/session';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { Section } from '../components/Section';
 import { TableScroll } from '../components/TableScroll';
 import { Empty, Loading } from '../components/States';
 import { formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
-import { Field, Section, splitList } from './parts/Field';
+import { Field, splitList } from './parts/Field';
 import { idempotencyKey } from './parts/idempotency';
 import { PolicySummary } from './parts/PolicySummary';
-import { describeKeys, describeNames, describeValidity, keyTypeAllowed, NAME_RULES, SERVER_KEY_TYPES } from './parts/policy';
-import { FINAL_STATES, ownerName, requestKey, requestNames, RequestStateBadge, specOf } from './parts/requests';
+import {
+  describeKeys,
+  describeNames,
+  describeValidity,
+  keyTypeAllowed,
+  NAME_RULES,
+  SERVER_KEY_TYPES,
+  type Policy,
+} from './parts/policy';
+import { ownerName, useOwnerNames } from './parts/owners';
+import { FINAL_STATES, requestKey, requestNames, RequestStateBadge, specOf } from './parts/requests';
 import '../styles-pages.css';
 
 type RequestCreate = components['schemas']['RequestCreate'];
@@ -50,6 +60,95 @@ function fieldOfPointer(pointer: string): string | null {
     adapter: 'adapter',
   };
   return fields[name] ?? null;
+}
+
+/** The private key: a pasted CSR (the key stays with the requester), or one the server makes. */
+function PrivateKeyFields({
+  mode,
+  onMode,
+  csr,
+  onCsr,
+  keyType,
+  onKeyType,
+  rules,
+  error,
+}: {
+  mode: KeyMode;
+  onMode: (mode: KeyMode) => void;
+  csr: string;
+  onCsr: (csr: string) => void;
+  keyType: string;
+  onKeyType: (keyType: string) => void;
+  rules: Policy | undefined;
+  error: string | undefined;
+}) {
+  return (
+    <fieldset aria-describedby={error ? 'request-key-error' : undefined}>
+      <legend>Private key</legend>
+      <div className="choice-row">
+        <label className="choice">
+          <input type="radio" name="key-mode" value="csr" checked={mode === 'csr'} onChange={() => onMode('csr')} />
+          Paste a CSR (recommended: the key never leaves your machine)
+        </label>
+        <label className="choice">
+          <input type="radio" name="key-mode" value="server" checked={mode === 'server'} onChange={() => onMode('server')} />
+          Let the server make the key
+        </label>
+      </div>
+      {mode === 'csr' ? (
+        <Field
+          label="CSR (PEM)"
+          hint={
+            <>
+              PKCS#10, beginning with <code>-----BEGIN CERTIFICATE REQUEST-----</code>.
+              {rules ? <> Keys allowed: {describeKeys(rules)}.</> : null}
+            </>
+          }
+        >
+          {(control) => (
+            <textarea
+              {...control}
+              className="mono"
+              rows={8}
+              spellCheck={false}
+              required
+              value={csr}
+              onChange={(event) => onCsr(event.target.value)}
+            />
+          )}
+        </Field>
+      ) : (
+        <Field
+          label="Key type"
+          hint={
+            <>
+              The key is kept in the secret store; developers of the owner may download it.
+              {rules ? <> Allowed: {describeKeys(rules)}.</> : null}
+            </>
+          }
+        >
+          {(control) => (
+            <select {...control} value={keyType} onChange={(event) => onKeyType(event.target.value)}>
+              {SERVER_KEY_TYPES.map((key) => {
+                const allowed = keyTypeAllowed(rules, key.value);
+                return (
+                  <option key={key.value} value={key.value} disabled={!allowed}>
+                    {key.label}
+                    {allowed ? '' : ' (not allowed by the policy)'}
+                  </option>
+                );
+              })}
+            </select>
+          )}
+        </Field>
+      )}
+      {error ? (
+        <p id="request-key-error" className="field-error">
+          {error}
+        </p>
+      ) : null}
+    </fieldset>
+  );
 }
 
 function RequestForm({ from }: { from: string | null }) {
@@ -271,77 +370,16 @@ function RequestForm({ from }: { from: string | null }) {
           )}
         </div>
 
-        <fieldset aria-describedby={fieldErrors.key ? 'request-key-error' : undefined}>
-          <legend>Private key</legend>
-          <div className="choice-row">
-            <label className="choice">
-              <input type="radio" name="key-mode" value="csr" checked={keyMode === 'csr'} onChange={() => setKeyMode('csr')} />
-              Paste a CSR (recommended: the key never leaves your machine)
-            </label>
-            <label className="choice">
-              <input
-                type="radio"
-                name="key-mode"
-                value="server"
-                checked={keyMode === 'server'}
-                onChange={() => setKeyMode('server')}
-              />
-              Let the server make the key
-            </label>
-          </div>
-          {keyMode === 'csr' ? (
-            <Field
-              label="CSR (PEM)"
-              hint={
-                <>
-                  PKCS#10, beginning with <code>-----BEGIN CERTIFICATE REQUEST-----</code>.
-                  {rules ? <> Keys allowed: {describeKeys(rules)}.</> : null}
-                </>
-              }
-            >
-              {(control) => (
-                <textarea
-                  {...control}
-                  className="mono"
-                  rows={8}
-                  spellCheck={false}
-                  required
-                  value={csr}
-                  onChange={(event) => setCsr(event.target.value)}
-                />
-              )}
-            </Field>
-          ) : (
-            <Field
-              label="Key type"
-              hint={
-                <>
-                  The key is kept in the secret store; developers of the owner may download it.
-                  {rules ? <> Allowed: {describeKeys(rules)}.</> : null}
-                </>
-              }
-            >
-              {(control) => (
-                <select {...control} value={keyType} onChange={(event) => setKeyType(event.target.value)}>
-                  {SERVER_KEY_TYPES.map((key) => {
-                    const allowed = keyTypeAllowed(rules, key.value);
-                    return (
-                      <option key={key.value} value={key.value} disabled={!allowed}>
-                        {key.label}
-                        {allowed ? '' : ' (not allowed by the policy)'}
-                      </option>
-                    );
-                  })}
-                </select>
-              )}
-            </Field>
-          )}
-          {fieldErrors.key ? (
-            <p id="request-key-error" className="field-error">
-              {fieldErrors.key}
-            </p>
-          ) : null}
-        </fieldset>
+        <PrivateKeyFields
+          mode={keyMode}
+          onMode={setKeyMode}
+          csr={csr}
+          onCsr={setCsr}
+          keyType={keyType}
+          onKeyType={setKeyType}
+          rules={rules}
+          error={fieldErrors.key}
+        />
 
         {problem ? <ProblemMessage error={problem} context="The request was refused" /> : null}
 
@@ -420,14 +458,12 @@ export function pollInterval(state: string | undefined): number | false {
 }
 
 function RequestStatus({ id }: { id: string }) {
-  const { can } = useSession();
   const request = useQuery({
     queryKey: ['request', id],
     queryFn: () => unwrap(api.GET('/api/v1/requests/{id}', { params: { path: { id } } })),
     refetchInterval: (query) => (query.state.error ? false : pollInterval(query.state.data?.state)),
   });
-  const owners = useQuery({ queryKey: ['owners'], queryFn: () => unwrap(api.GET('/api/v1/owners')), enabled: can.viewOwners });
-  const ownerNames = new Map((owners.data ?? []).map((o) => [o.id, o.name]));
+  const ownerNames = useOwnerNames();
 
   if (request.isPending) return <Loading what="the request" />;
   if (request.error) return <ProblemMessage error={request.error} context="Loading the request" />;

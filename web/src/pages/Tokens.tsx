@@ -6,12 +6,16 @@ import { api, unwrap } from '../api/client';
 import type { components } from '../api/schema';
 import { useCan } from '../auth/session';
 import { Dialog } from '../components/Dialog';
+import { DialogForm } from '../components/DialogForm';
+import { FormButtons } from '../components/FormButtons';
 import { ProblemMessage } from '../components/ProblemMessage';
+import { Section } from '../components/Section';
 import { TableScroll } from '../components/TableScroll';
 import { Empty, Loading } from '../components/States';
 import { formatDate, formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
-import { Field, Section } from './parts/Field';
+import { Field } from './parts/Field';
+import { ownerName, useOwnerNames } from './parts/owners';
 import '../styles-pages.css';
 
 type ApiToken = components['schemas']['ApiToken'];
@@ -125,21 +129,21 @@ function CreateTokenForm({ onCreated, onCancel }: { onCreated: (created: TokenCr
           {needsOwners ? <p className="hint-text">A developer token needs at least one owner.</p> : null}
         </fieldset>
       ) : null}
-      {create.error ? <ProblemMessage error={create.error} context="The token was not created" /> : null}
-      <div className="row">
-        <button type="submit" className="primary" disabled={create.isPending || !name.trim() || needsOwners}>
-          {create.isPending ? 'Creating…' : 'Create token'}
-        </button>
-        <button type="button" onClick={onCancel}>
-          Cancel
-        </button>
-      </div>
+      <FormButtons
+        submitLabel="Create token"
+        busyLabel="Creating…"
+        busy={create.isPending}
+        disabled={!name.trim() || needsOwners}
+        onCancel={onCancel}
+        error={create.error}
+        errorContext="The token was not created"
+      />
     </form>
   );
 }
 
 /** The new token, shown once: copy it now or never. Closing the dialog forgets it. */
-export function TokenReveal({ created, onClose }: { created: TokenCreated; onClose: () => void }) {
+function TokenReveal({ created, onClose }: { created: TokenCreated; onClose: () => void }) {
   const inputId = useId();
   const input = useRef<HTMLInputElement>(null);
   const [copied, setCopied] = useState<'yes' | 'select' | null>(null);
@@ -200,26 +204,21 @@ function RevokeForm({ token, onDone }: { token: ApiToken; onDone: () => void }) 
     },
   });
   return (
-    <form
-      onSubmit={(event) => {
-        event.preventDefault();
-        revoke.mutate();
-      }}
+    <DialogForm
+      onSubmit={() => revoke.mutate()}
+      onCancel={onDone}
+      submitLabel="Revoke token"
+      busyLabel="Revoking…"
+      busy={revoke.isPending}
+      tone="danger"
+      error={revoke.error}
+      errorContext="Revoking"
     >
       <p>
         Revoke <strong>{token.name}</strong> ({token.role})? Every script or person using it is refused from now on. This
         cannot be undone.
       </p>
-      {revoke.error ? <ProblemMessage error={revoke.error} context="Revoking" /> : null}
-      <div className="dialog-buttons">
-        <button type="button" onClick={onDone}>
-          Cancel
-        </button>
-        <button type="submit" className="danger" disabled={revoke.isPending}>
-          {revoke.isPending ? 'Revoking…' : 'Revoke token'}
-        </button>
-      </div>
-    </form>
+    </DialogForm>
   );
 }
 
@@ -230,10 +229,9 @@ export default function TokensPage() {
   const [created, setCreated] = useState<TokenCreated | null>(null);
   const [revoking, setRevoking] = useState<ApiToken | null>(null);
   const tokens = useQuery({ queryKey: ['tokens'], queryFn: () => unwrap(api.GET('/api/v1/tokens')) });
-  const owners = useQuery({ queryKey: ['owners'], queryFn: () => unwrap(api.GET('/api/v1/owners')), enabled: can.viewOwners });
-  const ownerNames = new Map((owners.data ?? []).map((o) => [o.id, o.name]));
+  const ownerNames = useOwnerNames();
 
-  // Active first, then the newest.
+  // Revoked tokens stay only for the record, so they go last; newest first within each group.
   const list = [...(tokens.data ?? [])].sort((a, b) => {
     const active = Number(Boolean(a.revoked_at)) - Number(Boolean(b.revoked_at));
     return active !== 0 ? active : b.created_at.localeCompare(a.created_at);
@@ -292,7 +290,7 @@ export default function TokensPage() {
                       {token.name} <span className="muted mono">token:{token.id}</span>
                     </td>
                     <td>{token.role}</td>
-                    <td>{token.owners.length > 0 ? token.owners.map((id) => ownerNames.get(id) ?? id).join(', ') : '—'}</td>
+                    <td>{token.owners.length > 0 ? token.owners.map((id) => ownerName(ownerNames, id)).join(', ') : '—'}</td>
                     <td>
                       <span className={`badge ${state.tone}`}>{state.label}</span>
                       {token.revoked_at ? <span className="muted"> {formatDateTime(token.revoked_at)}</span> : null}

@@ -10,7 +10,7 @@ import { capabilities, type Role } from '../auth/capabilities';
 import { TestSessionProvider } from '../auth/session';
 
 /** A signed-in caller of `role`. */
-export function meOf(role: Role, extra: Partial<Me> = {}): Me {
+function meOf(role: Role, extra: Partial<Me> = {}): Me {
   return { actor: `token:${role}-test`, role, owners: [], auth: 'api_token', ...extra } as Me;
 }
 

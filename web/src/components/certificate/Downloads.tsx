@@ -1,13 +1,14 @@
 // Downloads of a certificate: PEM, PEM with its chain, and (where the server made the key and
 // the caller may have it) the key with the chain as a password-protected PKCS#12 file. All go
 // through fetch, so that a bearer token stays in a header.
-import { useId, useState, type FormEvent } from 'react';
+import { useId, useState } from 'react';
 import { fetchBlob } from '../../api/client';
 import { toApiProblem, type ApiProblem } from '../../api/problem';
 import type { Certificate } from '../../api/types';
 import { fileStem, saveBlob } from '../../lib/download';
 import { certificateName } from '../../lib/format';
 import { Dialog } from '../Dialog';
+import { DialogForm } from '../DialogForm';
 import { ProblemMessage } from '../ProblemMessage';
 
 const MIN_PKCS12_PASSWORD = 8;
@@ -18,8 +19,7 @@ function Pkcs12Form({ certificate, onDone }: { certificate: Certificate; onDone:
   const [busy, setBusy] = useState(false);
   const [failure, setFailure] = useState<ApiProblem | null>(null);
 
-  async function submit(event: FormEvent) {
-    event.preventDefault();
+  async function download() {
     setBusy(true);
     setFailure(null);
     try {
@@ -37,7 +37,17 @@ function Pkcs12Form({ certificate, onDone }: { certificate: Certificate; onDone:
   }
 
   return (
-    <form onSubmit={submit}>
+    <DialogForm
+      onSubmit={() => void download()}
+      onCancel={onDone}
+      submitLabel="Download PKCS#12"
+      busyLabel="Preparing…"
+      busy={busy}
+      tone="primary"
+      disabled={password.length < MIN_PKCS12_PASSWORD}
+      error={failure}
+      errorContext="Downloading the key"
+    >
       <p>
         The file holds the private key, the certificate and its chain, encrypted with this password. Every download is
         recorded in the audit log.
@@ -58,16 +68,7 @@ function Pkcs12Form({ certificate, onDone }: { certificate: Certificate; onDone:
           At least {MIN_PKCS12_PASSWORD} characters.
         </span>
       </div>
-      {failure ? <ProblemMessage error={failure} context="Downloading the key" /> : null}
-      <div className="dialog-buttons">
-        <button type="button" onClick={onDone}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" disabled={busy || password.length < MIN_PKCS12_PASSWORD}>
-          {busy ? 'Preparing…' : 'Download PKCS#12'}
-        </button>
-      </div>
-    </form>
+    </DialogForm>
   );
 }
 

@@ -1,10 +1,10 @@
 // Sets a certificate's owner and labels (PATCH /api/v1/certificates/{id}).
-import { useId, useState, type FormEvent } from 'react';
+import { useId, useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap } from '../../api/client';
 import type { Certificate } from '../../api/types';
 import { Dialog } from '../Dialog';
-import { ProblemMessage } from '../ProblemMessage';
+import { DialogForm } from '../DialogForm';
 
 interface LabelRow {
   key: string;
@@ -42,16 +42,20 @@ function EditForm({ certificate, onDone }: { certificate: Certificate; onDone: (
     setLabels((rows) => rows.map((row, i) => (i === index ? { ...row, ...change } : row)));
   }
 
-  function submit(event: FormEvent) {
-    event.preventDefault();
-    save.mutate();
-  }
-
   const ownerNames = (owners.data ?? []).map((o) => o.name);
   if (owner && !ownerNames.includes(owner)) ownerNames.unshift(owner);
 
   return (
-    <form onSubmit={submit}>
+    <DialogForm
+      onSubmit={() => save.mutate()}
+      onCancel={onDone}
+      submitLabel="Save"
+      busyLabel="Saving…"
+      busy={save.isPending}
+      tone="primary"
+      error={save.error}
+      errorContext="Saving"
+    >
       <div className="field">
         <label htmlFor={ownerId}>Owner</label>
         <select id={ownerId} value={owner} onChange={(event) => setOwner(event.target.value)}>
@@ -83,16 +87,7 @@ function EditForm({ certificate, onDone }: { certificate: Certificate; onDone: (
           </button>
         </p>
       </fieldset>
-      {save.error ? <ProblemMessage error={save.error} context="Saving" /> : null}
-      <div className="dialog-buttons">
-        <button type="button" onClick={onDone}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" disabled={save.isPending}>
-          {save.isPending ? 'Saving…' : 'Save'}
-        </button>
-      </div>
-    </form>
+    </DialogForm>
   );
 }
 

@@ -1,15 +1,15 @@
 // Revokes a certificate through the CA that issued it (POST .../revoke), after a confirmation
 // that names the certificate and asks for the RFC 5280 reason.
-import { useId, useState, type FormEvent } from 'react';
+import { useId, useState } from 'react';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap } from '../../api/client';
 import type { Certificate } from '../../api/types';
 import { certificateName } from '../../lib/format';
 import { Dialog } from '../Dialog';
-import { ProblemMessage } from '../ProblemMessage';
+import { DialogForm } from '../DialogForm';
 
 /** RFC 5280 reason codes as the API names them, with what they mean to a person. */
-export const REVOCATION_REASONS: readonly { value: string; label: string }[] = [
+const REVOCATION_REASONS: readonly { value: string; label: string }[] = [
   { value: 'unspecified', label: 'Unspecified' },
   { value: 'key_compromise', label: 'Key compromise' },
   { value: 'ca_compromise', label: 'CA compromise' },
@@ -44,13 +44,17 @@ function RevokeForm({ certificate, serverKey, onDone }: { certificate: Certifica
     },
   });
 
-  function submit(event: FormEvent) {
-    event.preventDefault();
-    revoke.mutate();
-  }
-
   return (
-    <form onSubmit={submit}>
+    <DialogForm
+      onSubmit={() => revoke.mutate()}
+      onCancel={onDone}
+      submitLabel="Revoke certificate"
+      busyLabel="Revoking…"
+      busy={revoke.isPending}
+      tone="danger"
+      error={revoke.error}
+      errorContext="Revoking"
+    >
       <p>
         Revoke <strong>{certificateName(certificate)}</strong> (serial <code>{certificate.serial_number}</code>)? Clients that
         check revocation will stop trusting it. This cannot be undone.
@@ -71,16 +75,7 @@ function RevokeForm({ certificate, serverKey, onDone }: { certificate: Certifica
           <label htmlFor={purgeId}>Also delete the private key the server keeps for it</label>
         </div>
       ) : null}
-      {revoke.error ? <ProblemMessage error={revoke.error} context="Revoking" /> : null}
-      <div className="dialog-buttons">
-        <button type="button" onClick={onDone}>
-          Cancel
-        </button>
-        <button type="submit" className="danger" disabled={revoke.isPending}>
-          {revoke.isPending ? 'Revoking…' : 'Revoke certificate'}
-        </button>
-      </div>
-    </form>
+    </DialogForm>
   );
 }
 

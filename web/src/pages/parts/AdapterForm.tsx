@@ -5,7 +5,7 @@ import { useState, type FormEvent } from 'react';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap } from '../../api/client';
 import type { components } from '../../api/schema';
-import { ProblemMessage } from '../../components/ProblemMessage';
+import { FormButtons } from '../../components/FormButtons';
 import { Field } from './Field';
 
 type Adapter = components['schemas']['Adapter'];
@@ -24,7 +24,7 @@ const DEFAULT_SOLVERS = '[{"challenge": "http-01"}]';
 type Values = Record<string, string>;
 
 /** The `config` of the new adapter from the form's values; empty values are left out. */
-export function adapterConfig(kind: Kind, v: Values, flags: { sendNotAfter: boolean; vaultAuth: 'token' | 'approle' }): Record<string, unknown> {
+function adapterConfig(kind: Kind, v: Values, flags: { sendNotAfter: boolean; vaultAuth: 'token' | 'approle' }): Record<string, unknown> {
   const config: Record<string, unknown> = {};
   const put = (key: string, value: string | undefined, number = false) => {
     const text = value?.trim();
@@ -239,15 +239,15 @@ export function AdapterForm({ onDone }: { onDone: (created: Adapter | null) => v
         </fieldset>
       ) : null}
 
-      {create.error ? <ProblemMessage error={create.error} context="The adapter was not added" /> : null}
-      <div className="row">
-        <button type="submit" className="primary" disabled={create.isPending || !name.trim()}>
-          {create.isPending ? 'Adding…' : 'Add adapter'}
-        </button>
-        <button type="button" onClick={() => onDone(null)}>
-          Cancel
-        </button>
-      </div>
+      <FormButtons
+        submitLabel="Add adapter"
+        busyLabel="Adding…"
+        busy={create.isPending}
+        disabled={!name.trim()}
+        onCancel={() => onDone(null)}
+        error={create.error}
+        errorContext="The adapter was not added"
+      />
     </form>
   );
 }

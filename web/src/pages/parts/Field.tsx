@@ -45,19 +45,6 @@ export function Field({ label, hint, error, className, children }: FieldProps) {
   );
 }
 
-/** A titled panel of a page. */
-export function Section({ id, title, children, actions }: { id: string; title: string; children: ReactNode; actions?: ReactNode }) {
-  return (
-    <section className="panel" aria-labelledby={id}>
-      <div className="section-header">
-        <h2 id={id}>{title}</h2>
-        {actions}
-      </div>
-      {children}
-    </section>
-  );
-}
-
 /** Splits what a person typed into a list: one per line, or separated by commas or spaces. */
 export function splitList(text: string): string[] {
   return text

@@ -4,7 +4,7 @@ import { useId, useState, type FormEvent } from 'react';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap } from '../../api/client';
 import type { components } from '../../api/schema';
-import { ProblemMessage } from '../../components/ProblemMessage';
+import { FormButtons } from '../../components/FormButtons';
 import { Field, splitList } from './Field';
 import { NAME_RULES, type KeyRule } from './policy';
 
@@ -139,15 +139,14 @@ export function PolicyEditor({ view, ownerName, onDone }: { view: PolicyView; ow
         <input id={approvalId} type="checkbox" checked={approval} onChange={(event) => setApproval(event.target.checked)} />
         <label htmlFor={approvalId}>Each request needs a security reviewer's approval</label>
       </div>
-      {save.error ? <ProblemMessage error={save.error} context="The policy was not saved" /> : null}
-      <div className="row">
-        <button type="submit" className="primary" disabled={save.isPending}>
-          {save.isPending ? 'Saving…' : 'Save policy'}
-        </button>
-        <button type="button" onClick={onDone}>
-          Cancel
-        </button>
-      </div>
+      <FormButtons
+        submitLabel="Save policy"
+        busyLabel="Saving…"
+        busy={save.isPending}
+        onCancel={onDone}
+        error={save.error}
+        errorContext="The policy was not saved"
+      />
     </form>
   );
 }

@@ -1,46 +1,30 @@
 // The audit log's filters live in the URL's query string (a view can be shared and survives a
 // reload). This module is the one translation: URL <-> filters <-> API query, and the
 // datetime-local inputs <-> the RFC 3339 times the URL and the API hold.
+import { changeFilter, dateToRfc3339, readFilters, writeFilters } from '../../lib/urlFilters';
 
-export const AUDIT_FILTER_KEYS = ['actor', 'action', 'entity_type', 'entity_id', 'since', 'until', 'cursor'] as const;
+const AUDIT_FILTER_KEYS = ['actor', 'action', 'entity_type', 'entity_id', 'since', 'until', 'cursor'] as const;
 
 export type AuditFilterKey = (typeof AUDIT_FILTER_KEYS)[number];
 export type AuditFilters = Partial<Record<AuditFilterKey, string>>;
 
-export const AUDIT_PAGE_SIZE = 50;
+const AUDIT_PAGE_SIZE = 50;
 
 export function auditFiltersFromSearch(search: URLSearchParams): AuditFilters {
-  const filters: AuditFilters = {};
-  for (const key of AUDIT_FILTER_KEYS) {
-    const value = search.get(key)?.trim();
-    if (value) filters[key] = value;
-  }
-  return filters;
+  return readFilters(AUDIT_FILTER_KEYS, search);
 }
 
 export function searchFromAuditFilters(filters: AuditFilters): URLSearchParams {
-  const search = new URLSearchParams();
-  for (const key of AUDIT_FILTER_KEYS) {
-    const value = filters[key]?.trim();
-    if (value) search.set(key, value);
-  }
-  return search;
+  return writeFilters(AUDIT_FILTER_KEYS, filters);
 }
 
 /** Filters with one changed; any change but paging goes back to the first page. */
 export function withAuditFilter(filters: AuditFilters, key: AuditFilterKey, value: string | undefined): AuditFilters {
-  const next: AuditFilters = { ...filters, [key]: value?.trim() || undefined };
-  if (key !== 'cursor') delete next.cursor;
-  return next;
+  return changeFilter(filters, key, value);
 }
 
 export function hasAuditFilters(filters: AuditFilters): boolean {
   return AUDIT_FILTER_KEYS.some((key) => key !== 'cursor' && Boolean(filters[key]));
-}
-
-/** A time from the URL as RFC 3339: a bare date is midnight UTC; anything else passes as is. */
-export function toRfc3339(value: string): string {
-  return /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value;
 }
 
 /** The query of `GET /api/v1/audit` for these filters. */
@@ -49,7 +33,7 @@ export function auditApiQuery(filters: AuditFilters): Record<string, string | nu
   for (const key of AUDIT_FILTER_KEYS) {
     const value = filters[key];
     if (!value) continue;
-    query[key] = key === 'since' || key === 'until' ? toRfc3339(value) : value;
+    query[key] = key === 'since' || key === 'until' ? dateToRfc3339(value) : value;
   }
   return query;
 }
@@ -59,7 +43,7 @@ const pad = (n: number) => String(n).padStart(2, '0');
 /** An RFC 3339 time as a datetime-local input shows it (the browser's time zone). */
 export function toLocalInput(value: string | undefined): string {
   if (!value) return '';
-  const date = new Date(toRfc3339(value));
+  const date = new Date(dateToRfc3339(value));
   if (Number.isNaN(date.getTime())) return '';
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
 }

@@ -3,6 +3,7 @@
 import type { components } from '../../api/schema';
 import type { Managed } from '../../api/types';
 import { formatDateTime } from '../../lib/format';
+import { requestNames, type RequestSpec } from './requests';
 
 type RenewalDecision = components['schemas']['RenewalDecision'];
 
@@ -43,14 +44,8 @@ export function currentVersion(managed: Managed) {
   return managed.versions.find((version) => version.certificate_id === managed.current_certificate_id) ?? null;
 }
 
-/** What a managed certificate's `spec` holds (cmp-server's issuer/spec.rs). */
-export interface ManagedSpec {
-  common_name?: string | null;
-  dns_names?: string[];
-  ip_addresses?: string[];
-  validity_days?: number;
-  key_source?: 'csr' | 'server' | 'agent';
-  key_type?: string | null;
+/** What a managed certificate's `spec` holds (cmp-server's issuer/spec.rs): a request's, and when to renew. */
+export interface ManagedSpec extends Omit<RequestSpec, 'reason'> {
   renew_before?: string | null;
   acme_solver?: string | null;
 }
@@ -60,10 +55,7 @@ export function managedSpec(managed: Managed): ManagedSpec {
 }
 
 export function managedNames(managed: Managed): string {
-  const spec = managedSpec(managed);
-  const names = [...(spec.dns_names ?? []), ...(spec.ip_addresses ?? [])];
-  if (names.length === 0 && spec.common_name) names.push(spec.common_name);
-  return names.join(', ') || '—';
+  return requestNames(managed).join(', ') || '—';
 }
 
 /** `owner/name`: how a managed certificate is named among several owners. */

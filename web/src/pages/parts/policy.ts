@@ -25,7 +25,7 @@ const DEFAULT_KEYS: readonly KeyRule[] = [
   { type: 'ed25519' },
 ];
 
-export function effectiveKeys(policy: Policy): readonly KeyRule[] {
+function effectiveKeys(policy: Policy): readonly KeyRule[] {
   return policy.allowed_keys && policy.allowed_keys.length > 0 ? policy.allowed_keys : DEFAULT_KEYS;
 }
 
@@ -36,7 +36,7 @@ export function keyFamilyLabel(type: string): string {
   return KEY_NAMES[type] ?? type;
 }
 
-export function describeKeyRule(rule: KeyRule): string {
+function describeKeyRule(rule: KeyRule): string {
   const name = KEY_NAMES[rule.type] ?? rule.type;
   return rule.min_bits ? `${name} of at least ${rule.min_bits} bits` : name;
 }

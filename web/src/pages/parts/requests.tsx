@@ -35,7 +35,7 @@ const STATE_TONES: Record<string, string> = {
   rejected: 'bad',
 };
 
-export function requestStateLabel(state: string): string {
+function requestStateLabel(state: string): string {
   return STATE_LABELS[state] ?? state.replace(/_/g, ' ');
 }
 
@@ -46,7 +46,7 @@ export function RequestStateBadge({ state }: { state: string }) {
 /** States after which nothing happens to a request by itself. */
 export const FINAL_STATES: ReadonlySet<string> = new Set(['issued', 'failed', 'rejected']);
 
-/** The names a request asked for: DNS names and IP addresses, else its common name. */
+/** The names a request (or a managed certificate, whose spec is one) asks for: DNS names and IP addresses, else its common name. */
 export function requestNames(request: { spec: unknown }): string[] {
   const spec = specOf(request);
   const names = [...(spec.dns_names ?? []), ...(spec.ip_addresses ?? [])];
@@ -62,10 +62,4 @@ export function requestKey(request: IssuanceRequest): string {
   if (source === 'server') return `Made by the server: ${keyTypeLabel(spec.key_type ?? 'ecdsa_p256')}`;
   if (source === 'agent') return `Made on the agent's host: ${keyTypeLabel(spec.key_type ?? 'ecdsa_p256')}`;
   return '—';
-}
-
-/** An owner's name from a map of ids, or the id itself when unknown. */
-export function ownerName(owners: ReadonlyMap<string, string>, id: string | null | undefined): string {
-  if (!id) return '—';
-  return owners.get(id) ?? id;
 }
