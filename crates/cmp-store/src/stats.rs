@@ -9,7 +9,7 @@ use tracing::instrument;
 
 use crate::certificates::{push_owner_scope, status_condition};
 use crate::sql::{Arg, SqlBuilder};
-use crate::{Scope, SqlStore, StoreResult};
+use crate::{Dialect, Scope, SqlStore, Store, StoreResult};
 
 /// Seconds in a week: the expiry timeline's bucket.
 pub const WEEK_SECS: i64 = 7 * 24 * 3600;
@@ -62,6 +62,34 @@ pub trait StatsStore: Send + Sync {
     async fn managed_counts(&self, scope: &Scope) -> StoreResult<ManagedCounts>;
 }
 
+impl SqlStore {
+    /// Counts by status in one pass over the rows (or an index that holds the columns).
+    async fn counts_in_one_pass(
+        &self,
+        now: i64,
+        window_secs: i64,
+        scope: &Scope,
+    ) -> StoreResult<Vec<(CertificateStatus, i64)>> {
+        let mut b = SqlBuilder::new("SELECT ");
+        let now_param = b.param(Arg::Int(now));
+        let horizon_param = b.param(Arg::Int(now.saturating_add(window_secs)));
+        let sums: Vec<String> = CertificateStatus::ALL
+            .into_iter()
+            .map(|status| {
+                let condition = status_condition(status, &now_param, &horizon_param);
+                format!("SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) AS {}", status.as_str())
+            })
+            .collect();
+        b.push(&sums.join(", ")).push(" FROM certificates c WHERE 1 = 1");
+        push_owner_scope(&mut b, "c.owner_id", scope);
+        let row = b.query().fetch_one(&self.read).await?;
+        CertificateStatus::ALL
+            .into_iter()
+            .map(|s| Ok((s, row.try_get::<Option<i64>, _>(s.as_str())?.unwrap_or(0))))
+            .collect()
+    }
+}
+
 #[async_trait]
 impl StatsStore for SqlStore {
     #[instrument(level = "debug", skip_all, err(level = "debug"))]
@@ -71,9 +99,15 @@ impl StatsStore for SqlStore {
         window_secs: i64,
         scope: &Scope,
     ) -> StoreResult<Vec<(CertificateStatus, i64)>> {
-        // One count per status but `valid`, each over a range or a partial index (see migration
-        // 0009), and the total; `valid` is what is left. The conditions are the statuses' own
-        // (`status_condition`), plus, for not-yet-valid, the partial index's predicate.
+        if self.dialect() == Dialect::Postgres {
+            return self.counts_in_one_pass(now, window_secs, scope).await;
+        }
+        // SQLite: one count per status but `valid`, each over a range or a partial index (see
+        // migration 0009), and the total; `valid` is what is left. The conditions are the
+        // statuses' own (`status_condition`), plus, for not-yet-valid, the partial index's
+        // predicate. At 1M certificates: p50 116 ms, against 257 ms for one pass over the rows
+        // (docs/PERFORMANCE.md, "Dashboard"); on PostgreSQL the one pass is faster (309 ms,
+        // against over a second for the separate counts right after a bulk load).
         let mut b = SqlBuilder::new("SELECT (SELECT COUNT(*) FROM certificates c WHERE 1 = 1");
         push_owner_scope(&mut b, "c.owner_id", scope);
         b.push(") AS total");
