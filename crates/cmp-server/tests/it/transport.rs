@@ -340,6 +340,7 @@ async fn odd_methods_and_paths_do_not_grow_the_metrics() {
     for i in 0..2 {
         let method = reqwest::Method::from_bytes(format!("M{i}").as_bytes()).unwrap();
         http.request(method, app.url("/healthz")).send().await.unwrap();
+        http.get(app.url(&format!("/api/v1/nothing/{i}"))).send().await.unwrap();
         http.get(app.url(&format!("/nothing/{i}"))).send().await.unwrap();
     }
     let metrics = app.url("/metrics");
@@ -349,8 +350,11 @@ async fn odd_methods_and_paths_do_not_grow_the_metrics() {
         let resp = http.request(method, app.url("/healthz")).send().await.unwrap();
         assert_eq!(resp.status(), 405);
         assert_eq!(resp.headers()["content-type"], "application/problem+json");
-        let resp = http.get(app.url(&format!("/odd/{i}/path"))).send().await.unwrap();
+        let resp = http.get(app.url(&format!("/api/v1/odd/{i}/path"))).send().await.unwrap();
         assert_eq!(resp.status(), 404);
+        // Outside the API, a path is the dashboard's (the page; its script routes).
+        let resp = http.get(app.url(&format!("/odd/{i}/path"))).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
     }
     let text = http.get(&metrics).send().await.unwrap().text().await.unwrap();
     // At most the scrape's own series were added.
