@@ -2,7 +2,9 @@
 //! the API: every path that is not the API's gets the page, whose script routes in the
 //! browser. The page is public; what it shows comes from the API, which checks the caller.
 
-use axum::body::Body;
+use std::borrow::Cow;
+
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
@@ -64,7 +66,12 @@ pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
         }
         _ => file.body,
     };
-    labelled((response_headers, Body::from(body.into_owned())))
+    // The embedded files are static: served as they are, never copied per answer.
+    let body = match body {
+        Cow::Borrowed(bytes) => Body::from(Bytes::from_static(bytes)),
+        Cow::Owned(bytes) => Body::from(bytes),
+    };
+    labelled((response_headers, body))
 }
 
 /// A dashboard answer, counted in the metrics under the route `dashboard`.

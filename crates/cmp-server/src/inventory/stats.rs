@@ -114,17 +114,15 @@ fn stack(
     }
     let mut owners: Vec<(Option<&str>, Vec<i64>)> = per_owner.into_iter().collect();
     // The largest first; equal totals by id, so the order is stable between calls.
-    owners.sort_by(|(a_id, a), (b_id, b)| {
-        b.iter().sum::<i64>().cmp(&a.iter().sum::<i64>()).then(a_id.cmp(b_id))
-    });
+    owners.sort_by_cached_key(|(id, counts)| (std::cmp::Reverse(counts.iter().sum::<i64>()), *id));
     let mut series = Vec::new();
+    let mut shown_owners = 0;
     let mut other: Option<Vec<i64>> = None;
     for (id, counts) in owners {
         match id {
             None => series.push(ExpirySeries { label: NO_OWNER.into(), owner_id: None, counts }),
-            Some(id)
-                if series.iter().filter(|s| s.owner_id.is_some()).count() < TIMELINE_OWNERS =>
-            {
+            Some(id) if shown_owners < TIMELINE_OWNERS => {
+                shown_owners += 1;
                 let label = names.get(id).cloned().unwrap_or_else(|| id.to_string());
                 series.push(ExpirySeries { label, owner_id: Some(id.to_string()), counts });
             }
