@@ -61,12 +61,22 @@ pub struct OwnerRef {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Location {
     pub kind: LocationKind,
-    /// `host:port[/sni]`, `agent:path` or `cluster/namespace/secret`.
+    /// `host:port[#sni]`, `agent:path` or `cluster/namespace/secret`.
     pub address: String,
     #[serde(with = "time::serde::rfc3339")]
     pub first_seen: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub last_seen: OffsetDateTime,
+    /// When a network scan found the endpoint serving another certificate, or nothing: the
+    /// location is kept, as history.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub gone_at: Option<OffsetDateTime>,
+    /// Findings of this endpoint (network scans): name mismatch, chain, legacy TLS.
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+    /// What the last handshake with this endpoint showed (network scans).
+    #[serde(default)]
+    pub endpoint: Option<crate::EndpointFacts>,
 }
 
 /// Sort orders of the certificate listing.

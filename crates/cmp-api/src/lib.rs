@@ -10,6 +10,7 @@ mod owners;
 mod people;
 mod problem;
 mod requests;
+mod scans;
 mod stats;
 mod tokens;
 
@@ -22,6 +23,7 @@ pub use owners::*;
 pub use people::*;
 pub use problem::*;
 pub use requests::*;
+pub use scans::*;
 pub use stats::*;
 pub use tokens::*;
 

@@ -179,12 +179,20 @@ pub enum Finding {
     ValidityExceedsPolicy,
     /// Issued for longer than was asked; recorded when the certificate is stored.
     ValidityExceedsRequest,
+    /// Served by an endpoint under a name it is not valid for (a network scan saw it).
+    NameMismatch,
+    /// Served without the intermediates needed to reach its root (a network scan saw it).
+    IncompleteChain,
+    /// Served with a chain that leads to no trusted root (a network scan saw it).
+    UntrustedChain,
+    /// Served by an endpoint that still accepts TLS 1.0 or 1.1 (a network scan probed it).
+    LegacyTls,
 }
 
 impl Finding {
     /// Every finding. New ones go at the end: the store keeps fixed findings as bits by
     /// position.
-    pub const ALL: [Finding; 11] = [
+    pub const ALL: [Finding; 15] = [
         Self::Expired,
         Self::NotYetValid,
         Self::Expiring,
@@ -196,6 +204,10 @@ impl Finding {
         Self::CaCertificate,
         Self::ValidityExceedsPolicy,
         Self::ValidityExceedsRequest,
+        Self::NameMismatch,
+        Self::IncompleteChain,
+        Self::UntrustedChain,
+        Self::LegacyTls,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -211,12 +223,21 @@ impl Finding {
             Finding::CaCertificate => "ca_certificate",
             Finding::ValidityExceedsPolicy => "validity_exceeds_policy",
             Finding::ValidityExceedsRequest => "validity_exceeds_request",
+            Finding::NameMismatch => "name_mismatch",
+            Finding::IncompleteChain => "incomplete_chain",
+            Finding::UntrustedChain => "untrusted_chain",
+            Finding::LegacyTls => "legacy_tls",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
+
+    /// Findings a network scan records on the endpoint that served the certificate; the
+    /// certificate carries those of the endpoints still serving it.
+    pub const ENDPOINT: [Finding; 4] =
+        [Self::NameMismatch, Self::IncompleteChain, Self::UntrustedChain, Self::LegacyTls];
 
     /// Findings that depend on the time of evaluation; the others are fixed facts.
     pub fn is_time_dependent(self) -> bool {

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod certificate;
+pub mod discovery;
 pub mod issuance;
 pub mod policy;
 pub mod renewal;
@@ -16,6 +17,7 @@ pub use certificate::{
     LocationKind, San, SanType, VALIDITY_SLACK_SECS, evaluate, static_findings, status_at,
     validity_findings,
 };
+pub use discovery::{ScanProgress, ScanRunState};
 pub use issuance::{Backoff, RequestKind, RequestState};
 pub use policy::{Ask, KeyRule, Policy, Violation, name_matches};
 pub use renewal::{

@@ -73,6 +73,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub http: HttpConfig,
     pub inventory: InventoryConfig,
+    pub discovery: DiscoveryConfig,
     pub issuer: IssuerConfig,
     pub ca: CaConfig,
     pub secrets: SecretsConfig,
@@ -425,6 +426,33 @@ pub struct InventoryConfig {
     pub expiry_window_days: i64,
 }
 
+/// Network discovery (scans run by the inventory role).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// CIDR ranges (or addresses) that scans may reach; none by default, so that no scan runs
+    /// until an administrator says where. Loopback and link-local addresses are reached only
+    /// through a range listed here that is itself loopback or link-local.
+    pub allowed_ranges: Vec<String>,
+    /// The most addresses one target may name (65,536: an IPv4 /16).
+    pub max_range_addresses: u64,
+    /// How often the scheduler looks for due scans and for runs whose process died.
+    pub scheduler_interval_secs: u64,
+    /// Runs at once in this process; a scheduled scan due while they run waits its turn.
+    pub max_concurrent_runs: usize,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            allowed_ranges: Vec::new(),
+            max_range_addresses: 65_536,
+            scheduler_interval_secs: 30,
+            max_concurrent_runs: 4,
+        }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -461,6 +489,7 @@ impl Default for Config {
             inventory: InventoryConfig {
                 expiry_window_days: cmp_domain::DEFAULT_EXPIRY_WINDOW_DAYS,
             },
+            discovery: DiscoveryConfig::default(),
             issuer: IssuerConfig {
                 default_validity_days: 90,
                 scheduler_interval_secs: 30,
@@ -638,6 +667,14 @@ impl Config {
                             vault.token or vault.role_id and vault.secret_id"
                     .into());
             }
+        }
+        let discovery = &self.discovery;
+        cmp_discovery::AllowList::new(&discovery.allowed_ranges, discovery.max_range_addresses)
+            .map_err(|e| format!("discovery.allowed_ranges: {e}"))?;
+        if discovery.scheduler_interval_secs == 0 || discovery.max_concurrent_runs == 0 {
+            return Err("discovery.scheduler_interval_secs and discovery.max_concurrent_runs \
+                        must be positive"
+                .into());
         }
         self.validate_auth()?;
         cmp_store::Dialect::from_url(&self.database_url()).map_err(|e| e.to_string())?;

@@ -307,6 +307,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     }
     if role.serves(ServerRole::Inventory) {
         tokio::spawn(state.people.clone().purge_ended(shutdown.subscribe()));
+        tokio::spawn(state.discovery.clone().schedule(shutdown.subscribe()));
     }
     if role.serves(ServerRole::Issuer) {
         let (issuer, lock) = (state.issuer.clone(), state.renewal_lock.clone());

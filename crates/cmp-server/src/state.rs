@@ -13,7 +13,7 @@ use crate::auth::Caller;
 use crate::auth::RoutePolicies;
 use crate::config::Config;
 use crate::core::locks::{InProcessLock, RenewalLock};
-use crate::inventory::Inventory;
+use crate::inventory::{Discovery, Inventory};
 use crate::issuer::{Fleet, Issuer};
 use crate::people::People;
 use crate::platform_ca::PlatformCa;
@@ -44,6 +44,8 @@ pub struct AppState {
     pub issuer: Arc<Issuer>,
     /// Import, queries and ownership of the inventory (inventory role).
     pub inventory: Arc<Inventory>,
+    /// Network scans and their runs (inventory role).
+    pub discovery: Arc<Discovery>,
     /// Host agents: enrolment, deployments, jobs (issuer role).
     pub fleet: Arc<Fleet>,
     /// OpenID Connect logins, sessions and bearer JWTs.
@@ -81,6 +83,10 @@ impl AppState {
             config.issuer.clone(),
         ));
         let inventory = Arc::new(Inventory::new(store.clone(), clock.clone()));
+        let discovery = Arc::new(
+            Discovery::new(store.clone(), clock.clone(), config.discovery.clone())
+                .map_err(anyhow::Error::msg)?,
+        );
         let fleet = Arc::new(Fleet::new(
             store.clone(),
             secrets.clone(),
@@ -106,6 +112,7 @@ impl AppState {
             http01,
             issuer,
             inventory,
+            discovery,
             fleet,
         })
     }

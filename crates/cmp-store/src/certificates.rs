@@ -427,8 +427,8 @@ impl SqlStore {
             return Ok(());
         }
         let mut b = SqlBuilder::new(
-            "SELECT certificate_id, kind, address, first_seen, last_seen FROM locations \
-             WHERE certificate_id IN ",
+            "SELECT certificate_id, kind, address, first_seen, last_seen, gone_at, finding_flags, \
+             details FROM locations WHERE certificate_id IN ",
         );
         b.row(records.iter().map(|r| Arg::Text(r.id.clone())));
         b.push(" ORDER BY first_seen, address");
@@ -441,6 +441,13 @@ impl SqlStore {
                 address: row.try_get("address")?,
                 first_seen: row.try_get("first_seen")?,
                 last_seen: row.try_get("last_seen")?,
+                gone_at: row.try_get("gone_at")?,
+                findings: findings_of(row.try_get("finding_flags")?),
+                details: row
+                    .try_get::<Option<String>, _>("details")?
+                    .map(|d| serde_json::from_str(&d))
+                    .transpose()
+                    .map_err(|e| StoreError::corrupt("location details", e))?,
             });
         }
         for r in records.iter_mut() {

@@ -10,6 +10,7 @@ mod audit;
 mod certificates;
 mod chains;
 mod directory_cache;
+mod discovery;
 mod error;
 mod group_commit;
 mod managed;
@@ -25,6 +26,7 @@ pub use adapters::*;
 pub use agents::*;
 pub use audit::{ChainBreak, GENESIS_HASH, canonical_json, event_hash};
 pub use certificates::{MAX_LABELS, validate_labels};
+pub use discovery::*;
 pub use error::StoreError;
 pub use group_commit::{CompletedRequest, IssuedRequest};
 pub use managed::*;
@@ -168,6 +170,7 @@ pub trait Store:
     + AgentStore
     + UserStore
     + StatsStore
+    + ScanStore
 {
     /// Answers when the database is reachable.
     async fn ping(&self) -> StoreResult<()>;

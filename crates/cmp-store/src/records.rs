@@ -54,7 +54,7 @@ impl CertificateSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewLocation {
     pub kind: LocationKind,
-    /// `host:port[/sni]`, `agent:path`, or `cluster/namespace/secret`.
+    /// `host:port[#sni]`, `agent:path`, or `cluster/namespace/secret`.
     pub address: String,
 }
 
@@ -98,6 +98,12 @@ pub struct Location {
     pub address: String,
     pub first_seen: i64,
     pub last_seen: i64,
+    /// When a scan found the endpoint serving another certificate, or nothing.
+    pub gone_at: Option<i64>,
+    /// Findings of the endpoint (network scans).
+    pub findings: Vec<cmp_domain::Finding>,
+    /// Handshake facts of the endpoint (network scans), JSON.
+    pub details: Option<serde_json::Value>,
 }
 
 /// A certificate as stored (without its DER, which is fetched on its own).
@@ -414,11 +420,18 @@ pub enum AuditAction {
     UserLoggedIn,
     UserLoggedOut,
     BreakGlassUsed,
+    CertificateLocationGone,
+    ScanCreated,
+    ScanUpdated,
+    ScanDeleted,
+    ScanRunStarted,
+    ScanRunCancelRequested,
+    ScanRunFinished,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 40] = [
+    pub const ALL: [AuditAction; 47] = [
         AuditAction::CertificateCreated,
         AuditAction::CertificateLocationAdded,
         AuditAction::CertificateUpdated,
@@ -459,6 +472,13 @@ impl AuditAction {
         AuditAction::UserLoggedIn,
         AuditAction::UserLoggedOut,
         AuditAction::BreakGlassUsed,
+        AuditAction::CertificateLocationGone,
+        AuditAction::ScanCreated,
+        AuditAction::ScanUpdated,
+        AuditAction::ScanDeleted,
+        AuditAction::ScanRunStarted,
+        AuditAction::ScanRunCancelRequested,
+        AuditAction::ScanRunFinished,
     ];
 
     /// The text stored in `audit_logs.action`, e.g. `request.issued`.
@@ -504,6 +524,13 @@ impl AuditAction {
             AuditAction::UserLoggedIn => "user.logged_in",
             AuditAction::UserLoggedOut => "user.logged_out",
             AuditAction::BreakGlassUsed => "auth.break_glass",
+            AuditAction::CertificateLocationGone => "certificate.location_gone",
+            AuditAction::ScanCreated => "scan.created",
+            AuditAction::ScanUpdated => "scan.updated",
+            AuditAction::ScanDeleted => "scan.deleted",
+            AuditAction::ScanRunStarted => "scan.run_started",
+            AuditAction::ScanRunCancelRequested => "scan.run_cancel_requested",
+            AuditAction::ScanRunFinished => "scan.run_finished",
         }
     }
 }

@@ -47,6 +47,12 @@ fn rules() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
             "the dashboard's files are data: the server serves them, they know nothing of it",
         ),
         (
+            "cmp-discovery",
+            both(&both(SERVER_SIDE, CA_STACK), &["cmp-ca", "cmp-api", "reqwest"]),
+            "the scanner knows no storage, server or CA: the inventory role feeds it and stores \
+             its results",
+        ),
+        (
             "cmp-agent",
             both(&both(SERVER_SIDE, CA_STACK), &["cmp-ca"]),
             "the agent reaches the server over HTTP only: no database, server or CA",

@@ -6,6 +6,7 @@
 pub mod bind;
 #[cfg(test)]
 mod dependency_rules;
+pub mod nginx;
 pub mod oidc;
 pub mod openbao;
 pub mod openssl;

@@ -820,6 +820,101 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/scans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** All scans, with their latest run. */
+        get: operations["discovery_list"];
+        put?: never;
+        /**
+         * Define a scan: targets inside the allowed ranges, ports, SNI names, limits and a schedule.
+         *     A refused target, port or limit is a 422 naming it, and nothing is stored.
+         */
+        post: operations["discovery_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/scans/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One scan, by id or name. */
+        get: operations["discovery_get"];
+        put?: never;
+        post?: never;
+        /** Delete a scan and its runs (the certificates and locations it found stay). */
+        delete: operations["discovery_delete"];
+        options?: never;
+        head?: never;
+        /** Change a scan: what is given is replaced (a new schedule counts from now). */
+        patch: operations["discovery_patch"];
+        trace?: never;
+    };
+    "/api/v1/scans/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop a scan's running run; what it found so far stays. 409 when none runs. */
+        post: operations["discovery_cancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/scans/{id}/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A scan's runs, newest first, with their summaries. */
+        get: operations["discovery_runs"];
+        put?: never;
+        /**
+         * Start a run now; it goes on in the background (follow it at its URL). One run per scan
+         *     at a time: 409 while one runs.
+         */
+        post: operations["discovery_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/scans/{id}/runs/{run_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One run: its state and progress (`scanned / total`, found, errors). */
+        get: operations["discovery_get_run"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/stats/expiry": {
         parameters: {
             query?: never;
@@ -1453,6 +1548,11 @@ export interface components {
          * @enum {string}
          */
         CertificateStatus: "valid" | "expiring" | "expired" | "not_yet_valid" | "revoked";
+        /**
+         * @description How an endpoint location's chain was judged.
+         * @enum {string}
+         */
+        ChainTrust: "trusted" | "incomplete" | "untrusted";
         /** @description `POST /api/v1/requests/{id}/approve|reject`. */
         Decision: {
             comment?: string | null;
@@ -1526,6 +1626,25 @@ export interface components {
              */
             refused?: number;
         };
+        /** @description What a TLS handshake with an endpoint showed (network scans). */
+        EndpointFacts: {
+            alpn?: string | null;
+            chain: components["schemas"]["ChainTrust"];
+            /** @description Certificates presented, leaf included. */
+            chain_length: number;
+            cipher_suite: string;
+            /** @description `TLSv1.0`, `TLSv1.1` when accepted (only when probed). */
+            legacy_versions: string[];
+            /** @description Whether the leaf is valid for the SNI name; absent without SNI. */
+            name_matches?: boolean | null;
+            ocsp_stapled: boolean;
+            /** @description `tls`, `smtp`, `imap` or `pop3` (STARTTLS). */
+            protocol: string;
+            /** @description The SNI name sent; absent when none was. */
+            sni?: string | null;
+            /** @description `TLSv1.3` or `TLSv1.2`. */
+            tls_version: string;
+        };
         /** @description `POST /api/v1/agents/enroll`: a host asks to join with a bootstrap token. */
         EnrollRequest: {
             /** @description A CSR for the key the agent made on the host, with the agent's name as common name. */
@@ -1561,7 +1680,7 @@ export interface components {
          * @description A problem worth a person's attention, found by looking at one certificate.
          * @enum {string}
          */
-        Finding: "expired" | "not_yet_valid" | "expiring" | "weak_rsa_key" | "sha1_signature" | "md5_signature" | "self_signed_leaf" | "no_san" | "ca_certificate" | "validity_exceeds_policy" | "validity_exceeds_request";
+        Finding: "expired" | "not_yet_valid" | "expiring" | "weak_rsa_key" | "sha1_signature" | "md5_signature" | "self_signed_leaf" | "no_san" | "ca_certificate" | "validity_exceeds_policy" | "validity_exceeds_request" | "name_mismatch" | "incomplete_chain" | "untrusted_chain" | "legacy_tls";
         /** @description `POST /api/v1/agent/identity`: a new CSR, to replace the agent's certificate before it ends. */
         IdentityRenewal: {
             csr: string;
@@ -1733,10 +1852,19 @@ export interface components {
         };
         /** @description Where a certificate was seen. */
         Location: {
-            /** @description `host:port[/sni]`, `agent:path` or `cluster/namespace/secret`. */
+            /** @description `host:port[#sni]`, `agent:path` or `cluster/namespace/secret`. */
             address: string;
+            endpoint?: null | components["schemas"]["EndpointFacts"];
+            /** @description Findings of this endpoint (network scans): name mismatch, chain, legacy TLS. */
+            findings?: components["schemas"]["Finding"][];
             /** Format: date-time */
             first_seen: string;
+            /**
+             * Format: date-time
+             * @description When a network scan found the endpoint serving another certificate, or nothing: the
+             *     location is kept, as history.
+             */
+            gone_at?: string | null;
             kind: components["schemas"]["LocationKind"];
             /** Format: date-time */
             last_seen: string;
@@ -2208,6 +2336,177 @@ export interface components {
          * @enum {string}
          */
         SanType: "dns" | "ip" | "email" | "uri";
+        /** @description A scan definition. */
+        Scan: {
+            /** Format: date-time */
+            created_at: string;
+            created_by: string;
+            /**
+             * @description Runs on this cron schedule (UTC): `min hour day-of-month month day-of-week`, or with
+             *     seconds first.
+             */
+            cron?: string | null;
+            /** @description Whether the schedule starts runs (a run by hand always can). */
+            enabled: boolean;
+            id: string;
+            /**
+             * Format: int64
+             * @description Runs every this many seconds.
+             */
+            interval_secs?: number | null;
+            last_run?: null | components["schemas"]["ScanRun"];
+            name: string;
+            /**
+             * Format: date-time
+             * @description When the schedule starts it next.
+             */
+            next_run_at?: string | null;
+            owner?: null | components["schemas"]["OwnerRef"];
+            spec: components["schemas"]["ScanSpec"];
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description A scan to create. */
+        ScanCreate: {
+            cron?: string | null;
+            /** @description Whether the schedule starts runs (default true). */
+            enabled?: boolean | null;
+            /**
+             * Format: int64
+             * @description Run every this many seconds (60 or more); or give `cron`; or neither (by hand only).
+             */
+            interval_secs?: number | null;
+            /** @description 1-100 letters, digits, `-`, `_` or `.`. */
+            name: string;
+            /** @description Owner (id or name) of the certificates it finds first. */
+            owner?: string | null;
+            spec: components["schemas"]["ScanSpec"];
+        };
+        /** @description Changes to a scan: what is given is replaced; `null` clears an optional field. */
+        ScanPatch: {
+            cron?: string | null;
+            enabled?: boolean | null;
+            /** Format: int64 */
+            interval_secs?: number | null;
+            name?: string | null;
+            owner?: string | null;
+            spec?: null | components["schemas"]["ScanSpec"];
+        };
+        /** @description What a run has done so far (and, once ended, its summary). */
+        ScanProgress: {
+            /**
+             * Format: int64
+             * @description Distinct certificates read.
+             */
+            certificates: number;
+            /**
+             * Format: int64
+             * @description Endpoints where nothing listens.
+             */
+            closed: number;
+            /**
+             * Format: int64
+             * @description Certificates new to the inventory.
+             */
+            created: number;
+            /** @description The first errors, as `endpoint: error`. */
+            error_samples: string[];
+            /**
+             * Format: int64
+             * @description Endpoints that failed (timeouts, no TLS, resets), and targets left out.
+             */
+            errors: number;
+            /**
+             * Format: int64
+             * @description Locations marked gone (the endpoint serves another certificate, or nothing).
+             */
+            gone: number;
+            /**
+             * Format: int64
+             * @description Endpoints tried.
+             */
+            scanned: number;
+            /**
+             * Format: int64
+             * @description Endpoints that presented a certificate.
+             */
+            served: number;
+            /**
+             * Format: int64
+             * @description Endpoints (address and port) the run tries; absent until its targets are resolved.
+             */
+            total?: number | null;
+        };
+        /** @description One run of a scan. */
+        ScanRun: {
+            /** @description Someone asked it to stop; it stops within a second or so. */
+            cancel_requested: boolean;
+            /** @description Why it ended, when that needs saying. */
+            detail?: string | null;
+            /** Format: date-time */
+            finished_at?: string | null;
+            id: string;
+            progress: components["schemas"]["ScanProgress"];
+            scan_id: string;
+            /** Format: date-time */
+            started_at: string;
+            started_by: string;
+            state: components["schemas"]["ScanRunState"];
+            /** @description `manual` or `schedule`. */
+            trigger: string;
+        };
+        /**
+         * @description Where a scan run is.
+         * @enum {string}
+         */
+        ScanRunState: "running" | "completed" | "cancelled" | "out_of_time" | "interrupted" | "failed";
+        /** @description What a scan covers and how hard it tries. */
+        ScanSpec: {
+            /**
+             * Format: int32
+             * @description Seconds the whole run may take (1-86400); what is left untried is reported.
+             */
+            budget_secs?: number;
+            /**
+             * Format: int32
+             * @description Endpoints tried at once (1-4096).
+             */
+            concurrency?: number;
+            /**
+             * Format: int32
+             * @description Milliseconds to wait for a TCP connection (100-60000).
+             */
+            connect_timeout_ms?: number;
+            /**
+             * Format: int32
+             * @description Milliseconds for the STARTTLS dialogue and the TLS handshake, each (100-60000).
+             */
+            handshake_timeout_ms?: number;
+            /**
+             * Format: int32
+             * @description Connections to one address at once (1-64).
+             */
+            per_host?: number;
+            /**
+             * @description Ports and ranges, each with an optional protocol spoken before TLS (`tls`, `smtp`,
+             *     `imap`, `pop3`): `443,8443-8445,2525/smtp`. Ports 25 and 587 speak SMTP, 143 IMAP and
+             *     110 POP3 unless told otherwise.
+             */
+            ports?: string;
+            /** @description Probe each endpoint that serves TLS for TLS 1.0 and 1.1 (two more connections). */
+            probe_legacy_tls?: boolean;
+            /** @description SNI names to try on every address (host name targets are always tried with their name). */
+            sni_names?: string[];
+            /** @description Also try without SNI (always done when no name is known for an address). */
+            sni_none?: boolean;
+            /** @description Also try the name reverse DNS gives for an address. */
+            sni_reverse_dns?: boolean;
+            /**
+             * @description Host names, IPv4 and IPv6 addresses, and CIDR ranges, inside the ranges an administrator
+             *     allowed (`discovery.allowed_ranges`).
+             */
+            targets: string[];
+        };
         /**
          * @description A secret sealed to one agent's key: ECDH with an ephemeral key on the curve of the agent's
          *     key, HKDF-SHA256 (salted with both public keys, the job id as context) and AES-256-GCM with
@@ -5296,6 +5595,500 @@ export interface operations {
             };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    discovery_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Scan"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    discovery_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScanCreate"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Scan"];
+                };
+            };
+            400: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            409: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    discovery_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Scan id or name */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Scan"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    discovery_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Scan id or name */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    discovery_patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Scan id or name */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScanPatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Scan"];
+                };
+            };
+            400: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            409: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    discovery_cancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Scan id or name */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScanRun"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    discovery_runs: {
+        parameters: {
+            query?: {
+                /** @description How many runs, newest first (1-500, default 20). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Scan id or name */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScanRun"][];
+                };
+            };
+            400: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    discovery_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Scan id or name */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScanRun"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    discovery_get_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Scan id or name */
+                id: string;
+                /** @description Run id */
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScanRun"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             503: components["responses"]["Unavailable"];
         };
     };

@@ -28,6 +28,10 @@ const FINDING_LABELS: Record<string, string> = {
   ca_certificate: 'CA certificate',
   validity_exceeds_policy: 'Lifetime over policy',
   validity_exceeds_request: 'Lifetime over request',
+  name_mismatch: 'Name mismatch',
+  incomplete_chain: 'Incomplete chain',
+  untrusted_chain: 'Untrusted chain',
+  legacy_tls: 'TLS 1.0/1.1 offered',
 };
 
 export function findingLabel(finding: string): string {

@@ -96,6 +96,14 @@ function Facts({ certificate }: { certificate: Certificate }) {
   );
 }
 
+/** What a network scan's handshake showed, in a line: version, chain, STARTTLS. */
+function handshakeText(endpoint: NonNullable<Certificate['locations'][number]['endpoint']>): string {
+  const parts = [endpoint.tls_version, `chain ${endpoint.chain}`];
+  if (endpoint.protocol !== 'tls') parts.push(`${endpoint.protocol.toUpperCase()} STARTTLS`);
+  if (endpoint.legacy_versions.length > 0) parts.push(`also ${endpoint.legacy_versions.join(', ')}`);
+  return parts.join(' · ');
+}
+
 function Locations({ certificate }: { certificate: Certificate }) {
   if (certificate.locations.length === 0) return <Empty>Not seen anywhere yet.</Empty>;
   return (
@@ -105,6 +113,8 @@ function Locations({ certificate }: { certificate: Certificate }) {
           <tr>
             <th scope="col">Kind</th>
             <th scope="col">Where</th>
+            <th scope="col">Handshake</th>
+            <th scope="col">Findings</th>
             <th scope="col">First seen</th>
             <th scope="col">Last seen</th>
           </tr>
@@ -114,8 +124,16 @@ function Locations({ certificate }: { certificate: Certificate }) {
             <tr key={`${location.kind}:${location.address}`}>
               <td>{location.kind}</td>
               <td className="mono">{location.address}</td>
+              <td>{location.endpoint ? handshakeText(location.endpoint) : ''}</td>
+              <td>
+                <FindingBadges findings={location.findings ?? []} />
+              </td>
               <td>{formatDateTime(location.first_seen)}</td>
-              <td>{formatDateTime(location.last_seen)}</td>
+              <td>
+                {location.gone_at
+                  ? `gone since ${formatDateTime(location.gone_at)}`
+                  : formatDateTime(location.last_seen)}
+              </td>
             </tr>
           ))}
         </tbody>

@@ -1,11 +1,14 @@
-//! The inventory role: certificates, owners, locations, import and search.
+//! The inventory role: certificates, owners, locations, import and search, network discovery.
 
 mod certificates;
+pub mod discovery;
 mod owners;
+mod scans;
 mod service;
 mod stats;
 pub mod views;
 
+pub use discovery::Discovery;
 pub use service::{ImportInput, Inventory, InventoryError};
 
 use utoipa_axum::router::OpenApiRouter;
@@ -25,4 +28,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(stats::overview))
         .routes(routes!(stats::expiry))
         .routes(routes!(certificates::export))
+        .routes(routes!(scans::list, scans::create))
+        .routes(routes!(scans::get, scans::patch, scans::delete))
+        .routes(routes!(scans::run, scans::runs))
+        .routes(routes!(scans::get_run))
+        .routes(routes!(scans::cancel))
 }

@@ -54,6 +54,9 @@ pub fn certificate(
                 address: l.address,
                 first_seen: time_of(l.first_seen),
                 last_seen: time_of(l.last_seen),
+                gone_at: l.gone_at.map(time_of),
+                findings: l.findings,
+                endpoint: l.details.and_then(|d| serde_json::from_value(d).ok()),
             })
             .collect(),
         source: r.source.as_str().to_string(),
@@ -146,5 +149,46 @@ mod tests {
         assert!(decode_cursor(CertificateSort::NotAfter, "!!").is_err());
         let garbage = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("n:y");
         assert!(decode_cursor(CertificateSort::NotAfter, &garbage).is_err());
+    }
+}
+
+/// A scan as the API shows it, with its owner and latest run.
+pub fn scan(
+    s: cmp_store::Scan,
+    owner: Option<cmp_store::Owner>,
+    last_run: Option<cmp_store::ScanRun>,
+) -> Result<cmp_api::Scan, crate::error::ApiError> {
+    let spec = serde_json::from_value(s.spec).map_err(|e| {
+        crate::error::ApiError::Internal(format!("stored scan {} cannot be read: {e}", s.id))
+    })?;
+    Ok(cmp_api::Scan {
+        id: s.id,
+        name: s.name,
+        spec,
+        owner: owner.map(|o| cmp_api::OwnerRef { id: o.id, name: o.name }),
+        interval_secs: s.interval_secs,
+        cron: s.cron,
+        enabled: s.enabled,
+        next_run_at: s.next_run_at.map(time_of),
+        created_by: s.created_by,
+        created_at: time_of(s.created_at),
+        updated_at: time_of(s.updated_at),
+        last_run: last_run.map(scan_run),
+    })
+}
+
+/// A scan run as the API shows it.
+pub fn scan_run(r: cmp_store::ScanRun) -> cmp_api::ScanRun {
+    cmp_api::ScanRun {
+        id: r.id,
+        scan_id: r.scan_id,
+        state: r.state,
+        trigger: r.trigger,
+        started_by: r.started_by,
+        started_at: time_of(r.started_at),
+        finished_at: r.finished_at.map(time_of),
+        cancel_requested: r.cancel_requested,
+        progress: r.progress,
+        detail: r.detail,
     }
 }

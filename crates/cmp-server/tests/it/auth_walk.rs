@@ -42,6 +42,15 @@ const EXPECTED: &[(&str, &str, Option<&[Role]>)] = &[
     ("GET", "/api/v1/certificates/export", Some(PEOPLE)),
     ("GET", "/api/v1/stats/overview", Some(PEOPLE)),
     ("GET", "/api/v1/stats/expiry", Some(PEOPLE)),
+    ("GET", "/api/v1/scans", Some(ADMIN_SECURITY)),
+    ("POST", "/api/v1/scans", Some(ADMIN_SECURITY)),
+    ("GET", "/api/v1/scans/{id}", Some(ADMIN_SECURITY)),
+    ("PATCH", "/api/v1/scans/{id}", Some(ADMIN_SECURITY)),
+    ("DELETE", "/api/v1/scans/{id}", Some(ADMIN_SECURITY)),
+    ("POST", "/api/v1/scans/{id}/runs", Some(ADMIN_SECURITY)),
+    ("GET", "/api/v1/scans/{id}/runs", Some(ADMIN_SECURITY)),
+    ("GET", "/api/v1/scans/{id}/runs/{run_id}", Some(ADMIN_SECURITY)),
+    ("POST", "/api/v1/scans/{id}/cancel", Some(ADMIN_SECURITY)),
     ("GET", "/api/v1/certificates/{id}", Some(PEOPLE)),
     ("PATCH", "/api/v1/certificates/{id}", Some(PEOPLE)),
     ("DELETE", "/api/v1/certificates/{id}", Some(ADMIN_SECURITY)),
@@ -133,8 +142,11 @@ fn expected() -> BTreeMap<(String, String), Option<BTreeSet<&'static str>>> {
 /// A path of the table with its parameters filled in: the builtin CA's name, an unknown id,
 /// and an OCSP request that is not one (answered malformedRequest).
 fn concrete(path: &str) -> String {
-    let concrete =
-        path.replace("{id}", UNKNOWN_ID).replace("{name}", "builtin").replace("{request}", "AA");
+    let concrete = path
+        .replace("{id}", UNKNOWN_ID)
+        .replace("{run_id}", UNKNOWN_ID)
+        .replace("{name}", "builtin")
+        .replace("{request}", "AA");
     assert!(!concrete.contains('{'), "add a value for the parameters of {path}");
     concrete
 }

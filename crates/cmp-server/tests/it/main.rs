@@ -15,6 +15,7 @@ mod binary;
 mod certificates;
 mod crash;
 mod dashboard;
+mod discovery;
 mod issuance;
 mod login;
 mod mozilla;

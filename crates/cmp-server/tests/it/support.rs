@@ -255,6 +255,12 @@ impl TestApp {
             clock.clone(),
             state.config.issuer.clone(),
         ));
+        let discovery = cmp_server::inventory::Discovery::new(
+            state.store.clone(),
+            clock.clone(),
+            state.config.discovery.clone(),
+        );
+        state.discovery = Arc::new(discovery.unwrap());
         state.clock = clock;
         state
     }
