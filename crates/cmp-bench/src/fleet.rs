@@ -21,7 +21,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use crate::harness::{BenchDatabase, ScratchDb, ServerProcess, proc_cpu_secs};
+use crate::harness::{BenchDatabase, ScratchDb, ServerProcess, proc_cpu_secs, raise_open_files};
 
 /// Options of the fleet benchmark.
 #[derive(Debug, Clone, clap::Args)]
@@ -453,30 +453,6 @@ fn managed_certificate(round: usize) -> ManagedCreate {
         key_on_agent: false,
         deployments: Vec::new(),
     }
-}
-
-/// Raises this process's soft limit on open files to its hard limit when it is below
-/// `needed` (`cmpd`, started after, inherits it); the limit now.
-fn raise_open_files(needed: u64) -> anyhow::Result<u64> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes only into the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        anyhow::bail!("getrlimit: {}", std::io::Error::last_os_error());
-    }
-    if limit.rlim_cur < needed && limit.rlim_cur < limit.rlim_max {
-        limit.rlim_cur = limit.rlim_max;
-        // SAFETY: setrlimit only reads the struct it is given.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-            anyhow::bail!("setrlimit: {}", std::io::Error::last_os_error());
-        }
-    }
-    anyhow::ensure!(
-        limit.rlim_cur >= needed,
-        "{needed} open files are needed and the limit is {} (hard {}): raise it (ulimit -n)",
-        limit.rlim_cur,
-        limit.rlim_max
-    );
-    Ok(limit.rlim_cur)
 }
 
 fn kind_name(db: BenchDatabase) -> &'static str {

@@ -251,3 +251,27 @@ impl ScratchDb {
         Ok(())
     }
 }
+
+/// Raises this process's soft limit on open files to its hard limit when it is below
+/// `needed` (`cmpd`, started after, inherits it); the limit now.
+pub fn raise_open_files(needed: u64) -> anyhow::Result<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes only into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        anyhow::bail!("getrlimit: {}", std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur < needed && limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: setrlimit only reads the struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            anyhow::bail!("setrlimit: {}", std::io::Error::last_os_error());
+        }
+    }
+    anyhow::ensure!(
+        limit.rlim_cur >= needed,
+        "{needed} open files are needed and the limit is {} (hard {}): raise it (ulimit -n)",
+        limit.rlim_cur,
+        limit.rlim_max
+    );
+    Ok(limit.rlim_cur)
+}

@@ -5,6 +5,7 @@
 
 mod acme;
 mod auth;
+mod discovery;
 mod fleet;
 mod harness;
 mod inventory;
@@ -52,6 +53,9 @@ enum Command {
     /// Renewal: one renewal end to end, from the API to a real nginx serving it, verified by
     /// a real agent; against the issuance alone.
     Renewal(renewal::RenewalBench),
+    /// Discovery: a scan of a loopback range of TLS listeners by cmpd, against nmap's ssl-cert
+    /// script on the same range (Debian's nmap; ./scripts/services-up installs it).
+    Discovery(discovery::DiscoveryBench),
     /// Authentication: an API call with a provider's bearer JWT against the same call with a
     /// `cmp_` token (starts a real OpenID provider; ./scripts/services-up installs it).
     Auth(auth::AuthBench),
@@ -74,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Fleet(opts) => fleet::run(opts, &cmpd).await,
         Command::Renewal(opts) => renewal::run(opts, &cmpd).await,
         Command::Auth(opts) => auth::run(opts, &cmpd).await,
+        Command::Discovery(opts) => discovery::run(opts, &cmpd).await,
     }
 }
 

@@ -9,6 +9,7 @@ mod pki;
 mod policy;
 mod requests;
 mod resolve;
+mod scans;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -109,6 +110,9 @@ enum Command {
     /// Host agents and the bootstrap tokens they enrol with (admin; list and show: security).
     #[command(subcommand)]
     Agent(agents::AgentCommand),
+    /// Network scans that find the certificates hosts and ranges serve (admin, security).
+    #[command(subcommand)]
+    Scan(scans::ScanCommand),
     /// Renew a managed certificate now.
     Renew {
         /// Managed certificate id, name, or owner/name (when you see several owners).
@@ -504,6 +508,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Managed(cmd) => managed::managed(&client, &out, cmd).await,
         Command::Agent(cmd) => agents::agent(&client, &out, cmd).await,
+        Command::Scan(cmd) => scans::scan(&client, &out, cmd).await,
         Command::Renew { id } => managed::renew(&client, &out, &id).await,
         Command::Revoke { id, reason, purge_key } => {
             let id = resolve::certificate_id(&client, &id).await?;

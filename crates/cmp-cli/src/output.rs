@@ -244,12 +244,18 @@ impl Output {
             outln!("{k:<11} {v}")?;
         }
         for l in &c.locations {
-            outln!(
-                "location    {} {} (last seen {})",
-                l.kind.as_str(),
-                l.address,
-                date(&l.last_seen)
-            )?;
+            let when = match &l.gone_at {
+                Some(gone) => format!("gone since {}", date(gone)),
+                None => format!("last seen {}", date(&l.last_seen)),
+            };
+            let mut notes: Vec<String> =
+                l.findings.iter().map(|f| f.as_str().to_string()).collect();
+            if let Some(e) = &l.endpoint {
+                notes.insert(0, format!("{} {}", e.protocol, e.tls_version));
+            }
+            let notes =
+                if notes.is_empty() { String::new() } else { format!(" [{}]", notes.join(", ")) };
+            outln!("location    {} {} ({when}){notes}", l.kind.as_str(), l.address)?;
         }
         Ok(())
     }

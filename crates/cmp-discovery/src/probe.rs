@@ -94,9 +94,21 @@ impl ServerCertVerifier for ReadOnly {
 
 /// The client configuration every handshake starts from (one per scanner).
 pub(crate) fn base_config() -> Result<ClientConfig, crate::ScanError> {
-    let provider =
+    let installed =
         rustls::crypto::CryptoProvider::get_default().ok_or(crate::ScanError::NoCryptoProvider)?;
-    let mut config = ClientConfig::builder_with_provider(provider.clone())
+    // Only classical key exchange: what a scan reads needs no post-quantum secrecy, and the
+    // hybrid ML-KEM share (first by default) costs both sides far more than X25519. A server
+    // that wants another group asks for it (HelloRetryRequest).
+    let mut provider = (**installed).clone();
+    provider.kx_groups.retain(|group| {
+        matches!(
+            group.name(),
+            rustls::NamedGroup::X25519
+                | rustls::NamedGroup::secp256r1
+                | rustls::NamedGroup::secp384r1
+        )
+    });
+    let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| crate::ScanError::Tls(e.to_string()))?
         .dangerous()

@@ -99,7 +99,7 @@ impl KeyType {
 }
 
 /// Where a certificate was seen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LocationKind {
     /// A TLS endpoint: host:port and SNI.

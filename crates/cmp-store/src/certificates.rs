@@ -17,7 +17,7 @@ use crate::sql::{Arg, SqlBuilder};
 use crate::{
     AuditContext, CertificateQuery, CertificateRecord, CertificateSort, CertificateSource,
     CertificateStore, CertificateUpdate, Cursor, Dialect, ImportOutcome, Location, NewAuditEvent,
-    NewCertificate, OwnerRef, Page, Scope, SqlStore, Store, StoreError, StoreResult,
+    NewCertificate, NewLocation, OwnerRef, Page, Scope, SqlStore, Store, StoreError, StoreResult,
 };
 
 const SELECT_COLUMNS: &str = "SELECT c.id, c.fingerprint_sha256, c.serial_number, c.subject, \
@@ -355,6 +355,9 @@ pub(crate) async fn import_chunk_with(
         created = fresh;
     }
     let mut outcomes = Vec::with_capacity(chunk.len());
+    // Sightings, each (certificate, kind, address) once, in the order first given.
+    let mut sightings: Vec<(Sighting, &NewLocation)> = Vec::new();
+    let mut sighted: HashMap<Sighting, usize> = HashMap::new();
     for cert in chunk {
         let f = &cert.facts;
         let outcome = match created.remove(&f.fingerprint_sha256) {
@@ -393,31 +396,94 @@ pub(crate) async fn import_chunk_with(
         };
         // A sighting changes the certificate's record: only for callers who may change it.
         if let Some(location) = cert.location.as_ref().filter(|_| outcome.in_scope) {
-            let first_seen: i64 = sqlx::query(
-                "INSERT INTO locations (id, certificate_id, kind, address, first_seen, last_seen) \
-                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (certificate_id, kind, address) \
-                 DO UPDATE SET last_seen = excluded.last_seen RETURNING first_seen",
-            )
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(&outcome.id)
-            .bind(location.kind.as_str())
-            .bind(&location.address)
-            .bind(now)
-            .fetch_one(&mut **tx)
-            .await?
-            .try_get("first_seen")?;
-            if first_seen == now {
-                events.push(NewAuditEvent {
-                    action: AuditAction::CertificateLocationAdded,
-                    entity_type: "certificate".into(),
-                    entity_id: outcome.id.clone(),
-                    details: json!({"kind": location.kind.as_str(), "address": location.address}),
-                });
+            // The same certificate seen twice at one place in a chunk is one sighting.
+            let key = (outcome.id.clone(), location.kind, location.address.clone());
+            match sighted.get(&key) {
+                Some(at) => sightings[*at].1 = location,
+                None => {
+                    sighted.insert(key.clone(), sightings.len());
+                    sightings.push((key, location));
+                }
             }
         }
         outcomes.push(outcome);
     }
+    for part in sightings.chunks(LOCATION_CHUNK) {
+        record_sightings(tx, part, now, events).await?;
+    }
     Ok(outcomes)
+}
+
+/// A certificate at a place: (certificate id, kind, address).
+type Sighting = (String, LocationKind, String);
+
+/// Sightings per statement (8 parameters each).
+const LOCATION_CHUNK: usize = 250;
+
+/// Upserts locations in one statement: a new one is audited, a known one gets its last
+/// sighting; either is no longer gone. A scan's sighting also replaces the endpoint's findings
+/// and facts, where another source's keeps them.
+async fn record_sightings(
+    tx: &mut Transaction<'_, Any>,
+    sightings: &[(Sighting, &NewLocation)],
+    now: i64,
+    events: &mut Vec<NewAuditEvent>,
+) -> StoreResult<()> {
+    let mut b = SqlBuilder::bulk(
+        tx,
+        "INSERT INTO locations (id, certificate_id, kind, address, first_seen, last_seen, \
+         finding_flags, details) VALUES ",
+    );
+    for (i, ((certificate_id, kind, address), location)) in sightings.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        let (flags, details) = match &location.endpoint {
+            Some(seen) => (seen.finding_flags, Some(seen.details.clone())),
+            None => (0, None),
+        };
+        b.row([
+            Arg::Text(uuid::Uuid::now_v7().to_string()),
+            Arg::Text(certificate_id.clone()),
+            Arg::Text(kind.as_str().to_string()),
+            Arg::Text(address.clone()),
+            Arg::Int(now),
+            Arg::Int(now),
+            Arg::Int(flags),
+            Arg::OptText(details),
+        ]);
+    }
+    b.push(
+        " ON CONFLICT (certificate_id, kind, address) DO UPDATE SET \
+         last_seen = excluded.last_seen, gone_at = NULL, \
+         finding_flags = CASE WHEN excluded.details IS NULL THEN locations.finding_flags \
+         ELSE excluded.finding_flags END, \
+         details = COALESCE(excluded.details, locations.details) \
+         RETURNING certificate_id, kind, address, first_seen",
+    );
+    let mut added: Vec<(usize, String, String, String)> = Vec::new();
+    for row in b.query().fetch_all(&mut **tx).await? {
+        if row.try_get::<i64, _>("first_seen")? == now {
+            let (id, kind, address): (String, String, String) =
+                (row.try_get("certificate_id")?, row.try_get("kind")?, row.try_get("address")?);
+            // In the order they were given, whatever order the database returns them in.
+            let at = sightings
+                .iter()
+                .position(|((i, k, a), _)| *i == id && k.as_str() == kind && *a == address)
+                .unwrap_or(usize::MAX);
+            added.push((at, id, kind, address));
+        }
+    }
+    added.sort();
+    for (_, id, kind, address) in added {
+        events.push(NewAuditEvent {
+            action: AuditAction::CertificateLocationAdded,
+            entity_type: "certificate".into(),
+            entity_id: id,
+            details: json!({"kind": kind, "address": address}),
+        });
+    }
+    Ok(())
 }
 
 impl SqlStore {

@@ -17,8 +17,8 @@ use crate::audit;
 use crate::certificates::{flags_of, import_chunk_with};
 use crate::sql::{Arg, SqlBuilder};
 use crate::{
-    AuditAction, AuditContext, NewAuditEvent, NewCertificate, Scope, SqlStore, StoreError,
-    StoreResult,
+    AuditAction, AuditContext, EndpointSeen, NewAuditEvent, NewCertificate, NewLocation, Scope,
+    SqlStore, StoreError, StoreResult,
 };
 
 /// A scan definition as stored.
@@ -56,8 +56,16 @@ pub struct ScanUpdate {
     pub name: Option<String>,
     pub spec: Option<serde_json::Value>,
     pub owner_id: Option<Option<String>>,
-    /// `(interval_secs, cron, enabled, next_run_at)`.
-    pub schedule: Option<(Option<i64>, Option<String>, bool, Option<i64>)>,
+    pub schedule: Option<StoredSchedule>,
+}
+
+/// A scan's schedule as stored; the caller computes `next_run_at`.
+#[derive(Debug, Clone, Default)]
+pub struct StoredSchedule {
+    pub interval_secs: Option<i64>,
+    pub cron: Option<String>,
+    pub enabled: bool,
+    pub next_run_at: Option<i64>,
 }
 
 /// A run as stored.
@@ -233,6 +241,9 @@ fn name_conflict(name: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
     }
 }
 
+/// Addresses (or ids) per lookup statement: well inside both databases' parameter limits.
+const GONE_LOOKUP_CHUNK: usize = 200;
+
 /// Bits of the endpoint findings in `finding_flags`.
 fn endpoint_mask() -> i64 {
     flags_of(&Finding::ENDPOINT)
@@ -324,7 +335,9 @@ impl ScanStore for SqlStore {
             b.push(", owner_id = ").bind(Arg::OptText(owner.clone()));
             details.insert("owner_id".into(), json!({"from": current.owner_id, "to": owner}));
         }
-        if let Some((interval, cron, enabled, next)) = &update.schedule {
+        if let Some(StoredSchedule { interval_secs: interval, cron, enabled, next_run_at: next }) =
+            &update.schedule
+        {
             b.push(", interval_secs = ").bind(Arg::OptInt(*interval));
             b.push(", cron = ").bind(Arg::OptText(cron.clone()));
             b.push(", enabled = ").bind(Arg::Int(i64::from(*enabled)));
@@ -597,46 +610,81 @@ impl ScanStore for SqlStore {
         let now = ctx.now();
         let mut tx = self.begin().await?;
         let mut events = Vec::new();
-        let certificates: Vec<NewCertificate> = batch
-            .sightings
-            .iter()
-            .map(|s| NewCertificate {
-                location: Some(crate::NewLocation {
+        let mut certificates = Vec::with_capacity(batch.sightings.len());
+        for s in &batch.sightings {
+            let seen = EndpointSeen {
+                finding_flags: flags_of(&s.findings) & endpoint_mask(),
+                details: to_json(&s.details)?,
+            };
+            certificates.push(NewCertificate {
+                location: Some(NewLocation {
                     kind: LocationKind::Endpoint,
                     address: s.address.clone(),
+                    endpoint: Some(seen),
                 }),
                 ..s.certificate.clone()
-            })
-            .collect();
+            });
+        }
         let mut outcome = EndpointBatchOutcome::default();
-        let mut touched = BTreeSet::new();
         // Discovery sees everything it is allowed to reach: its scope is all certificates.
         let imported =
             import_chunk_with(&mut tx, ctx, &Scope::All, &certificates, &mut events).await?;
-        for (sighting, imported) in batch.sightings.iter().zip(&imported) {
-            outcome.created += u64::from(imported.created);
-            let flags = flags_of(&sighting.findings) & endpoint_mask();
+        let mut touched: BTreeSet<String> = imported.iter().map(|i| i.id.clone()).collect();
+        outcome.created = imported.iter().filter(|i| i.created).count() as u64;
+        // What these endpoints served before under these names, and serve no more.
+        let serving: HashMap<&str, &str> = batch
+            .sightings
+            .iter()
+            .zip(&imported)
+            .map(|(s, i)| (s.address.as_str(), i.id.as_str()))
+            .collect();
+        let mut gone = Vec::new();
+        for chunk in batch.sightings.chunks(GONE_LOOKUP_CHUNK) {
+            let mut b = SqlBuilder::new(
+                "SELECT certificate_id, address FROM locations WHERE kind = 'endpoint' \
+                 AND gone_at IS NULL AND address IN ",
+            );
+            b.row(chunk.iter().map(|s| Arg::Text(s.address.clone())));
+            for (id, address) in live_locations(&mut tx, &b).await? {
+                if serving.get(address.as_str()) != Some(&id.as_str()) {
+                    gone.push((id, address));
+                }
+            }
+        }
+        // Everything at an endpoint where nothing listens now, under any name: `host:port`
+        // and `host:port#sni` ('#' sorts just before '$').
+        for chunk in batch.vacated.chunks(GONE_LOOKUP_CHUNK) {
+            let mut b = SqlBuilder::new(
+                "SELECT certificate_id, address FROM locations WHERE kind = 'endpoint' \
+                 AND gone_at IS NULL AND (",
+            );
+            for (i, endpoint) in chunk.iter().enumerate() {
+                b.push(if i == 0 { "address = " } else { " OR address = " });
+                b.bind(Arg::Text(endpoint.clone()));
+                b.push(" OR (address > ").bind(Arg::Text(format!("{endpoint}#")));
+                b.push(" AND address < ").bind(Arg::Text(format!("{endpoint}$"))).push(")");
+            }
+            b.push(")");
+            gone.extend(live_locations(&mut tx, &b).await?);
+        }
+        for (id, address) in gone {
             sqlx::query(
-                "UPDATE locations SET finding_flags = $1, details = $2, gone_at = NULL \
-                 WHERE certificate_id = $3 AND kind = 'endpoint' AND address = $4",
+                "UPDATE locations SET gone_at = $1 WHERE certificate_id = $2 \
+                 AND kind = 'endpoint' AND address = $3",
             )
-            .bind(flags)
-            .bind(to_json(&sighting.details)?)
-            .bind(&imported.id)
-            .bind(&sighting.address)
+            .bind(now)
+            .bind(&id)
+            .bind(&address)
             .execute(&mut *tx)
             .await?;
-            touched.insert(imported.id.clone());
-            // What this endpoint served before under this name, and serves no more.
-            let which = Gone::Replaced { address: &sighting.address, kept: &imported.id };
-            let replaced = mark_gone(&mut tx, which, now, &mut events).await?;
-            outcome.gone += replaced.len() as u64;
-            touched.extend(replaced);
-        }
-        for endpoint in &batch.vacated {
-            let vacated = mark_gone(&mut tx, Gone::Vacated { endpoint }, now, &mut events).await?;
-            outcome.gone += vacated.len() as u64;
-            touched.extend(vacated);
+            events.push(NewAuditEvent {
+                action: AuditAction::CertificateLocationGone,
+                entity_type: "certificate".into(),
+                entity_id: id.clone(),
+                details: json!({"kind": "endpoint", "address": address}),
+            });
+            outcome.gone += 1;
+            touched.insert(id);
         }
         refresh_endpoint_findings(&mut tx, &touched).await?;
         if !events.is_empty() {
@@ -647,49 +695,17 @@ impl ScanStore for SqlStore {
     }
 }
 
-/// Which endpoint locations a batch marks gone.
-enum Gone<'a> {
-    /// Those at `address` of another certificate than `kept`: the endpoint serves `kept` now.
-    Replaced { address: &'a str, kept: &'a str },
-    /// Every one at `endpoint` (`host:port`), under any SNI name: nothing listens there.
-    Vacated { endpoint: &'a str },
-}
-
-/// Marks locations gone at `now`, with an audit event each; the certificates they were of.
-async fn mark_gone(
+/// Endpoint locations a lookup of `b` finds: (certificate id, address).
+async fn live_locations(
     tx: &mut Transaction<'_, Any>,
-    which: Gone<'_>,
-    now: i64,
-    events: &mut Vec<NewAuditEvent>,
-) -> StoreResult<Vec<String>> {
-    let mut b = SqlBuilder::new("UPDATE locations SET gone_at = ");
-    b.bind(Arg::Int(now)).push(" WHERE kind = 'endpoint' AND gone_at IS NULL AND ");
-    match which {
-        Gone::Replaced { address, kept } => {
-            b.push("address = ").bind(Arg::Text(address.into()));
-            b.push(" AND certificate_id <> ").bind(Arg::Text(kept.into()));
-        }
-        Gone::Vacated { endpoint } => {
-            // `host:port`, and `host:port#sni` for every name: '#' sorts just before '$'.
-            b.push("(address = ").bind(Arg::Text(endpoint.into()));
-            b.push(" OR (address > ").bind(Arg::Text(format!("{endpoint}#")));
-            b.push(" AND address < ").bind(Arg::Text(format!("{endpoint}$"))).push("))");
-        }
-    }
-    b.push(" RETURNING certificate_id, address");
-    let mut certificates = Vec::new();
-    for row in b.query().fetch_all(&mut **tx).await? {
-        let (id, address): (String, String) =
-            (row.try_get("certificate_id")?, row.try_get("address")?);
-        events.push(NewAuditEvent {
-            action: AuditAction::CertificateLocationGone,
-            entity_type: "certificate".into(),
-            entity_id: id.clone(),
-            details: json!({"kind": "endpoint", "address": address}),
-        });
-        certificates.push(id);
-    }
-    Ok(certificates)
+    b: &SqlBuilder,
+) -> StoreResult<Vec<(String, String)>> {
+    b.query()
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("certificate_id")?, row.try_get("address")?)))
+        .collect()
 }
 
 /// Sets each certificate's endpoint findings to those of the endpoints still serving it (a
@@ -701,28 +717,37 @@ async fn refresh_endpoint_findings(
     if certificates.is_empty() {
         return Ok(());
     }
-    let mut b = SqlBuilder::new(
-        "SELECT c.id, c.finding_flags, l.finding_flags AS location_flags FROM certificates c \
-         LEFT JOIN locations l ON l.certificate_id = c.id AND l.kind = 'endpoint' \
-         AND l.gone_at IS NULL WHERE c.id IN ",
-    );
-    b.row(certificates.iter().map(|id| Arg::Text(id.clone())));
+    let ids: Vec<&String> = certificates.iter().collect();
     let mut flags: HashMap<String, (i64, i64)> = HashMap::new();
-    for row in b.query().fetch_all(&mut **tx).await? {
-        let id: String = row.try_get("id")?;
-        let own: i64 = row.try_get("finding_flags")?;
-        let location: Option<i64> = row.try_get("location_flags")?;
-        flags.entry(id).or_insert((own, 0)).1 |= location.unwrap_or(0);
+    for chunk in ids.chunks(GONE_LOOKUP_CHUNK) {
+        let mut b = SqlBuilder::new(
+            "SELECT c.id, c.finding_flags, l.finding_flags AS location_flags \
+             FROM certificates c LEFT JOIN locations l ON l.certificate_id = c.id \
+             AND l.kind = 'endpoint' AND l.gone_at IS NULL WHERE c.id IN ",
+        );
+        b.row(chunk.iter().map(|id| Arg::Text((*id).clone())));
+        for row in b.query().fetch_all(&mut **tx).await? {
+            let id: String = row.try_get("id")?;
+            let own: i64 = row.try_get("finding_flags")?;
+            let location: Option<i64> = row.try_get("location_flags")?;
+            flags.entry(id).or_insert((own, 0)).1 |= location.unwrap_or(0);
+        }
     }
+    // Few distinct values: one statement for each, whatever the batch's size.
     let mask = endpoint_mask();
+    let mut changes: HashMap<i64, Vec<String>> = HashMap::new();
     for (id, (own, served)) in flags {
         let wanted = (own & !mask) | (served & mask);
         if wanted != own {
-            sqlx::query("UPDATE certificates SET finding_flags = $1 WHERE id = $2")
-                .bind(wanted)
-                .bind(&id)
-                .execute(&mut **tx)
-                .await?;
+            changes.entry(wanted).or_default().push(id);
+        }
+    }
+    for (wanted, ids) in changes {
+        for chunk in ids.chunks(GONE_LOOKUP_CHUNK) {
+            let mut b = SqlBuilder::new("UPDATE certificates SET finding_flags = ");
+            b.bind(Arg::Int(wanted)).push(" WHERE id IN ");
+            b.row(chunk.iter().map(|id| Arg::Text(id.clone())));
+            b.query().execute(&mut **tx).await?;
         }
     }
     Ok(())

@@ -56,6 +56,17 @@ pub struct NewLocation {
     pub kind: LocationKind,
     /// `host:port[#sni]`, `agent:path`, or `cluster/namespace/secret`.
     pub address: String,
+    /// What a network scan saw there; `None` keeps what was recorded before.
+    pub endpoint: Option<EndpointSeen>,
+}
+
+/// What a network scan saw at an endpoint location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSeen {
+    /// Its endpoint findings, as stored bits.
+    pub finding_flags: i64,
+    /// Its handshake facts, JSON.
+    pub details: String,
 }
 
 /// A certificate to add to the inventory.

@@ -9,6 +9,7 @@
 mod help;
 mod login;
 mod plumbing;
+mod scans;
 
 use std::process::Output;
 
@@ -25,12 +26,17 @@ struct Fixture {
 }
 
 async fn start(kind: DbKind) -> Fixture {
+    start_with(kind, |_| {}).await
+}
+
+async fn start_with(kind: DbKind, adjust: impl FnOnce(&mut cmp_server::config::Config)) -> Fixture {
     let db = TestDb::new(kind).await;
     let data = tempfile::tempdir().unwrap();
     let mut config = cmp_server::config::Config::default();
     config.listen = Some("127.0.0.1:0".parse().unwrap());
     config.data_dir = data.path().to_path_buf();
     config.database.url = Some(db.url.clone());
+    adjust(&mut config);
     let server = cmp_server::start(config).await.unwrap();
     Fixture {
         base: format!("http://{}", server.addr),

@@ -15,7 +15,7 @@ use cmp_discovery::{
 use cmp_domain::{Clock, ScanProgress, ScanRunState};
 use cmp_store::{
     CertificateSource, EndpointBatch, EndpointSighting, NewCertificate, NewScan, RunTrigger, Scan,
-    ScanRun, ScanUpdate, Store,
+    ScanRun, ScanUpdate, Store, StoredSchedule,
 };
 use rustls::pki_types::{CertificateDer, UnixTime};
 use tokio::sync::{Semaphore, mpsc};
@@ -226,7 +226,12 @@ impl Discovery {
         }
         if let Some(s) = schedule {
             let next = Self::next_run(&s, self.now())?;
-            update.schedule = Some((s.interval_secs, s.cron, s.enabled, next));
+            update.schedule = Some(StoredSchedule {
+                interval_secs: s.interval_secs,
+                cron: s.cron,
+                enabled: s.enabled,
+                next_run_at: next,
+            });
         }
         Ok(self.store.update_scan(ctx, id, &update).await?)
     }
@@ -302,7 +307,12 @@ impl Discovery {
                 Ok(None) => {}
                 Err(cmp_store::StoreError::Conflict(_)) => {
                     let update = ScanUpdate {
-                        schedule: Some((scan.interval_secs, scan.cron.clone(), scan.enabled, next)),
+                        schedule: Some(StoredSchedule {
+                            interval_secs: scan.interval_secs,
+                            cron: scan.cron.clone(),
+                            enabled: scan.enabled,
+                            next_run_at: next,
+                        }),
                         ..ScanUpdate::default()
                     };
                     self.store.update_scan(&ctx, &scan.id, &update).await?;
@@ -322,9 +332,9 @@ impl Discovery {
         let this = self.clone();
         tokio::spawn(async move {
             let run_id = run.id.clone();
-            let (state, progress, detail) = match this.slots.clone().acquire_owned().await {
-                Ok(_slot) => this.execute(&scan, &run, cancel).await,
-                Err(_) => (ScanRunState::Failed, ScanProgress::default(), Some("stopping".into())),
+            let (state, progress, detail) = match this.wait_for_slot(&run_id, &cancel).await {
+                Some(_slot) => this.execute(&scan, &run, cancel).await,
+                None => (this.cancelled_state(), ScanProgress::default(), None),
             };
             let ctx = system_context("system:discovery", unix_micros(this.clock.now()));
             if let Err(error) =
@@ -334,6 +344,36 @@ impl Discovery {
             }
             this.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
         });
+    }
+
+    /// A slot among `discovery.max_concurrent_runs`; the run's heartbeat goes on while it
+    /// waits, so that no replica takes it for dead. `None` when it is cancelled first.
+    async fn wait_for_slot(
+        &self,
+        run_id: &str,
+        cancel: &CancellationToken,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        loop {
+            tokio::select! {
+                slot = self.slots.clone().acquire_owned() => return slot.ok(),
+                () = cancel.cancelled() => return None,
+                () = tokio::time::sleep(HEARTBEAT) => {
+                    let waiting = ScanProgress::default();
+                    if let Ok(true) = self.store.save_scan_progress(run_id, &waiting, self.now()).await {
+                        cancel.cancel();
+                    }
+                }
+            }
+        }
+    }
+
+    /// How a run stopped before its end ended: cancelled, or interrupted by the server's stop.
+    fn cancelled_state(&self) -> ScanRunState {
+        if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            ScanRunState::Interrupted
+        } else {
+            ScanRunState::Cancelled
+        }
     }
 
     /// Runs a scan and stores what it finds; how it ended.
@@ -395,10 +435,12 @@ impl Discovery {
         let (end, ()) = tokio::join!(scanning, storing);
         let (state, detail) = match end {
             ScanEnd::Completed => (ScanRunState::Completed, None),
-            ScanEnd::Cancelled if self.stopping.load(std::sync::atomic::Ordering::Relaxed) => {
-                (ScanRunState::Interrupted, Some("the server stopped".to_string()))
-            }
-            ScanEnd::Cancelled => (ScanRunState::Cancelled, None),
+            ScanEnd::Cancelled => match self.cancelled_state() {
+                ScanRunState::Interrupted => {
+                    (ScanRunState::Interrupted, Some("the server stopped".to_string()))
+                }
+                state => (state, None),
+            },
             ScanEnd::OutOfTime { untried } => (
                 ScanRunState::OutOfTime,
                 Some(format!(

@@ -236,5 +236,5 @@ pub fn parse_location(value: &str) -> InventoryResult<NewLocation> {
     if address.is_empty() || address.len() > 1024 || address.chars().any(char::is_control) {
         return Err(bad("address must be 1-1024 printable characters"));
     }
-    Ok(NewLocation { kind, address: address.to_string() })
+    Ok(NewLocation { kind, address: address.to_string(), endpoint: None })
 }

@@ -136,22 +136,6 @@ pub fn parse_time(field: &str, value: &str) -> Result<OffsetDateTime, ApiError> 
         .map_err(|_| ApiError::bad_field(field, format!("{value:?} is not an RFC 3339 time")))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        let c = Cursor { key: -5, id: "0190-abc".into() };
-        let encoded = encode_cursor(CertificateSort::NotAfter, &c);
-        assert_eq!(decode_cursor(CertificateSort::NotAfter, &encoded).unwrap(), c);
-        assert!(decode_cursor(CertificateSort::CreatedAt, &encoded).is_err());
-        assert!(decode_cursor(CertificateSort::NotAfter, "!!").is_err());
-        let garbage = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("n:y");
-        assert!(decode_cursor(CertificateSort::NotAfter, &garbage).is_err());
-    }
-}
-
 /// A scan as the API shows it, with its owner and latest run.
 pub fn scan(
     s: cmp_store::Scan,
@@ -190,5 +174,21 @@ pub fn scan_run(r: cmp_store::ScanRun) -> cmp_api::ScanRun {
         cancel_requested: r.cancel_requested,
         progress: r.progress,
         detail: r.detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let c = Cursor { key: -5, id: "0190-abc".into() };
+        let encoded = encode_cursor(CertificateSort::NotAfter, &c);
+        assert_eq!(decode_cursor(CertificateSort::NotAfter, &encoded).unwrap(), c);
+        assert!(decode_cursor(CertificateSort::CreatedAt, &encoded).is_err());
+        assert!(decode_cursor(CertificateSort::NotAfter, "!!").is_err());
+        let garbage = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("n:y");
+        assert!(decode_cursor(CertificateSort::NotAfter, &garbage).is_err());
     }
 }

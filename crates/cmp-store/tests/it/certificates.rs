@@ -11,8 +11,11 @@ const DAY: i64 = 86_400;
 async fn import_deduplicates_by_fingerprint_and_records_locations() {
     on_both_databases!(|store, db| {
         let mut first = new_cert(facts(1, NOW + 100 * DAY));
-        first.location =
-            Some(NewLocation { kind: LocationKind::Endpoint, address: "a.example:443".into() });
+        first.location = Some(NewLocation {
+            kind: LocationKind::Endpoint,
+            address: "a.example:443".into(),
+            endpoint: None,
+        });
         let out = store
             .import_certificates(&ctx(NOW), &Scope::All, &[first.clone(), new_cert(facts(2, NOW))])
             .await
@@ -21,8 +24,11 @@ async fn import_deduplicates_by_fingerprint_and_records_locations() {
 
         // Seen again elsewhere, later: not created, one more location, last_seen moves on.
         let mut again = first.clone();
-        again.location =
-            Some(NewLocation { kind: LocationKind::File, address: "web1:/etc/ssl/a.pem".into() });
+        again.location = Some(NewLocation {
+            kind: LocationKind::File,
+            address: "web1:/etc/ssl/a.pem".into(),
+            endpoint: None,
+        });
         let out2 = store
             .import_certificates(&ctx(NOW + 10), &Scope::All, &[again.clone(), again])
             .await
@@ -37,8 +43,11 @@ async fn import_deduplicates_by_fingerprint_and_records_locations() {
 
         // A caller scoped to other owners records no sighting on a certificate it cannot see.
         let mut elsewhere = first.clone();
-        elsewhere.location =
-            Some(NewLocation { kind: LocationKind::K8s, address: "prod/web/tls".into() });
+        elsewhere.location = Some(NewLocation {
+            kind: LocationKind::K8s,
+            address: "prod/web/tls".into(),
+            endpoint: None,
+        });
         let scoped = Scope::Owners(vec!["another-team".into()]);
         store.import_certificates(&ctx(NOW + 20), &scoped, &[elsewhere]).await.unwrap();
 
@@ -81,8 +90,11 @@ async fn a_certificate_outside_the_scope_is_reported_as_such_and_left_alone() {
             [1, 2, 3].map(|n| new_cert(facts(n, NOW + 100 * DAY))).into();
         for cert in &mut again {
             cert.owner_id = Some(a.id.clone());
-            cert.location =
-                Some(NewLocation { kind: LocationKind::Endpoint, address: "x.example:443".into() });
+            cert.location = Some(NewLocation {
+                kind: LocationKind::Endpoint,
+                address: "x.example:443".into(),
+                endpoint: None,
+            });
         }
         let scope_a = Scope::Owners(vec![a.id.clone()]);
         let out = store.import_certificates(&ctx(NOW + 5), &scope_a, &again).await.unwrap();
