@@ -111,17 +111,6 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let signal = |name: &str| {
-            let _ = Command::new("kill").args([name, "--", &group]).stderr(Stdio::null()).status();
-        };
-        signal("-TERM");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        signal("-KILL");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::targets::stop_group(&mut self.child);
     }
 }

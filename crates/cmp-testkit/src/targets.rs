@@ -167,20 +167,25 @@ pub struct TlsServer {
 
 impl Drop for TlsServer {
     fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let signal = |name: &str| {
-            let _ = Command::new("kill").args([name, "--", &group]).stderr(Stdio::null()).status();
-        };
-        // TERM lets the master stop its workers; KILL the group for whatever is left.
-        signal("-TERM");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        signal("-KILL");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_group(&mut self.child);
     }
+}
+
+/// Stops a server started in a process group of its own, workers included, and reaps it.
+pub(crate) fn stop_group(child: &mut Child) {
+    let group = format!("-{}", child.id());
+    let signal = |name: &str| {
+        let _ = Command::new("kill").args([name, "--", &group]).stderr(Stdio::null()).status();
+    };
+    // TERM lets the master stop its workers; KILL the group for whatever is left.
+    signal("-TERM");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal("-KILL");
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn strings(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<String> {
