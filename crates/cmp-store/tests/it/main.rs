@@ -10,6 +10,7 @@ mod agents;
 mod audit;
 mod certificates;
 mod completions;
+mod discovery;
 mod issuance;
 mod managed;
 mod migrations;
