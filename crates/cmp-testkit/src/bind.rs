@@ -78,7 +78,9 @@ impl Bind {
             if let Ok(Some(status)) = bind.child.try_wait() {
                 panic!("named exited with {status}: {}", bind.log());
             }
-            if bind.log().contains("running") {
+            // Not "running": named prints "running on Linux ..." first thing, before its zones
+            // load, and an update that comes then is a SERVFAIL.
+            if bind.log().contains("all zones loaded") {
                 return bind;
             }
             assert!(Instant::now() < deadline, "named did not start: {}", bind.log());
