@@ -311,6 +311,10 @@ pub(crate) async fn import_chunk_with(
     chunk: &[NewCertificate],
     events: &mut Vec<NewAuditEvent>,
 ) -> StoreResult<Vec<ImportOutcome>> {
+    if chunk.is_empty() {
+        // Nothing to look up: an empty `IN ()` is no SQL on PostgreSQL.
+        return Ok(Vec::new());
+    }
     let now = ctx.now();
     // Known certificates: fingerprint -> (id, whether the caller's scope covers it).
     let fingerprints = chunk.iter().map(|c| c.facts.fingerprint_sha256.as_str());
@@ -461,17 +465,19 @@ async fn record_sightings(
          details = COALESCE(excluded.details, locations.details) \
          RETURNING certificate_id, kind, address, first_seen",
     );
+    // Audited in the order given, whatever order the database returns the rows in.
+    let order: HashMap<(&str, &str, &str), usize> = sightings
+        .iter()
+        .enumerate()
+        .map(|(i, ((id, kind, address), _))| ((id.as_str(), kind.as_str(), address.as_str()), i))
+        .collect();
     let mut added: Vec<(usize, String, String, String)> = Vec::new();
     for row in b.query().fetch_all(&mut **tx).await? {
         if row.try_get::<i64, _>("first_seen")? == now {
             let (id, kind, address): (String, String, String) =
                 (row.try_get("certificate_id")?, row.try_get("kind")?, row.try_get("address")?);
-            // In the order they were given, whatever order the database returns them in.
-            let at = sightings
-                .iter()
-                .position(|((i, k, a), _)| *i == id && k.as_str() == kind && *a == address)
-                .unwrap_or(usize::MAX);
-            added.push((at, id, kind, address));
+            let at = order.get(&(id.as_str(), kind.as_str(), address.as_str()));
+            added.push((at.copied().unwrap_or(usize::MAX), id, kind, address));
         }
     }
     added.sort();

@@ -627,12 +627,8 @@ impl ScanStore for SqlStore {
         }
         let mut outcome = EndpointBatchOutcome::default();
         // Discovery sees everything it is allowed to reach: its scope is all certificates.
-        let imported = if certificates.is_empty() {
-            // Only vacated endpoints (an empty IN () is no SQL on PostgreSQL).
-            Vec::new()
-        } else {
-            import_chunk_with(&mut tx, ctx, &Scope::All, &certificates, &mut events).await?
-        };
+        let imported =
+            import_chunk_with(&mut tx, ctx, &Scope::All, &certificates, &mut events).await?;
         let mut touched: BTreeSet<String> = imported.iter().map(|i| i.id.clone()).collect();
         outcome.created = imported.iter().filter(|i| i.created).count() as u64;
         // What these endpoints served before under these names, and serve no more.

@@ -47,12 +47,7 @@ impl Nginx {
             ),
         )
         .unwrap();
-        let log = dir.path().join("server.log");
-        let check = Command::new("nginx")
-            .args(["-p", &d, "-c"])
-            .arg(&conf)
-            .args(["-e"])
-            .arg(&log)
+        let check = Self::command(dir.path(), &conf)
             .args(["-t", "-q"])
             .output()
             .expect("nginx is installed (scripts/services-up)");
