@@ -4,6 +4,7 @@ mod adapters;
 mod agents;
 mod login;
 mod managed;
+mod notify;
 mod output;
 mod pki;
 mod policy;
@@ -113,6 +114,9 @@ enum Command {
     /// Network scans that find the certificates hosts and ranges serve (admin, security).
     #[command(subcommand)]
     Scan(scans::ScanCommand),
+    /// Notification rules (email, webhooks), test sends and deliveries (admin, security).
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
     /// Renew a managed certificate now.
     Renew {
         /// Managed certificate id, name, or owner/name (when you see several owners).
@@ -509,6 +513,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Managed(cmd) => managed::managed(&client, &out, cmd).await,
         Command::Agent(cmd) => agents::agent(&client, &out, cmd).await,
         Command::Scan(cmd) => scans::scan(&client, &out, cmd).await,
+        Command::Notify(cmd) => notify::notify(&client, &out, cmd).await,
         Command::Renew { id } => managed::renew(&client, &out, &id).await,
         Command::Revoke { id, reason, purge_key } => {
             let id = resolve::certificate_id(&client, &id).await?;

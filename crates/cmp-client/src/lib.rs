@@ -8,6 +8,7 @@ use cmp_api::{
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 mod agents;
+mod notifications;
 mod scans;
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod certificate;
 pub mod discovery;
 pub mod issuance;
+pub mod notify;
 pub mod policy;
 pub mod renewal;
 pub mod revocation;
@@ -19,6 +20,10 @@ pub use certificate::{
 };
 pub use discovery::{ScanProgress, ScanRunState};
 pub use issuance::{Backoff, RequestKind, RequestState};
+pub use notify::{
+    DEFAULT_EXPIRY_THRESHOLDS, DeliveryState, MAX_DELIVERY_ATTEMPTS, NotificationEvent,
+    crossed_threshold, delivery_retry_secs,
+};
 pub use policy::{Ask, KeyRule, Policy, Violation, name_matches};
 pub use renewal::{
     CurrentVersion, RenewBefore, RenewBeforeTooLong, RenewalAction, RenewalDecision, RenewalInput,

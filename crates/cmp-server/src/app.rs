@@ -60,7 +60,7 @@ pub fn routes(role: ServerRole, metrics_on_main: bool) -> (Router<AppState>, Ope
         router = router.merge(inventory::router()).merge(core::admin_router());
     }
     if role.serves(ServerRole::Issuer) {
-        router = router.merge(issuer::router());
+        router = router.merge(issuer::router()).merge(crate::notify::router());
     }
     if role.serves(ServerRole::Adapter) {
         router = router.merge(adapter::router());

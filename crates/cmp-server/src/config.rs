@@ -74,6 +74,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub inventory: InventoryConfig,
     pub discovery: DiscoveryConfig,
+    pub notify: NotifyConfig,
+    pub metrics: MetricsConfig,
     pub issuer: IssuerConfig,
     pub ca: CaConfig,
     pub secrets: SecretsConfig,
@@ -453,6 +455,55 @@ impl Default for DiscoveryConfig {
     }
 }
 
+/// Notifications (evaluated and sent by the issuer role).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// How often rules are evaluated and due deliveries sent.
+    pub interval_secs: u64,
+    /// A managed certificate this long past its renewal time with no new version is overdue.
+    pub overdue_margin_secs: i64,
+    /// A deployment not verified with the current version for this long is stale.
+    pub deployment_stale_secs: i64,
+    /// An enabled agent silent for this long is offline.
+    pub agent_offline_secs: i64,
+    /// The longest one send (SMTP or HTTP) may take before it counts as failed.
+    pub send_timeout_secs: u64,
+    /// Sends at once: a slow receiver holds one slot, not the others.
+    pub max_parallel_sends: usize,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            interval_secs: 60,
+            overdue_margin_secs: 3_600,
+            deployment_stale_secs: 3_600,
+            agent_offline_secs: 900,
+            send_timeout_secs: 10,
+            max_parallel_sends: 8,
+        }
+    }
+}
+
+/// What `/metrics` exposes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `cmp_certificate_expiration_timestamp_seconds`, one series per certificate: turn off
+    /// for very large inventories (a million series is too many for most Prometheus setups).
+    pub per_certificate: bool,
+    /// Per-certificate series are left out beyond this many certificates (the soonest to
+    /// expire are kept).
+    pub per_certificate_limit: u32,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { per_certificate: true, per_certificate_limit: 10_000 }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -490,6 +541,8 @@ impl Default for Config {
                 expiry_window_days: cmp_domain::DEFAULT_EXPIRY_WINDOW_DAYS,
             },
             discovery: DiscoveryConfig::default(),
+            notify: NotifyConfig::default(),
+            metrics: MetricsConfig::default(),
             issuer: IssuerConfig {
                 default_validity_days: 90,
                 scheduler_interval_secs: 30,
@@ -671,6 +724,15 @@ impl Config {
         let discovery = &self.discovery;
         cmp_discovery::AllowList::new(&discovery.allowed_ranges, discovery.max_range_addresses)
             .map_err(|e| format!("discovery.allowed_ranges: {e}"))?;
+        let notify = &self.notify;
+        if notify.interval_secs == 0
+            || notify.send_timeout_secs == 0
+            || notify.max_parallel_sends == 0
+        {
+            return Err("notify.interval_secs, notify.send_timeout_secs and \
+                 notify.max_parallel_sends must be at least 1"
+                .into());
+        }
         if discovery.scheduler_interval_secs == 0 || discovery.max_concurrent_runs == 0 {
             return Err("discovery.scheduler_interval_secs and discovery.max_concurrent_runs \
                         must be positive"

@@ -174,6 +174,19 @@ impl From<crate::inventory::InventoryError> for ApiError {
     }
 }
 
+impl From<crate::notify::NotifyError> for ApiError {
+    /// Notification errors as problems: exhaustive, so that a new one needs a row here.
+    fn from(e: crate::notify::NotifyError) -> Self {
+        use crate::notify::NotifyError as E;
+        match e {
+            E::BadField { field, detail } => ApiError::bad_field(field, detail),
+            E::Refused { detail, items } => ApiError::Unprocessable { detail, errors: items },
+            E::Store(e) => ApiError::Store(e),
+            E::Internal(detail) => ApiError::Internal(detail),
+        }
+    }
+}
+
 /// Longest `detail` of a problem, in characters: input echoed in an error (a 100 KB name) is
 /// cut, so that an error is never larger than what caused it.
 pub const MAX_DETAIL_CHARS: usize = 500;

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod inventory;
 pub mod issuer;
 pub mod metrics;
+pub mod notify;
 pub mod people;
 pub mod platform_ca;
 pub mod serve;
@@ -313,6 +314,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         let (issuer, lock) = (state.issuer.clone(), state.renewal_lock.clone());
         tokio::spawn(issuer::scheduler::run(issuer, lock, shutdown.subscribe()));
         tokio::spawn(state.fleet.clone().ring_due_jobs(shutdown.subscribe()));
+        tokio::spawn(state.notifier.clone().run(shutdown.subscribe()));
     }
     let tls_cert = tls.as_ref().map(|t| t.cert.clone());
     let options = serve::ServeOptions { tls: tls.map(|t| t.acceptor), ..options };

@@ -36,9 +36,24 @@ pub fn handle() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only if another recorder was installed first; metrics then go there.
             let _ = metrics::set_global_recorder(recorder);
+            register_counters();
             handle
         })
         .clone()
+}
+
+/// Counters a dashboard or an alert reads, at zero before their first event: a rate over a
+/// series that does not exist yet is no data, not zero.
+fn register_counters() {
+    for outcome in ["issued", "awaiting_approval", "pending", "queued_on_agent", "failed"] {
+        metrics::counter!("cmp_renewals_total", "outcome" => outcome).increment(0);
+    }
+    for channel in ["email", "webhook"] {
+        for outcome in ["sent", "retry", "failed"] {
+            metrics::counter!("cmp_notification_deliveries_total", "channel" => channel, "outcome" => outcome)
+                .increment(0);
+        }
+    }
 }
 
 /// Middleware: counts requests, observes latency by method, route template and status, and
@@ -98,30 +113,145 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// How long inventory gauges are reused between scrapes.
+/// How long figures read from the database are reused between scrapes.
 const GAUGE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Sets `cmp_certificates{status=...}` from the database at scrape time, at most every
-/// [`GAUGE_MAX_AGE`]: several scrapers must not each scan a million rows.
-pub async fn refresh_inventory_gauges(state: &AppState) {
-    {
-        let Ok(mut counted_at) = state.gauges_counted_at.lock() else { return };
-        if counted_at.is_some_and(|t| t.elapsed() < GAUGE_MAX_AGE) {
-            return;
-        }
+/// Figures read from the database for `/metrics`: counted at most every [`GAUGE_MAX_AGE`] (a
+/// million rows is not counted per scraper), in the background once a first count exists,
+/// so that a scrape never waits on the database after the first.
+#[derive(Default)]
+pub struct ScrapeCache {
+    counted_at: std::sync::Mutex<Option<Instant>>,
+    /// Series whose label sets come and go (owners, certificates), written out whole at each
+    /// count, so that a deleted certificate's series goes with it.
+    series: std::sync::Mutex<String>,
+}
+
+enum Refresh {
+    None,
+    Inline,
+    Background,
+}
+
+impl ScrapeCache {
+    fn claim(&self) -> Refresh {
+        let Ok(mut counted_at) = self.counted_at.lock() else { return Refresh::None };
+        let refresh = match *counted_at {
+            None => Refresh::Inline,
+            Some(at) if at.elapsed() >= GAUGE_MAX_AGE => Refresh::Background,
+            Some(_) => return Refresh::None,
+        };
         *counted_at = Some(Instant::now());
+        refresh
     }
+}
+
+/// The text of `/metrics`: the recorder's metrics, then the database's figures.
+pub async fn scrape(state: &AppState) -> String {
+    match state.scrape.claim() {
+        Refresh::Inline => refresh(state).await,
+        Refresh::Background => {
+            let state = state.clone();
+            tokio::spawn(async move { refresh(&state).await });
+        }
+        Refresh::None => {}
+    }
+    for pool in state.store.pool_usage() {
+        let busy = pool.open.saturating_sub(pool.idle);
+        for (use_, n) in [("busy", busy), ("idle", pool.idle)] {
+            metrics::gauge!("cmp_db_pool_connections", "pool" => pool.pool, "state" => use_)
+                .set(f64::from(n));
+        }
+        metrics::gauge!("cmp_db_pool_max_connections", "pool" => pool.pool)
+            .set(f64::from(pool.max));
+    }
+    let mut text = state.metrics.render();
+    if let Ok(series) = state.scrape.series.lock() {
+        text.push_str(&series);
+    }
+    text
+}
+
+/// A label value in the exposition format.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Counts what the gauges show, from the database.
+async fn refresh(state: &AppState) {
     let now = state.clock.now().unix_timestamp();
-    match state
-        .store
-        .certificate_counts(now, state.expiry_window_secs(), &cmp_store::Scope::All)
-        .await
-    {
+    let store = &state.store;
+    let mut series = String::new();
+    match store.certificate_counts_by_owner(now, state.expiry_window_secs()).await {
         Ok(counts) => {
-            for (status, n) in counts {
-                metrics::gauge!("cmp_certificates", "status" => status.as_str()).set(n as f64);
+            for status in cmp_domain::CertificateStatus::ALL {
+                let total: i64 =
+                    counts.iter().filter(|c| c.status == status).map(|c| c.count).sum();
+                metrics::gauge!("cmp_certificates", "status" => status.as_str()).set(total as f64);
+            }
+            series.push_str("# HELP cmp_certificates_by_owner Certificates by owner and status.\n");
+            series.push_str("# TYPE cmp_certificates_by_owner gauge\n");
+            for c in counts {
+                let owner = label(c.owner.as_deref().unwrap_or(""));
+                series.push_str(&format!(
+                    "cmp_certificates_by_owner{{owner=\"{owner}\",status=\"{}\"}} {}\n",
+                    c.status.as_str(),
+                    c.count
+                ));
             }
         }
         Err(e) => tracing::warn!(error = %e, "could not count certificates for metrics"),
+    }
+    let metrics_config = &state.config.metrics;
+    if metrics_config.per_certificate {
+        match store.expiry_series(metrics_config.per_certificate_limit).await {
+            Ok(certificates) => {
+                series.push_str(
+                    "# HELP cmp_certificate_expiration_timestamp_seconds When each certificate \
+                     expires (Unix seconds); the soonest metrics.per_certificate_limit.\n\
+                     # TYPE cmp_certificate_expiration_timestamp_seconds gauge\n",
+                );
+                for c in certificates {
+                    series.push_str(&format!(
+                        "cmp_certificate_expiration_timestamp_seconds{{id=\"{}\",common_name=\"{}\",owner=\"{}\"}} {}\n",
+                        label(&c.id),
+                        label(c.common_name.as_deref().unwrap_or("")),
+                        label(c.owner.as_deref().unwrap_or("")),
+                        c.not_after
+                    ));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read certificate expiries for metrics"),
+        }
+    }
+    let margin = state.config.notify.overdue_margin_secs;
+    for (name, due_before) in [("cmp_renewals_due", now), ("cmp_renewals_overdue", now - margin)] {
+        match store.overdue_renewal_notices(None, due_before).await {
+            Ok(due) => metrics::gauge!(name).set(due.len() as f64),
+            Err(e) => tracing::warn!(error = %e, "could not count renewals for metrics"),
+        }
+    }
+    match store.workflow_counts(now - state.config.notify.agent_offline_secs).await {
+        Ok(counts) => {
+            for request_state in cmp_domain::RequestState::ALL {
+                let n = counts
+                    .requests_by_state
+                    .iter()
+                    .find(|(s, _)| s == request_state.as_str())
+                    .map_or(0, |(_, n)| *n);
+                metrics::gauge!("cmp_requests", "state" => request_state.as_str()).set(n as f64);
+            }
+            for (agent_state, n) in [
+                ("online", counts.agents_online),
+                ("offline", counts.agents_offline),
+                ("disabled", counts.agents_disabled),
+            ] {
+                metrics::gauge!("cmp_agents", "state" => agent_state).set(n as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not count requests and agents for metrics"),
+    }
+    if let Ok(mut kept) = state.scrape.series.lock() {
+        *kept = series;
     }
 }

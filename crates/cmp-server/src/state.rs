@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::core::locks::{InProcessLock, RenewalLock};
 use crate::inventory::{Discovery, Inventory};
 use crate::issuer::{Fleet, Issuer};
+use crate::notify::Notifier;
 use crate::people::People;
 use crate::platform_ca::PlatformCa;
 
@@ -28,8 +29,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// This role's OpenAPI document.
     pub openapi: Arc<utoipa::openapi::OpenApi>,
-    /// When the inventory gauges were last counted (counting a large inventory is a scan).
-    pub gauges_counted_at: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// What `/metrics` reads from the database, and when it last did.
+    pub scrape: Arc<crate::metrics::ScrapeCache>,
     /// Private keys and credentials.
     pub secrets: Arc<dyn cmp_secrets::SecretStore>,
     /// Every adapter this process serves (adapter role), by kind.
@@ -50,6 +51,8 @@ pub struct AppState {
     pub fleet: Arc<Fleet>,
     /// OpenID Connect logins, sessions and bearer JWTs.
     pub people: Arc<People>,
+    /// Notification rules, their evaluation and deliveries (issuer role).
+    pub notifier: Arc<Notifier>,
 }
 
 impl AppState {
@@ -96,15 +99,23 @@ impl AppState {
             inventory.clone(),
         ));
         let people = Arc::new(People::new(&config, store.clone(), clock.clone())?);
+        let notifier = Arc::new(Notifier::new(
+            store.clone(),
+            secrets.clone(),
+            clock.clone(),
+            adapters.clone(),
+            config.notify.clone(),
+        )?);
         Ok(AppState {
             people,
+            notifier,
             store,
             config,
             clock,
             policies: Arc::default(),
             metrics: crate::metrics::handle(),
             openapi: Arc::new(utoipa::openapi::OpenApi::default()),
-            gauges_counted_at: Arc::default(),
+            scrape: Arc::default(),
             secrets,
             local_adapters,
             adapters,

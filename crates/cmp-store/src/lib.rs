@@ -14,6 +14,7 @@ mod discovery;
 mod error;
 mod group_commit;
 mod managed;
+mod notifications;
 mod owners;
 mod records;
 mod requests;
@@ -30,6 +31,7 @@ pub use discovery::*;
 pub use error::StoreError;
 pub use group_commit::{CompletedRequest, IssuedRequest};
 pub use managed::*;
+pub use notifications::*;
 pub use records::*;
 pub use requests::*;
 pub use sql::{Dialect, SqlStore};
@@ -171,6 +173,7 @@ pub trait Store:
     + UserStore
     + StatsStore
     + ScanStore
+    + NotificationStore
 {
     /// Answers when the database is reachable.
     async fn ping(&self) -> StoreResult<()>;

@@ -438,11 +438,14 @@ pub enum AuditAction {
     ScanRunStarted,
     ScanRunCancelRequested,
     ScanRunFinished,
+    NotificationRuleCreated,
+    NotificationRuleUpdated,
+    NotificationRuleDeleted,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 47] = [
+    pub const ALL: [AuditAction; 50] = [
         AuditAction::CertificateCreated,
         AuditAction::CertificateLocationAdded,
         AuditAction::CertificateUpdated,
@@ -490,6 +493,9 @@ impl AuditAction {
         AuditAction::ScanRunStarted,
         AuditAction::ScanRunCancelRequested,
         AuditAction::ScanRunFinished,
+        AuditAction::NotificationRuleCreated,
+        AuditAction::NotificationRuleUpdated,
+        AuditAction::NotificationRuleDeleted,
     ];
 
     /// The text stored in `audit_logs.action`, e.g. `request.issued`.
@@ -542,6 +548,9 @@ impl AuditAction {
             AuditAction::ScanRunStarted => "scan.run_started",
             AuditAction::ScanRunCancelRequested => "scan.run_cancel_requested",
             AuditAction::ScanRunFinished => "scan.run_finished",
+            AuditAction::NotificationRuleCreated => "notification_rule.created",
+            AuditAction::NotificationRuleUpdated => "notification_rule.updated",
+            AuditAction::NotificationRuleDeleted => "notification_rule.deleted",
         }
     }
 }

@@ -38,6 +38,42 @@ pub struct ManagedCounts {
     pub renewal_failing: i64,
 }
 
+/// Certificates of one owner (`None`: no owner) in one status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerStatusCount {
+    pub owner: Option<String>,
+    pub status: CertificateStatus,
+    pub count: i64,
+}
+
+/// A certificate's expiry, for its metric series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpirySeries {
+    pub id: String,
+    pub common_name: Option<String>,
+    pub owner: Option<String>,
+    pub not_after: i64,
+}
+
+/// Requests by state and agents by state, for the metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkflowCounts {
+    pub requests_by_state: Vec<(String, i64)>,
+    pub agents_online: i64,
+    pub agents_offline: i64,
+    pub agents_disabled: i64,
+}
+
+/// Connections of one database pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// `read` or `write`.
+    pub pool: &'static str,
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// Aggregates over the inventory and the issuance workflow, within a scope.
 #[async_trait]
 pub trait StatsStore: Send + Sync {
@@ -60,6 +96,23 @@ pub trait StatsStore: Send + Sync {
     async fn request_counts(&self, failed_since: i64, scope: &Scope) -> StoreResult<RequestCounts>;
 
     async fn managed_counts(&self, scope: &Scope) -> StoreResult<ManagedCounts>;
+
+    /// Certificates by owner name and status at `now`, in one pass (for the metrics; only
+    /// the pairs that have certificates).
+    async fn certificate_counts_by_owner(
+        &self,
+        now: i64,
+        window_secs: i64,
+    ) -> StoreResult<Vec<OwnerStatusCount>>;
+
+    /// The `limit` certificates not revoked that expire first (expired ones included).
+    async fn expiry_series(&self, limit: u32) -> StoreResult<Vec<ExpirySeries>>;
+
+    /// Requests by state; agents online (heard from since `online_since`), offline, disabled.
+    async fn workflow_counts(&self, online_since: i64) -> StoreResult<WorkflowCounts>;
+
+    /// The database pools' connections now.
+    fn pool_usage(&self) -> Vec<PoolUsage>;
 }
 
 impl SqlStore {
@@ -197,5 +250,94 @@ impl StatsStore for SqlStore {
             total: row.try_get("total")?,
             renewal_failing: row.try_get::<Option<i64>, _>("failing")?.unwrap_or(0),
         })
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
+    async fn certificate_counts_by_owner(
+        &self,
+        now: i64,
+        window_secs: i64,
+    ) -> StoreResult<Vec<OwnerStatusCount>> {
+        let mut b = SqlBuilder::new("SELECT o.name AS owner, ");
+        let now_param = b.param(Arg::Int(now));
+        let horizon_param = b.param(Arg::Int(now.saturating_add(window_secs)));
+        let sums: Vec<String> = CertificateStatus::ALL
+            .into_iter()
+            .map(|status| {
+                let condition = status_condition(status, &now_param, &horizon_param);
+                format!("SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) AS {}", status.as_str())
+            })
+            .collect();
+        b.push(&sums.join(", "));
+        b.push(" FROM certificates c LEFT JOIN owners o ON o.id = c.owner_id GROUP BY o.name");
+        let mut counts = Vec::new();
+        for row in b.query().fetch_all(&self.read).await? {
+            let owner: Option<String> = row.try_get("owner")?;
+            for status in CertificateStatus::ALL {
+                let count = row.try_get::<Option<i64>, _>(status.as_str())?.unwrap_or(0);
+                if count > 0 {
+                    counts.push(OwnerStatusCount { owner: owner.clone(), status, count });
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
+    async fn expiry_series(&self, limit: u32) -> StoreResult<Vec<ExpirySeries>> {
+        sqlx::query(
+            "SELECT c.id, c.common_name, o.name AS owner, c.not_after FROM certificates c \
+             LEFT JOIN owners o ON o.id = c.owner_id WHERE c.revoked_at IS NULL \
+             ORDER BY c.not_after, c.id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ExpirySeries {
+                id: row.try_get("id")?,
+                common_name: row.try_get("common_name")?,
+                owner: row.try_get("owner")?,
+                not_after: row.try_get("not_after")?,
+            })
+        })
+        .collect()
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
+    async fn workflow_counts(&self, online_since: i64) -> StoreResult<WorkflowCounts> {
+        let mut counts = WorkflowCounts::default();
+        for row in sqlx::query("SELECT state, COUNT(*) AS n FROM issuance_requests GROUP BY state")
+            .fetch_all(&self.read)
+            .await?
+        {
+            counts.requests_by_state.push((row.try_get("state")?, row.try_get("n")?));
+        }
+        let row = sqlx::query(
+            "SELECT SUM(CASE WHEN disabled_at IS NULL AND last_seen_at >= $1 THEN 1 ELSE 0 END) \
+             AS online, SUM(CASE WHEN disabled_at IS NULL AND (last_seen_at IS NULL \
+             OR last_seen_at < $1) THEN 1 ELSE 0 END) AS offline, \
+             SUM(CASE WHEN disabled_at IS NOT NULL THEN 1 ELSE 0 END) AS disabled FROM agents",
+        )
+        .bind(online_since)
+        .fetch_one(&self.read)
+        .await?;
+        counts.agents_online = row.try_get::<Option<i64>, _>("online")?.unwrap_or(0);
+        counts.agents_offline = row.try_get::<Option<i64>, _>("offline")?.unwrap_or(0);
+        counts.agents_disabled = row.try_get::<Option<i64>, _>("disabled")?.unwrap_or(0);
+        Ok(counts)
+    }
+
+    fn pool_usage(&self) -> Vec<PoolUsage> {
+        [("read", &self.read), ("write", &self.write)]
+            .into_iter()
+            .map(|(pool, p)| PoolUsage {
+                pool,
+                open: p.size(),
+                idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
+                max: p.options().get_max_connections(),
+            })
+            .collect()
     }
 }

@@ -11,6 +11,7 @@ pub mod oidc;
 pub mod openbao;
 pub mod openssl;
 pub mod pebble;
+pub mod smtp;
 pub mod targets;
 
 /// Installs aws-lc-rs as the process's rustls crypto provider, as each binary's `main` does

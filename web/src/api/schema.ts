@@ -679,6 +679,100 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/notifications/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Deliveries, newest first: each message with its notices, state, attempts and last error. */
+        get: operations["notifications_list_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notifications/deliveries/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One delivery. */
+        get: operations["notifications_get_delivery"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notifications/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every notification rule. */
+        get: operations["notifications_list_rules"];
+        put?: never;
+        /**
+         * Make a rule: which events (for one owner or all), by email or webhook. A refused event,
+         *     address, URL or threshold is a 422 naming it, and nothing is stored.
+         */
+        post: operations["notifications_create_rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notifications/rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One rule, by id or name. */
+        get: operations["notifications_get_rule"];
+        put?: never;
+        post?: never;
+        /** Delete a rule with its deliveries and its secret. */
+        delete: operations["notifications_delete_rule"];
+        options?: never;
+        head?: never;
+        /** Change a rule: what is given is replaced. */
+        patch: operations["notifications_patch_rule"];
+        trace?: never;
+    };
+    "/api/v1/notifications/rules/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a test message through the rule's channel now (once, no retry). The delivery comes
+         *     back with its outcome: `sent`, or `failed` with the reason in `last_error`.
+         */
+        post: operations["notifications_test_rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/openapi.json": {
         parameters: {
             query?: never;
@@ -1109,7 +1203,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics: HTTP requests and latency, certificates by status. */
+        /** Prometheus metrics (docs/API.md lists them). */
         get: operations["operations_metrics"];
         put?: never;
         post?: never;
@@ -1557,6 +1651,11 @@ export interface components {
         Decision: {
             comment?: string | null;
         };
+        /**
+         * @description Where a delivery is.
+         * @enum {string}
+         */
+        DeliveryState: "pending" | "sent" | "failed";
         /** @description A deployment and how its last attempt went. */
         Deployment: {
             agent: string;
@@ -1625,6 +1724,23 @@ export interface components {
              * @description Files whose text held no certificate the inventory could read.
              */
             refused?: number;
+        };
+        /** @description Email through an SMTP relay. */
+        EmailChannel: {
+            /** @description PEM of the CA that signs the relay's certificate, when the system does not trust it. */
+            ca_pem?: string | null;
+            from: string;
+            smtp_host: string;
+            /**
+             * Format: int32
+             * @description Default: 587 with STARTTLS, 465 with TLS, 25 without.
+             */
+            smtp_port?: number | null;
+            /** @description `starttls` (default), `tls` (implicit TLS) or `none` (a relay on a trusted network). */
+            tls?: components["schemas"]["SmtpTls"];
+            to: string[];
+            /** @description Log in with this name and the rule's secret as the password. */
+            username?: string | null;
         };
         /** @description What a TLS handshake with an endpoint showed (network scans). */
         EndpointFacts: {
@@ -1967,6 +2083,112 @@ export interface components {
              */
             session_expires_at?: string | null;
         };
+        /** @description One thing told: what happened, to what, in a sentence, with its facts. */
+        NoticeView: {
+            details: Record<string, never>;
+            event: components["schemas"]["NotificationEvent"];
+            /**
+             * Format: int64
+             * @description The expiry threshold in days; 0 for other events.
+             */
+            level: number;
+            /** @description What it is about (a certificate, request, version, agent...). */
+            subject: string;
+            summary: string;
+        };
+        /**
+         * @description How a rule's messages travel. Its secret (the SMTP password, the webhook signing key) is
+         *     given apart (`secret`), kept in the secret store, and never shown.
+         */
+        NotificationChannel: (components["schemas"]["EmailChannel"] & {
+            /** @enum {string} */
+            kind: "email";
+        }) | (components["schemas"]["WebhookChannel"] & {
+            /** @enum {string} */
+            kind: "webhook";
+        });
+        /** @description A message of a rule: one notice, or a digest of several for one owner. */
+        NotificationDelivery: {
+            /** Format: int64 */
+            attempts: number;
+            /** Format: date-time */
+            created_at: string;
+            id: string;
+            /** @description Why the last attempt failed. */
+            last_error?: string | null;
+            /**
+             * Format: date-time
+             * @description When it is tried next (pending only).
+             */
+            next_attempt_at?: string | null;
+            /**
+             * Format: int64
+             * @description All the notices it stands for; up to 100 are listed.
+             */
+            notice_count: number;
+            notices: components["schemas"]["NoticeView"][];
+            owner_id?: string | null;
+            rule_id: string;
+            /** Format: date-time */
+            sent_at?: string | null;
+            state: components["schemas"]["DeliveryState"];
+        };
+        /**
+         * @description Something a person should hear about.
+         * @enum {string}
+         */
+        NotificationEvent: "certificate_expiring" | "renewal_overdue" | "request_failed" | "request_awaiting_approval" | "adapter_unhealthy" | "deployment_failed" | "agent_offline" | "certificate_issued" | "certificate_renewed" | "certificate_revoked" | "test";
+        /** @description A notification rule. */
+        NotificationRule: {
+            channel: components["schemas"]["NotificationChannel"];
+            /** Format: date-time */
+            created_at: string;
+            created_by: string;
+            enabled: boolean;
+            events: components["schemas"]["NotificationEvent"][];
+            /** @description Whether a secret is kept for the channel (never shown). */
+            has_secret: boolean;
+            id: string;
+            name: string;
+            owner?: null | components["schemas"]["OwnerRef"];
+            /** @description Days before expiry at which a certificate is announced. */
+            thresholds_days: number[];
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description A rule to create. */
+        NotificationRuleCreate: {
+            channel: components["schemas"]["NotificationChannel"];
+            enabled?: boolean | null;
+            /**
+             * @description Event names (`certificate_expiring`, `renewal_overdue`, `request_failed`,
+             *     `request_awaiting_approval`, `adapter_unhealthy`, `deployment_failed`,
+             *     `agent_offline`, and opt-in `certificate_issued`, `certificate_renewed`,
+             *     `certificate_revoked`); absent: all but the opt-in ones.
+             */
+            events?: string[] | null;
+            /** @description 1-100 letters, digits, `-`, `_` or `.`. */
+            name: string;
+            /** @description Owner (id or name); absent: every owner. */
+            owner?: string | null;
+            /** @description The SMTP password, or the webhook signing key. */
+            secret?: string | null;
+            /** @description Days before expiry (default 30, 14, 7, 1). */
+            thresholds_days?: number[] | null;
+        };
+        /**
+         * @description Changes to a rule: what is given is replaced; `owner: null` makes it cover every owner,
+         *     `secret: null` removes the secret.
+         */
+        NotificationRulePatch: {
+            channel?: null | components["schemas"]["NotificationChannel"];
+            enabled?: boolean | null;
+            events?: string[] | null;
+            name?: string | null;
+            owner?: string | null;
+            secret?: string | null;
+            thresholds_days?: number[] | null;
+        };
         /** @description `GET /api/v1/stats/overview`. */
         Overview: {
             certificates: components["schemas"]["StatusCounts"];
@@ -2095,6 +2317,36 @@ export interface components {
                 renewal_failures: number;
                 spec: unknown;
                 versions: components["schemas"]["ManagedVersion"][];
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description A page of a listing, with the cursor of the next page when there is one. */
+        Page_NotificationDelivery: {
+            items: {
+                /** Format: int64 */
+                attempts: number;
+                /** Format: date-time */
+                created_at: string;
+                id: string;
+                /** @description Why the last attempt failed. */
+                last_error?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When it is tried next (pending only).
+                 */
+                next_attempt_at?: string | null;
+                /**
+                 * Format: int64
+                 * @description All the notices it stands for; up to 100 are listed.
+                 */
+                notice_count: number;
+                notices: components["schemas"]["NoticeView"][];
+                owner_id?: string | null;
+                rule_id: string;
+                /** Format: date-time */
+                sent_at?: string | null;
+                state: components["schemas"]["DeliveryState"];
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
@@ -2542,6 +2794,11 @@ export interface components {
             chain: string[];
             serial: string;
         };
+        /**
+         * @description How the SMTP connection is protected.
+         * @enum {string}
+         */
+        SmtpTls: "starttls" | "tls" | "none";
         /** @description Certificates by status (as `GET /api/v1/certificates?status=` counts them). */
         StatusCounts: {
             /** Format: int64 */
@@ -2631,6 +2888,21 @@ export interface components {
             /** @description The provider's `sub`. */
             subject: string;
         };
+        /**
+         * @description An HTTP POST of JSON. With a secret, each one is signed: `X-CMP-Signature: t=<unix
+         *     seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" under the secret>`.
+         */
+        WebhookChannel: {
+            /**
+             * @description `json` (default): CMP's own body; `slack`: `{"text": ...}`, for Slack and compatible
+             *     incoming webhooks.
+             */
+            format?: components["schemas"]["WebhookFormat"];
+            /** @description `https://` (or `http://`) URL. */
+            url: string;
+        };
+        /** @enum {string} */
+        WebhookFormat: "json" | "slack";
     };
     responses: {
         /** @description Malformed request: bad JSON, an unknown field or parameter, a bad value, or a NUL in the URL */
@@ -4956,6 +5228,424 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    notifications_list_deliveries: {
+        parameters: {
+            query?: {
+                /** @description Rule id or name. */
+                rule?: string;
+                state?: components["schemas"]["DeliveryState"];
+                /** @description Page size, 1 to 500 (default 100). */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_NotificationDelivery"];
+                };
+            };
+            400: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such rule */
+            404: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    notifications_get_delivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Delivery id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationDelivery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    notifications_list_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationRule"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    notifications_create_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NotificationRuleCreate"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationRule"];
+                };
+            };
+            400: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such owner */
+            404: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            409: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    notifications_get_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Rule id or name */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationRule"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    notifications_delete_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Rule id or name */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    notifications_patch_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Rule id or name */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NotificationRulePatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationRule"];
+                };
+            };
+            400: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            409: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    notifications_test_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Rule id or name */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationDelivery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: {
+                headers: {
+                    /** @description Answers are never cached: they hold tokens and keys */
+                    "cache-control"?: "no-store";
+                    /** @description The request id, also the `instance` of a problem */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             503: components["responses"]["Unavailable"];
         };
     };

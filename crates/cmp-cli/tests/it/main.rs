@@ -8,6 +8,7 @@
 
 mod help;
 mod login;
+mod notify;
 mod plumbing;
 mod scans;
 
@@ -30,6 +31,8 @@ async fn start(kind: DbKind) -> Fixture {
 }
 
 async fn start_with(kind: DbKind, adjust: impl FnOnce(&mut cmp_server::config::Config)) -> Fixture {
+    // As cmpd's main does: the server's HTTP clients (webhooks) need it.
+    cmp_testkit::install_crypto_provider();
     let db = TestDb::new(kind).await;
     let data = tempfile::tempdir().unwrap();
     let mut config = cmp_server::config::Config::default();

@@ -13,6 +13,14 @@ use utoipa_axum::routes;
 
 use crate::state::AppState;
 
+/// Whether `name` may name a resource (a scan, a rule): 1-100 letters, digits, `-`, `_` or
+/// `.`, and not shaped like an id (lookups take either).
+pub fn is_plain_name(name: &str) -> bool {
+    (1..=100).contains(&name.chars().count())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && uuid::Uuid::parse_str(name).is_err()
+}
+
 /// Health, readiness, the OpenAPI document and (unless it has a listener of its own) metrics:
 /// on every role.
 pub fn ops_router(with_metrics: bool) -> OpenApiRouter<AppState> {

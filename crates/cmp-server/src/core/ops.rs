@@ -30,12 +30,12 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
     Ok("ready")
 }
 
-/// Prometheus metrics: HTTP requests and latency, certificates by status.
+/// Prometheus metrics (docs/API.md lists them).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    crate::metrics::refresh_inventory_gauges(&state).await;
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    let text = crate::metrics::scrape(&state).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 /// This role's OpenAPI document.

@@ -625,10 +625,7 @@ fn parse_cron(expression: &str) -> Result<cron::Schedule> {
 }
 
 fn check_name(name: &str) -> Result<()> {
-    let ok = (1..=100).contains(&name.chars().count())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && uuid::Uuid::parse_str(name).is_err();
-    if ok {
+    if crate::core::is_plain_name(name) {
         Ok(())
     } else {
         Err(InventoryError::bad_field("name", "1-100 letters, digits, '-', '_' or '.', not an id"))

@@ -19,6 +19,7 @@ mod discovery;
 mod issuance;
 mod login;
 mod mozilla;
+mod notifications;
 mod openapi;
 mod operations;
 mod scope;

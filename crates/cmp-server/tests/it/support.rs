@@ -261,6 +261,14 @@ impl TestApp {
             state.config.discovery.clone(),
         );
         state.discovery = Arc::new(discovery.unwrap());
+        let notifier = cmp_server::notify::Notifier::new(
+            state.store.clone(),
+            state.secrets.clone(),
+            clock.clone(),
+            state.adapters.clone(),
+            state.config.notify.clone(),
+        );
+        state.notifier = Arc::new(notifier.unwrap());
         state.clock = clock;
         state
     }

@@ -14,6 +14,7 @@ mod discovery;
 mod issuance;
 mod managed;
 mod migrations;
+mod notifications;
 mod owners_tokens;
 mod stats;
 mod users;
