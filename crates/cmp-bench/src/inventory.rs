@@ -47,7 +47,7 @@ pub struct InventoryBench {
     pub dashboard: bool,
 }
 
-const OWNERS: u32 = 50;
+pub(crate) const OWNERS: u32 = 50;
 const DAY: i64 = 86_400;
 
 /// Runs the inventory benchmark, serving from the `cmpd` at `cmpd`.
@@ -156,7 +156,7 @@ fn signed_bundle(n: u32) -> anyhow::Result<String> {
 }
 
 /// Facts of generated certificate `i` (not signed; the store does not look at signatures).
-fn generated_facts(i: u32, now: i64) -> CertificateFacts {
+pub(crate) fn generated_facts(i: u32, now: i64) -> CertificateFacts {
     let name = format!("host{i}.team{}.bench.example", i % OWNERS);
     let fingerprint = cmp_pki::sha256_hex(format!("cmp-bench-{i}").as_bytes());
     CertificateFacts {
@@ -314,7 +314,7 @@ fn dashboard_in_chromium(base: &str, token: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bench_state(config: Config, store: Arc<SqlStore>) -> anyhow::Result<AppState> {
+pub(crate) async fn bench_state(config: Config, store: Arc<SqlStore>) -> anyhow::Result<AppState> {
     let secrets = cmp_server::open_secrets(&config, &SystemClock).await?;
     let agent_ca = cmp_server::load_agent_ca(secrets.as_ref(), &SystemClock).await?;
     AppState::assemble(Arc::new(config), store, Arc::new(SystemClock), secrets, agent_ca)
@@ -340,7 +340,7 @@ async fn first_cursor(
         .context("a cursor in the middle of the inventory")
 }
 
-async fn time_requests(
+pub(crate) async fn time_requests(
     http: &reqwest::Client,
     url: &str,
     token: &str,

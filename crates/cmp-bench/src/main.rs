@@ -10,6 +10,7 @@ mod fleet;
 mod harness;
 mod inventory;
 mod issuance;
+mod notify;
 mod renewal;
 
 use std::path::PathBuf;
@@ -59,6 +60,8 @@ enum Command {
     /// Authentication: an API call with a provider's bearer JWT against the same call with a
     /// `cmp_` token (starts a real OpenID provider; ./scripts/services-up installs it).
     Auth(auth::AuthBench),
+    /// Notifications: rules evaluated over a large inventory, and /metrics scraped from it.
+    Notify(notify::NotifyBench),
 }
 
 #[tokio::main]
@@ -79,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Renewal(opts) => renewal::run(opts, &cmpd).await,
         Command::Auth(opts) => auth::run(opts, &cmpd).await,
         Command::Discovery(opts) => discovery::run(opts, &cmpd).await,
+        Command::Notify(opts) => notify::run(opts, &cmpd).await,
     }
 }
 
