@@ -155,8 +155,35 @@ fn signed_bundle(n: u32) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// Generated certificates `range` through the store's import call, in batches as an import
+/// would be, owned round-robin by `owner_ids`.
+pub(crate) async fn load_generated(
+    store: &SqlStore,
+    ctx: &AuditContext,
+    owner_ids: &[String],
+    range: std::ops::Range<u32>,
+    now: i64,
+) -> anyhow::Result<()> {
+    let mut i = range.start;
+    while i < range.end {
+        let end = (i + 10_000).min(range.end);
+        let certs: Vec<NewCertificate> = (i..end)
+            .map(|n| NewCertificate {
+                facts: generated_facts(n, now),
+                source: CertificateSource::Import,
+                owner_id: Some(owner_ids[n as usize % owner_ids.len()].clone()),
+                location: None,
+                issued: None,
+            })
+            .collect();
+        store.import_certificates(ctx, &Scope::All, &certs).await?;
+        i = end;
+    }
+    Ok(())
+}
+
 /// Facts of generated certificate `i` (not signed; the store does not look at signatures).
-pub(crate) fn generated_facts(i: u32, now: i64) -> CertificateFacts {
+fn generated_facts(i: u32, now: i64) -> CertificateFacts {
     let name = format!("host{i}.team{}.bench.example", i % OWNERS);
     let fingerprint = cmp_pki::sha256_hex(format!("cmp-bench-{i}").as_bytes());
     CertificateFacts {
@@ -234,22 +261,7 @@ async fn inventory_on(
 
     // The rest: generated facts through the same store call, in batches as an import would be.
     let started = Instant::now();
-    let batch = 10_000;
-    let mut i = opts.bundle;
-    while i < opts.count {
-        let end = (i + batch).min(opts.count);
-        let certs: Vec<NewCertificate> = (i..end)
-            .map(|n| NewCertificate {
-                facts: generated_facts(n, now.unix_timestamp()),
-                source: CertificateSource::Import,
-                owner_id: Some(owner_ids[(n % OWNERS) as usize].clone()),
-                location: None,
-                issued: None,
-            })
-            .collect();
-        store.import_certificates(&ctx, &Scope::All, &certs).await?;
-        i = end;
-    }
+    load_generated(&store, &ctx, &owner_ids, opts.bundle..opts.count, now.unix_timestamp()).await?;
     let generated = opts.count - opts.bundle;
     let bulk_rate =
         if generated == 0 { 0.0 } else { f64::from(generated) / started.elapsed().as_secs_f64() };

@@ -42,8 +42,10 @@ pub enum NotifyCommand {
         rule: String,
         #[command(flatten)]
         rule_args: RuleArgs,
+        /// Stop the rule (nothing is evaluated or sent for it).
         #[arg(long, conflicts_with = "enable")]
         disable: bool,
+        /// Start it again.
         #[arg(long)]
         enable: bool,
     },
@@ -65,6 +67,7 @@ pub enum NotifyCommand {
         /// pending, sent or failed.
         #[arg(long, value_parser = ["pending", "sent", "failed"])]
         state: Option<String>,
+        /// How many, newest first (1-500).
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },

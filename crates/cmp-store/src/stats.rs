@@ -115,6 +115,20 @@ pub trait StatsStore: Send + Sync {
     fn pool_usage(&self) -> Vec<PoolUsage>;
 }
 
+/// One `SUM(...) AS <status>` column per status, over certificates `c`, at `now`.
+fn push_status_sums(b: &mut SqlBuilder, now: i64, window_secs: i64) {
+    let now_param = b.param(Arg::Int(now));
+    let horizon_param = b.param(Arg::Int(now.saturating_add(window_secs)));
+    let sums: Vec<String> = CertificateStatus::ALL
+        .into_iter()
+        .map(|status| {
+            let condition = status_condition(status, &now_param, &horizon_param);
+            format!("SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) AS {}", status.as_str())
+        })
+        .collect();
+    b.push(&sums.join(", "));
+}
+
 impl SqlStore {
     /// Counts by status in one pass over the rows (or an index that holds the columns).
     async fn counts_in_one_pass(
@@ -124,16 +138,8 @@ impl SqlStore {
         scope: &Scope,
     ) -> StoreResult<Vec<(CertificateStatus, i64)>> {
         let mut b = SqlBuilder::new("SELECT ");
-        let now_param = b.param(Arg::Int(now));
-        let horizon_param = b.param(Arg::Int(now.saturating_add(window_secs)));
-        let sums: Vec<String> = CertificateStatus::ALL
-            .into_iter()
-            .map(|status| {
-                let condition = status_condition(status, &now_param, &horizon_param);
-                format!("SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) AS {}", status.as_str())
-            })
-            .collect();
-        b.push(&sums.join(", ")).push(" FROM certificates c WHERE 1 = 1");
+        push_status_sums(&mut b, now, window_secs);
+        b.push(" FROM certificates c WHERE 1 = 1");
         push_owner_scope(&mut b, "c.owner_id", scope);
         let row = b.query().fetch_one(&self.read).await?;
         CertificateStatus::ALL
@@ -259,16 +265,7 @@ impl StatsStore for SqlStore {
         window_secs: i64,
     ) -> StoreResult<Vec<OwnerStatusCount>> {
         let mut b = SqlBuilder::new("SELECT o.name AS owner, ");
-        let now_param = b.param(Arg::Int(now));
-        let horizon_param = b.param(Arg::Int(now.saturating_add(window_secs)));
-        let sums: Vec<String> = CertificateStatus::ALL
-            .into_iter()
-            .map(|status| {
-                let condition = status_condition(status, &now_param, &horizon_param);
-                format!("SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) AS {}", status.as_str())
-            })
-            .collect();
-        b.push(&sums.join(", "));
+        push_status_sums(&mut b, now, window_secs);
         b.push(" FROM certificates c LEFT JOIN owners o ON o.id = c.owner_id GROUP BY o.name");
         let mut counts = Vec::new();
         for row in b.query().fetch_all(&self.read).await? {

@@ -135,11 +135,20 @@ impl Notifier {
                 return None;
             }
         };
-        let sent = self.send(&rule, &delivery).await;
+        // A rule turned off tells nothing more, not even what it found before.
+        let sent = if rule.enabled {
+            self.send(&rule, &delivery).await
+        } else {
+            Err("the rule is disabled".to_string())
+        };
         let channel = channel_kind(&rule);
         let outcome = match sent {
             Ok(()) => DeliveryOutcome::Sent,
-            Err(error) if !retry || delivery.attempts >= i64::from(MAX_DELIVERY_ATTEMPTS) => {
+            Err(error)
+                if !retry
+                    || !rule.enabled
+                    || delivery.attempts >= i64::from(MAX_DELIVERY_ATTEMPTS) =>
+            {
                 DeliveryOutcome::GaveUp { error }
             }
             Err(error) => {
@@ -149,11 +158,13 @@ impl Notifier {
         };
         let label = match &outcome {
             DeliveryOutcome::Sent => "sent",
-            DeliveryOutcome::Retry { error, .. } | DeliveryOutcome::GaveUp { error } => {
-                tracing::warn!(delivery = %delivery.id, rule = %rule.name, attempt = delivery.attempts, %error, "notification not delivered");
-                if matches!(outcome, DeliveryOutcome::Retry { .. }) { "retry" } else { "failed" }
-            }
+            DeliveryOutcome::Retry { .. } => "retry",
+            DeliveryOutcome::GaveUp { .. } => "failed",
         };
+        if let DeliveryOutcome::Retry { error, .. } | DeliveryOutcome::GaveUp { error } = &outcome {
+            tracing::warn!(delivery = %delivery.id, rule = %rule.name, attempt = delivery.attempts,
+                %error, "notification not delivered");
+        }
         metrics::counter!("cmp_notification_deliveries_total", "channel" => channel, "outcome" => label)
             .increment(1);
         match self.store.finish_delivery(&delivery.id, now, &outcome).await {
