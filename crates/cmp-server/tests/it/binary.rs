@@ -35,6 +35,13 @@ async fn cmpd_prints_the_token_once_keeps_it_out_of_logs_and_stops_gracefully() 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Read as it comes: a debug log fills a pipe's buffer long before the process stops.
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut logs = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut logs).unwrap();
+        logs
+    });
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut printed = String::new();
     while !printed.contains("Try:") {
@@ -75,8 +82,7 @@ async fn cmpd_prints_the_token_once_keeps_it_out_of_logs_and_stops_gracefully() 
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
-    let mut logs = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
+    let logs = stderr.join().unwrap();
     assert!(logs.contains("\"request_id\""), "JSON logs with request ids: {logs}");
     // Each request is logged once, by its route template, with status and caller.
     let line = logs
