@@ -1725,7 +1725,10 @@ export interface components {
              */
             refused?: number;
         };
-        /** @description Email through an SMTP relay. */
+        /**
+         * @description Email through an SMTP relay. (The channels do not refuse unknown fields: in the OpenAPI
+         *     document that would forbid the `kind` tag beside them.)
+         */
         EmailChannel: {
             /** @description PEM of the CA that signs the relay's certificate, when the system does not trust it. */
             ca_pem?: string | null;
