@@ -226,14 +226,7 @@ async fn inventory_on(
     }
 
     // The real import path, as the API runs it, for the signed bundle.
-    let config = Config {
-        database: cmp_server::config::DatabaseConfig {
-            url: Some(url.to_string()),
-            max_connections: 8,
-        },
-        ..Config::default()
-    };
-    let state = bench_state(config, store.clone()).await?;
+    let state = bench_state(url, store.clone()).await?;
     let admin = Caller { actor: "bench".into(), role: Role::Admin, scope: Scope::All };
     let started = Instant::now();
     let input = cmp_server::inventory::ImportInput {
@@ -326,7 +319,15 @@ fn dashboard_in_chromium(base: &str, token: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) async fn bench_state(config: Config, store: Arc<SqlStore>) -> anyhow::Result<AppState> {
+/// The server's state on the database at `url`, served by `store`.
+pub(crate) async fn bench_state(url: &str, store: Arc<SqlStore>) -> anyhow::Result<AppState> {
+    let config = Config {
+        database: cmp_server::config::DatabaseConfig {
+            url: Some(url.to_string()),
+            max_connections: 8,
+        },
+        ..Config::default()
+    };
     let secrets = cmp_server::open_secrets(&config, &SystemClock).await?;
     let agent_ca = cmp_server::load_agent_ca(secrets.as_ref(), &SystemClock).await?;
     AppState::assemble(Arc::new(config), store, Arc::new(SystemClock), secrets, agent_ca)

@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use cmp_domain::{Clock, NotificationEvent};
-use cmp_server::config::Config;
 use cmp_server::state::SystemClock;
 use cmp_store::{
     AuditContext, NewNotificationRule, NewOwner, NotificationStore, OwnerStore, SqlStore,
@@ -92,14 +91,7 @@ async fn notify_on(opts: &NotifyBench, cmpd: &Path, url: &str) -> anyhow::Result
     store.create_notification_rule(&ctx, &rule("everyone".into(), None)).await?;
     store.create_notification_rule(&ctx, &rule("team7".into(), Some(owners[7].clone()))).await?;
 
-    let config = Config {
-        database: cmp_server::config::DatabaseConfig {
-            url: Some(url.to_string()),
-            max_connections: 8,
-        },
-        ..Config::default()
-    };
-    let state = bench_state(config, store.clone()).await?;
+    let state = bench_state(url, store.clone()).await?;
     let t = Instant::now();
     let first = state.notifier.evaluate(now).await?;
     let first_ms = ms(t.elapsed());

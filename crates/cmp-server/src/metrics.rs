@@ -224,12 +224,18 @@ async fn refresh(state: &AppState) {
             Err(e) => tracing::warn!(error = %e, "could not read certificate expiries for metrics"),
         }
     }
-    let margin = state.config.notify.overdue_margin_secs;
-    for (name, due_before) in [("cmp_renewals_due", now), ("cmp_renewals_overdue", now - margin)] {
-        match store.overdue_renewal_notices(None, due_before).await {
-            Ok(due) => metrics::gauge!(name).set(due.len() as f64),
-            Err(e) => tracing::warn!(error = %e, "could not count renewals for metrics"),
+    // Due now, and of those, overdue by the margin: one read of the decisions for both.
+    match store.overdue_renewal_notices(None, now).await {
+        Ok(due) => {
+            let overdue_before = now - state.config.notify.overdue_margin_secs;
+            let overdue = due
+                .iter()
+                .filter(|n| n.details["due_at"].as_i64().is_some_and(|at| at <= overdue_before))
+                .count();
+            metrics::gauge!("cmp_renewals_due").set(due.len() as f64);
+            metrics::gauge!("cmp_renewals_overdue").set(overdue as f64);
         }
+        Err(e) => tracing::warn!(error = %e, "could not count renewals for metrics"),
     }
     match store.workflow_counts(now - state.config.notify.agent_offline_secs).await {
         Ok(counts) => {

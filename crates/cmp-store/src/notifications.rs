@@ -739,8 +739,8 @@ impl NotificationStore for SqlStore {
             let Some(first) = fresh.first() else { continue };
             let owner_id = first.owner_id.clone();
             let count = i64::try_from(fresh.len()).unwrap_or(i64::MAX);
-            let listed: Vec<&Notice> =
-                fresh.iter().take(MAX_NOTICES_PER_DELIVERY).copied().collect();
+            let listed: Vec<Notice> =
+                fresh.iter().take(MAX_NOTICES_PER_DELIVERY).map(|n| (*n).clone()).collect();
             sqlx::query(
                 "INSERT INTO notification_deliveries (id, rule_id, owner_id, notices, \
                  notice_count, state, attempts, next_attempt_at, created_at) \
@@ -755,7 +755,19 @@ impl NotificationStore for SqlStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            made.push(delivery_id);
+            made.push(Delivery {
+                id: delivery_id,
+                rule_id: rule_id.to_string(),
+                owner_id,
+                notices: listed,
+                notice_count: count,
+                state: DeliveryState::Pending,
+                attempts: 0,
+                next_attempt_at: Some(send_at),
+                last_error: None,
+                created_at: now,
+                sent_at: None,
+            });
         }
         tx.commit().await?;
         // PostgreSQL plans the next evaluation's anti-join on the marks' statistics: left at
@@ -765,11 +777,7 @@ impl NotificationStore for SqlStore {
         {
             sqlx::query("ANALYZE notification_marks").execute(&self.write).await?;
         }
-        let mut deliveries = Vec::with_capacity(made.len());
-        for id in made {
-            deliveries.push(self.get_delivery(&id).await?);
-        }
-        Ok(deliveries)
+        Ok(made)
     }
 
     async fn forget_notice(
@@ -876,16 +884,7 @@ impl NotificationStore for SqlStore {
         if let Some(state) = query.state {
             b.push(" AND state = ").bind(Arg::Text(state.as_str().into()));
         }
-        if let Some(cursor) = &query.cursor {
-            b.push(" AND (created_at < ")
-                .bind(Arg::Int(cursor.key))
-                .push(" OR (created_at = ")
-                .bind(Arg::Int(cursor.key))
-                .push(" AND id < ")
-                .bind(Arg::Text(cursor.id.clone()))
-                .push("))");
-        }
-        b.push(" ORDER BY created_at DESC, id DESC LIMIT ").bind(Arg::Int(i64::from(limit) + 1));
+        b.newest_first_page(query.cursor.as_ref(), limit);
         let items = b
             .query()
             .fetch_all(&self.read)

@@ -628,16 +628,7 @@ impl RequestStore for SqlStore {
         if let Some(managed) = &query.managed_certificate_id {
             b.push(" AND managed_certificate_id = ").bind(Arg::Text(managed.clone()));
         }
-        if let Some(cursor) = &query.cursor {
-            b.push(" AND (created_at < ")
-                .bind(Arg::Int(cursor.key))
-                .push(" OR (created_at = ")
-                .bind(Arg::Int(cursor.key))
-                .push(" AND id < ")
-                .bind(Arg::Text(cursor.id.clone()))
-                .push("))");
-        }
-        b.push(" ORDER BY created_at DESC, id DESC LIMIT ").bind(Arg::Int(i64::from(limit) + 1));
+        b.newest_first_page(query.cursor.as_ref(), limit);
         let items = b
             .query()
             .fetch_all(&self.read)

@@ -281,6 +281,21 @@ impl SqlBuilder {
         if self.positional { "?".to_string() } else { format!("${}", self.args.len()) }
     }
 
+    /// Ends a listing newest first by `(created_at, id)`: the rows after `cursor`, and one more
+    /// than `limit` (which only says that more follow, for `Page::from_rows`).
+    pub fn newest_first_page(&mut self, cursor: Option<&crate::Cursor>, limit: u32) -> &mut Self {
+        if let Some(cursor) = cursor {
+            self.push(" AND (created_at < ")
+                .bind(Arg::Int(cursor.key))
+                .push(" OR (created_at = ")
+                .bind(Arg::Int(cursor.key))
+                .push(" AND id < ")
+                .bind(Arg::Text(cursor.id.clone()))
+                .push("))");
+        }
+        self.push(" ORDER BY created_at DESC, id DESC LIMIT ").bind(Arg::Int(i64::from(limit) + 1))
+    }
+
     pub fn query(&self) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments<'_>> {
         let mut q = sqlx::query(&self.sql);
         for arg in &self.args {

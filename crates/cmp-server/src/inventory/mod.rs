@@ -9,6 +9,7 @@ mod stats;
 pub mod views;
 
 pub use discovery::Discovery;
+pub(crate) use owners::optional_owner_id;
 pub use service::{ImportInput, Inventory, InventoryError};
 
 use utoipa_axum::router::OpenApiRouter;

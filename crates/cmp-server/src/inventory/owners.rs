@@ -122,3 +122,14 @@ pub async fn delete(
     state.store.delete_owner(&ctx, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The id of an owner given by id or name, if one is given (an unknown one is a 404).
+pub(crate) async fn optional_owner_id(
+    state: &AppState,
+    owner: Option<&str>,
+) -> ApiResult<Option<String>> {
+    Ok(match owner {
+        Some(owner) => Some(state.store.get_owner(owner).await?.id),
+        None => None,
+    })
+}

@@ -12,6 +12,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::inventory::discovery::Schedule;
+use crate::inventory::optional_owner_id;
 use crate::inventory::views;
 use crate::state::AppState;
 
@@ -23,13 +24,6 @@ async fn view(state: &AppState, scan: cmp_store::Scan) -> ApiResult<Scan> {
     };
     let last_run = state.store.list_scan_runs(&scan.id, 1).await?.into_iter().next();
     views::scan(scan, owner, last_run)
-}
-
-async fn owner_id(state: &AppState, owner: Option<&str>) -> ApiResult<Option<String>> {
-    Ok(match owner {
-        Some(owner) => Some(state.store.get_owner(owner).await?.id),
-        None => None,
-    })
 }
 
 /// All scans, with their latest run.
@@ -65,7 +59,7 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<ScanCreate>,
 ) -> ApiResult<(StatusCode, Json<Scan>)> {
-    let owner_id = owner_id(&state, body.owner.as_deref()).await?;
+    let owner_id = optional_owner_id(&state, body.owner.as_deref()).await?;
     let schedule = Schedule {
         interval_secs: body.interval_secs,
         cron: body.cron,
@@ -111,7 +105,7 @@ pub async fn patch(
     let current = state.store.get_scan(&id).await?;
     let mut update = ScanUpdate { name: body.name, ..ScanUpdate::default() };
     if let Some(owner) = body.owner {
-        update.owner_id = Some(owner_id(&state, owner.as_deref()).await?);
+        update.owner_id = Some(optional_owner_id(&state, owner.as_deref()).await?);
     }
     let schedule = (body.interval_secs.is_some() || body.cron.is_some() || body.enabled.is_some())
         .then(|| Schedule {

@@ -14,6 +14,7 @@ use super::message::notice_view;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
+use crate::inventory::optional_owner_id;
 use crate::inventory::views::{decode_tagged, encode_tagged, page_limit, time_of};
 use crate::state::AppState;
 
@@ -59,13 +60,6 @@ fn delivery_view(d: cmp_store::Delivery) -> NotificationDelivery {
     }
 }
 
-async fn owner_id(state: &AppState, owner: Option<&str>) -> ApiResult<Option<String>> {
-    Ok(match owner {
-        Some(owner) => Some(state.store.get_owner(owner).await?.id),
-        None => None,
-    })
-}
-
 /// Every notification rule.
 #[utoipa::path(get, path = "/api/v1/notifications/rules", tag = "notifications",
     responses((status = 200, body = Vec<NotificationRule>)),
@@ -94,7 +88,7 @@ pub async fn create_rule(
     caller: Caller,
     ApiJson(body): ApiJson<NotificationRuleCreate>,
 ) -> ApiResult<(StatusCode, Json<NotificationRule>)> {
-    let owner = owner_id(&state, body.owner.as_deref()).await?;
+    let owner = optional_owner_id(&state, body.owner.as_deref()).await?;
     let (input, secret) = RuleInput::from_create(body, owner);
     let ctx = state.audit_context(&caller);
     let rule = state.notifier.create_rule(&ctx, input, secret).await?;
@@ -133,7 +127,7 @@ pub async fn patch_rule(
     ApiJson(body): ApiJson<NotificationRulePatch>,
 ) -> ApiResult<Json<NotificationRule>> {
     let owner = match &body.owner {
-        Some(owner) => Some(owner_id(&state, owner.as_deref()).await?),
+        Some(owner) => Some(optional_owner_id(&state, owner.as_deref()).await?),
         None => None,
     };
     let ctx = state.audit_context(&caller);

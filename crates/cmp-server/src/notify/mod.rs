@@ -11,6 +11,7 @@ mod message;
 mod rules;
 mod webhook;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,8 +118,26 @@ impl Notifier {
         let lease = now + 2 * i64::try_from(self.config.send_timeout_secs).unwrap_or(60) + 30;
         let due = self.store.claim_deliveries(now, lease, DELIVERIES_PER_PASS).await?;
         let count = due.len();
-        futures::stream::iter(due)
-            .map(|delivery| self.attempt(delivery, now, true))
+        if count == 0 {
+            return Ok(0);
+        }
+        let rules: HashMap<String, NotificationRule> = self
+            .store
+            .list_notification_rules()
+            .await?
+            .into_iter()
+            .map(|rule| (rule.id.clone(), rule))
+            .collect();
+        let mut attempts = Vec::with_capacity(count);
+        for delivery in due {
+            match rules.get(&delivery.rule_id) {
+                Some(rule) => attempts.push((rule.clone(), delivery)),
+                // Deleted since it was claimed: its deliveries went with it.
+                None => tracing::warn!(delivery = %delivery.id, "delivery without its rule"),
+            }
+        }
+        futures::stream::iter(attempts)
+            .map(|(rule, delivery)| async move { self.attempt(&rule, delivery, now, true).await })
             .buffer_unordered(self.config.max_parallel_sends)
             .collect::<Vec<_>>()
             .await;
@@ -127,21 +146,20 @@ impl Notifier {
 
     /// One attempt of a claimed delivery, and its outcome recorded: a failure is tried again
     /// later when `retry` says so and attempts are left.
-    async fn attempt(&self, delivery: Delivery, now: i64, retry: bool) -> Option<Delivery> {
-        let rule = match self.store.get_notification_rule(&delivery.rule_id).await {
-            Ok(rule) => rule,
-            Err(e) => {
-                tracing::warn!(delivery = %delivery.id, error = %e, "delivery without its rule");
-                return None;
-            }
-        };
+    async fn attempt(
+        &self,
+        rule: &NotificationRule,
+        delivery: Delivery,
+        now: i64,
+        retry: bool,
+    ) -> Option<Delivery> {
         // A rule turned off tells nothing more, not even what it found before.
         let sent = if rule.enabled {
-            self.send(&rule, &delivery).await
+            self.send(rule, &delivery).await
         } else {
             Err("the rule is disabled".to_string())
         };
-        let channel = channel_kind(&rule);
+        let channel = channel_kind(rule);
         let outcome = match sent {
             Ok(()) => DeliveryOutcome::Sent,
             Err(error)

@@ -296,7 +296,7 @@ impl Notifier {
             .claim_delivery(&delivery.id, now + 60)
             .await?
             .ok_or_else(|| NotifyError::Internal("the test delivery was taken".into()))?;
-        self.attempt(delivery, now, false)
+        self.attempt(&rule, delivery, now, false)
             .await
             .ok_or_else(|| NotifyError::Internal("the test delivery was not recorded".into()))
     }
@@ -318,8 +318,8 @@ fn check_secret(secret: Option<&str>, refuse: &mut Refusals) {
     }
 }
 
-/// The rule as asked in a create call.
 impl RuleInput {
+    /// The rule as asked in a create call, and its secret.
     pub fn from_create(
         body: NotificationRuleCreate,
         owner_id: Option<String>,
