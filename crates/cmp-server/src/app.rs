@@ -100,14 +100,7 @@ pub fn build(state: AppState) -> Result<(Router, AppState), String> {
         .layer(middleware::from_fn(with_request_id))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    let id = req
-                        .headers()
-                        .get(REQUEST_ID_HEADER)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("");
-                    tracing::info_span!("http", request_id = %id)
-                })
+                .make_span_with(crate::telemetry::http_span)
                 // One line per request comes from `metrics::track_http`, with the route template.
                 .on_request(())
                 .on_response(())

@@ -84,6 +84,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub redis: RedisConfig,
     pub log: LogConfig,
+    pub trace: TraceConfig,
 }
 
 /// Redis, shared by the replicas of a distributed deployment.
@@ -504,6 +505,25 @@ impl Default for MetricsConfig {
     }
 }
 
+/// Distributed traces: W3C `traceparent` in and out, spans exported over OTLP/HTTP.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceConfig {
+    /// An OTLP/HTTP collector, e.g. `http://otel-collector:4318`; empty (the default): no spans
+    /// are made or sent.
+    pub otlp_endpoint: String,
+    /// The `service.name` of the spans; empty: `cmp-<role>`.
+    pub service_name: String,
+    /// The share of new traces kept, 0.0 to 1.0; a caller's sampled `traceparent` is followed.
+    pub sample_ratio: f64,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        TraceConfig { otlp_endpoint: String::new(), service_name: String::new(), sample_ratio: 1.0 }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -578,6 +598,7 @@ impl Default for Config {
             },
             redis: RedisConfig::default(),
             log: LogConfig { format: LogFormat::Auto, level: "info".into() },
+            trace: TraceConfig::default(),
         }
     }
 }
@@ -737,6 +758,17 @@ impl Config {
             return Err("discovery.scheduler_interval_secs and discovery.max_concurrent_runs \
                         must be positive"
                 .into());
+        }
+        let trace = &self.trace;
+        if !trace.otlp_endpoint.is_empty() {
+            let endpoint = reqwest::Url::parse(&trace.otlp_endpoint)
+                .map_err(|e| format!("trace.otlp_endpoint {:?}: {e}", trace.otlp_endpoint))?;
+            if !matches!(endpoint.scheme(), "http" | "https") {
+                return Err("trace.otlp_endpoint must be an http:// or https:// URL".into());
+            }
+        }
+        if !(0.0..=1.0).contains(&trace.sample_ratio) {
+            return Err("trace.sample_ratio must be between 0.0 and 1.0".into());
         }
         self.validate_auth()?;
         cmp_store::Dialect::from_url(&self.database_url()).map_err(|e| e.to_string())?;

@@ -122,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    cmp_server::telemetry::init(&config.log);
+    let telemetry = cmp_server::telemetry::init(&config.log, &config.trace, config.role)?;
     for name in Config::stale_env_names() {
         tracing::warn!(
             variable = %name,
@@ -177,7 +177,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
-    server.shutdown().await
+    let stopped = server.shutdown().await;
+    telemetry.shutdown().await;
+    stopped
 }
 
 async fn shutdown_signal() {

@@ -78,6 +78,7 @@ pub async fn track_http(request: Request, next: Next) -> Response {
         Some(label) => label.0.to_string(),
         None => "unmatched".into(),
     });
+    crate::telemetry::record_route(method, &route, status);
     tracing::info!(
         method,
         route = %route,

@@ -14,6 +14,8 @@ use cmp_ca::{
     SignRequest,
 };
 
+use tracing::Instrument;
+
 use super::directory::AdapterDirectory;
 
 /// Adapters served by a remote adapter role.
@@ -68,7 +70,17 @@ fn ca_error_of(problem: Problem, retry_after: Option<i64>) -> CaError {
 }
 
 impl RemoteAdapter {
+    /// Sends `request`, traced as `operation` when traces are exported.
     async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, CaError> {
+        let (span, request) = crate::telemetry::client_call(operation, request);
+        self.answer(request).instrument(span).await
+    }
+
+    async fn answer<T: serde::de::DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, CaError> {
@@ -120,8 +132,9 @@ impl CaAdapter for RemoteAdapter {
             replaces: request.replaces.as_ref().map(|der| STANDARD.encode(der)),
             acme_solver: request.acme_solver.clone(),
         };
-        let signed: SignedChain =
-            self.call(self.client.post(format!("{}/sign", self.url)).json(&body)).await?;
+        let signed: SignedChain = self
+            .call("adapter sign", self.client.post(format!("{}/sign", self.url)).json(&body))
+            .await?;
         Ok(IssuedCertificate {
             certificate_der: decode(&signed.certificate)?,
             chain_der: signed.chain.iter().map(|c| decode(c)).collect::<Result<_, _>>()?,
@@ -135,20 +148,28 @@ impl CaAdapter for RemoteAdapter {
         reason: RevocationReason,
     ) -> Result<(), CaError> {
         let body = RevokeCall { serial: serial.to_string(), reason: reason.as_str().to_string() };
-        let _: serde_json::Value =
-            self.call(self.client.post(format!("{}/revoke", self.url)).json(&body)).await?;
+        let _: serde_json::Value = self
+            .call("adapter revoke", self.client.post(format!("{}/revoke", self.url)).json(&body))
+            .await?;
         Ok(())
     }
 
     async fn renewal_window(&self, certificate_der: &[u8]) -> Result<Option<(i64, i64)>, CaError> {
         let body = RenewalWindowCall { certificate: STANDARD.encode(certificate_der) };
         let url = format!("{}/renewal-window", self.url);
-        let answer: RenewalWindowAnswer = self.call(self.client.post(url).json(&body)).await?;
+        let answer: RenewalWindowAnswer =
+            self.call("adapter renewal window", self.client.post(url).json(&body)).await?;
         Ok(answer.window.map(|w| (w.start, w.end)))
     }
 
     async fn get_status(&self) -> AdapterStatus {
-        match self.call::<AdapterHealth>(self.client.get(format!("{}/status", self.url))).await {
+        match self
+            .call::<AdapterHealth>(
+                "adapter status",
+                self.client.get(format!("{}/status", self.url)),
+            )
+            .await
+        {
             Ok(h) => AdapterStatus {
                 healthy: h.healthy,
                 message: h.message,

@@ -266,6 +266,7 @@ impl Issuer {
 
     /// Creates a request (policy-checked; idempotent with a key) and, if no approval is
     /// needed, carries it out before answering. True when it was created (not a retry).
+    #[tracing::instrument(name = "issuer create request", level = "debug", skip_all)]
     pub async fn create_request(
         &self,
         caller: &Caller,
@@ -433,6 +434,12 @@ impl Issuer {
     }
 
     /// Carries out a claimed attempt and records its outcome.
+    #[tracing::instrument(name = "issuer attempt", level = "debug", skip_all, fields(
+        request.id = %request.id,
+        request.kind = request.kind.as_str(),
+        adapter.id = %request.adapter_id,
+        outcome = tracing::field::Empty,
+    ))]
     async fn attempt(&self, request: RequestRecord) -> IssueResult<RequestRecord> {
         let id = request.id.as_str();
         let started = Instant::now();
@@ -455,6 +462,7 @@ impl Issuer {
             }
         };
         record_duration(&request.adapter_id, label, request.kind, started);
+        tracing::Span::current().record("outcome", label);
         Ok(record)
     }
 

@@ -24,5 +24,6 @@ mod openapi;
 mod operations;
 mod scope;
 mod support;
+mod traces;
 mod transport;
 mod vault;
