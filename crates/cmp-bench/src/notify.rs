@@ -175,15 +175,21 @@ async fn notify_on(opts: &NotifyBench, cmpd: &Path, url: &str) -> anyhow::Result
     let http = reqwest::Client::new();
     let metrics = format!("{}/metrics", server.base);
     let t = Instant::now();
-    let text = http.get(&metrics).send().await?.error_for_status()?.text().await?;
+    let mut text = http.get(&metrics).send().await?.error_for_status()?.text().await?;
     let first_scrape = ms(t.elapsed());
+    // The first count goes on after the first scrape's bounded wait: when it is there.
+    while !text.contains("cmp_certificates{") {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        text = http.get(&metrics).send().await?.error_for_status()?.text().await?;
+    }
+    let counted = ms(t.elapsed());
     let scrapes = time_requests(&http, &metrics, &server.token, opts.samples).await?;
     let healthz =
         time_requests(&http, &format!("{}/healthz", server.base), &server.token, opts.samples)
             .await?;
     let (rss, _) = server.rss_kib();
     println!(
-        "| /metrics, per-certificate series off ({} KB) | first after start (counts inline) {first_scrape:.0} ms; then p50 {:.1} ms, p99 {:.1} ms | /healthz p99 {:.2} ms | p99 x{:.1} |",
+        "| /metrics, per-certificate series off ({} KB) | first after start {first_scrape:.0} ms (the database's figures from {counted:.0} ms); then p50 {:.1} ms, p99 {:.1} ms | /healthz p99 {:.2} ms | p99 x{:.1} |",
         text.len() / 1024,
         scrapes.p50_ms,
         scrapes.p99_ms,

@@ -117,9 +117,15 @@ fn method_label(method: &Method) -> &'static str {
 /// How long figures read from the database are reused between scrapes.
 const GAUGE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// How long the first scrape waits for the first count. At a million certificates a count
+/// takes about a second: that scrape answers without the database's figures, and the count
+/// finishes for the next one.
+const FIRST_COUNT_WAIT: std::time::Duration = std::time::Duration::from_millis(150);
+
 /// Figures read from the database for `/metrics`: counted at most every [`GAUGE_MAX_AGE`] (a
 /// million rows is not counted per scraper), in the background once a first count exists,
-/// so that a scrape never waits on the database after the first.
+/// so that a scrape waits on the database only for the first, and at most
+/// [`FIRST_COUNT_WAIT`].
 #[derive(Default)]
 pub struct ScrapeCache {
     counted_at: std::sync::Mutex<Option<Instant>>,
@@ -130,7 +136,8 @@ pub struct ScrapeCache {
 
 enum Refresh {
     None,
-    Inline,
+    /// The first count: waited for, up to [`FIRST_COUNT_WAIT`].
+    First,
     Background,
 }
 
@@ -138,7 +145,7 @@ impl ScrapeCache {
     fn claim(&self) -> Refresh {
         let Ok(mut counted_at) = self.counted_at.lock() else { return Refresh::None };
         let refresh = match *counted_at {
-            None => Refresh::Inline,
+            None => Refresh::First,
             Some(at) if at.elapsed() >= GAUGE_MAX_AGE => Refresh::Background,
             Some(_) => return Refresh::None,
         };
@@ -149,13 +156,13 @@ impl ScrapeCache {
 
 /// The text of `/metrics`: the recorder's metrics, then the database's figures.
 pub async fn scrape(state: &AppState) -> String {
-    match state.scrape.claim() {
-        Refresh::Inline => refresh(state).await,
-        Refresh::Background => {
-            let state = state.clone();
-            tokio::spawn(async move { refresh(&state).await });
+    let claimed = state.scrape.claim();
+    if !matches!(claimed, Refresh::None) {
+        let counting = state.clone();
+        let count = tokio::spawn(async move { refresh(&counting).await });
+        if matches!(claimed, Refresh::First) {
+            let _ = tokio::time::timeout(FIRST_COUNT_WAIT, count).await;
         }
-        Refresh::None => {}
     }
     for pool in state.store.pool_usage() {
         let busy = pool.open.saturating_sub(pool.idle);

@@ -7,7 +7,10 @@ use cmp_api::{
 };
 use cmp_domain::{AgentStatus, DeploymentState, Role};
 
-use crate::support::{TestApp, on_both_databases};
+use serde_json::json;
+
+use crate::notifications::{Receiver, rule};
+use crate::support::{TestApp, TestClock, on_both_databases};
 
 fn csr_for(name: &str) -> String {
     let key = rcgen::KeyPair::generate().unwrap();
@@ -406,6 +409,38 @@ async fn an_agent_installs_each_version_on_real_nginx_apache_and_haproxy_and_rol
             assert_eq!(d.certificate_id.as_deref(), Some(v3.as_str()));
             assert!(!d.last_error.as_deref().unwrap_or_default().is_empty(), "{d:?}");
         }
+        // Whoever watches the fleet hears of each failed target once, and of the agent once
+        // it falls silent.
+        let hook = Receiver::start(200).await;
+        let fleet = json!({"name": "fleet", "events": ["deployment_failed", "agent_offline"],
+                           "channel": {"kind": "webhook", "url": hook.url}});
+        rule(&app, fleet).await;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let told = |event: &str| -> Vec<String> {
+            let bodies = hook.bodies();
+            let notices = bodies.iter().flat_map(|(_, b)| b["notices"].as_array().unwrap());
+            let of_event = notices.filter(|n| n["event"] == event);
+            of_event.map(|n| n["summary"].as_str().unwrap().to_string()).collect()
+        };
+        for _ in 0..2 {
+            app.issuer_state(TestClock::at(now)).await.notifier.pass().await;
+        }
+        let failed = told("deployment_failed");
+        assert_eq!(failed.len(), 3, "once per target: {failed:?}");
+        for target in ["nginx", "apache", "haproxy"] {
+            let summary = failed.iter().find(|s| s.contains(&format!("web-01/{target}")));
+            let summary = summary.unwrap_or_else(|| panic!("{target}: {failed:?}"));
+            assert!(summary.contains("failed at test") && summary.contains("broken"), "{summary}");
+        }
+        assert!(told("agent_offline").is_empty(), "the agent was heard from just now");
+        let silent = app.config.notify.agent_offline_secs as i64 + 60;
+        for _ in 0..2 {
+            app.issuer_state(TestClock::at(now + silent)).await.notifier.pass().await;
+        }
+        let offline = told("agent_offline");
+        assert_eq!(offline.len(), 1, "{offline:?}");
+        assert!(offline[0].contains("Agent web-01 has not been heard from"), "{offline:?}");
+        assert_eq!(told("deployment_failed").len(), 3, "nothing told twice");
         // The server-made keys went to the agent only: none is in its state directory.
         for entry in walk(state.path()) {
             let text = std::fs::read_to_string(&entry).unwrap_or_default();

@@ -36,13 +36,13 @@ fn now() -> i64 {
 type Posts = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
 
 /// A webhook receiver: records each POST and answers with the status it is set to.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     got: Posts,
 }
 
 impl Receiver {
-    async fn start(status: u16) -> Receiver {
+    pub(crate) async fn start(status: u16) -> Receiver {
         let got: Posts = Arc::default();
         let answer = Arc::new(AtomicU16::new(status));
         let seen = got.clone();
@@ -62,7 +62,7 @@ impl Receiver {
         Receiver { url: format!("http://{addr}/hook"), got }
     }
 
-    fn bodies(&self) -> Vec<(HeaderMap, Value)> {
+    pub(crate) fn bodies(&self) -> Vec<(HeaderMap, Value)> {
         let got = self.got.lock().unwrap();
         got.iter().map(|(h, b)| (h.clone(), serde_json::from_slice(b).unwrap())).collect()
     }
@@ -124,7 +124,7 @@ async fn import(
     imported.certificates[0].id.clone().unwrap()
 }
 
-async fn rule(app: &TestApp, body: Value) -> Value {
+pub(crate) async fn rule(app: &TestApp, body: Value) -> Value {
     let (status, rule) =
         call(app, &app.admin_token, "POST", "/api/v1/notifications/rules", Some(body)).await;
     assert_eq!(status, 201, "{rule}");
@@ -538,7 +538,7 @@ async fn metrics_show_the_inventory_and_the_dashboard_and_alerts_query_only_what
     assert_eq!(status, 201);
     // A notification pass: adapter health comes from there.
     app.issuer_state(TestClock::at(now())).await.notifier.pass().await;
-    let metrics = app.http().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app.counted_metrics().await;
     let series = format!(
         "cmp_certificate_expiration_timestamp_seconds{{id=\"{id}\",common_name=\"a.shop.example\",owner=\"shop\"}} {}",
         cert.not_after.unix_timestamp()
@@ -585,7 +585,7 @@ async fn metrics_show_the_inventory_and_the_dashboard_and_alerts_query_only_what
         c.metrics.per_certificate = false;
     })
     .await;
-    let metrics = app.http().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app.counted_metrics().await;
     assert!(!metrics.contains("cmp_certificate_expiration_timestamp_seconds{"), "{metrics}");
     assert!(metrics.contains("cmp_certificates_by_owner{owner=\"shop\""));
     app.stop().await;

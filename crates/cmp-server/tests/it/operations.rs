@@ -45,7 +45,7 @@ async fn health_ready_metrics_and_request_ids() {
             .unwrap();
         assert_eq!(resp.status(), 405);
 
-        let metrics = http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let metrics = app.counted_metrics().await;
         assert!(metrics.contains("http_requests_total{"), "{metrics}");
         assert!(metrics.contains("http_request_duration_seconds_bucket{"));
         assert!(metrics.contains("cmp_certificates{status=\"valid\"}"));

@@ -136,6 +136,20 @@ impl TestApp {
         self.http_builder().build().unwrap()
     }
 
+    /// `/metrics` once it shows the database's figures: the first scrape waits for the first
+    /// count only so long, and a busy machine may take longer.
+    pub async fn counted_metrics(&self) -> String {
+        for _ in 0..100 {
+            let metrics = self.http().get(self.url("/metrics")).send().await.unwrap();
+            let metrics = metrics.text().await.unwrap();
+            if metrics.contains("cmp_certificates{") {
+                return metrics;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("/metrics never showed the database's figures");
+    }
+
     /// A reqwest client that trusts the server's certificate when it serves HTTPS.
     pub fn http_builder(&self) -> reqwest::ClientBuilder {
         let mut builder = reqwest::Client::builder();
