@@ -201,6 +201,19 @@ impl ServerProcess {
         proc_rss_kib(&self.child.id().to_string())
     }
 
+    /// Proportional memory (`Pss` of `/proc/<pid>/smaps_rollup`), KiB: a file mapped by several
+    /// connections counts once, where the resident figure counts it per mapping.
+    pub fn pss_kib(&self) -> u64 {
+        let path = format!("/proc/{}/smaps_rollup", self.child.id());
+        let rollup = std::fs::read_to_string(path).unwrap_or_default();
+        rollup
+            .lines()
+            .find_map(|l| l.strip_prefix("Pss:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Stops the server as a service manager would (SIGTERM) and waits for it.
     pub fn stop(mut self) -> anyhow::Result<()> {
         std::process::Command::new("kill")

@@ -45,6 +45,9 @@ pub struct InventoryBench {
     /// the inventory's first table paint, a filter change, the overview).
     #[arg(long)]
     pub dashboard: bool,
+    /// Keep the PostgreSQL database afterwards (its name is printed), to look into a figure.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 pub(crate) const OWNERS: u32 = 50;
@@ -70,7 +73,11 @@ pub async fn run(opts: &InventoryBench, cmpd: &Path) -> anyhow::Result<()> {
     for db in &opts.databases {
         let scratch = ScratchDb::create(*db, &opts.postgres_url).await?;
         let result = inventory_on(opts, cmpd, &scratch.url, &bundle).await;
-        scratch.drop_db(&opts.postgres_url).await?;
+        if opts.keep && *db == BenchDatabase::Postgres {
+            println!("kept: {}", scratch.url);
+        } else {
+            scratch.drop_db(&opts.postgres_url).await?;
+        }
         let report = result.with_context(|| format!("while benchmarking {db:?}"))?;
         report.print(*db);
     }
@@ -87,11 +94,17 @@ struct Report {
     bundle_rate: f64,
     bulk_rate: f64,
     raw_insert_rate: f64,
-    queries: Vec<(String, Latency)>,
+    /// Each query's latency at one client and, for the lists, at [`CLIENTS`] at once.
+    queries: Vec<(String, Latency, Option<Latency>)>,
     healthz: Latency,
     /// Resident and peak memory of the serving process after the queries.
     server_rss_kib: (u64, u64),
+    /// Its proportional memory then.
+    server_pss_kib: u64,
 }
+
+/// Clients querying at once in the concurrent measurement.
+const CLIENTS: usize = 4;
 
 impl Report {
     fn print(&self, db: BenchDatabase) {
@@ -110,21 +123,25 @@ impl Report {
             self.raw_insert_rate,
             self.bulk_rate / self.raw_insert_rate
         );
-        for (name, l) in &self.queries {
+        for (name, one, many) in &self.queries {
+            let many = many.as_ref().map_or(String::new(), |m| {
+                format!("; {CLIENTS} clients: p50 {:.1} ms, p99 {:.1} ms", m.p50_ms, m.p99_ms)
+            });
             println!(
-                "| {name} | p50 {:.1} ms, p99 {:.1} ms | /healthz p50 {:.2} ms, p99 {:.2} ms | p99 x{:.1} |",
-                l.p50_ms,
-                l.p99_ms,
+                "| {name} | 1 client: p50 {:.1} ms, p99 {:.1} ms{many} | /healthz p50 {:.2} ms, p99 {:.2} ms | p99 x{:.1} |",
+                one.p50_ms,
+                one.p99_ms,
                 self.healthz.p50_ms,
                 self.healthz.p99_ms,
-                l.p99_ms / self.healthz.p99_ms
+                one.p99_ms / self.healthz.p99_ms
             );
         }
         let (rss, peak) = self.server_rss_kib;
         println!(
-            "| server RSS after the queries | {} MiB (peak {} MiB) | | |\n",
+            "| server memory after the queries | RSS {} MiB (peak {} MiB), PSS {} MiB | | |\n",
             rss / 1024,
-            peak / 1024
+            peak / 1024,
+            self.server_pss_kib / 1024
         );
     }
 }
@@ -247,6 +264,23 @@ async fn inventory_on(
         "bundle import created {}",
         imported.created
     );
+    // One import has one owner; spread the bundle over every owner as the generated rest is,
+    // so that the owner filter finds its share whatever `--count` is.
+    let mut updates = sqlx::AnyConnection::connect(url).await?;
+    if kind_of(url) == "sqlite" {
+        updates.execute("PRAGMA busy_timeout = 10000").await?;
+    }
+    for (t, owner_id) in owner_ids.iter().enumerate().skip(1) {
+        sqlx::query(
+            "UPDATE certificates SET owner_id = $1 WHERE owner_id = $2 AND common_name LIKE $3",
+        )
+        .bind(owner_id)
+        .bind(&owner_ids[0])
+        .bind(format!("host%.team{t}.bench.example"))
+        .execute(&mut updates)
+        .await?;
+    }
+    updates.close().await?;
     println!(
         "{url_kind}: imported the bundle at {bundle_rate:.0} certs/s",
         url_kind = kind_of(url)
@@ -285,25 +319,42 @@ async fn inventory_on(
         ("q substring, one match", format!("q=host{}.", opts.count / 2 + 7)),
         ("deep cursor (middle of 1M)", format!("limit=100&cursor={deep_cursor}")),
     ];
-    let mut paths: Vec<(String, String)> = queries
+    let paths: Vec<(String, String)> = queries
         .into_iter()
         .map(|(name, query)| (format!("list {name}"), format!("/api/v1/certificates?{query}")))
         .collect();
-    // The dashboard's overview figures, counted over the whole inventory.
-    paths.push(("stats overview".into(), "/api/v1/stats/overview".into()));
-    paths.push(("stats expiry (13 weeks)".into(), "/api/v1/stats/expiry".into()));
     let mut timed = Vec::new();
     for (name, path) in paths {
         let url = format!("{base}{path}");
-        timed.push((name, time_requests(&http, &url, &token, opts.samples).await?));
+        let one = time_requests(&http, &url, &token, opts.samples).await?;
+        let many = time_requests_at_once(&http, &url, &token, opts.samples).await?;
+        timed.push((name, one, Some(many)));
+    }
+    // The dashboard's overview figures, counted over the whole inventory (one client: a
+    // dashboard's, not a list load).
+    for (name, path) in [
+        ("stats overview", "/api/v1/stats/overview"),
+        ("stats expiry (13 weeks)", "/api/v1/stats/expiry"),
+    ] {
+        let one = time_requests(&http, &format!("{base}{path}"), &token, opts.samples).await?;
+        timed.push((name.to_string(), one, None));
     }
     if opts.dashboard {
         dashboard_in_chromium(&base, &token)?;
     }
     let healthz = time_requests(&http, &format!("{base}/healthz"), &token, opts.samples).await?;
     let server_rss_kib = server.rss_kib();
+    let server_pss_kib = server.pss_kib();
     server.stop()?;
-    Ok(Report { bundle_rate, bulk_rate, raw_insert_rate, queries: timed, healthz, server_rss_kib })
+    Ok(Report {
+        bundle_rate,
+        bulk_rate,
+        raw_insert_rate,
+        queries: timed,
+        healthz,
+        server_rss_kib,
+        server_pss_kib,
+    })
 }
 
 /// Runs the dashboard's browser benchmark against the server; it prints its own table.
@@ -368,6 +419,30 @@ pub(crate) async fn time_requests(
         let t = Instant::now();
         http.get(url).bearer_auth(token).send().await?.error_for_status()?.bytes().await?;
         times.push(t.elapsed());
+    }
+    Ok(latency(times))
+}
+
+/// [`CLIENTS`] clients sending `samples` requests each, one after another; the latencies of
+/// all of them.
+async fn time_requests_at_once(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    samples: u32,
+) -> anyhow::Result<Latency> {
+    let clients = (0..CLIENTS).map(|_| async {
+        let mut times = Vec::with_capacity(samples as usize);
+        for _ in 0..samples {
+            let t = Instant::now();
+            http.get(url).bearer_auth(token).send().await?.error_for_status()?.bytes().await?;
+            times.push(t.elapsed());
+        }
+        anyhow::Ok(times)
+    });
+    let mut times = Vec::new();
+    for client in futures::future::try_join_all(clients).await? {
+        times.extend(client);
     }
     Ok(latency(times))
 }

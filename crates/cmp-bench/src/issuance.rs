@@ -38,6 +38,10 @@ pub struct IssuanceBench {
     /// PostgreSQL server to create the benchmark database on.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub postgres_url: String,
+    /// Also measure the API with every request traced and exported over OTLP/HTTP (to a sink
+    /// in this process), against the same API untraced.
+    #[arg(long)]
+    pub traced: bool,
 }
 
 /// An operation that POSTs `body` to `url` with one header and expects `status`.
@@ -186,6 +190,9 @@ pub async fn run(opts: &IssuanceBench, cmpd: &Path) -> anyhow::Result<()> {
             let post = post_ok(&http, &url, auth.clone(), &body, 201);
             runs.push(measure(&format!("CMP HTTP API ({kind})"), c, opts.seconds, post).await?);
         }
+        if opts.traced {
+            traced_api(&mut runs, opts, cmpd, *database, &body).await?;
+        }
         if let Some(bao) = &bao {
             let adapter = serde_json::json!({"name": "vault", "kind": "vault_pki", "config": {
                 "address": bao.base, "role": "cmp", "auth": {"method": "token", "token": "root"}}});
@@ -222,6 +229,21 @@ pub async fn run(opts: &IssuanceBench, cmpd: &Path) -> anyhow::Result<()> {
                      CMP overhead {:.0}% (goal < 20%)",
                     (1.0 - through / alone) * 100.0
                 );
+            }
+        }
+    }
+    if opts.traced {
+        for &c in &opts.concurrency {
+            for kind in ["sqlite", "postgres"] {
+                let at = |what: &str| best_rate(&runs, what, Some(c));
+                let plain = at(&format!("CMP HTTP API ({kind})"));
+                let traced = at(&format!("CMP HTTP API traced ({kind})"));
+                if plain > 0.0 && traced > 0.0 {
+                    println!(
+                        "c={c} {kind}: traced {traced:.0}/s vs untraced {plain:.0}/s: x{:.2}",
+                        traced / plain
+                    );
+                }
             }
         }
     }
@@ -291,4 +313,53 @@ impl OpenBao {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The API on a fresh database of the same kind with every request traced
+/// (`trace.sample_ratio` 1.0), its spans posted to an OTLP/HTTP sink in this process.
+async fn traced_api(
+    runs: &mut Vec<crate::harness::Run>,
+    opts: &IssuanceBench,
+    cmpd: &Path,
+    database: BenchDatabase,
+    body: &serde_json::Value,
+) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let received = Arc::new(AtomicU64::new(0));
+    let counted = received.clone();
+    let sink = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |bytes: axum::body::Bytes| async move {
+            counted.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            [("content-type", "application/x-protobuf")]
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    let sink = tokio::spawn(async move { axum::serve(listener, sink).await });
+    let db = ScratchDb::create(database, &opts.postgres_url).await?;
+    let server =
+        ServerProcess::start_with(cmpd, &db.url, &[("CMPD_TRACE__OTLP_ENDPOINT", endpoint)])?;
+    let http = reqwest::Client::new();
+    let auth = ("Authorization", format!("Bearer {}", server.token));
+    http.post(format!("{}/api/v1/owners", server.base))
+        .header(auth.0, &auth.1)
+        .json(&serde_json::json!({"name": "bench"}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let url = format!("{}/api/v1/requests", server.base);
+    let kind = kind_of(&db.url);
+    for &c in &opts.concurrency {
+        let post = post_ok(&http, &url, auth.clone(), body, 201);
+        runs.push(measure(&format!("CMP HTTP API traced ({kind})"), c, opts.seconds, post).await?);
+    }
+    server.stop()?;
+    sink.abort();
+    db.drop_db(&opts.postgres_url).await?;
+    println!(
+        "traced ({kind}): {} KiB of spans reached the sink",
+        received.load(Ordering::Relaxed) / 1024
+    );
+    Ok(())
 }

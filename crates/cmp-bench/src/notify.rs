@@ -178,7 +178,7 @@ async fn notify_on(opts: &NotifyBench, cmpd: &Path, url: &str) -> anyhow::Result
     let mut text = http.get(&metrics).send().await?.error_for_status()?.text().await?;
     let first_scrape = ms(t.elapsed());
     // The first count goes on after the first scrape's bounded wait: when it is there.
-    while !text.contains("cmp_certificates{") {
+    while !text.contains("# TYPE cmp_certificates_by_owner") {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         text = http.get(&metrics).send().await?.error_for_status()?.text().await?;
     }

@@ -549,6 +549,8 @@ impl CertificateStore for SqlStore {
             outcomes.extend(import_chunk(&mut tx, ctx, scope, chunk).await?);
         }
         tx.commit().await?;
+        let created = outcomes.iter().filter(|o| o.created).count();
+        self.refresh_statistics("certificates", created).await;
         Ok(outcomes)
     }
 

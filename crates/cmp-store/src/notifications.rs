@@ -293,8 +293,6 @@ fn owner_filter(b: &mut SqlBuilder, column: &str, owner_id: Option<&str>) {
 
 /// Marks per INSERT: six parameters each, well inside both databases' limits.
 const MARK_CHUNK: usize = 200;
-/// Marks recorded at once after which PostgreSQL's statistics of them are brought up to date.
-const MARKS_BEFORE_ANALYZE: usize = 1_000;
 
 impl SqlStore {
     /// Counts an attempt of `delivery` and holds it until `lease_until`, with a compare and
@@ -772,11 +770,8 @@ impl NotificationStore for SqlStore {
         tx.commit().await?;
         // PostgreSQL plans the next evaluation's anti-join on the marks' statistics: left at
         // "empty" after a first evaluation over a large inventory, it scans every mark for each
-        // certificate (a pass of minutes at 1M, measured). SQLite has no such estimate.
-        if marked >= MARKS_BEFORE_ANALYZE && crate::Store::dialect(self) == crate::Dialect::Postgres
-        {
-            sqlx::query("ANALYZE notification_marks").execute(&self.write).await?;
-        }
+        // certificate (a pass of minutes at 1M, measured).
+        self.refresh_statistics("notification_marks", marked).await;
         Ok(made)
     }
 

@@ -142,7 +142,7 @@ impl TestApp {
         for _ in 0..100 {
             let metrics = self.http().get(self.url("/metrics")).send().await.unwrap();
             let metrics = metrics.text().await.unwrap();
-            if metrics.contains("cmp_certificates{") {
+            if metrics.contains("# TYPE cmp_certificates_by_owner") {
                 return metrics;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
