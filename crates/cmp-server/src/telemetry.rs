@@ -162,6 +162,8 @@ impl HttpClient for OtlpClient {
         let (status, body) = match sent {
             Ok(answer) => answer,
             Err(e) => {
+                // The endpoint may carry credentials: the error is told without it.
+                let e = e.without_url();
                 self.note(Some(e.to_string()));
                 return Err(e.into());
             }
