@@ -506,7 +506,7 @@ impl Default for MetricsConfig {
 }
 
 /// Distributed traces: W3C `traceparent` in and out, spans exported over OTLP/HTTP.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TraceConfig {
     /// An OTLP/HTTP collector, e.g. `http://otel-collector:4318`; empty (the default): no spans
@@ -521,6 +521,17 @@ pub struct TraceConfig {
 impl Default for TraceConfig {
     fn default() -> Self {
         TraceConfig { otlp_endpoint: String::new(), service_name: String::new(), sample_ratio: 1.0 }
+    }
+}
+
+impl std::fmt::Debug for TraceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A collector's URL may carry credentials.
+        f.debug_struct("TraceConfig")
+            .field("otlp_endpoint", &redact_url(&self.otlp_endpoint))
+            .field("service_name", &self.service_name)
+            .field("sample_ratio", &self.sample_ratio)
+            .finish()
     }
 }
 
@@ -848,6 +859,20 @@ mod tests {
         assert_eq!(config.role, ServerRole::Inventory);
         assert_eq!(config.inventory.expiry_window_days, 14);
         assert_eq!(config.listen_addr().port(), 8081);
+    }
+
+    #[test]
+    fn trace_settings_are_checked_and_a_collector_password_is_hidden() {
+        let mut config = Config::default();
+        config.trace.otlp_endpoint = "otel-collector:4318".into();
+        let err = config.validate().unwrap_err();
+        assert!(err.contains("trace.otlp_endpoint"), "{err}");
+        config.trace.otlp_endpoint = "http://ingest:s3cret@otel-collector:4318".into();
+        config.trace.sample_ratio = 1.5;
+        assert!(config.validate().unwrap_err().contains("trace.sample_ratio"));
+        config.trace.sample_ratio = 0.25;
+        config.validate().unwrap();
+        assert!(!format!("{:?}", config.trace).contains("s3cret"));
     }
 
     #[test]
