@@ -414,13 +414,23 @@ pub(crate) async fn time_requests(
     for _ in 0..5 {
         http.get(url).bearer_auth(token).send().await?.error_for_status()?.bytes().await?;
     }
+    Ok(latency(one_client(http, url, token, samples).await?))
+}
+
+/// The latencies of `samples` requests sent one after another.
+async fn one_client(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    samples: u32,
+) -> anyhow::Result<Vec<std::time::Duration>> {
     let mut times = Vec::with_capacity(samples as usize);
     for _ in 0..samples {
         let t = Instant::now();
         http.get(url).bearer_auth(token).send().await?.error_for_status()?.bytes().await?;
         times.push(t.elapsed());
     }
-    Ok(latency(times))
+    Ok(times)
 }
 
 /// [`CLIENTS`] clients sending `samples` requests each, one after another; the latencies of
@@ -431,20 +441,9 @@ async fn time_requests_at_once(
     token: &str,
     samples: u32,
 ) -> anyhow::Result<Latency> {
-    let clients = (0..CLIENTS).map(|_| async {
-        let mut times = Vec::with_capacity(samples as usize);
-        for _ in 0..samples {
-            let t = Instant::now();
-            http.get(url).bearer_auth(token).send().await?.error_for_status()?.bytes().await?;
-            times.push(t.elapsed());
-        }
-        anyhow::Ok(times)
-    });
-    let mut times = Vec::new();
-    for client in futures::future::try_join_all(clients).await? {
-        times.extend(client);
-    }
-    Ok(latency(times))
+    let clients = (0..CLIENTS).map(|_| one_client(http, url, token, samples));
+    let times = futures::future::try_join_all(clients).await?;
+    Ok(latency(times.into_iter().flatten().collect()))
 }
 
 /// The database's own ceiling: plain INSERTs of certificate-shaped rows into a scratch table

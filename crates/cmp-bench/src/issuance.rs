@@ -175,35 +175,22 @@ pub async fn run(opts: &IssuanceBench, cmpd: &Path) -> anyhow::Result<()> {
     for database in &opts.databases {
         let api_db = ScratchDb::create(*database, &opts.postgres_url).await?;
         let server = ServerProcess::start(cmpd, &api_db.url)?;
-        let auth = ("Authorization", format!("Bearer {}", server.token));
-        let setup = |path: &str, body: serde_json::Value| {
-            http.post(format!("{}{path}", server.base))
-                .header(auth.0, auth.1.clone())
-                .json(&body)
-                .send()
-        };
-        setup("/api/v1/owners", serde_json::json!({"name": "bench"})).await?.error_for_status()?;
-        let url = format!("{}/api/v1/requests", server.base);
+        setup(&http, &server, "/api/v1/owners", serde_json::json!({"name": "bench"})).await?;
         let kind = kind_of(&api_db.url);
         let body = serde_json::json!({"owner": "bench", "csr": csr_pem, "validity_days": 30});
-        for &c in &opts.concurrency {
-            let post = post_ok(&http, &url, auth.clone(), &body, 201);
-            runs.push(measure(&format!("CMP HTTP API ({kind})"), c, opts.seconds, post).await?);
-        }
+        let what = format!("CMP HTTP API ({kind})");
+        measure_requests(&mut runs, opts, &http, &server, &body, &what).await?;
         if opts.traced {
             traced_api(&mut runs, opts, cmpd, *database, &body).await?;
         }
         if let Some(bao) = &bao {
             let adapter = serde_json::json!({"name": "vault", "kind": "vault_pki", "config": {
                 "address": bao.base, "role": "cmp", "auth": {"method": "token", "token": "root"}}});
-            setup("/api/v1/adapters", adapter).await?.error_for_status()?;
+            setup(&http, &server, "/api/v1/adapters", adapter).await?;
             let body = serde_json::json!({"owner": "bench", "adapter": "vault", "csr": csr_pem,
                                           "validity_days": 30});
-            for &c in &opts.concurrency {
-                let post = post_ok(&http, &url, auth.clone(), &body, 201);
-                let what = format!("CMP API -> Vault PKI ({kind})");
-                runs.push(measure(&what, c, opts.seconds, post).await?);
-            }
+            let what = format!("CMP API -> Vault PKI ({kind})");
+            measure_requests(&mut runs, opts, &http, &server, &body, &what).await?;
         }
         server.stop()?;
         api_db.drop_db(&opts.postgres_url).await?;
@@ -341,19 +328,10 @@ async fn traced_api(
     let server =
         ServerProcess::start_with(cmpd, &db.url, &[("CMPD_TRACE__OTLP_ENDPOINT", endpoint)])?;
     let http = reqwest::Client::new();
-    let auth = ("Authorization", format!("Bearer {}", server.token));
-    http.post(format!("{}/api/v1/owners", server.base))
-        .header(auth.0, &auth.1)
-        .json(&serde_json::json!({"name": "bench"}))
-        .send()
-        .await?
-        .error_for_status()?;
-    let url = format!("{}/api/v1/requests", server.base);
+    setup(&http, &server, "/api/v1/owners", serde_json::json!({"name": "bench"})).await?;
     let kind = kind_of(&db.url);
-    for &c in &opts.concurrency {
-        let post = post_ok(&http, &url, auth.clone(), body, 201);
-        runs.push(measure(&format!("CMP HTTP API traced ({kind})"), c, opts.seconds, post).await?);
-    }
+    let what = format!("CMP HTTP API traced ({kind})");
+    measure_requests(runs, opts, &http, &server, body, &what).await?;
     server.stop()?;
     sink.abort();
     db.drop_db(&opts.postgres_url).await?;
@@ -361,5 +339,35 @@ async fn traced_api(
         "traced ({kind}): {} KiB of spans reached the sink",
         received.load(Ordering::Relaxed) / 1024
     );
+    Ok(())
+}
+
+/// POSTs `body` to `path` on `server` as its admin; an error unless it succeeds.
+async fn setup(
+    http: &reqwest::Client,
+    server: &ServerProcess,
+    path: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<()> {
+    let sent = http.post(format!("{}{path}", server.base)).bearer_auth(&server.token).json(&body);
+    sent.send().await?.error_for_status()?;
+    Ok(())
+}
+
+/// `POST /api/v1/requests` with `body` on `server` at each concurrency, recorded as `what`.
+async fn measure_requests(
+    runs: &mut Vec<crate::harness::Run>,
+    opts: &IssuanceBench,
+    http: &reqwest::Client,
+    server: &ServerProcess,
+    body: &serde_json::Value,
+    what: &str,
+) -> anyhow::Result<()> {
+    let url = format!("{}/api/v1/requests", server.base);
+    let auth = ("Authorization", format!("Bearer {}", server.token));
+    for &c in &opts.concurrency {
+        let post = post_ok(http, &url, auth.clone(), body, 201);
+        runs.push(measure(what, c, opts.seconds, post).await?);
+    }
     Ok(())
 }
