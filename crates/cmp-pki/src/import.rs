@@ -40,9 +40,22 @@ pub struct Rejection {
 /// PKCS#7 SignedData bundle and a DER PKCS#12 file. Binary input is tried as a DER
 /// certificate, then PKCS#7, then PKCS#12. Never panics.
 pub fn decode_import(input: &[u8], password: Option<&str>) -> ImportDecoded {
-    let mut importer = Importer { password, decoded: ImportDecoded::default() };
+    let mut importer = Importer { password, decoded: ImportDecoded::default(), each: None };
     importer.run(input);
     importer.decoded
+}
+
+/// [`decode_import`], handing each certificate to `each` as soon as it is read instead of
+/// collecting them, so that a caller can store the start of a large bundle while the rest is
+/// read. Returns the rejected parts.
+pub fn decode_import_each(
+    input: &[u8],
+    password: Option<&str>,
+    each: &mut dyn FnMut(CertificateFacts),
+) -> Vec<Rejection> {
+    let mut importer = Importer { password, decoded: ImportDecoded::default(), each: Some(each) };
+    importer.run(input);
+    importer.decoded.rejected
 }
 
 /// The item name of the whole input.
@@ -51,6 +64,8 @@ const INPUT: &str = "input";
 struct Importer<'p> {
     password: Option<&'p str>,
     decoded: ImportDecoded,
+    /// Where certificates go as they are read; `decoded.certificates` without one.
+    each: Option<&'p mut dyn FnMut(CertificateFacts)>,
 }
 
 impl Importer<'_> {
@@ -61,7 +76,7 @@ impl Importer<'_> {
         if input.first() == Some(&0x30) {
             // Text can start with "0" (0x30), so a failed binary attempt falls back to PEM.
             let mut binary =
-                Importer { password: self.password, decoded: ImportDecoded::default() };
+                Importer { password: self.password, decoded: ImportDecoded::default(), each: None };
             binary.der(INPUT, input);
             let unrecognised = binary.decoded.certificates.is_empty()
                 && binary.decoded.rejected.iter().all(|r| {
@@ -69,7 +84,8 @@ impl Importer<'_> {
                         .contains(&r.reason)
                 });
             if !unrecognised || !pem::looks_like_pem(input) {
-                self.decoded = binary.decoded;
+                self.decoded.rejected = binary.decoded.rejected;
+                binary.decoded.certificates.into_iter().for_each(|c| self.accept(c));
                 return;
             }
         }
@@ -85,7 +101,10 @@ impl Importer<'_> {
     }
 
     fn accept(&mut self, facts: CertificateFacts) {
-        self.decoded.certificates.push(facts);
+        match &mut self.each {
+            Some(each) => each(facts),
+            None => self.decoded.certificates.push(facts),
+        }
     }
 
     // --- PEM ---------------------------------------------------------------------------

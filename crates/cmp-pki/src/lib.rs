@@ -27,7 +27,7 @@ mod tests;
 
 pub use cmp_domain::CertificateFacts;
 pub use csr::{CsrError, CsrInfo, MAX_CSR_BYTES, parse_csr};
-pub use import::{ImportDecoded, Rejection, decode_import};
+pub use import::{ImportDecoded, Rejection, decode_import, decode_import_each};
 pub use keygen::{
     GeneratedKey, KeySpec, KeygenError, MIN_PKCS12_PASSWORD_CHARS, PKCS12_ITERATIONS,
     export_pkcs12, generate_key, make_csr,

@@ -1,6 +1,7 @@
 //! Certificates: import with de-duplication, filtered keyset listing, updates, deletion.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use cmp_domain::{
@@ -13,11 +14,13 @@ use tracing::instrument;
 
 use crate::AuditAction;
 use crate::audit;
+use crate::search::{SAMPLE_ROWS, SampleState, SearchPlan, SearchSample};
 use crate::sql::{Arg, SqlBuilder};
 use crate::{
     AuditContext, CertificateQuery, CertificateRecord, CertificateSort, CertificateSource,
-    CertificateStore, CertificateUpdate, Cursor, Dialect, ImportOutcome, Location, NewAuditEvent,
-    NewCertificate, NewLocation, OwnerRef, Page, Scope, SqlStore, Store, StoreError, StoreResult,
+    CertificateStore, CertificateUpdate, Cursor, Dialect, ImportBatch, ImportOutcome, Location,
+    NewAuditEvent, NewCertificate, NewLocation, OwnerRef, Page, Scope, SqlStore, Store, StoreError,
+    StoreResult,
 };
 
 const SELECT_COLUMNS: &str = "SELECT c.id, c.fingerprint_sha256, c.serial_number, c.subject, \
@@ -92,19 +95,49 @@ pub(crate) fn push_owner_scope(b: &mut SqlBuilder, column: &str, scope: &Scope) 
     }
 }
 
-/// `q`: a substring of the subject or a SAN. Both databases answer from a trigram index:
-/// PostgreSQL's pg_trgm serves the LIKE itself; SQLite needs its FTS5 trigram table asked
-/// first (for terms of three characters or more), and the LIKE then confirms exactly.
-fn push_substring_search(b: &mut SqlBuilder, dialect: Dialect, q: &str) {
-    if dialect == Dialect::Sqlite && q.chars().count() >= 3 {
-        let phrase = format!("\"{}\"", q.to_lowercase().replace('"', "\"\""));
-        b.push(
-            " AND c.pk IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH ",
-        )
-        .bind(Arg::Text(phrase))
-        .push(")");
+/// `q`: rows whose search text holds `term` (lowercased). The trigram index is asked for
+/// `index_term`, the part of the term the search plan chose (PostgreSQL's pg_trgm serves the
+/// LIKE; SQLite's FTS5 trigram table is asked for terms of three characters or more), and
+/// each row it gives is checked for the whole term.
+fn push_substring_search(b: &mut SqlBuilder, dialect: Dialect, term: &str, index_term: &str) {
+    match dialect {
+        Dialect::Sqlite if index_term.chars().count() >= 3 => {
+            b.push(" AND c.pk IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH ")
+                .bind(Arg::Text(every_trigram(index_term)))
+                .push(")");
+        }
+        Dialect::Sqlite => {}
+        Dialect::Postgres => {
+            b.push(" AND c.search_text LIKE ")
+                .bind(Arg::Text(like_pattern(index_term)))
+                .push(" ESCAPE '\\'");
+        }
     }
-    b.push(" AND c.search_text LIKE ").bind(Arg::Text(like_pattern(q))).push(" ESCAPE '\\'");
+    push_contains(b, dialect, term);
+}
+
+/// An FTS5 query for the rows holding every trigram of `term` (three characters or more).
+/// The index keeps no positions, so it is asked for each trigram rather than the phrase.
+fn every_trigram(term: &str) -> String {
+    let chars: Vec<char> = term.chars().collect();
+    let mut trigrams: Vec<String> = chars.windows(3).map(|w| w.iter().collect()).collect();
+    trigrams.sort();
+    trigrams.dedup();
+    let quoted: Vec<String> =
+        trigrams.iter().map(|t| format!("\"{}\"", t.replace('"', "\"\""))).collect();
+    quoted.join(" AND ")
+}
+
+/// ` AND` the search text holds `term`: a function call rather than a LIKE, so that PostgreSQL
+/// does not hand the whole term to the trigram index as well.
+fn push_contains(b: &mut SqlBuilder, dialect: Dialect, term: &str) {
+    let function = match dialect {
+        Dialect::Sqlite => "instr",
+        Dialect::Postgres => "strpos",
+    };
+    b.push(&format!(" AND {function}(c.search_text, "))
+        .bind(Arg::Text(term.to_string()))
+        .push(") > 0");
 }
 
 /// The SQL condition for a status, given the placeholders of `now` and `now + window`. The
@@ -128,8 +161,93 @@ fn push_status(b: &mut SqlBuilder, status: CertificateStatus, now: i64, window: 
     b.push(&format!(" AND {}", status_condition(status, &now_param, &horizon_param)));
 }
 
-/// Rows a substring search walks in sort order before it asks the trigram index instead.
-const SEARCH_WINDOW: i64 = 2_000;
+/// Rows a substring search walks in sort order at most before it asks the trigram index.
+const MAX_SEARCH_WALK: usize = 2_000;
+
+impl SqlStore {
+    /// After an import's commit: the planner's statistics and the search sample catch up.
+    async fn imported(&self, outcomes: &[ImportOutcome]) {
+        let created = outcomes.iter().filter(|o| o.created).count();
+        self.refresh_statistics("certificates", created).await;
+        if created >= 1_000 {
+            self.search_sample.age();
+        }
+    }
+
+    /// How to search for `term` (lowercased) for a page of `wanted` rows, by the current
+    /// sample of search texts (taken now if there is none, in the background once it is old).
+    async fn search_plan(&self, term: &str, wanted: usize) -> SearchPlan {
+        let sample = match self.search_sample.get() {
+            SampleState::Fresh(sample) => sample,
+            SampleState::Stale(sample) => {
+                let store = self.clone();
+                tokio::spawn(async move { store.take_search_sample().await });
+                sample
+            }
+            SampleState::Missing => self.take_search_sample().await,
+        };
+        sample.plan(term, MAX_SEARCH_WALK, wanted)
+    }
+
+    /// Takes and keeps a new sample. A failure is logged: searches then run unplanned (walk
+    /// first, the whole term to the index), which is slower, never wrong.
+    async fn take_search_sample(&self) -> Arc<SearchSample> {
+        match self.sample_search_texts().await {
+            Ok(texts) => {
+                let sample = Arc::new(SearchSample::new(texts));
+                self.search_sample.put(sample.clone());
+                sample
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not sample the inventory to plan searches");
+                self.search_sample.refresh_failed();
+                Arc::default()
+            }
+        }
+    }
+
+    /// The search texts of about [`SAMPLE_ROWS`] rows spread over the table: on SQLite every
+    /// n-th row id, on PostgreSQL pages at random.
+    async fn sample_search_texts(&self) -> StoreResult<Vec<String>> {
+        let wanted = SAMPLE_ROWS as i64;
+        match self.dialect() {
+            Dialect::Sqlite => {
+                let (low, high): (Option<i64>, Option<i64>) =
+                    sqlx::query_as("SELECT min(pk), max(pk) FROM certificates")
+                        .fetch_one(&self.read)
+                        .await?;
+                let (Some(low), Some(high)) = (low, high) else { return Ok(Vec::new()) };
+                let step = ((high - low) / wanted).max(1);
+                let sql = "WITH RECURSIVE picks(pk) AS \
+                     (SELECT $1 UNION ALL SELECT pk + $2 FROM picks WHERE pk + $2 <= $3) \
+                     SELECT search_text FROM certificates WHERE pk IN (SELECT pk FROM picks)";
+                Ok(sqlx::query_scalar(sql)
+                    .bind(low)
+                    .bind(step)
+                    .bind(high)
+                    .fetch_all(&self.read)
+                    .await?)
+            }
+            Dialect::Postgres => {
+                let estimate: Option<f64> = sqlx::query_scalar(
+                    "SELECT reltuples::float8 FROM pg_class WHERE oid = to_regclass('certificates')",
+                )
+                .fetch_optional(&self.read)
+                .await?;
+                // Pages for about twice the rows wanted; all of them (up to the limit) when the
+                // statistics know of few rows or none (never analyzed: -1).
+                let percent = match estimate {
+                    Some(rows) if rows > 2.0 * wanted as f64 => 200.0 * wanted as f64 / rows,
+                    _ => 100.0,
+                };
+                let sql = format!(
+                    "SELECT search_text FROM certificates TABLESAMPLE SYSTEM ({percent}) LIMIT {wanted}"
+                );
+                Ok(sqlx::query_scalar(&sql).fetch_all(&self.read).await?)
+            }
+        }
+    }
+}
 
 fn sort_column(sort: CertificateSort) -> &'static str {
     match sort {
@@ -549,9 +667,42 @@ impl CertificateStore for SqlStore {
             outcomes.extend(import_chunk(&mut tx, ctx, scope, chunk).await?);
         }
         tx.commit().await?;
-        let created = outcomes.iter().filter(|o| o.created).count();
-        self.refresh_statistics("certificates", created).await;
+        self.imported(&outcomes).await;
         Ok(outcomes)
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
+    async fn import_certificate_batches(
+        &self,
+        ctx: &AuditContext,
+        scope: &Scope,
+        mut batches: tokio::sync::mpsc::Receiver<ImportBatch>,
+    ) -> StoreResult<Option<Vec<ImportOutcome>>> {
+        // Begun with the first certificates: input that holds none never takes the writer.
+        let mut tx = None;
+        let mut outcomes = Vec::new();
+        loop {
+            match batches.recv().await {
+                Some(ImportBatch::Certificates(certificates)) if !certificates.is_empty() => {
+                    let tx = match &mut tx {
+                        Some(tx) => tx,
+                        None => tx.insert(self.begin().await?),
+                    };
+                    for chunk in certificates.chunks(IMPORT_CHUNK) {
+                        outcomes.extend(import_chunk(tx, ctx, scope, chunk).await?);
+                    }
+                }
+                Some(ImportBatch::Certificates(_)) => {}
+                Some(ImportBatch::End) => break,
+                // The sender gave up: dropping the transaction rolls it back.
+                None => return Ok(None),
+            }
+        }
+        if let Some(tx) = tx {
+            tx.commit().await?;
+        }
+        self.imported(&outcomes).await;
+        Ok(Some(outcomes))
     }
 
     #[instrument(level = "debug", skip_all, err(level = "debug"), fields(limit = query.limit))]
@@ -560,28 +711,30 @@ impl CertificateStore for SqlStore {
         query: &CertificateQuery,
     ) -> StoreResult<Page<CertificateRecord>> {
         let limit = query.limit.clamp(1, 500);
-        let q = query.q.as_deref().filter(|q| !q.is_empty());
+        let term = query.q.as_deref().filter(|q| !q.is_empty()).map(str::to_lowercase);
+        let plan = match &term {
+            Some(term) => Some(self.search_plan(term, limit as usize + 1).await),
+            None => None,
+        };
         let mut rows = Vec::new();
-        if let Some(q) = q {
-            // A common term is answered fastest by walking the sort order and filtering; a
-            // rare one by the trigram index and sorting its few matches. Try the walk over a
-            // bounded window first: if it fills the page, that page is exact.
+        if let (Some(term), Some(walk)) = (&term, plan.as_ref().and_then(|p| p.walk)) {
+            // A common term: walk a bounded window of the sort order. If that fills the page,
+            // the page is exact; if not, the index below answers.
             let mut b = SqlBuilder::new("SELECT * FROM (");
             b.push(SELECT_COLUMNS).push(", c.search_text").push(FROM_CERTIFICATES);
             b.push(" WHERE 1 = 1");
             push_filters(&mut b, query);
-            push_order(&mut b, query.sort, SEARCH_WINDOW);
-            b.push(") c WHERE c.search_text LIKE ")
-                .bind(Arg::Text(like_pattern(q)))
-                .push(" ESCAPE '\\'");
+            push_order(&mut b, query.sort, walk as i64);
+            b.push(") c WHERE 1 = 1");
+            push_contains(&mut b, self.dialect(), term);
             push_order(&mut b, query.sort, i64::from(limit) + 1);
             rows = b.query().fetch_all(&self.read).await?;
         }
         if rows.len() <= limit as usize {
             let mut b = SqlBuilder::new(SELECT_COLUMNS);
             b.push(FROM_CERTIFICATES).push(" WHERE 1 = 1");
-            if let Some(q) = q {
-                push_substring_search(&mut b, self.dialect(), q);
+            if let (Some(term), Some(plan)) = (&term, &plan) {
+                push_substring_search(&mut b, self.dialect(), term, &plan.index_term);
             }
             push_filters(&mut b, query);
             push_order(&mut b, query.sort, i64::from(limit) + 1);
@@ -767,6 +920,12 @@ pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_trigram_of_a_term_is_asked_for_once_and_quoted() {
+        assert_eq!(every_trigram("a0000"), "\"000\" AND \"a00\"");
+        assert_eq!(every_trigram("x\"yz"), "\"\"\"yz\" AND \"x\"\"y\"");
+    }
 
     #[test]
     fn like_patterns_escape_wildcards() {

@@ -18,6 +18,7 @@ mod notifications;
 mod owners;
 mod records;
 mod requests;
+mod search;
 mod sql;
 mod stats;
 mod tokens;
@@ -53,6 +54,16 @@ pub trait CertificateStore: Send + Sync {
         scope: &Scope,
         certificates: &[NewCertificate],
     ) -> StoreResult<Vec<ImportOutcome>>;
+
+    /// [`CertificateStore::import_certificates`] for certificates still being read: each
+    /// batch is written as it arrives, in one transaction that commits on
+    /// [`ImportBatch::End`]. If `batches` closes before that, nothing is kept: `None`.
+    async fn import_certificate_batches(
+        &self,
+        ctx: &AuditContext,
+        scope: &Scope,
+        batches: tokio::sync::mpsc::Receiver<ImportBatch>,
+    ) -> StoreResult<Option<Vec<ImportOutcome>>>;
 
     /// One page of certificates matching the query.
     async fn list_certificates(

@@ -80,6 +80,17 @@ pub struct NewCertificate {
     pub issued: Option<IssuedLinks>,
 }
 
+/// A message to [`CertificateStore::import_certificate_batches`].
+///
+/// [`CertificateStore::import_certificate_batches`]: crate::CertificateStore::import_certificate_batches
+#[derive(Debug)]
+pub enum ImportBatch {
+    /// More certificates to write.
+    Certificates(Vec<NewCertificate>),
+    /// The input is complete and acceptable: commit.
+    End,
+}
+
 /// What ties an issued certificate to the platform.
 #[derive(Debug, Clone)]
 pub struct IssuedLinks {

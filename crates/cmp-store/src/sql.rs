@@ -17,6 +17,7 @@ use tracing::instrument;
 use crate::audit::{self, ChainBreak};
 use crate::directory_cache::DirectoryCache;
 use crate::group_commit::GroupCommit;
+use crate::search::SampleCache;
 use crate::{
     AuditContext, AuditEvent, AuditQuery, AuditStore, Cursor, NewAuditEvent, Page, Store,
     StoreError, StoreResult,
@@ -65,6 +66,8 @@ pub struct SqlStore {
     /// Copies of token, owner, adapter and policy reads (none unless
     /// [`SqlStore::with_directory_cache`]).
     pub(crate) directory: Arc<DirectoryCache>,
+    /// The sample of search texts that substring searches are planned by.
+    pub(crate) search_sample: Arc<SampleCache>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -88,7 +91,14 @@ impl SqlStore {
                 let read =
                     sqlite_pool(max_connections.clamp(2, 8), 4_096, 1_000).connect(url).await?;
                 spawn_checkpoints(read.clone());
-                SqlStore { read, write, dialect, group: Arc::default(), directory: no_cache() }
+                SqlStore {
+                    read,
+                    write,
+                    dialect,
+                    group: Arc::default(),
+                    directory: no_cache(),
+                    search_sample: Arc::default(),
+                }
             }
             Dialect::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -102,6 +112,7 @@ impl SqlStore {
                     dialect,
                     group: Arc::default(),
                     directory: no_cache(),
+                    search_sample: Arc::default(),
                 }
             }
         };
@@ -141,6 +152,18 @@ impl SqlStore {
         Ok(sqlx::query_scalar(sql).bind(table).fetch_optional(&self.read).await?)
     }
 
+    /// Entries waiting in the pending list of PostgreSQL's GIN index `index` (`None` on
+    /// SQLite). For tests; it installs `pgstattuple`, which needs a superuser.
+    #[cfg(feature = "testing")]
+    pub async fn gin_pending_entries(&self, index: &str) -> StoreResult<Option<i64>> {
+        if self.dialect != Dialect::Postgres {
+            return Ok(None);
+        }
+        self.write.execute("CREATE EXTENSION IF NOT EXISTS pgstattuple").await?;
+        let sql = "SELECT pending_tuples FROM pgstatginindex(to_regclass($1))";
+        Ok(Some(sqlx::query_scalar(sql).bind(index).fetch_one(&self.read).await?))
+    }
+
     pub(crate) async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {
         Ok(self.write.begin().await?)
     }
@@ -151,11 +174,35 @@ impl SqlStore {
     /// walking an index in order and sorting every match by these estimates: to it a table
     /// never analyzed holds a few rows, and a 1M-row inventory's `status=expiring` page took
     /// 60-100 ms by sorting 41,000 rows instead of 0.3 ms by the index (measured). SQLite keeps
-    /// no such estimates. Called after the commit: a failure is logged, the rows stay written.
+    /// no such estimates.
+    ///
+    /// Then merges the pending entries of the table's GIN indexes (the trigram search). New
+    /// rows wait there, up to 4 MB, until vacuum or a later insert merges them, and every
+    /// search reads through all of them: a one-match search took 2.1 ms after a 100,000-row
+    /// import, 0.08 ms once merged (measured). The merge is work an insert would do later
+    /// anyway; a smaller list for every insert (`gin_pending_list_limit`) cost imports 6% at
+    /// 1 MB and 10% at 256 kB (measured), so the default stays.
+    ///
+    /// Called after the commit: a failure is logged, the rows stay written.
     pub(crate) async fn refresh_statistics(&self, table: &str, added: usize) {
         if self.dialect != Dialect::Postgres || added < 100 {
             return;
         }
+        if self.statistics_stale(table, added).await
+            && let Err(e) = sqlx::query(&format!("ANALYZE {table}")).execute(&self.write).await
+        {
+            tracing::warn!(table, error = %e, "could not bring the planner's statistics up to date");
+        }
+        let merge = "SELECT gin_clean_pending_list(i.indexrelid) FROM pg_index i \
+             JOIN pg_class x ON x.oid = i.indexrelid JOIN pg_am a ON a.oid = x.relam \
+             WHERE i.indrelid = to_regclass($1) AND a.amname = 'gin'";
+        if let Err(e) = sqlx::query(merge).bind(table).execute(&self.write).await {
+            tracing::warn!(table, error = %e, "could not merge the new entries of its search index");
+        }
+    }
+
+    /// Whether the rows changed in `table` since its statistics, with `added`, reach a tenth.
+    async fn statistics_stale(&self, table: &str, added: usize) -> bool {
         let described = sqlx::query_as::<_, (f64, i64)>(
             "SELECT c.reltuples::float8, s.n_mod_since_analyze FROM pg_class c \
              JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = to_regclass($1)",
@@ -163,17 +210,13 @@ impl SqlStore {
         .bind(table)
         .fetch_optional(&self.write)
         .await;
-        let stale = match described {
+        match described {
             // -1: never analyzed. The counter of changes may lag this commit: `added` counts.
             Ok(Some((rows, changed))) => {
                 let changed = changed as f64 + added as f64;
                 rows < 0.0 || changed >= (rows / 10.0).max(1_000.0)
             }
             Ok(None) | Err(_) => added >= 1_000,
-        };
-        if stale && let Err(e) = sqlx::query(&format!("ANALYZE {table}")).execute(&self.write).await
-        {
-            tracing::warn!(table, error = %e, "could not bring the planner's statistics up to date");
         }
     }
 }

@@ -5,7 +5,7 @@ use rcgen::{CertificateParams, DnType, KeyPair, PKCS_ECDSA_P256_SHA256};
 
 use super::fixtures::{Scratch, chain, openssl, openssl_text};
 use crate::asn1::{self, Children};
-use crate::{ImportDecoded, decode_import, parse_certificate, reason};
+use crate::{ImportDecoded, decode_import, decode_import_each, parse_certificate, reason};
 
 fn fingerprints(decoded: &ImportDecoded) -> Vec<String> {
     decoded.certificates.iter().map(|c| c.fingerprint_sha256.clone()).collect()
@@ -186,6 +186,32 @@ fn mixed_pem_reports_each_block() {
         ]
     );
     assert_not_echoed(&decoded, &chain.leaf.key_pem);
+}
+
+/// [`decode_import_each`] hands over what [`decode_import`] collects, in the same order, and
+/// rejects the same parts: for PEM, for binary input, and for text that starts like DER.
+#[test]
+fn certificates_handed_over_one_by_one_are_those_collected() {
+    let chain = chain();
+    let scratch = Scratch::new();
+    let inputs = [
+        format!(
+            "{}{}{}-----BEGIN CERTIFICATE-----\nMIIB\n",
+            chain.leaf.pem, chain.leaf.key_pem, chain.ca.pem
+        )
+        .into_bytes(),
+        chain.leaf.der.clone(),
+        pkcs7(&scratch, &[&chain.leaf.pem, &chain.ca.pem], "DER"),
+        format!("0 text first\n{}", chain.ca.pem).into_bytes(),
+    ];
+    for input in inputs {
+        let collected = decode_import(&input, None);
+        let mut handed = Vec::new();
+        let rejected = decode_import_each(&input, None, &mut |facts| handed.push(facts));
+        assert!(!handed.is_empty());
+        assert_eq!(handed, collected.certificates);
+        assert_eq!(rejected, collected.rejected);
+    }
 }
 
 #[test]

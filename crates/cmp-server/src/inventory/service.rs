@@ -6,13 +6,16 @@ use std::sync::Arc;
 use cmp_api::{ImportOutcome, ImportRejection, ImportResponse, ImportedCertificate, ProblemItem};
 use cmp_domain::{Clock, LocationKind, Role};
 use cmp_store::{
-    CertificateRecord, CertificateSource, CertificateUpdate, NewCertificate, NewLocation, Scope,
-    Store, StoreError,
+    CertificateRecord, CertificateSource, CertificateUpdate, ImportBatch, NewCertificate,
+    NewLocation, Scope, Store, StoreError,
 };
 
 use crate::auth::Caller;
 use crate::core::context::caller_context;
 use crate::state::unix_micros;
+
+/// Certificates handed from the import's reader to the store at a time.
+const IMPORT_BATCH: usize = 500;
 
 /// Why an inventory call was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -107,14 +110,41 @@ impl Inventory {
         let owner_id = self.import_owner(caller, input.owner).await?;
         let location = input.location.map(parse_location).transpose()?;
         let partial = input.partial;
-        // Parsing a large bundle takes a while: keep it off the async workers.
+        let ctx = caller_context(caller, unix_micros(self.clock.now()));
+        // Reading a large bundle takes a while: it runs off the async workers, and hands over
+        // batches that the store writes while the rest is read. The store commits only when
+        // told that the whole input was read and is acceptable.
+        let (batches, received) = tokio::sync::mpsc::channel(4);
         let (data, password) = (input.data.to_vec(), input.password.map(str::to_string));
-        let decoded =
-            tokio::task::spawn_blocking(move || cmp_pki::decode_import(&data, password.as_deref()))
-                .await
-                .map_err(|e| InventoryError::Internal(format!("import decoder stopped: {e}")))?;
-        let rejected: Vec<ImportRejection> = decoded
-            .rejected
+        let decoder = tokio::task::spawn_blocking(move || {
+            let mut subjects = Vec::new();
+            let mut batch = Vec::new();
+            let send = |batch: ImportBatch| batches.blocking_send(batch).is_ok();
+            let rejected = cmp_pki::decode_import_each(&data, password.as_deref(), &mut |facts| {
+                subjects.push(facts.subject.clone());
+                batch.push(NewCertificate {
+                    facts,
+                    source: CertificateSource::Import,
+                    owner_id: owner_id.clone(),
+                    location: location.clone(),
+                    issued: None,
+                });
+                if batch.len() == IMPORT_BATCH {
+                    // A store that stopped (it failed) is told nothing more.
+                    send(ImportBatch::Certificates(std::mem::take(&mut batch)));
+                }
+            });
+            if !subjects.is_empty() && (rejected.is_empty() || partial) {
+                send(ImportBatch::Certificates(batch));
+                send(ImportBatch::End);
+            }
+            (subjects, rejected)
+        });
+        let stored = self.store.import_certificate_batches(&ctx, &caller.scope, received).await;
+        let (subjects, rejected) = decoder
+            .await
+            .map_err(|e| InventoryError::Internal(format!("import decoder stopped: {e}")))?;
+        let rejected: Vec<ImportRejection> = rejected
             .into_iter()
             .map(|r| ImportRejection {
                 item: r.item,
@@ -122,8 +152,8 @@ impl Inventory {
                 detail: r.detail,
             })
             .collect();
-        if decoded.certificates.is_empty() || (!rejected.is_empty() && !partial) {
-            let detail = if decoded.certificates.is_empty() {
+        if subjects.is_empty() || (!rejected.is_empty() && !partial) {
+            let detail = if subjects.is_empty() {
                 "no certificate could be read from the input".to_string()
             } else {
                 format!(
@@ -139,21 +169,9 @@ impl Inventory {
                     .collect(),
             });
         }
-        let subjects: Vec<String> =
-            decoded.certificates.iter().map(|c| c.subject.clone()).collect();
-        let new: Vec<NewCertificate> = decoded
-            .certificates
-            .into_iter()
-            .map(|facts| NewCertificate {
-                facts,
-                source: CertificateSource::Import,
-                owner_id: owner_id.clone(),
-                location: location.clone(),
-                issued: None,
-            })
-            .collect();
-        let ctx = caller_context(caller, unix_micros(self.clock.now()));
-        let outcomes = self.store.import_certificates(&ctx, &caller.scope, &new).await?;
+        let outcomes = stored?.ok_or_else(|| {
+            InventoryError::Internal("the import ended before the input was read".into())
+        })?;
         let outcomes: Vec<(ImportOutcome, cmp_store::ImportOutcome)> =
             outcomes.into_iter().map(|o| (outcome_of(&o), o)).collect();
         let count = |which: ImportOutcome| outcomes.iter().filter(|(o, _)| *o == which).count();

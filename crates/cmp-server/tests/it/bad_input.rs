@@ -94,6 +94,12 @@ async fn refused_imports_name_the_cause_and_store_nothing() {
                 format!("{good}{}", key.serialize_pem()).into_bytes(),
                 "private_key_not_certificate",
             ),
+            // The same after the store has written a first batch: rolled back.
+            (
+                "600 certs and a key",
+                format!("{}{}", good.repeat(600), key.serialize_pem()).into_bytes(),
+                "private_key_not_certificate",
+            ),
         ];
         for (name, body, reason) in cases {
             let (status, problem) = post_import(&app, "application/octet-stream", body, "").await;

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use cmp_domain::{CertificateStatus, Finding, KeyType, LocationKind};
+use cmp_domain::{CertificateStatus, Finding, KeyType, LocationKind, San, SanType};
 use cmp_store::*;
 
 use crate::{NOW, ctx, facts, new_cert, on_both_databases};
@@ -118,7 +118,7 @@ async fn a_certificate_outside_the_scope_is_reported_as_such_and_left_alone() {
 /// its statistics; where autovacuum is off (as on this machine) or late, a large import brings
 /// them up to date itself, and the first page of expiring certificates is the right one.
 #[tokio::test]
-async fn a_large_import_brings_the_planner_statistics_up_to_date() {
+async fn a_large_import_brings_the_planner_statistics_and_search_index_up_to_date() {
     on_both_databases!(|store, db| {
         let certs: Vec<_> =
             (0..2_000).map(|n| new_cert(facts(n, NOW + i64::from(n) * 3_600))).collect();
@@ -126,6 +126,15 @@ async fn a_large_import_brings_the_planner_statistics_up_to_date() {
         if db.kind == cmp_testkit::DbKind::Postgres {
             let rows = store.planner_rows("certificates").await.unwrap().unwrap();
             assert!((1_900.0..=2_100.0).contains(&rows), "the planner believes {rows} rows");
+            // The trigram index's new entries are merged, not left for every search to read.
+            let pending = store.gin_pending_entries("certificates_search_trgm").await.unwrap();
+            assert_eq!(pending, Some(0));
+            // So are those of an import too small to make the statistics stale.
+            let more: Vec<_> =
+                (2_000..2_200).map(|n| new_cert(facts(n, NOW + 400 * DAY))).collect();
+            store.import_certificates(&ctx(NOW), &Scope::All, &more).await.unwrap();
+            let pending = store.gin_pending_entries("certificates_search_trgm").await.unwrap();
+            assert_eq!(pending, Some(0));
         }
         let expiring = CertificateQuery {
             status: Some(CertificateStatus::Expiring),
@@ -295,6 +304,79 @@ async fn cursor_pages_cover_everything_once_in_order() {
                 assert!(seen.windows(2).all(|w| w[0] <= w[1]));
             }
         }
+    });
+}
+
+#[tokio::test]
+async fn a_rare_term_is_looked_up_by_its_rare_part_and_checked_whole() {
+    on_both_databases!(|store, db| {
+        let mut certs: Vec<_> = (0..400).map(|n| new_cert(facts(n, NOW + DAY))).collect();
+        for (n, name) in
+            [(9_001, "api7.example.com"), (9_002, "api7.example.org"), (9_003, "api7.internal")]
+        {
+            let mut f = facts(n, NOW + DAY);
+            f.subject = format!("CN={name}");
+            f.common_name = Some(name.into());
+            f.sans = vec![San { kind: SanType::Dns, value: name.into() }];
+            certs.push(new_cert(f));
+        }
+        store.import_certificates(&ctx(NOW), &Scope::All, &certs).await.unwrap();
+        // Of `api7.example.com`, only `api7.` is rare among these rows: the index is asked for
+        // that, gives all three `api7.` rows, and the whole term keeps one of them.
+        let names = |q: &str| {
+            let query = CertificateQuery { q: Some(q.into()), ..CertificateQuery::all(NOW) };
+            let store = &store;
+            async move {
+                let page = store.list_certificates(&query).await.unwrap();
+                page.items.into_iter().map(|c| c.common_name.unwrap()).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(names("API7.Example.COM").await, vec!["api7.example.com"], "{:?}", db.kind);
+        let mut all = names("api7.").await;
+        all.sort();
+        assert_eq!(all, vec!["api7.example.com", "api7.example.org", "api7.internal"]);
+        assert_eq!(names("host123.example.com,").await, vec!["host123.example.com"]);
+        assert!(names("api7.example.net").await.is_empty());
+        // LIKE's wildcards are plain characters in a term.
+        assert!(names("api_.example.com").await.is_empty());
+        assert!(names("api%").await.is_empty());
+    });
+}
+
+#[tokio::test]
+async fn batches_are_kept_only_when_the_input_ends_well() {
+    on_both_databases!(|store, db| {
+        let batch = |range: std::ops::Range<u32>| {
+            ImportBatch::Certificates(range.map(|n| new_cert(facts(n, NOW + DAY))).collect())
+        };
+        let count = || async {
+            let all = CertificateQuery { limit: 500, ..CertificateQuery::all(NOW) };
+            store.list_certificates(&all).await.unwrap().items.len()
+        };
+        // The reader stops (a refused item) after two batches were written: nothing is kept.
+        let (sender, batches) = tokio::sync::mpsc::channel(4);
+        sender.send(batch(0..300)).await.unwrap();
+        sender.send(batch(300..400)).await.unwrap();
+        drop(sender);
+        let stored = store.import_certificate_batches(&ctx(NOW), &Scope::All, batches).await;
+        assert!(stored.unwrap().is_none());
+        assert_eq!(count().await, 0, "{:?}", db.kind);
+
+        // Read to the end: every batch is kept, a certificate twice in two batches once.
+        let (sender, batches) = tokio::sync::mpsc::channel(4);
+        for b in
+            [batch(0..300), batch(299..400), ImportBatch::Certificates(vec![]), ImportBatch::End]
+        {
+            sender.send(b).await.unwrap();
+        }
+        let outcomes = store
+            .import_certificate_batches(&ctx(NOW), &Scope::All, batches)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(outcomes.len(), 401);
+        assert_eq!(outcomes.iter().filter(|o| o.created).count(), 400);
+        assert_eq!(count().await, 400);
     });
 }
 
