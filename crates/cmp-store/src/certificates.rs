@@ -711,20 +711,24 @@ impl CertificateStore for SqlStore {
         query: &CertificateQuery,
     ) -> StoreResult<Page<CertificateRecord>> {
         let limit = query.limit.clamp(1, 500);
-        let term = query.q.as_deref().filter(|q| !q.is_empty()).map(str::to_lowercase);
-        let plan = match &term {
-            Some(term) => Some(self.search_plan(term, limit as usize + 1).await),
+        // The lowercased term and how to search for it.
+        let search = match query.q.as_deref().filter(|q| !q.is_empty()) {
+            Some(q) => {
+                let term = q.to_lowercase();
+                let plan = self.search_plan(&term, limit as usize + 1).await;
+                Some((term, plan))
+            }
             None => None,
         };
         let mut rows = Vec::new();
-        if let (Some(term), Some(walk)) = (&term, plan.as_ref().and_then(|p| p.walk)) {
+        if let Some((term, SearchPlan { walk: Some(walk), .. })) = &search {
             // A common term: walk a bounded window of the sort order. If that fills the page,
             // the page is exact; if not, the index below answers.
             let mut b = SqlBuilder::new("SELECT * FROM (");
             b.push(SELECT_COLUMNS).push(", c.search_text").push(FROM_CERTIFICATES);
             b.push(" WHERE 1 = 1");
             push_filters(&mut b, query);
-            push_order(&mut b, query.sort, walk as i64);
+            push_order(&mut b, query.sort, *walk as i64);
             b.push(") c WHERE 1 = 1");
             push_contains(&mut b, self.dialect(), term);
             push_order(&mut b, query.sort, i64::from(limit) + 1);
@@ -733,7 +737,7 @@ impl CertificateStore for SqlStore {
         if rows.len() <= limit as usize {
             let mut b = SqlBuilder::new(SELECT_COLUMNS);
             b.push(FROM_CERTIFICATES).push(" WHERE 1 = 1");
-            if let (Some(term), Some(plan)) = (&term, &plan) {
+            if let Some((term, plan)) = &search {
                 push_substring_search(&mut b, self.dialect(), term, &plan.index_term);
             }
             push_filters(&mut b, query);

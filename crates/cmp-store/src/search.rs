@@ -9,7 +9,7 @@
 //! Neither database keeps statistics of trigrams, so the store keeps a small sample of rows,
 //! taken in the background, and reads both choices off it as a planner would.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,7 +46,7 @@ pub(crate) struct SearchPlan {
 impl SearchSample {
     pub(crate) fn new(texts: Vec<String>) -> SearchSample {
         let mut rows_with: HashMap<Trigram, u32> = HashMap::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         for text in &texts {
             seen.clear();
             let chars: Vec<char> = text.chars().collect();

@@ -119,7 +119,11 @@ impl Inventory {
         let decoder = tokio::task::spawn_blocking(move || {
             let mut subjects = Vec::new();
             let mut batch = Vec::new();
-            let send = |batch: ImportBatch| batches.blocking_send(batch).is_ok();
+            // A store that stopped (it failed) has dropped its end: what is sent then is lost,
+            // and its error is what the caller gets.
+            let send = |batch: ImportBatch| {
+                let _ = batches.blocking_send(batch);
+            };
             let rejected = cmp_pki::decode_import_each(&data, password.as_deref(), &mut |facts| {
                 subjects.push(facts.subject.clone());
                 batch.push(NewCertificate {
@@ -130,7 +134,6 @@ impl Inventory {
                     issued: None,
                 });
                 if batch.len() == IMPORT_BATCH {
-                    // A store that stopped (it failed) is told nothing more.
                     send(ImportBatch::Certificates(std::mem::take(&mut batch)));
                 }
             });
