@@ -103,7 +103,7 @@ test('request, approve, download and revoke a certificate', async ({ page, cmp, 
   // --- The admin: shop's policy needs approval; tokens for a developer and a reviewer. ---
   await signIn(page, cmp.token);
   await openNav(page, 'Owners and policies', 'Owners and policies');
-  await page.getByRole('button', { name: 'Show the policy of shop' }).click();
+  await page.getByRole('button', { name: 'Show shop and its policy' }).click();
   await expect(page).toHaveURL(/[?&]owner=shop/);
   const policy = page.getByRole('region', { name: 'Policy of shop' });
   await policy.getByRole('button', { name: 'Edit policy' }).click();

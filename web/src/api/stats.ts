@@ -1,5 +1,6 @@
 // The Overview's figures (`GET /api/v1/stats/overview` and `/stats/expiry`). Written first
 // by hand against the agreed contract; now the generated types, under the names pages use.
+import { queryOptions } from '@tanstack/react-query';
 import type { components } from './schema';
 import { api, unwrap } from './client';
 
@@ -18,3 +19,12 @@ export function fetchOverviewStats(): Promise<OverviewStats> {
 export function fetchExpiryStats(weeks = EXPIRY_WEEKS): Promise<ExpiryStats> {
   return unwrap(api.GET('/api/v1/stats/expiry', { params: { query: { weeks } } }));
 }
+
+/** The overview's counts, as the page asks for them (and the page's prefetch). */
+export const overviewStatsQuery = queryOptions({ queryKey: ['stats', 'overview'], queryFn: fetchOverviewStats });
+
+/** The overview's expiry timeline, as the page asks for it (and the page's prefetch). */
+export const expiryStatsQuery = queryOptions({
+  queryKey: ['stats', 'expiry', EXPIRY_WEEKS],
+  queryFn: () => fetchExpiryStats(EXPIRY_WEEKS),
+});

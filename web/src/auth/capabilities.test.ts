@@ -20,15 +20,19 @@ describe('capabilities', () => {
     expect(can.viewCertificates && can.approveRequests && can.revokeCertificate && can.viewAudit).toBe(true);
     expect(can.viewAdapters && can.viewOwners && can.manageOwners).toBe(true);
     expect(can.downloadKey || can.viewTokens || can.manageTokens || can.manageAdapters).toBe(false);
+    // Scans and notification rules are security's too; deleting an owner is an admin's.
+    expect(can.manageScans && can.manageNotifications).toBe(true);
+    expect(can.deleteOwners).toBe(false);
   });
 
-  it("gives a developer its teams' certificates, requests, managed certificates and keys, and nothing of administration", () => {
+  it("gives a developer its teams' certificates, requests, managed certificates, their deployments and keys, and nothing of administration", () => {
     expect(granted('developer')).toEqual(
       [
         'createManaged',
         'createRequest',
         'downloadKey',
         'editCertificate',
+        'editDeployments',
         'exportCertificates',
         'importCertificates',
         'renewManaged',

@@ -22,15 +22,21 @@ const CAPABILITY_ROUTES = {
   viewManaged: 'GET /api/v1/managed-certificates',
   createManaged: 'POST /api/v1/managed-certificates',
   renewManaged: 'POST /api/v1/managed-certificates/{id}/renew',
+  editDeployments: 'PUT /api/v1/managed-certificates/{id}/deployments',
   viewAdapters: 'GET /api/v1/adapters',
   manageAdapters: 'POST /api/v1/adapters',
   viewOwners: 'GET /api/v1/owners',
   manageOwners: 'POST /api/v1/owners',
+  deleteOwners: 'DELETE /api/v1/owners/{id}',
   editPolicies: 'PUT /api/v1/owners/{id}/policy',
   viewTokens: 'GET /api/v1/tokens',
   manageTokens: 'POST /api/v1/tokens',
   viewAudit: 'GET /api/v1/audit',
   viewAgents: 'GET /api/v1/agents',
+  viewScans: 'GET /api/v1/scans',
+  manageScans: 'POST /api/v1/scans',
+  viewNotifications: 'GET /api/v1/notifications/rules',
+  manageNotifications: 'POST /api/v1/notifications/rules',
 } as const satisfies Record<string, RouteKey>;
 
 export type Capability = keyof typeof CAPABILITY_ROUTES;

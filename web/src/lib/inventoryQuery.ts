@@ -1,6 +1,11 @@
 // The inventory's filters live in the URL's query string, so that a view can be shared and
 // survives a reload. This module is the one translation: URL <-> filters <-> API query.
+import { queryOptions } from '@tanstack/react-query';
+import { api, unwrap } from '../api/client';
+import type { paths } from '../api/schema';
 import { changeFilter, dateToRfc3339, readFilters, writeFilters } from './urlFilters';
+
+type CertificateListQuery = NonNullable<paths['/api/v1/certificates']['get']['parameters']['query']>;
 
 /** The filters as the URL holds them (all optional; absent means "any"). */
 export interface InventoryFilters {
@@ -71,4 +76,13 @@ export function apiQueryFromFilters(filters: InventoryFilters, paged = true): Re
 /** True when any filter (not sort or page) is set. */
 export function hasFilters(filters: InventoryFilters): boolean {
   return FILTER_KEYS.some((key) => key !== 'sort' && key !== 'cursor' && Boolean(filters[key]));
+}
+
+/** The page of certificates that `filters` show: the inventory's query (and its prefetch). */
+export function certificatesQuery(filters: InventoryFilters) {
+  const query = apiQueryFromFilters(filters);
+  return queryOptions({
+    queryKey: ['certificates', query],
+    queryFn: () => unwrap(api.GET('/api/v1/certificates', { params: { query: query as CertificateListQuery } })),
+  });
 }

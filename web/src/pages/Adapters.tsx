@@ -6,6 +6,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap } from '../api/client';
 import type { components } from '../api/schema';
 import { useCan } from '../auth/session';
+import { useAddPanel } from '../components/AddPanel';
 import { Dialog } from '../components/Dialog';
 import { DialogForm } from '../components/DialogForm';
 import { ProblemMessage } from '../components/ProblemMessage';
@@ -155,46 +156,24 @@ function AdapterCard({ adapter, manage }: { adapter: Adapter; manage: boolean })
 export default function AdaptersPage() {
   usePageTitle('Adapters');
   const can = useCan();
-  const [adding, setAdding] = useState(false);
-  const [added, setAdded] = useState<Adapter | null>(null);
   const adapters = useQuery({ queryKey: ['adapters'], queryFn: () => unwrap(api.GET('/api/v1/adapters')) });
+  const add = useAddPanel<Adapter>({
+    id: 'adapter-add',
+    label: 'Add adapter',
+    title: 'Add an adapter',
+    allowed: can.manageAdapters,
+    form: (done) => <AdapterForm onDone={done} />,
+    notice: (created) => <>Added {created.name}.</>,
+  });
 
   return (
     <>
       <div className="page-header">
         <h1>Adapters</h1>
-        {can.manageAdapters && !adding ? (
-          <button
-            type="button"
-            className="primary"
-            aria-expanded={false}
-            aria-controls="adapter-add"
-            onClick={() => {
-              setAdded(null);
-              setAdding(true);
-            }}
-          >
-            Add adapter
-          </button>
-        ) : null}
+        {add.button}
       </div>
       <p className="muted">The CAs that sign CMP's requests. A request that names none goes to the built-in CA.</p>
-      {added ? (
-        <p className="notice" role="status">
-          Added {added.name}.
-        </p>
-      ) : null}
-      {adding ? (
-        <section id="adapter-add" className="panel" aria-labelledby="adapter-add-title">
-          <h2 id="adapter-add-title">Add an adapter</h2>
-          <AdapterForm
-            onDone={(created) => {
-              setAdded(created);
-              setAdding(false);
-            }}
-          />
-        </section>
-      ) : null}
+      {add.panel}
       {adapters.isPending ? <Loading what="adapters" /> : null}
       {adapters.error ? <ProblemMessage error={adapters.error} context="Loading adapters" /> : null}
       {adapters.data && adapters.data.length === 0 ? <Empty>No adapter is configured.</Empty> : null}

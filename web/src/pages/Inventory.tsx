@@ -14,7 +14,6 @@ import { Link, useSearchParams } from 'react-router';
 import { api, fetchBlob, storedToken, unwrap } from '../api/client';
 import { toApiProblem, type ApiProblem } from '../api/problem';
 import { CertificateStatusValues, FindingValues, KeyTypeValues } from '../api/enums';
-import type { paths } from '../api/schema';
 import type { Certificate } from '../api/types';
 import { useCan } from '../auth/session';
 import { CursorPager } from '../components/CursorPager';
@@ -25,6 +24,7 @@ import { saveBlob } from '../lib/download';
 import { certificateName, formatDate, keyDescription, relativeDays } from '../lib/format';
 import {
   apiQueryFromFilters,
+  certificatesQuery,
   filtersFromSearch,
   hasFilters,
   searchFromFilters,
@@ -105,8 +105,6 @@ const COLUMNS = [
 /** The server's sort key of a column, for aria-sort on its header. */
 const SORT_COLUMNS: Record<string, string> = { not_after: 'not_after', created_at: 'created_at' };
 
-type CertificateListQuery = NonNullable<paths['/api/v1/certificates']['get']['parameters']['query']>;
-
 function SelectFilter({
   label,
   value,
@@ -186,7 +184,6 @@ export default function InventoryPage() {
   const can = useCan();
   const [searchParams, setSearchParams] = useSearchParams();
   const filters = useMemo(() => filtersFromSearch(searchParams), [searchParams]);
-  const apiQuery = useMemo(() => apiQueryFromFilters(filters), [filters]);
   const [columnVisibility, setColumnVisibility] = useState<VisibilityState>(storedColumns);
   const issuerListId = useId();
 
@@ -199,13 +196,7 @@ export default function InventoryPage() {
   }, [columnVisibility]);
 
   const certificates = useQuery({
-    queryKey: ['certificates', apiQuery],
-    queryFn: () =>
-      unwrap(
-        api.GET('/api/v1/certificates', {
-          params: { query: apiQuery as CertificateListQuery },
-        }),
-      ),
+    ...certificatesQuery(filters),
     // The previous page stays on screen while the next loads: no jump to a spinner.
     placeholderData: keepPreviousData,
   });

@@ -39,8 +39,8 @@ export default function ManagedPage() {
       {managed.error ? <ProblemMessage error={managed.error} context="Loading managed certificates" /> : null}
       {managed.data && items.length === 0 ? (
         <Empty>
-          No managed certificates yet. Create one with <code>cmpctl managed create</code> or{' '}
-          <code>POST /api/v1/managed-certificates</code>.
+          No managed certificates yet. Create one on the <Link to="/request">Request</Link> page (tick “Keep it renewed”), or with{' '}
+          <code>cmpctl managed create</code>.
         </Empty>
       ) : null}
       {items.length > 0 ? (

@@ -1,10 +1,12 @@
 // One managed certificate: the desired state it keeps, its versions, the scheduler's renewal
-// decision with its reason, where it is deployed, and "renew now".
-import { useQuery } from '@tanstack/react-query';
+// decision with its reason, where it is deployed (and editing that), and "renew now".
+import { useState, type FormEvent } from 'react';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Link, useParams } from 'react-router';
 import { api, unwrap } from '../api/client';
 import type { Managed } from '../api/types';
 import { useCan } from '../auth/session';
+import { FormButtons } from '../components/FormButtons';
 import { ProblemMessage } from '../components/ProblemMessage';
 import { Section } from '../components/Section';
 import { TableScroll } from '../components/TableScroll';
@@ -12,6 +14,7 @@ import { Empty, Loading } from '../components/States';
 import { colonHex, formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
 import { managedLabel, managedSpec, reasonLabel, RenewalBadge, unixTime } from './parts/managed';
+import { Field, splitList } from './parts/Field';
 import { keyTypeLabel } from './parts/policy';
 import { RenewNow } from './parts/RenewNow';
 import '../styles-pages.css';
@@ -142,7 +145,62 @@ function Versions({ managed }: { managed: Managed }) {
   );
 }
 
+/** `agent:target` per line, as `cmpctl managed create --deploy` takes them. */
+export function parseDeployments(text: string): { agent: string; target: string }[] {
+  return splitList(text).map((item) => {
+    const at = item.lastIndexOf(':');
+    return at < 0 ? { agent: item, target: '' } : { agent: item.slice(0, at), target: item.slice(at + 1) };
+  });
+}
+
+/** The whole list of deployments, replaced at once (PUT): agents and their targets by name. */
+function DeploymentsEditor({ managedId, current, onDone }: { managedId: string; current: string; onDone: () => void }) {
+  const queryClient = useQueryClient();
+  const [text, setText] = useState(current);
+  const save = useMutation({
+    mutationFn: () =>
+      unwrap(
+        api.PUT('/api/v1/managed-certificates/{id}/deployments', {
+          params: { path: { id: managedId } },
+          body: { deployments: parseDeployments(text) },
+        }),
+      ),
+    onSuccess: () => {
+      void queryClient.invalidateQueries({ queryKey: ['managed', managedId] });
+      onDone();
+    },
+  });
+  return (
+    <form
+      className="form-stack"
+      onSubmit={(event: FormEvent) => {
+        event.preventDefault();
+        save.mutate();
+      }}
+    >
+      <Field
+        label="Deploy to"
+        hint="One agent:target per line, e.g. web-01:nginx. A target is a name in that agent's own configuration; a line removed undeploys it."
+      >
+        {(control) => (
+          <textarea {...control} className="mono" rows={4} spellCheck={false} value={text} onChange={(event) => setText(event.target.value)} />
+        )}
+      </Field>
+      <FormButtons
+        submitLabel="Save deployments"
+        busyLabel="Saving…"
+        busy={save.isPending}
+        onCancel={onDone}
+        error={save.error}
+        errorContext="The deployments were not changed"
+      />
+    </form>
+  );
+}
+
 function Deployments({ managedId }: { managedId: string }) {
+  const can = useCan();
+  const [editing, setEditing] = useState(false);
   const deployments = useQuery({
     queryKey: ['managed', managedId, 'deployments'],
     queryFn: () =>
@@ -150,49 +208,70 @@ function Deployments({ managedId }: { managedId: string }) {
   });
   if (deployments.isPending) return <Loading what="deployments" />;
   if (deployments.error) return <ProblemMessage error={deployments.error} context="Loading deployments" />;
-  if (deployments.data.length === 0) return <Empty>Not deployed by any agent.</Empty>;
+  if (editing) {
+    const current = deployments.data.map((deployment) => `${deployment.agent}:${deployment.target}`).join('\n');
+    return <DeploymentsEditor managedId={managedId} current={current} onDone={() => setEditing(false)} />;
+  }
+  const edit = can.editDeployments ? (
+    <p>
+      <button type="button" onClick={() => setEditing(true)}>
+        Edit deployments
+      </button>
+    </p>
+  ) : null;
+  if (deployments.data.length === 0) {
+    return (
+      <>
+        <Empty>Not deployed by any agent.</Empty>
+        {edit}
+      </>
+    );
+  }
   const tones: Record<string, string> = { verified: 'ok', failed: 'bad', pending: 'warn' };
   return (
-    <TableScroll label="Deployments, table">
-      <table>
-        <caption className="visually-hidden">Deployments</caption>
-        <thead>
-          <tr>
-            <th scope="col">Agent</th>
-            <th scope="col">Target</th>
-            <th scope="col">State</th>
-            <th scope="col">Verified</th>
-            <th scope="col">Details</th>
-          </tr>
-        </thead>
-        <tbody>
-          {deployments.data.map((deployment) => (
-            <tr key={`${deployment.agent_id}/${deployment.target}`}>
-              <td>{deployment.agent}</td>
-              <td className="mono">{deployment.target}</td>
-              <td>
-                <span className={`badge ${tones[deployment.state] ?? ''}`}>{deployment.state}</span>
-              </td>
-              <td>{formatDateTime(deployment.verified_at)}</td>
-              <td>
-                {deployment.state === 'failed' ? (
-                  <span className="field-error">
-                    {deployment.failed_step ? `${deployment.failed_step}: ` : ''}
-                    {deployment.last_error ?? 'failed'}
-                  </span>
-                ) : deployment.served_fingerprint ? (
-                  <span className="mono" title={colonHex(deployment.served_fingerprint)}>
-                    serves {deployment.served_fingerprint.slice(0, 16)}…
-                  </span>
-                ) : (
-                  <span className="muted">—</span>
-                )}
-              </td>
+    <>
+      <TableScroll label="Deployments, table">
+        <table>
+          <caption className="visually-hidden">Deployments</caption>
+          <thead>
+            <tr>
+              <th scope="col">Agent</th>
+              <th scope="col">Target</th>
+              <th scope="col">State</th>
+              <th scope="col">Verified</th>
+              <th scope="col">Details</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
-    </TableScroll>
+          </thead>
+          <tbody>
+            {deployments.data.map((deployment) => (
+              <tr key={`${deployment.agent_id}/${deployment.target}`}>
+                <td>{deployment.agent}</td>
+                <td className="mono">{deployment.target}</td>
+                <td>
+                  <span className={`badge ${tones[deployment.state] ?? ''}`}>{deployment.state}</span>
+                </td>
+                <td>{formatDateTime(deployment.verified_at)}</td>
+                <td>
+                  {deployment.state === 'failed' ? (
+                    <span className="field-error">
+                      {deployment.failed_step ? `${deployment.failed_step}: ` : ''}
+                      {deployment.last_error ?? 'failed'}
+                    </span>
+                  ) : deployment.served_fingerprint ? (
+                    <span className="mono" title={colonHex(deployment.served_fingerprint)}>
+                      serves {deployment.served_fingerprint.slice(0, 16)}…
+                    </span>
+                  ) : (
+                    <span className="muted">—</span>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </TableScroll>
+      {edit}
+    </>
   );
 }
 

@@ -91,9 +91,11 @@ describe('Overview', () => {
   it('draws the expiry timeline stacked by owner, with the numbers as a table', async () => {
     mockOverviewApi();
     const { container } = renderPage(<OverviewPage />);
-    expect(await screen.findByText('12 certificates expire in the next 13 weeks.')).toBeInTheDocument();
+    // The chart's chunk (Recharts) loads on its own: allow a busy machine (CI runs this beside
+    // other suites) more than the default second.
+    expect(await screen.findByText('12 certificates expire in the next 13 weeks.', {}, { timeout: 5_000 })).toBeInTheDocument();
     // Recharts drew one stacked bar per non-zero count.
-    await waitFor(() => expect(container.querySelectorAll('.recharts-bar-rectangle').length).toBeGreaterThan(0));
+    await waitFor(() => expect(container.querySelectorAll('.recharts-bar-rectangle').length).toBeGreaterThan(0), { timeout: 5_000 });
     const table = screen.getByRole('table', { name: 'Certificates expiring per week, by owner' });
     expect(within(table).getAllByRole('columnheader').map((th) => th.textContent)).toEqual([
       'Week of',

@@ -1,5 +1,5 @@
 // Owners (teams) and their policies: the list, a form to add one (admin, security), and the
-// chosen owner's policy, which admins and security edit. The chosen owner is in the URL
+// chosen owner: admins and security edit it and its policy, admins delete it. The chosen owner is in the URL
 // (`?owner=<name>`), so that a policy can be linked to.
 import { useState, type FormEvent } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
@@ -7,6 +7,8 @@ import { useSearchParams } from 'react-router';
 import { api, unwrap } from '../api/client';
 import type { Owner } from '../api/types';
 import { useSession } from '../auth/session';
+import { useAddPanel } from '../components/AddPanel';
+import { DeleteButton } from '../components/DeleteButton';
 import { FormButtons } from '../components/FormButtons';
 import { ProblemMessage } from '../components/ProblemMessage';
 import { Section } from '../components/Section';
@@ -19,31 +21,36 @@ import { PolicyEditor } from './parts/PolicyEditor';
 import { PolicySummary } from './parts/PolicySummary';
 import '../styles-pages.css';
 
-function OwnerForm({ onDone }: { onDone: (created: Owner | null) => void }) {
+/** Adds an owner, or changes `owner`'s name, email and description when given. */
+function OwnerForm({ owner, onDone }: { owner?: Owner; onDone: (saved: Owner | null) => void }) {
   const queryClient = useQueryClient();
-  const [name, setName] = useState('');
-  const [email, setEmail] = useState('');
-  const [description, setDescription] = useState('');
-  const create = useMutation({
-    mutationFn: () =>
-      unwrap(
-        api.POST('/api/v1/owners', {
-          body: {
-            name: name.trim(),
-            ...(email.trim() ? { email: email.trim() } : {}),
-            ...(description.trim() ? { description: description.trim() } : {}),
-          },
-        }),
-      ),
-    onSuccess: (owner) => {
+  const [name, setName] = useState(owner?.name ?? '');
+  const [email, setEmail] = useState(owner?.email ?? '');
+  const [description, setDescription] = useState(owner?.description ?? '');
+  const save = useMutation({
+    mutationFn: () => {
+      const fields = { name: name.trim(), email: email.trim() || null, description: description.trim() || null };
+      return owner
+        ? unwrap(api.PATCH('/api/v1/owners/{id}', { params: { path: { id: owner.id } }, body: fields }))
+        : unwrap(
+            api.POST('/api/v1/owners', {
+              body: {
+                name: fields.name,
+                ...(fields.email ? { email: fields.email } : {}),
+                ...(fields.description ? { description: fields.description } : {}),
+              },
+            }),
+          );
+    },
+    onSuccess: (saved) => {
       void queryClient.invalidateQueries({ queryKey: ['owners'] });
-      onDone(owner);
+      onDone(saved);
     },
   });
 
   function submit(event: FormEvent) {
     event.preventDefault();
-    create.mutate();
+    save.mutate();
   }
 
   return (
@@ -62,42 +69,84 @@ function OwnerForm({ onDone }: { onDone: (created: Owner | null) => void }) {
         {(control) => <input {...control} value={description} onChange={(event) => setDescription(event.target.value)} />}
       </Field>
       <FormButtons
-        submitLabel="Add owner"
-        busyLabel="Adding…"
-        busy={create.isPending}
+        submitLabel={owner ? 'Save owner' : 'Add owner'}
+        busyLabel={owner ? 'Saving…' : 'Adding…'}
+        busy={save.isPending}
         disabled={!name.trim()}
         onCancel={() => onDone(null)}
-        error={create.error}
-        errorContext="The owner was not added"
+        error={save.error}
+        errorContext={owner ? 'The owner was not changed' : 'The owner was not added'}
       />
     </form>
   );
 }
 
-function OwnerPolicy({ owner }: { owner: Owner }) {
+function ChosenOwner({ owner, onDeleted }: { owner: Owner; onDeleted: () => void }) {
   const { can } = useSession();
+  const queryClient = useQueryClient();
+  const [editingOwner, setEditingOwner] = useState(false);
   const [editing, setEditing] = useState(false);
   const policy = useQuery({
     queryKey: ['owner', owner.id, 'policy'],
     queryFn: () => unwrap(api.GET('/api/v1/owners/{id}/policy', { params: { path: { id: owner.id } } })),
   });
   return (
-    <Section
-      id="owner-policy"
-      title={`Policy of ${owner.name}`}
-      actions={
-        can.editPolicies && policy.data && !editing ? (
-          <button type="button" onClick={() => setEditing(true)}>
-            Edit policy
-          </button>
-        ) : null
-      }
-    >
-      {policy.isPending ? <Loading what="the policy" /> : null}
-      {policy.error ? <ProblemMessage error={policy.error} context="Loading the policy" /> : null}
-      {policy.data && !editing ? <PolicySummary view={policy.data} /> : null}
-      {policy.data && editing ? <PolicyEditor view={policy.data} ownerName={owner.name} onDone={() => setEditing(false)} /> : null}
-    </Section>
+    <>
+      {can.manageOwners || can.deleteOwners ? (
+        <Section
+          id="owner-edit"
+          title={owner.name}
+          actions={
+            <div className="row">
+              {can.manageOwners && !editingOwner ? (
+                <button type="button" onClick={() => setEditingOwner(true)}>
+                  Edit owner
+                </button>
+              ) : null}
+              {can.deleteOwners ? (
+                <DeleteButton
+                  noun="owner"
+                  name={owner.name}
+                  label="Delete owner…"
+                  remove={() => unwrap(api.DELETE('/api/v1/owners/{id}', { params: { path: { id: owner.id } } }))}
+                  onDeleted={() => {
+                    void queryClient.invalidateQueries({ queryKey: ['owners'] });
+                    onDeleted();
+                  }}
+                >
+                  <p>
+                    Its certificates stay in the inventory without an owner, and its policy goes. Tokens and people of this team
+                    no longer see them.
+                  </p>
+                </DeleteButton>
+              ) : null}
+            </div>
+          }
+        >
+          {editingOwner ? (
+            <OwnerForm owner={owner} onDone={() => setEditingOwner(false)} />
+          ) : (
+            <p className="muted">{owner.description ?? 'No description.'}</p>
+          )}
+        </Section>
+      ) : null}
+      <Section
+        id="owner-policy"
+        title={`Policy of ${owner.name}`}
+        actions={
+          can.editPolicies && policy.data && !editing ? (
+            <button type="button" onClick={() => setEditing(true)}>
+              Edit policy
+            </button>
+          ) : null
+        }
+      >
+        {policy.isPending ? <Loading what="the policy" /> : null}
+        {policy.error ? <ProblemMessage error={policy.error} context="Loading the policy" /> : null}
+        {policy.data && !editing ? <PolicySummary view={policy.data} /> : null}
+        {policy.data && editing ? <PolicyEditor view={policy.data} ownerName={owner.name} onDone={() => setEditing(false)} /> : null}
+      </Section>
+    </>
   );
 }
 
@@ -105,8 +154,6 @@ export default function OwnersPage() {
   usePageTitle('Owners and policies');
   const { me, can } = useSession();
   const [search, setSearch] = useSearchParams();
-  const [adding, setAdding] = useState(false);
-  const [added, setAdded] = useState<Owner | null>(null);
   const owners = useQuery({ queryKey: ['owners'], queryFn: () => unwrap(api.GET('/api/v1/owners')) });
 
   const chosenKey = search.get('owner');
@@ -116,41 +163,30 @@ export default function OwnersPage() {
   function choose(owner: Owner) {
     setSearch({ owner: owner.name });
   }
+  const add = useAddPanel<Owner>({
+    id: 'owner-add',
+    label: 'Add owner',
+    title: 'Add an owner',
+    allowed: can.manageOwners,
+    form: (done) => (
+      <OwnerForm
+        onDone={(created) => {
+          done(created);
+          if (created) choose(created);
+        }}
+      />
+    ),
+    notice: (created) => <>Added {created.name}. Its policy is the default until you edit it.</>,
+  });
 
   return (
     <>
       <div className="page-header">
         <h1>Owners and policies</h1>
-        {can.manageOwners && !adding ? (
-          <button
-            type="button"
-            className="primary"
-            onClick={() => {
-              setAdded(null);
-              setAdding(true);
-            }}
-          >
-            Add owner
-          </button>
-        ) : null}
+        {add.button}
       </div>
       <p className="muted">Owners are the teams certificates belong to. Each has a policy that every request for it must meet.</p>
-      {added ? (
-        <p className="notice" role="status">
-          Added {added.name}. Its policy is the default until you edit it.
-        </p>
-      ) : null}
-      {adding ? (
-        <Section id="owner-add" title="Add an owner">
-          <OwnerForm
-            onDone={(created) => {
-              setAdding(false);
-              setAdded(created);
-              if (created) choose(created);
-            }}
-          />
-        </Section>
-      ) : null}
+      {add.panel}
 
       {owners.isPending ? <Loading what="owners" /> : null}
       {owners.error ? <ProblemMessage error={owners.error} context="Loading owners" /> : null}
@@ -183,11 +219,11 @@ export default function OwnersPage() {
                   <td className="actions-cell">
                     <button
                       type="button"
-                      aria-label={`Show the policy of ${owner.name}`}
+                      aria-label={`Show ${owner.name} and its policy`}
                       aria-pressed={chosen?.id === owner.id}
                       onClick={() => choose(owner)}
                     >
-                      Policy
+                      Show
                     </button>
                   </td>
                 </tr>
@@ -201,7 +237,7 @@ export default function OwnersPage() {
           There is no owner named {chosenKey}.
         </p>
       ) : null}
-      {chosen ? <OwnerPolicy key={chosen.id} owner={chosen} /> : null}
+      {chosen ? <ChosenOwner key={chosen.id} owner={chosen} onDeleted={() => setSearch({})} /> : null}
     </>
   );
 }

@@ -133,6 +133,36 @@ describe('request form', () => {
     expect(screen.getByText(/^State:/)).toHaveAttribute('role', 'status');
   });
 
+  it('creates a managed certificate instead when it is to be kept renewed', async () => {
+    const user = userEvent.setup();
+    const { calls, fetchMock } = renderRequest({
+      'POST /api/v1/managed-certificates': () => json({ id: 'managed-7', name: 'shop-www' }, 201),
+    });
+    await screen.findByRole('complementary', { name: 'Policy of shop' });
+    await user.click(screen.getByRole('radio', { name: 'Let the server make the key' }));
+    await user.type(screen.getByRole('textbox', { name: 'DNS names' }), 'www.shop.example');
+    await user.click(screen.getByRole('checkbox', { name: /Keep it renewed/ }));
+    const create = screen.getByRole('button', { name: 'Create managed certificate' });
+    // A managed certificate needs a name first.
+    expect(create).toBeDisabled();
+    await user.type(screen.getByRole('textbox', { name: 'Name' }), 'shop-www');
+    await user.type(screen.getByRole('textbox', { name: 'Renew before' }), '10d');
+    await user.click(create);
+
+    await waitFor(() => expect(screen.getByTestId('location')).toHaveTextContent('/managed/managed-7'));
+    expect(calls.some((call) => call.url.pathname === '/api/v1/requests' && call.method === 'POST')).toBe(false);
+    const index = calls.findIndex((call) => call.method === 'POST');
+    const body = (await (fetchMock.mock.calls[index]?.[0] as Request).clone().json()) as Record<string, unknown>;
+    expect(body).toMatchObject({
+      name: 'shop-www',
+      renew_before: '10d',
+      owner: 'id-shop',
+      dns_names: ['www.shop.example'],
+      key_type: 'rsa3072',
+      validity_days: 30,
+    });
+  });
+
   it("shows a 422's detail next to the form and keeps what was typed", async () => {
     const user = userEvent.setup();
     renderRequest({

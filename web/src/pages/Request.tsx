@@ -1,7 +1,8 @@
 // Request a certificate: a form for an owner the caller acts for, with that owner's policy as
 // hints beside the fields; then the request's state (`/request?id=...`), followed until it
-// settles, with a link to what was issued. `/request?from=<certificate id>` (the certificate
-// page's "Request a replacement") fills the form from an existing certificate.
+// settles, with a link to what was issued. Ticked "Keep it renewed", the same form creates a
+// managed certificate instead and opens its page. `/request?from=<certificate id>` (the
+// certificate page's "Request a replacement") fills the form from an existing certificate.
 import { useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Link, useNavigate, useSearchParams } from 'react-router';
@@ -33,6 +34,7 @@ import { FINAL_STATES, requestKey, requestNames, RequestStateBadge, specOf } fro
 import '../styles-pages.css';
 
 type RequestCreate = components['schemas']['RequestCreate'];
+type ManagedCreate = components['schemas']['ManagedCreate'];
 type KeyMode = 'csr' | 'server';
 
 const DEFAULT_VALIDITY_DAYS = 90;
@@ -58,6 +60,8 @@ function fieldOfPointer(pointer: string): string | null {
     key_type: 'key',
     csr: 'key',
     adapter: 'adapter',
+    name: 'name',
+    renew_before: 'renew_before',
   };
   return fields[name] ?? null;
 }
@@ -165,6 +169,10 @@ function RequestForm({ from }: { from: string | null }) {
   const [keyMode, setKeyMode] = useState<KeyMode>('csr');
   const [csr, setCsr] = useState('');
   const [keyType, setKeyType] = useState('ecdsa_p256');
+  // Kept renewed: a managed certificate (a name, and when to renew) instead of one request.
+  const [managed, setManaged] = useState(false);
+  const [managedName, setManagedName] = useState('');
+  const [renewBefore, setRenewBefore] = useState('');
 
   const owners = useQuery({ queryKey: ['owners'], queryFn: () => unwrap(api.GET('/api/v1/owners')) });
   const choices = useMemo(
@@ -231,8 +239,16 @@ function RequestForm({ from }: { from: string | null }) {
       navigate(`/request?id=${encodeURIComponent(request.id)}`);
     },
   });
+  const createManaged = useMutation({
+    mutationFn: (body: ManagedCreate) => unwrap(api.POST('/api/v1/managed-certificates', { body })),
+    onSuccess: (created) => {
+      void queryClient.invalidateQueries({ queryKey: ['managed-list'] });
+      navigate(`/managed/${encodeURIComponent(created.id)}`);
+    },
+  });
+  const sending = managed ? createManaged : create;
 
-  const problem = create.error ? toApiProblem(create.error) : null;
+  const problem = sending.error ? toApiProblem(sending.error) : null;
   const fieldErrors: Record<string, string> = {};
   for (const item of problem?.problem.errors ?? []) {
     const field = fieldOfPointer(item.pointer);
@@ -251,7 +267,11 @@ function RequestForm({ from }: { from: string | null }) {
       ...(adapter ? { adapter } : {}),
       ...(keyMode === 'csr' ? { csr } : { key_type: keyType }),
     };
-    create.mutate(body);
+    if (managed) {
+      createManaged.mutate({ ...body, name: managedName.trim(), ...(renewBefore.trim() ? { renew_before: renewBefore.trim() } : {}) });
+    } else {
+      create.mutate(body);
+    }
   }
 
   if (owners.isPending) return <Loading what="owners" />;
@@ -381,11 +401,42 @@ function RequestForm({ from }: { from: string | null }) {
           error={fieldErrors.key}
         />
 
-        {problem ? <ProblemMessage error={problem} context="The request was refused" /> : null}
+        {can.createManaged ? (
+          <fieldset className="form-stack">
+            <legend>Renewal</legend>
+            <label className="choice">
+              <input type="checkbox" checked={managed} onChange={(event) => setManaged(event.target.checked)} />
+              Keep it renewed: a managed certificate, issued now and renewed before it ends
+            </label>
+            {managed ? (
+              <div className="form-row">
+                <Field label="Name" error={fieldErrors.name} hint="Unique within the owner, e.g. shop-www.">
+                  {(control) => (
+                    <input
+                      {...control}
+                      required
+                      autoComplete="off"
+                      spellCheck={false}
+                      value={managedName}
+                      onChange={(event) => setManagedName(event.target.value)}
+                    />
+                  )}
+                </Field>
+                <Field label="Renew before" error={fieldErrors.renew_before} hint="e.g. 30d, 12h or 33%; default: at 2/3 of the lifetime.">
+                  {(control) => (
+                    <input {...control} autoComplete="off" spellCheck={false} value={renewBefore} onChange={(event) => setRenewBefore(event.target.value)} />
+                  )}
+                </Field>
+              </div>
+            ) : null}
+          </fieldset>
+        ) : null}
+
+        {problem ? <ProblemMessage error={problem} context={managed ? 'The managed certificate was refused' : 'The request was refused'} /> : null}
 
         <div className="row">
-          <button type="submit" className="primary" disabled={create.isPending || !owner}>
-            {create.isPending ? 'Requesting…' : 'Request certificate'}
+          <button type="submit" className="primary" disabled={sending.isPending || !owner || (managed && !managedName.trim())}>
+            {managed ? (sending.isPending ? 'Creating…' : 'Create managed certificate') : sending.isPending ? 'Requesting…' : 'Request certificate'}
           </button>
           {rules?.require_approval ? (
             <span className="muted">A security reviewer must approve it before it is issued.</span>

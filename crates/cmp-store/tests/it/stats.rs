@@ -80,6 +80,66 @@ async fn counts_and_the_expiry_timeline_follow_the_scope() {
     });
 }
 
+/// The total by owner follows every way certificates come, go and change owner: on
+/// PostgreSQL it is kept by triggers (migration 0013), and folded now and then.
+#[tokio::test]
+async fn the_total_follows_imports_deletions_and_owner_changes() {
+    on_both_databases!(|store, db| {
+        let new_owner = |name: &str| NewOwner { name: name.into(), email: None, description: None };
+        let shop = store.create_owner(&ctx(NOW), &new_owner("shop")).await.unwrap();
+        let pay = store.create_owner(&ctx(NOW), &new_owner("pay")).await.unwrap();
+        let total = |scope: Scope| {
+            let store = &store;
+            async move {
+                let counts = store.certificate_counts(NOW, 30 * DAY, &scope).await.unwrap();
+                counts.iter().map(|(_, n)| n).sum::<i64>()
+            }
+        };
+        let shop_scope = || Scope::Owners(vec![shop.id.clone()]);
+        let pay_scope = || Scope::Owners(vec![pay.id.clone()]);
+        // More changes than a count keeps unfolded (1,000), one statement each: 1,003 imports
+        // of one certificate.
+        let mut ids = Vec::new();
+        for n in 0..1_003u32 {
+            let mut cert = new_cert(facts(1_000 + n, NOW + 100 * DAY));
+            cert.owner_id = (n % 2 == 0).then(|| shop.id.clone());
+            let outcome = store.import_certificates(&ctx(NOW), &Scope::All, &[cert]).await.unwrap();
+            ids.push(outcome[0].id.clone());
+        }
+        // An import of one already there changes nothing.
+        let again = new_cert(facts(1_000, NOW + 100 * DAY));
+        store.import_certificates(&ctx(NOW), &Scope::All, &[again]).await.unwrap();
+        assert_eq!(total(Scope::All).await, 1_003, "{:?}", db.kind);
+        assert_eq!(total(shop_scope()).await, 502);
+        // The count folded the changes: asked again, it says the same.
+        assert_eq!(total(Scope::All).await, 1_003, "{:?}", db.kind);
+        if db.kind == cmp_testkit::DbKind::Postgres {
+            let rows = store.count_rows("certificate_count_changes").await.unwrap();
+            assert!(rows <= 2, "{rows} change rows after a fold");
+        }
+
+        let to_pay = CertificateUpdate { owner_id: Some(Some(pay.id.clone())), labels: None };
+        store.update_certificate(&ctx(NOW), &ids[0], &Scope::All, &to_pay).await.unwrap();
+        let unowned = CertificateUpdate { owner_id: Some(None), labels: None };
+        store.update_certificate(&ctx(NOW), &ids[2], &Scope::All, &unowned).await.unwrap();
+        // Labels alone move nothing.
+        let labelled = CertificateUpdate {
+            owner_id: None,
+            labels: Some([("env".into(), "prod".into())].into()),
+        };
+        store.update_certificate(&ctx(NOW), &ids[4], &Scope::All, &labelled).await.unwrap();
+        assert_eq!(total(shop_scope()).await, 500, "{:?}", db.kind);
+        assert_eq!(total(pay_scope()).await, 1);
+        store.delete_certificate(&ctx(NOW), &ids[4], &Scope::All).await.unwrap();
+        assert_eq!(total(shop_scope()).await, 499);
+        // Deleting an owner leaves its certificates without one (ON DELETE SET NULL).
+        store.delete_owner(&ctx(NOW), &shop.id).await.unwrap();
+        assert_eq!(total(shop_scope()).await, 0, "{:?}", db.kind);
+        assert_eq!(total(Scope::All).await, 1_002);
+        assert_eq!(store.count_rows("certificates").await.unwrap(), 1_002);
+    });
+}
+
 #[tokio::test]
 async fn requests_awaiting_approval_and_recent_failures_are_counted() {
     on_both_databases!(|store, db| {
