@@ -41,6 +41,15 @@ test('a managed certificate shows its versions and offers its key', async ({ pag
   await expect(dialog).toBeHidden();
 });
 
+test('a key the server made for a plain request is offered too; an imported certificate has none', async ({ page, cmp }) => {
+  await signIn(page, cmp.token, `/certificates/${cmp.certificates['pay.payments.example']!.id}`);
+  await expect(page.getByRole('heading', { name: 'pay.payments.example', level: 1 })).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Download key (PKCS#12)…' })).toBeVisible();
+  await page.goto(`/certificates/${cmp.certificates['intranet.example']!.id}`);
+  await expect(page.getByRole('button', { name: 'Download PEM', exact: true })).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Download key (PKCS#12)…' })).toHaveCount(0);
+});
+
 test('filters live in the URL and survive a reload', async ({ page, cmp, request }) => {
   await signIn(page, cmp.token, '/certificates');
   await page.getByRole('combobox', { name: 'Status' }).selectOption('expiring');

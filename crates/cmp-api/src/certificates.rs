@@ -44,6 +44,9 @@ pub struct Certificate {
     /// The managed certificate this is a version of.
     #[serde(default)]
     pub managed_certificate_id: Option<String>,
+    /// Whether the server made its private key and keeps it (sealed in the secret store): then
+    /// `GET .../{id}/key` gives it to the roles that may have it.
+    pub has_server_key: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]

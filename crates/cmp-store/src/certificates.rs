@@ -27,7 +27,8 @@ const SELECT_COLUMNS: &str = "SELECT c.id, c.fingerprint_sha256, c.serial_number
     c.issuer, c.common_name, c.not_before, c.not_after, c.sans, c.key_type, c.key_bits, \
     c.key_curve, c.signature_algorithm, c.is_ca, c.self_signed, c.finding_flags, c.owner_id, \
     o.name AS owner_name, c.labels, c.source, c.created_at, c.updated_at, c.revoked_at, \
-    c.revocation_reason, c.managed_certificate_id";
+    c.revocation_reason, c.managed_certificate_id, \
+    CASE WHEN c.key_secret IS NULL THEN 0 ELSE 1 END AS has_server_key";
 const FROM_CERTIFICATES: &str = " FROM certificates c LEFT JOIN owners o ON o.id = c.owner_id";
 
 /// Bit of a time-independent finding in `finding_flags`.
@@ -342,6 +343,7 @@ fn record_from_row(row: &AnyRow) -> StoreResult<CertificateRecord> {
         revoked_at: row.try_get("revoked_at")?,
         revocation_reason: row.try_get("revocation_reason")?,
         managed_certificate_id: row.try_get("managed_certificate_id")?,
+        has_server_key: row.try_get::<i64, _>("has_server_key")? != 0,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

@@ -155,6 +155,8 @@ pub struct CertificateRecord {
     pub revocation_reason: Option<String>,
     /// The managed certificate this is a version of.
     pub managed_certificate_id: Option<String>,
+    /// Whether its private key was made by the server and is kept in the secret store.
+    pub has_server_key: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -1588,6 +1588,11 @@ export interface components {
             findings: components["schemas"]["Finding"][];
             /** @description SHA-256 of the DER, lowercase hex without colons. */
             fingerprint_sha256: string;
+            /**
+             * @description Whether the server made its private key and keeps it (sealed in the secret store): then
+             *     `GET .../{id}/key` gives it to the roles that may have it.
+             */
+            has_server_key: boolean;
             id: string;
             is_ca: boolean;
             /** @description RFC 4514. */
@@ -2263,6 +2268,11 @@ export interface components {
                 findings: components["schemas"]["Finding"][];
                 /** @description SHA-256 of the DER, lowercase hex without colons. */
                 fingerprint_sha256: string;
+                /**
+                 * @description Whether the server made its private key and keeps it (sealed in the secret store): then
+                 *     `GET .../{id}/key` gives it to the roles that may have it.
+                 */
+                has_server_key: boolean;
                 id: string;
                 is_ca: boolean;
                 /** @description RFC 4514. */

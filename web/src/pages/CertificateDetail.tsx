@@ -16,17 +16,12 @@ import { ValidityBar } from '../components/ValidityBar';
 import { certificateName, colonHex, formatDateTime, keyDescription } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
 import { TableScroll } from '../components/TableScroll';
-import { managedSpec } from './parts/managed';
 import { RenewNow } from './parts/RenewNow';
 
 /**
  * Whether the server made this certificate's key (so that it may be downloaded). The
  * certificate does not say; the spec of the managed certificate it belongs to does.
  */
-function serverMadeKey(managed: Managed | undefined): boolean {
-  return managed ? managedSpec(managed).key_source === 'server' : false;
-}
-
 function Facts({ certificate }: { certificate: Certificate }) {
   const labels = Object.entries(certificate.labels ?? {});
   return (
@@ -311,7 +306,7 @@ export default function CertificateDetailPage() {
   }
 
   const cert = certificate.data;
-  const serverKey = serverMadeKey(managed.data);
+  const serverKey = cert.has_server_key;
   const revocable = can.revokeCertificate && cert.source === 'issued' && cert.status !== 'revoked';
   const renewable = can.renewManaged && managed.data && !cert.revoked_at;
 

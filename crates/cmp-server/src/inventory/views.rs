@@ -63,6 +63,7 @@ pub fn certificate(
         revoked_at: r.revoked_at.map(time_of),
         revocation_reason: r.revocation_reason,
         managed_certificate_id: r.managed_certificate_id,
+        has_server_key: r.has_server_key,
         created_at: time_of(r.created_at),
         updated_at: time_of(r.updated_at),
     }

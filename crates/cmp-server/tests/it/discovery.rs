@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use cmp_store::{AuditContext, RunTrigger, ScanStore};
 
-use crate::issuance::call;
+use crate::issuance::{call, openssl};
 use crate::support::{TestApp, TestClock, TestPki};
 
 /// Loopback only: what these tests scan.
@@ -280,6 +280,38 @@ async fn platform_leaf(app: &TestApp) -> (String, String, String) {
     (leaf, chain, key.serialize_pem())
 }
 
+/// The platform CA's OCSP answer for `leaf` (issued by it; `chain` starts with the leaf, then
+/// its issuer), asked where the certificate says, written to `dir/stapled.der` for nginx to
+/// staple (`ssl_stapling_file`: no responder needed at handshake time). openssl runs off the
+/// test's runtime, which serves the responder.
+async fn write_ocsp_staple(dir: &std::path::Path, leaf: &str, chain: &str) {
+    let issuer = chain
+        .split_inclusive("-----END CERTIFICATE-----")
+        .filter(|block| block.contains("BEGIN CERTIFICATE"))
+        .nth(1)
+        .expect("the chain holds the issuing CA after the leaf");
+    let issuer = format!("{}\n", issuer.trim_start());
+    std::fs::write(dir.join("staple-leaf.pem"), leaf).unwrap();
+    std::fs::write(dir.join("staple-issuer.pem"), issuer).unwrap();
+    let url = openssl(&["x509", "-in", "staple-leaf.pem", "-noout", "-ocsp_uri"], dir);
+    let out = openssl(
+        &[
+            "ocsp",
+            "-issuer",
+            "staple-issuer.pem",
+            "-cert",
+            "staple-leaf.pem",
+            "-url",
+            url.trim(),
+            "-noverify",
+            "-respout",
+            "stapled.der",
+        ],
+        dir,
+    );
+    assert!(out.contains("staple-leaf.pem: good"), "{out}");
+}
+
 async fn start_fixture(app: &TestApp, ports: &Ports) -> (Nginx, Served) {
     let pki = TestPki::new();
     let dir = Nginx::dir();
@@ -293,6 +325,7 @@ async fn start_fixture(app: &TestApp, ports: &Ports) -> (Nginx, Served) {
     let (leaf, leaf_and_chain, leaf_key) = platform_leaf(app).await;
     write_pair(&d, "incomplete", &leaf, &leaf_key);
     write_pair(&d, "complete", &leaf_and_chain, &leaf_key);
+    write_ocsp_staple(&d, &leaf, &leaf_and_chain).await;
     let (a, a_key) = pki.leaf(&["a.test"], 30);
     write_pair(&d, "a", &pem_of(&a), &a_key.serialize_pem());
     let (b, b_key) = pki.leaf(&["b.test"], 30);
@@ -325,7 +358,12 @@ async fn start_fixture(app: &TestApp, ports: &Ports) -> (Nginx, Served) {
         server(ports.wrong_name, "wrong", ""),
         server(ports.self_signed, "self", ""),
         server(ports.incomplete, "incomplete", ""),
-        server(ports.complete, "complete", ""),
+        // With the CA's OCSP answer stapled to every handshake.
+        server(
+            ports.complete,
+            "complete",
+            &format!("ssl_stapling on; ssl_stapling_file {p}/stapled.der;"),
+        ),
         // Two names on one port: a.test is the default (what no SNI gets), b.test by name.
         server(ports.two_names, "a", "server_name a.test;")
             .replace(" ssl;", " ssl default_server;"),
@@ -466,6 +504,9 @@ async fn scan_the_fixture(kind: DbKind) {
     assert!(facts.tls_version.starts_with("TLSv1."), "{facts:?}");
     assert!(!facts.cipher_suite.is_empty());
     assert_eq!(facts.alpn.as_deref(), Some("http/1.1"), "nginx offers http/1.1 on ssl listeners");
+    assert!(facts.ocsp_stapled, "{whole:?}");
+    let unstapled = alone.endpoint.as_ref().unwrap();
+    assert!(!unstapled.ocsp_stapled, "{alone:?}");
     // The certificate carries the findings of the endpoints that serve it.
     assert!(platform.findings.contains(&Finding::IncompleteChain));
 
@@ -545,7 +586,7 @@ async fn scan_the_fixture(kind: DbKind) {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scan_finds_what_each_endpoint_serves_and_what_is_gone() {
     for kind in DbKind::ALL {
         scan_the_fixture(kind).await;

@@ -315,6 +315,9 @@ async fn server_keys(app: &TestApp) {
         "{request}"
     );
     let cert = request["certificate_id"].as_str().unwrap();
+    // The certificate says there is a key to have (the dashboard offers it by this).
+    let (_, shown) = call(app, &dev, "GET", &format!("/api/v1/certificates/{cert}"), None).await;
+    assert_eq!(shown["has_server_key"], json!(true), "{shown}");
     let key_path = format!("/api/v1/certificates/{cert}/key");
     let (s, key) = call(app, &dev, "GET", &key_path, None).await;
     assert_eq!(s, 200);
@@ -363,6 +366,9 @@ async fn server_keys(app: &TestApp) {
     )
     .await;
     let csr_cert = csr_request["certificate_id"].as_str().unwrap();
+    let (_, shown) =
+        call(app, &dev, "GET", &format!("/api/v1/certificates/{csr_cert}"), None).await;
+    assert_eq!(shown["has_server_key"], json!(false), "{shown}");
     assert_eq!(
         call(app, &admin, "GET", &format!("/api/v1/certificates/{csr_cert}/key"), None).await.0,
         404
