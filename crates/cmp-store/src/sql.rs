@@ -114,6 +114,7 @@ impl SqlStore {
                     })
                     .connect(url)
                     .await?;
+                crate::stats::spawn_count_folding(pool.clone());
                 SqlStore {
                     read: pool.clone(),
                     write: pool,

@@ -2,9 +2,11 @@
 //! the requests and managed certificates that need a person. Each is one SQL statement over
 //! columns an index holds, so that it stays fast at a million certificates.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use cmp_domain::CertificateStatus;
-use sqlx::Row;
+use sqlx::{AnyPool, Row};
 use tracing::instrument;
 
 use crate::certificates::{push_owner_scope, status_condition};
@@ -129,22 +131,55 @@ fn push_status_sums(b: &mut SqlBuilder, now: i64, window_secs: i64) {
     b.push(&sums.join(", "));
 }
 
-/// Rows of `certificate_count_changes` past which a count folds them into one per owner.
+/// Rows of `certificate_count_changes` past which they are folded into one per owner.
 const FOLD_CHANGES_OVER: i64 = 1_000;
 
-impl SqlStore {
-    /// Folds PostgreSQL's certificate count changes into one row per owner (migration 0013).
-    /// Rows added meanwhile by other transactions are not seen by the DELETE, so they stay.
-    async fn fold_certificate_count_changes(&self) -> StoreResult<()> {
-        sqlx::query(
-            "WITH folded AS (DELETE FROM certificate_count_changes RETURNING owner_id, change) \
-             INSERT INTO certificate_count_changes (owner_id, change) \
-             SELECT owner_id, SUM(change) FROM folded GROUP BY owner_id HAVING SUM(change) <> 0",
-        )
-        .execute(&self.write)
-        .await?;
-        Ok(())
-    }
+/// How often each server folds them, so that they stay few when no dashboard counts.
+const FOLD_EVERY: Duration = Duration::from_secs(60);
+
+/// Folds PostgreSQL's certificate count changes into one row per owner (migration 0013).
+/// Rows added meanwhile by other transactions are not seen by the DELETE, so they stay; two
+/// servers folding at once fold each row once.
+async fn fold_certificate_count_changes(pool: &AnyPool) -> StoreResult<()> {
+    sqlx::query(
+        "WITH folded AS (DELETE FROM certificate_count_changes RETURNING owner_id, change) \
+         INSERT INTO certificate_count_changes (owner_id, change) \
+         SELECT owner_id, SUM(change) FROM folded GROUP BY owner_id HAVING SUM(change) <> 0",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Every `FOLD_EVERY`, folds the count changes once there are more than `FOLD_CHANGES_OVER`
+/// (each issuance adds one: a busy platform adds thousands an hour).
+pub(crate) fn spawn_count_folding(pool: AnyPool) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(FOLD_EVERY);
+        tick.tick().await; // the first tick is now: the migrations may not have run yet
+        let mut failing = false;
+        while !pool.is_closed() {
+            tick.tick().await;
+            let rows =
+                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM certificate_count_changes")
+                    .fetch_one(&pool)
+                    .await;
+            let done = match rows {
+                Ok(n) if n > FOLD_CHANGES_OVER => fold_certificate_count_changes(&pool).await,
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+            // Said once, not every minute.
+            match (&done, failing) {
+                (Err(e), false) => {
+                    tracing::warn!(error = %e, "could not fold the certificate count changes")
+                }
+                (Ok(()), true) => tracing::info!("the certificate count changes fold again"),
+                _ => {}
+            }
+            failing = done.is_err();
+        }
+    });
 }
 
 #[async_trait]
@@ -194,7 +229,7 @@ impl StatsStore for SqlStore {
         let row = b.query().fetch_one(&self.read).await?;
         if postgres
             && row.try_get::<i64, _>("change_rows")? > FOLD_CHANGES_OVER
-            && let Err(e) = self.fold_certificate_count_changes().await
+            && let Err(e) = fold_certificate_count_changes(&self.write).await
         {
             tracing::warn!(error = %e, "could not fold the certificate count changes");
         }
