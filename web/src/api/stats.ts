@@ -12,19 +12,15 @@ export type ExpirySeries = components['schemas']['ExpirySeries'];
 
 export const EXPIRY_WEEKS = 13;
 
-export function fetchOverviewStats(): Promise<OverviewStats> {
-  return unwrap(api.GET('/api/v1/stats/overview'));
-}
-
-export function fetchExpiryStats(weeks = EXPIRY_WEEKS): Promise<ExpiryStats> {
-  return unwrap(api.GET('/api/v1/stats/expiry', { params: { query: { weeks } } }));
-}
-
 /** The overview's counts, as the page asks for them (and the page's prefetch). */
-export const overviewStatsQuery = queryOptions({ queryKey: ['stats', 'overview'], queryFn: fetchOverviewStats });
+export const overviewStatsQuery = queryOptions({
+  queryKey: ['stats', 'overview'],
+  queryFn: (): Promise<OverviewStats> => unwrap(api.GET('/api/v1/stats/overview')),
+});
 
 /** The overview's expiry timeline, as the page asks for it (and the page's prefetch). */
 export const expiryStatsQuery = queryOptions({
   queryKey: ['stats', 'expiry', EXPIRY_WEEKS],
-  queryFn: () => fetchExpiryStats(EXPIRY_WEEKS),
+  queryFn: (): Promise<ExpiryStats> =>
+    unwrap(api.GET('/api/v1/stats/expiry', { params: { query: { weeks: EXPIRY_WEEKS } } })),
 });

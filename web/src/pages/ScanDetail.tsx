@@ -182,11 +182,11 @@ export default function ScanDetailPage() {
   });
   const running = scan.data?.last_run?.state === 'running';
   const runs = useQuery({
-    // Asked again whenever the scan's latest run changes (a new run, or its progress).
-    queryKey: ['scans', id, 'runs', scan.data?.last_run?.id, scan.data?.last_run?.progress.scanned, scan.data?.last_run?.state],
+    // Under the scan's key: starting or cancelling a run asks it again (RunControls).
+    queryKey: ['scans', id, 'runs'],
     queryFn: () => unwrap(api.GET('/api/v1/scans/{id}/runs', { params: { path: { id }, query: { limit: 20 } } })),
     enabled: scan.isSuccess,
-    placeholderData: (previous) => previous,
+    refetchInterval: (query) => (query.state.data?.[0]?.state === 'running' ? RUNNING_POLL_MS : false),
   });
   usePageTitle(scan.data ? `Scan ${scan.data.name}` : 'Scan');
 
