@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
-use cmp_domain::Clock;
+use cmp_domain::{Clock, Secret};
 use instant_acme::{
     Account, AuthorizationStatus, CertificateIdentifier, ChallengeStatus, ExternalAccountKey,
     Identifier, NewAccount, NewOrder, Order, OrderStatus, RetryPolicy, RevocationRequest,
@@ -57,15 +57,10 @@ fn default_send_not_after() -> bool {
 }
 
 /// An External Account Binding key: key id and HMAC key (base64url, as CAs hand it out).
+#[derive(Debug)]
 pub struct Eab {
     pub key_id: String,
-    pub hmac_key: Zeroizing<String>,
-}
-
-impl std::fmt::Debug for Eab {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Eab").field("key_id", &self.key_id).finish_non_exhaustive()
-    }
+    pub hmac_key: Secret<String>,
 }
 
 /// What the CA's directory offers.
@@ -160,7 +155,7 @@ impl AcmeClient {
         };
         let eab_key = match eab {
             Some(eab) => {
-                let trimmed = eab.hmac_key.trim();
+                let trimmed = eab.hmac_key.expose().trim();
                 let hmac = Zeroizing::new(
                     URL_SAFE_NO_PAD.decode(trimmed).or_else(|_| URL_SAFE.decode(trimmed)).map_err(
                         |_| AcmeError::Config("the EAB HMAC key is not base64url".into()),

@@ -206,8 +206,7 @@ pub async fn enroll(
         Some(pem) => Client::with_ca_bundle(&config.server, None, &pem)?,
         None => Client::new(&config.server, None)?,
     };
-    let request =
-        EnrollRequest { token: token.to_owned(), name: name.to_owned(), csr: new.csr_pem };
+    let request = EnrollRequest { token: token.into(), name: name.to_owned(), csr: new.csr_pem };
     let enrolled = timed(CALL_TIMEOUT_SECS, client.enroll(&request)).await?;
     let identity = Identity::from_parts(
         enrolled.agent.name,

@@ -1,6 +1,7 @@
 //! CA adapters: configuration, health, Vault tokens for agents, and the adapter role's
 //! signing, revocation and renewal-window calls.
 
+use cmp_domain::Secret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -49,9 +50,10 @@ pub struct AgentTokenCreate {
 
 /// A Vault token that may sign with the adapter's role and read the agent's own KV path.
 /// Shown once; CMP keeps only its accessor.
-#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AgentToken {
-    pub token: String,
+    #[schema(value_type = String)]
+    pub token: Secret<String>,
     /// Vault's handle on the token (to look it up or revoke it), not a secret.
     pub accessor: String,
     pub ttl_secs: i64,
@@ -63,16 +65,6 @@ pub struct AgentToken {
     pub sign_path: String,
     /// `<kv mount>/data/<prefix>/agents/<agent>/`: the subtree it may read.
     pub kv_path: String,
-}
-
-impl std::fmt::Debug for AgentToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AgentToken")
-            .field("token", &"<redacted>")
-            .field("accessor", &self.accessor)
-            .field("policy", &self.policy)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A configured CA. Credentials are never returned.

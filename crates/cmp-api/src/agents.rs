@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use cmp_domain::{AgentStatus, DeploymentState, JobKind, JobState};
+use cmp_domain::{AgentStatus, DeploymentState, JobKind, JobState, Secret};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -40,7 +40,8 @@ pub struct BootstrapToken {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BootstrapTokenCreated {
     /// `cmp_boot_...`: pass it to `cmp-agent enroll --token`.
-    pub token: String,
+    #[schema(value_type = String)]
+    pub token: Secret<String>,
     pub info: BootstrapToken,
 }
 
@@ -48,7 +49,8 @@ pub struct BootstrapTokenCreated {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
-    pub token: String,
+    #[schema(value_type = String)]
+    pub token: Secret<String>,
     /// The agent's name (its host name, by default): letters, digits, `.`, `-`, `_`.
     pub name: String,
     /// A CSR for the key the agent made on the host, with the agent's name as common name.

@@ -1,6 +1,6 @@
 //! Managed certificates (desired state and versions) and per-owner policies.
 
-use cmp_domain::{Policy, RenewalDecision};
+use cmp_domain::{Policy, RenewalDecision, RequestSpec};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -47,7 +47,8 @@ pub struct Managed {
     #[serde(default)]
     pub owner_name: Option<String>,
     pub adapter_id: String,
-    pub spec: serde_json::Value,
+    /// What each version asks for: names, validity, key source, when to renew.
+    pub spec: RequestSpec,
     pub current_certificate_id: Option<String>,
     pub versions: Vec<ManagedVersion>,
     pub renewal_failures: i64,

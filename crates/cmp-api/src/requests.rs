@@ -1,6 +1,6 @@
 //! Issuance requests: what is asked, approvals, revocation.
 
-use cmp_domain::{RequestKind, RequestState};
+use cmp_domain::{KeySource, RequestKind, RequestSpec, RequestState};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -59,9 +59,10 @@ pub struct Request {
     /// The certificate issued (issue, renew) or revoked (revoke).
     pub certificate_id: Option<String>,
     /// What was asked (names, validity, key source, reason).
-    pub spec: serde_json::Value,
-    /// `csr` (the requester holds the key) or `server` (in the secret store).
-    pub key_source: Option<String>,
+    pub spec: RequestSpec,
+    /// Who holds the key: the requester (`csr`), the server's secret store (`server`), or the
+    /// host of an agent (`agent`); the same as `spec.key_source`.
+    pub key_source: KeySource,
     pub requested_by: String,
     pub decided_by: Option<String>,
     pub decision_comment: Option<String>,

@@ -1,6 +1,6 @@
 //! API tokens.
 
-use cmp_domain::Role;
+use cmp_domain::{Role, Secret};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -38,19 +38,11 @@ pub struct TokenCreate {
 }
 
 /// The answer to a token creation: the only time the secret is shown.
-#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TokenCreated {
     /// Send as `Authorization: Bearer <token>`. Shown once; only its hash is kept.
-    pub token: String,
+    #[schema(value_type = String)]
+    pub token: Secret<String>,
     #[serde(flatten)]
     pub info: ApiToken,
-}
-
-impl std::fmt::Debug for TokenCreated {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenCreated")
-            .field("token", &"[redacted]")
-            .field("info", &self.info)
-            .finish()
-    }
 }

@@ -77,7 +77,7 @@ async fn compare(
         .await?
         .token;
     let jwt = op.service_token().await;
-    let as_token = Client::new(&server.base, Some(token))?;
+    let as_token = Client::new(&server.base, Some(token.expose().clone()))?;
     let as_jwt = Client::new(&server.base, Some(jwt))?;
     let me = as_jwt.me().await.context("the server does not accept the provider's JWT")?;
     anyhow::ensure!(me.role == Role::Security, "the JWT maps to {:?}", me.role);

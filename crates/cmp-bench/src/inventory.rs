@@ -13,7 +13,7 @@ use anyhow::Context;
 use cmp_domain::{CertificateFacts, Clock, KeyInfo, KeyType, Role, San, SanType};
 use cmp_server::auth::Caller;
 use cmp_server::config::Config;
-use cmp_server::inventory::views::time_of;
+use cmp_server::core::wire::time_of;
 use cmp_server::state::{AppState, SystemClock};
 use cmp_store::{
     AuditContext, CertificateSource, CertificateStore, NewCertificate, NewOwner, OwnerStore, Scope,

@@ -96,7 +96,7 @@ async fn measure(opts: &RenewalBench, server: &ServerProcess) -> anyhow::Result<
     );
     let config = cmp_agent::AgentConfig::from_toml_str(&config)?;
     let token = admin.create_bootstrap_token(&Default::default()).await?.token;
-    cmp_agent::enroll(&config, &token, "bench-web", false).await?;
+    cmp_agent::enroll(&config, token.expose(), "bench-web", false).await?;
     let agent = cmp_agent::Agent::load(config)?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let agent = tokio::spawn(agent.run(stopped));

@@ -128,6 +128,9 @@ pub enum CaError {
     /// The CA refuses the profile (e.g. a lifetime beyond its own).
     #[error("refused by the CA: {0}")]
     Refused(String),
+    /// No adapter has this id or name.
+    #[error("no adapter {0}")]
+    UnknownAdapter(String),
     /// The serial is already revoked.
     #[error("certificate {0} is already revoked")]
     AlreadyRevoked(String),
@@ -165,6 +168,7 @@ impl CaError {
         match self {
             CaError::InvalidCsr(_) => "ca-invalid-csr",
             CaError::Refused(_) => "ca-refused",
+            CaError::UnknownAdapter(_) => "ca-unknown-adapter",
             CaError::AlreadyRevoked(_) => "ca-already-revoked",
             CaError::UnknownSerial(_) => "ca-unknown-serial",
             CaError::Unavailable(_) => "ca-unavailable",
@@ -179,6 +183,7 @@ impl CaError {
         Some(match slug {
             "ca-invalid-csr" => CaError::InvalidCsr(message),
             "ca-refused" => CaError::Refused(message),
+            "ca-unknown-adapter" => CaError::UnknownAdapter(message),
             "ca-already-revoked" => CaError::AlreadyRevoked(message),
             "ca-unknown-serial" => CaError::UnknownSerial(message),
             "ca-unavailable" => CaError::Unavailable(message),
@@ -240,6 +245,7 @@ mod tests {
         let all = [
             CaError::InvalidCsr("m".into()),
             CaError::Refused("m".into()),
+            CaError::UnknownAdapter("m".into()),
             CaError::AlreadyRevoked("m".into()),
             CaError::UnknownSerial("m".into()),
             CaError::Unavailable("m".into()),

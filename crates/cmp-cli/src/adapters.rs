@@ -113,7 +113,7 @@ pub async fn adapter(
             out.value(
                 &t,
                 &[
-                    ("token", t.token.clone()),
+                    ("token", t.token.expose().clone()),
                     ("accessor", t.accessor.clone()),
                     ("ttl", format!("{} s (renewable: {})", t.ttl_secs, t.renewable)),
                     ("vault", t.vault_address.clone()),

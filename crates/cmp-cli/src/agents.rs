@@ -92,7 +92,7 @@ pub async fn agent(client: &Client, out: &Output, cmd: AgentCommand) -> anyhow::
             let fields = [
                 ("id", created.info.id.clone()),
                 ("expires", date(&created.info.expires_at)),
-                ("token", created.token.clone()),
+                ("token", created.token.expose().clone()),
             ];
             out.value(&created, &fields)?;
         }

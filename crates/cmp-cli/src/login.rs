@@ -173,7 +173,7 @@ async fn device_login(
             DevicePoll::SlowDown => interval += 5,
             DevicePoll::Done(tokens) => {
                 let expires_at = tokens.expires_in.map(|secs| now() + secs);
-                return Ok((tokens.access_token, expires_at, Some(chosen.name)));
+                return Ok((tokens.access_token.expose().clone(), expires_at, Some(chosen.name)));
             }
         }
     }

@@ -640,7 +640,7 @@ async fn token_cmd(client: &Client, out: &Output, cmd: TokenCommand) -> anyhow::
             let created =
                 client.create_token(&TokenCreate { name, role, owners, expires_in_days }).await?;
             if quiet {
-                outln!("{}", created.token)?;
+                outln!("{}", created.token.expose())?;
             } else {
                 out.token_created(&created)?;
             }

@@ -300,7 +300,7 @@ impl Output {
             "token {} ({}) created. Its secret, shown only now:\n\n  {}\n",
             t.info.id,
             t.info.role.as_str(),
-            t.token
+            t.token.expose()
         )?;
         Ok(())
     }

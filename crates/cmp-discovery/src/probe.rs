@@ -108,6 +108,11 @@ pub(crate) fn base_config() -> Result<ClientConfig, crate::ScanError> {
                 | rustls::NamedGroup::secp384r1
         )
     });
+    // AES-128 with SHA-256 first (servers that follow the client's order take it): a scan
+    // needs no 256-bit keys, and SHA-384's transcript hashing was the scanner's top symbol.
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| suite.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
     let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| crate::ScanError::Tls(e.to_string()))?

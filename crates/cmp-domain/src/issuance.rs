@@ -1,7 +1,70 @@
-//! Issuance requests: their kinds, the state machine, and retry backoff.
+//! Issuance requests: what they ask for, their kinds, the state machine, and retry backoff.
+
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use crate::{Ask, KeyInfo};
+
+/// What a request or a managed certificate asks for, once checked: the names, the lifetime,
+/// and who makes the key. Stored as the `spec` of requests and managed certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RequestSpec {
+    pub common_name: Option<String>,
+    #[serde(default)]
+    pub dns_names: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub ip_addresses: Vec<IpAddr>,
+    pub validity_days: i64,
+    pub key_source: KeySource,
+    /// For keys made by the server or an agent (`ecdsa_p256`, `rsa2048`, ...).
+    pub key_type: Option<String>,
+    /// `renew_before` of a managed certificate (`30d`, `33%`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_before: Option<String>,
+    /// The ACME solver (its id) chosen for these names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_solver: Option<String>,
+    /// Why a revoke request revokes (RFC 5280 reason name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The serial number a revoke request revokes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+}
+
+impl RequestSpec {
+    /// The lifetime asked for, in seconds.
+    pub fn validity_secs(&self) -> i64 {
+        self.validity_days.saturating_mul(86_400)
+    }
+
+    /// What the policy checks.
+    pub fn ask<'a>(&'a self, key: &'a KeyInfo) -> Ask<'a> {
+        Ask {
+            common_name: self.common_name.as_deref(),
+            dns_names: &self.dns_names,
+            ip_addresses: &self.ip_addresses,
+            key,
+            validity_secs: self.validity_secs(),
+        }
+    }
+}
+
+/// Who holds the private key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeySource {
+    /// The requester's CSR (of a request, or re-signed at each renewal).
+    Csr,
+    /// The server makes a key for each version, kept in the secret store.
+    Server,
+    /// The agent of the managed certificate's deployment makes a key for each version on its
+    /// host and sends a CSR; the private key never leaves the host.
+    Agent,
+}
 
 /// What a request asks the CA to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]

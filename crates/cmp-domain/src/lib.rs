@@ -19,7 +19,7 @@ pub use certificate::{
     validity_findings,
 };
 pub use discovery::{ScanProgress, ScanRunState};
-pub use issuance::{Backoff, RequestKind, RequestState};
+pub use issuance::{Backoff, KeySource, RequestKind, RequestSpec, RequestState};
 pub use notify::{
     DEFAULT_EXPIRY_THRESHOLDS, DeliveryState, MAX_DELIVERY_ATTEMPTS, NotificationEvent,
     crossed_threshold, delivery_retry_secs,

@@ -202,6 +202,8 @@ pub struct CurrentVersion {
     /// renewal: a version longer than asked by more than [`VALIDITY_SLACK_SECS`] is renewed as
     /// if it ended `asked_lifetime_secs` after its `not_before`. `None`: its own lifetime.
     pub asked_lifetime_secs: Option<i64>,
+    /// Whether it was revoked: it is then replaced at once, whatever its age.
+    pub revoked: bool,
 }
 
 /// Everything a renewal decision depends on. Times are Unix seconds.
@@ -250,6 +252,8 @@ pub enum RenewalReason {
     /// The rule would renew now, but the current version is younger than its minimum age
     /// ([`min_age_secs`]): renewing it could renew every new version at once, in a loop.
     MinimumAge,
+    /// The current version was revoked: it is replaced at once, whatever its age.
+    Revoked,
 }
 
 /// A decision, with a message for people ("renewing: 67% of lifetime elapsed").
@@ -320,6 +324,15 @@ pub fn decide(input: &RenewalInput<'_>) -> RenewalDecision {
             message: "issuing: no certificate issued yet".into(),
         });
     };
+    if version.revoked {
+        return backoff_or(input, now, || RenewalDecision {
+            action: RenewalAction::Renew,
+            reason: RenewalReason::Revoked,
+            due_at: now,
+            next_check_at: now,
+            message: "renewing: the current version was revoked".into(),
+        });
+    }
     let CurrentVersion { not_before, not_after, .. } = version;
     // The renewal follows the lifetime asked for, never a longer one the CA chose (beyond
     // the slack a backdated notBefore takes, as for the `validity_exceeds_request` finding).
@@ -467,6 +480,7 @@ mod tests {
             not_after,
             issued_at: Some(not_before),
             asked_lifetime_secs: None,
+            revoked: false,
         }
     }
 
@@ -493,6 +507,7 @@ mod tests {
             not_after: 1_825 * DAY,
             issued_at: Some(0),
             asked_lifetime_secs: Some(90 * DAY),
+            revoked: false,
         });
         let d = decide(&i);
         assert_eq!((d.action, d.reason), (RenewalAction::Renew, RenewalReason::LifetimeElapsed));
@@ -504,9 +519,28 @@ mod tests {
             not_after: 30 * DAY,
             issued_at: Some(0),
             asked_lifetime_secs: Some(90 * DAY),
+            revoked: false,
         });
         i.now = 21 * DAY;
         assert_eq!(decide(&i).action, RenewalAction::Renew);
+    }
+
+    #[test]
+    fn a_revoked_version_is_replaced_at_once_whatever_its_age_after_any_backoff() {
+        // One hour old: far under its minimum age, and nowhere near its renewal window.
+        let mut i = input(3_600, None);
+        let young = CurrentVersion { revoked: true, ..version(0, 90 * DAY) };
+        i.current = Some(young);
+        let d = decide(&i);
+        assert_eq!((d.action, d.reason), (RenewalAction::Renew, RenewalReason::Revoked));
+        assert_eq!(d.message, "renewing: the current version was revoked");
+        // The same version unrevoked waits.
+        i.current = Some(CurrentVersion { revoked: false, ..young });
+        assert_eq!(decide(&i).action, RenewalAction::Wait);
+        // A failed replacement still backs off.
+        i.current = Some(CurrentVersion { revoked: true, ..version(0, 90 * DAY) });
+        (i.failures, i.last_failure_at) = (1, Some(3_590));
+        assert_eq!(decide(&i).reason, RenewalReason::BackingOff);
     }
 
     #[test]
@@ -698,6 +732,7 @@ mod tests {
             not_after: DAY,
             issued_at: Some(7_200),
             asked_lifetime_secs: None,
+            revoked: false,
         });
         let d = decide(&i);
         assert_eq!((d.action, d.reason), (RenewalAction::Wait, RenewalReason::MinimumAge));
@@ -708,6 +743,7 @@ mod tests {
             not_after: DAY,
             issued_at: Some(-50),
             asked_lifetime_secs: None,
+            revoked: false,
         });
         assert_eq!(decide(&i).due_at, 8_640);
     }
@@ -827,6 +863,7 @@ mod tests {
                         not_after,
                         issued_at: Some(issued),
                         asked_lifetime_secs: None,
+                        revoked: false,
                     };
                 let d = decide(&input_for(&id, NOT_BEFORE, current, renew_before, None));
                 prop_assert!(d.due_at >= issued + min_age_secs(lifetime), "{d:?}");
@@ -858,6 +895,7 @@ mod tests {
                     not_after: NOT_BEFORE + lifetime,
                     issued_at: Some(NOT_BEFORE + late),
                     asked_lifetime_secs: None,
+                    revoked: false,
                 };
                 let issued = NOT_BEFORE + late.max(0);
                 let window = window.map(|(start, len)| (NOT_BEFORE + start, NOT_BEFORE + start + len));

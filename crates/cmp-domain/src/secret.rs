@@ -29,6 +29,12 @@ impl<T: Zeroize> From<Zeroizing<T>> for Secret<T> {
     }
 }
 
+impl From<&str> for Secret<String> {
+    fn from(value: &str) -> Secret<String> {
+        Secret::new(value)
+    }
+}
+
 impl<T: Zeroize> fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")

@@ -2,6 +2,7 @@
 //! authorization grant (the command line).
 
 use base64::Engine;
+use cmp_domain::Secret;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -19,25 +20,17 @@ pub struct LoginStart {
 }
 
 /// What a token endpoint answers.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct TokenResponse {
-    pub access_token: String,
+    pub access_token: Secret<String>,
     #[serde(default)]
-    pub id_token: Option<String>,
+    pub id_token: Option<Secret<String>>,
     #[serde(default)]
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Secret<String>>,
     #[serde(default)]
     pub expires_in: Option<i64>,
     #[serde(default)]
     pub token_type: Option<String>,
-}
-
-impl std::fmt::Debug for TokenResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenResponse")
-            .field("expires_in", &self.expires_in)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A device login under way: show `user_code` and `verification_uri` to the person, then
@@ -204,7 +197,7 @@ impl Provider {
         let metadata = self.metadata().await?;
         let mut request = self.http.post(&metadata.token_endpoint).form(form);
         if authenticate && let Some(secret) = &self.settings.client_secret {
-            request = request.basic_auth(&self.settings.client_id, Some(secret));
+            request = request.basic_auth(&self.settings.client_id, Some(secret.expose()));
         }
         let response = request.send().await.map_err(|e| unavailable("token endpoint", e))?;
         let status = response.status();

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cmp_domain::Secret;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use tokio::sync::RwLock;
@@ -12,13 +13,13 @@ use crate::error::{OidcError, unavailable};
 use crate::keys::KeyCache;
 
 /// How CMP is registered at a provider, and what it accepts from it.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ProviderSettings {
     /// The issuer URL, exactly as the provider writes it in `iss`.
     pub issuer: String,
     /// CMP's client for the browser login (confidential: it has a secret).
     pub client_id: String,
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret<String>>,
     /// Where the provider sends the browser back: `<public URL>/auth/callback`.
     pub redirect_url: String,
     /// Asked at login; `openid` is added when missing.
@@ -33,19 +34,6 @@ pub struct ProviderSettings {
     pub key_refetch_interval: Duration,
     /// Per HTTP call to the provider.
     pub timeout: Duration,
-}
-
-impl std::fmt::Debug for ProviderSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProviderSettings")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "***"))
-            .field("redirect_url", &self.redirect_url)
-            .field("scopes", &self.scopes)
-            .field("audience", &self.audience)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The parts of the discovery document CMP uses.

@@ -115,6 +115,13 @@ impl RoutePolicies {
         Ok(RoutePolicies { rules })
     }
 
+    /// Gives the undocumented route `alias` the rule of the documented `route`.
+    pub fn alias(&mut self, method: Method, alias: &str, route: &str) {
+        if let Some(access) = self.rules.get(&(method.clone(), route.to_string())).cloned() {
+            self.rules.insert((method, alias.to_string()), access);
+        }
+    }
+
     pub fn get(&self, method: &Method, path: &str) -> Option<&Access> {
         self.rules.get(&(method.clone(), path.to_string()))
     }

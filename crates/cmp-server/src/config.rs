@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use cmp_domain::Secret;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -128,7 +129,7 @@ pub struct OidcConfig {
 }
 
 /// One OpenID Connect provider (Keycloak, Auth0, Entra ID, Dex, ...).
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcProviderConfig {
     /// CMP's name for it: in `/auth/login?provider=<name>` and in actors `oidc:<name>:<sub>`.
@@ -137,7 +138,7 @@ pub struct OidcProviderConfig {
     pub issuer: String,
     /// CMP's confidential client for the browser login.
     pub client_id: String,
-    pub client_secret: String,
+    pub client_secret: Secret<String>,
     /// Scopes asked at login, besides `openid`.
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
@@ -185,25 +186,6 @@ fn default_key_refetch_secs() -> u64 {
     10
 }
 
-impl std::fmt::Debug for OidcProviderConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OidcProviderConfig")
-            .field("name", &self.name)
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &if self.client_secret.is_empty() { "" } else { "***" })
-            .field("scopes", &self.scopes)
-            .field("audience", &self.audience)
-            .field("cli_client_id", &self.cli_client_id)
-            .field("groups_claim", &self.groups_claim)
-            .field("roles", &self.roles)
-            .field("teams", &self.teams)
-            .field("leeway_secs", &self.leeway_secs)
-            .field("key_refetch_secs", &self.key_refetch_secs)
-            .finish()
-    }
-}
-
 /// Process-wide ACME settings (each ACME CA is an adapter of kind `acme`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -236,11 +218,11 @@ pub struct VaultConfig {
     /// `https://vault:8200`.
     pub address: String,
     /// A token for CMP (renewed while renewable); or use AppRole below.
-    pub token: String,
+    pub token: Secret<String>,
     /// AppRole login: mount (default `approle`), role id and secret id.
     pub approle_mount: String,
     pub role_id: String,
-    pub secret_id: String,
+    pub secret_id: Secret<String>,
     /// Namespace (Vault Enterprise, OpenBao), sent as `X-Vault-Namespace`.
     pub namespace: String,
     /// PEM file of the CAs to trust for Vault's TLS; empty: the system roots.
@@ -251,14 +233,14 @@ pub struct VaultConfig {
 }
 
 impl std::fmt::Debug for VaultConfig {
+    // The address may carry credentials in its user info (the tokens are `Secret`s).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let hidden = |v: &str| if v.is_empty() { "" } else { "***" };
         f.debug_struct("VaultConfig")
             .field("address", &cmp_vault::redacted_address(&self.address))
-            .field("token", &hidden(&self.token))
+            .field("token", &self.token)
             .field("approle_mount", &self.approle_mount)
             .field("role_id", &self.role_id)
-            .field("secret_id", &hidden(&self.secret_id))
+            .field("secret_id", &self.secret_id)
             .field("namespace", &self.namespace)
             .field("ca_bundle_file", &self.ca_bundle_file)
             .field("kv_mount", &self.kv_mount)
@@ -268,7 +250,7 @@ impl std::fmt::Debug for VaultConfig {
 }
 
 /// Issuance workflow and renewal scheduler.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerConfig {
     /// Lifetime of a certificate when the request names none, in days.
@@ -284,21 +266,7 @@ pub struct IssuerConfig {
     /// Base URL of the adapter role (`http://adapter:8083`); empty: adapters run in-process.
     pub adapter_url: String,
     /// API token (admin role) the issuer presents to the adapter role.
-    pub adapter_token: String,
-}
-
-impl std::fmt::Debug for IssuerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuerConfig")
-            .field("default_validity_days", &self.default_validity_days)
-            .field("scheduler_interval_secs", &self.scheduler_interval_secs)
-            .field("request_lease_secs", &self.request_lease_secs)
-            .field("max_attempts", &self.max_attempts)
-            .field("idempotency_ttl_hours", &self.idempotency_ttl_hours)
-            .field("adapter_url", &self.adapter_url)
-            .field("adapter_token", &if self.adapter_token.is_empty() { "" } else { "***" })
-            .finish()
-    }
+    pub adapter_token: Secret<String>,
 }
 
 /// The builtin CA made on first start.
@@ -581,7 +549,7 @@ impl Default for Config {
                 max_attempts: 5,
                 idempotency_ttl_hours: 24,
                 adapter_url: String::new(),
-                adapter_token: String::new(),
+                adapter_token: Secret::default(),
             },
             ca: CaConfig {
                 key_algorithm: "ecdsa_p256".into(),
@@ -591,10 +559,10 @@ impl Default for Config {
             secrets: SecretsConfig { backend: SecretsBackend::Local },
             vault: VaultConfig {
                 address: String::new(),
-                token: String::new(),
+                token: Secret::default(),
                 approle_mount: "approle".into(),
                 role_id: String::new(),
-                secret_id: String::new(),
+                secret_id: Secret::default(),
                 namespace: String::new(),
                 ca_bundle_file: None,
                 kv_mount: "secret".into(),
@@ -741,13 +709,13 @@ impl Config {
                         issuer.request_lease_secs at least 5"
                 .into());
         }
-        if !self.issuer.adapter_url.is_empty() && self.issuer.adapter_token.is_empty() {
+        if !self.issuer.adapter_url.is_empty() && self.issuer.adapter_token.expose().is_empty() {
             return Err("issuer.adapter_url needs issuer.adapter_token".into());
         }
         if self.secrets.backend == SecretsBackend::Vault {
             let vault = &self.vault;
-            let approle = !vault.role_id.is_empty() && !vault.secret_id.is_empty();
-            if vault.address.is_empty() || (vault.token.is_empty() && !approle) {
+            let approle = !vault.role_id.is_empty() && !vault.secret_id.expose().is_empty();
+            if vault.address.is_empty() || (vault.token.expose().is_empty() && !approle) {
                 return Err("secrets.backend = \"vault\" needs vault.address and either \
                             vault.token or vault.role_id and vault.secret_id"
                     .into());
@@ -886,15 +854,15 @@ mod tests {
         let config = DatabaseConfig { url: Some("postgres://u:pw@h/d".into()), max_connections: 1 };
         assert!(!format!("{config:?}").contains("pw"));
         let mut config = Config::default();
-        config.issuer.adapter_token = "cmp_secret-service-token".into();
-        config.vault.token = "s.vault-root-token".into();
-        config.vault.secret_id = "approle-secret-id".into();
+        config.issuer.adapter_token = Secret::new("cmp_secret-service-token");
+        config.vault.token = Secret::new("s.vault-root-token");
+        config.vault.secret_id = Secret::new("approle-secret-id");
         config.redis.url = Some("redis://:redis-password@redis:6379/0".into());
         config.auth.oidc.providers = vec![OidcProviderConfig {
             name: "corp".into(),
             issuer: "https://id.example".into(),
             client_id: "cmp".into(),
-            client_secret: "oidc-client-secret".into(),
+            client_secret: Secret::new("oidc-client-secret"),
             scopes: default_scopes(),
             audience: None,
             cli_client_id: None,

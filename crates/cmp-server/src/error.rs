@@ -287,7 +287,7 @@ impl ApiError {
                         StatusCode::UNPROCESSABLE_ENTITY
                     }
                     CaError::AlreadyRevoked(_) => StatusCode::CONFLICT,
-                    CaError::UnknownSerial(_) => StatusCode::NOT_FOUND,
+                    CaError::UnknownAdapter(_) | CaError::UnknownSerial(_) => StatusCode::NOT_FOUND,
                     CaError::Unavailable(_) | CaError::Throttled { .. } => {
                         StatusCode::SERVICE_UNAVAILABLE
                     }
@@ -296,6 +296,7 @@ impl ApiError {
                 let title = match e {
                     CaError::InvalidCsr(_) => "Invalid CSR",
                     CaError::Refused(_) => "Refused by the CA",
+                    CaError::UnknownAdapter(_) => "No such adapter",
                     CaError::AlreadyRevoked(_) => "Already revoked",
                     CaError::UnknownSerial(_) => "Serial not issued by this CA",
                     CaError::Unavailable(_) => "CA unavailable",

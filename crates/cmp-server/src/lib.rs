@@ -178,14 +178,14 @@ pub fn vault_client(vault: &VaultConfig) -> anyhow::Result<cmp_vault::VaultClien
             .with_context(|| format!("while reading vault.ca_bundle_file {}", file.display()))?;
         settings.ca_bundle_pem = Some(pem);
     }
-    let credentials = if vault.token.is_empty() {
+    let credentials = if vault.token.expose().is_empty() {
         cmp_vault::Credentials::AppRole {
             mount: vault.approle_mount.clone(),
             role_id: vault.role_id.clone(),
-            secret_id: cmp_vault::Secret::new(vault.secret_id.clone()),
+            secret_id: vault.secret_id.clone(),
         }
     } else {
-        cmp_vault::Credentials::Token(cmp_vault::Secret::new(vault.token.clone()))
+        cmp_vault::Credentials::Token(vault.token.clone())
     };
     Ok(cmp_vault::VaultClient::new(&settings, credentials)?)
 }

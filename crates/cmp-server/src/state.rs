@@ -76,7 +76,10 @@ impl AppState {
         let adapters: Arc<dyn AdapterDirectory> = if config.issuer.adapter_url.is_empty() {
             local_adapters.clone()
         } else {
-            Arc::new(RemoteAdapters::new(&config.issuer.adapter_url, &config.issuer.adapter_token)?)
+            Arc::new(RemoteAdapters::new(
+                &config.issuer.adapter_url,
+                config.issuer.adapter_token.expose(),
+            )?)
         };
         let issuer = Arc::new(Issuer::new(
             store.clone(),

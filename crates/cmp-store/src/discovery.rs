@@ -7,7 +7,6 @@ use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use cmp_domain::{Finding, LocationKind, ScanProgress, ScanRunState};
-use serde::Serialize;
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -15,7 +14,7 @@ use tracing::instrument;
 
 use crate::audit;
 use crate::certificates::{flags_of, import_chunk_with};
-use crate::sql::{Arg, SqlBuilder};
+use crate::sql::{Arg, SqlBuilder, to_json};
 use crate::{
     AuditAction, AuditContext, EndpointSeen, NewAuditEvent, NewCertificate, NewLocation, Scope,
     SqlStore, StoreError, StoreResult,
@@ -228,10 +227,6 @@ fn run_from_row(row: &AnyRow) -> StoreResult<ScanRun> {
 
 fn scan_event(action: AuditAction, id: &str, details: serde_json::Value) -> NewAuditEvent {
     NewAuditEvent { action, entity_type: "scan".into(), entity_id: id.into(), details }
-}
-
-fn to_json(value: &impl Serialize) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::corrupt("JSON", e))
 }
 
 fn name_conflict(name: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {

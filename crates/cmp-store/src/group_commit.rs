@@ -604,7 +604,7 @@ async fn finish_together(
                     RequestState::Issued,
                     Some(leaf.clone()),
                     now,
-                ));
+                )?);
                 ledger.row(ledger_row(&new.ledger));
             }
             None => {

@@ -1,6 +1,7 @@
 //! Managed certificates (desired state, with their versions) and per-owner policies.
 
 use async_trait::async_trait;
+use cmp_domain::RequestSpec;
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -9,7 +10,7 @@ use tracing::instrument;
 use crate::AuditAction;
 use crate::audit;
 use crate::certificates::push_owner_scope;
-use crate::sql::{Arg, SqlBuilder};
+use crate::sql::{Arg, SqlBuilder, from_json, to_json};
 use crate::{AuditContext, Cursor, NewAuditEvent, Page, Scope, SqlStore, StoreError, StoreResult};
 
 /// A managed certificate: what should exist, and which certificate currently is it.
@@ -22,8 +23,8 @@ pub struct ManagedRecord {
     /// The owner's name, read with the record.
     pub owner_name: Option<String>,
     pub adapter_id: String,
-    /// Names, key, validity, renew-before (JSON; the issuer role owns its shape).
-    pub spec: serde_json::Value,
+    /// Names, key, validity, renew-before.
+    pub spec: RequestSpec,
     /// The requester's CSR, re-signed at each renewal, when the key is not made by the server.
     pub csr: Option<Vec<u8>>,
     pub current_certificate_id: Option<String>,
@@ -44,7 +45,7 @@ pub struct NewManaged {
     pub name: String,
     pub owner_id: Option<String>,
     pub adapter_id: String,
-    pub spec: serde_json::Value,
+    pub spec: RequestSpec,
     pub csr: Option<Vec<u8>>,
     /// When the scheduler first looks at it: after its first request had time to finish.
     pub first_check_at: i64,
@@ -134,7 +135,6 @@ pub trait ManagedStore: Send + Sync {
 }
 
 fn managed_from_row(row: &AnyRow) -> StoreResult<ManagedRecord> {
-    let spec: String = row.try_get("spec")?;
     let decision: Option<String> = row.try_get("decision")?;
     Ok(ManagedRecord {
         id: row.try_get("id")?,
@@ -142,7 +142,7 @@ fn managed_from_row(row: &AnyRow) -> StoreResult<ManagedRecord> {
         owner_id: row.try_get("owner_id")?,
         owner_name: row.try_get("owner_name")?,
         adapter_id: row.try_get("adapter_id")?,
-        spec: serde_json::from_str(&spec).map_err(|e| StoreError::corrupt("managed spec", e))?,
+        spec: from_json(row, "spec")?,
         csr: row.try_get("csr")?,
         current_certificate_id: row.try_get("current_certificate_id")?,
         renewal_failures: row.try_get("renewal_failures")?,
@@ -209,7 +209,7 @@ impl ManagedStore for SqlStore {
         .bind(&new.name)
         .bind(&new.owner_id)
         .bind(&new.adapter_id)
-        .bind(new.spec.to_string())
+        .bind(to_json(&new.spec)?)
         .bind(new.csr.as_deref())
         .bind(ctx.now())
         .bind(&ctx.actor)

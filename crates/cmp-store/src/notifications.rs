@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 use tracing::instrument;
 
 use crate::audit;
-use crate::sql::{Arg, SqlBuilder};
+use crate::sql::{Arg, SqlBuilder, from_json, to_json};
 use crate::{
     AuditAction, AuditContext, Cursor, NewAuditEvent, Page, SqlStore, StoreError, StoreResult,
 };
@@ -220,15 +220,6 @@ const RULE_COLUMNS: &str = "id, name, owner_id, events, channel, has_secret, thr
      enabled, created_by, created_at, updated_at";
 const DELIVERY_COLUMNS: &str = "id, rule_id, owner_id, notices, notice_count, state, attempts, \
      next_attempt_at, last_error, created_at, sent_at";
-
-fn from_json<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &'static str) -> StoreResult<T> {
-    let text: String = row.try_get(column)?;
-    serde_json::from_str(&text).map_err(|e| StoreError::corrupt(column, e))
-}
-
-fn to_json(value: &impl Serialize) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::corrupt("JSON", e))
-}
 
 fn rule_from_row(row: &AnyRow) -> StoreResult<NotificationRule> {
     let events: Vec<String> = from_json(row, "events")?;

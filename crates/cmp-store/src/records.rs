@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use cmp_domain::{CertificateFacts, CertificateStatus, Finding, KeyType, LocationKind, Role};
+use cmp_domain::{
+    CertificateFacts, CertificateStatus, Finding, KeyType, LocationKind, Role, Secret,
+};
 
 /// Who did a change, and under which request; written into the audit event.
 #[derive(Debug, Clone)]
@@ -334,7 +336,7 @@ pub struct UserLogin {
 pub struct NewSession {
     pub id_hash: String,
     pub user_id: String,
-    pub csrf_token: String,
+    pub csrf_token: Secret<String>,
     pub role: Role,
     pub owner_ids: Vec<String>,
     pub created_at: i64,
@@ -343,13 +345,13 @@ pub struct NewSession {
 }
 
 /// A stored session and the user it belongs to.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSession {
     pub user_id: String,
     pub provider: String,
     pub subject: String,
     pub email: Option<String>,
-    pub csrf_token: String,
+    pub csrf_token: Secret<String>,
     pub role: Role,
     pub owner_ids: Vec<String>,
     pub created_at: i64,
@@ -357,36 +359,17 @@ pub struct StoredSession {
     pub expires_at: i64,
 }
 
-impl std::fmt::Debug for StoredSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredSession")
-            .field("user_id", &self.user_id)
-            .field("role", &self.role)
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
-    }
-}
-
 /// A login sent to the provider, kept until its callback (at most [`crate::LOGIN_ATTEMPT_SECS`]).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginAttempt {
     /// SHA-256 of the `state` sent.
     pub state_hash: String,
     pub provider: String,
-    pub nonce: String,
-    pub pkce_verifier: String,
+    pub nonce: Secret<String>,
+    pub pkce_verifier: Secret<String>,
     /// Where the browser goes after the callback (a path of CMP's own).
     pub return_to: String,
     pub created_at: i64,
-}
-
-impl std::fmt::Debug for LoginAttempt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginAttempt")
-            .field("provider", &self.provider)
-            .field("created_at", &self.created_at)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A token to create; the caller made the secret and passes only its hash.

@@ -2,7 +2,7 @@
 //! transactions that finish one (the certificate lands in the inventory with its links).
 
 use async_trait::async_trait;
-use cmp_domain::{CertificateFacts, RequestKind, RequestState};
+use cmp_domain::{CertificateFacts, RequestKind, RequestSpec, RequestState};
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -11,7 +11,7 @@ use crate::AuditAction;
 use crate::adapters::{LedgerRow, ledger_insert_in};
 use crate::audit;
 use crate::certificates::{import_chunk_with, push_owner_scope};
-use crate::sql::{Arg, SqlBuilder};
+use crate::sql::{Arg, SqlBuilder, from_json, to_json};
 use crate::{
     AuditContext, CertificateSource, CompletedRequest, Cursor, IssuedLinks, IssuedRequest,
     NewAuditEvent, NewCertificate, Page, Scope, SqlStore, StoreError, StoreResult,
@@ -28,8 +28,8 @@ pub struct RequestRecord {
     pub managed_certificate_id: Option<String>,
     /// The certificate issued (issue, renew) or to revoke (revoke).
     pub certificate_id: Option<String>,
-    /// What was asked: names, validity, usages, key source, revocation reason (JSON).
-    pub spec: serde_json::Value,
+    /// What was asked: names, validity, key source, revocation reason.
+    pub spec: RequestSpec,
     /// PKCS#10 DER (issue, renew).
     pub csr: Option<Vec<u8>>,
     /// Name of a server-generated private key in the secret store.
@@ -57,7 +57,7 @@ pub struct NewRequest {
     pub adapter_id: String,
     pub managed_certificate_id: Option<String>,
     pub certificate_id: Option<String>,
-    pub spec: serde_json::Value,
+    pub spec: RequestSpec,
     pub csr: Option<Vec<u8>>,
     pub key_secret: Option<String>,
     pub requested_by: String,
@@ -182,7 +182,6 @@ pub trait RequestStore: Send + Sync {
 pub(crate) fn request_from_row(row: &AnyRow) -> StoreResult<RequestRecord> {
     let kind: String = row.try_get("kind")?;
     let state: String = row.try_get("state")?;
-    let spec: String = row.try_get("spec")?;
     Ok(RequestRecord {
         id: row.try_get("id")?,
         kind: RequestKind::parse(&kind)
@@ -193,7 +192,7 @@ pub(crate) fn request_from_row(row: &AnyRow) -> StoreResult<RequestRecord> {
         adapter_id: row.try_get("adapter_id")?,
         managed_certificate_id: row.try_get("managed_certificate_id")?,
         certificate_id: row.try_get("certificate_id")?,
-        spec: serde_json::from_str(&spec).map_err(|e| StoreError::corrupt("request spec", e))?,
+        spec: from_json(row, "spec")?,
         csr: row.try_get("csr")?,
         key_secret: row.try_get("key_secret")?,
         requested_by: row.try_get("requested_by")?,
@@ -328,7 +327,7 @@ async fn insert_request_in(
     let claim = request.claimed_until();
     let state = if claim.is_some() { RequestState::Submitted } else { request.state };
     let mut insert = SqlBuilder::new(REQUEST_INSERT);
-    insert.row(request_row(request, state, request.certificate_id.clone(), now));
+    insert.row(request_row(request, state, request.certificate_id.clone(), now)?);
     insert.query().execute(&mut **tx).await?;
     events.extend(created_events(request));
     Ok(None)
@@ -346,9 +345,9 @@ pub(crate) fn request_row(
     state: RequestState,
     certificate_id: Option<String>,
     now: i64,
-) -> Vec<Arg> {
+) -> StoreResult<Vec<Arg>> {
     let claim = request.claimed_until();
-    vec![
+    Ok(vec![
         Arg::Text(request.id.clone()),
         Arg::Text(request.kind.as_str().into()),
         Arg::Text(state.as_str().into()),
@@ -356,7 +355,7 @@ pub(crate) fn request_row(
         Arg::Text(request.adapter_id.clone()),
         Arg::OptText(request.managed_certificate_id.clone()),
         Arg::OptText(certificate_id),
-        Arg::Text(request.spec.to_string()),
+        Arg::Text(to_json(&request.spec)?),
         Arg::OptBytes(request.csr.clone()),
         Arg::OptText(request.key_secret.clone()),
         Arg::Text(request.requested_by.clone()),
@@ -364,7 +363,7 @@ pub(crate) fn request_row(
         Arg::OptInt(claim),
         Arg::Int(now),
         Arg::Int(now),
-    ]
+    ])
 }
 
 /// The audit events of a new request: created, and submitted when it is claimed at once.
@@ -727,6 +726,14 @@ impl RequestStore for SqlStore {
         .execute(&mut *tx)
         .await?;
         transition(&mut tx, id, &[RequestState::Submitted], RequestState::Issued, now, &[]).await?;
+        // A managed certificate whose current version this was is looked at now (and replaced).
+        sqlx::query(
+            "UPDATE managed_certificates SET next_check_at = $1 WHERE current_certificate_id = $2",
+        )
+        .bind(now)
+        .bind(&certificate)
+        .execute(&mut *tx)
+        .await?;
         let details = json!({"certificate_id": certificate, "reason": reason});
         audit::append(&mut tx, ctx, &request_event(AuditAction::CertificateRevoked, id, details))
             .await?;

@@ -321,6 +321,20 @@ fn ensure_sqlite_file(url: &str) -> StoreResult<()> {
     Ok(())
 }
 
+/// A JSON column's value, read as `T`; a value that is not is reported as corrupt, by column.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    row: &AnyRow,
+    column: &'static str,
+) -> StoreResult<T> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::corrupt(column, e))
+}
+
+/// `value` as the text of a JSON column.
+pub(crate) fn to_json(value: &impl serde::Serialize) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::corrupt("JSON", e))
+}
+
 /// A value bound to a `$n` parameter of a query built at run time.
 #[derive(Debug, Clone)]
 pub(crate) enum Arg {

@@ -1,7 +1,7 @@
 //! People who log in through OpenID Connect, their sessions, and logins under way.
 
 use async_trait::async_trait;
-use cmp_domain::Role;
+use cmp_domain::{Role, Secret};
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -147,7 +147,7 @@ impl UserStore for SqlStore {
         )
         .bind(&session.id_hash)
         .bind(&session.user_id)
-        .bind(&session.csrf_token)
+        .bind(session.csrf_token.expose())
         .bind(session.role.as_str())
         .bind(json_list(&session.owner_ids)?)
         .bind(session.created_at)
@@ -175,7 +175,7 @@ impl UserStore for SqlStore {
             provider: row.try_get("provider")?,
             subject: row.try_get("subject")?,
             email: row.try_get("email")?,
-            csrf_token: row.try_get("csrf_token")?,
+            csrf_token: Secret::new(row.try_get::<String, _>("csrf_token")?),
             role: role(&row)?,
             owner_ids: strings(&row, "owner_ids", "session owners")?,
             created_at: row.try_get("created_at")?,
@@ -226,8 +226,8 @@ impl UserStore for SqlStore {
         )
         .bind(&attempt.state_hash)
         .bind(&attempt.provider)
-        .bind(&attempt.nonce)
-        .bind(&attempt.pkce_verifier)
+        .bind(attempt.nonce.expose())
+        .bind(attempt.pkce_verifier.expose())
         .bind(&attempt.return_to)
         .bind(attempt.created_at)
         .execute(&self.write)
@@ -255,8 +255,8 @@ impl UserStore for SqlStore {
         let attempt = LoginAttempt {
             state_hash: row.try_get("state_hash")?,
             provider: row.try_get("provider")?,
-            nonce: row.try_get("nonce")?,
-            pkce_verifier: row.try_get("pkce_verifier")?,
+            nonce: Secret::new(row.try_get::<String, _>("nonce")?),
+            pkce_verifier: Secret::new(row.try_get::<String, _>("pkce_verifier")?),
             return_to: row.try_get("return_to")?,
             created_at: row.try_get("created_at")?,
         };

@@ -62,7 +62,10 @@ if args.cert:
     options.update(tls_context=context, require_starttls=True)
 if args.user:
     options.update(authenticator=authenticator, auth_require_tls=bool(args.cert))
-controller = Controller(Sink(), hostname="127.0.0.1", port=args.port, **options)
+# A loaded test machine can take longer than the default 5 s to bring the server up.
+controller = Controller(
+    Sink(), hostname="127.0.0.1", port=args.port, ready_timeout=30, **options
+)
 controller.start()
 print("ready", flush=True)
 while True:

@@ -55,33 +55,41 @@ impl SmtpSink {
         let mail = dir.path().join("mail");
         std::fs::create_dir(&mail).unwrap();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/smtp-sink.py");
-        let port = free_port();
-        let mut command = Command::new(python());
-        command.arg(script).arg("--port").arg(port.to_string()).arg("--dir").arg(&mail);
-        if let Some((cert, key)) = &options.tls {
-            std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
-            std::fs::write(dir.path().join("key.pem"), key).unwrap();
-            command.arg("--cert").arg(dir.path().join("cert.pem"));
-            command.arg("--key").arg(dir.path().join("key.pem"));
+        // The port is free when picked but may be taken before the relay binds it (tests run
+        // in parallel): a relay that does not start is tried again on another port.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut command = Command::new(python());
+            command.arg(script).arg("--port").arg(port.to_string()).arg("--dir").arg(&mail);
+            if let Some((cert, key)) = &options.tls {
+                std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
+                std::fs::write(dir.path().join("key.pem"), key).unwrap();
+                command.arg("--cert").arg(dir.path().join("cert.pem"));
+                command.arg("--key").arg(dir.path().join("key.pem"));
+            }
+            if let Some((user, password)) = &options.login {
+                command.args(["--user", user, "--password", password]);
+            }
+            if options.refuse {
+                command.arg("--refuse");
+            }
+            use std::os::unix::process::CommandExt;
+            let mut child = command
+                .process_group(0)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("python with aiosmtpd starts");
+            let stdout = child.stdout.take().unwrap();
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).unwrap();
+            if line.trim() == "ready" {
+                return SmtpSink { port, dir, child };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        if let Some((user, password)) = &options.login {
-            command.args(["--user", user, "--password", password]);
-        }
-        if options.refuse {
-            command.arg("--refuse");
-        }
-        use std::os::unix::process::CommandExt;
-        let mut child = command
-            .process_group(0)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python with aiosmtpd starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "the SMTP relay did not start");
-        SmtpSink { port, dir, child }
+        panic!("the SMTP relay did not start on any of five ports");
     }
 
     /// What the relay accepted so far, oldest first.

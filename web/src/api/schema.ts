@@ -1959,6 +1959,11 @@ export interface components {
             type: components["schemas"]["KeyType"];
         };
         /**
+         * @description Who holds the private key.
+         * @enum {string}
+         */
+        KeySource: "csr" | "server" | "agent";
+        /**
          * @description Public key algorithms.
          * @enum {string}
          */
@@ -2014,7 +2019,8 @@ export interface components {
             renewal?: null | components["schemas"]["RenewalDecision"];
             /** Format: int64 */
             renewal_failures: number;
-            spec: unknown;
+            /** @description What each version asks for: names, validity, key source, when to renew. */
+            spec: components["schemas"]["RequestSpec"];
             versions: components["schemas"]["ManagedVersion"][];
         };
         /** @description `POST /api/v1/managed-certificates`. */
@@ -2328,7 +2334,8 @@ export interface components {
                 renewal?: null | components["schemas"]["RenewalDecision"];
                 /** Format: int64 */
                 renewal_failures: number;
-                spec: unknown;
+                /** @description What each version asks for: names, validity, key source, when to renew. */
+                spec: components["schemas"]["RequestSpec"];
                 versions: components["schemas"]["ManagedVersion"][];
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
@@ -2377,8 +2384,11 @@ export interface components {
                 decided_by?: string | null;
                 decision_comment?: string | null;
                 id: string;
-                /** @description `csr` (the requester holds the key) or `server` (in the secret store). */
-                key_source?: string | null;
+                /**
+                 * @description Who holds the key: the requester (`csr`), the server's secret store (`server`), or the
+                 *     host of an agent (`agent`); the same as `spec.key_source`.
+                 */
+                key_source: components["schemas"]["KeySource"];
                 kind: components["schemas"]["RequestKind"];
                 last_error?: string | null;
                 managed_certificate_id?: string | null;
@@ -2387,7 +2397,7 @@ export interface components {
                 owner_id?: string | null;
                 requested_by: string;
                 /** @description What was asked (names, validity, key source, reason). */
-                spec: unknown;
+                spec: components["schemas"]["RequestSpec"];
                 state: components["schemas"]["RequestState"];
                 /** Format: date-time */
                 updated_at: string;
@@ -2467,7 +2477,7 @@ export interface components {
          * @description Why.
          * @enum {string}
          */
-        RenewalReason: "not_issued" | "not_due" | "lifetime_elapsed" | "renew_before_window" | "expired" | "backing_off" | "request_open" | "suggested_window" | "minimum_age";
+        RenewalReason: "not_issued" | "not_due" | "lifetime_elapsed" | "renew_before_window" | "expired" | "backing_off" | "request_open" | "suggested_window" | "minimum_age" | "revoked";
         /** @description A suggested renewal window, Unix seconds; `null` when the CA suggests none. */
         RenewalWindowAnswer: {
             window?: null | components["schemas"]["RenewalWindowSpan"];
@@ -2499,8 +2509,11 @@ export interface components {
             decided_by?: string | null;
             decision_comment?: string | null;
             id: string;
-            /** @description `csr` (the requester holds the key) or `server` (in the secret store). */
-            key_source?: string | null;
+            /**
+             * @description Who holds the key: the requester (`csr`), the server's secret store (`server`), or the
+             *     host of an agent (`agent`); the same as `spec.key_source`.
+             */
+            key_source: components["schemas"]["KeySource"];
             kind: components["schemas"]["RequestKind"];
             last_error?: string | null;
             managed_certificate_id?: string | null;
@@ -2509,7 +2522,7 @@ export interface components {
             owner_id?: string | null;
             requested_by: string;
             /** @description What was asked (names, validity, key source, reason). */
-            spec: unknown;
+            spec: components["schemas"]["RequestSpec"];
             state: components["schemas"]["RequestState"];
             /** Format: date-time */
             updated_at: string;
@@ -2551,6 +2564,28 @@ export interface components {
          * @enum {string}
          */
         RequestKind: "issue" | "renew" | "revoke";
+        /**
+         * @description What a request or a managed certificate asks for, once checked: the names, the lifetime,
+         *     and who makes the key. Stored as the `spec` of requests and managed certificates.
+         */
+        RequestSpec: {
+            /** @description The ACME solver (its id) chosen for these names. */
+            acme_solver?: string | null;
+            common_name?: string | null;
+            dns_names?: string[];
+            ip_addresses?: string[];
+            key_source: components["schemas"]["KeySource"];
+            /** @description For keys made by the server or an agent (`ecdsa_p256`, `rsa2048`, ...). */
+            key_type?: string | null;
+            /** @description Why a revoke request revokes (RFC 5280 reason name). */
+            reason?: string | null;
+            /** @description `renew_before` of a managed certificate (`30d`, `33%`). */
+            renew_before?: string | null;
+            /** @description The serial number a revoke request revokes. */
+            serial?: string | null;
+            /** Format: int64 */
+            validity_days: number;
+        };
         /**
          * @description Where a request is: `pending -> (awaiting_approval ->) approved -> submitted -> issued |
          *     failed | rejected`. `issued` also ends a revoke request: the CA carried it out.

@@ -9,4 +9,6 @@ export type Owner = Schemas['Owner'];
 export type AuditEvent = Schemas['AuditEvent'];
 export type Managed = Schemas['Managed'];
 export type IssuanceRequest = Schemas['Request'];
+/** What a request or a managed certificate asks for (its `spec`). */
+export type RequestSpec = Schemas['RequestSpec'];
 export type AuthProvider = Schemas['AuthProvider'];

@@ -17,7 +17,7 @@ import { formatDateTime, relativeDays } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
 import { useActorName } from './parts/actors';
 import { ownerName, useOwnerNames } from './parts/owners';
-import { requestKey, requestNames, specOf } from './parts/requests';
+import { requestKey, requestNames } from './parts/requests';
 import '../styles-pages.css';
 
 type Verdict = 'approve' | 'reject';
@@ -174,7 +174,7 @@ export default function ApprovalsPage() {
             <tbody>
               {items.map((request) => {
                 const names = requestNames(request).join(', ') || '—';
-                const spec = specOf(request);
+                const spec = request.spec;
                 const own = request.requested_by === me.actor;
                 return (
                   <tr key={request.id}>

@@ -13,14 +13,14 @@ import { TableScroll } from '../components/TableScroll';
 import { Empty, Loading } from '../components/States';
 import { colonHex, formatDateTime } from '../lib/format';
 import { usePageTitle } from '../lib/usePageTitle';
-import { managedLabel, managedSpec, reasonLabel, RenewalBadge, unixTime } from './parts/managed';
+import { managedLabel, reasonLabel, RenewalBadge, unixTime } from './parts/managed';
 import { Field, splitList } from './parts/Field';
 import { keyTypeLabel } from './parts/policy';
 import { RenewNow } from './parts/RenewNow';
 import '../styles-pages.css';
 
 function keySourceText(managed: Managed): string {
-  const spec = managedSpec(managed);
+  const spec = managed.spec;
   switch (spec.key_source) {
     case 'csr':
       return "The requester's CSR, signed again at each renewal";
@@ -34,7 +34,7 @@ function keySourceText(managed: Managed): string {
 }
 
 function DesiredState({ managed, adapterName }: { managed: Managed; adapterName: string }) {
-  const spec = managedSpec(managed);
+  const spec = managed.spec;
   const list = (values: string[] | undefined) => (values && values.length > 0 ? values.join(', ') : <span className="muted">none</span>);
   return (
     <dl className="facts">

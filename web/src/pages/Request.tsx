@@ -30,7 +30,7 @@ import {
   type Policy,
 } from './parts/policy';
 import { ownerName, useOwnerNames } from './parts/owners';
-import { FINAL_STATES, requestKey, requestNames, RequestStateBadge, specOf } from './parts/requests';
+import { FINAL_STATES, requestKey, requestNames, RequestStateBadge } from './parts/requests';
 import '../styles-pages.css';
 
 type RequestCreate = components['schemas']['RequestCreate'];
@@ -519,7 +519,7 @@ function RequestStatus({ id }: { id: string }) {
   if (request.isPending) return <Loading what="the request" />;
   if (request.error) return <ProblemMessage error={request.error} context="Loading the request" />;
   const r: IssuanceRequest = request.data;
-  const spec = specOf(r);
+  const spec = r.spec;
   const settled = FINAL_STATES.has(r.state);
 
   return (

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use cmp_acme::{AcmeClient, AcmeError, Eab, OrderStatus, ProblemKind, Solvers};
 use cmp_testkit::openssl::verify_chain;
 use cmp_testkit::pebble::{EAB_HMAC, EAB_KID, Pebble, PebbleOptions};
-use zeroize::Zeroizing;
 
 use super::*;
 
@@ -104,11 +103,11 @@ async fn eab_is_required_by_such_a_ca_and_accepted_with_the_right_key() {
         matches!(&e, AcmeError::Problem(p) if p.kind == ProblemKind::ExternalAccountRequired),
         "{e}"
     );
-    let wrong = Eab { key_id: EAB_KID.into(), hmac_key: Zeroizing::new("d3Jvbmc".into()) };
+    let wrong = Eab { key_id: EAB_KID.into(), hmac_key: "d3Jvbmc".into() };
     let e = AcmeClient::register(&settings(&pebble), Some(&wrong), clock()).await.unwrap_err();
     assert!(matches!(&e, AcmeError::Problem(_)), "{e}");
     assert!(!e.to_string().contains("d3Jvbmc"), "the HMAC key leaked: {e}");
-    let eab = Eab { key_id: EAB_KID.into(), hmac_key: Zeroizing::new(EAB_HMAC.into()) };
+    let eab = Eab { key_id: EAB_KID.into(), hmac_key: EAB_HMAC.into() };
     let (client, _) = AcmeClient::register(&settings(&pebble), Some(&eab), clock()).await.unwrap();
     let responder = serve_responder(&pebble).await;
     let names = ["eab.test".to_string()];

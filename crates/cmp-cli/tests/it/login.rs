@@ -36,7 +36,7 @@ async fn cmpctl_logs_in_by_device_flow_keeps_the_token_privately_and_logs_out() 
         name: "corp".into(),
         issuer: op.issuer.clone(),
         client_id: WEB_CLIENT_ID.into(),
-        client_secret: String::new(),
+        client_secret: Default::default(),
         scopes: vec![],
         audience: Some(op.options.audience.clone()),
         cli_client_id: Some(CLI_CLIENT_ID.into()),

@@ -39,7 +39,7 @@ impl Record {
         let mut data_key = Zeroizing::new([0u8; KEY_LEN]);
         aws_lc_rs::rand::fill(&mut *data_key).map_err(|_| random_failed())?;
         let (value_nonce, ciphertext) = seal(&data_key, name.as_bytes(), value)?;
-        let (key_nonce, wrapped_key) = seal(&master.key, &wrap_ad(&master.id), &*data_key)?;
+        let (key_nonce, wrapped_key) = seal(master.key.expose(), &wrap_ad(&master.id), &*data_key)?;
         Ok(Record {
             version: VERSION,
             master_key: master.id.clone(),
@@ -69,7 +69,7 @@ impl Record {
         what: &str,
     ) -> Result<Record, SecretError> {
         let data_key = self.data_key(keys, what)?;
-        let (key_nonce, wrapped_key) = seal(&master.key, &wrap_ad(&master.id), &*data_key)?;
+        let (key_nonce, wrapped_key) = seal(master.key.expose(), &wrap_ad(&master.id), &*data_key)?;
         Ok(Record {
             master_key: master.id.clone(),
             key_nonce: hex::encode(key_nonce),
@@ -107,7 +107,7 @@ impl Record {
         })?;
         let nonce = decode_nonce(&self.key_nonce, what)?;
         let wrapped = decode(&self.wrapped_key, what, "wrapped key")?;
-        let plain = open(&master.key, nonce, &wrap_ad(&master.id), wrapped)
+        let plain = open(master.key.expose(), nonce, &wrap_ad(&master.id), wrapped)
             .ok_or_else(|| corrupt(what, "the data key does not authenticate"))?;
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         if plain.len() != KEY_LEN {

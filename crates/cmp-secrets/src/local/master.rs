@@ -2,13 +2,13 @@
 //! "created_at":<unix seconds>}`, the last line being the current key. Mode 0600; a file that
 //! group or others may access is refused.
 
-use std::fmt;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use cmp_domain::Secret;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -21,24 +21,14 @@ pub(crate) const MASTER_FILE: &str = "master.keys";
 pub(crate) const KEY_LEN: usize = 32;
 
 /// One master key; the key bytes are zeroed on drop and never printed.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct MasterKey {
     /// `mk-` and 8 hex digits; recorded in every record wrapped under this key.
     pub id: String,
     /// The AES-256 key.
-    pub key: Zeroizing<[u8; KEY_LEN]>,
+    pub key: Secret<[u8; KEY_LEN]>,
     /// Unix seconds when the key was made.
     pub created_at: u64,
-}
-
-impl fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MasterKey")
-            .field("id", &self.id)
-            .field("key", &"<redacted>")
-            .field("created_at", &self.created_at)
-            .finish()
-    }
 }
 
 impl MasterKey {
@@ -55,7 +45,7 @@ impl MasterKey {
             }
         };
         let created_at = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        Ok(MasterKey { id, key, created_at })
+        Ok(MasterKey { id, key: key.into(), created_at })
     }
 }
 
@@ -96,7 +86,7 @@ impl MasterKeys {
         let mut out = Zeroizing::new(Vec::with_capacity((self.older.len() + 1) * 192));
         for key in self.iter() {
             let mut key_hex = Zeroizing::new([0u8; KEY_LEN * 2]);
-            let encoded = hex::encode_to_slice(*key.key, &mut *key_hex)
+            let encoded = hex::encode_to_slice(key.key.expose(), &mut *key_hex)
                 .ok()
                 .and_then(|()| std::str::from_utf8(&*key_hex).ok())
                 .ok_or_else(|| SecretError::Unavailable("encoding a master key failed".into()))?;
@@ -136,7 +126,11 @@ impl MasterKeys {
             if keys.iter().any(|k| k.id == line.id) {
                 return Err(bad(number, &format!("the id {} appears twice", line.id)));
             }
-            keys.push(MasterKey { id: line.id.clone(), key, created_at: line.created_at });
+            keys.push(MasterKey {
+                id: line.id.clone(),
+                key: key.into(),
+                created_at: line.created_at,
+            });
         }
         let current = keys.pop().ok_or_else(|| {
             SecretError::Unavailable(format!("master key file {} holds no key", path.display()))

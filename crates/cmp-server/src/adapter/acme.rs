@@ -12,7 +12,7 @@ use cmp_acme::{
 };
 use cmp_ca::{CaAdapter, CaError};
 use cmp_ca_acme::{AcmeCa, KIND, OrderJournal, ca_error};
-use cmp_domain::Clock;
+use cmp_domain::{Clock, Secret};
 use cmp_secrets::{SecretBytes, SecretStore};
 use cmp_store::{AdapterRecord, AuditContext, NewAdapter, Store};
 use serde::{Deserialize, Serialize};
@@ -128,7 +128,7 @@ fn split_config(mut config: Value) -> ApiResult<(AcmeAdapterConfig, Option<Eab>)
             let eab: EabInput = serde_json::from_value(eab).map_err(|_| {
                 ApiError::bad_field("config.eab", "an object {key_id, hmac_key (base64url)}")
             })?;
-            Some(Eab { key_id: eab.key_id, hmac_key: Zeroizing::new(eab.hmac_key) })
+            Some(Eab { key_id: eab.key_id, hmac_key: Secret::new(eab.hmac_key) })
         }
     };
     for server_set in ["config.eab_key_id", "config.account_url"] {
@@ -208,7 +208,7 @@ impl AcmeCas {
         let mut sealed: Vec<String> = Vec::new();
         let mut parts = vec![(account_name(id), account.to_vec())];
         if let Some(eab) = eab {
-            parts.push((eab_name(id), eab.hmac_key.as_bytes().to_vec()));
+            parts.push((eab_name(id), eab.hmac_key.expose().as_bytes().to_vec()));
         }
         if !solver_secrets.is_empty() {
             let json = Zeroizing::new(

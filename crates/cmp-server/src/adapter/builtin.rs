@@ -116,7 +116,7 @@ impl BuiltinCas {
             return Ok(ca);
         }
         let record = self.store.get_adapter(id_or_name).await.map_err(|e| match e {
-            StoreError::NotFound { .. } => CaError::Refused(format!("no adapter {id_or_name}")),
+            StoreError::NotFound { .. } => CaError::UnknownAdapter(id_or_name.to_string()),
             other => unavailable(other),
         })?;
         if record.kind != BUILTIN_KIND {

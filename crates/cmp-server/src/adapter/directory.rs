@@ -72,7 +72,7 @@ impl AdapterDirectory for LocalAdapters {
             }
         }
         let record = self.store.get_adapter(id_or_name).await.map_err(|e| match e {
-            StoreError::NotFound { .. } => CaError::Refused(format!("no adapter {id_or_name}")),
+            StoreError::NotFound { .. } => CaError::UnknownAdapter(id_or_name.to_string()),
             other => CaError::Unavailable(other.to_string()),
         })?;
         match self.kind(&record.kind) {

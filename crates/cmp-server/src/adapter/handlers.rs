@@ -15,9 +15,9 @@ use cmp_store::{AdapterRecord, AdapterUpdate};
 
 use super::{AdapterDirectory, parse_usage};
 use crate::auth::Caller;
+use crate::core::wire;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
-use crate::inventory::views;
 use crate::state::AppState;
 
 /// 1-64 characters of a-z, 0-9 and '-': adapter and agent names end up in URLs and Vault paths.
@@ -45,7 +45,7 @@ fn view(state: &AppState, mut r: AdapterRecord) -> Adapter {
         config: r.config,
         enabled: r.enabled,
         has_credentials: r.has_credentials,
-        created_at: views::time_of(r.created_at),
+        created_at: wire::time_of(r.created_at),
     }
 }
 

@@ -7,7 +7,7 @@ mod builtin;
 mod directory;
 mod handlers;
 mod kind;
-mod pki;
+pub(crate) mod pki;
 mod remote;
 mod vault;
 
@@ -20,7 +20,7 @@ pub use remote::RemoteAdapters;
 pub use vault::VaultPkis;
 
 use cmp_ca::Usage;
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::state::AppState;
@@ -41,12 +41,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// What the builtin CA publishes without authentication (`/pki/<ca>/...`): also served alone
 /// on `http.pki_listen`.
 pub fn pki_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let mut router = OpenApiRouter::new()
         .routes(routes!(pki::crl))
         .routes(routes!(pki::ca_certificate))
         .routes(routes!(pki::chain))
         .routes(routes!(pki::ocsp_post))
-        .routes(routes!(pki::ocsp_get))
+        .route(pki::OCSP_GET_UNESCAPED, axum::routing::get(pki::ocsp_get));
+    // OCSP over GET is documented with its one segment and served with the rest of the path
+    // (the router cannot hold both).
+    let (_, documented, _): UtoipaMethodRouter<AppState> = routes!(pki::ocsp_get);
+    router.get_openapi_mut().paths.paths.extend(documented.paths);
+    router
 }
 
 /// Writes a configured adapter's row; if that fails, deletes the secrets sealed for it (a

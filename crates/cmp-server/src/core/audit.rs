@@ -5,9 +5,9 @@ use axum::extract::State;
 use cmp_api::{AuditEvent, AuditListParams, AuditVerification, Page, Problem};
 use cmp_store::AuditQuery;
 
+use crate::core::wire::{page_limit, parse_time};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
-use crate::inventory::views::{page_limit, parse_time};
 use crate::state::AppState;
 
 fn view(e: cmp_store::AuditEvent) -> AuditEvent {

@@ -7,6 +7,7 @@ pub mod context;
 pub mod locks;
 pub mod ops;
 pub mod tokens;
+pub mod wire;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

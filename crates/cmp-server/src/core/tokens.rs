@@ -4,13 +4,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use cmp_api::{ApiToken, Problem, TokenCreate, TokenCreated};
-use cmp_domain::Role;
+use cmp_domain::{Role, Secret};
 use cmp_store::NewApiToken;
 
 use crate::auth::{Caller, new_token_secret, token_hash};
+use crate::core::wire::time_of;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
-use crate::inventory::views::time_of;
 use crate::state::AppState;
 
 /// Longest token lifetime, in days (100 years): a longer one would be past the years a time
@@ -89,7 +89,7 @@ pub async fn create(
         expires_at,
     };
     let token = state.store.create_token(&state.audit_context(&caller), &new).await?;
-    Ok((StatusCode::CREATED, Json(TokenCreated { token: secret, info: view(token) })))
+    Ok((StatusCode::CREATED, Json(TokenCreated { token: Secret::new(secret), info: view(token) })))
 }
 
 /// Revoke a token.

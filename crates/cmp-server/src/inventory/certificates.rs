@@ -12,6 +12,7 @@ use cmp_api::{
 use futures::StreamExt;
 
 use crate::auth::Caller;
+use crate::core::wire;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiBytes, ApiQuery};
 use crate::inventory::views;
@@ -80,7 +81,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(params): ApiQuery<CertificateListParams>,
 ) -> ApiResult<Json<Page<Certificate>>> {
-    let now = views::whole_seconds(state.clock.now());
+    let now = wire::whole_seconds(state.clock.now());
     let query = certificate_query(&state, &caller, &params, now).await?;
     let page = state.store.list_certificates(&query).await?;
     let window = state.expiry_window_secs();
@@ -119,10 +120,10 @@ async fn certificate_query(
         });
     }
     if let Some(t) = &p.expires_before {
-        query.expires_before = Some(views::parse_time("expires_before", t)?.unix_timestamp());
+        query.expires_before = Some(wire::parse_time("expires_before", t)?.unix_timestamp());
     }
     if let Some(t) = &p.expires_after {
-        query.expires_after = Some(views::parse_time("expires_after", t)?.unix_timestamp());
+        query.expires_after = Some(wire::parse_time("expires_after", t)?.unix_timestamp());
     }
     if let Some(k) = &p.key_type {
         query.key_type =
@@ -134,7 +135,7 @@ async fn certificate_query(
         cmp_api::CertificateSortKey::NotAfter => cmp_store::CertificateSort::NotAfter,
         cmp_api::CertificateSortKey::CreatedAt => cmp_store::CertificateSort::CreatedAt,
     };
-    query.limit = views::page_limit(p.limit)?;
+    query.limit = wire::page_limit(p.limit)?;
     query.cursor = p.cursor.as_deref().map(|c| views::decode_cursor(query.sort, c)).transpose()?;
     Ok(query)
 }
@@ -256,7 +257,7 @@ pub async fn export(
     caller: Caller,
     ApiQuery(params): ApiQuery<CertificateListParams>,
 ) -> ApiResult<impl IntoResponse> {
-    let now = views::whole_seconds(state.clock.now());
+    let now = wire::whole_seconds(state.clock.now());
     let query = certificate_query(&state, &caller, &params, now).await?;
     // The first page before the answer starts, so that a failure is still a problem document.
     let first = state.store.list_certificates(&query).await?;

@@ -72,6 +72,8 @@ impl Discovery {
         let allow = AllowList::new(&config.allowed_ranges, config.max_range_addresses)
             .map_err(|e| format!("discovery.allowed_ranges: {e}"))?;
         let slots = Arc::new(Semaphore::new(config.max_concurrent_runs.max(1)));
+        // Read the system's roots now rather than in the first run's time.
+        std::thread::spawn(system_roots);
         Ok(Discovery {
             store,
             clock,
@@ -404,35 +406,49 @@ impl Discovery {
         let (events, mut results) = mpsc::channel(BATCH * 2);
         let at = UnixTime::since_unix_epoch(Duration::from_secs(self.now().max(0) as u64));
         let scanning = scanner.run(&checked.scan, at, events, cancel.clone());
-        let mut recorder = Recorder::new(self, scan, run);
-        let storing = async {
+        let mut recorder = Recorder::new(scan);
+        let writer = Writer::new(self, scan, run);
+        // A batch is written while the next one fills, so the scanner never waits on the
+        // store unless the store falls two batches behind.
+        let (to_writer, mut batches) = mpsc::channel::<EndpointBatch>(2);
+        let receiving = async {
             let mut tick = tokio::time::interval(FLUSH_EVERY);
             let mut last_progress = tokio::time::Instant::now();
             loop {
-                tokio::select! {
+                let full = tokio::select! {
                     event = results.recv() => match event {
                         Some(event) => {
                             recorder.take(event);
-                            if recorder.batch.sightings.len() >= BATCH {
-                                recorder.flush().await;
-                            }
+                            recorder.batch.sightings.len() >= BATCH
                         }
                         None => break,
                     },
                     _ = tick.tick() => {
-                        recorder.flush().await;
                         if last_progress.elapsed() >= HEARTBEAT {
                             last_progress = tokio::time::Instant::now();
-                            if recorder.save_progress().await {
+                            if writer.save_progress(&recorder.progress).await {
                                 cancel.cancel();
                             }
                         }
+                        true
                     }
+                };
+                if full && let Some(batch) = recorder.take_batch() {
+                    // The writer only stops once this side has dropped its sender.
+                    let _ = to_writer.send(batch).await;
                 }
             }
-            recorder.flush().await;
+            if let Some(batch) = recorder.take_batch() {
+                let _ = to_writer.send(batch).await;
+            }
+            drop(to_writer);
         };
-        let (end, ()) = tokio::join!(scanning, storing);
+        let writing = async {
+            while let Some(batch) = batches.recv().await {
+                writer.write(&batch).await;
+            }
+        };
+        let (end, (), ()) = tokio::join!(scanning, receiving, writing);
         let (state, detail) = match end {
             ScanEnd::Completed => (ScanRunState::Completed, None),
             ScanEnd::Cancelled => match self.cancelled_state() {
@@ -449,23 +465,15 @@ impl Discovery {
                 )),
             ),
         };
-        let detail = detail.or(recorder.store_error.take());
-        (state, recorder.progress, detail)
+        let tally = writer.tally();
+        (state, tally.add_to(recorder.progress), detail.or(tally.error))
     }
 
     /// The system's roots and the platform's own CAs (those in the chains it recorded).
     async fn trust_store(&self) -> Result<TrustStore> {
-        static SYSTEM_ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> =
-            std::sync::OnceLock::new();
-        let system = match SYSTEM_ROOTS.get() {
-            Some(roots) => roots.clone(),
-            None => {
-                let roots = tokio::task::spawn_blocking(TrustStore::system_roots)
-                    .await
-                    .map_err(|e| InventoryError::Internal(format!("reading system roots: {e}")))?;
-                SYSTEM_ROOTS.get_or_init(|| roots).clone()
-            }
-        };
+        let system = tokio::task::spawn_blocking(|| system_roots().clone())
+            .await
+            .map_err(|e| InventoryError::Internal(format!("reading system roots: {e}")))?;
         let (mut roots, mut intermediates) = (system, Vec::new());
         for (der, self_signed) in self.store.platform_ca_certificates().await? {
             let der = CertificateDer::from(der);
@@ -475,28 +483,34 @@ impl Discovery {
     }
 }
 
-/// Turns a run's events into batches for the store, and counts.
+/// The system's trust roots, read once (the first caller blocks on reading them).
+fn system_roots() -> &'static Vec<CertificateDer<'static>> {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(TrustStore::system_roots)
+}
+
+/// Turns a run's events into batches for the store, and counts them.
 struct Recorder<'a> {
-    discovery: &'a Discovery,
     scan: &'a Scan,
-    run: &'a ScanRun,
     batch: EndpointBatch,
     progress: ScanProgress,
     seen: HashSet<String>,
-    store_error: Option<String>,
 }
 
 impl<'a> Recorder<'a> {
-    fn new(discovery: &'a Discovery, scan: &'a Scan, run: &'a ScanRun) -> Self {
+    fn new(scan: &'a Scan) -> Self {
         Recorder {
-            discovery,
             scan,
-            run,
             batch: EndpointBatch::default(),
             progress: ScanProgress::default(),
             seen: HashSet::new(),
-            store_error: None,
         }
+    }
+
+    /// The batch so far, unless it is empty.
+    fn take_batch(&mut self) -> Option<EndpointBatch> {
+        let empty = self.batch.sightings.is_empty() && self.batch.vacated.is_empty();
+        (!empty).then(|| std::mem::take(&mut self.batch))
     }
 
     fn take(&mut self, event: ScanEvent) {
@@ -580,32 +594,65 @@ impl<'a> Recorder<'a> {
             }
         }
     }
+}
 
-    /// Stores the batch so far. A store failure is kept for the run's detail and the batch
-    /// dropped: the next run finds those endpoints again.
-    async fn flush(&mut self) {
-        if self.batch.sightings.is_empty() && self.batch.vacated.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.batch);
-        let actor = format!("system:scan/{}", self.scan.name);
-        let ctx = system_context(&actor, unix_micros(self.discovery.clock.now()));
-        match self.discovery.store.record_endpoints(&ctx, &batch).await {
+/// Stores a run's batches, and writes its heartbeat.
+struct Writer<'a> {
+    discovery: &'a Discovery,
+    run: &'a ScanRun,
+    actor: String,
+    tally: Mutex<Tally>,
+}
+
+/// What the stored batches did, and the first store failure.
+#[derive(Default, Clone)]
+struct Tally {
+    created: u64,
+    gone: u64,
+    error: Option<String>,
+}
+
+impl Tally {
+    fn add_to(&self, mut progress: ScanProgress) -> ScanProgress {
+        progress.created += self.created;
+        progress.gone += self.gone;
+        progress
+    }
+}
+
+impl<'a> Writer<'a> {
+    fn new(discovery: &'a Discovery, scan: &Scan, run: &'a ScanRun) -> Self {
+        let actor = format!("system:scan/{}", scan.name);
+        Writer { discovery, run, actor, tally: Mutex::default() }
+    }
+
+    fn tally(&self) -> Tally {
+        self.tally.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Stores one batch. A failure is kept for the run's detail and the batch dropped: the
+    /// next run finds those endpoints again.
+    async fn write(&self, batch: &EndpointBatch) {
+        let ctx = system_context(&self.actor, unix_micros(self.discovery.clock.now()));
+        let stored = self.discovery.store.record_endpoints(&ctx, batch).await;
+        let mut tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+        match stored {
             Ok(outcome) => {
-                self.progress.created += outcome.created;
-                self.progress.gone += outcome.gone;
+                tally.created += outcome.created;
+                tally.gone += outcome.gone;
             }
             Err(error) => {
                 tracing::error!(run = %self.run.id, %error, "scan results could not be stored");
-                self.store_error.get_or_insert_with(|| format!("storing results failed: {error}"));
+                tally.error.get_or_insert_with(|| format!("storing results failed: {error}"));
             }
         }
     }
 
-    /// Writes the progress (the heartbeat); whether cancelling was asked.
-    async fn save_progress(&mut self) -> bool {
+    /// Writes the progress so far (the heartbeat); whether cancelling was asked.
+    async fn save_progress(&self, counted: &ScanProgress) -> bool {
+        let progress = self.tally().add_to(counted.clone());
         let now = self.discovery.now();
-        match self.discovery.store.save_scan_progress(&self.run.id, &self.progress, now).await {
+        match self.discovery.store.save_scan_progress(&self.run.id, &progress, now).await {
             Ok(cancel) => cancel,
             Err(error) => {
                 tracing::warn!(run = %self.run.id, %error, "scan progress could not be saved");

@@ -1,15 +1,11 @@
-//! From store records to wire types, and the cursor encoding.
+//! From store records to the inventory's wire types, and the certificate list's cursor.
 
-use base64::Engine;
 use cmp_domain::{CertificateStatus, Finding, status_at};
 use cmp_store::{CertificateRecord, CertificateSort, Cursor};
 use time::{Duration, OffsetDateTime};
 
+use crate::core::wire::{decode_tagged, encode_tagged, time_of};
 use crate::error::ApiError;
-
-pub fn time_of(unix: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
 
 /// The API view of a certificate, with status and findings evaluated at `now`.
 pub fn certificate(
@@ -90,51 +86,11 @@ pub fn decode_cursor(sort: CertificateSort, s: &str) -> Result<Cursor, ApiError>
     decode_tagged(sort_tag(sort), s)
 }
 
-/// A cursor of the listing `tag` (a sort order, or another resource's listing).
-pub fn encode_tagged(tag: &str, c: &Cursor) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{tag}:{}:{}", c.key, c.id))
-}
-
-pub fn decode_tagged(tag: &str, s: &str) -> Result<Cursor, ApiError> {
-    let bad = || ApiError::bad_field("cursor", "not a cursor this server issued");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let mut parts = text.splitn(3, ':');
-    let (Some(found), Some(key), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(bad());
-    };
-    if found != tag {
-        return Err(ApiError::bad_field("cursor", "belongs to another listing or order"));
-    }
-    Ok(Cursor { key: key.parse().map_err(|_| bad())?, id: id.to_string() })
-}
-
 fn sort_tag(sort: CertificateSort) -> &'static str {
     match sort {
         CertificateSort::NotAfter => "n",
         CertificateSort::CreatedAt => "c",
     }
-}
-
-/// A page size: 1 to 500, 100 when not given.
-pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
-    match limit {
-        None => Ok(100),
-        Some(n @ 1..=500) => Ok(n),
-        Some(n) => Err(ApiError::bad_field("limit", format!("{n} is not between 1 and 500"))),
-    }
-}
-
-/// `t` without its fraction of a second: one instant for a whole request, as the database
-/// compares whole seconds.
-pub fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
-    t - Duration::nanoseconds(i64::from(t.nanosecond()))
-}
-
-/// Parses an RFC 3339 query value.
-pub fn parse_time(field: &str, value: &str) -> Result<OffsetDateTime, ApiError> {
-    OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| ApiError::bad_field(field, format!("{value:?} is not an RFC 3339 time")))
 }
 
 /// A scan as the API shows it, with its owner and latest run.
@@ -189,6 +145,7 @@ mod tests {
         assert_eq!(decode_cursor(CertificateSort::NotAfter, &encoded).unwrap(), c);
         assert!(decode_cursor(CertificateSort::CreatedAt, &encoded).is_err());
         assert!(decode_cursor(CertificateSort::NotAfter, "!!").is_err());
+        use base64::Engine;
         let garbage = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("n:y");
         assert!(decode_cursor(CertificateSort::NotAfter, &garbage).is_err());
     }

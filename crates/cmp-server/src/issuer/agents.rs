@@ -56,7 +56,10 @@ pub async fn create_bootstrap_token(
     let (token, record) = state.fleet.create_bootstrap_token(&caller, &body).await?;
     Ok((
         StatusCode::CREATED,
-        Json(BootstrapTokenCreated { token, info: views::bootstrap_token(record) }),
+        Json(BootstrapTokenCreated {
+            token: cmp_domain::Secret::new(token),
+            info: views::bootstrap_token(record),
+        }),
     ))
 }
 

@@ -21,13 +21,13 @@ use cmp_store::{
 };
 use tokio::sync::{Notify, watch};
 
-use super::spec::{KeySource, Spec};
 use super::{IssueError, Issuer};
 use crate::auth::Caller;
 use crate::core::context::caller_context;
 use crate::inventory::{ImportInput, Inventory};
 use crate::platform_ca::{IssuedClientCert, PlatformCa};
 use crate::state::unix_micros;
+use cmp_domain::KeySource;
 
 /// Prefix of bootstrap tokens, apart from API tokens' `cmp_` so that neither is taken for the
 /// other.
@@ -208,7 +208,7 @@ impl Fleet {
                 "1-63 letters, digits, '.', '-' or '_', starting with a letter or digit",
             ));
         }
-        if !asked.token.starts_with(BOOTSTRAP_PREFIX) {
+        if !asked.token.expose().starts_with(BOOTSTRAP_PREFIX) {
             return Err(FleetError::BadBootstrapToken);
         }
         let issued = self.sign_identity(&asked.name, &asked.csr)?;
@@ -222,7 +222,7 @@ impl Fleet {
             request_id: crate::core::context::REQUEST_ID.try_with(|id| id.clone()).ok(),
             now_us: unix_micros(self.clock.now()),
         };
-        let token_hash = crate::auth::token_hash(&asked.token);
+        let token_hash = crate::auth::token_hash(asked.token.expose());
         match self.store.enroll_agent(&ctx, &token_hash, &agent).await {
             Ok(record) => Ok((record, issued)),
             Err(StoreError::NotFound { entity: "bootstrap token", .. }) => {
@@ -349,7 +349,7 @@ impl Fleet {
         if job.kind == JobKind::RenewWithLocalKey {
             let managed_id = job.managed_certificate_id.as_deref().unwrap_or_default();
             let managed = self.store.get_managed(managed_id, &Scope::All).await?;
-            let spec = Spec::from_json(&managed.spec)?;
+            let spec = managed.spec;
             assignment.key_request = Some(LocalKeyRequest {
                 key_type: spec.key_type.unwrap_or_else(|| "ecdsa_p256".into()),
                 common_name: spec.common_name,
@@ -590,7 +590,7 @@ impl Fleet {
         asked: &DeploymentsSet,
     ) -> FleetResult<Vec<DeploymentRecord>> {
         let managed = self.store.get_managed(managed_id, &caller.scope).await?;
-        let key_on_agent = Spec::from_json(&managed.spec)?.key_source == KeySource::Agent;
+        let key_on_agent = managed.spec.key_source == KeySource::Agent;
         if key_on_agent && asked.deployments.len() > 1 {
             return Err(FleetError::Conflict(
                 "this managed certificate's key is made on the host it is deployed to, and \

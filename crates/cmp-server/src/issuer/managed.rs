@@ -10,9 +10,9 @@ use super::Renewal;
 use super::requests::idempotency;
 use super::views;
 use crate::auth::Caller;
+use crate::core::wire::{decode_tagged, encode_tagged, page_limit};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, IdempotencyHeader};
-use crate::inventory::views::{decode_tagged, encode_tagged, page_limit};
 use crate::state::AppState;
 
 /// Manage a certificate: it is issued now and renewed by the scheduler from then on.

@@ -9,9 +9,9 @@ use cmp_store::RequestQuery;
 use super::Idempotency;
 use super::views;
 use crate::auth::Caller;
+use crate::core::wire::{decode_tagged, encode_tagged, page_limit};
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiQuery, IdempotencyHeader};
-use crate::inventory::views::{decode_tagged, encode_tagged, page_limit};
 use crate::state::AppState;
 
 /// Serializes a body back for the idempotency hash: the same request gives the same bytes.

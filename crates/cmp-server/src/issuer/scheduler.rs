@@ -10,7 +10,6 @@ use cmp_domain::{
 use cmp_store::{IdempotencyKey, ManagedRecord, RequestQuery, RequestRecord, Scope};
 
 use super::Issuer;
-use super::spec::Spec;
 use super::workflow::Renewal;
 use crate::core::locks::RenewalLock;
 use crate::state::AppState;
@@ -106,13 +105,6 @@ async fn consider(issuer: &Issuer, id: &str, now: i64) {
             return;
         }
     };
-    let spec = match Spec::from_json(&managed.spec) {
-        Ok(spec) => spec,
-        Err(e) => {
-            tracing::warn!(managed = %managed.id, error = %e, "managed certificate unreadable");
-            return;
-        }
-    };
     let open_request =
         newest.as_ref().filter(|r| !r.state.is_final()).map(|r| (r.id.as_str(), r.state));
     let current = match &managed.current_certificate_id {
@@ -125,7 +117,8 @@ async fn consider(issuer: &Issuer, id: &str, now: i64) {
                 issued_at: Some(c.created_at),
                 // The lifetime asked for (within the policy's): a CA that issued for longer
                 // does not put the renewal off.
-                asked_lifetime_secs: Some(spec.validity_days.saturating_mul(86_400)),
+                asked_lifetime_secs: Some(managed.spec.validity_secs()),
+                revoked: c.revoked_at.is_some(),
             }),
             Err(e) => {
                 tracing::warn!(managed = %managed.id, error = %e, "current version unreadable");
@@ -138,7 +131,8 @@ async fn consider(issuer: &Issuer, id: &str, now: i64) {
         (Some(current_id), None) => suggested_window(issuer, &managed.adapter_id, current_id).await,
         _ => None,
     };
-    let renew_before = spec.renew_before.as_deref().and_then(|s| RenewBefore::parse(s).ok());
+    let renew_before =
+        managed.spec.renew_before.as_deref().and_then(|s| RenewBefore::parse(s).ok());
     let input = RenewalInput {
         id: &managed.id,
         now,

@@ -1,87 +1,27 @@
-//! What a request or managed certificate asks for: validated names, lifetime and key source,
-//! stored as the `spec` JSON of requests and managed certificates.
+//! Building a [`RequestSpec`] from what a caller asked (names checked, filled from the CSR),
+//! and what the CA and an agent's CSR are held to.
 
 use std::net::IpAddr;
 
 use cmp_api::Subject;
 use cmp_ca::{Profile, Usage};
-use cmp_domain::{Ask, KeyInfo};
+use cmp_domain::{KeyInfo, KeySource, RequestSpec};
 use cmp_pki::CsrInfo;
 use cmp_pki::keygen::KeySpec;
-use serde::{Deserialize, Serialize};
 
 use super::error::{IssueError, IssueResult};
 
 /// Longest lifetime anyone may ask for, whatever the policy.
 const MAX_VALIDITY_DAYS: i64 = 3650;
 
-/// The validated content of a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Spec {
-    pub common_name: Option<String>,
-    pub dns_names: Vec<String>,
-    pub ip_addresses: Vec<IpAddr>,
-    pub validity_days: i64,
-    /// `csr`, `server` or `agent`.
-    pub key_source: KeySource,
-    /// For keys made by the server or an agent.
-    pub key_type: Option<String>,
-    /// `renew_before` of a managed certificate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub renew_before: Option<String>,
-    /// The ACME solver (its id) chosen for these names.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub acme_solver: Option<String>,
-    /// For revoke requests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub serial: Option<String>,
-}
-
-/// Who holds the private key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeySource {
-    /// The requester's CSR (of a request, or re-signed at each renewal).
-    Csr,
-    /// The server makes a key for each version, kept in the secret store.
-    Server,
-    /// The agent of the managed certificate's deployment makes a key for each version on its
-    /// host and sends a CSR; the private key never leaves the host.
-    Agent,
-}
-
-impl Spec {
-    pub fn to_json(&self) -> IssueResult<serde_json::Value> {
-        serde_json::to_value(self).map_err(|e| IssueError::Internal(e.to_string()))
-    }
-
-    pub fn from_json(value: &serde_json::Value) -> IssueResult<Spec> {
-        serde_json::from_value(value.clone())
-            .map_err(|e| IssueError::Internal(format!("stored spec: {e}")))
-    }
-
-    /// What the CA is asked to sign.
-    pub fn profile(&self) -> Profile {
-        Profile {
-            common_name: self.common_name.clone(),
-            dns_names: self.dns_names.clone(),
-            ip_addresses: self.ip_addresses.clone(),
-            usages: vec![Usage::ServerAuth],
-            validity_secs: self.validity_days.saturating_mul(86_400),
-        }
-    }
-
-    /// What the policy checks.
-    pub fn ask<'a>(&'a self, key: &'a KeyInfo) -> Ask<'a> {
-        Ask {
-            common_name: self.common_name.as_deref(),
-            dns_names: &self.dns_names,
-            ip_addresses: &self.ip_addresses,
-            key,
-            validity_secs: self.validity_days.saturating_mul(86_400),
-        }
+/// What the CA is asked to sign for `spec`.
+pub fn profile(spec: &RequestSpec) -> Profile {
+    Profile {
+        common_name: spec.common_name.clone(),
+        dns_names: spec.dns_names.clone(),
+        ip_addresses: spec.ip_addresses.clone(),
+        usages: vec![Usage::ServerAuth],
+        validity_secs: spec.validity_secs(),
     }
 }
 
@@ -112,7 +52,7 @@ pub fn build(
     csr: Option<&CsrInfo>,
     key_type: Option<KeySpec>,
     default_validity_days: i64,
-) -> IssueResult<Spec> {
+) -> IssueResult<RequestSpec> {
     let mut dns_names = subject.dns_names.clone();
     let mut ip_addresses: Vec<IpAddr> = subject
         .ip_addresses
@@ -158,7 +98,7 @@ pub fn build(
             format!("between 1 and {MAX_VALIDITY_DAYS}"),
         ));
     }
-    Ok(Spec {
+    Ok(RequestSpec {
         common_name,
         dns_names,
         ip_addresses,
@@ -174,7 +114,7 @@ pub fn build(
 
 /// An agent's CSR for a managed certificate whose key it makes: the names must be the managed
 /// certificate's (ACME CAs sign the CSR as it is), and the key of the type it asks for.
-pub fn check_agent_csr(spec: &Spec, csr: &CsrInfo) -> IssueResult<()> {
+pub fn check_agent_csr(spec: &RequestSpec, csr: &CsrInfo) -> IssueResult<()> {
     let sorted = |names: &[String]| {
         let mut names: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
         names.sort();

@@ -3,10 +3,9 @@
 use cmp_api::{Managed, ManagedVersion, Request};
 use cmp_store::{ManagedRecord, RequestRecord, VersionRow};
 
-use crate::inventory::views::time_of;
+use crate::core::wire::time_of;
 
 pub fn request(r: RequestRecord) -> Request {
-    let key_source = r.spec.get("key_source").and_then(|v| v.as_str()).map(str::to_string);
     Request {
         id: r.id,
         kind: r.kind,
@@ -15,8 +14,8 @@ pub fn request(r: RequestRecord) -> Request {
         adapter_id: r.adapter_id,
         managed_certificate_id: r.managed_certificate_id,
         certificate_id: r.certificate_id,
+        key_source: r.spec.key_source,
         spec: r.spec,
-        key_source,
         requested_by: r.requested_by,
         decided_by: r.decided_by,
         decision_comment: r.decision_comment,

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use cmp_api::{ManagedCreate, RequestCreate};
 use cmp_ca::{CaError, RevocationReason, SignRequest};
-use cmp_domain::{Backoff, Clock, Policy, RequestKind, RequestState, Role};
+use cmp_domain::{Backoff, Clock, KeySource, Policy, RequestKind, RequestSpec, RequestState, Role};
 use cmp_pki::CsrInfo;
 use cmp_pki::keygen::KeySpec;
 use cmp_secrets::{SecretBytes, SecretStore};
@@ -18,7 +18,7 @@ use cmp_store::{
 use sha2::{Digest, Sha256};
 
 use super::error::{IssueError, IssueResult};
-use super::spec::{self, KeySource, Spec};
+use super::spec;
 use crate::adapter::{AdapterDirectory, DEFAULT_CA_NAME};
 use crate::auth::Caller;
 use crate::config::IssuerConfig;
@@ -54,7 +54,7 @@ pub struct Issuer {
 /// A validated issue: the spec, the CSR (if the requester holds the key), the key type (if
 /// the server makes it), and whether approval is needed.
 struct Checked {
-    spec: Spec,
+    spec: RequestSpec,
     csr: Option<CsrInfo>,
     key_type: Option<KeySpec>,
     require_approval: bool,
@@ -75,7 +75,7 @@ pub enum Renewal {
 /// The next version of a managed certificate: its spec and where its key comes from.
 struct NextVersion {
     kind: RequestKind,
-    spec: Spec,
+    spec: RequestSpec,
     /// The stored CSR re-signed, or the one an agent sent.
     csr: Option<CsrInfo>,
     /// A key the server makes.
@@ -223,7 +223,7 @@ impl Issuer {
     async fn checked(
         &self,
         owner_id: &str,
-        spec: Spec,
+        spec: RequestSpec,
         csr: Option<CsrInfo>,
         key_type: Option<KeySpec>,
     ) -> IssueResult<Checked> {
@@ -248,7 +248,7 @@ impl Issuer {
         &self,
         secret_name: &str,
         key_type: KeySpec,
-        spec: &Spec,
+        spec: &RequestSpec,
     ) -> IssueResult<Vec<u8>> {
         let (cn, dns, ips) =
             (spec.common_name.clone(), spec.dns_names.clone(), spec.ip_addresses.clone());
@@ -364,7 +364,7 @@ impl Issuer {
         let sign = SignRequest {
             request_id: new.id.clone(),
             csr_der: new.csr.clone()?,
-            profile: checked.spec.profile(),
+            profile: spec::profile(&checked.spec),
             replaces: None,
             acme_solver: None,
         };
@@ -481,7 +481,7 @@ impl Issuer {
     }
 
     async fn sign(&self, request: &RequestRecord) -> Result<Done, CaError> {
-        let spec = Spec::from_json(&request.spec).map_err(|e| CaError::Internal(e.to_string()))?;
+        let spec = &request.spec;
         let csr_der =
             request.csr.clone().ok_or_else(|| CaError::Internal("request has no CSR".into()))?;
         let adapter = self.adapters.adapter(&request.adapter_id).await?;
@@ -492,7 +492,7 @@ impl Issuer {
         let sign = SignRequest {
             request_id: request.id.clone(),
             csr_der,
-            profile: spec.profile(),
+            profile: spec::profile(spec),
             replaces,
             acme_solver: spec.acme_solver.clone(),
         };
@@ -523,16 +523,18 @@ impl Issuer {
     }
 
     async fn revoke_at_ca(&self, request: &RequestRecord) -> Result<Done, CaError> {
-        let spec = Spec::from_json(&request.spec).map_err(|e| CaError::Internal(e.to_string()))?;
+        let spec = &request.spec;
         let reason = spec
             .reason
             .as_deref()
             .and_then(RevocationReason::parse)
             .unwrap_or(RevocationReason::Unspecified);
-        let serial =
-            spec.serial.ok_or_else(|| CaError::Internal("revoke request without serial".into()))?;
+        let serial = spec
+            .serial
+            .as_deref()
+            .ok_or_else(|| CaError::Internal("revoke request without serial".into()))?;
         let adapter = self.adapters.adapter(&request.adapter_id).await?;
-        match adapter.revoke_certificate(&serial, reason).await {
+        match adapter.revoke_certificate(serial, reason).await {
             // Revoked at the CA by an earlier attempt that died before recording it.
             Ok(()) | Err(CaError::AlreadyRevoked(_)) => Ok(Done::Revoked(reason)),
             Err(e) => Err(e),
@@ -559,7 +561,7 @@ impl Issuer {
             )));
         }
         let adapter_id = links.adapter_id.ok_or(IssueError::NotIssuedHere)?;
-        let spec = Spec {
+        let spec = RequestSpec {
             common_name: None,
             dns_names: Vec::new(),
             ip_addresses: Vec::new(),
@@ -718,7 +720,7 @@ impl Issuer {
                     name: body.name.clone(),
                     owner_id: Some(owner_id.clone()),
                     adapter_id: adapter_id.clone(),
-                    spec: checked.spec.to_json()?,
+                    spec: checked.spec.clone(),
                     csr: checked.csr.as_ref().map(|c| c.der.clone()),
                     // Its first request ends (and wakes the scheduler) well before this.
                     first_check_at: self.lease_end(),
@@ -770,7 +772,7 @@ impl Issuer {
             let request = self.store.get_request(&existing, &Scope::All).await?;
             return Ok(Renewal::Requested(Box::new(request), false));
         }
-        let spec = Spec::from_json(&managed.spec)?;
+        let spec = &managed.spec;
         if spec.key_source == KeySource::Agent {
             let jobs_queued = self.store.queue_local_key_jobs(ctx, &managed.id).await?;
             return Ok(Renewal::OnAgent { jobs_queued });
@@ -783,7 +785,7 @@ impl Issuer {
             ),
             None => None,
         };
-        let version = NextVersion { kind: RequestKind::Renew, spec, csr, key_type };
+        let version = NextVersion { kind: RequestKind::Renew, spec: spec.clone(), csr, key_type };
         let (request, created) = self.submit_version(ctx, managed, version, idempotency).await?;
         Ok(Renewal::Requested(Box::new(request), created))
     }
@@ -826,7 +828,7 @@ impl Issuer {
         csr_pem: &str,
         attempt: &str,
     ) -> IssueResult<(RequestRecord, bool)> {
-        let spec = Spec::from_json(&managed.spec)?;
+        let spec = &managed.spec;
         if spec.key_source != KeySource::Agent {
             return Err(IssueError::Conflict(
                 "this managed certificate's key is not made on an agent's host".into(),
@@ -834,7 +836,7 @@ impl Issuer {
         }
         let csr = cmp_pki::parse_csr(csr_pem.as_bytes())
             .map_err(|e| IssueError::InvalidCsr(e.to_string()))?;
-        spec::check_agent_csr(&spec, &csr)?;
+        spec::check_agent_csr(spec, &csr)?;
         let key = IdempotencyKey {
             caller: ctx.actor.clone(),
             key: format!("agent-key:{attempt}"),
@@ -848,7 +850,7 @@ impl Issuer {
         } else {
             RequestKind::Issue
         };
-        let version = NextVersion { kind, spec, csr: Some(csr), key_type: None };
+        let version = NextVersion { kind, spec: spec.clone(), csr: Some(csr), key_type: None };
         self.submit_version(ctx, managed, version, Some(&key)).await
     }
 }
@@ -873,7 +875,7 @@ fn new_request(
     owner_id: Option<String>,
     adapter_id: String,
     managed_certificate_id: Option<String>,
-    spec: &Spec,
+    spec: &RequestSpec,
     requested_by: &str,
 ) -> IssueResult<NewRequest> {
     Ok(NewRequest {
@@ -884,7 +886,7 @@ fn new_request(
         adapter_id,
         managed_certificate_id,
         certificate_id: None,
-        spec: spec.to_json()?,
+        spec: spec.clone(),
         csr: None,
         key_secret: None,
         requested_by: requested_by.to_string(),
@@ -936,10 +938,10 @@ fn issued_record(
 
 /// Refuses a `renew_before` that is not one (400) or that leaves a version of the asked
 /// lifetime less than its minimum age (422): each new version would be due as soon as issued.
-fn check_renew_before(text: &str, spec: &Spec) -> IssueResult<()> {
+fn check_renew_before(text: &str, spec: &RequestSpec) -> IssueResult<()> {
     let renew_before = cmp_domain::RenewBefore::parse(text)
         .map_err(|e| IssueError::bad_field("renew_before", e))?;
-    cmp_domain::check_renew_before(renew_before, spec.validity_days.saturating_mul(86_400))
+    cmp_domain::check_renew_before(renew_before, spec.validity_secs())
         .map_err(|e| IssueError::LeavesNoTime(e.as_written(text).to_string()))
 }
 

@@ -12,10 +12,10 @@ use cmp_store::DeliveryQuery;
 use super::RuleInput;
 use super::message::notice_view;
 use crate::auth::Caller;
+use crate::core::wire::{decode_tagged, encode_tagged, page_limit, time_of};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::inventory::optional_owner_id;
-use crate::inventory::views::{decode_tagged, encode_tagged, page_limit, time_of};
 use crate::state::AppState;
 
 /// The rule as the API shows it (its secret only as `has_secret`).

@@ -14,9 +14,9 @@ use super::Authenticated;
 use super::cookies::{self, CookieSpec};
 use crate::auth::Caller;
 use crate::config::ServerRole;
+use crate::core::wire::time_of;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
-use crate::inventory::views::time_of;
 use crate::state::AppState;
 
 /// `GET /auth/login` parameters.

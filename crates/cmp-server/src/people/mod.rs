@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cmp_api::AuthMethod;
-use cmp_domain::{Clock, Role};
+use cmp_domain::{Clock, Role, Secret};
 use cmp_oidc::{OidcError, Provider, ProviderSettings, random_token};
 use cmp_store::{
     AuditAction, LoginAttempt, NewAuditEvent, NewSession, Store, StoreError, UserLogin,
@@ -183,7 +183,7 @@ impl People {
             let settings = ProviderSettings {
                 issuer: p.issuer.clone(),
                 client_id: p.client_id.clone(),
-                client_secret: Some(p.client_secret.clone()).filter(|s| !s.is_empty()),
+                client_secret: Some(p.client_secret.clone()).filter(|s| !s.expose().is_empty()),
                 redirect_url: format!("{public_url}/auth/callback"),
                 scopes: p.scopes.clone(),
                 audience: p.audience.clone(),
@@ -267,8 +267,8 @@ impl People {
         let attempt = LoginAttempt {
             state_hash: token_hash(&start.state),
             provider: provider.name.clone(),
-            nonce: start.nonce,
-            pkce_verifier: start.pkce_verifier,
+            nonce: Secret::new(start.nonce),
+            pkce_verifier: Secret::new(start.pkce_verifier),
             return_to: return_to.to_string(),
             created_at: self.now(),
         };
@@ -307,11 +307,12 @@ impl People {
                 )
             })?;
         let provider = self.provider(Some(&attempt.provider))?;
-        let tokens = provider.oidc.exchange_code(code, &attempt.pkce_verifier).await?;
+        let tokens = provider.oidc.exchange_code(code, attempt.pkce_verifier.expose()).await?;
         let id_token = tokens.id_token.ok_or_else(|| {
             PeopleError::Refused("the provider answered without an ID token".into())
         })?;
-        let verified = provider.oidc.verify_id_token(&id_token, &attempt.nonce, now).await?;
+        let verified =
+            provider.oidc.verify_id_token(id_token.expose(), attempt.nonce.expose(), now).await?;
         let claims = verified.claims;
         let groups = claims.strings(&provider.groups_claim);
         let (role, owner_ids) = self.grant(provider, &claims.sub, &groups).await?;
@@ -331,7 +332,7 @@ impl People {
         let session = NewSession {
             id_hash: token_hash(&session_id),
             user_id: user.id.clone(),
-            csrf_token: csrf_token.clone(),
+            csrf_token: Secret::new(csrf_token.clone()),
             role,
             owner_ids,
             created_at: now,
@@ -370,7 +371,7 @@ impl People {
             self.sessions.delete(&id_hash).await?;
             return Err(PeopleError::Refused(format!("{why}: log in again")));
         }
-        if write && csrf_header != Some(session.csrf_token.as_str()) {
+        if write && csrf_header != Some(session.csrf_token.expose().as_str()) {
             return Err(PeopleError::CsrfMissing);
         }
         if now - session.last_seen_at >= TOUCH_EVERY_SECS {
@@ -380,7 +381,7 @@ impl People {
         let details = Authenticated {
             method: AuthMethod::Session,
             email: session.email,
-            session: Some((session.csrf_token, session.expires_at)),
+            session: Some((session.csrf_token.expose().clone(), session.expires_at)),
         };
         Ok((caller, details))
     }

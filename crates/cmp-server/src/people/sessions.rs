@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cmp_domain::Role;
+use cmp_domain::{Role, Secret};
 use cmp_store::{LoginAttempt, NewSession, Store, StoredSession, User};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -77,7 +77,7 @@ struct SessionRecord {
     provider: String,
     subject: String,
     email: Option<String>,
-    csrf_token: String,
+    csrf_token: Secret<String>,
     role: Role,
     owner_ids: Vec<String>,
     created_at: i64,
@@ -88,8 +88,8 @@ struct SessionRecord {
 #[derive(Serialize, Deserialize)]
 struct AttemptRecord {
     provider: String,
-    nonce: String,
-    pkce_verifier: String,
+    nonce: Secret<String>,
+    pkce_verifier: Secret<String>,
     return_to: String,
     created_at: i64,
 }

@@ -94,7 +94,7 @@ async fn a_bootstrap_token_enrols_one_agent_whose_certificate_then_opens_the_age
         assert_eq!(agent_rows(&app).await, 1, "{:?}", app.kind);
         // A token that is not a bootstrap token at all is no better.
         let api_token =
-            EnrollRequest { token: app.admin_token.clone(), ..enroll("x", csr_for("x")) };
+            EnrollRequest { token: app.admin_token.as_str().into(), ..enroll("x", csr_for("x")) };
         assert_eq!(anonymous.enroll(&api_token).await.unwrap_err().status(), Some(401));
 
         // The certificate is the agent CA's, for the agent's name, for client authentication.
@@ -342,7 +342,7 @@ async fn an_agent_installs_each_version_on_real_nginx_apache_and_haproxy_and_rol
         let refs: Vec<_> = servers.iter().collect();
         let config = agent_config(&app, state.path(), &refs, None);
         let token = app.admin.create_bootstrap_token(&Default::default()).await.unwrap().token;
-        cmp_agent::enroll(&config, &token, "web-01", false).await.unwrap();
+        cmp_agent::enroll(&config, token.expose(), "web-01", false).await.unwrap();
         let mut agent = cmp_agent::Agent::load(config).unwrap();
         agent.heartbeat().await.unwrap();
 
@@ -510,7 +510,7 @@ async fn a_key_made_on_the_agent_never_leaves_its_host_and_discovery_reads_its_f
         let mut config = agent_config(&app, state.path(), &[&nginx], None);
         config.discovery.paths = vec![found.path().to_path_buf()];
         let token = app.admin.create_bootstrap_token(&Default::default()).await.unwrap().token;
-        cmp_agent::enroll(&config, &token, "web-01", false).await.unwrap();
+        cmp_agent::enroll(&config, token.expose(), "web-01", false).await.unwrap();
         let mut agent = cmp_agent::Agent::load(config).unwrap();
         let identity = cmp_agent::Identity::load(state.path()).unwrap();
         let raw_agent = app.agent_client(&identity.client_pem());
@@ -708,7 +708,7 @@ async fn an_agent_polling_through_a_server_restart_gets_the_job_queued_meanwhile
         );
         let config = cmp_agent::AgentConfig::from_toml_str(&toml).unwrap();
         let token = app.admin.create_bootstrap_token(&Default::default()).await.unwrap().token;
-        cmp_agent::enroll(&config, &token, "web-01", false).await.unwrap();
+        cmp_agent::enroll(&config, token.expose(), "web-01", false).await.unwrap();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let agent = tokio::spawn(cmp_agent::Agent::load(config).unwrap().run(stopped));
         let managed = shop(&app).await;

@@ -327,7 +327,7 @@ async fn revoked_and_expired_tokens_stop_working() {
             })
             .await
             .unwrap();
-        let security = app.client(Some(&created.token));
+        let security = app.client(Some(created.token.expose()));
         security.list_certificates(&Default::default()).await.unwrap();
         // Listings never show secrets or hashes.
         let listing = app
@@ -341,8 +341,8 @@ async fn revoked_and_expired_tokens_stop_working() {
             .await
             .unwrap();
         assert!(
-            !listing.contains(&created.token)
-                && !listing.contains(&cmp_server::auth::token_hash(&created.token))
+            !listing.contains(created.token.expose())
+                && !listing.contains(&cmp_server::auth::token_hash(created.token.expose()))
         );
         app.admin.revoke_token(&created.info.id).await.unwrap();
         let err = security.list_certificates(&Default::default()).await.unwrap_err();
@@ -365,9 +365,11 @@ async fn another_replica_sees_a_revocation_within_the_lookup_cache_time() {
             .await
             .unwrap();
         let replica = app.start_replica(|c| c.http.lookup_cache_ms = cache_ms).await;
-        let on_replica =
-            cmp_client::Client::new(&format!("http://{}", replica.addr), Some(created.token))
-                .unwrap();
+        let on_replica = cmp_client::Client::new(
+            &format!("http://{}", replica.addr),
+            Some(created.token.expose().clone()),
+        )
+        .unwrap();
         // The replica reads the token once and keeps it.
         on_replica.list_certificates(&Default::default()).await.unwrap();
         let revoked_at = std::time::Instant::now();

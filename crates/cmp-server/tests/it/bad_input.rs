@@ -2,6 +2,7 @@
 
 use std::process::Command;
 
+use base64::Engine;
 use cmp_api::Problem;
 use cmp_testkit::DbKind;
 
@@ -246,6 +247,21 @@ async fn oversize_bodies_bad_json_and_bad_filters_are_400s_that_change_nothing()
         };
         let resp = app.send_json(method, path, body).await;
         assert_eq!(resp.status(), 404, "{method} {path}");
+    }
+    // The adapter role's calls name an adapter that does not exist: 404, not a CA refusal.
+    let csr = pem::parse(crate::issuance::csr_for(&["a.example"])).unwrap();
+    let sign = serde_json::json!({
+        "request_id": "r1", "csr": base64::engine::general_purpose::STANDARD.encode(csr.contents()),
+        "dns_names": ["a.example"], "ip_addresses": [], "usages": [], "validity_secs": 3600,
+    });
+    for (path, body) in [
+        ("/api/v1/adapters/nope/sign", sign.to_string()),
+        ("/api/v1/adapters/nope/revoke", r#"{"serial": "01", "reason": "unspecified"}"#.into()),
+    ] {
+        let resp = app.send_json("POST", path, &body).await;
+        assert_eq!(resp.status(), 404, "POST {path}");
+        let problem: Problem = resp.json().await.unwrap();
+        assert!(problem.detail.unwrap_or_default().contains("nope"), "POST {path}");
     }
     assert_eq!(
         app.counts().await,

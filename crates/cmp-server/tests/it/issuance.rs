@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use base64::Engine;
 use cmp_domain::Role;
 use cmp_server::issuer::scheduler;
 use cmp_testkit::DbKind;
@@ -267,6 +268,37 @@ async fn lifecycle(app: &TestApp) {
     let out = ocsp(dir.path());
     assert!(out.contains("Response verify OK") && out.contains("leaf.pem: revoked"), "{out}");
     assert!(out.contains("keyCompromise"), "{out}");
+    // OCSP over GET, its base64 sent with its '/' unescaped, as many clients send it (a fresh
+    // nonce per try until one holds a '/').
+    let sent = (0..50)
+        .find_map(|_| {
+            let args = ["ocsp", "-issuer", "issuing.pem", "-cert", "leaf.pem", "-reqout", "q.der"];
+            openssl(&args, dir.path());
+            let der = std::fs::read(dir.path().join("q.der")).unwrap();
+            let text = base64::engine::general_purpose::STANDARD.encode(der);
+            text.contains('/').then_some(text)
+        })
+        .expect("a request whose base64 holds a '/'");
+    let got = app.http().get(format!("{ocsp_url}/{sent}")).send().await.unwrap();
+    assert_eq!(got.status(), 200, "GET {ocsp_url}/{sent}");
+    std::fs::write(dir.path().join("r.der"), got.bytes().await.unwrap()).unwrap();
+    // `-no_nonce`: openssl would otherwise add a nonce of its own to the request it reads back.
+    let check = [
+        "ocsp",
+        "-no_nonce",
+        "-reqin",
+        "q.der",
+        "-respin",
+        "r.der",
+        "-issuer",
+        "issuing.pem",
+        "-cert",
+        "leaf.pem",
+        "-CAfile",
+        "chain.pem",
+    ];
+    let out = openssl(&check, dir.path());
+    assert!(out.contains("Response verify OK") && out.contains("leaf.pem: revoked"), "{out}");
     let crl = app.http().get(&crl_url).send().await.unwrap();
     assert_eq!(crl.status(), 200, "{crl_url}");
     std::fs::write(dir.path().join("crl.der"), crl.bytes().await.unwrap()).unwrap();
@@ -559,6 +591,37 @@ async fn a_version_due_at_once_is_renewed_once_per_minimum_age_not_every_tick() 
         assert!(renewed_at[1] - renewed_at[0] >= 8_646, "{renewed_at:?}");
         app.stop().await;
     }
+}
+
+/// Revoking the version a managed certificate serves has it replaced at the scheduler's next
+/// pass, however young it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_current_version_is_replaced_at_once() {
+    on_both_databases!(|app| {
+        let admin = app.admin_token.clone();
+        call(&app, &admin, "POST", "/api/v1/owners", Some(json!({"name": "web"}))).await;
+        let body = json!({"name": "shop", "owner": "web", "key_type": "ecdsa_p256",
+                          "dns_names": ["shop.test"]});
+        let (s, managed) =
+            call(&app, &admin, "POST", "/api/v1/managed-certificates", Some(body)).await;
+        assert_eq!(s, 201, "{managed}");
+        let first = managed["current_certificate_id"].as_str().unwrap().to_string();
+        let path = format!("/api/v1/certificates/{first}/revoke");
+        let body = json!({"reason": "key_compromise"});
+        let (s, revoked) = call(&app, &admin, "POST", &path, Some(body)).await;
+        assert_eq!((s, revoked["state"].as_str()), (200, Some("issued")), "{revoked}");
+
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let state = app.issuer_state(TestClock::at(now)).await;
+        scheduler::tick(&state).await;
+        let (_, m) = call(&app, &admin, "GET", "/api/v1/managed-certificates/shop", None).await;
+        assert_eq!(m["versions"].as_array().unwrap().len(), 2, "replaced once: {m}");
+        let current = m["current_certificate_id"].as_str().unwrap();
+        assert_ne!(current, first, "{m}");
+        let (_, cert) =
+            call(&app, &admin, "GET", &format!("/api/v1/certificates/{current}"), None).await;
+        assert_eq!(cert["status"], "valid", "{cert}");
+    });
 }
 
 pub(crate) fn fast_scheduler(config: &mut cmp_server::config::Config) {

@@ -97,7 +97,7 @@ impl TestApp {
         let adapter = cmp_server::start(adapter_config).await.expect("adapter role starts");
         let admin_token = adapter.admin_token.clone().expect("first start makes an admin token");
         config.issuer.adapter_url = format!("http://{}", adapter.addr);
-        config.issuer.adapter_token = admin_token.clone();
+        config.issuer.adapter_token = admin_token.as_str().into();
         adjust(&mut config);
         let server = cmp_server::start(config.clone()).await.expect("server starts");
         (TestApp::around(kind, server, config, admin_token, db, data).await, adapter)
@@ -208,6 +208,8 @@ impl TestApp {
             .await
             .unwrap()
             .token
+            .expose()
+            .clone()
     }
 
     /// Rows in the inventory and events in the audit trail, to prove refusals wrote nothing.

@@ -344,7 +344,7 @@ async fn keys_live_only_in_vault_kv() {
             fast_scheduler(c);
             c.secrets.backend = cmp_server::config::SecretsBackend::Vault;
             c.vault.address = address;
-            c.vault.token = token.clone();
+            c.vault.token = token.as_str().into();
         })
         .await;
         let admin = app.admin_token.clone();

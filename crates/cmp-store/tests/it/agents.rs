@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use cmp_domain::{DeploymentState, JobState, RequestState};
+use cmp_domain::{DeploymentState, JobState, KeySource, RequestSpec, RequestState};
 use cmp_store::*;
 use serde_json::json;
 
@@ -120,7 +120,7 @@ async fn issue_version(store: &SqlStore, adapter: &str, managed: &str, n: u32, a
 }
 
 /// The managed certificate `web` on `adapter`, with `spec`.
-async fn managed_web(store: &SqlStore, adapter: &str, spec: serde_json::Value) -> ManagedRecord {
+async fn managed_web(store: &SqlStore, adapter: &str, spec: RequestSpec) -> ManagedRecord {
     let managed = NewManaged {
         name: "web".into(),
         owner_id: None,
@@ -136,7 +136,7 @@ async fn managed_web(store: &SqlStore, adapter: &str, spec: serde_json::Value) -
 async fn each_new_version_is_queued_to_every_deployment_and_leased_to_its_agent_only() {
     on_both_databases!(|store, db| {
         let adapter = crate::issuance::adapter(&store).await;
-        let managed = managed_web(&store, &adapter.id, json!({"dns_names": ["web.example"]})).await;
+        let managed = managed_web(&store, &adapter.id, crate::spec_for(&["web.example"])).await;
         store.create_bootstrap_token(&ctx(NOW), &bootstrap("h1", NOW + 600)).await.unwrap();
         store.create_bootstrap_token(&ctx(NOW), &bootstrap("h2", NOW + 600)).await.unwrap();
         let web = store.enroll_agent(&ctx(NOW), "h1", &agent("web-01", "f1")).await.unwrap();
@@ -252,7 +252,7 @@ async fn a_key_made_on_the_host_is_asked_for_once_at_a_time_and_its_failure_mark
         let managed = managed_web(
             &store,
             &adapter.id,
-            json!({"dns_names": ["web.example"], "key_source": "agent"}),
+            RequestSpec { key_source: KeySource::Agent, ..crate::spec_for(&["web.example"]) },
         )
         .await;
         store.create_bootstrap_token(&ctx(NOW), &bootstrap("h1", NOW + 600)).await.unwrap();

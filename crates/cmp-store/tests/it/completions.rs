@@ -5,7 +5,6 @@
 
 use cmp_domain::{Finding, RequestState};
 use cmp_store::*;
-use serde_json::json;
 
 use crate::issuance::{adapter, request, signed_request};
 use crate::{NOW, ctx, on_both_databases};
@@ -43,7 +42,7 @@ async fn managed(store: &SqlStore, adapter_id: &str, name: &str) -> ManagedRecor
         name: name.into(),
         owner_id: None,
         adapter_id: adapter_id.into(),
-        spec: json!({"dns_names": [format!("{name}.example")]}),
+        spec: crate::spec_for(&[&format!("{name}.example")]),
         csr: None,
         first_check_at: NOW + 60,
     };

@@ -30,7 +30,7 @@ pub(crate) fn request(adapter_id: &str, state: RequestState) -> NewRequest {
         adapter_id: adapter_id.into(),
         managed_certificate_id: None,
         certificate_id: None,
-        spec: json!({"dns_names": ["a.example"]}),
+        spec: crate::spec_for(&["a.example"]),
         csr: Some(vec![0x30, 0x00]),
         key_secret: None,
         requested_by: "token:dev".into(),

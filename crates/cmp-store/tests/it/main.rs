@@ -36,6 +36,22 @@ macro_rules! on_both_databases {
 }
 pub(crate) use on_both_databases;
 
+/// What a request for `names` asks, its key from a CSR.
+pub fn spec_for(names: &[&str]) -> cmp_domain::RequestSpec {
+    cmp_domain::RequestSpec {
+        common_name: None,
+        dns_names: names.iter().map(|n| n.to_string()).collect(),
+        ip_addresses: Vec::new(),
+        validity_days: 90,
+        key_source: cmp_domain::KeySource::Csr,
+        key_type: None,
+        renew_before: None,
+        acme_solver: None,
+        reason: None,
+        serial: None,
+    }
+}
+
 pub async fn fresh_store(kind: DbKind) -> (SqlStore, TestDb) {
     let db = TestDb::new(kind).await;
     let store = SqlStore::connect(&db.url, 5).await.expect("connect and migrate");

@@ -2,7 +2,6 @@
 //! caller's scope, and an ambiguous name refused rather than answered with any one of them.
 
 use cmp_store::*;
-use serde_json::json;
 
 use crate::{NOW, ctx, on_both_databases};
 
@@ -16,7 +15,7 @@ fn web(owner_id: &str, adapter_id: &str) -> NewManaged {
         name: "web".into(),
         owner_id: Some(owner_id.into()),
         adapter_id: adapter_id.into(),
-        spec: json!({"dns_names": ["web.example"]}),
+        spec: crate::spec_for(&["web.example"]),
         csr: None,
         first_check_at: NOW + 60,
     }

@@ -57,12 +57,15 @@ async fn managed_certificates_and_their_links_survive_the_per_owner_names_migrat
                 "INSERT INTO managed_certificates (id, name, owner_id, adapter_id, spec, \
                  current_certificate_id, renewal_failures, last_failure_at, last_error, \
                  next_check_at, decision, created_by, created_at, updated_at) VALUES \
-                 ('m-a', 'web', 'o-a', 'ad', '{\"dns_names\":[\"web.a.example\"]}', 'c1', 2, 40, \
+                 ('m-a', 'web', 'o-a', 'ad', '{\"dns_names\":[\"web.a.example\"], \
+                 \"validity_days\":90,\"key_source\":\"csr\"}', 'c1', 2, 40, \
                  'CA away', 50, '{\"action\":\"wait\"}', 'token:dev', 10, 20)",
                 "INSERT INTO issuance_requests (id, kind, state, owner_id, adapter_id, \
                  managed_certificate_id, certificate_id, spec, requested_by, created_at, \
-                 updated_at) VALUES ('r1', 'issue', 'issued', 'o-a', 'ad', 'm-a', 'c1', '{}', \
-                 'token:dev', 10, 11), ('r2', 'issue', 'issued', 'o-a', 'ad', NULL, NULL, '{}', \
+                 updated_at) VALUES ('r1', 'issue', 'issued', 'o-a', 'ad', 'm-a', 'c1', \
+                 '{\"validity_days\":90,\"key_source\":\"csr\"}', 'token:dev', 10, 11), \
+                 ('r2', 'issue', 'issued', 'o-a', 'ad', NULL, NULL, \
+                 '{\"validity_days\":90,\"key_source\":\"csr\"}', \
                  'token:dev', 12, 12)",
             ] {
                 sqlx::query(sql).execute(&pool).await.unwrap();
@@ -82,7 +85,7 @@ async fn managed_certificates_and_their_links_survive_the_per_owner_names_migrat
             ("web", Some("o-a"), Some("team-a"), "ad"),
             "{kind:?}"
         );
-        assert_eq!(m.spec, serde_json::json!({"dns_names": ["web.a.example"]}));
+        assert_eq!(m.spec, crate::spec_for(&["web.a.example"]));
         assert_eq!(m.current_certificate_id.as_deref(), Some("c1"));
         assert_eq!(
             (m.renewal_failures, m.last_failure_at, m.last_error.as_deref()),

@@ -3,7 +3,7 @@
 import type { components } from '../../api/schema';
 import type { Managed } from '../../api/types';
 import { formatDateTime } from '../../lib/format';
-import { requestNames, type RequestSpec } from './requests';
+import { requestNames } from './requests';
 
 type RenewalDecision = components['schemas']['RenewalDecision'];
 
@@ -17,6 +17,7 @@ const REASON_LABELS: Record<string, string> = {
   request_open: 'A request is open',
   suggested_window: "In the CA's suggested window",
   minimum_age: 'Under its minimum age',
+  revoked: 'Current version revoked',
 };
 
 export function reasonLabel(reason: string): string {
@@ -42,16 +43,6 @@ export function RenewalBadge({ decision }: { decision: RenewalDecision | null | 
 
 export function currentVersion(managed: Managed) {
   return managed.versions.find((version) => version.certificate_id === managed.current_certificate_id) ?? null;
-}
-
-/** What a managed certificate's `spec` holds (cmp-server's issuer/spec.rs): a request's, and when to renew. */
-export interface ManagedSpec extends Omit<RequestSpec, 'reason'> {
-  renew_before?: string | null;
-  acme_solver?: string | null;
-}
-
-export function managedSpec(managed: Managed): ManagedSpec {
-  return (managed.spec ?? {}) as ManagedSpec;
 }
 
 export function managedNames(managed: Managed): string {

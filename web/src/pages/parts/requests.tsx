@@ -1,22 +1,7 @@
 // How an issuance request is shown on the Request and Approvals pages: its state in words,
-// what it asked for (from its `spec`), and how its key is held.
-import type { IssuanceRequest } from '../../api/types';
+// what it asked for (its `spec`), and how its key is held.
+import type { IssuanceRequest, RequestSpec } from '../../api/types';
 import { keyTypeLabel } from './policy';
-
-/** What a request's `spec` holds (cmp-server's issuer/spec.rs). */
-export interface RequestSpec {
-  common_name?: string | null;
-  dns_names?: string[];
-  ip_addresses?: string[];
-  validity_days?: number;
-  key_source?: 'csr' | 'server' | 'agent';
-  key_type?: string | null;
-  reason?: string | null;
-}
-
-export function specOf(request: { spec: unknown }): RequestSpec {
-  return (request.spec ?? {}) as RequestSpec;
-}
 
 const STATE_LABELS: Record<string, string> = {
   pending: 'Pending',
@@ -47,8 +32,7 @@ export function RequestStateBadge({ state }: { state: string }) {
 export const FINAL_STATES: ReadonlySet<string> = new Set(['issued', 'failed', 'rejected']);
 
 /** The names a request (or a managed certificate, whose spec is one) asks for: DNS names and IP addresses, else its common name. */
-export function requestNames(request: { spec: unknown }): string[] {
-  const spec = specOf(request);
+export function requestNames({ spec }: { spec: RequestSpec }): string[] {
   const names = [...(spec.dns_names ?? []), ...(spec.ip_addresses ?? [])];
   if (names.length === 0 && spec.common_name) names.push(spec.common_name);
   return names;
@@ -56,8 +40,8 @@ export function requestNames(request: { spec: unknown }): string[] {
 
 /** Who holds the key, in words: "CSR (requester's key)" or "Server-made ECDSA P-256". */
 export function requestKey(request: IssuanceRequest): string {
-  const spec = specOf(request);
-  const source = spec.key_source ?? request.key_source;
+  const { spec } = request;
+  const source = spec.key_source;
   if (source === 'csr') return "From a CSR (the requester's key)";
   if (source === 'server') return `Made by the server: ${keyTypeLabel(spec.key_type ?? 'ecdsa_p256')}`;
   if (source === 'agent') return `Made on the agent's host: ${keyTypeLabel(spec.key_type ?? 'ecdsa_p256')}`;
