@@ -415,7 +415,8 @@ impl Discovery {
             let mut tick = tokio::time::interval(FLUSH_EVERY);
             let mut last_progress = tokio::time::Instant::now();
             loop {
-                let full = tokio::select! {
+                // Whether to hand the batch so far to the writer: when full, and at each tick.
+                let flush = tokio::select! {
                     event = results.recv() => match event {
                         Some(event) => {
                             recorder.take(event);
@@ -433,7 +434,7 @@ impl Discovery {
                         true
                     }
                 };
-                if full && let Some(batch) = recorder.take_batch() {
+                if flush && let Some(batch) = recorder.take_batch() {
                     // The writer only stops once this side has dropped its sender.
                     let _ = to_writer.send(batch).await;
                 }
