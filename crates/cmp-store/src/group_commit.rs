@@ -1,8 +1,9 @@
-//! Group commit of issued certificates: what concurrent callers hand over while a commit is
+//! Group commit of issuance requests: what concurrent callers hand over while a commit is
 //! running is stored together in the next transaction, with one multi-row statement per table
-//! and one audit append, instead of a transaction each. Two kinds of item share the queue:
-//! requests signed in this process, stored new and issued (`create_issued_request`), and
-//! claimed requests that a CA outside it has signed, finished (`complete_issue`).
+//! and one audit append, instead of a transaction each. Three kinds of item share the queue:
+//! requests signed in this process, stored new and issued (`create_issued_request`); approved
+//! requests stored claimed for a CA outside it, which signs them next (`create_request` of a
+//! claimed request); and those claimed requests, finished once signed (`complete_issue`).
 //!
 //! Why: on SQLite every statement costs two thread hand-offs to sqlx's worker thread, whatever
 //! it does, and there is one writer; on PostgreSQL every statement is a round trip and every
@@ -48,6 +49,16 @@ pub struct IssuedRequest {
     pub issued: IssuedRecord,
 }
 
+/// An approved request to store claimed (`submitted`) for its first attempt, which a CA
+/// outside this process carries out next: stored before the CA is called, so that a crash
+/// after the call still finds it.
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimedRequest {
+    pub ctx: AuditContext,
+    pub request: NewRequest,
+    pub key: Option<IdempotencyKey>,
+}
+
 /// A claimed (`submitted`) request that a CA outside this process has signed, to finish
 /// ([`crate::RequestStore::complete_issue`]).
 #[derive(Debug, Clone)]
@@ -58,14 +69,32 @@ pub struct CompletedRequest {
     pub issued: IssuedRecord,
 }
 
-/// The answer to an [`IssuedRequest`]: the request, and whether it was created now.
+/// The answer to an [`IssuedRequest`] or a [`ClaimedRequest`]: the request, and whether it was
+/// created now.
 type Answer = StoreResult<(RequestRecord, bool)>;
 
 /// The answer to a [`CompletedRequest`]: the request, issued.
 type Completion = StoreResult<RequestRecord>;
 
-/// The answers to a batch: one per item of each kind, in order.
+/// The answers to a batch of issued and completed requests: one per item, in order.
+#[cfg(feature = "testing")]
 type Answers = (Vec<Answer>, Vec<Completion>);
+
+/// A batch: the items of each kind, in the order they came.
+#[derive(Default)]
+struct Batch {
+    issued: Vec<IssuedRequest>,
+    claimed: Vec<ClaimedRequest>,
+    completed: Vec<CompletedRequest>,
+}
+
+/// The answers to a [`Batch`], one per item of each kind, in order.
+#[derive(Default)]
+struct BatchAnswers {
+    issued: Vec<Answer>,
+    claimed: Vec<Answer>,
+    completed: Vec<Completion>,
+}
 
 /// The items waiting for the next commit, and whether a task is committing.
 #[derive(Debug, Default)]
@@ -86,6 +115,7 @@ struct Queue {
 #[derive(Debug)]
 enum Waiting {
     Issued(IssuedRequest, oneshot::Sender<Answer>),
+    Claimed(ClaimedRequest, oneshot::Sender<Answer>),
     Completed(CompletedRequest, oneshot::Sender<Completion>),
 }
 
@@ -134,6 +164,14 @@ impl SqlStore {
         answer.await.map_err(|_| no_answer())?
     }
 
+    /// Queues an approved request, to store claimed, for the next group commit and waits for
+    /// its answer.
+    pub(crate) async fn commit_claimed(&self, item: ClaimedRequest) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Waiting::Claimed(item, reply));
+        answer.await.map_err(|_| no_answer())?
+    }
+
     /// Queues a claimed request's certificate for the next group commit and waits for its
     /// answer.
     pub(crate) async fn commit_completed(&self, item: CompletedRequest) -> Completion {
@@ -176,27 +214,34 @@ impl SqlStore {
             if held.as_ref().is_some_and(|(_, since)| since.elapsed() > HOLD_WRITER) {
                 held = None;
             }
-            let (mut issued, mut issued_replies) = (Vec::new(), Vec::new());
-            let (mut completed, mut completed_replies) = (Vec::new(), Vec::new());
+            let mut items = Batch::default();
+            let (mut issued_replies, mut claimed_replies) = (Vec::new(), Vec::new());
+            let mut completed_replies = Vec::new();
             for item in batch {
                 match item {
                     Waiting::Issued(item, reply) => {
-                        issued.push(item);
+                        items.issued.push(item);
                         issued_replies.push(reply);
                     }
+                    Waiting::Claimed(item, reply) => {
+                        items.claimed.push(item);
+                        claimed_replies.push(reply);
+                    }
                     Waiting::Completed(item, reply) => {
-                        completed.push(item);
+                        items.completed.push(item);
                         completed_replies.push(reply);
                     }
                 }
             }
-            let (issued_answers, completed_answers) =
-                self.store_batch_on(&mut held, &issued, &completed).await;
+            let answers = self.store_batch_on(&mut held, &items).await;
             // A caller that went away learns nothing; its request is stored all the same.
-            for (reply, answer) in issued_replies.into_iter().zip(issued_answers) {
+            for (reply, answer) in issued_replies.into_iter().zip(answers.issued) {
                 let _ = reply.send(answer);
             }
-            for (reply, answer) in completed_replies.into_iter().zip(completed_answers) {
+            for (reply, answer) in claimed_replies.into_iter().zip(answers.claimed) {
+                let _ = reply.send(answer);
+            }
+            for (reply, answer) in completed_replies.into_iter().zip(answers.completed) {
                 let _ = reply.send(answer);
             }
         }
@@ -205,7 +250,8 @@ impl SqlStore {
     /// Stores signed requests issued (see `store_batch`). For tests.
     #[cfg(feature = "testing")]
     pub async fn store_issued(&self, items: &[IssuedRequest]) -> Vec<Answer> {
-        self.store_batch_on(&mut None, items, &[]).await.0
+        let batch = Batch { issued: items.to_vec(), ..Batch::default() };
+        self.store_batch_on(&mut None, &batch).await.issued
     }
 
     /// Stores signed new requests issued and finishes claimed ones: all in one transaction,
@@ -219,7 +265,10 @@ impl SqlStore {
         issued: &[IssuedRequest],
         completed: &[CompletedRequest],
     ) -> Answers {
-        self.store_batch_on(&mut None, issued, completed).await
+        let batch =
+            Batch { issued: issued.to_vec(), completed: completed.to_vec(), ..Batch::default() };
+        let answers = self.store_batch_on(&mut None, &batch).await;
+        (answers.issued, answers.completed)
     }
 
     /// Stores a batch (see `store_batch`) on the `held` write connection, taken from the pool
@@ -227,15 +276,14 @@ impl SqlStore {
     async fn store_batch_on(
         &self,
         held: &mut Option<(PoolConnection<Any>, Instant)>,
-        issued: &[IssuedRequest],
-        completed: &[CompletedRequest],
-    ) -> Answers {
+        batch: &Batch,
+    ) -> BatchAnswers {
         let together = match held {
-            Some((conn, _)) => store_together(conn, issued, completed).await,
+            Some((conn, _)) => store_together(conn, batch).await,
             None => match self.write.acquire().await {
                 Ok(conn) => {
                     let (conn, _) = held.insert((conn, Instant::now()));
-                    store_together(conn, issued, completed).await
+                    store_together(conn, batch).await
                 }
                 Err(e) => Err(e.into()),
             },
@@ -244,26 +292,32 @@ impl SqlStore {
             Ok(answers) => return answers,
             Err(e) => tracing::debug!(
                 error = %e,
-                issued = issued.len(),
-                completed = completed.len(),
+                issued = batch.issued.len(),
+                claimed = batch.claimed.len(),
+                completed = batch.completed.len(),
                 "group commit fell back"
             ),
         }
         // Through the pool, which on SQLite has this one writer: give it back first.
         *held = None;
-        let mut issued_answers = Vec::with_capacity(issued.len());
-        for item in issued {
+        let mut answers = BatchAnswers::default();
+        for item in &batch.issued {
             let signed = Some((&item.ledger, &item.issued));
             let inserted =
                 self.insert_request(&item.ctx, &item.request, signed, item.key.as_ref()).await;
-            issued_answers.push(self.settle_key_race(inserted, item.key.as_ref()).await);
+            answers.issued.push(self.settle_key_race(inserted, item.key.as_ref()).await);
         }
-        let mut completed_answers = Vec::with_capacity(completed.len());
-        for item in completed {
-            completed_answers
+        for item in &batch.claimed {
+            let inserted =
+                self.insert_request(&item.ctx, &item.request, None, item.key.as_ref()).await;
+            answers.claimed.push(self.settle_key_race(inserted, item.key.as_ref()).await);
+        }
+        for item in &batch.completed {
+            answers
+                .completed
                 .push(self.complete_issue_alone(&item.ctx, &item.id, &item.issued).await);
         }
-        (issued_answers, completed_answers)
+        answers
     }
 
     /// Stores signed requests issued in one transaction: all, or (`Err`) none. A request
@@ -283,69 +337,95 @@ impl SqlStore {
         completed: &[CompletedRequest],
     ) -> StoreResult<Answers> {
         let mut conn = self.write.acquire().await?;
-        store_together(&mut conn, issued, completed).await
+        let batch =
+            Batch { issued: issued.to_vec(), completed: completed.to_vec(), ..Batch::default() };
+        let answers = store_together(&mut conn, &batch).await?;
+        Ok((answers.issued, answers.completed))
     }
 }
 
 /// Stores a batch in one transaction on `conn`: all, or (`Err`) none.
-async fn store_together(
-    conn: &mut AnyConnection,
-    issued: &[IssuedRequest],
-    completed: &[CompletedRequest],
-) -> StoreResult<Answers> {
-    let unclaimed = |i: &&IssuedRequest| i.request.claimed_until().is_none();
-    if let Some(item) = issued.iter().find(unclaimed) {
-        return Err(StoreError::Conflict(format!("request {} is not approved", item.request.id)));
+async fn store_together(conn: &mut AnyConnection, batch: &Batch) -> StoreResult<BatchAnswers> {
+    let Batch { issued, claimed, completed } = batch;
+    let unclaimed = issued
+        .iter()
+        .map(|i| &i.request)
+        .chain(claimed.iter().map(|c| &c.request))
+        .find(|request| request.claimed_until().is_none());
+    if let Some(request) = unclaimed {
+        return Err(StoreError::Conflict(format!("request {} is not approved", request.id)));
     }
     let mut tx = conn.begin().await?;
-    let plans = claim_keys(&mut tx, issued).await?;
-    let claimed = read_claimed(&mut tx, completed).await?;
-    let fresh = issued.iter().zip(&plans).filter(|(_, plan)| matches!(plan, Plan::Fresh));
+    let keyed: Vec<Keyed<'_>> = issued
+        .iter()
+        .map(|i| Keyed { ctx: &i.ctx, request: &i.request, key: i.key.as_ref() })
+        .chain(claimed.iter().map(|c| Keyed {
+            ctx: &c.ctx,
+            request: &c.request,
+            key: c.key.as_ref(),
+        }))
+        .collect();
+    let mut plans = claim_keys(&mut tx, &keyed).await?;
+    let claimed_plans = plans.split_off(issued.len());
+    let issued_plans = plans;
+    let finished = read_claimed(&mut tx, completed).await?;
+    let fresh = issued.iter().zip(&issued_plans).filter(|(_, plan)| matches!(plan, Plan::Fresh));
     let finishing: Vec<Finishing<'_>> = fresh
         .map(|(item, _)| Finishing::new(item))
-        .chain(completed.iter().zip(&claimed).filter_map(|(item, request)| {
+        .chain(completed.iter().zip(&finished).filter_map(|(item, request)| {
             request.as_ref().ok().map(|request| Finishing::claimed(item, request))
         }))
         .collect();
-    if !finishing.is_empty() {
-        finish_together(&mut tx, &finishing).await?;
+    let stored: Vec<&ClaimedRequest> = claimed
+        .iter()
+        .zip(&claimed_plans)
+        .filter(|(_, plan)| matches!(plan, Plan::Fresh))
+        .map(|(item, _)| item)
+        .collect();
+    if !finishing.is_empty() || !stored.is_empty() {
+        finish_together(&mut tx, &finishing, &stored).await?;
     }
+    let made = |request: &NewRequest, plan: &Plan| match plan {
+        Plan::Fresh => Some(request.id.clone()),
+        Plan::Existing(id) => Some(id.clone()),
+        Plan::Refused(_) => None,
+    };
     let ids = issued
         .iter()
-        .zip(&plans)
-        .filter_map(|(item, plan)| match plan {
-            Plan::Fresh => Some(item.request.id.clone()),
-            Plan::Existing(id) => Some(id.clone()),
-            Plan::Refused(_) => None,
-        })
+        .zip(&issued_plans)
+        .filter_map(|(item, plan)| made(&item.request, plan))
+        .chain(claimed.iter().zip(&claimed_plans).filter_map(|(c, plan)| made(&c.request, plan)))
         .chain(
-            completed.iter().zip(&claimed).filter(|(_, c)| c.is_ok()).map(|(i, _)| i.id.clone()),
+            completed.iter().zip(&finished).filter(|(_, c)| c.is_ok()).map(|(i, _)| i.id.clone()),
         );
     let records = read_requests(&mut tx, ids).await?;
     tx.commit().await?;
-    let issued_answers = issued
-        .iter()
-        .zip(plans)
-        .map(|(item, plan)| {
-            let (id, created) = match plan {
-                Plan::Fresh => (item.request.id.clone(), true),
-                Plan::Existing(id) => (id, false),
-                Plan::Refused(e) => return Err(e),
-            };
-            let record = records.get(&id).cloned();
-            record.map(|r| (r, created)).ok_or_else(|| StoreError::not_found("request", &id))
-        })
-        .collect();
-    let completed_answers = completed
-        .iter()
-        .zip(claimed)
-        .map(|(item, claimed)| {
-            claimed?;
-            let record = records.get(&item.id).cloned();
-            record.ok_or_else(|| StoreError::not_found("request", &item.id))
-        })
-        .collect();
-    Ok((issued_answers, completed_answers))
+    let answer = |request: &NewRequest, plan: Plan| {
+        let (id, created) = match plan {
+            Plan::Fresh => (request.id.clone(), true),
+            Plan::Existing(id) => (id, false),
+            Plan::Refused(e) => return Err(e),
+        };
+        let record = records.get(&id).cloned();
+        record.map(|r| (r, created)).ok_or_else(|| StoreError::not_found("request", &id))
+    };
+    Ok(BatchAnswers {
+        issued: issued.iter().zip(issued_plans).map(|(i, plan)| answer(&i.request, plan)).collect(),
+        claimed: claimed
+            .iter()
+            .zip(claimed_plans)
+            .map(|(c, plan)| answer(&c.request, plan))
+            .collect(),
+        completed: completed
+            .iter()
+            .zip(finished)
+            .map(|(item, finished)| {
+                finished?;
+                let record = records.get(&item.id).cloned();
+                record.ok_or_else(|| StoreError::not_found("request", &item.id))
+            })
+            .collect(),
+    })
 }
 
 /// The stored requests of `completed`, each as it stands, or its refusal, as
@@ -378,13 +458,17 @@ async fn read_claimed(
     Ok(claimed)
 }
 
+/// A new request of a batch, with its idempotency key: what [`claim_keys`] decides on.
+struct Keyed<'a> {
+    ctx: &'a AuditContext,
+    request: &'a NewRequest,
+    key: Option<&'a IdempotencyKey>,
+}
+
 /// Decides each request's idempotency key against the stored ones and the batch's earlier
 /// requests, forgets expired keys of the same names, and stores the fresh requests' keys.
-async fn claim_keys(
-    tx: &mut Transaction<'_, Any>,
-    items: &[IssuedRequest],
-) -> StoreResult<Vec<Plan>> {
-    let keys: Vec<&IdempotencyKey> = items.iter().filter_map(|i| i.key.as_ref()).collect();
+async fn claim_keys(tx: &mut Transaction<'_, Any>, items: &[Keyed<'_>]) -> StoreResult<Vec<Plan>> {
+    let keys: Vec<&IdempotencyKey> = items.iter().filter_map(|i| i.key).collect();
     if keys.is_empty() {
         return Ok(items.iter().map(|_| Plan::Fresh).collect());
     }
@@ -401,11 +485,11 @@ async fn claim_keys(
         stored.insert(name, (found, created_at));
     }
     // The first request of the batch under each key name: it makes the request.
-    let mut first: HashMap<(&str, &str), &IssuedRequest> = HashMap::new();
+    let mut first: HashMap<(&str, &str), &Keyed<'_>> = HashMap::new();
     let (mut expired, mut claimed) = (Vec::new(), Vec::new());
     let mut plans = Vec::with_capacity(items.len());
     for item in items {
-        let Some(key) = &item.key else {
+        let Some(key) = item.key else {
             plans.push(Plan::Fresh);
             continue;
         };
@@ -413,7 +497,7 @@ async fn claim_keys(
         let found = stored.get(&(key.caller.clone(), key.key.clone()));
         let live = found.filter(|(_, created_at)| *created_at >= key.not_before);
         let (body_hash, made) = match (first.get(&name), live) {
-            (Some(earlier), _) => (earlier.key.as_ref().map(|k| &k.body_hash), &earlier.request.id),
+            (Some(earlier), _) => (earlier.key.map(|k| &k.body_hash), &earlier.request.id),
             (None, Some(((body_hash, resource_id), _))) => (Some(body_hash), resource_id),
             (None, None) => {
                 if found.is_some() {
@@ -443,7 +527,7 @@ async fn claim_keys(
              VALUES ",
         );
         for (i, item) in claimed.iter().enumerate() {
-            let Some(key) = &item.key else { continue };
+            let Some(key) = item.key else { continue };
             if i > 0 {
                 insert.push(", ");
             }
@@ -518,10 +602,12 @@ impl<'a> Finishing<'a> {
 }
 
 /// The certificates, requests (new ones inserted issued, claimed ones updated), ledger rows,
-/// chains, findings, managed certificates' current versions and audit events of `items`.
+/// chains, findings, managed certificates' current versions and audit events of `items`; and
+/// the requests of `stored`, inserted claimed, with their audit events.
 async fn finish_together(
     tx: &mut Transaction<'_, Any>,
     items: &[Finishing<'_>],
+    stored: &[&ClaimedRequest],
 ) -> StoreResult<()> {
     let mut certificates = Vec::new();
     let mut certificate_of = Vec::new();
@@ -531,8 +617,12 @@ async fn finish_together(
         certificates.extend(rows);
     }
     let mut imported = Vec::new();
-    let outcomes =
-        import_chunk_with(tx, items[0].ctx, &Scope::All, &certificates, &mut imported).await?;
+    let outcomes = match items.first() {
+        Some(first) => {
+            import_chunk_with(tx, first.ctx, &Scope::All, &certificates, &mut imported).await?
+        }
+        None => Vec::new(),
+    };
     // Each created certificate has one event, in order: it belongs to the first request whose
     // certificates held it (a shared chain is created once).
     let mut events: Vec<Vec<NewAuditEvent>> = items
@@ -590,15 +680,28 @@ async fn finish_together(
          last_error = NULL, updated_at = v.column3 FROM (VALUES ",
     );
     let (mut new_count, mut claimed_count) = (0_u64, 0_u64);
+    for item in stored {
+        if new_count > 0 {
+            requests.push(", ");
+        }
+        new_count += 1;
+        // A revoke request names its certificate already.
+        let (request, certificate) = (&item.request, item.request.certificate_id.clone());
+        requests.row(request_row(request, RequestState::Submitted, certificate, item.ctx.now())?);
+    }
+    let mut ledger_count = 0_u64;
     for (i, (item, leaf)) in items.iter().zip(&leaves).enumerate() {
         let now = item.ctx.now();
         match item.new {
             Some(new) => {
                 if new_count > 0 {
                     requests.push(", ");
+                }
+                if ledger_count > 0 {
                     ledger.push(", ");
                 }
                 new_count += 1;
+                ledger_count += 1;
                 requests.row(request_row(
                     &new.request,
                     RequestState::Issued,
@@ -632,7 +735,10 @@ async fn finish_together(
         }
     }
     if new_count > 0 {
-        statements.extend([requests, ledger]);
+        statements.push(requests);
+    }
+    if ledger_count > 0 {
+        statements.push(ledger);
     }
     // A known leaf may have a chain recorded already: replaced, as `link_chains` does. New
     // leaves need no DELETE first, and their rows go with the INSERTs below.
@@ -655,10 +761,14 @@ async fn finish_together(
         .map(|(leaf, item)| (leaf.clone(), &item.issued.findings[..]))
         .collect();
     add_findings(tx, &findings).await?;
-    let attributed: Vec<(&AuditContext, &NewAuditEvent)> = items
+    let stored_events: Vec<Vec<NewAuditEvent>> =
+        stored.iter().map(|item| created_events(&item.request)).collect();
+    let attributed: Vec<(&AuditContext, &NewAuditEvent)> = stored
         .iter()
-        .zip(&events)
-        .flat_map(|(item, events)| events.iter().map(|event| (item.ctx, event)))
+        .map(|item| &item.ctx)
+        .zip(&stored_events)
+        .chain(items.iter().map(|item| item.ctx).zip(&events))
+        .flat_map(|(ctx, events)| events.iter().map(move |event| (ctx, event)))
         .collect();
     let (_, audit) = audit::append_statements(tx, &attributed).await?;
     statements.extend(audit);

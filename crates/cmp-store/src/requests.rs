@@ -11,6 +11,7 @@ use crate::AuditAction;
 use crate::adapters::{LedgerRow, ledger_insert_in};
 use crate::audit;
 use crate::certificates::{import_chunk_with, push_owner_scope};
+use crate::group_commit::ClaimedRequest;
 use crate::sql::{Arg, SqlBuilder, from_json, to_json};
 use crate::{
     AuditContext, CertificateSource, CompletedRequest, Cursor, IssuedLinks, IssuedRequest,
@@ -110,7 +111,8 @@ pub struct IssuedRecord {
 pub trait RequestStore: Send + Sync {
     /// Creates a request, or with an idempotency key already used by this caller for the same
     /// body, returns the first one (`false`: not created now). The same key with another body
-    /// is `StoreError::Unprocessable`.
+    /// is `StoreError::Unprocessable`. A request claimed for its first attempt is stored with
+    /// concurrent ones in one transaction (group commit).
     async fn create_request(
         &self,
         ctx: &AuditContext,
@@ -586,6 +588,13 @@ impl RequestStore for SqlStore {
         request: &NewRequest,
         idempotency: Option<&IdempotencyKey>,
     ) -> StoreResult<(RequestRecord, bool)> {
+        if request.claimed_until().is_some() {
+            // Carried out at once by a CA outside this process: stored with the concurrent
+            // ones (the group commit), and answered once committed, before the CA is called.
+            let key = idempotency.cloned();
+            let item = ClaimedRequest { ctx: ctx.clone(), request: request.clone(), key };
+            return self.commit_claimed(item).await;
+        }
         let inserted = self.insert_request(ctx, request, None, idempotency).await;
         self.settle_key_race(inserted, idempotency).await
     }

@@ -1,12 +1,13 @@
-//! Finishing claimed requests through the group commit: concurrent completions share a
-//! transaction, each gets its own answer (a refusal in the middle of a batch leaves the others
-//! to land), a batch that fails as a whole is finished one by one, and two workers finishing
-//! the same request store one certificate.
+//! Claimed requests through the group commit: concurrent ones are stored together with their
+//! idempotency keys decided, concurrent completions share a transaction, each gets its own
+//! answer (a refusal in the middle of a batch leaves the others to land), a batch that fails
+//! as a whole is finished one by one, and two workers finishing the same request store one
+//! certificate.
 
 use cmp_domain::{Finding, RequestState};
 use cmp_store::*;
 
-use crate::issuance::{adapter, request, signed_request};
+use crate::issuance::{adapter, named_key, request, signed_request};
 use crate::{NOW, ctx, on_both_databases};
 
 /// A request stored claimed (`submitted`), as the issuer stores one for a CA outside the
@@ -72,6 +73,77 @@ async fn issued_events(store: &SqlStore, id: &str) -> usize {
 
 fn conflict_says(answer: &StoreResult<RequestRecord>, why: &str) -> bool {
     matches!(answer, Err(StoreError::Conflict(said)) if said == why)
+}
+
+#[tokio::test]
+async fn concurrent_claimed_requests_share_a_commit_and_keys_still_decide() {
+    on_both_databases!(|store, db| {
+        let a = adapter(&store).await;
+        let claimed_request = || {
+            let mut new = request(&a.id, RequestState::Approved);
+            new.claim_until = Some(NOW + 60);
+            new
+        };
+        // Twelve plain ones; three retries of one key (one request); that key with another
+        // body (refused); and a completion queued among them (one commit for every kind).
+        let mut asks: Vec<(NewRequest, Option<IdempotencyKey>)> =
+            (0..12).map(|_| (claimed_request(), None)).collect();
+        for _ in 0..3 {
+            asks.push((claimed_request(), Some(named_key("retried", "h1"))));
+        }
+        asks.push((claimed_request(), Some(named_key("retried", "h2"))));
+        // The first plain one revokes a certificate: it names it from the start.
+        let known = crate::new_cert(crate::facts(150, NOW + 1000));
+        let imported = store.import_certificates(&ctx(NOW), &Scope::All, &[known]).await.unwrap();
+        asks[0].0.kind = cmp_domain::RequestKind::Revoke;
+        asks[0].0.certificate_id = Some(imported[0].id.clone());
+        let finishing = claimed(&store, &a.id, None).await;
+        let completion = completion(&finishing.id, 100);
+        // All queued before the first commit starts (one thread), so they share it.
+        let at = ctx(NOW);
+        let creating = asks.iter().map(|(new, key)| store.create_request(&at, new, key.as_ref()));
+        let (answers, completed) = futures::future::join(
+            futures::future::join_all(creating),
+            store.complete_issue(&completion.ctx, &completion.id, &completion.issued),
+        )
+        .await;
+        assert_eq!(completed.unwrap().state, RequestState::Issued, "{:?}", db.kind);
+        let mut made = std::collections::HashSet::new();
+        for ((new, key), answer) in asks.iter().zip(&answers).take(15) {
+            let (record, created) = answer.as_ref().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                (record.state, record.attempts, record.lease_until),
+                (RequestState::Submitted, 1, Some(NOW + 60)),
+                "{:?}",
+                db.kind
+            );
+            if key.is_none() {
+                assert!(*created && record.id == new.id, "{record:?}");
+            }
+            made.insert(record.id.clone());
+        }
+        let revoke = answers[0].as_ref().unwrap();
+        assert_eq!(revoke.0.certificate_id, Some(imported[0].id.clone()), "{:?}", db.kind);
+        // Twelve plain requests and one for the three retries.
+        assert_eq!(made.len(), 13, "{:?}", db.kind);
+        let retried: Vec<bool> = answers[12..15].iter().map(|a| a.as_ref().unwrap().1).collect();
+        assert_eq!(retried, [true, false, false], "the first retry makes it");
+        assert!(matches!(answers[15], Err(StoreError::Unprocessable(_))), "{:?}", answers[15]);
+        // Each made request has its two events, and the trail still verifies.
+        for id in &made {
+            for action in ["request.created", "request.submitted"] {
+                let query = AuditQuery {
+                    action: Some(action.into()),
+                    entity_id: Some(id.clone()),
+                    limit: 10,
+                    ..Default::default()
+                };
+                assert_eq!(store.list_audit(&query).await.unwrap().items.len(), 1, "{action}");
+            }
+        }
+        let (_, broken) = store.verify_audit_chain().await.unwrap();
+        assert!(broken.is_none(), "{:?}: {broken:?}", db.kind);
+    });
 }
 
 #[tokio::test]

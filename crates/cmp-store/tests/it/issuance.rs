@@ -340,7 +340,7 @@ pub(crate) fn signed_request(
     }
 }
 
-fn named_key(name: &str, body_hash: &str) -> IdempotencyKey {
+pub(crate) fn named_key(name: &str, body_hash: &str) -> IdempotencyKey {
     IdempotencyKey { key: name.into(), ..key(body_hash) }
 }
 
