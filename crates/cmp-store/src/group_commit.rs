@@ -685,8 +685,9 @@ async fn finish_together(
             requests.push(", ");
         }
         new_count += 1;
+        let request = &item.request;
         // A revoke request names its certificate already.
-        let (request, certificate) = (&item.request, item.request.certificate_id.clone());
+        let certificate = request.certificate_id.clone();
         requests.row(request_row(request, RequestState::Submitted, certificate, item.ctx.now())?);
     }
     let mut ledger_count = 0_u64;
