@@ -132,6 +132,7 @@ impl From<crate::issuer::FleetError> for ApiError {
             E::Inventory(e) => e.into(),
             E::Store(e) => ApiError::Store(e),
             E::Secret(e) => ApiError::Secret(e),
+            E::Unavailable(detail) => ApiError::Unavailable(detail.into()),
             E::Internal(detail) => ApiError::Internal(detail),
         }
     }

@@ -17,6 +17,8 @@ use sqlx::{Any, Row, Transaction};
 use tracing::instrument;
 
 use crate::audit;
+use crate::job_results::JobResultItem;
+use crate::sql::{Arg, SqlBuilder, run_statements};
 use crate::{AuditAction, AuditContext, NewAuditEvent, SqlStore, StoreError, StoreResult};
 
 /// A single-use token that lets one host enrol, as an admin made it.
@@ -213,7 +215,19 @@ pub trait AgentStore: Send + Sync {
         agent_id: &str,
         now: i64,
         lease_until: i64,
-    ) -> StoreResult<Option<JobRecord>>;
+    ) -> StoreResult<Option<JobRecord>> {
+        let ids = [agent_id.to_string()];
+        Ok(self.lease_jobs(&ids, now, lease_until).await?.pop())
+    }
+    /// Leases the next due job of each of `agent_ids` until `lease_until`, all in one
+    /// transaction: at most one job per agent, the oldest due. A job whose lease ran out on
+    /// its last attempt ends failed instead. What a dispatch to many waiting agents does.
+    async fn lease_jobs(
+        &self,
+        agent_ids: &[String],
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<Vec<JobRecord>>;
     /// Records the result of a job the agent holds (`NotFound` for another agent's job,
     /// `Conflict` for a job it does not hold), and updates the deployment.
     async fn finish_job(
@@ -250,7 +264,9 @@ macro_rules! job_fields {
     };
 }
 const JOB_FIELDS: &str = job_fields!();
-const JOB_COLUMNS: &str = concat!("SELECT ", job_fields!(), " FROM agent_jobs");
+/// Agents per lease statement (one parameter each).
+const LEASE_CHUNK: usize = 500;
+pub(crate) const JOB_COLUMNS: &str = concat!("SELECT ", job_fields!(), " FROM agent_jobs");
 
 fn labels_from(text: &str) -> StoreResult<BTreeMap<String, String>> {
     serde_json::from_str(text).map_err(|e| StoreError::corrupt("labels", e))
@@ -312,7 +328,7 @@ fn deployment_from_row(row: &AnyRow) -> StoreResult<DeploymentRecord> {
     })
 }
 
-fn job_from_row(row: &AnyRow) -> StoreResult<JobRecord> {
+pub(crate) fn job_from_row(row: &AnyRow) -> StoreResult<JobRecord> {
     let kind: String = row.try_get("kind")?;
     let state: String = row.try_get("state")?;
     let result: Option<String> = row.try_get("result")?;
@@ -337,7 +353,7 @@ fn job_from_row(row: &AnyRow) -> StoreResult<JobRecord> {
     })
 }
 
-fn event(
+pub(crate) fn event(
     action: AuditAction,
     entity_type: &str,
     id: &str,
@@ -371,16 +387,23 @@ pub(crate) async fn queue_deploy_jobs(
     .bind(managed_id)
     .execute(&mut **tx)
     .await?;
-    for row in &deployments {
-        let agent_id: String = row.try_get("agent_id")?;
-        let target: String = row.try_get("target")?;
-        let job = NewJob {
-            kind: JobKind::Deploy,
-            managed_id: Some(managed_id),
-            certificate_id: Some(certificate_id),
-        };
-        insert_job(tx, &agent_id, &target, &job, now).await?;
+    let job = NewJob {
+        kind: JobKind::Deploy,
+        managed_id: Some(managed_id),
+        certificate_id: Some(certificate_id),
+    };
+    let mut inserts = Vec::new();
+    for chunk in deployments.chunks(ROWS_PER_INSERT) {
+        let mut insert = SqlBuilder::bulk(tx, JOB_INSERT);
+        for (i, row) in chunk.iter().enumerate() {
+            let (agent_id, target): (String, String) =
+                (row.try_get("agent_id")?, row.try_get("target")?);
+            insert.push(if i == 0 { "" } else { ", " });
+            insert.row(job_row(new_job_id(), &job, &agent_id, &target, now));
+        }
+        inserts.push(insert);
     }
+    run_statements(tx, inserts).await?;
     sqlx::query(
         "UPDATE deployments SET state = 'pending', certificate_id = $1, failed_step = NULL, \
          last_error = NULL, updated_at = $2 WHERE managed_certificate_id = $3",
@@ -402,6 +425,34 @@ struct NewJob<'a> {
     certificate_id: Option<&'a str>,
 }
 
+const JOB_INSERT: &str = "INSERT INTO agent_jobs (id, agent_id, target, kind, \
+     managed_certificate_id, certificate_id, state, attempts, not_before, created_at, \
+     updated_at) VALUES ";
+
+/// Rows per multi-row INSERT (a dozen parameters each).
+const ROWS_PER_INSERT: usize = 500;
+
+fn new_job_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// A new job's row for [`JOB_INSERT`], queued now.
+fn job_row(id: String, job: &NewJob<'_>, agent_id: &str, target: &str, now: i64) -> [Arg; 11] {
+    [
+        Arg::Text(id),
+        Arg::Text(agent_id.to_string()),
+        Arg::Text(target.to_string()),
+        Arg::Text(job.kind.as_str().to_string()),
+        Arg::OptText(job.managed_id.map(str::to_string)),
+        Arg::OptText(job.certificate_id.map(str::to_string)),
+        Arg::Text(JobState::Queued.as_str().to_string()),
+        Arg::Int(0),
+        Arg::Int(now),
+        Arg::Int(now),
+        Arg::Int(now),
+    ]
+}
+
 async fn insert_job(
     tx: &mut Transaction<'_, Any>,
     agent_id: &str,
@@ -409,25 +460,45 @@ async fn insert_job(
     job: &NewJob<'_>,
     now: i64,
 ) -> StoreResult<String> {
-    let id = uuid::Uuid::now_v7().to_string();
-    sqlx::query(
-        "INSERT INTO agent_jobs (id, agent_id, target, kind, managed_certificate_id, \
-         certificate_id, state, attempts, not_before, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7, $7)",
-    )
-    .bind(&id)
-    .bind(agent_id)
-    .bind(target)
-    .bind(job.kind.as_str())
-    .bind(job.managed_id)
-    .bind(job.certificate_id)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    let id = new_job_id();
+    let mut insert = SqlBuilder::new(JOB_INSERT);
+    insert.row(job_row(id.clone(), job, agent_id, target, now));
+    insert.query().execute(&mut **tx).await?;
     Ok(id)
 }
 
 impl SqlStore {
+    /// Records one job's result in a transaction of its own (see [`AgentStore::finish_job`]).
+    pub(crate) async fn finish_job_alone(&self, result: &JobResultItem) -> StoreResult<JobRecord> {
+        let JobResultItem { ctx, agent_id, job_id, outcome } = result;
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(&format!("{JOB_COLUMNS} WHERE id = $1 AND agent_id = $2"))
+            .bind(job_id)
+            .bind(agent_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::not_found("job", job_id))?;
+        let job = job_from_row(&row)?;
+        let finished = finished_job(&job, outcome, ctx.now())?;
+        sqlx::query(
+            "UPDATE agent_jobs SET state = $1, step = $2, result = $3, not_before = $4, \
+             lease_until = NULL, updated_at = $5 WHERE id = $6",
+        )
+        .bind(finished.state.as_str())
+        .bind(&finished.step)
+        .bind(crate::sql::to_json(&finished.result)?)
+        .bind(finished.not_before)
+        .bind(finished.updated_at)
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+        let mut events = Vec::new();
+        record_job_effects(&mut tx, ctx.now(), &job, outcome, &mut events).await?;
+        audit::append_many(&mut tx, ctx, &events).await?;
+        tx.commit().await?;
+        Ok(finished)
+    }
+
     async fn agent_in(tx: &mut Transaction<'_, Any>, id: &str) -> StoreResult<AgentRecord> {
         let row = sqlx::query(&format!("{AGENT_COLUMNS} WHERE id = $1"))
             .bind(id)
@@ -780,39 +851,54 @@ impl AgentStore for SqlStore {
             };
             insert_job(&mut tx, agent_id, target, &job, now).await?;
         }
-        for (agent_id, target) in targets.iter().filter(|d| !had.contains(d)) {
-            sqlx::query(
+        let added: Vec<_> = targets.iter().filter(|d| !had.contains(d)).collect();
+        let job_kind = match &current {
+            // The key for this host is made there, whatever versions exist.
+            _ if key_on_agent => Some(JobKind::RenewWithLocalKey),
+            Some(_) => Some(JobKind::Deploy),
+            None => None,
+        };
+        // Multi-row statements: a deployment to a fleet adds thousands.
+        let mut statements = Vec::new();
+        for chunk in added.chunks(ROWS_PER_INSERT) {
+            let mut deployments = SqlBuilder::bulk(
+                &tx,
                 "INSERT INTO deployments (managed_certificate_id, agent_id, target, state, \
-                 certificate_id, updated_at) VALUES ($1, $2, $3, 'pending', $4, $5)",
-            )
-            .bind(managed_id)
-            .bind(agent_id)
-            .bind(target)
-            .bind(&current)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match StoreError::from(e) {
-                StoreError::Conflict(_) => StoreError::not_found("agent", agent_id),
-                other => other,
-            })?;
-            let job = match &current {
-                // The key for this host is made there, whatever versions exist.
-                _ if key_on_agent => Some(NewJob {
-                    kind: JobKind::RenewWithLocalKey,
-                    managed_id: Some(managed_id),
-                    certificate_id: None,
-                }),
-                Some(certificate_id) => Some(NewJob {
-                    kind: JobKind::Deploy,
-                    managed_id: Some(managed_id),
-                    certificate_id: Some(certificate_id),
-                }),
-                None => None,
-            };
-            if let Some(job) = job {
-                insert_job(&mut tx, agent_id, target, &job, now).await?;
+                 certificate_id, updated_at) VALUES ",
+            );
+            let mut jobs = SqlBuilder::bulk(&tx, JOB_INSERT);
+            for (i, (agent_id, target)) in chunk.iter().enumerate() {
+                let sep = if i == 0 { "" } else { ", " };
+                deployments.push(sep).row([
+                    Arg::Text(managed_id.to_string()),
+                    Arg::Text(agent_id.clone()),
+                    Arg::Text(target.clone()),
+                    Arg::Text(DeploymentState::Pending.as_str().to_string()),
+                    Arg::OptText(current.clone()),
+                    Arg::Int(now),
+                ]);
+                if let Some(kind) = job_kind {
+                    let certificate_id = current.as_deref().filter(|_| kind == JobKind::Deploy);
+                    let job = NewJob { kind, managed_id: Some(managed_id), certificate_id };
+                    jobs.push(sep).row(job_row(new_job_id(), &job, agent_id, target, now));
+                }
             }
+            statements.push(deployments);
+            if job_kind.is_some() {
+                statements.push(jobs);
+            }
+        }
+        if let Err(e) = run_statements(&mut tx, statements).await {
+            return Err(match e {
+                // An agent deleted since the caller looked it up.
+                StoreError::Conflict(_) => {
+                    let asked: Vec<String> = added.iter().map(|(a, _)| a.clone()).collect();
+                    let found = self.find_agents(&asked).await?;
+                    let gone = asked.iter().find(|a| !found.iter().any(|f| f.id == **a));
+                    StoreError::not_found("agent", gone.map_or("", String::as_str))
+                }
+                other => other,
+            });
         }
         let details = json!({
             "deployments": targets
@@ -920,43 +1006,52 @@ impl AgentStore for SqlStore {
         job_from_row(&row)
     }
 
-    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %agent_id))]
-    async fn lease_job(
+    #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agents = agent_ids.len()))]
+    async fn lease_jobs(
         &self,
-        agent_id: &str,
+        agent_ids: &[String],
         now: i64,
         lease_until: i64,
-    ) -> StoreResult<Option<JobRecord>> {
-        let due = "agent_id = $2 AND ((state = 'queued' AND not_before <= $1) \
-                   OR (state = 'leased' AND lease_until < $1))";
-        // One statement, no transaction around it (a dispatch to a fleet is thousands of
-        // these): the oldest due job is leased or, when its lease ran out on its last attempt,
-        // ended as failed, and then the next one is tried.
-        let lease = format!(
-            "UPDATE agent_jobs SET \
-             state = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'leased' END, \
-             lease_until = CASE WHEN attempts >= $3 THEN NULL ELSE $4 END, \
-             attempts = CASE WHEN attempts >= $3 THEN attempts ELSE attempts + 1 END, \
-             updated_at = $1 \
-             WHERE id = (SELECT id FROM agent_jobs WHERE {due} ORDER BY created_at, id LIMIT 1) \
-             AND {due} RETURNING {JOB_FIELDS}"
-        );
-        loop {
-            let Some(row) = sqlx::query(&lease)
-                .bind(now)
-                .bind(agent_id)
-                .bind(MAX_JOB_ATTEMPTS)
-                .bind(lease_until)
-                .fetch_optional(&self.write)
-                .await?
-            else {
-                return Ok(None);
+    ) -> StoreResult<Vec<JobRecord>> {
+        let mut leased = Vec::with_capacity(agent_ids.len());
+        let mut tx = self.begin().await?;
+        for chunk in agent_ids.chunks(LEASE_CHUNK) {
+            // Parameters: $1 now, $2 the attempts allowed, then the agents, then (leasing)
+            // the lease's end.
+            let agents = (3..3 + chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>();
+            let due = format!(
+                "agent_id IN ({}) AND ((state = 'queued' AND not_before <= $1) \
+                 OR (state = 'leased' AND lease_until < $1))",
+                agents.join(", ")
+            );
+            let bound = |sql| {
+                let query = sqlx::query(sql).bind(now).bind(MAX_JOB_ATTEMPTS);
+                chunk.iter().fold(query, |query, agent| query.bind(agent))
             };
-            let job = job_from_row(&row)?;
-            if job.state == JobState::Leased {
-                return Ok(Some(job));
+            // A job out of attempts ends here rather than being handed out again.
+            let exhausted = format!(
+                "UPDATE agent_jobs SET state = 'failed', lease_until = NULL, updated_at = $1 \
+                 WHERE {due} AND attempts >= $2"
+            );
+            bound(&exhausted).execute(&mut *tx).await?;
+            // The oldest due job of each agent. The condition is repeated outside the
+            // sub-select so that, on PostgreSQL, a row another replica leased meanwhile is
+            // checked again and left alone.
+            let lease = format!(
+                "UPDATE agent_jobs SET state = 'leased', lease_until = ${}, \
+                 attempts = attempts + 1, updated_at = $1 \
+                 WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER \
+                 (PARTITION BY agent_id ORDER BY created_at, id) AS n \
+                 FROM agent_jobs WHERE {due} AND attempts < $2) oldest WHERE n = 1) \
+                 AND {due} AND attempts < $2 RETURNING {JOB_FIELDS}",
+                3 + chunk.len()
+            );
+            for row in bound(&lease).bind(lease_until).fetch_all(&mut *tx).await? {
+                leased.push(job_from_row(&row)?);
             }
         }
+        tx.commit().await?;
+        Ok(leased)
     }
 
     #[instrument(level = "debug", skip_all, err(level = "debug"), fields(job = %job_id))]
@@ -967,72 +1062,13 @@ impl AgentStore for SqlStore {
         job_id: &str,
         outcome: &JobOutcome,
     ) -> StoreResult<JobRecord> {
-        let now = ctx.now();
-        let mut tx = self.begin().await?;
-        let row = sqlx::query(&format!("{JOB_COLUMNS} WHERE id = $1 AND agent_id = $2"))
-            .bind(job_id)
-            .bind(agent_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::not_found("job", job_id))?;
-        let job = job_from_row(&row)?;
-        if job.state != JobState::Leased {
-            return Err(StoreError::Conflict(format!(
-                "job {job_id} is {}, not leased: its result was taken already or its lease ran out",
-                job.state.as_str()
-            )));
-        }
-        let (state, step, report, not_before) = match outcome {
-            JobOutcome::Succeeded { report, .. } => {
-                (JobState::Succeeded, None, report, job.not_before)
-            }
-            JobOutcome::Failed { step, report, .. } => {
-                if job.attempts >= MAX_JOB_ATTEMPTS {
-                    (JobState::Failed, Some(step.as_str()), report, job.not_before)
-                } else {
-                    let retry_at = now + job_retry_delay_secs(job.attempts);
-                    (JobState::Queued, Some(step.as_str()), report, retry_at)
-                }
-            }
+        let result = JobResultItem {
+            ctx: ctx.clone(),
+            agent_id: agent_id.to_string(),
+            job_id: job_id.to_string(),
+            outcome: outcome.clone(),
         };
-        let report_text =
-            serde_json::to_string(report).map_err(|e| StoreError::corrupt("job result", e))?;
-        sqlx::query(
-            "UPDATE agent_jobs SET state = $1, step = $2, result = $3, not_before = $4, \
-             lease_until = NULL, updated_at = $5 WHERE id = $6",
-        )
-        .bind(state.as_str())
-        .bind(step)
-        .bind(report_text)
-        .bind(not_before)
-        .bind(now)
-        .bind(job_id)
-        .execute(&mut *tx)
-        .await?;
-        match (&job.managed_certificate_id, &job.certificate_id, outcome) {
-            _ if job.kind == JobKind::Remove => {
-                if let (Some(managed_id), JobOutcome::Succeeded { served_fingerprint, .. }) =
-                    (&job.managed_certificate_id, outcome)
-                {
-                    let left = served_fingerprint.is_some();
-                    record_removal(&mut tx, ctx, &job, managed_id, left).await?;
-                }
-            }
-            (Some(managed_id), Some(certificate_id), _) => {
-                record_deployment(&mut tx, ctx, &job, managed_id, certificate_id, outcome).await?;
-            }
-            // No key could be made or certified on the host: the deployment cannot follow.
-            (Some(managed_id), None, JobOutcome::Failed { step, message, .. }) => {
-                deployment_failed(&mut tx, ctx, &job, managed_id, step, message).await?;
-            }
-            _ => {}
-        }
-        let row = sqlx::query(&format!("{JOB_COLUMNS} WHERE id = $1"))
-            .bind(job_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        job_from_row(&row)
+        self.record_job_result(result).await
     }
 
     #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %agent_id))]
@@ -1088,18 +1124,81 @@ impl AgentStore for SqlStore {
     }
 }
 
+/// The job as its result leaves it (`Conflict` unless it is leased): done, or failed for good
+/// on its last attempt, or queued again after a delay.
+pub(crate) fn finished_job(
+    job: &JobRecord,
+    outcome: &JobOutcome,
+    now: i64,
+) -> StoreResult<JobRecord> {
+    if job.state != JobState::Leased {
+        return Err(StoreError::Conflict(format!(
+            "job {} is {}, not leased: its result was taken already or its lease ran out",
+            job.id,
+            job.state.as_str()
+        )));
+    }
+    let (state, step, report, not_before) = match outcome {
+        JobOutcome::Succeeded { report, .. } => (JobState::Succeeded, None, report, job.not_before),
+        JobOutcome::Failed { step, report, .. } if job.attempts >= MAX_JOB_ATTEMPTS => {
+            (JobState::Failed, Some(step.clone()), report, job.not_before)
+        }
+        JobOutcome::Failed { step, report, .. } => {
+            let retry_at = now + job_retry_delay_secs(job.attempts);
+            (JobState::Queued, Some(step.clone()), report, retry_at)
+        }
+    };
+    Ok(JobRecord {
+        state,
+        step,
+        result: Some(report.clone()),
+        not_before,
+        lease_until: None,
+        updated_at: now,
+        ..job.clone()
+    })
+}
+
+/// What a job's result changes besides the job: its deployment and where the certificate is
+/// served. The audit events go to `events`, for the caller to append.
+pub(crate) async fn record_job_effects(
+    tx: &mut Transaction<'_, Any>,
+    now: i64,
+    job: &JobRecord,
+    outcome: &JobOutcome,
+    events: &mut Vec<NewAuditEvent>,
+) -> StoreResult<()> {
+    match (&job.managed_certificate_id, &job.certificate_id, outcome) {
+        (Some(managed_id), _, JobOutcome::Succeeded { served_fingerprint, .. })
+            if job.kind == JobKind::Remove =>
+        {
+            // Unless the target still serves a certificate, its files are gone.
+            record_removal(tx, job, managed_id, served_fingerprint.is_some(), events).await
+        }
+        _ if job.kind == JobKind::Remove => Ok(()),
+        (Some(managed_id), Some(certificate_id), _) => {
+            record_deployment(tx, now, job, managed_id, certificate_id, outcome, events).await
+        }
+        // No key could be made or certified on the host: the deployment cannot follow.
+        (Some(managed_id), None, JobOutcome::Failed { step, message, .. }) => {
+            deployment_failed(tx, now, job, managed_id, step, message, events).await
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Carries a job's outcome to its deployment, when the job carried the managed certificate's
 /// current version (a superseded job's result says nothing about what should be served), and
 /// records where a verified certificate is served as a location.
 async fn record_deployment(
     tx: &mut Transaction<'_, Any>,
-    ctx: &AuditContext,
+    now: i64,
     job: &JobRecord,
     managed_id: &str,
     certificate_id: &str,
     outcome: &JobOutcome,
+    events: &mut Vec<NewAuditEvent>,
 ) -> StoreResult<()> {
-    let now = ctx.now();
     let current: Option<String> =
         sqlx::query("SELECT current_certificate_id FROM managed_certificates WHERE id = $1")
             .bind(managed_id)
@@ -1113,7 +1212,7 @@ async fn record_deployment(
     }
     let served_fingerprint = match outcome {
         JobOutcome::Failed { step, message, .. } => {
-            return deployment_failed(tx, ctx, job, managed_id, step, message).await;
+            return deployment_failed(tx, now, job, managed_id, step, message, events).await;
         }
         JobOutcome::Succeeded { served_fingerprint, .. } => served_fingerprint,
     };
@@ -1156,9 +1255,7 @@ async fn record_deployment(
         "agent": agent, "target": job.target, "job_id": job.id,
         "certificate_id": certificate_id, "served_fingerprint": served_fingerprint,
     });
-    let verified =
-        event(AuditAction::DeploymentVerified, "managed_certificate", managed_id, details);
-    audit::append(tx, ctx, &verified).await?;
+    events.push(event(AuditAction::DeploymentVerified, "managed_certificate", managed_id, details));
     Ok(())
 }
 
@@ -1166,10 +1263,10 @@ async fn record_deployment(
 /// it is no longer a location of any certificate.
 async fn record_removal(
     tx: &mut Transaction<'_, Any>,
-    ctx: &AuditContext,
     job: &JobRecord,
     managed_id: &str,
     left: bool,
+    events: &mut Vec<NewAuditEvent>,
 ) -> StoreResult<()> {
     let address = format!("{}/{}", agent_name(tx, &job.agent_id).await?, job.target);
     if !left {
@@ -1180,8 +1277,7 @@ async fn record_removal(
             .await?;
     }
     let details = json!({ "target": address, "job_id": job.id, "files_left_in_place": left });
-    let removed = event(AuditAction::DeploymentRemoved, "managed_certificate", managed_id, details);
-    audit::append(tx, ctx, &removed).await?;
+    events.push(event(AuditAction::DeploymentRemoved, "managed_certificate", managed_id, details));
     Ok(())
 }
 
@@ -1196,13 +1292,13 @@ async fn agent_name(tx: &mut Transaction<'_, Any>, agent_id: &str) -> StoreResul
 /// Marks the deployment `job` was for failed at `step`.
 async fn deployment_failed(
     tx: &mut Transaction<'_, Any>,
-    ctx: &AuditContext,
+    now: i64,
     job: &JobRecord,
     managed_id: &str,
     step: &str,
     message: &str,
+    events: &mut Vec<NewAuditEvent>,
 ) -> StoreResult<()> {
-    let now = ctx.now();
     sqlx::query(
         "UPDATE deployments SET state = 'failed', failed_step = $1, last_error = $2, \
          updated_at = $3 WHERE managed_certificate_id = $4 AND agent_id = $5 AND target = $6",
@@ -1221,7 +1317,6 @@ async fn deployment_failed(
         "certificate_id": job.certificate_id, "step": step, "message": message,
         "attempt": job.attempts,
     });
-    let failed = event(AuditAction::DeploymentFailed, "managed_certificate", managed_id, details);
-    audit::append(tx, ctx, &failed).await?;
+    events.push(event(AuditAction::DeploymentFailed, "managed_certificate", managed_id, details));
     Ok(())
 }

@@ -7,12 +7,14 @@
 mod adapters;
 mod agents;
 mod audit;
+pub mod batch;
 mod certificates;
 mod chains;
 mod directory_cache;
 mod discovery;
 mod error;
 mod group_commit;
+mod job_results;
 mod managed;
 mod notifications;
 mod owners;
@@ -31,6 +33,7 @@ pub use certificates::{MAX_LABELS, validate_labels};
 pub use discovery::*;
 pub use error::StoreError;
 pub use group_commit::{CompletedRequest, IssuedRequest};
+pub use job_results::JobResultItem;
 pub use managed::*;
 pub use notifications::*;
 pub use records::*;
@@ -168,6 +171,9 @@ pub trait AuditStore: Send + Sync {
     async fn verify_audit_chain(&self) -> StoreResult<(u64, Option<ChainBreak>)>;
     /// Appends a standalone event (for actions that change nothing else, e.g. a key download).
     async fn append_audit(&self, ctx: &AuditContext, event: &NewAuditEvent) -> StoreResult<i64>;
+    /// Appends standalone events of several callers, each with its context, in one
+    /// transaction (e.g. the key hand-overs of one dispatch to a fleet).
+    async fn append_audits(&self, events: &[(AuditContext, NewAuditEvent)]) -> StoreResult<i64>;
 }
 
 /// Everything the server needs from storage.

@@ -17,6 +17,7 @@ use tracing::instrument;
 use crate::audit::{self, ChainBreak};
 use crate::directory_cache::DirectoryCache;
 use crate::group_commit::GroupCommit;
+use crate::job_results::JobResults;
 use crate::search::SampleCache;
 use crate::{
     AuditContext, AuditEvent, AuditQuery, AuditStore, Cursor, NewAuditEvent, Page, Store,
@@ -63,6 +64,8 @@ pub struct SqlStore {
     dialect: Dialect,
     /// Requests signed in this process, waiting to be stored together.
     pub(crate) group: Arc<GroupCommit>,
+    /// Agents' job results, waiting to be recorded together.
+    pub(crate) job_results: Arc<JobResults>,
     /// Copies of token, owner, adapter and policy reads (none unless
     /// [`SqlStore::with_directory_cache`]).
     pub(crate) directory: Arc<DirectoryCache>,
@@ -96,6 +99,7 @@ impl SqlStore {
                     write,
                     dialect,
                     group: Arc::default(),
+                    job_results: job_results_batcher(),
                     directory: no_cache(),
                     search_sample: Arc::default(),
                 }
@@ -120,6 +124,7 @@ impl SqlStore {
                     write: pool,
                     dialect,
                     group: Arc::default(),
+                    job_results: job_results_batcher(),
                     directory: no_cache(),
                     search_sample: Arc::default(),
                 }
@@ -558,6 +563,18 @@ impl AuditStore for SqlStore {
         tx.commit().await?;
         Ok(seq)
     }
+
+    async fn append_audits(&self, events: &[(AuditContext, NewAuditEvent)]) -> StoreResult<i64> {
+        let attributed: Vec<_> = events.iter().map(|(ctx, event)| (ctx, event)).collect();
+        let mut tx = self.begin().await?;
+        let seq = audit::append_attributed(&mut tx, &attributed).await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+}
+
+fn job_results_batcher() -> Arc<JobResults> {
+    Arc::new(JobResults::new(crate::job_results::RESULTS_PER_BATCH))
 }
 
 /// A cache that keeps nothing (the default: tests and tools read every time).

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cmp_api::{
     AgentHeartbeat, BootstrapTokenCreate, DeploymentTarget, DeploymentsSet, DiscoveryReport,
-    DiscoveryTaken, EnrollRequest, JobAssignment, JobResult, LocalKeyRequest, SealedKey,
+    DiscoveryTaken, EnrollRequest, JobAssignment, JobResult, SealedKey,
 };
 use cmp_domain::{
     Clock, JobKind, JobState, LocationKind, agent::valid_agent_name, agent::valid_target_name,
@@ -21,6 +21,7 @@ use cmp_store::{
 };
 use tokio::sync::{Notify, watch};
 
+use super::dispatch::Dispatcher;
 use super::{IssueError, Issuer};
 use crate::auth::Caller;
 use crate::core::context::caller_context;
@@ -72,6 +73,10 @@ pub enum FleetError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Secret(#[from] cmp_secrets::SecretError),
+    /// The database or the secret store did not answer (the detail is logged where it
+    /// happened).
+    #[error("{0}")]
+    Unavailable(&'static str),
     /// A bug or corrupt stored data; the detail goes to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -130,7 +135,6 @@ impl JobBell {
 /// The fleet workflow (issuer role).
 pub struct Fleet {
     store: Arc<dyn Store>,
-    secrets: Arc<dyn SecretStore>,
     clock: Arc<dyn Clock>,
     agent_ca: Arc<PlatformCa>,
     /// Issues the certificates of keys that agents make.
@@ -138,6 +142,8 @@ pub struct Fleet {
     /// Takes in what agents discover on their hosts.
     inventory: Arc<Inventory>,
     bell: JobBell,
+    /// Hands out the jobs of woken polls in batches.
+    dispatcher: Dispatcher,
 }
 
 impl Fleet {
@@ -149,7 +155,9 @@ impl Fleet {
         issuer: Arc<Issuer>,
         inventory: Arc<Inventory>,
     ) -> Fleet {
-        Fleet { store, secrets, clock, agent_ca, issuer, inventory, bell: JobBell::default() }
+        let dispatcher = Dispatcher::new(store.clone(), secrets, clock.clone(), JOB_LEASE_SECS);
+        let bell = JobBell::default();
+        Fleet { store, clock, agent_ca, issuer, inventory, bell, dispatcher }
     }
 
     fn now(&self) -> i64 {
@@ -281,35 +289,27 @@ impl Fleet {
     /// presented on this connection.
     pub async fn next_job(
         &self,
-        agent: &AgentRecord,
-        public_key: &[u8],
+        agent: &Arc<AgentRecord>,
+        public_key: &Arc<[u8]>,
         wait_secs: Option<u64>,
     ) -> FleetResult<Option<JobAssignment>> {
         let wait = Duration::from_secs(wait_secs.unwrap_or(DEFAULT_WAIT_SECS).min(MAX_WAIT_SECS));
         let deadline = tokio::time::Instant::now() + wait;
         let bell = self.bell.enter(&agent.id);
         let job = loop {
-            let now = self.now();
-            match self.store.lease_job(&agent.id, now, now + JOB_LEASE_SECS).await {
-                Ok(Some(job)) => break Some(job),
+            match self.dispatcher.next(agent.clone(), public_key.clone()).await {
                 Ok(None) => {}
-                Err(e) => {
-                    self.bell.leave(&agent.id);
-                    return Err(e.into());
-                }
+                done => break done,
             }
             // The server is stopping: answer now, and the agent's next poll finds the next.
             if self.bell.is_closed()
                 || tokio::time::timeout_at(deadline, bell.notified()).await.is_err()
             {
-                break None;
+                break Ok(None);
             }
         };
         self.bell.leave(&agent.id);
-        match job {
-            Some(job) => Ok(Some(self.assignment(agent, public_key, job).await?)),
-            None => Ok(None),
-        }
+        job
     }
 
     /// The agent restarted: the jobs it held go back to the queue at once, instead of waiting
@@ -320,74 +320,6 @@ impl Fleet {
             self.bell.ring(&agent.id);
         }
         Ok(released)
-    }
-
-    /// What the agent needs for `job`: the certificate, its chain and its key, sealed to the
-    /// agent. Handing the key over is audited as a key download by the agent.
-    async fn assignment(
-        &self,
-        agent: &AgentRecord,
-        public_key: &[u8],
-        job: JobRecord,
-    ) -> FleetResult<JobAssignment> {
-        let lease_until = job
-            .lease_until
-            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-            .ok_or_else(|| FleetError::Internal(format!("job {} has no lease", job.id)))?;
-        let mut assignment = JobAssignment {
-            id: job.id.clone(),
-            kind: job.kind,
-            target: job.target.clone(),
-            attempt: job.attempts,
-            lease_until,
-            certificate_id: job.certificate_id.clone(),
-            certificate_pem: None,
-            chain_pem: None,
-            sealed_key: None,
-            key_request: None,
-        };
-        if job.kind == JobKind::RenewWithLocalKey {
-            let managed_id = job.managed_certificate_id.as_deref().unwrap_or_default();
-            let managed = self.store.get_managed(managed_id, &Scope::All).await?;
-            let spec = managed.spec;
-            assignment.key_request = Some(LocalKeyRequest {
-                key_type: spec.key_type.unwrap_or_else(|| "ecdsa_p256".into()),
-                common_name: spec.common_name,
-                dns_names: spec.dns_names,
-                ip_addresses: spec.ip_addresses.iter().map(ToString::to_string).collect(),
-            });
-        }
-        let Some(certificate_id) = &job.certificate_id else {
-            return Ok(assignment);
-        };
-        let leaf = self.store.get_certificate_der(certificate_id, &Scope::All).await?;
-        let chain = self.store.certificate_chain(certificate_id, &Scope::All).await?;
-        let links = self.store.certificate_links(certificate_id, &Scope::All).await?;
-        let pem_of = |der: &[u8]| pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()));
-        assignment.certificate_pem = Some(pem_of(&leaf));
-        assignment.chain_pem = Some(chain.iter().map(|der| pem_of(der)).collect());
-        if let Some(secret) = links.key_secret {
-            let key = self.secrets.get(&secret).await?;
-            let key_pem = zeroize::Zeroizing::new(pem::encode(&pem::Pem::new(
-                "PRIVATE KEY",
-                key.expose().as_slice(),
-            )));
-            // Bound to the job: a sealed key replayed into another job does not open.
-            let sealed = cmp_pki::seal(public_key, key_pem.as_bytes(), job.id.as_bytes())
-                .map_err(|e| FleetError::Conflict(format!("the agent's certificate key: {e}")))?;
-            assignment.sealed_key = Some(sealed_key(sealed));
-            let event = NewAuditEvent {
-                action: AuditAction::CertificateKeyDownloaded,
-                entity_type: "certificate".into(),
-                entity_id: certificate_id.clone(),
-                details: serde_json::json!({
-                    "to_agent": agent.name, "target": job.target, "job_id": job.id,
-                    "serial_number": links.serial_number,
-                }),
-            };
-            self.store.append_audit(&self.agent_context(agent), &event).await?;
-        }
-        Ok(assignment)
     }
 
     /// The certificate for a key the agent made for its `renew_with_local_key` job `job_id`:
@@ -671,7 +603,7 @@ impl Fleet {
 }
 
 /// A sealed box as the wire carries it.
-fn sealed_key(sealed: cmp_pki::Sealed) -> SealedKey {
+pub(super) fn sealed_key(sealed: cmp_pki::Sealed) -> SealedKey {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     SealedKey {

@@ -4,6 +4,7 @@
 
 pub mod agents;
 mod certificates;
+mod dispatch;
 mod error;
 pub mod fleet;
 mod managed;

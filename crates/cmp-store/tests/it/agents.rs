@@ -246,6 +246,197 @@ async fn each_new_version_is_queued_to_every_deployment_and_leased_to_its_agent_
 }
 
 #[tokio::test]
+async fn one_lease_hands_each_agent_of_a_dispatch_its_oldest_due_job_only() {
+    on_both_databases!(|store, db| {
+        let adapter = crate::issuance::adapter(&store).await;
+        let managed = managed_web(&store, &adapter.id, crate::spec_for(&["web.example"])).await;
+        let mut agents = Vec::new();
+        for i in 0..4 {
+            let hash = format!("h{i}");
+            store.create_bootstrap_token(&ctx(NOW), &bootstrap(&hash, NOW + 600)).await.unwrap();
+            let new = agent(&format!("web-{i}"), &format!("f{i}"));
+            agents.push(store.enroll_agent(&ctx(NOW), &hash, &new).await.unwrap());
+        }
+        let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
+        // web-0 and web-1 get a deployment; web-0 and web-2 a discovery after it; web-3 nothing.
+        let targets: Vec<_> = ids[..2].iter().map(|id| (id.clone(), "nginx".into())).collect();
+        store.set_deployments(&ctx(NOW), &managed.id, &targets, false).await.unwrap();
+        let v1 = issue_version(&store, &adapter.id, &managed.id, 1, NOW + 1).await;
+        let discover_0 = store.queue_discover_job(&ctx(NOW + 2), &ids[0]).await.unwrap();
+        let discover_2 = store.queue_discover_job(&ctx(NOW + 2), &ids[2]).await.unwrap();
+
+        let mut leased = store.lease_jobs(&ids, NOW + 3, NOW + 63).await.unwrap();
+        leased.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        let mut expected = vec![
+            (ids[0].clone(), Some(v1.clone()), JobState::Leased),
+            (ids[1].clone(), Some(v1.clone()), JobState::Leased),
+            (ids[2].clone(), None, JobState::Leased),
+        ];
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        let got: Vec<_> = leased
+            .iter()
+            .map(|j| (j.agent_id.clone(), j.certificate_id.clone(), j.state))
+            .collect();
+        assert_eq!(got, expected, "{:?}", db.kind);
+        assert!(leased.iter().all(|j| j.attempts == 1 && j.lease_until == Some(NOW + 63)));
+        assert_eq!(leased.iter().find(|j| j.agent_id == ids[2]).unwrap().id, discover_2.id);
+
+        // Next: only web-0's discovery is still due.
+        let next = store.lease_jobs(&ids, NOW + 4, NOW + 64).await.unwrap();
+        let next: Vec<_> = next.iter().map(|j| j.id.as_str()).collect();
+        assert_eq!(next, [discover_0.id.as_str()], "{:?}", db.kind);
+        assert!(store.lease_jobs(&ids, NOW + 5, NOW + 65).await.unwrap().is_empty());
+
+        // Leases that run out come back, one per agent each time, until their last attempt
+        // ends them.
+        let mut at = NOW + 70;
+        for _ in 0..20 {
+            let again = store.lease_jobs(&ids, at, at + 60).await.unwrap();
+            if again.is_empty() {
+                break;
+            }
+            assert!(again.len() <= 3, "{again:?}");
+            at += 61;
+        }
+        for agent in &ids[..3] {
+            let jobs = store.list_jobs(agent, 10).await.unwrap();
+            assert!(jobs.iter().all(|j| j.attempts == 5), "{jobs:?}");
+            assert!(jobs.iter().all(|j| j.state == JobState::Failed), "{jobs:?}");
+        }
+    });
+}
+
+fn succeeded(fingerprint: Option<&str>) -> JobOutcome {
+    JobOutcome::Succeeded { served_fingerprint: fingerprint.map(Into::into), report: json!([]) }
+}
+
+fn result(agent: &AgentRecord, job: &JobRecord, outcome: JobOutcome, at: i64) -> JobResultItem {
+    JobResultItem { ctx: ctx(at), agent_id: agent.id.clone(), job_id: job.id.clone(), outcome }
+}
+
+async fn events_of(store: &SqlStore, action: AuditAction) -> usize {
+    let all = store.list_audit(&AuditQuery { limit: 1000, ..Default::default() }).await.unwrap();
+    all.items.iter().filter(|e| e.action == action.as_str()).count()
+}
+
+#[tokio::test]
+async fn results_recorded_together_mark_each_deployment_as_one_at_a_time_would() {
+    on_both_databases!(|store, db| {
+        let adapter = crate::issuance::adapter(&store).await;
+        let managed = managed_web(&store, &adapter.id, crate::spec_for(&["web.example"])).await;
+        let mut agents = Vec::new();
+        for i in 0..4 {
+            let hash = format!("h{i}");
+            store.create_bootstrap_token(&ctx(NOW), &bootstrap(&hash, NOW + 600)).await.unwrap();
+            let new = agent(&format!("web-{i}"), &format!("f{i}"));
+            agents.push(store.enroll_agent(&ctx(NOW), &hash, &new).await.unwrap());
+        }
+        let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
+        let targets: Vec<_> = ids.iter().map(|id| (id.clone(), "nginx".into())).collect();
+        store.set_deployments(&ctx(NOW), &managed.id, &targets, false).await.unwrap();
+        let v1 = issue_version(&store, &adapter.id, &managed.id, 1, NOW + 1).await;
+        let mut jobs = store.lease_jobs(&ids, NOW + 2, NOW + 62).await.unwrap();
+        jobs.sort_by_key(|j| ids.iter().position(|id| *id == j.agent_id));
+        assert_eq!(jobs.len(), 4, "{:?}", db.kind);
+
+        let failed = JobOutcome::Failed {
+            step: "reload".into(),
+            message: "nginx: [emerg]".into(),
+            report: json!([]),
+        };
+        let batch = [
+            result(&agents[0], &jobs[0], succeeded(Some("aa")), NOW + 3),
+            result(&agents[1], &jobs[1], succeeded(None), NOW + 3),
+            result(&agents[2], &jobs[2], failed, NOW + 3),
+            // web-3's job reported by web-0, and web-0's twice: refused, on their own.
+            result(&agents[0], &jobs[3], succeeded(None), NOW + 3),
+            result(&agents[0], &jobs[0], succeeded(Some("aa")), NOW + 3),
+        ];
+        let answers = store.record_job_results_together(&batch).await.unwrap();
+        let states: Vec<_> = answers.iter().map(|a| a.as_ref().ok().map(|j| j.state)).collect();
+        let expected = [JobState::Succeeded, JobState::Succeeded, JobState::Queued];
+        assert_eq!(states[..3], expected.map(Some), "{:?} {answers:?}", db.kind);
+        assert!(
+            matches!(answers[3], Err(StoreError::NotFound { entity: "job", .. })),
+            "{answers:?}"
+        );
+        assert!(matches!(answers[4], Err(StoreError::Conflict(_))), "{answers:?}");
+        // What the answers say is what is stored.
+        for (answer, job) in answers.iter().zip(&jobs).take(3) {
+            let stored = store.get_job(&job.agent_id, &job.id).await.unwrap();
+            assert_eq!(answer.as_ref().unwrap(), &stored);
+        }
+        assert_eq!(store.get_job(&ids[3], &jobs[3].id).await.unwrap().state, JobState::Leased);
+
+        let deployments = store.list_deployments(&managed.id).await.unwrap();
+        let shown: Vec<_> = deployments
+            .iter()
+            .map(|d| (d.agent_name.as_str(), d.state, d.served_fingerprint.as_deref()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("web-0", DeploymentState::Verified, Some("aa")),
+                ("web-1", DeploymentState::Verified, None),
+                ("web-2", DeploymentState::Failed, None),
+                ("web-3", DeploymentState::Pending, None),
+            ],
+            "{:?}",
+            db.kind
+        );
+        assert_eq!(deployments[2].failed_step.as_deref(), Some("reload"));
+        let located = store.get_certificate(&v1, &Scope::All).await.unwrap().locations;
+        let mut addresses: Vec<_> = located.iter().map(|l| l.address.as_str()).collect();
+        addresses.sort_unstable();
+        assert_eq!(addresses, ["web-0/nginx", "web-1/nginx"]);
+        assert_eq!(events_of(&store, AuditAction::DeploymentVerified).await, 2);
+        assert_eq!(events_of(&store, AuditAction::DeploymentFailed).await, 1);
+
+        // A new version: web-0 serves it, and no longer v1; web-3's late result for v1 says
+        // nothing about the deployment, which waits for v2.
+        let v2 = issue_version(&store, &adapter.id, &managed.id, 2, NOW + 10).await;
+        let next = store.lease_job(&ids[0], NOW + 11, NOW + 71).await.unwrap().unwrap();
+        let batch = [
+            result(&agents[0], &next, succeeded(Some("bb")), NOW + 12),
+            result(&agents[3], &jobs[3], succeeded(Some("aa")), NOW + 12),
+        ];
+        let answers = store.record_job_results_together(&batch).await.unwrap();
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        let v1_at = store.get_certificate(&v1, &Scope::All).await.unwrap().locations;
+        let v2_at = store.get_certificate(&v2, &Scope::All).await.unwrap().locations;
+        let v1_at: Vec<_> = v1_at.iter().map(|l| l.address.as_str()).collect();
+        let v2_at: Vec<_> = v2_at.iter().map(|l| l.address.as_str()).collect();
+        assert_eq!((v1_at, v2_at), (vec!["web-1/nginx"], vec!["web-0/nginx"]), "{:?}", db.kind);
+        let deployments = store.list_deployments(&managed.id).await.unwrap();
+        assert_eq!(deployments[3].state, DeploymentState::Pending);
+        assert_eq!(deployments[3].certificate_id.as_deref(), Some(v2.as_str()));
+        assert_eq!(events_of(&store, AuditAction::DeploymentVerified).await, 3);
+        assert!(store.verify_audit_chain().await.unwrap().1.is_none());
+
+        // The same through `finish_job`, called concurrently: one batch, the same rules.
+        let mut more = Vec::new();
+        for (i, agent) in agents.iter().enumerate().skip(1) {
+            let job = store.lease_job(&agent.id, NOW + 20, NOW + 80).await.unwrap();
+            more.push((i, job.unwrap()));
+        }
+        let finishing = more.iter().map(|(i, job)| {
+            let outcome = succeeded(Some("bb"));
+            let store = store.clone();
+            let agent = agents[*i].id.clone();
+            async move { store.finish_job(&ctx(NOW + 21), &agent, &job.id, &outcome).await }
+        });
+        let done = futures::future::join_all(finishing).await;
+        assert!(done.iter().all(|d| d.as_ref().is_ok_and(|j| j.state == JobState::Succeeded)));
+        let deployments = store.list_deployments(&managed.id).await.unwrap();
+        assert!(
+            deployments.iter().all(|d| d.state == DeploymentState::Verified),
+            "{deployments:?}"
+        );
+        assert!(store.verify_audit_chain().await.unwrap().1.is_none());
+    });
+}
+
+#[tokio::test]
 async fn a_key_made_on_the_host_is_asked_for_once_at_a_time_and_its_failure_marks_the_deployment() {
     on_both_databases!(|store, db| {
         let adapter = crate::issuance::adapter(&store).await;
