@@ -267,6 +267,9 @@ pub struct IssuerConfig {
     pub adapter_url: String,
     /// API token (admin role) the issuer presents to the adapter role.
     pub adapter_token: Secret<String>,
+    /// How often each enabled agent reads its `discovery.paths` into the inventory unasked (a
+    /// `discover` job), in hours; 0: only when asked.
+    pub agent_discovery_interval_hours: u64,
 }
 
 /// The builtin CA made on first start.
@@ -548,6 +551,7 @@ impl Default for Config {
                 request_lease_secs: 120,
                 max_attempts: 5,
                 idempotency_ttl_hours: 24,
+                agent_discovery_interval_hours: 24,
                 adapter_url: String::new(),
                 adapter_token: Secret::default(),
             },

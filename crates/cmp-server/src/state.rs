@@ -100,6 +100,7 @@ impl AppState {
             agent_ca,
             issuer.clone(),
             inventory.clone(),
+            config.issuer.agent_discovery_interval_hours,
         ));
         let people = Arc::new(People::new(&config, store.clone(), clock.clone())?);
         let notifier = Arc::new(Notifier::new(

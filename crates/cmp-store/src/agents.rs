@@ -209,6 +209,15 @@ pub trait AgentStore: Send + Sync {
         agent_id: &str,
     ) -> StoreResult<JobRecord>;
 
+    /// Queues a `discover` job for each enabled agent whose last one was queued before
+    /// `due_before` (or, before its first, that enrolled before it) and that has none on its
+    /// way: the agents queued.
+    async fn queue_scheduled_discoveries(
+        &self,
+        ctx: &AuditContext,
+        due_before: i64,
+    ) -> StoreResult<Vec<String>>;
+
     /// Leases the agent's next due job until `lease_until`, or `None` when none is due.
     async fn lease_job(
         &self,
@@ -1004,6 +1013,47 @@ impl AgentStore for SqlStore {
             .await?;
         tx.commit().await?;
         job_from_row(&row)
+    }
+
+    #[instrument(level = "debug", skip_all, err(level = "debug"))]
+    async fn queue_scheduled_discoveries(
+        &self,
+        ctx: &AuditContext,
+        due_before: i64,
+    ) -> StoreResult<Vec<String>> {
+        let mut tx = self.begin().await?;
+        let due = sqlx::query(
+            "SELECT a.id, a.name FROM agents a WHERE a.disabled_at IS NULL \
+             AND a.enrolled_at < $1 AND NOT EXISTS (SELECT 1 FROM agent_jobs j \
+             WHERE j.agent_id = a.id AND j.kind = $2 \
+             AND (j.created_at >= $1 OR j.state IN ('queued', 'leased')))",
+        )
+        .bind(due_before)
+        .bind(JobKind::Discover.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let job = NewJob { kind: JobKind::Discover, managed_id: None, certificate_id: None };
+        let (mut queued, mut events, mut inserts) = (Vec::new(), Vec::new(), Vec::new());
+        for chunk in due.chunks(ROWS_PER_INSERT) {
+            let mut insert = SqlBuilder::bulk(&tx, JOB_INSERT);
+            for (i, row) in chunk.iter().enumerate() {
+                let (agent_id, name): (String, String) = (row.try_get("id")?, row.try_get("name")?);
+                let id = new_job_id();
+                let details = json!({ "agent": name, "job_id": id, "scheduled": true });
+                events.push(event(AuditAction::AgentDiscoveryQueued, "agent", &agent_id, details));
+                insert.push(if i == 0 { "" } else { ", " });
+                insert.row(job_row(id, &job, &agent_id, "", ctx.now()));
+                queued.push(agent_id);
+            }
+            inserts.push(insert);
+        }
+        run_statements(&mut tx, inserts).await?;
+        audit::append_many(&mut tx, ctx, &events).await?;
+        tx.commit().await?;
+        Ok(queued)
     }
 
     #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agents = agent_ids.len()))]

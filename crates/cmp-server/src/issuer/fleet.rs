@@ -44,6 +44,8 @@ const JOB_LEASE_SECS: i64 = 300;
 /// How often the jobs of waiting agents are looked for (what another replica, or the issuance
 /// of a new version, queued).
 const BELL_INTERVAL: Duration = Duration::from_millis(250);
+/// How often agents due for a scheduled discovery are looked for.
+const DISCOVERY_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why a fleet call was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +146,8 @@ pub struct Fleet {
     bell: JobBell,
     /// Hands out the jobs of woken polls in batches.
     dispatcher: Dispatcher,
+    /// How often each agent is asked to discover unasked, seconds (0: never).
+    discovery_interval_secs: i64,
 }
 
 impl Fleet {
@@ -154,10 +158,22 @@ impl Fleet {
         agent_ca: Arc<PlatformCa>,
         issuer: Arc<Issuer>,
         inventory: Arc<Inventory>,
+        discovery_interval_hours: u64,
     ) -> Fleet {
         let dispatcher = Dispatcher::new(store.clone(), secrets, clock.clone(), JOB_LEASE_SECS);
         let bell = JobBell::default();
-        Fleet { store, clock, agent_ca, issuer, inventory, bell, dispatcher }
+        let discovery_interval_secs =
+            i64::try_from(discovery_interval_hours.saturating_mul(3_600)).unwrap_or(i64::MAX);
+        Fleet {
+            store,
+            clock,
+            agent_ca,
+            issuer,
+            inventory,
+            bell,
+            dispatcher,
+            discovery_interval_secs,
+        }
     }
 
     fn now(&self) -> i64 {
@@ -362,6 +378,22 @@ impl Fleet {
         let job = self.store.queue_discover_job(&self.context(caller), &agent.id).await?;
         self.bell.ring(&agent.id);
         Ok(job)
+    }
+
+    /// Queues a `discover` job for each enabled agent that has not discovered for
+    /// `issuer.agent_discovery_interval_hours` (counted from its enrolment before its first),
+    /// and wakes it: the number queued.
+    pub async fn queue_scheduled_discoveries(&self) -> FleetResult<usize> {
+        if self.discovery_interval_secs == 0 {
+            return Ok(0);
+        }
+        let ctx = crate::core::context::system_context("scheduler", unix_micros(self.clock.now()));
+        let due_before = self.now().saturating_sub(self.discovery_interval_secs);
+        let queued = self.store.queue_scheduled_discoveries(&ctx, due_before).await?;
+        for agent in &queued {
+            self.bell.ring(agent);
+        }
+        Ok(queued.len())
     }
 
     /// Takes in what the agent's `discover` job `job_id` found: each file's certificates go
@@ -580,15 +612,23 @@ impl Fleet {
     }
 
     /// Wakes waiting agents whose jobs became due (queued by issuance, by another replica, or
-    /// a retry time come), until `stop`; then ends every wait, so that the server's stop is
-    /// not held up by long polls (the agents poll the next server).
+    /// a retry time come), and queues the scheduled discoveries each minute, until `stop`;
+    /// then ends every wait, so that the server's stop is not held up by long polls (the
+    /// agents poll the next server).
     pub async fn ring_due_jobs(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut discoveries_checked: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 () = tokio::time::sleep(BELL_INTERVAL) => {}
                 _ = stop.wait_for(|s| *s) => {
                     self.bell.close();
                     return;
+                }
+            }
+            if discoveries_checked.is_none_or(|at| at.elapsed() >= DISCOVERY_CHECK_INTERVAL) {
+                discoveries_checked = Some(tokio::time::Instant::now());
+                if let Err(e) = self.queue_scheduled_discoveries().await {
+                    tracing::warn!(error = %e, "could not queue the scheduled agent discoveries");
                 }
             }
             if !self.bell.anyone_waiting() {

@@ -682,6 +682,26 @@ async fn a_key_made_on_the_agent_never_leaves_its_host_and_discovery_reads_its_f
         assert!(done[0].succeeded, "{done:?}");
         assert!(key_path.exists());
         assert_eq!(on_agent(&app.admin.certificate(&v2).await.unwrap()), 1);
+
+        // Unasked, once a day (`issuer.agent_discovery_interval_hours`): a day on, each agent
+        // gets a discover job, once.
+        let day_on = time::OffsetDateTime::now_utc().unix_timestamp() + 86_400 + 60;
+        let fleet = app.issuer_state(TestClock::at(day_on)).await.fleet;
+        assert_eq!(fleet.queue_scheduled_discoveries().await.unwrap(), 2);
+        assert_eq!(fleet.queue_scheduled_discoveries().await.unwrap(), 0, "on its way already");
+        for name in ["web-01", "web-02"] {
+            let jobs = app.admin.agent(name).await.unwrap().jobs;
+            let queued = jobs.iter().filter(|j| {
+                j.kind == cmp_domain::JobKind::Discover && j.state == cmp_domain::JobState::Queued
+            });
+            assert_eq!(queued.count(), 1, "{name}: {jobs:?}");
+        }
+        let by_scheduler = cmp_api::AuditListParams {
+            actor: Some("scheduler".into()),
+            action: Some("agent.discovery_queued".into()),
+            ..Default::default()
+        };
+        assert_eq!(app.admin.audit(&by_scheduler).await.unwrap().items.len(), 2);
     });
 }
 

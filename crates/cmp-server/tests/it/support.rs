@@ -263,7 +263,8 @@ impl TestApp {
         let config = Arc::new(self.config.clone());
         let system = Arc::new(cmp_server::state::SystemClock);
         let agent_ca = cmp_server::load_agent_ca(secrets.as_ref(), system.as_ref()).await.unwrap();
-        let mut state = AppState::assemble(config, store, system, secrets, agent_ca).unwrap();
+        let mut state =
+            AppState::assemble(config, store, system, secrets, agent_ca.clone()).unwrap();
         state.issuer = Arc::new(cmp_server::issuer::Issuer::new(
             state.store.clone(),
             state.adapters.clone(),
@@ -285,6 +286,15 @@ impl TestApp {
             state.config.notify.clone(),
         );
         state.notifier = Arc::new(notifier.unwrap());
+        state.fleet = Arc::new(cmp_server::issuer::Fleet::new(
+            state.store.clone(),
+            state.secrets.clone(),
+            clock.clone(),
+            agent_ca,
+            state.issuer.clone(),
+            state.inventory.clone(),
+            state.config.issuer.agent_discovery_interval_hours,
+        ));
         state.clock = clock;
         state
     }

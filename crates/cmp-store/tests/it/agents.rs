@@ -437,6 +437,49 @@ async fn results_recorded_together_mark_each_deployment_as_one_at_a_time_would()
 }
 
 #[tokio::test]
+async fn scheduled_discoveries_come_once_per_interval_to_enabled_agents_with_none_on_its_way() {
+    on_both_databases!(|store, db| {
+        let mut agents = Vec::new();
+        for i in 0..3 {
+            let hash = format!("h{i}");
+            store.create_bootstrap_token(&ctx(NOW), &bootstrap(&hash, NOW + 600)).await.unwrap();
+            let new = agent(&format!("web-{i}"), &format!("f{i}"));
+            agents.push(store.enroll_agent(&ctx(NOW + i), &hash, &new).await.unwrap());
+        }
+        let day = 86_400;
+        // Counted from enrolment: none is due a day after the first enrolled.
+        let queued = store.queue_scheduled_discoveries(&ctx(NOW + day), NOW).await.unwrap();
+        assert!(queued.is_empty(), "{:?} {queued:?}", db.kind);
+        // web-1 was asked meanwhile (its job on its way), web-2 is disabled: only web-0.
+        store.queue_discover_job(&ctx(NOW + 5), &agents[1].id).await.unwrap();
+        store.set_agent_disabled(&ctx(NOW + 5), &agents[2].id, true).await.unwrap();
+        let before = audit_count(&store).await;
+        let queued = store.queue_scheduled_discoveries(&ctx(NOW + day + 10), NOW + 10).await;
+        assert_eq!(queued.unwrap(), [agents[0].id.clone()], "{:?}", db.kind);
+        assert_eq!(audit_count(&store).await, before + 1);
+        let jobs = store.list_jobs(&agents[0].id, 10).await.unwrap();
+        assert_eq!(
+            jobs.iter().map(|j| (j.kind, j.state)).collect::<Vec<_>>(),
+            [(cmp_domain::JobKind::Discover, JobState::Queued)]
+        );
+        // Not again while it is on its way, nor within an interval of it once done.
+        let again = store.queue_scheduled_discoveries(&ctx(NOW + day + 20), NOW + 20).await;
+        assert!(again.unwrap().is_empty());
+        let job = store.lease_job(&agents[0].id, NOW + day + 30, NOW + day + 90).await.unwrap();
+        let done = JobOutcome::Succeeded { served_fingerprint: None, report: json!([]) };
+        store
+            .finish_job(&ctx(NOW + day + 40), &agents[0].id, &job.unwrap().id, &done)
+            .await
+            .unwrap();
+        let soon = store.queue_scheduled_discoveries(&ctx(NOW + day + 50), NOW + 50).await;
+        assert!(soon.unwrap().is_empty());
+        let next_day = NOW + 2 * day + 20;
+        let queued = store.queue_scheduled_discoveries(&ctx(next_day), next_day - day).await;
+        assert_eq!(queued.unwrap(), [agents[0].id.clone()], "{:?}", db.kind);
+    });
+}
+
+#[tokio::test]
 async fn a_key_made_on_the_host_is_asked_for_once_at_a_time_and_its_failure_marks_the_deployment() {
     on_both_databases!(|store, db| {
         let adapter = crate::issuance::adapter(&store).await;
