@@ -12,6 +12,9 @@ use tokio::sync::oneshot;
 pub struct Batcher<T, A> {
     /// Most items one batch takes.
     max: usize,
+    /// Items whose caller stopped waiting are left out of the batch (see
+    /// [`Batcher::leaving_out_abandoned`]).
+    leave_out_abandoned: bool,
     queue: Mutex<Queue<T, A>>,
 }
 
@@ -29,10 +32,15 @@ pub struct NoAnswer;
 
 impl<T: Send + 'static, A: Send + 'static> Batcher<T, A> {
     pub fn new(max: usize) -> Self {
-        Batcher {
-            max: max.max(1),
-            queue: Mutex::new(Queue { waiting: Vec::new(), serving: false }),
-        }
+        let queue = Mutex::new(Queue { waiting: Vec::new(), serving: false });
+        Batcher { max: max.max(1), leave_out_abandoned: false, queue }
+    }
+
+    /// Leaves out of each batch the items whose caller no longer waits for the answer (a
+    /// request whose client went away): for work that is only worth doing for the caller.
+    pub fn leaving_out_abandoned(mut self) -> Self {
+        self.leave_out_abandoned = true;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue<T, A>> {
@@ -76,9 +84,15 @@ impl<T: Send + 'static, A: Send + 'static> Batcher<T, A> {
                     serving.done = true;
                     return;
                 }
+                if self.leave_out_abandoned {
+                    queue.waiting.retain(|(_, reply)| !reply.is_closed());
+                }
                 let n = queue.waiting.len().min(self.max);
                 queue.waiting.drain(..n).unzip()
             };
+            if items.is_empty() {
+                continue;
+            }
             let answers = serve(items).await;
             // A caller that went away learns nothing.
             for (reply, answer) in replies.into_iter().zip(answers) {
@@ -136,6 +150,46 @@ mod tests {
         assert_eq!(sizes.iter().sum::<usize>(), 40, "{sizes:?}");
         assert!(sizes.iter().all(|&n| n <= 8), "{sizes:?}");
         assert!(sizes.len() < 40, "no call was batched with another: {sizes:?}");
+    }
+
+    #[tokio::test]
+    async fn a_call_given_up_while_it_waits_is_left_out_of_the_batch() {
+        let batcher = Arc::new(Batcher::<u32, u32>::new(8).leaving_out_abandoned());
+        let served = Arc::new(Mutex::new(Vec::<u32>::new()));
+        let (open, opened) = oneshot::channel::<()>();
+        let gate = Arc::new(tokio::sync::Mutex::new(Some(opened)));
+        // The first batch waits for the gate; the serving function records what it is given.
+        let serve = {
+            let served = served.clone();
+            move |items: Vec<u32>| {
+                served.lock().unwrap().extend(&items);
+                let gate = gate.clone();
+                async move {
+                    if let Some(opened) = gate.lock().await.take() {
+                        let _ = opened.await;
+                    }
+                    items
+                }
+            }
+        };
+        let first = {
+            let (batcher, serve) = (batcher.clone(), serve.clone());
+            tokio::spawn(async move { batcher.submit(1, serve).await })
+        };
+        tokio::task::yield_now().await;
+        // Queued behind that batch, then given up.
+        let wait = std::time::Duration::from_millis(20);
+        let given_up = tokio::time::timeout(wait, batcher.submit(2, serve.clone())).await;
+        assert!(given_up.is_err());
+        let third = {
+            let (batcher, serve) = (batcher.clone(), serve.clone());
+            tokio::spawn(async move { batcher.submit(3, serve).await })
+        };
+        tokio::task::yield_now().await;
+        let _ = open.send(());
+        assert_eq!(first.await.unwrap(), Ok(1));
+        assert_eq!(third.await.unwrap(), Ok(3));
+        assert_eq!(*served.lock().unwrap(), [1, 3]);
     }
 
     #[tokio::test]

@@ -64,7 +64,8 @@ impl Dispatcher {
         clock: Arc<dyn Clock>,
         lease_secs: i64,
     ) -> Dispatcher {
-        let polls = Arc::new(Batcher::new(MAX_BATCH));
+        // A poll whose agent went away gets no job: it would stay leased to no one.
+        let polls = Arc::new(Batcher::new(MAX_BATCH).leaving_out_abandoned());
         Dispatcher { inner: Arc::new(Inner { store, secrets, clock, lease_secs, polls }) }
     }
 

@@ -167,6 +167,99 @@ async fn a_bootstrap_token_enrols_one_agent_whose_certificate_then_opens_the_age
 }
 
 #[tokio::test]
+async fn a_fleet_polling_together_gets_one_job_each_with_a_key_only_it_opens_and_reports_together()
+{
+    on_both_databases!(https, |app| {
+        const FLEET: usize = 24;
+        let mut agents = Vec::new();
+        for i in 0..FLEET {
+            let (identity, _) = app.enroll_agent(&format!("web-{i:02}")).await;
+            agents.push((app.agent_client(&identity), identity));
+        }
+        let managed = shop(&app).await;
+        // Every agent holds a poll, then one PUT deploys to all: the polls are woken together.
+        let mut polls = tokio::task::JoinSet::new();
+        for (i, (agent, _)) in agents.iter().enumerate() {
+            let agent = agent.clone();
+            polls.spawn(async move { (i, agent.next_job(20).await) });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let deployments = (0..FLEET)
+            .map(|i| DeploymentTarget { agent: format!("web-{i:02}"), target: "nginx".into() })
+            .collect();
+        app.admin.set_deployments(&managed.id, &DeploymentsSet { deployments }).await.unwrap();
+        let mut jobs = Vec::new();
+        while let Some(done) = polls.join_next().await {
+            let (i, job) = done.unwrap();
+            jobs.push((i, job.unwrap().expect("each agent gets its job")));
+        }
+        let mut ids: Vec<_> = jobs.iter().map(|(_, j)| j.id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), FLEET, "one job each");
+        // Each key opens with its own agent's key and for its own job only.
+        let b64 = |text: &str| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(text).unwrap()
+        };
+        let own_key = |identity: &[u8]| {
+            let pems = pem::parse_many(identity).unwrap();
+            pems.into_iter().find(|p| p.tag() == "PRIVATE KEY").unwrap().into_contents()
+        };
+        for (i, job) in &jobs {
+            assert_eq!(job.certificate_id, managed.current_certificate_id);
+            let sealed = job.sealed_key.clone().expect("a sealed key");
+            let sealed = cmp_pki::Sealed {
+                ephemeral_public_key: b64(&sealed.ephemeral_public_key),
+                ciphertext: b64(&sealed.ciphertext),
+            };
+            let key = cmp_pki::open(&own_key(&agents[*i].1), &sealed, job.id.as_bytes()).unwrap();
+            assert!(String::from_utf8_lossy(&key).contains("BEGIN PRIVATE KEY"));
+            let neighbour = &agents[(*i + 1) % FLEET].1;
+            assert!(cmp_pki::open(&own_key(neighbour), &sealed, job.id.as_bytes()).is_err());
+        }
+        // Every hand-over is audited, once.
+        let downloads = cmp_api::AuditListParams {
+            action: Some("certificate.key_downloaded".into()),
+            ..Default::default()
+        };
+        assert_eq!(app.admin.audit(&downloads).await.unwrap().items.len(), FLEET);
+
+        // All report at once, one of them for a neighbour's job too: each result is taken or
+        // refused on its own.
+        let v1 = managed.current_certificate_id.clone().unwrap();
+        let v1_fp = app.admin.certificate(&v1).await.unwrap().fingerprint_sha256;
+        let ok = JobResult {
+            succeeded: true,
+            served_fingerprint: Some(v1_fp.clone()),
+            failed_step: None,
+            message: None,
+            steps: vec![],
+        };
+        let mut reports = tokio::task::JoinSet::new();
+        for (i, job) in &jobs {
+            let (agent, job_id, ok) = (agents[*i].0.clone(), job.id.clone(), ok.clone());
+            reports.spawn(async move { agent.report_job(&job_id, &ok).await.map(|_| ()) });
+        }
+        let (stranger, their_job) = (agents[0].0.clone(), jobs[1].1.id.clone());
+        let stolen = stranger.report_job(&their_job, &ok).await;
+        while let Some(done) = reports.join_next().await {
+            done.unwrap().unwrap();
+        }
+        assert!(stolen.is_err_and(|e| e.status() == Some(404)));
+        let deployments = app.admin.deployments(&managed.id).await.unwrap();
+        assert_eq!(deployments.len(), FLEET);
+        for d in &deployments {
+            assert_eq!(d.state, DeploymentState::Verified, "{d:?}");
+            assert_eq!(d.served_fingerprint.as_deref(), Some(v1_fp.as_str()));
+        }
+        let located = app.admin.certificate(&v1).await.unwrap().locations;
+        assert_eq!(located.len(), FLEET, "{located:?}");
+        assert!(app.admin.verify_audit().await.unwrap().intact);
+    });
+}
+
+#[tokio::test]
 async fn a_deployment_gets_each_version_as_a_job_with_its_key_for_its_agent_only() {
     on_both_databases!(https, |app| {
         let (identity, _) = app.enroll_agent("web-01").await;
