@@ -166,6 +166,37 @@ async fn a_bootstrap_token_enrols_one_agent_whose_certificate_then_opens_the_age
     });
 }
 
+/// A success that saw `fingerprint` served.
+fn served(fingerprint: &str) -> JobResult {
+    JobResult {
+        succeeded: true,
+        served_fingerprint: Some(fingerprint.into()),
+        failed_step: None,
+        message: None,
+        steps: vec![],
+    }
+}
+
+/// Opens a job's sealed key with the private key of an agent's `identity` (its PEM), bound to
+/// `context`.
+fn open_sealed(
+    identity: &[u8],
+    sealed: &cmp_api::SealedKey,
+    context: &[u8],
+) -> Result<Vec<u8>, cmp_pki::SealError> {
+    let b64 = |text: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.decode(text).unwrap()
+    };
+    let sealed = cmp_pki::Sealed {
+        ephemeral_public_key: b64(&sealed.ephemeral_public_key),
+        ciphertext: b64(&sealed.ciphertext),
+    };
+    let pems = pem::parse_many(identity).unwrap();
+    let own = pems.into_iter().find(|p| p.tag() == "PRIVATE KEY").unwrap().into_contents();
+    cmp_pki::open(&own, &sealed, context).map(|key| key.to_vec())
+}
+
 #[tokio::test]
 async fn a_fleet_polling_together_gets_one_job_each_with_a_key_only_it_opens_and_reports_together()
 {
@@ -197,26 +228,14 @@ async fn a_fleet_polling_together_gets_one_job_each_with_a_key_only_it_opens_and
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), FLEET, "one job each");
-        // Each key opens with its own agent's key and for its own job only.
-        let b64 = |text: &str| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD.decode(text).unwrap()
-        };
-        let own_key = |identity: &[u8]| {
-            let pems = pem::parse_many(identity).unwrap();
-            pems.into_iter().find(|p| p.tag() == "PRIVATE KEY").unwrap().into_contents()
-        };
+        // Each key opens with its own agent's key only.
         for (i, job) in &jobs {
             assert_eq!(job.certificate_id, managed.current_certificate_id);
-            let sealed = job.sealed_key.clone().expect("a sealed key");
-            let sealed = cmp_pki::Sealed {
-                ephemeral_public_key: b64(&sealed.ephemeral_public_key),
-                ciphertext: b64(&sealed.ciphertext),
-            };
-            let key = cmp_pki::open(&own_key(&agents[*i].1), &sealed, job.id.as_bytes()).unwrap();
+            let sealed = job.sealed_key.as_ref().expect("a sealed key");
+            let key = open_sealed(&agents[*i].1, sealed, job.id.as_bytes()).unwrap();
             assert!(String::from_utf8_lossy(&key).contains("BEGIN PRIVATE KEY"));
             let neighbour = &agents[(*i + 1) % FLEET].1;
-            assert!(cmp_pki::open(&own_key(neighbour), &sealed, job.id.as_bytes()).is_err());
+            assert!(open_sealed(neighbour, sealed, job.id.as_bytes()).is_err());
         }
         // Every hand-over is audited, once.
         let downloads = cmp_api::AuditListParams {
@@ -229,13 +248,7 @@ async fn a_fleet_polling_together_gets_one_job_each_with_a_key_only_it_opens_and
         // refused on its own.
         let v1 = managed.current_certificate_id.clone().unwrap();
         let v1_fp = app.admin.certificate(&v1).await.unwrap().fingerprint_sha256;
-        let ok = JobResult {
-            succeeded: true,
-            served_fingerprint: Some(v1_fp.clone()),
-            failed_step: None,
-            message: None,
-            steps: vec![],
-        };
+        let ok = served(&v1_fp);
         let mut reports = tokio::task::JoinSet::new();
         for (i, job) in &jobs {
             let (agent, job_id, ok) = (agents[*i].0.clone(), job.id.clone(), ok.clone());
@@ -282,34 +295,14 @@ async fn a_deployment_gets_each_version_as_a_job_with_its_key_for_its_agent_only
         assert_eq!((job.target.as_str(), job.attempt), ("nginx", 1));
         assert_eq!(job.certificate_id, managed.current_certificate_id);
         // The server-made key travels sealed to the agent's own key, for this job only.
-        let sealed = job.sealed_key.clone().expect("the server-made key travels to the agent");
-        let b64 = |text: &str| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD.decode(text).unwrap()
-        };
-        let sealed = cmp_pki::Sealed {
-            ephemeral_public_key: b64(&sealed.ephemeral_public_key),
-            ciphertext: b64(&sealed.ciphertext),
-        };
-        let own = pem::parse_many(&identity)
-            .unwrap()
-            .into_iter()
-            .find(|p| p.tag() == "PRIVATE KEY")
-            .unwrap()
-            .into_contents();
-        let key = cmp_pki::open(&own, &sealed, job.id.as_bytes()).unwrap();
+        let sealed = job.sealed_key.as_ref().expect("the server-made key travels to the agent");
+        let key = open_sealed(&identity, sealed, job.id.as_bytes()).unwrap();
         assert!(String::from_utf8_lossy(&key).contains("BEGIN PRIVATE KEY"));
-        assert!(cmp_pki::open(&own, &sealed, b"another job").is_err());
+        assert!(open_sealed(&identity, sealed, b"another job").is_err());
         // Another agent cannot report it.
         let v1 = managed.current_certificate_id.clone().unwrap();
         let v1_fp = app.admin.certificate(&v1).await.unwrap().fingerprint_sha256;
-        let ok = JobResult {
-            succeeded: true,
-            served_fingerprint: Some(v1_fp.clone()),
-            failed_step: None,
-            message: None,
-            steps: vec![],
-        };
+        let ok = served(&v1_fp);
         assert_eq!(other.report_job(&job.id, &ok).await.unwrap_err().status(), Some(404));
         // An agent that restarts gives back what it held: the job comes again at once.
         assert_eq!(agent.release_jobs().await.unwrap().released, 1);

@@ -245,18 +245,24 @@ async fn each_new_version_is_queued_to_every_deployment_and_leased_to_its_agent_
     });
 }
 
+/// `n` enrolled agents, `web-0` to `web-<n-1>`, enrolled one second apart from `NOW`.
+async fn enrol_agents(store: &SqlStore, n: i64) -> Vec<AgentRecord> {
+    let mut agents = Vec::new();
+    for i in 0..n {
+        let hash = format!("h{i}");
+        store.create_bootstrap_token(&ctx(NOW), &bootstrap(&hash, NOW + 600)).await.unwrap();
+        let new = agent(&format!("web-{i}"), &format!("f{i}"));
+        agents.push(store.enroll_agent(&ctx(NOW + i), &hash, &new).await.unwrap());
+    }
+    agents
+}
+
 #[tokio::test]
 async fn one_lease_hands_each_agent_of_a_dispatch_its_oldest_due_job_only() {
     on_both_databases!(|store, db| {
         let adapter = crate::issuance::adapter(&store).await;
         let managed = managed_web(&store, &adapter.id, crate::spec_for(&["web.example"])).await;
-        let mut agents = Vec::new();
-        for i in 0..4 {
-            let hash = format!("h{i}");
-            store.create_bootstrap_token(&ctx(NOW), &bootstrap(&hash, NOW + 600)).await.unwrap();
-            let new = agent(&format!("web-{i}"), &format!("f{i}"));
-            agents.push(store.enroll_agent(&ctx(NOW), &hash, &new).await.unwrap());
-        }
+        let agents = enrol_agents(&store, 4).await;
         let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
         // web-0 and web-1 get a deployment; web-0 and web-2 a discovery after it; web-3 nothing.
         let targets: Vec<_> = ids[..2].iter().map(|id| (id.clone(), "nginx".into())).collect();
@@ -324,13 +330,7 @@ async fn results_recorded_together_mark_each_deployment_as_one_at_a_time_would()
     on_both_databases!(|store, db| {
         let adapter = crate::issuance::adapter(&store).await;
         let managed = managed_web(&store, &adapter.id, crate::spec_for(&["web.example"])).await;
-        let mut agents = Vec::new();
-        for i in 0..4 {
-            let hash = format!("h{i}");
-            store.create_bootstrap_token(&ctx(NOW), &bootstrap(&hash, NOW + 600)).await.unwrap();
-            let new = agent(&format!("web-{i}"), &format!("f{i}"));
-            agents.push(store.enroll_agent(&ctx(NOW), &hash, &new).await.unwrap());
-        }
+        let agents = enrol_agents(&store, 4).await;
         let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
         let targets: Vec<_> = ids.iter().map(|id| (id.clone(), "nginx".into())).collect();
         store.set_deployments(&ctx(NOW), &managed.id, &targets, false).await.unwrap();
@@ -439,13 +439,7 @@ async fn results_recorded_together_mark_each_deployment_as_one_at_a_time_would()
 #[tokio::test]
 async fn scheduled_discoveries_come_once_per_interval_to_enabled_agents_with_none_on_its_way() {
     on_both_databases!(|store, db| {
-        let mut agents = Vec::new();
-        for i in 0..3 {
-            let hash = format!("h{i}");
-            store.create_bootstrap_token(&ctx(NOW), &bootstrap(&hash, NOW + 600)).await.unwrap();
-            let new = agent(&format!("web-{i}"), &format!("f{i}"));
-            agents.push(store.enroll_agent(&ctx(NOW + i), &hash, &new).await.unwrap());
-        }
+        let agents = enrol_agents(&store, 3).await;
         let day = 86_400;
         // Counted from enrolment: none is due a day after the first enrolled.
         let queued = store.queue_scheduled_discoveries(&ctx(NOW + day), NOW).await.unwrap();
