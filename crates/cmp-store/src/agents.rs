@@ -898,16 +898,15 @@ impl AgentStore for SqlStore {
             }
         }
         if let Err(e) = run_statements(&mut tx, statements).await {
-            return Err(match e {
-                // An agent deleted since the caller looked it up.
-                StoreError::Conflict(_) => {
-                    let asked: Vec<String> = added.iter().map(|(a, _)| a.clone()).collect();
-                    let found = self.find_agents(&asked).await?;
-                    let gone = asked.iter().find(|a| !found.iter().any(|f| f.id == **a));
-                    StoreError::not_found("agent", gone.map_or("", String::as_str))
+            // An agent deleted since the caller looked it up is named.
+            if let StoreError::Conflict(_) = e {
+                let asked: Vec<String> = added.iter().map(|(a, _)| a.clone()).collect();
+                let found = self.find_agents(&asked).await?;
+                if let Some(gone) = asked.iter().find(|a| !found.iter().any(|f| f.id == **a)) {
+                    return Err(StoreError::not_found("agent", gone));
                 }
-                other => other,
-            });
+            }
+            return Err(e);
         }
         let details = json!({
             "deployments": targets

@@ -289,7 +289,7 @@ fn assignment(job: &JobRecord) -> FleetResult<JobAssignment> {
 /// threads: one seal is an ephemeral key agreement, tens of microseconds, and a batch has
 /// hundreds. Keyed by the job's place in the batch.
 async fn seal_keys(
-    agents: &[(Arc<AgentRecord>, Arc<[u8]>)],
+    agents: &[Poll],
     assignments: &[Slot],
     materials: &HashMap<String, FleetResult<Arc<Material>>>,
 ) -> HashMap<usize, Result<cmp_pki::Sealed, String>> {
