@@ -187,7 +187,9 @@ async fn serve_connection(
             let io = TokioIo::new(tls);
             if io.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
                 let connection = builders.http2.serve_connection(io, service);
-                drive(connection, &activity, idle, stop).await.map_err(|e| e.to_string())
+                // Boxed: the HTTP/2 state is larger than HTTP/1.1's, and each held connection
+                // (an agent's long poll) would otherwise carry room for it.
+                Box::pin(drive(connection, &activity, idle, stop)).await.map_err(|e| e.to_string())
             } else {
                 let connection = builders.http1.serve_connection(io, service);
                 drive(connection, &activity, idle, stop).await.map_err(|e| e.to_string())
