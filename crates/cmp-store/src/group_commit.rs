@@ -12,15 +12,15 @@
 //! on the chain head's lock, each with half a batch, where one task commits both together.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, Connection, Row, Transaction};
-use tokio::sync::oneshot;
 
 use crate::adapters::{LEDGER_INSERT, LedgerRow, ledger_row};
 use crate::audit;
+use crate::batch::Batcher;
 use crate::certificates::import_chunk_with;
 use crate::requests::{
     REQUEST_INSERT, add_findings, cannot_become, created_events, issued_certificates, issued_event,
@@ -96,52 +96,40 @@ struct BatchAnswers {
     completed: Vec<Completion>,
 }
 
-/// The items waiting for the next commit, and whether a task is committing.
-#[derive(Debug, Default)]
-pub(crate) struct GroupCommit {
-    queue: Mutex<Queue>,
-}
-
-#[derive(Debug, Default)]
-struct Queue {
-    waiting: Vec<Waiting>,
-    committing: bool,
-}
-
-/// An item and where its answer goes.
+/// An item of any kind, as it waits for the next commit.
 // Each item is moved into the queue once and out of it once: boxing the larger kind would
 // cost an allocation per request to save a few hundred bytes while it waits.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-enum Waiting {
-    Issued(IssuedRequest, oneshot::Sender<Answer>),
-    Claimed(ClaimedRequest, oneshot::Sender<Answer>),
-    Completed(CompletedRequest, oneshot::Sender<Completion>),
+pub(crate) enum Item {
+    Issued(IssuedRequest),
+    Claimed(ClaimedRequest),
+    Completed(CompletedRequest),
 }
 
-impl GroupCommit {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        // The queue is consistent at every step, so a panic elsewhere leaves it usable.
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+/// An [`Item`]'s kind, without the item.
+enum Kind {
+    Issued,
+    Claimed,
+    Completed,
 }
 
-/// If the committing task ends early (a panic): clears `committing`, so that the next caller
-/// starts another, and answers the waiting callers with an error (their senders dropped).
-struct Committing<'a> {
-    group: &'a GroupCommit,
-    done: bool,
+/// The answer to an [`Item`], of its kind.
+pub(crate) enum Reply {
+    Stored(Answer),
+    Completed(Completion),
 }
 
-impl Drop for Committing<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            let mut queue = self.group.lock();
-            queue.committing = false;
-            queue.waiting.clear();
-        }
-    }
+/// The items waiting for the next commit: one queue for every kind (see the module's
+/// documentation).
+pub(crate) type GroupCommit = Batcher<Item, Reply>;
+
+/// An empty queue, for a new store.
+pub(crate) fn group_commit() -> Arc<GroupCommit> {
+    Arc::new(Batcher::new(MAX_BATCH))
 }
+
+/// The write connection a committing task keeps from one batch to the next, and since when.
+type HeldWriter = Arc<tokio::sync::Mutex<Option<(PoolConnection<Any>, Instant)>>>;
 
 /// What a request's idempotency key decides.
 enum Plan {
@@ -159,92 +147,89 @@ fn no_answer() -> StoreError {
 impl SqlStore {
     /// Queues a signed new request for the next group commit and waits for its answer.
     pub(crate) async fn commit_issued(&self, item: IssuedRequest) -> Answer {
-        let (reply, answer) = oneshot::channel();
-        self.enqueue(Waiting::Issued(item, reply));
-        answer.await.map_err(|_| no_answer())?
+        match self.commit(Item::Issued(item)).await? {
+            Reply::Stored(answer) => answer,
+            Reply::Completed(_) => Err(no_answer()),
+        }
     }
 
     /// Queues an approved request, to store claimed, for the next group commit and waits for
     /// its answer.
     pub(crate) async fn commit_claimed(&self, item: ClaimedRequest) -> Answer {
-        let (reply, answer) = oneshot::channel();
-        self.enqueue(Waiting::Claimed(item, reply));
-        answer.await.map_err(|_| no_answer())?
+        match self.commit(Item::Claimed(item)).await? {
+            Reply::Stored(answer) => answer,
+            Reply::Completed(_) => Err(no_answer()),
+        }
     }
 
     /// Queues a claimed request's certificate for the next group commit and waits for its
     /// answer.
     pub(crate) async fn commit_completed(&self, item: CompletedRequest) -> Completion {
-        let (reply, answer) = oneshot::channel();
-        self.enqueue(Waiting::Completed(item, reply));
-        answer.await.map_err(|_| no_answer())?
+        match self.commit(Item::Completed(item)).await? {
+            Reply::Completed(answer) => answer,
+            Reply::Stored(_) => Err(no_answer()),
+        }
     }
 
-    /// Adds an item to the queue, and starts a committing task if none runs.
-    fn enqueue(&self, item: Waiting) {
-        let start = {
-            let mut queue = self.group.lock();
-            queue.waiting.push(item);
-            !std::mem::replace(&mut queue.committing, true)
+    /// Hands an item to the next group commit. The committing task keeps the write
+    /// connection from one batch to the next (giving it back goes through a task on the
+    /// runtime, behind the request tasks), but for a bounded time, so that other writers get
+    /// their turn; it gives it back when no request waits.
+    async fn commit(&self, item: Item) -> StoreResult<Reply> {
+        let store = self.clone();
+        let held = HeldWriter::default();
+        let serve = move |items: Vec<Item>| {
+            let (store, held) = (store.clone(), held.clone());
+            async move {
+                let mut held = held.lock().await;
+                if held.as_ref().is_some_and(|(_, since)| since.elapsed() > HOLD_WRITER) {
+                    *held = None;
+                }
+                store.store_items_on(&mut held, items).await
+            }
         };
-        if start {
-            // A task of its own: a caller that goes away must not strand the others.
-            let store = self.clone();
-            tokio::spawn(async move { store.drain_group().await });
-        }
+        self.group.submit(item, serve).await.map_err(|_| no_answer())
     }
 
-    /// Commits batches until no request waits. The write connection is kept from one batch
-    /// to the next (giving it back goes through a task on the runtime, behind the request
-    /// tasks), but for a bounded time, so that other writers get their turn.
-    async fn drain_group(&self) {
-        let mut guard = Committing { group: &self.group, done: false };
-        let mut held: Option<(PoolConnection<Any>, Instant)> = None;
-        loop {
-            let batch: Vec<_> = {
-                let mut queue = self.group.lock();
-                if queue.waiting.is_empty() {
-                    queue.committing = false;
-                    guard.done = true;
-                    return;
+    /// Stores a batch of items of any kind (see `store_batch_on`): one reply per item, in
+    /// order.
+    async fn store_items_on(
+        &self,
+        held: &mut Option<(PoolConnection<Any>, Instant)>,
+        items: Vec<Item>,
+    ) -> Vec<Reply> {
+        let mut batch = Batch::default();
+        // The kinds in the order the items came, to give the answers back in that order.
+        let order: Vec<Kind> = items
+            .into_iter()
+            .map(|item| match item {
+                Item::Issued(item) => {
+                    batch.issued.push(item);
+                    Kind::Issued
                 }
-                let n = queue.waiting.len().min(MAX_BATCH);
-                queue.waiting.drain(..n).collect()
-            };
-            if held.as_ref().is_some_and(|(_, since)| since.elapsed() > HOLD_WRITER) {
-                held = None;
-            }
-            let mut items = Batch::default();
-            let (mut issued_replies, mut claimed_replies) = (Vec::new(), Vec::new());
-            let mut completed_replies = Vec::new();
-            for item in batch {
-                match item {
-                    Waiting::Issued(item, reply) => {
-                        items.issued.push(item);
-                        issued_replies.push(reply);
-                    }
-                    Waiting::Claimed(item, reply) => {
-                        items.claimed.push(item);
-                        claimed_replies.push(reply);
-                    }
-                    Waiting::Completed(item, reply) => {
-                        items.completed.push(item);
-                        completed_replies.push(reply);
-                    }
+                Item::Claimed(item) => {
+                    batch.claimed.push(item);
+                    Kind::Claimed
                 }
-            }
-            let answers = self.store_batch_on(&mut held, &items).await;
-            // A caller that went away learns nothing; its request is stored all the same.
-            for (reply, answer) in issued_replies.into_iter().zip(answers.issued) {
-                let _ = reply.send(answer);
-            }
-            for (reply, answer) in claimed_replies.into_iter().zip(answers.claimed) {
-                let _ = reply.send(answer);
-            }
-            for (reply, answer) in completed_replies.into_iter().zip(answers.completed) {
-                let _ = reply.send(answer);
-            }
-        }
+                Item::Completed(item) => {
+                    batch.completed.push(item);
+                    Kind::Completed
+                }
+            })
+            .collect();
+        let answers = self.store_batch_on(held, &batch).await;
+        let mut issued = answers.issued.into_iter().map(Reply::Stored);
+        let mut claimed = answers.claimed.into_iter().map(Reply::Stored);
+        let mut completed = answers.completed.into_iter().map(Reply::Completed);
+        // An answer missing (a bug) leaves the rest unanswered rather than misplaced.
+        order
+            .into_iter()
+            .map_while(|kind| match kind {
+                Kind::Issued => issued.next(),
+                Kind::Claimed => claimed.next(),
+                Kind::Completed => completed.next(),
+            })
+            .collect()
     }
 
     /// Stores signed requests issued (see `store_batch`). For tests.
