@@ -17,7 +17,7 @@ use sqlx::{Any, Row, Transaction};
 use tracing::instrument;
 
 use crate::audit;
-use crate::job_results::JobResultItem;
+use crate::job_results::{JobResultItem, Verified, verify_deployments};
 use crate::sql::{Arg, SqlBuilder, run_statements};
 use crate::{AuditAction, AuditContext, NewAuditEvent, SqlStore, StoreError, StoreResult};
 
@@ -401,18 +401,13 @@ pub(crate) async fn queue_deploy_jobs(
         managed_id: Some(managed_id),
         certificate_id: Some(certificate_id),
     };
-    let mut inserts = Vec::new();
-    for chunk in deployments.chunks(ROWS_PER_INSERT) {
-        let mut insert = SqlBuilder::bulk(tx, JOB_INSERT);
-        for (i, row) in chunk.iter().enumerate() {
-            let (agent_id, target): (String, String) =
-                (row.try_get("agent_id")?, row.try_get("target")?);
-            insert.push(if i == 0 { "" } else { ", " });
-            insert.row(job_row(new_job_id(), &job, &agent_id, &target, now));
-        }
-        inserts.push(insert);
+    let mut rows = Vec::with_capacity(deployments.len());
+    for row in &deployments {
+        let (agent_id, target): (String, String) =
+            (row.try_get("agent_id")?, row.try_get("target")?);
+        rows.push(job_row(new_job_id(), &job, &agent_id, &target, now));
     }
-    run_statements(tx, inserts).await?;
+    run_statements(tx, job_inserts(tx, rows)).await?;
     sqlx::query(
         "UPDATE deployments SET state = 'pending', certificate_id = $1, failed_step = NULL, \
          last_error = NULL, updated_at = $2 WHERE managed_certificate_id = $3",
@@ -460,6 +455,17 @@ fn job_row(id: String, job: &NewJob<'_>, agent_id: &str, target: &str, now: i64)
         Arg::Int(now),
         Arg::Int(now),
     ]
+}
+
+/// The multi-row INSERTs of these job rows, [`ROWS_PER_INSERT`] each, for `conn`.
+fn job_inserts(conn: &sqlx::AnyConnection, rows: Vec<[Arg; 11]>) -> Vec<SqlBuilder> {
+    rows.chunks(ROWS_PER_INSERT)
+        .map(|chunk| {
+            let mut insert = SqlBuilder::bulk(conn, JOB_INSERT);
+            insert.rows(chunk.iter().cloned());
+            insert
+        })
+        .collect()
 }
 
 async fn insert_job(
@@ -875,34 +881,33 @@ impl AgentStore for SqlStore {
                 "INSERT INTO deployments (managed_certificate_id, agent_id, target, state, \
                  certificate_id, updated_at) VALUES ",
             );
-            let mut jobs = SqlBuilder::bulk(&tx, JOB_INSERT);
-            for (i, (agent_id, target)) in chunk.iter().enumerate() {
-                let sep = if i == 0 { "" } else { ", " };
-                deployments.push(sep).row([
+            deployments.rows(chunk.iter().map(|(agent_id, target)| {
+                [
                     Arg::Text(managed_id.to_string()),
                     Arg::Text(agent_id.clone()),
                     Arg::Text(target.clone()),
                     Arg::Text(DeploymentState::Pending.as_str().to_string()),
                     Arg::OptText(current.clone()),
                     Arg::Int(now),
-                ]);
-                if let Some(kind) = job_kind {
-                    let certificate_id = current.as_deref().filter(|_| kind == JobKind::Deploy);
-                    let job = NewJob { kind, managed_id: Some(managed_id), certificate_id };
-                    jobs.push(sep).row(job_row(new_job_id(), &job, agent_id, target, now));
-                }
-            }
+                ]
+            }));
             statements.push(deployments);
-            if job_kind.is_some() {
-                statements.push(jobs);
-            }
+        }
+        if let Some(kind) = job_kind {
+            let certificate_id = current.as_deref().filter(|_| kind == JobKind::Deploy);
+            let job = NewJob { kind, managed_id: Some(managed_id), certificate_id };
+            let rows = added
+                .iter()
+                .map(|(agent_id, target)| job_row(new_job_id(), &job, agent_id, target, now));
+            statements.extend(job_inserts(&tx, rows.collect()));
         }
         if let Err(e) = run_statements(&mut tx, statements).await {
             // An agent deleted since the caller looked it up is named.
             if let StoreError::Conflict(_) = e {
                 let asked: Vec<String> = added.iter().map(|(a, _)| a.clone()).collect();
                 let found = self.find_agents(&asked).await?;
-                if let Some(gone) = asked.iter().find(|a| !found.iter().any(|f| f.id == **a)) {
+                let found: HashSet<&str> = found.iter().map(|f| f.id.as_str()).collect();
+                if let Some(gone) = asked.iter().find(|a| !found.contains(a.as_str())) {
                     return Err(StoreError::not_found("agent", gone));
                 }
             }
@@ -1035,20 +1040,16 @@ impl AgentStore for SqlStore {
             return Ok(Vec::new());
         }
         let job = NewJob { kind: JobKind::Discover, managed_id: None, certificate_id: None };
-        let (mut queued, mut events, mut inserts) = (Vec::new(), Vec::new(), Vec::new());
-        for chunk in due.chunks(ROWS_PER_INSERT) {
-            let mut insert = SqlBuilder::bulk(&tx, JOB_INSERT);
-            for (i, row) in chunk.iter().enumerate() {
-                let (agent_id, name): (String, String) = (row.try_get("id")?, row.try_get("name")?);
-                let id = new_job_id();
-                let details = json!({ "agent": name, "job_id": id, "scheduled": true });
-                events.push(event(AuditAction::AgentDiscoveryQueued, "agent", &agent_id, details));
-                insert.push(if i == 0 { "" } else { ", " });
-                insert.row(job_row(id, &job, &agent_id, "", ctx.now()));
-                queued.push(agent_id);
-            }
-            inserts.push(insert);
+        let (mut queued, mut events, mut rows) = (Vec::new(), Vec::new(), Vec::new());
+        for row in &due {
+            let (agent_id, name): (String, String) = (row.try_get("id")?, row.try_get("name")?);
+            let id = new_job_id();
+            let details = json!({ "agent": name, "job_id": id, "scheduled": true });
+            events.push(event(AuditAction::AgentDiscoveryQueued, "agent", &agent_id, details));
+            rows.push(job_row(id, &job, &agent_id, "", ctx.now()));
+            queued.push(agent_id);
         }
+        let inserts = job_inserts(&tx, rows);
         run_statements(&mut tx, inserts).await?;
         audit::append_many(&mut tx, ctx, &events).await?;
         tx.commit().await?;
@@ -1265,46 +1266,16 @@ async fn record_deployment(
         }
         JobOutcome::Succeeded { served_fingerprint, .. } => served_fingerprint,
     };
-    sqlx::query(
-        "UPDATE deployments SET state = 'verified', certificate_id = $1, \
-         served_fingerprint = $2, verified_at = $3, failed_step = NULL, \
-         last_error = NULL, updated_at = $3 WHERE managed_certificate_id = $4 \
-         AND agent_id = $5 AND target = $6",
-    )
-    .bind(certificate_id)
-    .bind(served_fingerprint)
-    .bind(now)
-    .bind(managed_id)
-    .bind(&job.agent_id)
-    .bind(&job.target)
-    .execute(&mut **tx)
-    .await?;
-    let agent = agent_name(tx, &job.agent_id).await?;
-    let address = format!("{agent}/{}", job.target);
-    // The target serves this version now, no longer the one before it.
-    sqlx::query("DELETE FROM locations WHERE kind = $1 AND address = $2 AND certificate_id <> $3")
-        .bind(LocationKind::Agent.as_str())
-        .bind(&address)
-        .bind(certificate_id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO locations (id, certificate_id, kind, address, first_seen, last_seen) \
-         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (certificate_id, kind, address) \
-         DO UPDATE SET last_seen = excluded.last_seen",
-    )
-    .bind(uuid::Uuid::now_v7().to_string())
-    .bind(certificate_id)
-    .bind(LocationKind::Agent.as_str())
-    .bind(&address)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    let details = json!({
-        "agent": agent, "target": job.target, "job_id": job.id,
-        "certificate_id": certificate_id, "served_fingerprint": served_fingerprint,
-    });
-    events.push(event(AuditAction::DeploymentVerified, "managed_certificate", managed_id, details));
+    let verified = Verified {
+        job,
+        managed_id,
+        certificate_id,
+        served_fingerprint: served_fingerprint.as_deref(),
+        now,
+    };
+    let (statements, verified_events) = verify_deployments(tx, &[verified]).await?;
+    run_statements(tx, statements).await?;
+    events.extend(verified_events);
     Ok(())
 }
 

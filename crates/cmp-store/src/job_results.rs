@@ -36,13 +36,13 @@ type Answer = StoreResult<JobRecord>;
 /// The results waiting for the next batch.
 pub(crate) type JobResults = crate::batch::Batcher<JobResultItem, Answer>;
 
-/// A verified deployment of the current version, recorded with the others of its batch.
-struct Verified<'a> {
-    job: &'a JobRecord,
-    managed_id: &'a str,
-    certificate_id: &'a str,
-    served_fingerprint: Option<&'a str>,
-    now: i64,
+/// A verified deployment of the current version (see [`verify_deployments`]).
+pub(crate) struct Verified<'a> {
+    pub job: &'a JobRecord,
+    pub managed_id: &'a str,
+    pub certificate_id: &'a str,
+    pub served_fingerprint: Option<&'a str>,
+    pub now: i64,
 }
 
 impl SqlStore {
@@ -154,7 +154,9 @@ impl SqlStore {
                 }
             }
         }
-        let mut statements = verify_deployments(&mut tx, &verified, &mut events).await?;
+        let (contexts, verified): (Vec<_>, Vec<_>) = verified.into_iter().unzip();
+        let (mut statements, verified_events) = verify_deployments(&mut tx, &verified).await?;
+        events.extend(contexts.into_iter().zip(verified_events));
         let attributed: Vec<_> = events.iter().map(|(ctx, e)| (*ctx, e)).collect();
         statements.extend(audit::append_statements(&mut tx, &attributed).await?.1);
         run_statements(&mut tx, statements).await?;
@@ -168,11 +170,8 @@ async fn jobs_in<'a>(
     tx: &mut Transaction<'_, Any>,
     ids: impl Iterator<Item = &'a str>,
 ) -> StoreResult<HashMap<String, JobRecord>> {
-    let mut q = SqlBuilder::bulk(tx, &format!("{JOB_COLUMNS} WHERE id IN ("));
-    for (i, id) in ids.enumerate() {
-        q.push(if i == 0 { "" } else { ", " }).bind(Arg::Text(id.to_string()));
-    }
-    q.push(")");
+    let mut q = SqlBuilder::bulk(tx, &format!("{JOB_COLUMNS} WHERE id IN "));
+    q.row(ids.map(|id| Arg::Text(id.to_string())));
     let mut jobs = HashMap::new();
     for row in q.query().fetch_all(&mut **tx).await? {
         let job = job_from_row(&row)?;
@@ -191,18 +190,20 @@ async fn update_jobs<'a>(
         tx,
         "WITH v (id, state, step, result, not_before, updated_at) AS (VALUES ",
     );
-    let mut n = 0;
-    for (i, job) in jobs.enumerate() {
-        q.push(if i == 0 { "" } else { ", " }).row([
-            Arg::Text(job.id.clone()),
-            Arg::Text(job.state.as_str().to_string()),
-            Arg::OptText(job.step.clone()),
-            Arg::Text(crate::sql::to_json(&job.result)?),
-            Arg::Int(job.not_before),
-            Arg::Int(job.updated_at),
-        ]);
-        n += 1;
-    }
+    let rows = jobs
+        .map(|job| {
+            Ok([
+                Arg::Text(job.id.clone()),
+                Arg::Text(job.state.as_str().to_string()),
+                Arg::OptText(job.step.clone()),
+                Arg::Text(crate::sql::to_json(&job.result)?),
+                Arg::Int(job.not_before),
+                Arg::Int(job.updated_at),
+            ])
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    let n = rows.len() as u64;
+    q.rows(rows);
     q.push(
         ") UPDATE agent_jobs SET state = v.state, step = v.step, result = v.result, \
          not_before = v.not_before, lease_until = NULL, updated_at = v.updated_at \
@@ -229,13 +230,10 @@ async fn current_versions(
     }
     let mut q = SqlBuilder::bulk(
         tx,
-        "SELECT id, current_certificate_id FROM managed_certificates WHERE id IN (",
+        "SELECT id, current_certificate_id FROM managed_certificates WHERE id IN ",
     );
     let unique: HashSet<&str> = managed.iter().copied().collect();
-    for (i, id) in unique.into_iter().enumerate() {
-        q.push(if i == 0 { "" } else { ", " }).bind(Arg::Text(id.to_string()));
-    }
-    q.push(")");
+    q.row(unique.into_iter().map(|id| Arg::Text(id.to_string())));
     for row in q.query().fetch_all(&mut **tx).await? {
         if let Some(version) = row.try_get::<Option<String>, _>("current_certificate_id")? {
             current.insert(row.try_get("id")?, version);
@@ -245,39 +243,31 @@ async fn current_versions(
 }
 
 /// The statements that mark these deployments verified and record where each version is
-/// served now (no longer the one before it); their audit events go to `events`.
-async fn verify_deployments<'a>(
+/// served now (no longer the one before it), and their audit events, one per deployment in
+/// order.
+pub(crate) async fn verify_deployments(
     tx: &mut Transaction<'_, Any>,
-    verified: &[(&'a AuditContext, Verified<'_>)],
-    events: &mut Vec<(&'a AuditContext, NewAuditEvent)>,
-) -> StoreResult<Vec<SqlBuilder>> {
+    verified: &[Verified<'_>],
+) -> StoreResult<(Vec<SqlBuilder>, Vec<NewAuditEvent>)> {
     if verified.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
-    let names = agent_names(tx, verified.iter().map(|(_, v)| v.job.agent_id.as_str())).await?;
+    let names = agent_names(tx, verified.iter().map(|v| v.job.agent_id.as_str())).await?;
     let name_of = |agent_id: &str| {
         names.get(agent_id).cloned().ok_or_else(|| StoreError::not_found("agent", agent_id))
     };
     let agent = LocationKind::Agent.as_str();
-    let mut deployments = SqlBuilder::bulk(
-        tx,
-        "WITH v (managed_certificate_id, agent_id, target, certificate_id, served_fingerprint, \
-         verified_at) AS (VALUES ",
-    );
-    let mut locations = SqlBuilder::bulk(
-        tx,
-        "INSERT INTO locations (id, certificate_id, kind, address, first_seen, last_seen) VALUES ",
-    );
-    // Each version's older locations at these addresses, one statement per version.
-    let mut served_before: HashMap<&str, SqlBuilder> = HashMap::new();
-    let mut seen = HashSet::new();
-    for (i, (ctx, v)) in verified.iter().enumerate() {
-        let (job, sep) = (v.job, if i == 0 { "" } else { ", " });
+    let (mut deployment_rows, mut location_rows) = (Vec::new(), Vec::new());
+    // The addresses of each version, whose older locations there go.
+    let mut addresses: HashMap<&str, Vec<Arg>> = HashMap::new();
+    let (mut seen, mut events) = (HashSet::new(), Vec::new());
+    for v in verified {
+        let job = v.job;
         if !seen.insert((v.managed_id, job.agent_id.as_str(), job.target.as_str())) {
             // Two results for one deployment: left to the one-by-one path.
             return Err(StoreError::Conflict("two results for one deployment".into()));
         }
-        deployments.push(sep).row([
+        deployment_rows.push([
             Arg::Text(v.managed_id.to_string()),
             Arg::Text(job.agent_id.clone()),
             Arg::Text(job.target.clone()),
@@ -287,7 +277,7 @@ async fn verify_deployments<'a>(
         ]);
         let name = name_of(&job.agent_id)?;
         let address = format!("{name}/{}", job.target);
-        locations.push(sep).row([
+        location_rows.push([
             Arg::Text(uuid::Uuid::now_v7().to_string()),
             Arg::Text(v.certificate_id.to_string()),
             Arg::Text(agent.to_string()),
@@ -295,39 +285,47 @@ async fn verify_deployments<'a>(
             Arg::Int(v.now),
             Arg::Int(v.now),
         ]);
-        let delete = served_before.entry(v.certificate_id).or_insert_with(|| {
-            let mut q = SqlBuilder::bulk(tx, "DELETE FROM locations WHERE kind = ");
-            q.bind(Arg::Text(agent.to_string())).push(" AND certificate_id <> ");
-            q.bind(Arg::Text(v.certificate_id.to_string())).push(" AND address IN (");
-            q
-        });
-        let first = delete.sql.ends_with('(');
-        delete.push(if first { "" } else { ", " }).bind(Arg::Text(address));
+        addresses.entry(v.certificate_id).or_default().push(Arg::Text(address));
         let details = json!({
             "agent": name, "target": job.target, "job_id": job.id,
             "certificate_id": v.certificate_id, "served_fingerprint": v.served_fingerprint,
         });
-        let event =
-            event(AuditAction::DeploymentVerified, "managed_certificate", v.managed_id, details);
-        events.push((*ctx, event));
+        events.push(event(
+            AuditAction::DeploymentVerified,
+            "managed_certificate",
+            v.managed_id,
+            details,
+        ));
     }
-    deployments.push(
+    let mut deployments = SqlBuilder::bulk(
+        tx,
+        "WITH v (managed_certificate_id, agent_id, target, certificate_id, served_fingerprint, \
+         verified_at) AS (VALUES ",
+    );
+    deployments.rows(deployment_rows).push(
         ") UPDATE deployments SET state = 'verified', certificate_id = v.certificate_id, \
          served_fingerprint = v.served_fingerprint, verified_at = v.verified_at, \
          failed_step = NULL, last_error = NULL, updated_at = v.verified_at FROM v \
          WHERE deployments.managed_certificate_id = v.managed_certificate_id \
          AND deployments.agent_id = v.agent_id AND deployments.target = v.target",
     );
-    locations.push(
+    let mut statements = vec![deployments];
+    // Each version's older locations at these addresses, one statement per version.
+    for (version, at) in addresses {
+        let mut delete = SqlBuilder::bulk(tx, "DELETE FROM locations WHERE kind = ");
+        delete.bind(Arg::Text(agent.to_string())).push(" AND certificate_id <> ");
+        delete.bind(Arg::Text(version.to_string())).push(" AND address IN ").row(at);
+        statements.push(delete);
+    }
+    let mut locations = SqlBuilder::bulk(
+        tx,
+        "INSERT INTO locations (id, certificate_id, kind, address, first_seen, last_seen) VALUES ",
+    );
+    locations.rows(location_rows).push(
         " ON CONFLICT (certificate_id, kind, address) DO UPDATE SET last_seen = excluded.last_seen",
     );
-    let mut statements = vec![deployments];
-    statements.extend(served_before.into_values().map(|mut q| {
-        q.push(")");
-        q
-    }));
     statements.push(locations);
-    Ok(statements)
+    Ok((statements, events))
 }
 
 /// The names of these agents, by id.
@@ -336,11 +334,8 @@ async fn agent_names<'a>(
     ids: impl Iterator<Item = &'a str>,
 ) -> StoreResult<HashMap<String, String>> {
     let unique: HashSet<&str> = ids.collect();
-    let mut q = SqlBuilder::bulk(tx, "SELECT id, name FROM agents WHERE id IN (");
-    for (i, id) in unique.into_iter().enumerate() {
-        q.push(if i == 0 { "" } else { ", " }).bind(Arg::Text(id.to_string()));
-    }
-    q.push(")");
+    let mut q = SqlBuilder::bulk(tx, "SELECT id, name FROM agents WHERE id IN ");
+    q.row(unique.into_iter().map(|id| Arg::Text(id.to_string())));
     let mut names = HashMap::new();
     for row in q.query().fetch_all(&mut **tx).await? {
         names.insert(row.try_get("id")?, row.try_get("name")?);

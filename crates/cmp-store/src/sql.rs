@@ -391,6 +391,20 @@ impl SqlBuilder {
         self
     }
 
+    /// Appends rows separated by commas: the values of a multi-row INSERT.
+    pub fn rows<R: IntoIterator<Item = Arg>>(
+        &mut self,
+        rows: impl IntoIterator<Item = R>,
+    ) -> &mut Self {
+        for (i, row) in rows.into_iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.row(row);
+        }
+        self
+    }
+
     /// Appends a parameter placeholder and remembers its value.
     pub fn bind(&mut self, arg: Arg) -> &mut Self {
         let placeholder = self.param(arg);
