@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, Version, header};
+use axum::http::{HeaderName, HeaderValue, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use hyper::body::{Frame, SizeHint};
@@ -74,8 +74,7 @@ pub fn routes(role: ServerRole, metrics_on_main: bool) -> (Router<AppState>, Ope
 pub fn build(state: AppState) -> Result<(Router, AppState), String> {
     let config = state.config.clone();
     let (router, doc) = routes(config.role, config.http.metrics_listen.is_none());
-    let mut policies = RoutePolicies::from_openapi(&doc)?;
-    policies.alias(Method::GET, adapter::pki::OCSP_GET_UNESCAPED, adapter::pki::OCSP_GET);
+    let policies = RoutePolicies::from_openapi(&doc)?;
     let state = AppState { openapi: Arc::new(doc), policies: Arc::new(policies), ..state };
     let headers = SecurityHeaders { hsts: config.tls_enabled() };
     let router = router.route_layer(middleware::from_fn_with_state(state.clone(), authorize));

@@ -115,15 +115,13 @@ impl RoutePolicies {
         Ok(RoutePolicies { rules })
     }
 
-    /// Gives the undocumented route `alias` the rule of the documented `route`.
-    pub fn alias(&mut self, method: Method, alias: &str, route: &str) {
-        if let Some(access) = self.rules.get(&(method.clone(), route.to_string())).cloned() {
-            self.rules.insert((method, alias.to_string()), access);
-        }
-    }
-
+    /// The rule of the route `path`. A route that takes the rest of the path (`{*name}`)
+    /// follows the rule of the one segment it is documented with (`{name}`).
     pub fn get(&self, method: &Method, path: &str) -> Option<&Access> {
-        self.rules.get(&(method.clone(), path.to_string()))
+        self.rules.get(&(method.clone(), path.to_string())).or_else(|| {
+            let documented = path.replace("{*", "{");
+            (documented != path).then(|| self.rules.get(&(method.clone(), documented))).flatten()
+        })
     }
 }
 

@@ -12,7 +12,6 @@ use cmp_domain::Clock;
 use cmp_secrets::{SecretBytes, SecretStore};
 use cmp_store::{
     AdapterRecord, AuditContext, CaCertificates, LedgerRevoke, LedgerRow, NewAdapter, Store,
-    StoreError,
 };
 use tokio::sync::RwLock;
 
@@ -115,10 +114,11 @@ impl BuiltinCas {
         if let Some(ca) = self.loaded(id_or_name).await {
             return Ok(ca);
         }
-        let record = self.store.get_adapter(id_or_name).await.map_err(|e| match e {
-            StoreError::NotFound { .. } => CaError::UnknownAdapter(id_or_name.to_string()),
-            other => unavailable(other),
-        })?;
+        let record = self
+            .store
+            .get_adapter(id_or_name)
+            .await
+            .map_err(|e| super::adapter_lookup_error(id_or_name, e))?;
         if record.kind != BUILTIN_KIND {
             return Err(CaError::Refused(format!("adapter {} is not a builtin CA", record.name)));
         }

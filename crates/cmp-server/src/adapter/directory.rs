@@ -8,7 +8,7 @@ use cmp_acme::Http01Responder;
 use cmp_ca::{CaAdapter, CaError};
 use cmp_domain::Clock;
 use cmp_secrets::SecretStore;
-use cmp_store::{Store, StoreError};
+use cmp_store::Store;
 
 use super::acme::AcmeCas;
 use super::builtin::BuiltinCas;
@@ -71,10 +71,11 @@ impl AdapterDirectory for LocalAdapters {
                 return Ok(adapter);
             }
         }
-        let record = self.store.get_adapter(id_or_name).await.map_err(|e| match e {
-            StoreError::NotFound { .. } => CaError::UnknownAdapter(id_or_name.to_string()),
-            other => CaError::Unavailable(other.to_string()),
-        })?;
+        let record = self
+            .store
+            .get_adapter(id_or_name)
+            .await
+            .map_err(|e| super::adapter_lookup_error(id_or_name, e))?;
         match self.kind(&record.kind) {
             Some(kind) => kind.load(&record).await,
             None => {

@@ -25,6 +25,17 @@ use utoipa_axum::routes;
 
 use crate::state::AppState;
 
+/// A failed look-up of the adapter `id_or_name` as the CA layer says it: unknown (a 404), or
+/// the database unavailable.
+fn adapter_lookup_error(id_or_name: &str, e: cmp_store::StoreError) -> cmp_ca::CaError {
+    match e {
+        cmp_store::StoreError::NotFound { .. } => {
+            cmp_ca::CaError::UnknownAdapter(id_or_name.to_string())
+        }
+        other => cmp_ca::CaError::Unavailable(other.to_string()),
+    }
+}
+
 /// Routes of the adapter role.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

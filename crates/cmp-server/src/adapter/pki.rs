@@ -61,9 +61,9 @@ pub async fn ocsp_post(
     Ok(([(header::CONTENT_TYPE, "application/ocsp-response")], ca.ocsp_response(&body).await))
 }
 
-/// The documented OCSP GET route, and the route that serves it, taking the rest of the path:
-/// RFC 6960 asks for the base64 URL-encoded, but many clients leave its `/` as they are.
-pub const OCSP_GET: &str = "/pki/{name}/ocsp/{request}";
+/// The route that serves OCSP over GET (documented as `/pki/{name}/ocsp/{request}`), taking
+/// the rest of the path: RFC 6960 asks for the base64 URL-encoded, but many clients leave its
+/// `/` as they are.
 pub const OCSP_GET_UNESCAPED: &str = "/pki/{name}/ocsp/{*request}";
 
 /// OCSP over GET (RFC 6960 A.1: the base64 DER request, URL-encoded, as the last segment).

@@ -363,7 +363,7 @@ impl VaultPkis {
         };
         let issued = client.create_token(AGENT_TOKEN_ROLE, &request).await.map_err(ca_error)?;
         Ok(cmp_api::AgentToken {
-            token: issued.token.clone(),
+            token: issued.token,
             accessor: issued.accessor,
             ttl_secs: issued.ttl_secs,
             renewable: issued.renewable,

@@ -72,8 +72,6 @@ impl Discovery {
         let allow = AllowList::new(&config.allowed_ranges, config.max_range_addresses)
             .map_err(|e| format!("discovery.allowed_ranges: {e}"))?;
         let slots = Arc::new(Semaphore::new(config.max_concurrent_runs.max(1)));
-        // Read the system's roots now rather than in the first run's time.
-        std::thread::spawn(system_roots);
         Ok(Discovery {
             store,
             clock,
@@ -266,6 +264,10 @@ impl Discovery {
     /// Starts the scans that are due and closes runs whose process died, every
     /// `discovery.scheduler_interval_secs`, until `stop`.
     pub async fn schedule(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        // Read the system's roots now rather than in the first run's time.
+        tokio::task::spawn_blocking(|| {
+            system_roots();
+        });
         let every = Duration::from_secs(self.config.scheduler_interval_secs.max(1));
         loop {
             if let Err(error) = self.scheduler_pass().await {
@@ -472,9 +474,12 @@ impl Discovery {
 
     /// The system's roots and the platform's own CAs (those in the chains it recorded).
     async fn trust_store(&self) -> Result<TrustStore> {
-        let system = tokio::task::spawn_blocking(|| system_roots().clone())
-            .await
-            .map_err(|e| InventoryError::Internal(format!("reading system roots: {e}")))?;
+        let system = match SYSTEM_ROOTS.get() {
+            Some(roots) => roots.clone(),
+            None => tokio::task::spawn_blocking(|| system_roots().clone())
+                .await
+                .map_err(|e| InventoryError::Internal(format!("reading system roots: {e}")))?,
+        };
         let (mut roots, mut intermediates) = (system, Vec::new());
         for (der, self_signed) in self.store.platform_ca_certificates().await? {
             let der = CertificateDer::from(der);
@@ -484,10 +489,12 @@ impl Discovery {
     }
 }
 
+/// The system's trust roots, once read.
+static SYSTEM_ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+
 /// The system's trust roots, read once (the first caller blocks on reading them).
 fn system_roots() -> &'static Vec<CertificateDer<'static>> {
-    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
-    ROOTS.get_or_init(TrustStore::system_roots)
+    SYSTEM_ROOTS.get_or_init(TrustStore::system_roots)
 }
 
 /// Turns a run's events into batches for the store, and counts them.

@@ -13,11 +13,13 @@ use cmp_api::{JobAssignment, LocalKeyRequest};
 use cmp_domain::{Clock, JobKind};
 use cmp_secrets::SecretStore;
 use cmp_store::batch::Batcher;
-use cmp_store::{AgentRecord, AuditAction, JobRecord, NewAuditEvent, Scope, Store, StoreError};
+use cmp_store::{
+    AgentRecord, AuditAction, AuditContext, JobRecord, NewAuditEvent, Scope, Store, StoreError,
+};
 use zeroize::Zeroizing;
 
 use super::fleet::{FleetError, FleetResult, agent_caller, sealed_key};
-use crate::core::context::caller_context;
+use crate::core::context::REQUEST_ID;
 use crate::state::unix_micros;
 
 /// Polls per batch: the lease statement takes one parameter per agent.
@@ -25,9 +27,15 @@ const MAX_BATCH: usize = 1_000;
 /// Seals per blocking task: enough work to be worth a hand-off to another thread.
 const SEALS_PER_TASK: usize = 64;
 
-/// A waiting poll: its agent, and the key of the certificate the agent presented (server-made
-/// keys are sealed to it).
-type Poll = (Arc<AgentRecord>, Arc<[u8]>);
+/// A waiting poll.
+struct Poll {
+    agent: Arc<AgentRecord>,
+    /// The key of the certificate the agent presented: server-made keys are sealed to it.
+    public_key: Arc<[u8]>,
+    /// The poll's request, for the audit events of what it is handed (the batch is served in
+    /// a task of its own, outside the request).
+    request_id: Option<String>,
+}
 type Answer = FleetResult<Option<JobAssignment>>;
 /// A poll's place in a batch: its leased job, if any, with the assignment made so far (or why
 /// it could not be made).
@@ -78,7 +86,10 @@ impl Dispatcher {
         };
         self.inner
             .polls
-            .submit((agent, public_key), serve)
+            .submit(
+                Poll { agent, public_key, request_id: REQUEST_ID.try_with(Clone::clone).ok() },
+                serve,
+            )
             .await
             .map_err(|e| FleetError::Internal(format!("the job dispatch: {e}")))?
     }
@@ -101,7 +112,7 @@ impl Dispatcher {
     async fn hand_out(&self, agents: &[Poll]) -> FleetResult<Vec<Answer>> {
         let inner = &self.inner;
         let now = inner.clock.now().unix_timestamp();
-        let mut ids: Vec<String> = agents.iter().map(|(a, _)| a.id.clone()).collect();
+        let mut ids: Vec<String> = agents.iter().map(|p| p.agent.id.clone()).collect();
         ids.sort_unstable();
         ids.dedup();
         let leased = inner.store.lease_jobs(&ids, now, now + inner.lease_secs).await?;
@@ -109,7 +120,11 @@ impl Dispatcher {
             leased.into_iter().map(|job| (job.agent_id.clone(), job)).collect();
         let mut assignments: Vec<Slot> = agents
             .iter()
-            .map(|(agent, _)| jobs.remove(&agent.id).map(|job| (job.clone(), assignment(&job))))
+            .map(|poll| {
+                let job = jobs.remove(&poll.agent.id)?;
+                let assignment = assignment(&job);
+                Some((job, assignment))
+            })
             .collect();
         if assignments.iter().all(Option::is_none) {
             return Ok(assignments.into_iter().map(|_| Ok(None)).collect());
@@ -237,7 +252,7 @@ impl Dispatcher {
                 }
                 None => continue,
             }
-            let agent = &agents[i].0;
+            let Poll { agent, request_id, .. } = &agents[i];
             let event = NewAuditEvent {
                 action: AuditAction::CertificateKeyDownloaded,
                 entity_type: "certificate".into(),
@@ -247,7 +262,12 @@ impl Dispatcher {
                     "serial_number": material.serial_number,
                 }),
             };
-            handed_over.push((i, (caller_context(&agent_caller(agent), now_us), event)));
+            let ctx = AuditContext {
+                actor: agent_caller(agent).actor,
+                request_id: request_id.clone(),
+                now_us,
+            };
+            handed_over.push((i, (ctx, event)));
         }
         if handed_over.is_empty() {
             return;
@@ -300,7 +320,7 @@ async fn seal_keys(
             continue;
         };
         if material.key_pem.is_some() {
-            work.push((i, agents[i].1.clone(), material.clone(), job.id.clone()));
+            work.push((i, agents[i].public_key.clone(), material.clone(), job.id.clone()));
         }
     }
     let mut tasks = tokio::task::JoinSet::new();

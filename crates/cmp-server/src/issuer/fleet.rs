@@ -616,20 +616,23 @@ impl Fleet {
     /// then ends every wait, so that the server's stop is not held up by long polls (the
     /// agents poll the next server).
     pub async fn ring_due_jobs(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let mut discoveries_checked: Option<tokio::time::Instant> = None;
+        // Its first tick is at once.
+        let mut discoveries = tokio::time::interval(DISCOVERY_CHECK_INTERVAL);
+        discoveries.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                () = tokio::time::sleep(BELL_INTERVAL) => {}
+            let discovery_due = tokio::select! {
+                () = tokio::time::sleep(BELL_INTERVAL) => false,
+                _ = discoveries.tick() => true,
                 _ = stop.wait_for(|s| *s) => {
                     self.bell.close();
                     return;
                 }
-            }
-            if discoveries_checked.is_none_or(|at| at.elapsed() >= DISCOVERY_CHECK_INTERVAL) {
-                discoveries_checked = Some(tokio::time::Instant::now());
+            };
+            if discovery_due {
                 if let Err(e) = self.queue_scheduled_discoveries().await {
                     tracing::warn!(error = %e, "could not queue the scheduled agent discoveries");
                 }
+                continue;
             }
             if !self.bell.anyone_waiting() {
                 continue;

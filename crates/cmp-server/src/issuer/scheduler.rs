@@ -127,8 +127,12 @@ async fn consider(issuer: &Issuer, id: &str, now: i64) {
         },
         None => None,
     };
+    // A revoked version is replaced whatever its CA suggests: no need to ask.
+    let revoked = current.as_ref().is_some_and(|c| c.revoked);
     let suggested_window = match (&managed.current_certificate_id, open_request) {
-        (Some(current_id), None) => suggested_window(issuer, &managed.adapter_id, current_id).await,
+        (Some(current_id), None) if !revoked => {
+            suggested_window(issuer, &managed.adapter_id, current_id).await
+        }
         _ => None,
     };
     let renew_before =

@@ -242,7 +242,13 @@ async fn a_fleet_polling_together_gets_one_job_each_with_a_key_only_it_opens_and
             action: Some("certificate.key_downloaded".into()),
             ..Default::default()
         };
-        assert_eq!(app.admin.audit(&downloads).await.unwrap().items.len(), FLEET);
+        let downloads = app.admin.audit(&downloads).await.unwrap().items;
+        assert_eq!(downloads.len(), FLEET);
+        // Each names the poll's request, though the batch was served outside it.
+        let mut requests: Vec<_> = downloads.iter().filter_map(|e| e.request_id.clone()).collect();
+        requests.sort();
+        requests.dedup();
+        assert_eq!(requests.len(), FLEET, "{downloads:?}");
 
         // All report at once, one of them for a neighbour's job too: each result is taken or
         // refused on its own.
