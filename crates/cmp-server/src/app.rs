@@ -92,12 +92,7 @@ pub fn build(state: AppState) -> Result<(Router, AppState), String> {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("handler panicked".into()).into_response()
         }))
-        .layer(middleware::from_fn(crate::metrics::track_http))
-        .layer(middleware::from_fn(problem_for_plain_errors))
-        .layer(middleware::from_fn_with_state(headers, security_headers))
-        .layer(middleware::from_fn(reject_nul))
-        .layer(middleware::from_fn(close_if_body_unread))
-        .layer(middleware::from_fn(with_request_id))
+        .layer(middleware::from_fn_with_state(headers, envelope))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(crate::telemetry::http_span)
@@ -132,17 +127,51 @@ struct SecurityHeaders {
     hsts: bool,
 }
 
-/// Headers that keep browsers and caches from misusing API answers: no MIME sniffing, no
-/// active content or framing, and for the API no caching at all (answers carry tokens, keys
-/// and PKCS#12 files, and are scoped to the caller). The public CRL, OCSP and CA files under
-/// `/pki` stay cacheable.
-async fn security_headers(
+/// What every request and answer goes through, in one layer rather than one each: a layer is
+/// an allocation and a clone of the service within per request, kept while the request runs,
+/// and an agent's long poll runs for up to a minute. Outermost first:
+/// 1. the request id is made visible to the error mapping of this request;
+/// 2. an answer given before its request's body was read says `Connection: close`;
+/// 3. a NUL in the path or query is refused;
+/// 4. the answer gets the security headers;
+/// 5. an error answer that is not a problem document becomes one;
+/// 6. the request is logged and counted (`metrics::track_http`).
+async fn envelope(
     State(headers): State<SecurityHeaders>,
     request: Request,
     next: Next,
 ) -> Response {
-    let api = !request.uri().path().starts_with("/pki/");
-    let mut response = next.run(request).await;
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    REQUEST_ID
+        .scope(id, async move {
+            let (request, body_read) = noting_body_read(request);
+            let mut response = if has_nul(&request) {
+                ApiError::bad_request("the URL must not contain NUL characters").into_response()
+            } else {
+                let api = !request.uri().path().starts_with("/pki/");
+                let response = crate::metrics::track_http(request, next).await;
+                with_security_headers(headers, api, problem_for_plain_errors(response).await)
+            };
+            if body_read.is_some_and(|read| !read.load(Ordering::Acquire)) {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
+        })
+        .await
+}
+
+/// Headers that keep browsers and caches from misusing API answers: no MIME sniffing, no
+/// active content or framing, and for the API (`api`) no caching at all (answers carry tokens,
+/// keys and PKCS#12 files, and are scoped to the caller). The public CRL, OCSP and CA files
+/// under `/pki` stay cacheable.
+fn with_security_headers(headers: SecurityHeaders, api: bool, mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     // The dashboard's answers come with their own policy and caching; everything else gets
@@ -165,8 +194,7 @@ const MAX_REJECTION_DETAIL: usize = 300;
 /// Turns error answers that are not problem documents (axum's own rejections, such as a path
 /// segment that is not UTF-8) into RFC 9457 problems, so that every error a
 /// client sees has one shape.
-async fn problem_for_plain_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+async fn problem_for_plain_errors(response: Response) -> Response {
     let status = response.status();
     let is_problem = response
         .headers()
@@ -188,34 +216,28 @@ async fn problem_for_plain_errors(request: Request, next: Next) -> Response {
     problem
 }
 
-/// Refuses a NUL anywhere in the path or query: no id, name or filter holds one, and
-/// PostgreSQL cannot compare text with it.
-async fn reject_nul(request: Request, next: Next) -> Response {
-    let has_nul = request
+/// Whether the path or query holds a NUL: no id, name or filter holds one, and PostgreSQL
+/// cannot compare text with it.
+fn has_nul(request: &Request) -> bool {
+    request
         .uri()
         .path_and_query()
-        .is_some_and(|pq| pq.as_str().to_ascii_lowercase().contains("%00"));
-    if has_nul {
-        return ApiError::bad_request("the URL must not contain NUL characters").into_response();
-    }
-    next.run(request).await
+        .is_some_and(|pq| pq.as_str().to_ascii_lowercase().contains("%00"))
 }
 
-/// Says `Connection: close` on an HTTP/1 answer given before its request's body was read (a
-/// 401, 403 or 404 decided from the headers, a body over the limit or too slow). hyper then
-/// closes the connection unless the rest of the body has already arrived; without the header
-/// a client that reuses the connection has its next request fail ("closed without response").
-async fn close_if_body_unread(request: Request, next: Next) -> Response {
+/// For an HTTP/1 request with a body, the request with its body watched and the flag that
+/// says it was read to its end. An answer given before that (a 401, 403 or 404 decided from
+/// the headers, a body over the limit or too slow) must say `Connection: close`: hyper then
+/// closes the connection unless the rest of the body has already arrived, and without the
+/// header a client that reuses the connection has its next request fail ("closed without
+/// response").
+fn noting_body_read(request: Request) -> (Request, Option<Arc<AtomicBool>>) {
     if request.version() > Version::HTTP_11 || request.body().is_end_stream() {
-        return next.run(request).await;
+        return (request, None);
     }
     let read = Arc::new(AtomicBool::new(false));
     let request = request.map(|inner| Body::new(ReadToEnd { inner, read: read.clone() }));
-    let mut response = next.run(request).await;
-    if !read.load(Ordering::Acquire) {
-        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
+    (request, Some(read))
 }
 
 /// A request body that records when it has been read to its end.
@@ -246,15 +268,4 @@ impl HttpBody for ReadToEnd {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
-}
-
-/// Makes the request id visible to the error mapping of this request.
-async fn with_request_id(request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v: &HeaderValue| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    REQUEST_ID.scope(id, next.run(request)).await
 }

@@ -183,7 +183,9 @@ pub async fn authorize(
             request.extensions_mut().insert(agent);
             (caller, Authenticated::by(AuthMethod::AgentCertificate))
         }
-        None => authenticate(&state, presented, &method).await?,
+        // Boxed: people's logins need far more room than an agent's lookup, and every held
+        // agent poll would otherwise keep that room for its whole wait.
+        None => Box::pin(authenticate(&state, presented, &method)).await?,
     };
     if !allowed.contains(&caller.role) {
         return Err(ApiError::Forbidden(format!(

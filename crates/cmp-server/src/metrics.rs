@@ -56,7 +56,7 @@ fn register_counters() {
     }
 }
 
-/// Middleware: counts requests, observes latency by method, route template and status, and
+/// Runs the request and counts it (within `app::envelope`): observes latency by method, route template and status, and
 /// logs each request once. Every label has a bounded set of values (a method outside the
 /// standard ones is `other`, the dashboard's pages and files are `dashboard`, another path no
 /// route matches is `unmatched`), so that odd requests cannot grow the series without end.

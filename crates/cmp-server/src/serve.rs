@@ -12,15 +12,18 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::ConnectInfo;
+use axum::http::HeaderValue;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
 use tower::ServiceExt;
 
 /// How long in-flight requests may run on after a stop was asked for.
@@ -80,18 +83,18 @@ pub async fn serve(
             () = stopped(&mut stop) => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection = serve_connection(
+        // Spawned as it is, not awaited in a wrapper: a wrapping future would hold the
+        // connection's state twice (once captured, once awaited), and an agent's held poll
+        // keeps its connection for up to a minute.
+        connections.spawn(serve_connection(
             builders.clone(),
             router.clone(),
             stream,
             peer,
             options.clone(),
             stop.clone(),
-        );
-        connections.spawn(async move {
-            connection.await;
-            drop(permit);
-        });
+            permit,
+        ));
         // Reap finished connections so that the set holds only open ones.
         while connections.try_join_next().is_some() {}
     }
@@ -128,7 +131,8 @@ impl Builders {
     }
 }
 
-/// One connection: the TLS handshake (bounded by the header timeout), then HTTP.
+/// One connection: the TLS handshake (bounded by the header timeout), then HTTP. Its slot
+/// (`_permit`) is given back when it ends.
 async fn serve_connection(
     builders: Arc<Builders>,
     router: Router,
@@ -136,12 +140,14 @@ async fn serve_connection(
     peer: SocketAddr,
     options: ServeOptions,
     stop: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
 ) {
     let activity = Arc::new(Activity::new());
     let make_service = |peer_certificate: Option<PeerCertificate>| {
         let activity = activity.clone();
         let router = router.clone();
         hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            detach_head(&mut request);
             request.extensions_mut().insert(ConnectInfo(peer));
             if let Some(certificate) = &peer_certificate {
                 request.extensions_mut().insert(certificate.clone());
@@ -160,10 +166,12 @@ async fn serve_connection(
         None => {
             let service = make_service(None);
             let connection = builders.http1.serve_connection(TokioIo::new(stream), service);
-            drive(connection, &activity, idle, stop).await.map_err(|e| e.to_string())
+            drive(Box::pin(connection), &activity, idle, stop).await.map_err(|e| e.to_string())
         }
         Some(acceptor) => {
-            let handshake = tokio::time::timeout(idle, acceptor.accept(stream));
+            // Boxed, and so freed once done: the handshake's state would otherwise be the
+            // largest part of every open connection's task.
+            let handshake = Box::pin(tokio::time::timeout(idle, acceptor.accept(stream)));
             let tls = match handshake.await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
@@ -175,24 +183,17 @@ async fn serve_connection(
                     return;
                 }
             };
-            let session = tls.get_ref().1;
-            let peer_certificate =
-                session.peer_certificates().and_then(|c| c.first()).map(|leaf| PeerCertificate {
-                    fingerprint: cmp_pki::sha256_hex(leaf.as_ref()).into(),
-                    public_key: cmp_pki::certificate_public_key(leaf.as_ref())
-                        .unwrap_or_default()
-                        .into(),
-                });
+            // Moved through, never borrowed here: a local that is borrowed keeps its room in
+            // this future until the connection ends, and the TLS state is over a kilobyte.
+            let (tls, peer_certificate, h2) = peer_of(tls);
             let service = make_service(peer_certificate);
             let io = TokioIo::new(tls);
-            if io.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
+            if h2 {
                 let connection = builders.http2.serve_connection(io, service);
-                // Boxed: the HTTP/2 state is larger than HTTP/1.1's, and each held connection
-                // (an agent's long poll) would otherwise carry room for it.
-                Box::pin(drive(connection, &activity, idle, stop)).await.map_err(|e| e.to_string())
+                drive(Box::pin(connection), &activity, idle, stop).await.map_err(|e| e.to_string())
             } else {
                 let connection = builders.http1.serve_connection(io, service);
-                drive(connection, &activity, idle, stop).await.map_err(|e| e.to_string())
+                drive(Box::pin(connection), &activity, idle, stop).await.map_err(|e| e.to_string())
             }
         }
     };
@@ -201,18 +202,56 @@ async fn serve_connection(
     }
 }
 
+/// What the TLS session says of its peer: the client certificate it presented, and whether it
+/// chose HTTP/2.
+fn peer_of(tls: TlsStream<TcpStream>) -> (TlsStream<TcpStream>, Option<PeerCertificate>, bool) {
+    let session = tls.get_ref().1;
+    let peer_certificate =
+        session.peer_certificates().and_then(|c| c.first()).map(|leaf| PeerCertificate {
+            fingerprint: cmp_pki::sha256_hex(leaf.as_ref()).into(),
+            public_key: cmp_pki::certificate_public_key(leaf.as_ref()).unwrap_or_default().into(),
+        });
+    let h2 = session.alpn_protocol() == Some(b"h2");
+    (tls, peer_certificate, h2)
+}
+
+/// Gives the request's URI and header values storage of their own. hyper hands them out as
+/// slices of its read buffer, which stays shared while the request lives: when hyper then reads
+/// on (to notice a peer that hangs up), it has to take a new 8 KB buffer, and a long poll would
+/// hold both for its whole wait. Copying the few hundred bytes of a request head frees the
+/// buffer for hyper to reuse (heaptrack, 2,000 held polls: 1.7 read buffers per connection).
+fn detach_head(request: &mut hyper::Request<Incoming>) {
+    // Origin-form only (what servers are sent): an absolute URI, as to a proxy, stays as it is.
+    if request.uri().scheme().is_none()
+        && let Some(path) = request.uri().path_and_query()
+        && let Ok(owned) =
+            hyper::Uri::from_maybe_shared(Bytes::copy_from_slice(path.as_str().as_bytes()))
+    {
+        *request.uri_mut() = owned;
+    }
+    for value in request.headers_mut().values_mut() {
+        if let Ok(mut owned) = HeaderValue::from_bytes(value.as_bytes()) {
+            owned.set_sensitive(value.is_sensitive());
+            *value = owned;
+        }
+    }
+}
+
 /// Runs `connection` to its end. It is asked to close (hyper finishes the answers under way and
 /// takes no new request) when the listener stops, or when no request has run on it for `idle`:
 /// an HTTP/2 peer that answers pings but sends nothing would otherwise hold its slot forever.
 /// A closing connection that has not finished in time (the drain timeout after a stop, `idle`
 /// otherwise: a peer that does not read its answer) is dropped, which closes the socket.
+///
+/// The connection comes boxed: its state is then allocated once at its own size, where a
+/// connection moved into this future would have its room reserved both in the caller's state
+/// and in this one's (14 KB per open connection, measured with heaptrack at 2,000 held polls).
 async fn drive<C: GracefulConnection>(
-    connection: C,
+    mut connection: Pin<Box<C>>,
     activity: &Activity,
     idle: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), C::Error> {
-    let mut connection = std::pin::pin!(connection);
     let mut close_by: Option<Instant> = None;
     loop {
         let wake_at = close_by.unwrap_or_else(|| activity.next_check(idle));

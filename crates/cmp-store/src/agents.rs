@@ -259,7 +259,7 @@ pub trait AgentStore: Send + Sync {
 
 const TOKEN_COLUMNS: &str = "SELECT id, labels, expires_at, created_by, created_at, used_at, \
      agent_id, revoked_at FROM agent_bootstrap_tokens";
-const AGENT_COLUMNS: &str = "SELECT id, name, labels, cert_fingerprint, previous_fingerprint, \
+pub(crate) const AGENT_COLUMNS: &str = "SELECT id, name, labels, cert_fingerprint, previous_fingerprint, \
      cert_not_after, \
      disabled_at, hostname, version, os, targets, last_seen_at, enrolled_at, enrolled_with \
      FROM agents";
@@ -298,7 +298,7 @@ fn token_from_row(row: &AnyRow) -> StoreResult<BootstrapTokenRecord> {
     })
 }
 
-fn agent_from_row(row: &AnyRow) -> StoreResult<AgentRecord> {
+pub(crate) fn agent_from_row(row: &AnyRow) -> StoreResult<AgentRecord> {
     let targets: String = row.try_get("targets")?;
     Ok(AgentRecord {
         id: row.try_get("id")?,
@@ -653,16 +653,7 @@ impl AgentStore for SqlStore {
         &self,
         fingerprint: &str,
     ) -> StoreResult<Option<AgentRecord>> {
-        sqlx::query(&format!(
-            "{AGENT_COLUMNS} WHERE (cert_fingerprint = $1 OR previous_fingerprint = $1) \
-             AND disabled_at IS NULL"
-        ))
-        .bind(fingerprint)
-        .fetch_optional(&self.read)
-        .await?
-        .as_ref()
-        .map(agent_from_row)
-        .transpose()
+        self.look_up_agent(fingerprint).await
     }
 
     #[instrument(level = "debug", skip_all, err(level = "debug"), fields(agent = %id_or_name))]

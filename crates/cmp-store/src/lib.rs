@@ -5,6 +5,7 @@
 //! same transaction as the change.
 
 mod adapters;
+mod agent_lookups;
 mod agents;
 mod audit;
 pub mod batch;

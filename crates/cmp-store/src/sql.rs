@@ -14,6 +14,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use tracing::instrument;
 
+use crate::agent_lookups::{AgentLookups, LOOKUPS_PER_BATCH};
 use crate::audit::{self, ChainBreak};
 use crate::directory_cache::DirectoryCache;
 use crate::group_commit::GroupCommit;
@@ -66,6 +67,8 @@ pub struct SqlStore {
     pub(crate) group: Arc<GroupCommit>,
     /// Agents' job results, waiting to be recorded together.
     pub(crate) job_results: Arc<JobResults>,
+    /// Agents' certificates, waiting to be looked up together.
+    pub(crate) agent_lookups: Arc<AgentLookups>,
     /// Copies of token, owner, adapter and policy reads (none unless
     /// [`SqlStore::with_directory_cache`]).
     pub(crate) directory: Arc<DirectoryCache>,
@@ -100,6 +103,7 @@ impl SqlStore {
                     dialect,
                     group: crate::group_commit::group_commit(),
                     job_results: job_results_batcher(),
+                    agent_lookups: Arc::new(AgentLookups::new(LOOKUPS_PER_BATCH)),
                     directory: no_cache(),
                     search_sample: Arc::default(),
                 }
@@ -125,6 +129,7 @@ impl SqlStore {
                     dialect,
                     group: crate::group_commit::group_commit(),
                     job_results: job_results_batcher(),
+                    agent_lookups: Arc::new(AgentLookups::new(LOOKUPS_PER_BATCH)),
                     directory: no_cache(),
                     search_sample: Arc::default(),
                 }

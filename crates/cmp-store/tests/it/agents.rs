@@ -95,6 +95,35 @@ async fn a_disabled_or_deleted_agent_is_not_found_by_its_certificate() {
     });
 }
 
+#[tokio::test]
+async fn lookups_asked_together_answer_each_as_one_alone_would() {
+    on_both_databases!(|store, db| {
+        let agents = enrol_agents(&store, 4).await;
+        // One agent renewed (its old certificate still opens), one disabled.
+        store
+            .renew_agent_identity(&ctx(NOW), &agents[1].id, "f1", "f1b", NOW + 100_000)
+            .await
+            .unwrap();
+        store.set_agent_disabled(&ctx(NOW), &agents[2].id, true).await.unwrap();
+        let asked = ["f0", "f1", "f1b", "f2", "f3", "nobody", "f0", "f3"];
+        let mut alone = Vec::new();
+        for fingerprint in asked {
+            alone.push(store.find_agent_by_fingerprint(fingerprint).await.unwrap());
+        }
+        // Asked at once: the first is served alone, the others wait and go in one batch.
+        let lookups = asked.iter().map(|f| store.find_agent_by_fingerprint(f));
+        let together: Vec<_> =
+            futures::future::join_all(lookups).await.into_iter().map(Result::unwrap).collect();
+        let names: Vec<Option<&str>> =
+            together.iter().map(|a| a.as_ref().map(|a| a.name.as_str())).collect();
+        let expected = ["web-0", "web-1", "web-1", "", "web-3", "", "web-0", "web-3"];
+        let expected: Vec<_> =
+            expected.iter().map(|n| Some(*n).filter(|n| !n.is_empty())).collect();
+        assert_eq!(names, expected, "{:?}", db.kind);
+        assert_eq!(together, alone, "{:?}", db.kind);
+    });
+}
+
 /// Issues a new version of `managed` (as the issuer would) and returns its certificate id.
 async fn issue_version(store: &SqlStore, adapter: &str, managed: &str, n: u32, at: i64) -> String {
     let mut new = crate::issuance::request(adapter, RequestState::Approved);
