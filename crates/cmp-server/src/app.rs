@@ -71,11 +71,12 @@ pub fn routes(role: ServerRole, metrics_on_main: bool) -> (Router<AppState>, Ope
 }
 
 /// The complete application of a role, ready to serve, and its state.
-pub fn build(state: AppState) -> Result<(Router, AppState), String> {
+pub fn build(mut state: AppState) -> Result<(Router, AppState), String> {
     let config = state.config.clone();
     let (router, doc) = routes(config.role, config.http.metrics_listen.is_none());
     let policies = RoutePolicies::from_openapi(&doc)?;
-    let state = AppState { openapi: Arc::new(doc), policies: Arc::new(policies), ..state };
+    state.openapi = Arc::new(doc);
+    state.policies = Arc::new(policies);
     let headers = SecurityHeaders { hsts: config.tls_enabled() };
     let router = router.route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     // Role `all` serves the dashboard on every path the API does not take.

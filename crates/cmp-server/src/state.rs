@@ -19,9 +19,30 @@ use crate::notify::Notifier;
 use crate::people::People;
 use crate::platform_ca::PlatformCa;
 
-/// Shared, cheap to clone.
+/// What every handler can reach: one pointer, so that the state a request's layers and
+/// extractors each clone costs one reference count, not one per part. Its parts are read (and,
+/// while the application is put together, replaced) through `Deref`; replacing one in a state
+/// that is shared changes that copy only, as with a plain struct.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    fn deref_mut(&mut self) -> &mut AppParts {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Clone)]
+pub struct AppParts {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
@@ -110,7 +131,7 @@ impl AppState {
             adapters.clone(),
             config.notify.clone(),
         )?);
-        Ok(AppState {
+        Ok(AppState(Arc::new(AppParts {
             people,
             notifier,
             store,
@@ -129,7 +150,7 @@ impl AppState {
             inventory,
             discovery,
             fleet,
-        })
+        })))
     }
 
     /// Microseconds since the epoch, now: the time stamp of audit events.

@@ -778,7 +778,7 @@ async fn a_key_made_on_the_agent_never_leaves_its_host_and_discovery_reads_its_f
         // Unasked, once a day (`issuer.agent_discovery_interval_hours`): a day on, each agent
         // gets a discover job, once.
         let day_on = time::OffsetDateTime::now_utc().unix_timestamp() + 86_400 + 60;
-        let fleet = app.issuer_state(TestClock::at(day_on)).await.fleet;
+        let fleet = app.issuer_state(TestClock::at(day_on)).await.fleet.clone();
         assert_eq!(fleet.queue_scheduled_discoveries().await.unwrap(), 2);
         assert_eq!(fleet.queue_scheduled_discoveries().await.unwrap(), 0, "on its way already");
         for name in ["web-01", "web-02"] {
