@@ -56,10 +56,11 @@ fn register_counters() {
     }
 }
 
-/// Runs the request and counts it (within `app::envelope`): observes latency by method, route template and status, and
-/// logs each request once. Every label has a bounded set of values (a method outside the
-/// standard ones is `other`, the dashboard's pages and files are `dashboard`, another path no
-/// route matches is `unmatched`), so that odd requests cannot grow the series without end.
+/// Runs the request (for `app::envelope`), counts it, observes its latency by method, route
+/// template and status, and logs it once. Every label has a bounded set of values (a method
+/// outside the standard ones is `other`, the dashboard's pages and files are `dashboard`,
+/// another path no route matches is `unmatched`), so that odd requests cannot grow the series
+/// without end.
 pub async fn track_http(request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = method_label(request.method());

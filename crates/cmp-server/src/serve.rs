@@ -245,7 +245,8 @@ fn detach_head(request: &mut hyper::Request<Incoming>) {
 ///
 /// The connection comes boxed: its state is then allocated once at its own size, where a
 /// connection moved into this future would have its room reserved both in the caller's state
-/// and in this one's (14 KB per open connection, measured with heaptrack at 2,000 held polls).
+/// and in this one's. With the other boxes of `serve_connection`, each open connection's task
+/// went from 13.9 KB to 2.8 KB (heaptrack, 2,000 held polls).
 async fn drive<C: GracefulConnection>(
     mut connection: Pin<Box<C>>,
     activity: &Activity,

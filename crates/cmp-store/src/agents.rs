@@ -259,10 +259,9 @@ pub trait AgentStore: Send + Sync {
 
 const TOKEN_COLUMNS: &str = "SELECT id, labels, expires_at, created_by, created_at, used_at, \
      agent_id, revoked_at FROM agent_bootstrap_tokens";
-pub(crate) const AGENT_COLUMNS: &str = "SELECT id, name, labels, cert_fingerprint, previous_fingerprint, \
-     cert_not_after, \
-     disabled_at, hostname, version, os, targets, last_seen_at, enrolled_at, enrolled_with \
-     FROM agents";
+pub(crate) const AGENT_COLUMNS: &str = "SELECT id, name, labels, cert_fingerprint, \
+     previous_fingerprint, cert_not_after, disabled_at, hostname, version, os, targets, \
+     last_seen_at, enrolled_at, enrolled_with FROM agents";
 const DEPLOYMENT_COLUMNS: &str = "SELECT d.managed_certificate_id, d.agent_id, a.name AS \
      agent_name, d.target, d.state, d.certificate_id, d.served_fingerprint, d.verified_at, \
      d.failed_step, d.last_error, d.updated_at FROM deployments d JOIN agents a ON a.id = d.agent_id";

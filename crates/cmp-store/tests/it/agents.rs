@@ -110,7 +110,7 @@ async fn lookups_asked_together_answer_each_as_one_alone_would() {
         for fingerprint in asked {
             alone.push(store.find_agent_by_fingerprint(fingerprint).await.unwrap());
         }
-        // Asked at once: the first is served alone, the others wait and go in one batch.
+        // Asked at once: they wait for a batch together.
         let lookups = asked.iter().map(|f| store.find_agent_by_fingerprint(f));
         let together: Vec<_> =
             futures::future::join_all(lookups).await.into_iter().map(Result::unwrap).collect();
