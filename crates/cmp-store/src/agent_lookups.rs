@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use crate::agents::{AGENT_COLUMNS, agent_from_row};
+use crate::sql::{Arg, SqlBuilder};
 use crate::{AgentRecord, SqlStore, StoreError, StoreResult};
 
 /// Lookups per batch: a statement takes one parameter for each.
@@ -67,14 +68,12 @@ impl SqlStore {
         let mut distinct: Vec<&String> = fingerprints.iter().collect();
         distinct.sort_unstable();
         distinct.dedup();
-        let list = (1..=distinct.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-        let sql = format!(
-            "{AGENT_COLUMNS} WHERE (cert_fingerprint IN ({list}) OR previous_fingerprint IN \
-             ({list})) AND disabled_at IS NULL"
-        );
-        let query = distinct.iter().fold(sqlx::query(&sql), |query, f| query.bind(f.as_str()));
+        let list = || distinct.iter().map(|f| Arg::Text(f.to_string()));
+        let mut b = SqlBuilder::new(AGENT_COLUMNS);
+        b.push(" WHERE (cert_fingerprint IN ").row(list()).push(" OR previous_fingerprint IN ");
+        b.row(list()).push(") AND disabled_at IS NULL");
         let mut by_fingerprint = HashMap::with_capacity(distinct.len());
-        for row in query.fetch_all(&self.read).await? {
+        for row in b.query().fetch_all(&self.read).await? {
             let agent = agent_from_row(&row)?;
             if let Some(previous) = &agent.previous_fingerprint {
                 by_fingerprint.insert(previous.clone(), agent.clone());

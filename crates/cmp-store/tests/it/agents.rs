@@ -286,17 +286,31 @@ async fn enrol_agents(store: &SqlStore, n: i64) -> Vec<AgentRecord> {
     agents
 }
 
+/// What the dispatch tests start from: the builtin adapter, a managed certificate for
+/// `web.example` and four enrolled agents.
+struct Dispatch {
+    adapter_id: String,
+    managed: ManagedRecord,
+    agents: Vec<AgentRecord>,
+    ids: Vec<String>,
+}
+
+async fn dispatch_of_four(store: &SqlStore) -> Dispatch {
+    let adapter_id = crate::issuance::adapter(store).await.id;
+    let managed = managed_web(store, &adapter_id, crate::spec_for(&["web.example"])).await;
+    let agents = enrol_agents(store, 4).await;
+    let ids = agents.iter().map(|a| a.id.clone()).collect();
+    Dispatch { adapter_id, managed, agents, ids }
+}
+
 #[tokio::test]
 async fn one_lease_hands_each_agent_of_a_dispatch_its_oldest_due_job_only() {
     on_both_databases!(|store, db| {
-        let adapter = crate::issuance::adapter(&store).await;
-        let managed = managed_web(&store, &adapter.id, crate::spec_for(&["web.example"])).await;
-        let agents = enrol_agents(&store, 4).await;
-        let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
+        let Dispatch { adapter_id, managed, ids, .. } = dispatch_of_four(&store).await;
         // web-0 and web-1 get a deployment; web-0 and web-2 a discovery after it; web-3 nothing.
         let targets: Vec<_> = ids[..2].iter().map(|id| (id.clone(), "nginx".into())).collect();
         store.set_deployments(&ctx(NOW), &managed.id, &targets, false).await.unwrap();
-        let v1 = issue_version(&store, &adapter.id, &managed.id, 1, NOW + 1).await;
+        let v1 = issue_version(&store, &adapter_id, &managed.id, 1, NOW + 1).await;
         let discover_0 = store.queue_discover_job(&ctx(NOW + 2), &ids[0]).await.unwrap();
         let discover_2 = store.queue_discover_job(&ctx(NOW + 2), &ids[2]).await.unwrap();
 
@@ -357,13 +371,10 @@ async fn events_of(store: &SqlStore, action: AuditAction) -> usize {
 #[tokio::test]
 async fn results_recorded_together_mark_each_deployment_as_one_at_a_time_would() {
     on_both_databases!(|store, db| {
-        let adapter = crate::issuance::adapter(&store).await;
-        let managed = managed_web(&store, &adapter.id, crate::spec_for(&["web.example"])).await;
-        let agents = enrol_agents(&store, 4).await;
-        let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
+        let Dispatch { adapter_id, managed, agents, ids } = dispatch_of_four(&store).await;
         let targets: Vec<_> = ids.iter().map(|id| (id.clone(), "nginx".into())).collect();
         store.set_deployments(&ctx(NOW), &managed.id, &targets, false).await.unwrap();
-        let v1 = issue_version(&store, &adapter.id, &managed.id, 1, NOW + 1).await;
+        let v1 = issue_version(&store, &adapter_id, &managed.id, 1, NOW + 1).await;
         let mut jobs = store.lease_jobs(&ids, NOW + 2, NOW + 62).await.unwrap();
         jobs.sort_by_key(|j| ids.iter().position(|id| *id == j.agent_id));
         assert_eq!(jobs.len(), 4, "{:?}", db.kind);
@@ -423,7 +434,7 @@ async fn results_recorded_together_mark_each_deployment_as_one_at_a_time_would()
 
         // A new version: web-0 serves it, and no longer v1; web-3's late result for v1 says
         // nothing about the deployment, which waits for v2.
-        let v2 = issue_version(&store, &adapter.id, &managed.id, 2, NOW + 10).await;
+        let v2 = issue_version(&store, &adapter_id, &managed.id, 2, NOW + 10).await;
         let next = store.lease_job(&ids[0], NOW + 11, NOW + 71).await.unwrap().unwrap();
         let batch = [
             result(&agents[0], &next, succeeded(Some("bb")), NOW + 12),
