@@ -152,6 +152,25 @@ impl ServerProcess {
         url: &str,
         env: &[(&str, String)],
     ) -> anyhow::Result<ServerProcess> {
+        Self::spawn(cmpd, url, env, None)
+    }
+
+    /// Starts `cmpd` on a database that has tokens already (no bootstrap token is made), to
+    /// be called with `token`.
+    pub fn start_with_token(
+        cmpd: &Path,
+        url: &str,
+        token: String,
+    ) -> anyhow::Result<ServerProcess> {
+        Self::spawn(cmpd, url, &[], Some(token))
+    }
+
+    fn spawn(
+        cmpd: &Path,
+        url: &str,
+        env: &[(&str, String)],
+        token: Option<String>,
+    ) -> anyhow::Result<ServerProcess> {
         use std::io::BufRead;
         let data = tempfile::tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -175,10 +194,13 @@ impl ServerProcess {
             .find(|l| l.contains("is listening on"))
             .context("cmpd stopped before it listened")?;
         let scheme = if banner.contains("https://") { "https" } else { "http" };
-        let token = std::fs::read_to_string(data.path().join(cmp_server::ADMIN_TOKEN_FILE))
-            .context("while reading the bootstrap admin token")?
-            .trim()
-            .to_string();
+        let token = match token {
+            Some(token) => token,
+            None => std::fs::read_to_string(data.path().join(cmp_server::ADMIN_TOKEN_FILE))
+                .context("while reading the bootstrap admin token")?
+                .trim()
+                .to_string(),
+        };
         // Keep reading, so that the server never writes into a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
         let base = format!("{scheme}://127.0.0.1:{port}");
@@ -221,6 +243,16 @@ impl ServerProcess {
             .status()?;
         self.child.wait()?;
         Ok(())
+    }
+}
+
+/// A server left running by a benchmark that failed is stopped with it.
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

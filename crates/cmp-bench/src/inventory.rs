@@ -16,8 +16,8 @@ use cmp_server::config::Config;
 use cmp_server::core::wire::time_of;
 use cmp_server::state::{AppState, SystemClock};
 use cmp_store::{
-    AuditContext, CertificateSource, CertificateStore, NewCertificate, NewOwner, OwnerStore, Scope,
-    SqlStore,
+    AuditContext, CertificateSource, CertificateStore, NewApiToken, NewCertificate, NewOwner,
+    OwnerStore, Scope, SqlStore, TokenStore,
 };
 use sqlx::{Connection, Executor};
 
@@ -48,6 +48,13 @@ pub struct InventoryBench {
     /// Keep the PostgreSQL database afterwards (its name is printed), to look into a figure.
     #[arg(long)]
     pub keep: bool,
+    /// Time the lists only, on a database an earlier run kept (`--keep`), with the `--count`
+    /// it was loaded with: to compare two builds of `cmpd` on the same data.
+    #[arg(long, value_name = "URL")]
+    pub reuse: Option<String>,
+    /// Time only the lists and stats whose name holds this (`one match`, `stats`, ...).
+    #[arg(long, value_name = "TEXT")]
+    pub only: Option<String>,
 }
 
 pub(crate) const OWNERS: u32 = 50;
@@ -56,6 +63,12 @@ const DAY: i64 = 86_400;
 /// Runs the inventory benchmark, serving from the `cmpd` at `cmpd`.
 pub async fn run(opts: &InventoryBench, cmpd: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(opts.bundle <= opts.count, "--bundle must not exceed --count");
+    if let Some(url) = &opts.reuse {
+        println!("# cmp-bench inventory: the lists on {url}; server: {}", cmpd.display());
+        let lists = time_lists(opts, cmpd, url).await?;
+        Report { imports: None, lists }.print(kind_of(url));
+        return Ok(());
+    }
     println!(
         "# cmp-bench inventory: {} certificates ({} imported as a signed PEM bundle); server: {}",
         opts.count,
@@ -86,7 +99,7 @@ pub async fn run(opts: &InventoryBench, cmpd: &Path) -> anyhow::Result<()> {
             scratch.drop_db(&opts.postgres_url).await?;
         }
         let report = result.with_context(|| format!("while benchmarking {db:?}"))?;
-        report.print(*db);
+        report.print(kind_of(&scratch.url));
     }
     let (rss, peak) = rss_kib();
     println!(
@@ -98,9 +111,18 @@ pub async fn run(opts: &InventoryBench, cmpd: &Path) -> anyhow::Result<()> {
 }
 
 struct Report {
+    /// None when the lists were timed on a database loaded by an earlier run.
+    imports: Option<ImportRates>,
+    lists: ListTimes,
+}
+
+struct ImportRates {
     bundle_rate: f64,
     bulk_rate: f64,
     raw_insert_rate: f64,
+}
+
+struct ListTimes {
     /// Each query's latency at one client and, for the lists, at [`CLIENTS`] at once.
     queries: Vec<(String, Latency, Option<Latency>)>,
     healthz: Latency,
@@ -114,23 +136,26 @@ struct Report {
 const CLIENTS: usize = 4;
 
 impl Report {
-    fn print(&self, db: BenchDatabase) {
-        println!("## {db:?}");
+    fn print(&self, kind: &str) {
+        println!("## {kind}");
         println!("| measure | value | reference | ratio |");
         println!("|---|---|---|---|");
-        println!(
-            "| import, real path (PEM bundle) | {:.0} certs/s | raw INSERT of same rows: {:.0} rows/s | {:.2} |",
-            self.bundle_rate,
-            self.raw_insert_rate,
-            self.bundle_rate / self.raw_insert_rate
-        );
-        println!(
-            "| load, generated facts (store path, audited) | {:.0} certs/s | raw INSERT: {:.0} rows/s | {:.2} |",
-            self.bulk_rate,
-            self.raw_insert_rate,
-            self.bulk_rate / self.raw_insert_rate
-        );
-        for (name, one, many) in &self.queries {
+        if let Some(imports) = &self.imports {
+            println!(
+                "| import, real path (PEM bundle) | {:.0} certs/s | raw INSERT of same rows: {:.0} rows/s | {:.2} |",
+                imports.bundle_rate,
+                imports.raw_insert_rate,
+                imports.bundle_rate / imports.raw_insert_rate
+            );
+            println!(
+                "| load, generated facts (store path, audited) | {:.0} certs/s | raw INSERT: {:.0} rows/s | {:.2} |",
+                imports.bulk_rate,
+                imports.raw_insert_rate,
+                imports.bulk_rate / imports.raw_insert_rate
+            );
+        }
+        let lists = &self.lists;
+        for (name, one, many) in &lists.queries {
             let many = many.as_ref().map_or(String::new(), |m| {
                 format!("; {CLIENTS} clients: p50 {:.1} ms, p99 {:.1} ms", m.p50_ms, m.p99_ms)
             });
@@ -138,17 +163,17 @@ impl Report {
                 "| {name} | 1 client: p50 {:.1} ms, p99 {:.1} ms{many} | /healthz p50 {:.2} ms, p99 {:.2} ms | p99 x{:.1} |",
                 one.p50_ms,
                 one.p99_ms,
-                self.healthz.p50_ms,
-                self.healthz.p99_ms,
-                one.p99_ms / self.healthz.p99_ms
+                lists.healthz.p50_ms,
+                lists.healthz.p99_ms,
+                one.p99_ms / lists.healthz.p99_ms
             );
         }
-        let (rss, peak) = self.server_rss_kib;
+        let (rss, peak) = lists.server_rss_kib;
         println!(
             "| server memory after the queries | RSS {} MiB (peak {} MiB), PSS {} MiB | | |\n",
             rss / 1024,
             peak / 1024,
-            self.server_pss_kib / 1024
+            lists.server_pss_kib / 1024
         );
     }
 }
@@ -304,11 +329,21 @@ async fn inventory_on(
         kind_of(url)
     );
     let raw_insert_rate = raw_insert_rate(url, 20_000, now.unix_timestamp()).await?;
-
-    // Serve it from a separate cmpd process, so that its memory is the server's alone.
     drop(state);
     drop(store);
-    let server = ServerProcess::start(cmpd, url)?;
+    let lists = time_lists(opts, cmpd, url).await?;
+    Ok(Report { imports: Some(ImportRates { bundle_rate, bulk_rate, raw_insert_rate }), lists })
+}
+
+/// Serves the database at `url` from a separate `cmpd` process, so that its memory is the
+/// server's alone, and times the lists and the stats over HTTP.
+async fn time_lists(opts: &InventoryBench, cmpd: &Path, url: &str) -> anyhow::Result<ListTimes> {
+    settle(url).await?;
+    let now = SystemClock.now();
+    let server = match &opts.reuse {
+        Some(_) => ServerProcess::start_with_token(cmpd, url, admin_token(url).await?)?,
+        None => ServerProcess::start(cmpd, url)?,
+    };
     let (base, token) = (server.base.clone(), server.token.clone());
     let http = reqwest::Client::new();
     let soon =
@@ -330,8 +365,9 @@ async fn inventory_on(
         .into_iter()
         .map(|(name, query)| (format!("list {name}"), format!("/api/v1/certificates?{query}")))
         .collect();
+    let chosen = |name: &str| opts.only.as_ref().is_none_or(|only| name.contains(only.as_str()));
     let mut timed = Vec::new();
-    for (name, path) in paths {
+    for (name, path) in paths.into_iter().filter(|(name, _)| chosen(name)) {
         let url = format!("{base}{path}");
         let one = time_requests(&http, &url, &token, opts.samples).await?;
         let many = time_requests_at_once(&http, &url, &token, opts.samples).await?;
@@ -342,7 +378,10 @@ async fn inventory_on(
     for (name, path) in [
         ("stats overview", "/api/v1/stats/overview"),
         ("stats expiry (13 weeks)", "/api/v1/stats/expiry"),
-    ] {
+    ]
+    .into_iter()
+    .filter(|(name, _)| chosen(name))
+    {
         let one = time_requests(&http, &format!("{base}{path}"), &token, opts.samples).await?;
         timed.push((name.to_string(), one, None));
     }
@@ -353,15 +392,46 @@ async fn inventory_on(
     let server_rss_kib = server.rss_kib();
     let server_pss_kib = server.pss_kib();
     server.stop()?;
-    Ok(Report {
-        bundle_rate,
-        bulk_rate,
-        raw_insert_rate,
-        queries: timed,
-        healthz,
-        server_rss_kib,
-        server_pss_kib,
-    })
+    Ok(ListTimes { queries: timed, healthz, server_rss_kib, server_pss_kib })
+}
+
+/// A new admin token on the database at `url`, which has tokens already.
+async fn admin_token(url: &str) -> anyhow::Result<String> {
+    let store = SqlStore::connect(url, 1).await?;
+    let secret = cmp_server::auth::new_token_secret();
+    let ctx = AuditContext {
+        actor: "bench".into(),
+        request_id: None,
+        now_us: SystemClock.now().unix_timestamp() * 1_000_000,
+    };
+    let token = NewApiToken {
+        name: "cmp-bench inventory --reuse".into(),
+        token_hash: cmp_server::auth::token_hash(&secret),
+        role: Role::Admin,
+        owner_ids: Vec::new(),
+        expires_at: None,
+    };
+    store.create_token(&ctx, &token).await?;
+    Ok(secret)
+}
+
+/// Settles the database before the lists are timed, as a server left alone would be: the
+/// load's writes flushed out of the log rather than flushed during the timing, and on
+/// PostgreSQL the table vacuumed, as autovacuum does after a change of this size (this
+/// machine's PostgreSQL runs with autovacuum off; the bundle's owners were moved with an
+/// UPDATE, which leaves a dead row version and its index entries behind per certificate).
+async fn settle(url: &str) -> anyhow::Result<()> {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await?;
+    let statements: &[&str] = match kind_of(url) {
+        "sqlite" => &["PRAGMA wal_checkpoint(TRUNCATE)"],
+        _ => &["VACUUM (ANALYZE) certificates", "CHECKPOINT"],
+    };
+    for sql in statements {
+        conn.execute(*sql).await.with_context(|| format!("while running {sql}"))?;
+    }
+    conn.close().await?;
+    Ok(())
 }
 
 /// Runs the dashboard's browser benchmark against the server; it prints its own table.

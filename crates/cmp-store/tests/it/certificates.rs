@@ -344,6 +344,59 @@ async fn a_rare_term_is_looked_up_by_its_rare_part_and_checked_whole() {
 }
 
 #[tokio::test]
+async fn a_term_split_by_a_common_trigram_is_looked_up_by_every_rare_part() {
+    on_both_databases!(|store, db| {
+        let owner = store
+            .create_owner(
+                &ctx(NOW),
+                &NewOwner { name: "web".into(), email: None, description: None },
+            )
+            .await
+            .unwrap();
+        let mut certs: Vec<_> = (0..400).map(|n| new_cert(facts(n, NOW + DAY))).collect();
+        // Of `abc.example.xyz`, `.ex` to `le.` are in every row: the index is asked for
+        // `abc.e` and `e.xyz` together. Rows with one part, or both apart, are not the term.
+        for (n, names, days) in [
+            (9_001, &["abc.example.com"][..], 2),
+            (9_002, &["www.example.xyz"], 2),
+            (9_003, &["abc.eu", "site.xyz"], 2),
+            (9_004, &["abc.example.xyz"], 3),
+            (9_005, &["mail.abc.example.xyz"], 4),
+        ] {
+            let mut f = facts(n, NOW + days * DAY);
+            f.subject = format!("CN={}", names[0]);
+            f.common_name = Some(names[0].into());
+            f.sans = names.iter().map(|n| San { kind: SanType::Dns, value: (*n).into() }).collect();
+            let mut cert = new_cert(f);
+            if n == 9_004 {
+                cert.owner_id = Some(owner.id.clone());
+            }
+            certs.push(cert);
+        }
+        store.import_certificates(&ctx(NOW), &Scope::All, &certs).await.unwrap();
+        let names = |owner_id: Option<String>| {
+            let query = CertificateQuery {
+                q: Some("ABC.example.xyz".into()),
+                owner_id,
+                ..CertificateQuery::all(NOW)
+            };
+            let store = &store;
+            async move {
+                let page = store.list_certificates(&query).await.unwrap();
+                page.items.into_iter().map(|c| c.common_name.unwrap()).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            names(None).await,
+            vec!["abc.example.xyz", "mail.abc.example.xyz"],
+            "{:?}",
+            db.kind
+        );
+        assert_eq!(names(Some(owner.id.clone())).await, vec!["abc.example.xyz"]);
+    });
+}
+
+#[tokio::test]
 async fn batches_are_kept_only_when_the_input_ends_well() {
     on_both_databases!(|store, db| {
         let batch = |range: std::ops::Range<u32>| {
