@@ -101,26 +101,18 @@ fn has_trigrams(parts: &[String]) -> bool {
     parts.iter().all(|p| p.chars().count() >= 3)
 }
 
-/// `q`: rows whose search text holds `term` (lowercased). The trigram index is asked for
-/// `index_terms`, the parts of the term the search plan chose (PostgreSQL's pg_trgm serves
-/// the LIKE; SQLite's FTS5 trigram table is asked for parts of three characters or more), and
-/// each row it gives is checked for the whole term. PostgreSQL's searches with trigrams are
+/// `q`: rows whose search text holds `term` (lowercased). On SQLite the FTS5 trigram table
+/// is asked for the trigrams of `index_terms`, the parts of the term the search plan chose,
+/// and each row it gives is checked for the whole term. A term too short for a trigram is
+/// checked on every row walked, on either database; PostgreSQL's searches with trigrams are
 /// [`postgres_index_search`].
 fn push_substring_search(b: &mut SqlBuilder, dialect: Dialect, term: &str, index_terms: &[String]) {
-    match dialect {
-        Dialect::Sqlite if has_trigrams(index_terms) => {
-            b.push(" AND c.pk IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH ")
-                .bind(Arg::Text(every_trigram(index_terms)))
-                .push(")");
-        }
-        Dialect::Sqlite => {}
-        Dialect::Postgres => {
-            for part in index_terms {
-                b.push(" AND c.search_text LIKE ")
-                    .bind(Arg::Text(like_pattern(part)))
-                    .push(" ESCAPE '\\'");
-            }
-        }
+    if dialect == Dialect::Sqlite && has_trigrams(index_terms) {
+        b.push(
+            " AND c.pk IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH ",
+        )
+        .bind(Arg::Text(every_trigram(index_terms)))
+        .push(")");
     }
     push_contains(b, dialect, term);
 }
