@@ -285,6 +285,15 @@ impl ScratchDb {
         }
     }
 
+    /// Leaves the database (the SQLite file and its directory, or the PostgreSQL database) for
+    /// a later run to use; its URL.
+    pub fn keep(mut self) -> String {
+        if let Some(dir) = self._dir.take() {
+            let _ = dir.keep();
+        }
+        std::mem::take(&mut self.url)
+    }
+
     /// Drops the PostgreSQL database (a SQLite file goes with its directory).
     pub async fn drop_db(&self, postgres_url: &str) -> anyhow::Result<()> {
         if let Some(name) = &self.pg_name {

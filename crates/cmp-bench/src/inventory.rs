@@ -45,7 +45,7 @@ pub struct InventoryBench {
     /// the inventory's first table paint, a filter change, the overview).
     #[arg(long)]
     pub dashboard: bool,
-    /// Keep the PostgreSQL database afterwards (its name is printed), to look into a figure.
+    /// Keep the databases afterwards (their URLs are printed), to look into a figure.
     #[arg(long)]
     pub keep: bool,
     /// Time the lists only, on a database an earlier run kept (`--keep`), with the `--count`
@@ -93,13 +93,14 @@ pub async fn run(opts: &InventoryBench, cmpd: &Path) -> anyhow::Result<()> {
     for db in &opts.databases {
         let scratch = ScratchDb::create(*db, &opts.postgres_url).await?;
         let result = inventory_on(opts, cmpd, &scratch.url, &bundle).await;
-        if opts.keep && *db == BenchDatabase::Postgres {
-            println!("kept: {}", scratch.url);
+        let kind = kind_of(&scratch.url);
+        if opts.keep {
+            println!("kept: {}", scratch.keep());
         } else {
             scratch.drop_db(&opts.postgres_url).await?;
         }
         let report = result.with_context(|| format!("while benchmarking {db:?}"))?;
-        report.print(kind_of(&scratch.url));
+        report.print(kind);
     }
     let (rss, peak) = rss_kib();
     println!(

@@ -96,29 +96,23 @@ pub(crate) fn push_owner_scope(b: &mut SqlBuilder, column: &str, scope: &Scope) 
     }
 }
 
-/// Whether the trigram index can be asked for each of `parts`: three characters or more.
-fn has_trigrams(parts: &[String]) -> bool {
-    parts.iter().all(|p| p.chars().count() >= 3)
-}
-
 /// `q`: rows whose search text holds `term` (lowercased). On SQLite the FTS5 trigram table
-/// is asked for the trigrams of `index_terms`, the parts of the term the search plan chose,
-/// and each row it gives is checked for the whole term. A term too short for a trigram is
-/// checked on every row walked, on either database; PostgreSQL's searches with trigrams are
-/// [`postgres_index_search`].
-fn push_substring_search(b: &mut SqlBuilder, dialect: Dialect, term: &str, index_terms: &[String]) {
-    if dialect == Dialect::Sqlite && has_trigrams(index_terms) {
+/// is asked for `trigrams`, those the search plan chose, and each row it gives is checked for
+/// the whole term. A term too short for a trigram is checked on every row walked, on either
+/// database; PostgreSQL's searches with trigrams are [`postgres_index_search`].
+fn push_substring_search(b: &mut SqlBuilder, dialect: Dialect, term: &str, trigrams: &[String]) {
+    if dialect == Dialect::Sqlite && !trigrams.is_empty() {
         b.push(
             " AND c.pk IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH ",
         )
-        .bind(Arg::Text(every_trigram(index_terms)))
+        .bind(Arg::Text(fts_query(trigrams)))
         .push(")");
     }
     push_contains(b, dialect, term);
 }
 
 /// A page of the rows holding `term`, on PostgreSQL, found by asking the trigram index for
-/// each of `index_terms` (three characters or more).
+/// each of `trigrams`.
 ///
 /// Written so that one generic plan serves every term and every filter, which PostgreSQL then
 /// keeps rather than planning each search anew (planning was 0.25-0.4 ms of a one-match
@@ -129,14 +123,14 @@ fn push_substring_search(b: &mut SqlBuilder, dialect: Dialect, term: &str, index
 fn postgres_index_search(
     query: &CertificateQuery,
     term: &str,
-    index_terms: &[String],
+    trigrams: &[String],
     limit: u32,
 ) -> SqlBuilder {
     let mut b = SqlBuilder::new("WITH found AS MATERIALIZED (");
     b.push(SELECT_COLUMNS).push(FROM_CERTIFICATES).push(" WHERE 1 = 1");
-    for part in index_terms {
+    for trigram in trigrams {
         b.push(" AND c.search_text LIKE (SELECT ")
-            .bind(Arg::Text(like_pattern(part)))
+            .bind(Arg::Text(like_pattern(trigram)))
             .push("::text) ESCAPE '\\'");
     }
     push_contains(&mut b, Dialect::Postgres, term);
@@ -146,18 +140,9 @@ fn postgres_index_search(
     b
 }
 
-/// An FTS5 query for the rows holding every trigram of `parts` (three characters or more
-/// each). The index keeps no positions, so it is asked for each trigram rather than phrases.
-fn every_trigram(parts: &[String]) -> String {
-    let mut trigrams: Vec<String> = parts
-        .iter()
-        .flat_map(|part| {
-            let chars: Vec<char> = part.chars().collect();
-            chars.windows(3).map(|w| w.iter().collect()).collect::<Vec<String>>()
-        })
-        .collect();
-    trigrams.sort();
-    trigrams.dedup();
+/// An FTS5 query for the rows holding every one of `trigrams`. The index keeps no
+/// positions, so it is asked for each trigram rather than phrases.
+fn fts_query(trigrams: &[String]) -> String {
     let quoted: Vec<String> =
         trigrams.iter().map(|t| format!("\"{}\"", t.replace('"', "\"\""))).collect();
     quoted.join(" AND ")
@@ -315,6 +300,23 @@ fn sort_column(sort: CertificateSort) -> &'static str {
 
 fn push_order(b: &mut SqlBuilder, sort: CertificateSort, limit: i64) {
     b.push(&format!(" ORDER BY {}, c.id LIMIT ", sort_column(sort))).bind(Arg::Int(limit));
+}
+
+/// The sort key and id of the row `walk` rows into the listing (filters and cursor applied),
+/// or `None` when fewer rows match.
+async fn walk_end(
+    conn: &mut sqlx::AnyConnection,
+    query: &CertificateQuery,
+    walk: usize,
+) -> StoreResult<Option<(i64, String)>> {
+    let column = sort_column(query.sort);
+    let mut b = SqlBuilder::new(&format!("SELECT {column} AS sort_key, c.id FROM certificates c"));
+    b.push(" WHERE 1 = 1");
+    push_filters(&mut b, query);
+    push_order(&mut b, query.sort, 1);
+    b.push(" OFFSET ").bind(Arg::Int(walk.saturating_sub(1) as i64));
+    let row = b.query().fetch_optional(conn).await?;
+    row.map(|row| Ok((row.try_get("sort_key")?, row.try_get("id")?))).transpose()
 }
 
 /// Every filter of a listing but `q`, and the cursor.
@@ -784,13 +786,21 @@ impl CertificateStore for SqlStore {
         let mut rows = Vec::new();
         if let Some((term, SearchPlan { walk: Some(walk), .. })) = &search {
             // A common term: walk a bounded window of the sort order. If that fills the page,
-            // the page is exact; if not, the index below answers.
-            let mut b = SqlBuilder::new("SELECT * FROM (");
-            b.push(SELECT_COLUMNS).push(", c.search_text").push(FROM_CERTIFICATES);
-            b.push(" WHERE 1 = 1");
+            // the page is exact; if not, the index below answers. The window ends at the row
+            // `walk` rows in, found from the index alone; the walk then reads rows in order
+            // only until the page is full (a window written as a subquery with a LIMIT had
+            // SQLite read and sort every row of it).
+            let end = walk_end(&mut conn, query, *walk).await?;
+            let mut b = SqlBuilder::new(SELECT_COLUMNS);
+            b.push(FROM_CERTIFICATES).push(" WHERE 1 = 1");
             push_filters(&mut b, query);
-            push_order(&mut b, query.sort, *walk as i64);
-            b.push(") c WHERE 1 = 1");
+            if let Some((key, id)) = end {
+                b.push(&format!(" AND ({}, c.id) <= (", sort_column(query.sort)))
+                    .bind(Arg::Int(key))
+                    .push(", ")
+                    .bind(Arg::Text(id))
+                    .push(")");
+            }
             push_contains(&mut b, self.dialect(), term);
             push_order(&mut b, query.sort, i64::from(limit) + 1);
             rows = b.query().fetch_all(&mut *conn).await?;
@@ -798,15 +808,15 @@ impl CertificateStore for SqlStore {
         if rows.len() <= limit as usize {
             let b = match &search {
                 Some((term, plan))
-                    if self.dialect() == Dialect::Postgres && has_trigrams(&plan.index_terms) =>
+                    if self.dialect() == Dialect::Postgres && !plan.index_trigrams.is_empty() =>
                 {
-                    postgres_index_search(query, term, &plan.index_terms, limit)
+                    postgres_index_search(query, term, &plan.index_trigrams, limit)
                 }
                 search => {
                     let mut b = SqlBuilder::new(SELECT_COLUMNS);
                     b.push(FROM_CERTIFICATES).push(" WHERE 1 = 1");
                     if let Some((term, plan)) = search {
-                        push_substring_search(&mut b, self.dialect(), term, &plan.index_terms);
+                        push_substring_search(&mut b, self.dialect(), term, &plan.index_trigrams);
                     }
                     push_filters(&mut b, query);
                     push_order(&mut b, query.sort, i64::from(limit) + 1);
@@ -998,14 +1008,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_trigram_of_the_parts_is_asked_for_once_and_quoted() {
-        let parts = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(every_trigram(&parts(&["a0000"])), "\"000\" AND \"a00\"");
-        assert_eq!(every_trigram(&parts(&["x\"yz"])), "\"\"\"yz\" AND \"x\"\"y\"");
-        assert_eq!(
-            every_trigram(&parts(&["t500", "000."])),
-            "\"00.\" AND \"000\" AND \"500\" AND \"t50\""
-        );
+    fn every_trigram_is_asked_for_quoted() {
+        let trigrams = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(fts_query(&trigrams(&["000", "a00"])), "\"000\" AND \"a00\"");
+        assert_eq!(fts_query(&trigrams(&["x\"y", "\"yz"])), "\"x\"\"y\" AND \"\"\"yz\"");
     }
 
     #[test]
