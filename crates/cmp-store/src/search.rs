@@ -50,6 +50,7 @@ pub(crate) struct SearchPlan {
     pub index_trigrams: Vec<String>,
 }
 
+/// The trigrams of a plan, without their counts.
 fn names(trigrams: Vec<(u32, Trigram)>) -> Vec<String> {
     trigrams.into_iter().map(|(_, t)| t.iter().collect()).collect()
 }
@@ -83,15 +84,18 @@ impl SearchSample {
         let hits = self.texts.iter().filter(|t| t.contains(term)).count();
         // The rows the walk is expected to need, doubled for the sample's error.
         let needed = (wanted * rows).div_ceil(hits.max(1));
-        trigrams.retain(|(n, _)| *n as usize <= rows / RARE_TRIGRAM_SHARE);
-        if trigrams.is_empty() {
-            // None rare: every trigram, which the index intersects as well as it can.
-            trigrams = self.trigrams_rarest_first(term);
-        } else {
+        let mut rare: Vec<(u32, Trigram)> = trigrams
+            .iter()
+            .copied()
+            .filter(|(n, _)| *n as usize <= rows / RARE_TRIGRAM_SHARE)
+            .collect();
+        // With none rare, every trigram goes, which the index intersects as well as it can.
+        if !rare.is_empty() {
             // Letters and digits first: PostgreSQL's pg_trgm indexes words, so a trigram with
             // punctuation (`0.0`) is looked up as pieces of words, or not at all.
-            trigrams.sort_by_key(|&(n, t)| (!t.iter().all(|c| c.is_alphanumeric()), n, t));
-            trigrams.truncate(MAX_INDEX_TRIGRAMS);
+            rare.sort_by_key(|&(n, t)| (!t.iter().all(|c| c.is_alphanumeric()), n, t));
+            rare.truncate(MAX_INDEX_TRIGRAMS);
+            trigrams = rare;
         }
         SearchPlan {
             walk: (hits > 0 && needed <= max_walk).then(|| (2 * needed).min(max_walk)),
