@@ -357,12 +357,18 @@ fn push_filters(b: &mut SqlBuilder, query: &CertificateQuery) {
         }
     }
     if let Some(cursor) = &query.cursor {
-        b.push(&format!(" AND ({}, c.id) > (", sort_column(query.sort)))
-            .bind(Arg::Int(cursor.key))
-            .push(", ")
-            .bind(Arg::Text(cursor.id.clone()))
-            .push(")");
+        push_sort_bound(b, query.sort, ">", cursor.key, cursor.id.clone());
     }
+}
+
+/// ` AND` the row's place in the sort order (sort key, then id) compares by `op` with
+/// `(key, id)`: a page's start after a cursor, or the end of a walk.
+fn push_sort_bound(b: &mut SqlBuilder, sort: CertificateSort, op: &str, key: i64, id: String) {
+    b.push(&format!(" AND ({}, c.id) {op} (", sort_column(sort)))
+        .bind(Arg::Int(key))
+        .push(", ")
+        .bind(Arg::Text(id))
+        .push(")");
 }
 
 fn record_from_row(row: &AnyRow) -> StoreResult<CertificateRecord> {
@@ -795,11 +801,7 @@ impl CertificateStore for SqlStore {
             b.push(FROM_CERTIFICATES).push(" WHERE 1 = 1");
             push_filters(&mut b, query);
             if let Some((key, id)) = end {
-                b.push(&format!(" AND ({}, c.id) <= (", sort_column(query.sort)))
-                    .bind(Arg::Int(key))
-                    .push(", ")
-                    .bind(Arg::Text(id))
-                    .push(")");
+                push_sort_bound(&mut b, query.sort, "<=", key, id);
             }
             push_contains(&mut b, self.dialect(), term);
             push_order(&mut b, query.sort, i64::from(limit) + 1);
